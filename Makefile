@@ -1,0 +1,136 @@
+# ccm-early: the static musl binary (default), the sanitizer dev build, the
+# tests, the fuzzers, the benchmarks and the demo.
+#
+#   make            static musl binary ./ccm-early (builds rdma-core and
+#                   libsodium from Debian source tarballs into build/sysroot)
+#   make dev        glibc build with ASan/UBSan: build/dev/ccm-early + tests
+#   make test       installs what it needs, runs every test, prints a tally
+#   make fuzz       runs every fuzz target longer (FUZZ_SECONDS each)
+#   make demo       two nodes handshaking on this machine
+#   make bench      benchmarks, each printing a ratio against a baseline
+#   make install    DESTDIR/PREFIX install of the static binary
+
+BUILD   ?= build
+SYSROOT := $(abspath $(BUILD)/sysroot)
+PREFIX  ?= /usr
+FUZZ_SECONDS ?= 60
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
+STD     := -std=c11 -D_GNU_SOURCE -Ilib
+
+LIB_SRC := $(sort $(wildcard lib/*.c))
+HDRS    := $(wildcard lib/*.h)
+
+# --- static musl build -------------------------------------------------------
+STATIC_CC      := musl-gcc
+STATIC_CFLAGS  := $(STD) $(WARN) -Os -ffunction-sections -fdata-sections \
+		  -fno-asynchronous-unwind-tables -isystem $(SYSROOT)/include \
+		  -DRDMA_STATIC_PROVIDERS=rxe,mlx5
+STATIC_LDFLAGS := -static -Wl,--gc-sections -Wl,-u,verbs_provider_rxe -Wl,-u,verbs_provider_mlx5
+STATIC_OBJ     := $(patsubst %.c,$(BUILD)/static/%.o,ccm-early.c $(LIB_SRC))
+STATIC_STAMPS  := $(SYSROOT)/.rdma-core.stamp $(SYSROOT)/.libsodium.stamp
+SIZE_LIMIT     := 524288
+
+all: ccm-early
+
+$(SYSROOT)/.rdma-core.stamp: scripts/build-rdma-core.sh scripts/debsrc.sh
+	scripts/deps.sh build
+	scripts/build-rdma-core.sh $(BUILD)
+
+$(SYSROOT)/.libsodium.stamp: scripts/build-libsodium.sh scripts/debsrc.sh
+	scripts/deps.sh build
+	scripts/build-libsodium.sh $(BUILD)
+
+$(BUILD)/static/%.o: %.c $(HDRS) $(STATIC_STAMPS)
+	@mkdir -p $(@D)
+	$(STATIC_CC) $(STATIC_CFLAGS) -c $< -o $@
+
+ccm-early: $(STATIC_OBJ) $(STATIC_STAMPS)
+	$(STATIC_CC) $(STATIC_LDFLAGS) -o $@.unstripped $(STATIC_OBJ) \
+		$$(PKG_CONFIG_LIBDIR=$(SYSROOT)/lib/pkgconfig pkg-config --static --libs libibverbs librdmacm) \
+		-L$(SYSROOT)/lib -lsodium
+	strip -o $@ $@.unstripped
+	@size=$$(stat -c %s $@); \
+	 echo "ccm-early: $$size bytes stripped (limit $(SIZE_LIMIT))"; \
+	 test $$size -le $(SIZE_LIMIT) || { echo "ccm-early is over $(SIZE_LIMIT) bytes" >&2; exit 1; }
+
+# --- dev build: glibc, dynamic, sanitizers ------------------------------------
+DEV_CC      := gcc
+SAN         := -fsanitize=address,undefined -fno-sanitize-recover=all
+DEV_CFLAGS  := $(STD) $(WARN) -g -O1 -fno-omit-frame-pointer $(SAN)
+DEV_LIBS    := -lrdmacm -libverbs -lsodium
+DEV_OBJ     := $(patsubst %.c,$(BUILD)/dev/%.o,$(LIB_SRC))
+DEV_AR      := $(BUILD)/dev/libccm.a
+UNIT_SRC    := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN    := $(patsubst tests/unit/%.c,$(BUILD)/dev/tests/%,$(UNIT_SRC))
+
+$(BUILD)/dev/%.o: %.c $(HDRS)
+	@mkdir -p $(@D)
+	$(DEV_CC) $(DEV_CFLAGS) -c $< -o $@
+
+$(DEV_AR): $(DEV_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/dev/ccm-early: $(BUILD)/dev/ccm-early.o $(DEV_AR)
+	$(DEV_CC) $(SAN) -o $@ $< $(DEV_AR) $(DEV_LIBS)
+
+$(BUILD)/dev/tests/%: tests/unit/%.c tests/unit/check.h $(DEV_AR)
+	@mkdir -p $(@D)
+	$(DEV_CC) $(DEV_CFLAGS) -Itests/unit -o $@ $< $(DEV_AR) $(DEV_LIBS)
+
+dev: $(BUILD)/dev/ccm-early $(UNIT_BIN)
+
+# --- fuzz targets (clang libFuzzer) -------------------------------------------
+FUZZ_SRC    := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN    := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+FUZZ_CFLAGS := $(STD) $(WARN) -g -O1 -fsanitize=fuzzer-no-link,address,undefined
+FUZZ_OBJ    := $(patsubst %.c,$(BUILD)/fuzz/obj/%.o,$(LIB_SRC))
+FUZZ_AR     := $(BUILD)/fuzz/libccm.a
+
+$(BUILD)/fuzz/obj/%.o: %.c $(HDRS)
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -c $< -o $@
+
+$(FUZZ_AR): $(FUZZ_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_AR)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_AR) $(DEV_LIBS)
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: $(FUZZ_BIN)
+	tests/fuzz/run.sh $(BUILD)/fuzz $(FUZZ_SECONDS)
+
+# --- benchmarks ---------------------------------------------------------------
+BENCH_SRC   := $(sort $(wildcard bench/*.c))
+BENCH_BIN   := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+
+$(BUILD)/bench/%: bench/%.c
+	@mkdir -p $(@D)
+	$(DEV_CC) $(STD) $(WARN) -O2 -o $@ $<
+
+bench: ccm-early $(BENCH_BIN)
+	bench/run.sh
+
+# --- the one-command jobs -----------------------------------------------------
+test:
+	scripts/deps.sh test
+	$(MAKE) ccm-early
+	$(MAKE) dev fuzz-build
+	tests/run
+
+demo:
+	scripts/deps.sh build
+	$(MAKE) ccm-early
+	scripts/demo.sh ./ccm-early
+
+install: ccm-early
+	install -D -m 0755 ccm-early $(DESTDIR)$(PREFIX)/sbin/ccm-early
+
+clean:
+	rm -rf $(BUILD)/static $(BUILD)/dev $(BUILD)/fuzz $(BUILD)/bench ccm-early ccm-early.unstripped
+
+.PHONY: all dev fuzz fuzz-build bench test demo install clean

@@ -1,0 +1,55 @@
+#!/bin/bash
+# deps.sh - install the Debian packages this project needs (Debian 12).
+#
+# Usage: scripts/deps.sh [build|test|all]     (default: all)
+#   build  toolchain for the static musl binary and its dependency builds
+#   test   build + clang/libFuzzer/ASan, glibc dev libraries, test tools
+#   all    same as test
+# Fast and silent when everything is installed (dpkg-query only). Otherwise
+# runs "apt-get update" once and installs what is missing. When not root and
+# something is missing, prints the apt-get command to run and exits 2.
+set -eu
+
+# Package sets - extend here.
+BUILD_PKGS="build-essential musl-tools cmake ninja-build pkg-config python3 file
+ca-certificates autoconf automake libtool"
+# autoconf/automake/libtool: Debian's libsodium orig tarball is a git export
+# without a generated configure script (autogen.sh must run first).
+TEST_PKGS="clang libclang-rt-14-dev libibverbs-dev librdmacm-dev libsodium-dev
+shunit2 iproute2 procps"
+
+usage() { echo "usage: $0 [build|test|all]" >&2; exit 1; }
+[ $# -le 1 ] || usage
+case ${1:-all} in
+    build) want=$BUILD_PKGS ;;
+    test | all) want="$BUILD_PKGS $TEST_PKGS" ;;
+    *) usage ;;
+esac
+
+# One dpkg-query call; packages it does not know are simply not listed.
+# shellcheck disable=SC2086
+installed=" $(dpkg-query -W -f='${Package} ${db:Status-Status}\n' $want 2>/dev/null |
+    awk '$2 == "installed" { printf "%s ", $1 }')"
+missing=
+for p in $want; do
+    case $installed in
+        *" $p "*) ;;
+        *) missing="$missing $p" ;;
+    esac
+done
+missing=${missing# }
+[ -n "$missing" ] || exit 0
+
+cmd="apt-get install -y --no-install-recommends $missing"
+if [ "$(id -u)" -ne 0 ]; then
+    echo "deps: missing packages: $missing" >&2
+    echo "deps: run as root:" >&2
+    echo "  DEBIAN_FRONTEND=noninteractive apt-get update && DEBIAN_FRONTEND=noninteractive $cmd" >&2
+    exit 2
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+echo "deps: installing: $missing"
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing
