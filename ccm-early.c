@@ -1,0 +1,351 @@
+/* ccm-early: the cluster connection manager's command line.
+ *
+ *   ccm-early connect ...   handshake with the partner, exchange, hand off
+ *   ccm-early status ...    show the handoff state
+ *   ccm-early devices       list RDMA devices
+ *
+ * Each verb parses its own options with getopt_long and has its own --help.
+ * Exit codes are enum ccm_exit (session.h). */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <infiniband/verbs.h>
+
+#include "auth.h"
+#include "config.h"
+#include "handoff.h"
+#include "log.h"
+#include "session.h"
+
+#define CCM_VERSION_STRING "0.1.0"
+#define DEFAULT_CONFIG "/etc/ccm/ccm.conf"
+
+static const char exit_codes_help[] =
+	"Exit codes:\n"
+	"  0  connected (without --once: connected, then ended cleanly by SIGTERM)\n"
+	"  1  any other failure\n"
+	"  2  usage or configuration error\n"
+	"  3  timed out waiting for the partner (--timeout)\n"
+	"  4  no protocol version in common with the partner\n"
+	"  5  authentication failed (pre-shared key missing or different)\n";
+
+static void usage_main(FILE *out)
+{
+	fprintf(out,
+		"Usage: ccm-early COMMAND [OPTIONS]\n"
+		"\n"
+		"Early-boot cluster connection manager for a two-node HA pair.\n"
+		"\n"
+		"Commands:\n"
+		"  connect   handshake with the partner, exchange client descriptors,\n"
+		"            create the ports and write the handoff\n"
+		"  status    show the handoff state written by connect\n"
+		"  devices   list RDMA devices\n"
+		"  version   print the version\n"
+		"\n"
+		"Run 'ccm-early COMMAND --help' for a command's options.\n");
+}
+
+static void usage_connect(FILE *out)
+{
+	fprintf(out,
+		"Usage: ccm-early connect --node-id N --listen ADDR[:PORT] --partner ADDR[:PORT]\n"
+		"                         [OPTIONS]\n"
+		"\n"
+		"Find the partner, run the handshake on its status block, exchange version,\n"
+		"identity and client descriptors, create each shared client's ports and write\n"
+		"the handoff (STATE-DIR/state and state.json).  Then keep serving the partner\n"
+		"until SIGTERM, or exit at once with --once.\n"
+		"\n"
+		"Options (each also a 'key = value' line of the config file, same name):\n"
+		"  --node-id N            this node's id, 1..4294967294\n"
+		"  --listen ADDR[:PORT]   where this node listens (default port %d)\n"
+		"  --partner ADDR[:PORT]  where the partner listens\n"
+		"  --transport tcp|rdma   interconnect (default tcp)\n"
+		"  --device NAME          RDMA device (default: by the listen address)\n"
+		"  --clients DIR          client descriptors (default /etc/ccm/clients.d)\n"
+		"  --state-dir DIR        handoff directory (default /run/ccm)\n"
+		"  --psk-file FILE        pre-shared key; both sides must hold the same\n"
+		"  --cluster NAME         cluster name; both sides must agree (default ccm)\n"
+		"  --timeout SEC          give up after SEC seconds (default 0: never)\n"
+		"  --proto-versions MIN-MAX  versions to offer (testing)\n"
+		"  --config FILE          config file (default %s if it exists);\n"
+		"                         options on the command line override it\n"
+		"  --once                 exit once connected and handed off\n"
+		"  -v, --verbose          log every state transition (-vv: every operation)\n"
+		"  -h, --help             this help\n"
+		"\n%s",
+		CCM_DEFAULT_PORT, DEFAULT_CONFIG, exit_codes_help);
+}
+
+static void usage_status(FILE *out)
+{
+	fprintf(out,
+		"Usage: ccm-early status [--state-dir DIR] [--json]\n"
+		"\n"
+		"Show the handoff state that 'ccm-early connect' wrote.\n"
+		"\n"
+		"  --state-dir DIR   handoff directory (default /run/ccm)\n"
+		"  --json            print the state as JSON\n"
+		"  -h, --help        this help\n"
+		"\n"
+		"Exit codes: 0 connected; 1 not connected (or no state yet);\n"
+		"2 usage error or a corrupt state file.\n");
+}
+
+static void usage_devices(FILE *out)
+{
+	fprintf(out, "Usage: ccm-early devices\n\nList the RDMA devices this machine has.\n");
+}
+
+/* --- connect ------------------------------------------------------------------ */
+
+struct cli_setting {
+	const char *key;
+	const char *value;
+};
+
+static int cmd_connect(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "node-id", required_argument, NULL, 0 },
+		{ "listen", required_argument, NULL, 0 },
+		{ "partner", required_argument, NULL, 0 },
+		{ "transport", required_argument, NULL, 0 },
+		{ "device", required_argument, NULL, 0 },
+		{ "clients", required_argument, NULL, 0 },
+		{ "state-dir", required_argument, NULL, 0 },
+		{ "psk-file", required_argument, NULL, 0 },
+		{ "cluster", required_argument, NULL, 0 },
+		{ "timeout", required_argument, NULL, 0 },
+		{ "proto-versions", required_argument, NULL, 0 },
+		{ "config", required_argument, NULL, 'c' },
+		{ "once", no_argument, NULL, 'o' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct cli_setting settings[32];
+	int nsettings = 0, verbose = 0, idx, c, r;
+	const char *config_path = NULL;
+	struct session_opts sopts = { 0 };
+	struct ccm_config cfg;
+	struct errbuf e;
+	struct log log;
+
+	while ((c = getopt_long(argc, argv, "vh", opts, &idx)) != -1) {
+		switch (c) {
+		case 0:
+			if (nsettings == (int)(sizeof(settings) / sizeof(settings[0]))) {
+				fprintf(stderr, "ccm-early connect: too many options\n");
+				return CCM_EXIT_USAGE;
+			}
+			settings[nsettings++] = (struct cli_setting){ opts[idx].name, optarg };
+			break;
+		case 'c':
+			config_path = optarg;
+			break;
+		case 'o':
+			sopts.once = true;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		case 'h':
+			usage_connect(stdout);
+			return CCM_EXIT_OK;
+		default:
+			usage_connect(stderr);
+			return CCM_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ccm-early connect: unexpected argument '%s'\n", argv[optind]);
+		usage_connect(stderr);
+		return CCM_EXIT_USAGE;
+	}
+
+	config_defaults(&cfg);
+	if (config_path || access(DEFAULT_CONFIG, F_OK) == 0) {
+		r = config_load_file(&cfg, config_path ? config_path : DEFAULT_CONFIG, &e);
+		if (r < 0) {
+			fprintf(stderr, "ccm-early connect: %s\n", e.msg);
+			return CCM_EXIT_USAGE;
+		}
+	}
+	/* The command line overrides the file. */
+	for (int i = 0; i < nsettings; i++) {
+		if (config_set(&cfg, settings[i].key, settings[i].value, &e) < 0) {
+			fprintf(stderr, "ccm-early connect: --%s: %s\n", settings[i].key, e.msg);
+			return CCM_EXIT_USAGE;
+		}
+	}
+	if (config_check(&cfg, &e) < 0) {
+		fprintf(stderr, "ccm-early connect: %s\n", e.msg);
+		usage_connect(stderr);
+		return CCM_EXIT_USAGE;
+	}
+	cfg.verbose = verbose;
+	log = (struct log){ .verbose = verbose, .node = cfg.node_id };
+	if (auth_global_init() < 0) {
+		fprintf(stderr, "ccm-early connect: cannot initialise the crypto library\n");
+		return CCM_EXIT_FAILURE;
+	}
+	return session_run(&cfg, &sopts, &log);
+}
+
+/* --- status ------------------------------------------------------------------- */
+
+static void print_status(const struct handoff *h)
+{
+	printf("state:      %s\n", handoff_state_name(h->state));
+	printf("node:       %u (epoch %llu), listening on %s\n", h->node,
+	       (unsigned long long)h->epoch, h->listen_addr);
+	if (h->partner_node)
+		printf("partner:    %u (epoch %llu) at %s\n", h->partner_node,
+		       (unsigned long long)h->partner_epoch, h->partner_addr);
+	else
+		printf("partner:    not yet known, at %s\n", h->partner_addr);
+	printf("transport:  %s, cluster %s", h->transport, h->cluster);
+	if (h->version)
+		printf(", protocol version %u", h->version);
+	printf("\nhandshake:  %s\n", h->hs_state);
+	printf("clients:    %d\n", h->nclients);
+	for (int i = 0; i < h->nclients; i++)
+		printf("  %-20s %-14s %u port(s) x %u bytes\n", h->clients[i].name,
+		       client_match_name(h->clients[i].status), h->clients[i].nports,
+		       h->clients[i].port_size);
+	for (int i = 0; i < h->nbad; i++)
+		printf("  bad descriptor: %s\n", h->bad[i]);
+	if (h->error[0])
+		printf("error:      %s\n", h->error);
+	printf("pid:        %u, updated %llu\n", h->pid, (unsigned long long)h->updated);
+}
+
+static int cmd_status(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "state-dir", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *dir = "/run/ccm";
+	bool json = false;
+	struct handoff *h;
+	struct errbuf e;
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			dir = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			usage_status(stdout);
+			return 0;
+		default:
+			usage_status(stderr);
+			return CCM_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ccm-early status: unexpected argument '%s'\n", argv[optind]);
+		return CCM_EXIT_USAGE;
+	}
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return CCM_EXIT_FAILURE;
+	r = handoff_read(dir, h, &e);
+	if (r < 0) {
+		fprintf(stderr, "ccm-early status: %s\n", e.msg);
+		free(h);
+		return r == -ENOENT ? CCM_EXIT_FAILURE : CCM_EXIT_USAGE;
+	}
+	if (json) {
+		char *buf = malloc(HANDOFF_TEXT_MAX);
+
+		r = buf ? handoff_format_json(h, buf, HANDOFF_TEXT_MAX) : -ENOMEM;
+		if (r > 0)
+			fwrite(buf, 1, (size_t)r, stdout);
+		free(buf);
+	} else {
+		print_status(h);
+	}
+	r = h->state == HANDOFF_CONNECTED ? 0 : 1;
+	free(h);
+	return r;
+}
+
+/* --- devices ------------------------------------------------------------------ */
+
+static int cmd_devices(int argc, char **argv)
+{
+	struct ibv_device **list;
+	int n = 0;
+
+	if (argc > 1) {
+		if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+			usage_devices(stdout);
+			return 0;
+		}
+		usage_devices(stderr);
+		return CCM_EXIT_USAGE;
+	}
+	list = ibv_get_device_list(&n);
+	if (!list) {
+		/* A kernel without RDMA support has no devices; that is an
+		 * answer, not a failure. */
+		if (errno == ENOSYS || errno == ENODEV || errno == ENOENT) {
+			printf("0 devices (this kernel has no RDMA support)\n");
+			return 0;
+		}
+		fprintf(stderr, "ccm-early devices: %s\n", strerror(errno));
+		return CCM_EXIT_FAILURE;
+	}
+	printf("%d device%s\n", n, n == 1 ? "" : "s");
+	for (int i = 0; i < n; i++)
+		printf("  %-16s node guid %016llx\n", ibv_get_device_name(list[i]),
+		       (unsigned long long)be64toh(ibv_get_device_guid(list[i])));
+	ibv_free_device_list(list);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd;
+
+	if (argc < 2) {
+		usage_main(stderr);
+		return CCM_EXIT_USAGE;
+	}
+	cmd = argv[1];
+	if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+		usage_main(stdout);
+		return 0;
+	}
+	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+		printf("ccm-early %s (protocol versions %d-%d)\n", CCM_VERSION_STRING,
+		       CCM_PROTO_MIN, CCM_PROTO_MAX);
+		return 0;
+	}
+	/* Each verb sees its own argv, with the verb as argv[0]. */
+	argc--;
+	argv++;
+	if (strcmp(cmd, "connect") == 0)
+		return cmd_connect(argc, argv);
+	if (strcmp(cmd, "status") == 0)
+		return cmd_status(argc, argv);
+	if (strcmp(cmd, "devices") == 0)
+		return cmd_devices(argc, argv);
+	fprintf(stderr, "ccm-early: unknown command '%s'\n", cmd);
+	usage_main(stderr);
+	return CCM_EXIT_USAGE;
+}

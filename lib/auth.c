@@ -1,0 +1,118 @@
+#include "auth.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+static const char auth_label[] = "ccm-early auth 1";
+
+int auth_global_init(void)
+{
+	return sodium_init() < 0 ? -EIO : 0;
+}
+
+int auth_load_key(const char *path, struct auth_key *k, struct errbuf *e)
+{
+	struct stat st;
+	ssize_t n;
+	int fd, err;
+
+	memset(k, 0, sizeof(*k));
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return errbuf_set(e, -errno, "key file %s: %s", path, strerror(errno));
+	if (fstat(fd, &st) < 0) {
+		err = errbuf_set(e, -errno, "key file %s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		err = errbuf_set(e, -EINVAL, "key file %s is not a regular file", path);
+		goto out;
+	}
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		err = errbuf_set(e, -EPERM, "key file %s is accessible by group or others "
+				 "(mode %03o); chmod 600 it", path, (unsigned)(st.st_mode & 0777));
+		goto out;
+	}
+	/* Read one byte more than allowed so an oversized file is caught. */
+	n = read(fd, k->bytes, sizeof(k->bytes));
+	if (n < 0) {
+		err = errbuf_set(e, -errno, "key file %s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (n == (ssize_t)sizeof(k->bytes)) {
+		uint8_t extra;
+
+		if (read(fd, &extra, 1) == 1) {
+			err = errbuf_set(e, -EINVAL, "key file %s is longer than %d bytes",
+					 path, CCM_PSK_MAX);
+			goto out;
+		}
+	}
+	if (n > 0 && k->bytes[n - 1] == '\n')
+		n--;
+	if (n < CCM_PSK_MIN) {
+		err = errbuf_set(e, -EINVAL, "key file %s holds %zd bytes; at least %d are needed",
+				 path, n, CCM_PSK_MIN);
+		goto out;
+	}
+	k->len = (uint32_t)n;
+	err = 0;
+out:
+	close(fd);
+	if (err)
+		auth_wipe_key(k);
+	return err;
+}
+
+void auth_wipe_key(struct auth_key *k)
+{
+	sodium_memzero(k, sizeof(*k));
+}
+
+void auth_nonce(uint8_t nonce[CCM_NONCE_LEN])
+{
+	randombytes_buf(nonce, CCM_NONCE_LEN);
+}
+
+static void put_be(uint8_t *p, uint64_t v, int n)
+{
+	for (int i = n - 1; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+void auth_mac(const struct auth_key *k, const struct auth_party *sender,
+	      const struct auth_party *receiver, uint16_t version, uint8_t mac[CCM_MAC_LEN])
+{
+	crypto_auth_hmacsha256_state st;
+	uint8_t ids[4 + 4 + 8 + 8 + 2];
+
+	put_be(ids, sender->node, 4);
+	put_be(ids + 4, receiver->node, 4);
+	put_be(ids + 8, sender->epoch, 8);
+	put_be(ids + 16, receiver->epoch, 8);
+	put_be(ids + 24, version, 2);
+	crypto_auth_hmacsha256_init(&st, k->bytes, k->len);
+	crypto_auth_hmacsha256_update(&st, (const uint8_t *)auth_label, sizeof(auth_label) - 1);
+	crypto_auth_hmacsha256_update(&st, ids, sizeof(ids));
+	crypto_auth_hmacsha256_update(&st, sender->nonce, CCM_NONCE_LEN);
+	crypto_auth_hmacsha256_update(&st, receiver->nonce, CCM_NONCE_LEN);
+	crypto_auth_hmacsha256_final(&st, mac);
+	sodium_memzero(&st, sizeof(st));
+}
+
+int auth_verify(const struct auth_key *k, const struct auth_party *sender,
+		const struct auth_party *receiver, uint16_t version, const uint8_t mac[CCM_MAC_LEN])
+{
+	uint8_t want[CCM_MAC_LEN];
+	int r;
+
+	auth_mac(k, sender, receiver, version, want);
+	r = crypto_verify_32(want, mac) == 0 ? 0 : -EACCES;
+	sodium_memzero(want, sizeof(want));
+	return r;
+}

@@ -1,0 +1,157 @@
+#include "ports.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+void ports_init(struct port_table *pt)
+{
+	memset(pt, 0, sizeof(*pt));
+}
+
+static void port_release(struct port *p, uint32_t size, struct tp *t)
+{
+	if (p->local.len && t)
+		tp_unexpose(t, &p->local);
+	if (p->map)
+		munmap(p->map, size);
+	if (p->memfd >= 0)
+		close(p->memfd);
+	memset(p, 0, sizeof(*p));
+	p->memfd = -1;
+}
+
+static int port_create(struct port *p, struct tp *t, const char *client, int index,
+		       uint32_t size, struct errbuf *e)
+{
+	char name[CCM_NAME_MAX + 16];
+	int r;
+
+	memset(p, 0, sizeof(*p));
+	p->memfd = -1;
+	snprintf(name, sizeof(name), "ccm-%s-%d", client, index);
+	p->memfd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (p->memfd < 0)
+		return errbuf_set(e, -errno, "port %s: memfd_create: %s", name, strerror(errno));
+	/* The size is fixed for the port's life: seal it, so neither side of
+	 * the mapping can be truncated under the partner's one-sided ops. */
+	if (ftruncate(p->memfd, size) < 0 ||
+	    fcntl(p->memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0) {
+		r = errbuf_set(e, -errno, "port %s: sizing: %s", name, strerror(errno));
+		goto fail;
+	}
+	p->map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, p->memfd, 0);
+	if (p->map == MAP_FAILED) {
+		p->map = NULL;
+		r = errbuf_set(e, -errno, "port %s: mmap: %s", name, strerror(errno));
+		goto fail;
+	}
+	r = tp_expose(t, p->map, size, TP_EXPOSE_WRITE, &p->local);
+	if (r < 0) {
+		errbuf_set(e, r, "port %s: cannot expose the window: %s", name, strerror(-r));
+		goto fail;
+	}
+	return 0;
+fail:
+	port_release(p, size, t);
+	return r;
+}
+
+int ports_add_client(struct port_table *pt, struct tp *t, const char *name,
+		     uint16_t nports, uint32_t port_size, struct errbuf *e)
+{
+	struct port_client *pc;
+	int r;
+
+	if (pt->nclients == CCM_CLIENTS_MAX)
+		return errbuf_set(e, -ENOSPC, "client %s: too many clients", name);
+	if (!nports || nports > CCM_PORTS_MAX)
+		return errbuf_set(e, -EINVAL, "client %s: %u ports", name, nports);
+	pc = &pt->c[pt->nclients];
+	memset(pc, 0, sizeof(*pc));
+	snprintf(pc->name, sizeof(pc->name), "%s", name);
+	pc->port_size = port_size;
+	for (int i = 0; i < nports; i++) {
+		r = port_create(&pc->port[i], t, name, i, port_size, e);
+		if (r < 0) {
+			while (i-- > 0)
+				port_release(&pc->port[i], port_size, t);
+			return r;
+		}
+		pc->nports = (uint16_t)(i + 1);
+	}
+	pt->nclients++;
+	return 0;
+}
+
+void ports_to_wire(const struct port_table *pt, struct wire_ports *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (int c = 0; c < pt->nclients; c++) {
+		const struct port_client *pc = &pt->c[c];
+
+		for (int i = 0; i < pc->nports && out->count < CCM_PORTS_TOTAL; i++) {
+			struct wire_port *w = &out->p[out->count++];
+
+			memcpy(w->client, pc->name, sizeof(w->client));
+			w->index = (uint16_t)i;
+			w->addr = pc->port[i].local.addr;
+			w->rkey = pc->port[i].local.rkey;
+			w->len = pc->port[i].local.len;
+		}
+	}
+}
+
+static struct port_client *find_client(struct port_table *pt, const char *name)
+{
+	for (int c = 0; c < pt->nclients; c++)
+		if (strcmp(pt->c[c].name, name) == 0)
+			return &pt->c[c];
+	return NULL;
+}
+
+int ports_set_remote(struct port_table *pt, const struct wire_ports *in, struct errbuf *e)
+{
+	int expected = 0;
+
+	for (int c = 0; c < pt->nclients; c++)
+		for (int i = 0; i < pt->c[c].nports; i++)
+			pt->c[c].port[i].have_remote = 0;
+	for (int k = 0; k < in->count; k++) {
+		const struct wire_port *w = &in->p[k];
+		struct port_client *pc = find_client(pt, w->client);
+		struct port *p;
+
+		if (!pc)
+			return errbuf_set(e, -EBADMSG, "PORTS[%d]: client '%s' has no ports here",
+					  k, w->client);
+		if (w->index >= pc->nports)
+			return errbuf_set(e, -EBADMSG, "PORTS[%d]: client '%s' has %u ports, not %u",
+					  k, w->client, pc->nports, w->index + 1);
+		if (w->len != pc->port_size)
+			return errbuf_set(e, -EBADMSG, "PORTS[%d]: %s port %u is %u bytes, ours %u",
+					  k, w->client, w->index, w->len, pc->port_size);
+		p = &pc->port[w->index];
+		if (p->have_remote)
+			return errbuf_set(e, -EBADMSG, "PORTS[%d]: %s port %u given twice",
+					  k, w->client, w->index);
+		p->remote = (struct tp_remote){ w->addr, w->rkey, w->len };
+		p->have_remote = 1;
+	}
+	for (int c = 0; c < pt->nclients; c++)
+		expected += pt->c[c].nports;
+	if (in->count != expected)
+		return errbuf_set(e, -EBADMSG, "PORTS: %u ports given, %d expected", in->count, expected);
+	return 0;
+}
+
+void ports_destroy(struct port_table *pt, struct tp *t)
+{
+	for (int c = 0; c < pt->nclients; c++)
+		for (int i = 0; i < pt->c[c].nports; i++)
+			port_release(&pt->c[c].port[i], pt->c[c].port_size, t);
+	pt->nclients = 0;
+}

@@ -1,0 +1,56 @@
+/* ports: each client's communication ports.
+ *
+ * A port is a memory window -- a memfd of the client's requested size,
+ * mapped here and exposed on the transport so the partner can READ and
+ * WRITE it one-sidedly -- plus the partner's matching window, learned in the
+ * exchange.  The memfd is what a local client later maps (zero copy); the
+ * manager keeps owning the transport side. */
+#ifndef CCM_PORTS_H
+#define CCM_PORTS_H
+
+#include <stdint.h>
+
+#include "errbuf.h"
+#include "limits.h"
+#include "tp.h"
+#include "wire.h"
+
+struct port {
+	int memfd;
+	uint8_t *map;
+	struct tp_remote local;   /* how the partner reaches this window */
+	struct tp_remote remote;  /* the partner's matching window */
+	int have_remote;
+};
+
+struct port_client {
+	char name[CCM_NAME_MAX + 1];
+	uint16_t nports;
+	uint32_t port_size;
+	struct port port[CCM_PORTS_MAX];
+};
+
+struct port_table {
+	int nclients;
+	struct port_client c[CCM_CLIENTS_MAX];
+};
+
+void ports_init(struct port_table *pt);
+
+/* Create nports windows of port_size bytes for client name and expose them
+ * on t.  On failure nothing of this client is left behind. */
+int ports_add_client(struct port_table *pt, struct tp *t, const char *name,
+		     uint16_t nports, uint32_t port_size, struct errbuf *e);
+
+/* Our windows, as the PORTS message describes them to the partner. */
+void ports_to_wire(const struct port_table *pt, struct wire_ports *out);
+
+/* Take the partner's PORTS: every entry must name one of our clients and a
+ * port index it has, with the same size; each port exactly once; every port
+ * of ours must be covered. */
+int ports_set_remote(struct port_table *pt, const struct wire_ports *in, struct errbuf *e);
+
+/* Unexpose and release everything. */
+void ports_destroy(struct port_table *pt, struct tp *t);
+
+#endif

@@ -1,0 +1,999 @@
+/* session: the driver that carries out the handshake machine's and the
+ * exchange's decisions over a transport.  See session.h. */
+#include "session.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "clients.h"
+#include "exchange.h"
+#include "handoff.h"
+#include "hs.h"
+#include "ports.h"
+#include "status.h"
+#include "tp.h"
+#include "wire.h"
+
+#define OP_TIMEOUT_MS        2000   /* a one-sided op not done by then failed */
+#define CONNECT_TIMEOUT_MS   1000
+#define EXCHANGE_TIMEOUT_MS  10000  /* connected -> both ready */
+#define HEARTBEAT_MS         1000
+#define POLL_WAIT3_MS        50     /* mailbox polling while waiting for the partner */
+#define POLL_FAST_MS         5      /* ... while an answer is due any moment */
+#define TORN_READ_RETRIES    3
+#define QUEUE_MAX            8      /* partner messages held until we are connected */
+
+/* What a posted operation was for; the high half of its wr_id. */
+enum op_purpose {
+	OP_HS = 1,     /* the handshake machine's READ or WRITE */
+	OP_READY = 2,  /* "this side is ready" into the partner's mailbox */
+};
+
+/* Local buffers for one-sided operations, in the scratch region. */
+enum {
+	SCRATCH_READ = 0,
+	SCRATCH_HS_WRITE = 64,
+	SCRATCH_READY_WRITE = 128,
+	SCRATCH_SIZE = 4096,
+};
+
+struct hs_op {
+	int kind;               /* 0 none, HS_ACT_READ, HS_ACT_WRITE */
+	uint32_t seq;
+	uint8_t write_state;
+	bool posted;
+	int torn_retries;
+	uint64_t deadline;
+};
+
+struct queued_msg {
+	uint8_t *buf;
+	uint32_t len;
+};
+
+struct session {
+	const struct ccm_config *cfg;
+	const struct session_opts *opts;
+	const struct log *log;
+	struct tp *tp;
+	int sigfd;
+
+	uint8_t *win;              /* our status window (remote read/write) */
+	uint8_t *scratch;          /* local operation buffers */
+	struct tp_remote win_handle, scratch_handle;
+
+	bool link_up, connecting;
+	uint64_t connect_deadline;
+	struct tp_remote peer_win;
+
+	struct hs hs;
+	uint64_t epoch;
+	uint8_t stage;
+	uint32_t heartbeat;
+	uint64_t next_beat;
+
+	struct status_mbox mbox;   /* latest valid mailbox, as last fed */
+	bool have_mbox;
+
+	struct hs_op op;           /* the machine's operation in flight */
+	struct hs_op next_op;      /* asked for while op was still in flight */
+	int timer_kind;            /* 0, HS_ACT_WAIT or HS_ACT_BACKOFF */
+	uint32_t timer_seq;
+	uint64_t timer_deadline;
+
+	struct exchange *ex;       /* large: on the heap */
+	bool ex_started;
+	uint64_t ex_deadline;
+	bool ready_posted, ready_done;
+	uint64_t ready_deadline;
+	bool handoff_connected;
+
+	struct client_set *clients;
+	struct port_table *ports;
+	struct auth_key key;
+	bool have_key;
+
+	struct queued_msg queue[QUEUE_MAX];
+	int nqueue;
+
+	uint8_t *msgbuf;           /* encoding buffer, CCM_MSG_MAX */
+	struct wire_msg *decoded;  /* decoding buffer */
+
+	/* Fault injection for the two-process tests: die by SIGKILL on
+	 * entering this handshake state (CCM_EARLY_TEST_CRASH_AT=write2, ...;
+	 * "ready" = once this side is ready).  -1 = never. */
+	int crash_at;
+
+	uint64_t deadline;         /* --timeout; 0 = none */
+	bool finished;
+	int exit_code;
+	char last_error[200];
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* --- the handoff ------------------------------------------------------------- */
+
+static void write_handoff(struct session *s, enum handoff_state state, const char *error)
+{
+	struct handoff *h = calloc(1, sizeof(*h));
+	struct errbuf e;
+	char addr[96];
+
+	if (!h) {
+		log_at(s->log, LOG_ERR, "handoff: out of memory");
+		return;
+	}
+	h->state = state;
+	h->node = s->cfg->node_id;
+	h->epoch = s->epoch;
+	h->pid = (uint32_t)getpid();
+	h->updated = (int64_t)time(NULL);
+	snprintf(h->transport, sizeof(h->transport), "%s", s->cfg->transport);
+	snprintf(h->cluster, sizeof(h->cluster), "%s", s->cfg->cluster);
+	snprintf(h->partner_addr, sizeof(h->partner_addr), "%s",
+		 tp_format_addr(&s->cfg->partner, addr, sizeof(addr)));
+	snprintf(h->listen_addr, sizeof(h->listen_addr), "%s",
+		 tp_format_addr(&s->cfg->listen, addr, sizeof(addr)));
+	snprintf(h->hs_state, sizeof(h->hs_state), "%s", hs_state_name(s->hs.state));
+	snprintf(h->error, sizeof(h->error), "%s", error ? error : "");
+	if (s->ex_started && s->ex->version) {
+		h->partner_node = s->ex->peer.node_id;
+		h->partner_epoch = s->ex->peer.epoch;
+		h->version = s->ex->version;
+	}
+	if (s->ex_started && s->ex->nmatch > 0) {
+		handoff_set_clients(h, s->ex->match, s->ex->nmatch, s->clients);
+	} else {
+		/* Before the exchange: what we have, not yet matched. */
+		handoff_set_clients(h, NULL, 0, s->clients);
+		for (int i = 0; i < s->clients->count && h->nclients < HANDOFF_CLIENTS_MAX; i++) {
+			struct handoff_client *c = &h->clients[h->nclients++];
+
+			snprintf(c->name, sizeof(c->name), "%s", s->clients->c[i].name);
+			c->status = MATCH_LOCAL_ONLY;
+			c->nports = s->clients->c[i].nports;
+			c->port_size = s->clients->c[i].port_size;
+		}
+	}
+	if (handoff_write(s->cfg->state_dir, h, &e) < 0)
+		log_at(s->log, LOG_ERR, "cannot write the handoff: %s", e.msg);
+	else
+		log_at(s->log, LOG_DEBUG, "handoff written: %s", handoff_state_name(state));
+	free(h);
+}
+
+/* --- the status block ---------------------------------------------------------- */
+
+static void publish_own(struct session *s)
+{
+	struct status_own o = {
+		.state = (uint8_t)s->hs.state,
+		.stage = s->stage,
+		.node_id = s->cfg->node_id,
+		.epoch = s->epoch,
+		.heartbeat = s->heartbeat,
+	};
+
+	status_encode_own(&o, s->win + STATUS_OWN_OFFSET);
+}
+
+/* Compose a mailbox for the partner in one of our scratch slots. */
+static void compose_mbox(struct session *s, uint8_t *slot, uint8_t state)
+{
+	struct status_mbox m = {
+		.from_state = state,
+		.from_stage = s->stage,
+		.from_node = s->cfg->node_id,
+		.from_epoch = s->epoch,
+		.to_epoch = s->hs.peer_epoch,
+	};
+
+	status_encode_mbox(&m, slot);
+}
+
+/* --- carrying out the machine's actions ---------------------------------------- */
+
+static void hs_feed(struct session *s, const struct hs_event *ev);
+
+static int post_hs_op(struct session *s)
+{
+	struct hs_op *op = &s->op;
+	uint64_t wr_id = ((uint64_t)OP_HS << 32) | op->seq;
+	int r;
+
+	if (op->kind == HS_ACT_READ) {
+		r = tp_read(s->tp, &s->peer_win, STATUS_OWN_OFFSET, s->scratch + SCRATCH_READ,
+			    STATUS_OWN_SIZE, wr_id);
+	} else {
+		compose_mbox(s, s->scratch + SCRATCH_HS_WRITE, op->write_state);
+		r = tp_write(s->tp, &s->peer_win, STATUS_MBOX_OFFSET, s->scratch + SCRATCH_HS_WRITE,
+			     STATUS_MBOX_SIZE, wr_id);
+	}
+	if (r == 0) {
+		op->posted = true;
+		op->deadline = now_ms() + OP_TIMEOUT_MS;
+	}
+	return r;
+}
+
+static void fail_hs_op(struct session *s)
+{
+	struct hs_event ev = { .seq = s->op.seq };
+
+	ev.type = s->op.kind == HS_ACT_READ ? HS_EV_READ_FAIL : HS_EV_WRITE_FAIL;
+	s->op.kind = 0;
+	hs_feed(s, &ev);
+}
+
+static void start_connect(struct session *s)
+{
+	int r;
+
+	if (s->link_up || s->connecting)
+		return;
+	r = tp_connect(s->tp);
+	if (r < 0 && r != -EALREADY) {
+		log_at(s->log, LOG_DEBUG, "connect: %s", strerror(-r));
+		return;
+	}
+	s->connecting = true;
+	s->connect_deadline = now_ms() + CONNECT_TIMEOUT_MS;
+}
+
+/* Start the machine's operation, or queue it behind the one in flight. */
+static void start_hs_op(struct session *s, int kind, uint32_t seq, uint8_t write_state)
+{
+	struct hs_op op = { .kind = kind, .seq = seq, .write_state = write_state };
+
+	if (s->op.kind) {
+		s->next_op = op;
+		return;
+	}
+	s->op = op;
+	if (!s->link_up) {
+		start_connect(s);
+		if (!s->connecting)
+			fail_hs_op(s);
+		return;
+	}
+	if (post_hs_op(s) < 0)
+		fail_hs_op(s);
+}
+
+static void op_slot_free(struct session *s)
+{
+	s->op.kind = 0;
+	if (s->next_op.kind) {
+		struct hs_op next = s->next_op;
+
+		s->next_op.kind = 0;
+		start_hs_op(s, next.kind, next.seq, next.write_state);
+	}
+}
+
+static void start_exchange(struct session *s);
+static void reset_exchange(struct session *s, const char *why);
+
+static void apply(struct session *s, enum hs_state was, const struct hs_event *ev,
+		  const struct hs_actions *a)
+{
+	if (a->flags & HS_ACT_PUBLISH) {
+		if ((int)s->hs.state == s->crash_at)
+			raise(SIGKILL);
+		publish_own(s);
+		log_at(s->log, LOG_STEP, "handshake %s -> %s (%s)", hs_state_name(was),
+		       hs_state_name(s->hs.state), hs_event_name(ev->type));
+	}
+	if (was == HS_CONNECTED && s->hs.state != HS_CONNECTED)
+		reset_exchange(s, hs_error_name(s->hs.last_error));
+	if (a->flags & HS_ACT_REPORT) {
+		snprintf(s->last_error, sizeof(s->last_error), "handshake error: %s",
+			 hs_error_name(a->error));
+		log_at(s->log, LOG_ERR, "%s in %s; starting again in %u ms", s->last_error,
+		       hs_state_name(was), a->wait_ms);
+	}
+	if (a->flags & (HS_ACT_WAIT | HS_ACT_BACKOFF)) {
+		s->timer_kind = (a->flags & HS_ACT_WAIT) ? HS_ACT_WAIT : HS_ACT_BACKOFF;
+		s->timer_seq = a->seq;
+		s->timer_deadline = now_ms() + a->wait_ms;
+	}
+	if (a->flags & HS_ACT_READ)
+		start_hs_op(s, HS_ACT_READ, a->seq, 0);
+	if (a->flags & HS_ACT_WRITE) {
+		/* The "I am connected" write expects no answer: it rides on
+		 * a seq the machine no longer waits for. */
+		start_hs_op(s, HS_ACT_WRITE, a->seq, a->write_state);
+	}
+	if (a->flags & HS_ACT_CONNECTED)
+		start_exchange(s);
+}
+
+static void hs_feed(struct session *s, const struct hs_event *ev)
+{
+	struct hs_actions a;
+	enum hs_state was = s->hs.state;
+
+	hs_step(&s->hs, ev, &a);
+	apply(s, was, ev, &a);
+}
+
+/* Level-triggered: hand the machine the mailbox whenever its contents
+ * differ from what it was last given. */
+static void sync_mailbox(struct session *s)
+{
+	struct status_mbox m;
+	struct hs_event ev = { .type = HS_EV_MAILBOX };
+	struct errbuf e;
+	int r;
+
+	r = status_decode_mbox(s->win + STATUS_MBOX_OFFSET, STATUS_MBOX_SIZE, &m, &e);
+	if (r == -EBADMSG)
+		log_at(s->log, LOG_DEBUG, "mailbox: %s", e.msg);
+	if (r < 0)
+		return;
+	if (s->have_mbox && memcmp(&m, &s->mbox, sizeof(m)) == 0)
+		return;
+	s->mbox = m;
+	s->have_mbox = true;
+	if (m.from_node == s->cfg->node_id) {
+		log_at(s->log, LOG_ERR, "mailbox written by a node with our own id %u: ignored",
+		       m.from_node);
+		return;
+	}
+	ev.peer_state = m.from_state;
+	ev.peer_epoch = m.from_epoch;
+	ev.to_epoch = m.to_epoch;
+	hs_feed(s, &ev);
+}
+
+/* --- messages ------------------------------------------------------------------ */
+
+static void finish(struct session *s, int code, const char *error);
+
+static void send_outbox(struct session *s)
+{
+	for (int i = 0; i < s->ex->noutbox; i++) {
+		const struct wire_msg *m = &s->ex->outbox[i];
+		int n = wire_encode(m, s->msgbuf, CCM_MSG_MAX);
+
+		if (n < 0) {
+			log_at(s->log, LOG_ERR, "cannot encode %s: %s", wire_type_name(m->type),
+			       strerror(-n));
+			continue;
+		}
+		n = tp_send(s->tp, s->msgbuf, (uint32_t)n);
+		if (n < 0)
+			log_at(s->log, LOG_ERR, "cannot send %s: %s", wire_type_name(m->type),
+			       strerror(-n));
+		else
+			log_at(s->log, LOG_DEBUG, "sent %s", wire_type_name(m->type));
+	}
+	s->ex->noutbox = 0;
+}
+
+static int exit_code_for(enum wire_decline_reason r)
+{
+	switch (r) {
+	case DECLINE_NO_COMMON_VERSION:
+		return CCM_EXIT_NO_VERSION;
+	case DECLINE_AUTH_REQUIRED:
+	case DECLINE_AUTH_FAILED:
+		return CCM_EXIT_AUTH;
+	default:
+		return CCM_EXIT_FAILURE;
+	}
+}
+
+static void post_ready(struct session *s)
+{
+	uint64_t wr_id = ((uint64_t)OP_READY << 32) | s->hs.seq;
+
+	compose_mbox(s, s->scratch + SCRATCH_READY_WRITE, HS_CONNECTED);
+	if (tp_write(s->tp, &s->peer_win, STATUS_MBOX_OFFSET, s->scratch + SCRATCH_READY_WRITE,
+		     STATUS_MBOX_SIZE, wr_id) == 0) {
+		s->ready_posted = true;
+		s->ready_deadline = now_ms() + OP_TIMEOUT_MS;
+	}
+}
+
+static bool peer_ready(const struct session *s)
+{
+	return s->have_mbox && s->mbox.from_stage >= STAGE_READY &&
+	       s->mbox.from_epoch == s->hs.peer_epoch && s->mbox.to_epoch == s->epoch;
+}
+
+/* Both sides ready: the clients may be told. */
+static void check_ready(struct session *s)
+{
+	if (s->handoff_connected || !s->ready_done || !peer_ready(s))
+		return;
+	s->handoff_connected = true;
+	s->last_error[0] = '\0';
+	log_at(s->log, LOG_NOTE, "connected to node %u at version %u; %d client(s) matched",
+	       s->ex->peer.node_id, s->ex->version, s->ex->nmatch);
+	write_handoff(s, HANDOFF_CONNECTED, NULL);
+	if (s->opts->once)
+		finish(s, CCM_EXIT_OK, NULL);
+}
+
+static void create_ports(struct session *s)
+{
+	struct wire_ports *ours = &s->decoded->u.ports;  /* reuse: it is free now */
+	struct errbuf e;
+
+	for (int i = 0; i < s->ex->nmatch; i++) {
+		const struct client_match *m = &s->ex->match[i];
+
+		if (m->status != MATCH_OK) {
+			log_at(s->log, LOG_NOTE, "client %s: %s (here %u x %u, partner %u x %u)",
+			       m->name, client_match_name(m->status), m->nports, m->port_size,
+			       m->remote_nports, m->remote_port_size);
+			continue;
+		}
+		if (ports_add_client(s->ports, s->tp, m->name, m->nports, m->port_size, &e) < 0) {
+			ex_fail(s->ex, DECLINE_PROTOCOL, "cannot create ports: %s", e.msg);
+			return;
+		}
+		log_at(s->log, LOG_STEP, "client %s: %u port(s) of %u bytes", m->name, m->nports,
+		       m->port_size);
+	}
+	ports_to_wire(s->ports, ours);
+	ex_ports_created(s->ex, ours);
+}
+
+static void after_exchange_step(struct session *s)
+{
+	struct errbuf e;
+
+	if (s->ex->phase == EX_PORTS_NEEDED) {
+		create_ports(s);
+		send_outbox(s);
+	}
+	if (s->ex->phase == EX_DONE && !s->ready_posted && !s->ready_done) {
+		if (ports_set_remote(s->ports, &s->ex->peer_ports, &e) < 0) {
+			ex_fail(s->ex, DECLINE_MALFORMED, "%s", e.msg);
+			send_outbox(s);
+		} else {
+			s->stage = STAGE_READY;
+			if (s->crash_at == HS_NSTATES)
+				raise(SIGKILL);
+			publish_own(s);
+			log_at(s->log, LOG_STEP, "exchange done; telling the partner we are ready");
+			post_ready(s);
+		}
+	}
+	if (s->ex->phase == EX_FAILED) {
+		log_at(s->log, LOG_ERR, "%s", s->ex->why);
+		finish(s, exit_code_for(s->ex->decline), s->ex->why);
+	}
+}
+
+static void handle_message(struct session *s, const uint8_t *buf, uint32_t len)
+{
+	struct wire_msg *m = s->decoded;
+	struct errbuf e;
+
+	if (wire_decode(buf, len, m, &e) < 0) {
+		log_at(s->log, LOG_ERR, "malformed message from the partner: %s", e.msg);
+		ex_on_malformed(s->ex, e.msg);
+		send_outbox(s);
+		after_exchange_step(s);
+		return;
+	}
+	log_at(s->log, LOG_DEBUG, "received %s", wire_type_name(m->type));
+	if (m->type == WIRE_BYE) {
+		struct hs_event ev = { .type = HS_EV_PEER_LOST };
+
+		log_at(s->log, LOG_NOTE, "partner is terminating");
+		hs_feed(s, &ev);
+		return;
+	}
+	if (m->type == WIRE_HELLO && m->u.hello.epoch != s->hs.peer_epoch) {
+		struct hs_event ev = { .type = HS_EV_PEER_LOST };
+
+		log_at(s->log, LOG_ERR, "HELLO from partner epoch %llu, handshake was with %llu",
+		       (unsigned long long)m->u.hello.epoch, (unsigned long long)s->hs.peer_epoch);
+		hs_feed(s, &ev);
+		return;
+	}
+	ex_on_msg(s->ex, m);
+	send_outbox(s);
+	after_exchange_step(s);
+}
+
+static void queue_message(struct session *s, const uint8_t *buf, uint32_t len)
+{
+	struct queued_msg *q;
+
+	if (s->nqueue == QUEUE_MAX) {
+		log_at(s->log, LOG_ERR, "partner sent more than %d messages before the handshake "
+		       "completed; dropping the oldest", QUEUE_MAX);
+		free(s->queue[0].buf);
+		memmove(s->queue, s->queue + 1, sizeof(s->queue[0]) * (QUEUE_MAX - 1));
+		s->nqueue--;
+	}
+	q = &s->queue[s->nqueue];
+	q->buf = malloc(len);
+	if (!q->buf)
+		return;
+	memcpy(q->buf, buf, len);
+	q->len = len;
+	s->nqueue++;
+}
+
+static void drop_queue(struct session *s)
+{
+	for (int i = 0; i < s->nqueue; i++)
+		free(s->queue[i].buf);
+	s->nqueue = 0;
+}
+
+static void start_exchange(struct session *s)
+{
+	struct ex_self self = {
+		.node = s->cfg->node_id,
+		.epoch = s->epoch,
+		.ver_min = s->cfg->ver_min,
+		.ver_max = s->cfg->ver_max,
+		.cluster = s->cfg->cluster,
+		.key = s->have_key ? &s->key : NULL,
+	};
+	uint8_t nonce[CCM_NONCE_LEN];
+
+	auth_nonce(nonce);
+	ex_start(s->ex, &self, s->clients, nonce);
+	s->ex_started = true;
+	s->ex_deadline = now_ms() + EXCHANGE_TIMEOUT_MS;
+	s->stage = STAGE_EXCHANGE;
+	publish_own(s);
+	log_at(s->log, LOG_STEP, "handshake complete with epoch %llu; exchanging descriptors",
+	       (unsigned long long)s->hs.peer_epoch);
+	send_outbox(s);
+	/* What the partner said before we got here. */
+	for (int i = 0; i < s->nqueue && s->ex_started && !s->finished; i++)
+		handle_message(s, s->queue[i].buf, s->queue[i].len);
+	drop_queue(s);
+}
+
+static void reset_exchange(struct session *s, const char *why)
+{
+	if (!s->ex_started)
+		return;
+	log_at(s->log, LOG_NOTE, "session with the partner lost (%s); handshaking again", why);
+	ports_destroy(s->ports, s->tp);
+	s->ex_started = false;
+	s->ready_posted = s->ready_done = false;
+	s->stage = STAGE_HANDSHAKE;
+	publish_own(s);
+	drop_queue(s);
+	/* A fresh connection for the next round: the partner may be a new
+	 * incarnation behind the same address. */
+	tp_disconnect(s->tp);
+	if (s->handoff_connected) {
+		s->handoff_connected = false;
+		write_handoff(s, HANDOFF_HANDSHAKING, "partner lost");
+	}
+}
+
+/* --- transport events ---------------------------------------------------------- */
+
+static void on_op_done(struct session *s, const struct tp_event *tev)
+{
+	uint32_t purpose = (uint32_t)(tev->wr_id >> 32);
+	uint32_t seq = (uint32_t)tev->wr_id;
+
+	if (purpose == OP_READY) {
+		s->ready_posted = false;
+		if (tev->status == 0 && s->ex_started) {
+			s->ready_done = true;
+			check_ready(s);
+		} else if (s->ex_started) {
+			log_at(s->log, LOG_ERR, "telling the partner we are ready failed: %s",
+			       strerror(-tev->status));
+		}
+		return;
+	}
+	if (purpose != OP_HS || !s->op.kind || seq != s->op.seq)
+		return;
+	if (tev->status < 0) {
+		log_at(s->log, LOG_DEBUG, "%s failed: %s", s->op.kind == HS_ACT_READ ? "read" : "write",
+		       strerror(-tev->status));
+		struct hs_event ev = { .seq = seq };
+
+		ev.type = s->op.kind == HS_ACT_READ ? HS_EV_READ_FAIL : HS_EV_WRITE_FAIL;
+		op_slot_free(s);
+		hs_feed(s, &ev);
+		return;
+	}
+	if (s->op.kind == HS_ACT_WRITE) {
+		struct hs_event ev = { .type = HS_EV_WRITE_OK, .seq = seq };
+
+		op_slot_free(s);
+		hs_feed(s, &ev);
+		return;
+	}
+	{
+		struct status_own o;
+		struct errbuf e;
+		struct hs_event ev = { .type = HS_EV_READ_FAIL, .seq = seq };
+		int r = status_decode_own(s->scratch + SCRATCH_READ, STATUS_OWN_SIZE, &o, &e);
+
+		if (r == -EAGAIN && s->op.torn_retries++ < TORN_READ_RETRIES && post_hs_op(s) == 0)
+			return;  /* caught mid-update, or not yet published: look again */
+		if (r == -EBADMSG)
+			log_at(s->log, LOG_ERR, "partner's status block is malformed: %s", e.msg);
+		else if (r == 0 && o.node_id == s->cfg->node_id)
+			log_at(s->log, LOG_ERR, "the partner address answers with our own node id %u",
+			       o.node_id);
+		else if (r == 0) {
+			ev.type = HS_EV_READ_OK;
+			ev.peer_state = o.state;
+			ev.peer_epoch = o.epoch;
+		}
+		op_slot_free(s);
+		hs_feed(s, &ev);
+	}
+}
+
+static void on_tp_event(struct session *s, const struct tp_event *ev)
+{
+	struct hs_event lost = { .type = HS_EV_PEER_LOST };
+
+	switch (ev->type) {
+	case TP_EV_CONNECTED:
+		s->connecting = false;
+		if (ev->status_window.len < STATUS_BLOCK_SIZE) {
+			log_at(s->log, LOG_ERR, "partner's status window is %u bytes, too small",
+			       ev->status_window.len);
+			tp_disconnect(s->tp);
+			return;
+		}
+		s->link_up = true;
+		s->peer_win = ev->status_window;
+		log_at(s->log, LOG_DEBUG, "link up to node %u", ev->peer_node);
+		if (s->op.kind && !s->op.posted && post_hs_op(s) < 0) {
+			op_slot_free(s);
+			fail_hs_op(s);
+		}
+		break;
+	case TP_EV_CONNECT_FAILED:
+		s->connecting = false;
+		log_at(s->log, LOG_DEBUG, "connect failed: %s", strerror(-ev->status));
+		if (s->op.kind && !s->op.posted)
+			fail_hs_op(s), op_slot_free(s);
+		break;
+	case TP_EV_OP_DONE:
+		on_op_done(s, ev);
+		break;
+	case TP_EV_MESSAGE:
+		/* The mailbox may have been written just before this message
+		 * on the same connection: let the machine see it first. */
+		sync_mailbox(s);
+		if (s->ex_started)
+			handle_message(s, ev->msg, ev->msg_len);
+		else
+			queue_message(s, ev->msg, ev->msg_len);
+		break;
+	case TP_EV_DISCONNECTED:
+		s->link_up = false;
+		log_at(s->log, LOG_DEBUG, "link to the partner down: %s", strerror(-ev->status));
+		hs_feed(s, &lost);
+		break;
+	case TP_EV_PEER_CONNECTED:
+		log_at(s->log, LOG_DEBUG, "node %u connected to us", ev->peer_node);
+		drop_queue(s);
+		break;
+	case TP_EV_PEER_CLOSED:
+		log_at(s->log, LOG_DEBUG, "the partner's connection to us closed");
+		drop_queue(s);
+		hs_feed(s, &lost);
+		break;
+	case TP_EV_REJECTED:
+		log_at(s->log, LOG_ERR, "dropped a connection that sent a malformed frame: %s",
+		       ev->detail);
+		break;
+	}
+}
+
+/* --- timers -------------------------------------------------------------------- */
+
+static void check_timers(struct session *s, uint64_t now)
+{
+	if (s->timer_kind && now >= s->timer_deadline) {
+		struct hs_event ev = { .seq = s->timer_seq };
+
+		ev.type = s->timer_kind == HS_ACT_WAIT ? HS_EV_TIMEOUT : HS_EV_BACKOFF_DONE;
+		s->timer_kind = 0;
+		hs_feed(s, &ev);
+	}
+	if (s->connecting && now >= s->connect_deadline) {
+		log_at(s->log, LOG_DEBUG, "connect timed out");
+		tp_disconnect(s->tp);  /* answers with CONNECT_FAILED */
+	}
+	if ((s->op.kind && s->op.posted && now >= s->op.deadline) ||
+	    (s->ready_posted && now >= s->ready_deadline)) {
+		log_at(s->log, LOG_DEBUG, "operation timed out; dropping the link");
+		tp_disconnect(s->tp);  /* fails everything in flight */
+	}
+	if (s->ex_started && !s->handoff_connected && now >= s->ex_deadline) {
+		struct hs_event ev = { .type = HS_EV_PEER_LOST };
+
+		log_at(s->log, LOG_ERR, "exchange with the partner did not complete in %d ms (%s)",
+		       EXCHANGE_TIMEOUT_MS, ex_phase_name(s->ex->phase));
+		hs_feed(s, &ev);
+	}
+	if (now >= s->next_beat) {
+		s->heartbeat++;
+		publish_own(s);
+		s->next_beat = now + HEARTBEAT_MS;
+	}
+	if (s->deadline && now >= s->deadline && !s->handoff_connected) {
+		char why[320];
+
+		snprintf(why, sizeof(why), "timed out after %u s waiting for the partner "
+			 "(handshake in %s%s%s)", s->cfg->timeout_s, hs_state_name(s->hs.state),
+			 s->last_error[0] ? "; last " : "", s->last_error);
+		log_at(s->log, LOG_ERR, "%s", why);
+		finish(s, CCM_EXIT_TIMEOUT, why);
+	}
+}
+
+static int poll_timeout(const struct session *s, uint64_t now)
+{
+	uint64_t next = s->next_beat;
+
+	if (s->timer_kind && s->timer_deadline < next)
+		next = s->timer_deadline;
+	if (s->connecting && s->connect_deadline < next)
+		next = s->connect_deadline;
+	if (s->op.kind && s->op.posted && s->op.deadline < next)
+		next = s->op.deadline;
+	if (s->ready_posted && s->ready_deadline < next)
+		next = s->ready_deadline;
+	if (s->ex_started && !s->handoff_connected && s->ex_deadline < next)
+		next = s->ex_deadline;
+	if (s->deadline && s->deadline < next)
+		next = s->deadline;
+	/* One-sided writes into our mailbox need not wake us (with RDMA they
+	 * never do): look at it regularly while an answer is due. */
+	if (s->hs.state == HS_WAIT3 && now + POLL_WAIT3_MS < next)
+		next = now + POLL_WAIT3_MS;
+	if (((s->hs.state == HS_WRITE5 && s->hs.wrote5) ||
+	     (s->ready_done && !s->handoff_connected)) && now + POLL_FAST_MS < next)
+		next = now + POLL_FAST_MS;
+	return next > now ? (int)(next - now) : 0;
+}
+
+/* --- set-up, the loop, tear-down ----------------------------------------------- */
+
+static void finish(struct session *s, int code, const char *error)
+{
+	if (s->finished)
+		return;
+	s->finished = true;
+	s->exit_code = code;
+	if (code != CCM_EXIT_OK)
+		write_handoff(s, HANDOFF_ERROR, error);
+}
+
+static void terminate(struct session *s)
+{
+	struct wire_msg bye = { .type = WIRE_BYE };
+	int n;
+
+	log_at(s->log, LOG_NOTE, "terminating");
+	s->stage = STAGE_TERMINATING;
+	publish_own(s);
+	if (s->link_up && s->ex_started) {
+		n = wire_encode(&bye, s->msgbuf, CCM_MSG_MAX);
+		if (n > 0)
+			tp_send(s->tp, s->msgbuf, (uint32_t)n);
+	}
+	write_handoff(s, HANDOFF_TERMINATED, NULL);
+	s->finished = true;
+	s->exit_code = CCM_EXIT_OK;
+}
+
+static uint64_t new_epoch(void)
+{
+	uint64_t e = 0;
+
+	/* Random and non-zero: 0 means "unknown" throughout. */
+	while (e == 0)
+		if (getrandom(&e, sizeof(e), 0) != sizeof(e))
+			e = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+	return e;
+}
+
+static void *map_page(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void session_destroy(struct session *s)
+{
+	if (s->ex_started)
+		ports_destroy(s->ports, s->tp);
+	tp_destroy(s->tp);
+	drop_queue(s);
+	if (s->win)
+		munmap(s->win, STATUS_WINDOW_SIZE);
+	if (s->scratch)
+		munmap(s->scratch, SCRATCH_SIZE);
+	if (s->sigfd >= 0)
+		close(s->sigfd);
+	auth_wipe_key(&s->key);
+	free(s->ex);
+	free(s->clients);
+	free(s->ports);
+	free(s->msgbuf);
+	free(s->decoded);
+}
+
+static int crash_point(void)
+{
+	const char *at = getenv("CCM_EARLY_TEST_CRASH_AT");
+
+	if (!at)
+		return -1;
+	if (strcmp(at, "ready") == 0)
+		return HS_NSTATES;
+	for (int st = HS_READ1; st < HS_NSTATES; st++)
+		if (strcmp(at, hs_state_name(st)) == 0)
+			return st;
+	return -1;
+}
+
+static int session_setup(struct session *s, struct errbuf *e)
+{
+	const struct tp_ops *ops = tp_lookup(s->cfg->transport);
+	struct tp_config tc = {
+		.local = s->cfg->listen,
+		.partner = s->cfg->partner,
+		.device = s->cfg->device[0] ? s->cfg->device : NULL,
+		.node_id = s->cfg->node_id,
+		.op_timeout_ms = OP_TIMEOUT_MS,
+		.connect_timeout_ms = CONNECT_TIMEOUT_MS,
+	};
+	sigset_t sigs;
+	int r;
+
+	s->ex = calloc(1, sizeof(*s->ex));
+	s->clients = calloc(1, sizeof(*s->clients));
+	s->ports = calloc(1, sizeof(*s->ports));
+	s->msgbuf = malloc(CCM_MSG_MAX);
+	s->decoded = malloc(sizeof(*s->decoded));
+	s->win = map_page(STATUS_WINDOW_SIZE);
+	s->scratch = map_page(SCRATCH_SIZE);
+	if (!s->ex || !s->clients || !s->ports || !s->msgbuf || !s->decoded || !s->win || !s->scratch)
+		return errbuf_set(e, -ENOMEM, "out of memory");
+	ports_init(s->ports);
+	s->crash_at = crash_point();
+
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	s->sigfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (s->sigfd < 0)
+		return errbuf_set(e, -errno, "signalfd: %s", strerror(errno));
+
+	r = clients_load_dir(s->cfg->clients_dir, s->clients, e);
+	if (r < 0)
+		return r;
+	for (int i = 0; i < s->clients->nbad; i++)
+		log_at(s->log, LOG_ERR, "client descriptor %s left out: %s", s->clients->bad[i].file,
+		       s->clients->bad[i].why);
+	if (s->cfg->psk_file[0]) {
+		r = auth_load_key(s->cfg->psk_file, &s->key, e);
+		if (r < 0)
+			return r;
+		s->have_key = true;
+	}
+	if (!ops)
+		return errbuf_set(e, -ENOTSUP, "transport '%s' is not available in this build",
+				  s->cfg->transport);
+	r = ops->create(&tc, &s->tp, e);
+	if (r < 0)
+		return r;
+	r = tp_expose(s->tp, s->win, STATUS_WINDOW_SIZE, TP_EXPOSE_STATUS | TP_EXPOSE_WRITE,
+		      &s->win_handle);
+	if (r == 0)
+		r = tp_expose(s->tp, s->scratch, SCRATCH_SIZE, TP_EXPOSE_LOCAL, &s->scratch_handle);
+	if (r < 0)
+		return errbuf_set(e, r, "cannot expose the status window: %s", strerror(-r));
+
+	s->epoch = new_epoch();
+	s->stage = STAGE_HANDSHAKE;
+	hs_init(&s->hs, s->epoch, &hs_default_timing);
+	/* Publish before listening: a partner that can connect must find a
+	 * valid block. */
+	publish_own(s);
+	return tp_listen(s->tp, e);
+}
+
+static void loop_once(struct session *s)
+{
+	struct pollfd pfd[2] = {
+		{ .fd = tp_fd(s->tp), .events = POLLIN },
+		{ .fd = s->sigfd, .events = POLLIN },
+	};
+	struct tp_event evs[16];
+	int n;
+
+	n = poll(pfd, 2, poll_timeout(s, now_ms()));
+	if (n < 0 && errno != EINTR) {
+		log_at(s->log, LOG_ERR, "poll: %s", strerror(errno));
+		finish(s, CCM_EXIT_FAILURE, "poll failed");
+		return;
+	}
+	if (pfd[1].revents & POLLIN) {
+		struct signalfd_siginfo si;
+
+		if (read(s->sigfd, &si, sizeof(si)) == sizeof(si)) {
+			terminate(s);
+			return;
+		}
+	}
+	do {
+		n = tp_progress(s->tp, evs, 16);
+		for (int i = 0; i < n && !s->finished; i++)
+			on_tp_event(s, &evs[i]);
+		if (!s->finished)
+			sync_mailbox(s);
+	} while (n > 0 && !s->finished);
+	if (!s->finished && s->ex_started)
+		check_ready(s);
+	if (!s->finished)
+		check_timers(s, now_ms());
+}
+
+int session_run(const struct ccm_config *cfg, const struct session_opts *opts,
+		const struct log *log)
+{
+	struct session s = { .cfg = cfg, .opts = opts, .log = log, .sigfd = -1 };
+	struct hs_event start = { .type = HS_EV_START };
+	struct errbuf e;
+	int r;
+
+	r = session_setup(&s, &e);
+	if (r < 0) {
+		log_at(log, LOG_ERR, "%s", e.msg);
+		if (s.clients && s.win)
+			write_handoff(&s, HANDOFF_ERROR, e.msg);
+		session_destroy(&s);
+		return r == -EINVAL || r == -ENOENT || r == -EPERM || r == -ENOTSUP
+		       ? CCM_EXIT_USAGE : CCM_EXIT_FAILURE;
+	}
+	if (cfg->timeout_s)
+		s.deadline = now_ms() + (uint64_t)cfg->timeout_s * 1000;
+	s.next_beat = now_ms() + HEARTBEAT_MS;
+	log_at(log, LOG_STEP, "listening on %s:%u, partner %s:%u, transport %s, epoch %llu",
+	       cfg->listen.host, cfg->listen.port, cfg->partner.host, cfg->partner.port,
+	       cfg->transport, (unsigned long long)s.epoch);
+	write_handoff(&s, HANDOFF_HANDSHAKING, NULL);
+	hs_feed(&s, &start);
+	while (!s.finished)
+		loop_once(&s);
+	session_destroy(&s);
+	return s.exit_code;
+}

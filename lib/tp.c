@@ -1,0 +1,16 @@
+/* tp: finding a transport backend by name. */
+#include "tp.h"
+
+#include <string.h>
+
+const struct tp_ops *tp_lookup(const char *name)
+{
+	static const struct tp_ops *const backends[] = {
+		&tp_tcp_ops,
+	};
+
+	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
+		if (strcmp(backends[i]->name, name) == 0)
+			return backends[i];
+	return NULL;
+}

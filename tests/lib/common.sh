@@ -1,0 +1,70 @@
+# Shared helpers for the shunit2 test files.  Source it, define tests, then
+# source shunit2.  Every test prints one TAP line ("ok N - file: test" or
+# "not ok ...") from tearDown, which tests/run counts.
+#
+# CCM is the ccm-early binary under test (default: the sanitizer dev build).
+
+: "${CCM:=$(cd "$(dirname "$0")/../.." && pwd)/build/dev/ccm-early}"
+export CCM
+# The sanitizer runtime must fail loudly, never print and carry on.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
+
+ccm_test_file=$(basename "$0" .sh)
+ccm_test_n=0
+
+# Report the test that just ran.  Relies on shunit2 2.1.8's per-test
+# success flag (Debian's shunit2 package).
+ccm_report() {
+	ccm_test_n=$((ccm_test_n + 1))
+	# shellcheck disable=SC2154
+	if [ "${__shunit_testSuccess}" = "${SHUNIT_TRUE}" ]; then
+		echo "ok ${ccm_test_n} - ${ccm_test_file}: ${_shunit_test_}"
+	else
+		echo "not ok ${ccm_test_n} - ${ccm_test_file}: ${_shunit_test_}"
+	fi
+}
+
+# Wait until FILE contains LINE (a fixed string), up to SECONDS.
+wait_for_line() {
+	_file=$1 _line=$2 _secs=${3:-10}
+	_end=$(( $(date +%s) + _secs ))
+	while [ "$(date +%s)" -le "${_end}" ]; do
+		if [ -f "${_file}" ] && grep -qxF -- "${_line}" "${_file}"; then
+			return 0
+		fi
+		sleep 0.05
+	done
+	return 1
+}
+
+# Wait until process PID has exited, up to SECONDS; then its exit status
+# is in ccm_rc (killed with SIGKILL if it had to be).
+wait_exit() {
+	_pid=$1 _secs=${2:-10}
+	_end=$(( $(date +%s) + _secs ))
+	while kill -0 "${_pid}" 2>/dev/null; do
+		if [ "$(date +%s)" -gt "${_end}" ]; then
+			kill -9 "${_pid}" 2>/dev/null
+			wait "${_pid}" 2>/dev/null
+			ccm_rc=timeout
+			return 1
+		fi
+		sleep 0.05
+	done
+	wait "${_pid}"
+	ccm_rc=$?
+	return 0
+}
+
+# Value of KEY in a handoff state file, unquoted, by sourcing it in a
+# subshell exactly as a boot script would.
+state_get() {
+	( . "$1/state" && eval "printf '%s' \"\${$2}\"" )
+}
+
+# Write a client descriptor: DIR NAME PORTS SIZE
+make_client() {
+	mkdir -p "$1"
+	printf 'ports = %s\nport-size = %s\n' "$3" "$4" > "$1/$2.conf"
+}
