@@ -11,6 +11,8 @@
 #   make install    DESTDIR/PREFIX install of the static binary
 
 BUILD   ?= build
+V       ?= 0
+Q       := $(if $(filter 1,$(V)),,@)
 SYSROOT := $(abspath $(BUILD)/sysroot)
 PREFIX  ?= /usr
 FUZZ_SECONDS ?= 60
@@ -33,23 +35,27 @@ SIZE_LIMIT     := 524288
 
 all: ccm-early
 
-$(SYSROOT)/.rdma-core.stamp: scripts/build-rdma-core.sh scripts/debsrc.sh
-	scripts/deps.sh build
+# Installing packages happens once, before either library build starts.
+deps-build:
+	@scripts/deps.sh build
+
+$(SYSROOT)/.rdma-core.stamp: scripts/build-rdma-core.sh scripts/debsrc.sh | deps-build
 	scripts/build-rdma-core.sh $(BUILD)
 
-$(SYSROOT)/.libsodium.stamp: scripts/build-libsodium.sh scripts/debsrc.sh
-	scripts/deps.sh build
+$(SYSROOT)/.libsodium.stamp: scripts/build-libsodium.sh scripts/debsrc.sh | deps-build
 	scripts/build-libsodium.sh $(BUILD)
 
 $(BUILD)/static/%.o: %.c $(HDRS) $(STATIC_STAMPS)
 	@mkdir -p $(@D)
-	$(STATIC_CC) $(STATIC_CFLAGS) -c $< -o $@
+	@echo "  CC (musl)  $<"
+	$(Q)$(STATIC_CC) $(STATIC_CFLAGS) -c $< -o $@
 
 ccm-early: $(STATIC_OBJ) $(STATIC_STAMPS)
-	$(STATIC_CC) $(STATIC_LDFLAGS) -o $@.unstripped $(STATIC_OBJ) \
+	@echo "  LD (musl)  $@"
+	$(Q)$(STATIC_CC) $(STATIC_LDFLAGS) -o $@.unstripped $(STATIC_OBJ) \
 		$$(PKG_CONFIG_LIBDIR=$(SYSROOT)/lib/pkgconfig pkg-config --static --libs libibverbs librdmacm) \
 		-L$(SYSROOT)/lib -lsodium
-	strip -o $@ $@.unstripped
+	$(Q)strip -o $@ $@.unstripped
 	@size=$$(stat -c %s $@); \
 	 echo "ccm-early: $$size bytes stripped (limit $(SIZE_LIMIT))"; \
 	 test $$size -le $(SIZE_LIMIT) || { echo "ccm-early is over $(SIZE_LIMIT) bytes" >&2; exit 1; }
@@ -66,18 +72,21 @@ UNIT_BIN    := $(patsubst tests/unit/%.c,$(BUILD)/dev/tests/%,$(UNIT_SRC))
 
 $(BUILD)/dev/%.o: %.c $(HDRS)
 	@mkdir -p $(@D)
-	$(DEV_CC) $(DEV_CFLAGS) -c $< -o $@
+	@echo "  CC (dev)   $<"
+	$(Q)$(DEV_CC) $(DEV_CFLAGS) -c $< -o $@
 
 $(DEV_AR): $(DEV_OBJ)
-	rm -f $@
-	ar rcs $@ $^
+	$(Q)rm -f $@
+	$(Q)ar rcs $@ $^
 
 $(BUILD)/dev/ccm-early: $(BUILD)/dev/ccm-early.o $(DEV_AR)
-	$(DEV_CC) $(SAN) -o $@ $< $(DEV_AR) $(DEV_LIBS)
+	@echo "  LD (dev)   $@"
+	$(Q)$(DEV_CC) $(SAN) -o $@ $< $(DEV_AR) $(DEV_LIBS)
 
 $(BUILD)/dev/tests/%: tests/unit/%.c tests/unit/check.h $(DEV_AR)
 	@mkdir -p $(@D)
-	$(DEV_CC) $(DEV_CFLAGS) -Itests/unit -o $@ $< $(DEV_AR) $(DEV_LIBS)
+	@echo "  TEST       $@"
+	$(Q)$(DEV_CC) $(DEV_CFLAGS) -Itests/unit -o $@ $< $(DEV_AR) $(DEV_LIBS)
 
 dev: $(BUILD)/dev/ccm-early $(UNIT_BIN)
 
@@ -90,14 +99,16 @@ FUZZ_AR     := $(BUILD)/fuzz/libccm.a
 
 $(BUILD)/fuzz/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(@D)
-	clang $(FUZZ_CFLAGS) -c $< -o $@
+	@echo "  CC (fuzz)  $<"
+	$(Q)clang $(FUZZ_CFLAGS) -c $< -o $@
 
 $(FUZZ_AR): $(FUZZ_OBJ)
-	rm -f $@
-	ar rcs $@ $^
+	$(Q)rm -f $@
+	$(Q)ar rcs $@ $^
 
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_AR)
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_AR) $(DEV_LIBS)
+	@echo "  FUZZ       $@"
+	$(Q)clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_AR) $(DEV_LIBS)
 
 fuzz-build: $(FUZZ_BIN)
 
@@ -110,7 +121,8 @@ BENCH_BIN   := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
 $(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(@D)
-	$(DEV_CC) $(STD) $(WARN) -O2 -o $@ $<
+	@echo "  BENCH      $@"
+	$(Q)$(DEV_CC) $(STD) $(WARN) -O2 -o $@ $<
 
 bench: ccm-early $(BENCH_BIN)
 	bench/run.sh
@@ -118,13 +130,13 @@ bench: ccm-early $(BENCH_BIN)
 # --- the one-command jobs -----------------------------------------------------
 test:
 	scripts/deps.sh test
-	$(MAKE) ccm-early
-	$(MAKE) dev fuzz-build
+	$(MAKE) -j2 ccm-early
+	$(MAKE) -j2 dev fuzz-build
 	tests/run
 
 demo:
 	scripts/deps.sh build
-	$(MAKE) ccm-early
+	$(MAKE) -j2 ccm-early
 	scripts/demo.sh ./ccm-early
 
 install: ccm-early
@@ -133,4 +145,4 @@ install: ccm-early
 clean:
 	rm -rf $(BUILD)/static $(BUILD)/dev $(BUILD)/fuzz $(BUILD)/bench ccm-early ccm-early.unstripped
 
-.PHONY: all dev fuzz fuzz-build bench test demo install clean
+.PHONY: deps-build all dev fuzz fuzz-build bench test demo install clean

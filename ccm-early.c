@@ -15,7 +15,6 @@
 
 #include <infiniband/verbs.h>
 
-#include "auth.h"
 #include "config.h"
 #include "handoff.h"
 #include "log.h"
@@ -191,10 +190,6 @@ static int cmd_connect(int argc, char **argv)
 	}
 	cfg.verbose = verbose;
 	log = (struct log){ .verbose = verbose, .node = cfg.node_id };
-	if (auth_global_init() < 0) {
-		fprintf(stderr, "ccm-early connect: cannot initialise the crypto library\n");
-		return CCM_EXIT_FAILURE;
-	}
 	return session_run(&cfg, &sopts, &log);
 }
 

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,10 +11,10 @@
 
 static const char auth_label[] = "ccm-early auth 1";
 
-int auth_global_init(void)
-{
-	return sodium_init() < 0 ? -EIO : 0;
-}
+/* Only libsodium's HMAC-SHA-256, constant-time compare and wipe are used.
+ * None of them needs sodium_init(), whose CPU-dispatch set-up would link
+ * every other primitive (some 120 KiB) into the static binary; nonces come
+ * from the kernel's getrandom() directly. */
 
 int auth_load_key(const char *path, struct auth_key *k, struct errbuf *e)
 {
@@ -74,9 +75,19 @@ void auth_wipe_key(struct auth_key *k)
 	sodium_memzero(k, sizeof(*k));
 }
 
-void auth_nonce(uint8_t nonce[CCM_NONCE_LEN])
+int auth_nonce(uint8_t nonce[CCM_NONCE_LEN])
 {
-	randombytes_buf(nonce, CCM_NONCE_LEN);
+	size_t got = 0;
+
+	while (got < CCM_NONCE_LEN) {
+		ssize_t n = getrandom(nonce + got, CCM_NONCE_LEN - got, 0);
+
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		if (n > 0)
+			got += (size_t)n;
+	}
+	return 0;
 }
 
 static void put_be(uint8_t *p, uint64_t v, int n)

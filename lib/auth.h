@@ -26,9 +26,6 @@ struct auth_party {
 	const uint8_t *nonce;   /* CCM_NONCE_LEN bytes */
 };
 
-/* Once per process, before any of the below (libsodium's own setup). */
-int auth_global_init(void);
-
 /* Load a key file: its bytes are the key (one trailing newline dropped),
  * CCM_PSK_MIN..CCM_PSK_MAX of them.  The file must be a regular file that
  * neither group nor others may read or write. */
@@ -36,7 +33,9 @@ int auth_load_key(const char *path, struct auth_key *k, struct errbuf *e);
 
 void auth_wipe_key(struct auth_key *k);
 
-void auth_nonce(uint8_t nonce[CCM_NONCE_LEN]);
+/* Fresh random bytes from the kernel; blocks only until the kernel's pool
+ * is initialised, once per boot. */
+int auth_nonce(uint8_t nonce[CCM_NONCE_LEN]);
 
 void auth_mac(const struct auth_key *k, const struct auth_party *sender,
 	      const struct auth_party *receiver, uint16_t version, uint8_t mac[CCM_MAC_LEN]);

@@ -97,6 +97,7 @@ struct session {
 	bool ready_posted, ready_done;
 	uint64_t ready_deadline;
 	bool handoff_connected;
+	bool told_waiting;         /* the handoff says we wait in state 3 */
 
 	struct client_set *clients;
 	struct port_table *ports;
@@ -308,6 +309,14 @@ static void apply(struct session *s, enum hs_state was, const struct hs_event *e
 			 hs_error_name(a->error));
 		log_at(s->log, LOG_ERR, "%s in %s; starting again in %u ms", s->last_error,
 		       hs_state_name(was), a->wait_ms);
+		if (!s->handoff_connected)
+			write_handoff(s, HANDOFF_HANDSHAKING, s->last_error);
+	}
+	/* Scripts waiting on the handoff can see that we wait for the
+	 * partner; once per wait, not once per re-read. */
+	if (s->hs.state == HS_WAIT3 && !s->told_waiting && !s->handoff_connected) {
+		s->told_waiting = true;
+		write_handoff(s, HANDOFF_HANDSHAKING, s->last_error[0] ? s->last_error : NULL);
 	}
 	if (a->flags & (HS_ACT_WAIT | HS_ACT_BACKOFF)) {
 		s->timer_kind = (a->flags & HS_ACT_WAIT) ? HS_ACT_WAIT : HS_ACT_BACKOFF;
@@ -557,7 +566,10 @@ static void start_exchange(struct session *s)
 	};
 	uint8_t nonce[CCM_NONCE_LEN];
 
-	auth_nonce(nonce);
+	if (auth_nonce(nonce) < 0) {
+		finish(s, CCM_EXIT_FAILURE, "no random bytes for the nonce");
+		return;
+	}
 	ex_start(s->ex, &self, s->clients, nonce);
 	s->ex_started = true;
 	s->ex_deadline = now_ms() + EXCHANGE_TIMEOUT_MS;

@@ -15,13 +15,17 @@ ccm_test_n=0
 
 # Report the test that just ran.  Relies on shunit2 2.1.8's per-test
 # success flag (Debian's shunit2 package).
+ccm_reported=""
 ccm_report() {
+	# shunit2 also runs tearDown once more as it exits: report each test once.
+	[ -n "${_shunit_test_:-}" ] && [ "${_shunit_test_}" != "${ccm_reported}" ] || return 0
+	ccm_reported=${_shunit_test_}
 	ccm_test_n=$((ccm_test_n + 1))
 	# shellcheck disable=SC2154
 	if [ "${__shunit_testSuccess}" = "${SHUNIT_TRUE}" ]; then
-		echo "ok ${ccm_test_n} - ${ccm_test_file}: ${_shunit_test_}"
+		echo "ok ${ccm_test_n} - ${ccm_test_file}: ${_shunit_test_:-?}"
 	else
-		echo "not ok ${ccm_test_n} - ${ccm_test_file}: ${_shunit_test_}"
+		echo "not ok ${ccm_test_n} - ${ccm_test_file}: ${_shunit_test_:-?}"
 	fi
 }
 
