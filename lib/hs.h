@@ -12,15 +12,19 @@
  * the status block:
  *
  *   1 READ1     RDMA READ of the partner's own section.
- *               ok -> 2 (the partner's epoch is learned); fails -> 3.
+ *               ok -> 2 (the partner's epoch is learned); fails -> 3
+ *               (so does a READ showing epoch 0: no partner there).
  *   2 WRITE2    WRITE "I am in 2" into the partner's mailbox.
  *               ok -> 4; fails -> ERROR.
  *   3 WAIT3     the partner is not up: watch our own mailbox.
- *               mailbox says >= 5 (for our epoch) -> 5; says CONNECTED -> 6.
+ *               mailbox says >= 5 (5 or CONNECTED, for our epoch) -> 4,
+ *               with the writer's epoch adopted: the READ in 4 checks it
+ *               is the partner's current one (our mailbox can still hold
+ *               the last words of a partner incarnation that crashed).
  *               wait timeout -> 1 (read again: if both sides' first reads
  *               failed, e.g. on a lossy link, both would otherwise wait
  *               here forever).
- *   4 READ4     second READ of the partner's own section.
+ *   4 READ4     second READ of the partner's own section (from 2 or 3).
  *               ok with the same epoch -> 5; another epoch -> ERROR
  *               (the partner restarted); fails -> ERROR.
  *   5 WRITE5    WRITE "I am in 5", then wait until the mailbox says the

@@ -234,12 +234,17 @@ static int post_hs_op(struct session *s)
 	return r;
 }
 
+static void op_slot_free(struct session *s);
+
+/* The machine's operation failed without reaching the partner: free the
+ * slot first (the machine may ask for the next operation at once), then
+ * tell the machine. */
 static void fail_hs_op(struct session *s)
 {
 	struct hs_event ev = { .seq = s->op.seq };
 
 	ev.type = s->op.kind == HS_ACT_READ ? HS_EV_READ_FAIL : HS_EV_WRITE_FAIL;
-	s->op.kind = 0;
+	op_slot_free(s);
 	hs_feed(s, &ev);
 }
 
@@ -434,6 +439,8 @@ static void check_ready(struct session *s)
 	if (s->handoff_connected || !s->ready_done || !peer_ready(s))
 		return;
 	s->handoff_connected = true;
+	s->told_waiting = false;
+	s->deadline = 0;  /* --timeout bounds the first connection only */
 	s->last_error[0] = '\0';
 	log_at(s->log, LOG_NOTE, "connected to node %u at version %u; %d client(s) matched",
 	       s->ex->peer.node_id, s->ex->version, s->ex->nmatch);
@@ -680,16 +687,14 @@ static void on_tp_event(struct session *s, const struct tp_event *ev)
 		s->link_up = true;
 		s->peer_win = ev->status_window;
 		log_at(s->log, LOG_DEBUG, "link up to node %u", ev->peer_node);
-		if (s->op.kind && !s->op.posted && post_hs_op(s) < 0) {
-			op_slot_free(s);
+		if (s->op.kind && !s->op.posted && post_hs_op(s) < 0)
 			fail_hs_op(s);
-		}
 		break;
 	case TP_EV_CONNECT_FAILED:
 		s->connecting = false;
 		log_at(s->log, LOG_DEBUG, "connect failed: %s", strerror(-ev->status));
 		if (s->op.kind && !s->op.posted)
-			fail_hs_op(s), op_slot_free(s);
+			fail_hs_op(s);
 		break;
 	case TP_EV_OP_DONE:
 		on_op_done(s, ev);
