@@ -310,7 +310,8 @@ static void apply(struct session *s, enum hs_state was, const struct hs_event *e
 	if (was == HS_CONNECTED && s->hs.state != HS_CONNECTED)
 		reset_exchange(s, hs_error_name(s->hs.last_error));
 	if (a->flags & HS_ACT_REPORT) {
-		snprintf(s->last_error, sizeof(s->last_error), "handshake error: %s",
+		snprintf(s->last_error, sizeof(s->last_error), "%s: %s",
+			 was == HS_CONNECTED ? "lost the partner" : "handshake error",
 			 hs_error_name(a->error));
 		log_at(s->log, LOG_ERR, "%s in %s; starting again in %u ms", s->last_error,
 		       hs_state_name(was), a->wait_ms);
@@ -605,10 +606,8 @@ static void reset_exchange(struct session *s, const char *why)
 	/* A fresh connection for the next round: the partner may be a new
 	 * incarnation behind the same address. */
 	tp_disconnect(s->tp);
-	if (s->handoff_connected) {
-		s->handoff_connected = false;
-		write_handoff(s, HANDOFF_HANDSHAKING, "partner lost");
-	}
+	/* The error report that follows rewrites the handoff. */
+	s->handoff_connected = false;
 }
 
 /* --- transport events ---------------------------------------------------------- */

@@ -145,18 +145,27 @@ test_b_killed_in_write5() { crash_b_in write5; }
 test_b_killed_when_connected() { crash_b_in connected; }
 test_b_killed_when_ready() { crash_b_in ready; }
 
-test_partner_restart_after_connected() {
+test_partner_restart_after_connected_leaks_nothing() {
 	start_node a
 	start_node b
 	assert_pair_connected
-	_old=$(state_get "$t/b/run" CCM_EPOCH)
-	kill -9 "$pid_b"
-	wait "$pid_b" 2>/dev/null
-	wait_for_line "$t/a/run/state" "CCM_STATE='handshaking'" 10
-	assertEquals "A noticed the loss" handshaking "$(state_get "$t/a/run" CCM_STATE)"
-	start_node b
-	assert_pair_connected
-	assertNotEquals "new epoch" "$_old" "$(state_get "$t/a/run" CCM_PARTNER_EPOCH)"
+	_fds=$(ls "/proc/$pid_a/fd" | wc -l)
+	for round in 1 2 3; do
+		_old=$(state_get "$t/b/run" CCM_EPOCH)
+		kill -9 "$pid_b"
+		wait "$pid_b" 2>/dev/null
+		wait_for_line "$t/a/run/state" "CCM_STATE='handshaking'" 10
+		assertEquals "round $round: A noticed the loss" handshaking \
+			"$(state_get "$t/a/run" CCM_STATE)"
+		assertContains "round $round: and says why" \
+			"$(state_get "$t/a/run" CCM_ERROR)" "lost the partner"
+		start_node b
+		assert_pair_connected
+		assertNotEquals "round $round: new epoch" "$_old" \
+			"$(state_get "$t/a/run" CCM_PARTNER_EPOCH)"
+	done
+	assertEquals "A holds as many fds as before the three losses" "$_fds" \
+		"$(ls "/proc/$pid_a/fd" | wc -l)"
 	stop_pair
 }
 
