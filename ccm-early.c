@@ -25,7 +25,8 @@
 
 static const char exit_codes_help[] =
 	"Exit codes:\n"
-	"  0  connected (without --once: connected, then ended cleanly by SIGTERM)\n"
+	"  0  connected (without --once: connected, then ended cleanly by SIGTERM);\n"
+	"     also a clean stop by SIGTERM before the partner was found\n"
 	"  1  any other failure\n"
 	"  2  usage or configuration error\n"
 	"  3  timed out waiting for the partner (--timeout)\n"
@@ -179,7 +180,7 @@ static int cmd_connect(int argc, char **argv)
 	/* The command line overrides the file. */
 	for (int i = 0; i < nsettings; i++) {
 		if (config_set(&cfg, settings[i].key, settings[i].value, &e) < 0) {
-			fprintf(stderr, "ccm-early connect: --%s: %s\n", settings[i].key, e.msg);
+			fprintf(stderr, "ccm-early connect: --%s\n", e.msg);  /* "key: why" */
 			return CCM_EXIT_USAGE;
 		}
 	}
@@ -331,9 +332,15 @@ int main(int argc, char **argv)
 		       CCM_PROTO_MIN, CCM_PROTO_MAX);
 		return 0;
 	}
-	/* Each verb sees its own argv, with the verb as argv[0]. */
+	/* Each verb sees its own argv, with the verb as argv[0], named the
+	 * way getopt's messages should name it. */
 	argc--;
 	argv++;
+	static char connect_name[] = "ccm-early connect", status_name[] = "ccm-early status";
+	if (strcmp(cmd, "connect") == 0)
+		argv[0] = connect_name;
+	else if (strcmp(cmd, "status") == 0)
+		argv[0] = status_name;
 	if (strcmp(cmd, "connect") == 0)
 		return cmd_connect(argc, argv);
 	if (strcmp(cmd, "status") == 0)

@@ -18,12 +18,19 @@ static const char auth_label[] = "ccm-early auth 1";
 
 int auth_load_key(const char *path, struct auth_key *k, struct errbuf *e)
 {
+	/* Room for the longest key, its newline, and one byte more to
+	 * catch a file that is too long. */
+	uint8_t buf[CCM_PSK_MAX + 2];
 	struct stat st;
 	ssize_t n;
+	size_t got = 0;
 	int fd, err;
 
 	memset(k, 0, sizeof(*k));
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0 && errno == ELOOP)
+		return errbuf_set(e, -EINVAL, "key file %s is a symbolic link; give the file's "
+				  "own path", path);
 	if (fd < 0)
 		return errbuf_set(e, -errno, "key file %s: %s", path, strerror(errno));
 	if (fstat(fd, &st) < 0) {
@@ -39,34 +46,35 @@ int auth_load_key(const char *path, struct auth_key *k, struct errbuf *e)
 				 "(mode %03o); chmod 600 it", path, (unsigned)(st.st_mode & 0777));
 		goto out;
 	}
-	/* Read one byte more than allowed so an oversized file is caught. */
-	n = read(fd, k->bytes, sizeof(k->bytes));
-	if (n < 0) {
-		err = errbuf_set(e, -errno, "key file %s: %s", path, strerror(errno));
-		goto out;
-	}
-	if (n == (ssize_t)sizeof(k->bytes)) {
-		uint8_t extra;
-
-		if (read(fd, &extra, 1) == 1) {
-			err = errbuf_set(e, -EINVAL, "key file %s is longer than %d bytes",
-					 path, CCM_PSK_MAX);
+	while (got < sizeof(buf)) {
+		n = read(fd, buf + got, sizeof(buf) - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err = errbuf_set(e, -errno, "key file %s: %s", path, strerror(errno));
 			goto out;
 		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
 	}
-	if (n > 0 && k->bytes[n - 1] == '\n')
-		n--;
-	if (n < CCM_PSK_MIN) {
-		err = errbuf_set(e, -EINVAL, "key file %s holds %zd bytes; at least %d are needed",
-				 path, n, CCM_PSK_MIN);
+	if (got && buf[got - 1] == '\n')
+		got--;
+	if (got > CCM_PSK_MAX) {
+		err = errbuf_set(e, -EINVAL, "key file %s is longer than %d bytes", path, CCM_PSK_MAX);
 		goto out;
 	}
-	k->len = (uint32_t)n;
+	if (got < CCM_PSK_MIN) {
+		err = errbuf_set(e, -EINVAL, "key file %s holds %zu bytes; at least %d are needed",
+				 path, got, CCM_PSK_MIN);
+		goto out;
+	}
+	memcpy(k->bytes, buf, got);
+	k->len = (uint32_t)got;
 	err = 0;
 out:
+	sodium_memzero(buf, sizeof(buf));
 	close(fd);
-	if (err)
-		auth_wipe_key(k);
 	return err;
 }
 

@@ -97,7 +97,9 @@ int kv_parse(const char *text, size_t len, const char *origin, kv_fn fn,
 		line++;
 		nl = memchr(text + off, '\n', len - off);
 		n = nl ? (size_t)(nl - (text + off)) : len - off;
-		if (n > KV_LINE_MAX)
+		/* The limit excludes the line end, CRLF included; buf has
+		 * the one byte more that a CR needs. */
+		if (n - (n && text[off + n - 1] == '\r') > KV_LINE_MAX)
 			return errbuf_set(e, -EINVAL, "%s:%d: line longer than %d bytes",
 					  origin, line, KV_LINE_MAX);
 		memcpy(buf, text + off, n);

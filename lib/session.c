@@ -131,15 +131,16 @@ static uint64_t now_ms(void)
 
 /* --- the handoff ------------------------------------------------------------- */
 
-static void write_handoff(struct session *s, enum handoff_state state, const char *error)
+static int write_handoff(struct session *s, enum handoff_state state, const char *error)
 {
 	struct handoff *h = calloc(1, sizeof(*h));
 	struct errbuf e;
 	char addr[96];
+	int r;
 
 	if (!h) {
 		log_at(s->log, LOG_ERR, "handoff: out of memory");
-		return;
+		return -ENOMEM;
 	}
 	h->state = state;
 	h->node = s->cfg->node_id;
@@ -173,11 +174,13 @@ static void write_handoff(struct session *s, enum handoff_state state, const cha
 			c->port_size = s->clients->c[i].port_size;
 		}
 	}
-	if (handoff_write(s->cfg->state_dir, h, &e) < 0)
+	r = handoff_write(s->cfg->state_dir, h, &e);
+	if (r < 0)
 		log_at(s->log, LOG_ERR, "cannot write the handoff: %s", e.msg);
 	else
 		log_at(s->log, LOG_DEBUG, "handoff written: %s", handoff_state_name(state));
 	free(h);
+	return r;
 }
 
 /* --- the status block ---------------------------------------------------------- */
@@ -1006,7 +1009,12 @@ int session_run(const struct ccm_config *cfg, const struct session_opts *opts,
 	log_at(log, LOG_STEP, "listening on %s:%u, partner %s:%u, transport %s, epoch %llu",
 	       cfg->listen.host, cfg->listen.port, cfg->partner.host, cfg->partner.port,
 	       cfg->transport, (unsigned long long)s.epoch);
-	write_handoff(&s, HANDOFF_HANDSHAKING, NULL);
+	/* Nobody could learn the outcome without a handoff: that is a
+	 * configuration error, found before the partner is disturbed. */
+	if (write_handoff(&s, HANDOFF_HANDSHAKING, NULL) < 0) {
+		session_destroy(&s);
+		return CCM_EXIT_USAGE;
+	}
 	hs_feed(&s, &start);
 	while (!s.finished)
 		loop_once(&s);

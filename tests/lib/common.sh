@@ -72,3 +72,42 @@ make_client() {
 	mkdir -p "$1"
 	printf 'ports = %s\nport-size = %s\n' "$3" "$4" > "$1/$2.conf"
 }
+
+# --- the shape every suite's tests share ----------------------------------
+
+# Each test gets its own port (so a socket of the previous test can never
+# answer) and its own scratch directory $t.
+ccm_port_base=$(( 20000 + ($$ % 20000) ))
+ccm_port_seq=0
+
+ccm_begin_test() {
+	ccm_port_seq=$((ccm_port_seq + 1))
+	port=$((ccm_port_base + ccm_port_seq))
+	t="${SHUNIT_TMPDIR}/${_shunit_test_}"
+	mkdir -p "$t"
+	pids=""
+}
+
+# Kill whatever the test left running, then report it.
+ccm_end_test() {
+	for _p in $pids; do
+		kill -9 "$_p" 2>/dev/null
+		wait "$_p" 2>/dev/null
+	done
+	ccm_report
+}
+
+# ccm_start BINARY a|b CLIENTS-DIR [extra args...]: start a node in the
+# background; node a is id 1 on 127.0.0.2, b is id 2 on 127.0.0.3, both on
+# $port.  Its state dir is $t/NODE/run, its log $t/NODE/log, its pid $pid_NODE.
+ccm_start() {
+	_bin=$1 _n=$2 _clients=$3
+	shift 3
+	if [ "$_n" = a ]; then _id=1 _me=127.0.0.2 _peer=127.0.0.3; else _id=2 _me=127.0.0.3 _peer=127.0.0.2; fi
+	mkdir -p "$t/$_n"
+	"$_bin" connect --node-id "$_id" --listen "$_me:$port" --partner "$_peer:$port" \
+		--clients "$_clients" --state-dir "$t/$_n/run" "$@" \
+		>>"$t/$_n/log" 2>&1 </dev/null &
+	eval "pid_$_n=$!"
+	pids="$pids $!"
+}

@@ -6,43 +6,27 @@
 set -u
 . "$(dirname "$0")/../lib/common.sh"
 
-port_base=$(( 20000 + ($$ % 20000) ))
-port_seq=0
-
 oneTimeSetUp() {
 	[ -x "${CCM}" ] || fail "no binary at ${CCM}; run make dev"
 }
 
 setUp() {
-	port_seq=$((port_seq + 1))
-	port=$((port_base + port_seq))
-	t="${SHUNIT_TMPDIR}/${_shunit_test_}"
-	mkdir -p "$t/a" "$t/b"
-	make_client "$t/a/clients" fmon 1 4K
-	make_client "$t/a/clients" nvmirror 2 1M
-	make_client "$t/b/clients" fmon 1 4K
-	make_client "$t/b/clients" nvmirror 2 1M
-	pids=""
+	ccm_begin_test
+	for n in a b; do
+		make_client "$t/$n/clients" fmon 1 4K
+		make_client "$t/$n/clients" nvmirror 2 1M
+	done
 }
 
 tearDown() {
-	for p in $pids; do
-		kill -9 "$p" 2>/dev/null
-		wait "$p" 2>/dev/null
-	done
-	ccm_report
+	ccm_end_test
 }
 
-# start_node a|b [extra args...]: node A is id 1, B is id 2.
+# start_node a|b [extra args...]: each node with its own clients.
 start_node() {
-	_n=$1
+	_node=$1
 	shift
-	if [ "$_n" = a ]; then _id=1 _me=127.0.0.2 _peer=127.0.0.3; else _id=2 _me=127.0.0.3 _peer=127.0.0.2; fi
-	"${CCM}" connect --node-id "$_id" --listen "$_me:$port" --partner "$_peer:$port" \
-		--clients "$t/$_n/clients" --state-dir "$t/$_n/run" -vv "$@" \
-		>>"$t/$_n/log" 2>&1 &
-	eval "pid_$_n=$!"
-	pids="$pids $!"
+	ccm_start "${CCM}" "$_node" "$t/$_node/clients" -vv "$@"
 }
 
 connected() {
