@@ -160,20 +160,9 @@ static int write_handoff(struct session *s, enum handoff_state state, const char
 		h->partner_epoch = s->ex->peer.epoch;
 		h->version = s->ex->version;
 	}
-	if (s->ex_started && s->ex->nmatch > 0) {
-		handoff_set_clients(h, s->ex->match, s->ex->nmatch, s->clients);
-	} else {
-		/* Before the exchange: what we have, not yet matched. */
-		handoff_set_clients(h, NULL, 0, s->clients);
-		for (int i = 0; i < s->clients->count && h->nclients < HANDOFF_CLIENTS_MAX; i++) {
-			struct handoff_client *c = &h->clients[h->nclients++];
-
-			snprintf(c->name, sizeof(c->name), "%s", s->clients->c[i].name);
-			c->status = MATCH_LOCAL_ONLY;
-			c->nports = s->clients->c[i].nports;
-			c->port_size = s->clients->c[i].port_size;
-		}
-	}
+	/* Clients are listed once matched: before that, whether the partner
+	 * has them is unknown. */
+	handoff_set_clients(h, s->ex->match, s->ex_started ? s->ex->nmatch : 0, s->clients);
 	r = handoff_write(s->cfg->state_dir, h, &e);
 	if (r < 0)
 		log_at(s->log, LOG_ERR, "cannot write the handoff: %s", e.msg);
