@@ -55,11 +55,20 @@ void ex_start(struct exchange *ex, const struct ex_self *self, const struct clie
 	snprintf(h->cluster, sizeof(h->cluster), "%s", self->cluster);
 	memcpy(h->nonce, nonce, CCM_NONCE_LEN);
 	ex->phase = EX_HELLO_SENT;
+	/* Without a key there is nothing to prove first: CLIENTS goes with
+	 * HELLO, a round trip earlier.  A partner that does require a key
+	 * declines on our HELLO before it reads them. */
+	if (!self->key) {
+		outbox_add(ex, WIRE_CLIENTS)->u.clients = ex->local;
+		ex->clients_sent = true;
+	}
 }
 
 static void send_clients(struct exchange *ex)
 {
-	outbox_add(ex, WIRE_CLIENTS)->u.clients = ex->local;
+	if (!ex->clients_sent)
+		outbox_add(ex, WIRE_CLIENTS)->u.clients = ex->local;
+	ex->clients_sent = true;
 	ex->phase = EX_CLIENTS_WAIT;
 }
 

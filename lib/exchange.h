@@ -3,6 +3,7 @@
  *
  *   both sides:  HELLO  ->  (AUTH, if a key is configured)  ->  CLIENTS
  *                -> [driver creates the matched clients' ports]  ->  PORTS
+ * (without a key, CLIENTS goes out together with HELLO)
  *
  * HELLO carries the version range, node and cluster identity, epoch,
  * capabilities and a nonce.  The version used is the highest both speak.
@@ -52,6 +53,7 @@ struct exchange {
 	uint16_t version;              /* agreed; 0 until HELLO is answered */
 	const struct client_set *local_set; /* ours; outlives the exchange */
 	struct wire_clients local;     /* our descriptors, to send */
+	bool clients_sent;
 	struct client_match match[2 * CCM_CLIENTS_MAX];
 	int nmatch;
 	struct wire_ports peer_ports;  /* EX_DONE */

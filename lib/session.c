@@ -94,7 +94,8 @@ struct session {
 	struct exchange *ex;       /* large: on the heap */
 	bool ex_started;
 	uint64_t ex_deadline;
-	bool ready_posted, ready_done;
+	bool ready_posted;         /* our "ready" write is in flight */
+	bool ports_checked;        /* the partner's PORTS matched ours */
 	uint64_t ready_deadline;
 	bool handoff_connected;
 	bool told_waiting;         /* the handoff says we wait in state 3 */
@@ -426,10 +427,21 @@ static bool peer_ready(const struct session *s)
 	       s->mbox.from_epoch == s->hs.peer_epoch && s->mbox.to_epoch == s->epoch;
 }
 
-/* Both sides ready: the clients may be told. */
+/* --once ends when the handoff says connected and our "ready" write is no
+ * longer in flight, so the partner has had it (or is gone). */
+static void maybe_finish_once(struct session *s)
+{
+	if (s->opts->once && s->handoff_connected && !s->ready_posted)
+		finish(s, CCM_EXIT_OK, NULL);
+}
+
+/* Both sides ready -- we hold the partner's ports and its "ready" is in our
+ * mailbox -- so the clients may be told.  Whether our own "ready" write has
+ * been acknowledged does not matter for that: a partner that saw it may
+ * already have finished and gone. */
 static void check_ready(struct session *s)
 {
-	if (s->handoff_connected || !s->ready_done || !peer_ready(s))
+	if (s->handoff_connected || !s->ports_checked || !peer_ready(s))
 		return;
 	s->handoff_connected = true;
 	s->told_waiting = false;
@@ -438,8 +450,7 @@ static void check_ready(struct session *s)
 	log_at(s->log, LOG_NOTE, "connected to node %u at version %u; %d client(s) matched",
 	       s->ex->peer.node_id, s->ex->version, s->ex->nmatch);
 	write_handoff(s, HANDOFF_CONNECTED, NULL);
-	if (s->opts->once)
-		finish(s, CCM_EXIT_OK, NULL);
+	maybe_finish_once(s);
 }
 
 static void create_ports(struct session *s)
@@ -474,18 +485,25 @@ static void after_exchange_step(struct session *s)
 	if (s->ex->phase == EX_PORTS_NEEDED) {
 		create_ports(s);
 		send_outbox(s);
-	}
-	if (s->ex->phase == EX_DONE && !s->ready_posted && !s->ready_done) {
-		if (ports_set_remote(s->ports, &s->ex->peer_ports, &e) < 0) {
-			ex_fail(s->ex, DECLINE_MALFORMED, "%s", e.msg);
-			send_outbox(s);
-		} else {
+		/* Our ports exist and their description is on its way: say
+		 * we are ready now, not a round trip later after the
+		 * partner's PORTS. */
+		if (s->ex->phase == EX_PORTS_WAIT) {
 			s->stage = STAGE_READY;
 			if (s->crash_at == HS_NSTATES)
 				raise(SIGKILL);
 			publish_own(s);
-			log_at(s->log, LOG_STEP, "exchange done; telling the partner we are ready");
+			log_at(s->log, LOG_STEP, "ports created; telling the partner we are ready");
 			post_ready(s);
+		}
+	}
+	if (s->ex->phase == EX_DONE && !s->ports_checked) {
+		if (ports_set_remote(s->ports, &s->ex->peer_ports, &e) < 0) {
+			ex_fail(s->ex, DECLINE_MALFORMED, "%s", e.msg);
+			send_outbox(s);
+		} else {
+			s->ports_checked = true;
+			check_ready(s);
 		}
 	}
 	if (s->ex->phase == EX_FAILED) {
@@ -591,7 +609,7 @@ static void reset_exchange(struct session *s, const char *why)
 	log_at(s->log, LOG_NOTE, "session with the partner lost (%s); handshaking again", why);
 	ports_destroy(s->ports, s->tp);
 	s->ex_started = false;
-	s->ready_posted = s->ready_done = false;
+	s->ready_posted = s->ports_checked = false;
 	s->stage = STAGE_HANDSHAKE;
 	publish_own(s);
 	drop_queue(s);
@@ -611,13 +629,10 @@ static void on_op_done(struct session *s, const struct tp_event *tev)
 
 	if (purpose == OP_READY) {
 		s->ready_posted = false;
-		if (tev->status == 0 && s->ex_started) {
-			s->ready_done = true;
-			check_ready(s);
-		} else if (s->ex_started) {
-			log_at(s->log, LOG_ERR, "telling the partner we are ready failed: %s",
+		if (tev->status < 0 && s->ex_started)
+			log_at(s->log, LOG_STEP, "telling the partner we are ready failed: %s",
 			       strerror(-tev->status));
-		}
+		maybe_finish_once(s);
 		return;
 	}
 	if (purpose != OP_HS || !s->op.kind || seq != s->op.seq)
@@ -702,7 +717,13 @@ static void on_tp_event(struct session *s, const struct tp_event *ev)
 	case TP_EV_DISCONNECTED:
 		s->link_up = false;
 		log_at(s->log, LOG_DEBUG, "link to the partner down: %s", strerror(-ev->status));
-		hs_feed(s, &lost);
+		/* What the partner wrote before it went counts first: its
+		 * "ready" may be in our mailbox. */
+		sync_mailbox(s);
+		if (s->ex_started)
+			check_ready(s);
+		if (!s->finished)
+			hs_feed(s, &lost);
 		break;
 	case TP_EV_PEER_CONNECTED:
 		log_at(s->log, LOG_DEBUG, "node %u connected to us", ev->peer_node);
@@ -711,7 +732,13 @@ static void on_tp_event(struct session *s, const struct tp_event *ev)
 	case TP_EV_PEER_CLOSED:
 		log_at(s->log, LOG_DEBUG, "the partner's connection to us closed");
 		drop_queue(s);
-		hs_feed(s, &lost);
+		/* While our own link to the partner is up, it is the judge:
+		 * it delivers what the partner answered before it went
+		 * (the ready write's completion, say) and then reports the
+		 * loss itself.  A partner that finished a --once run is not
+		 * lost before we have heard all it said. */
+		if (!s->link_up)
+			hs_feed(s, &lost);
 		break;
 	case TP_EV_REJECTED:
 		log_at(s->log, LOG_ERR, "dropped a connection that sent a malformed frame: %s",
@@ -784,7 +811,7 @@ static int poll_timeout(const struct session *s, uint64_t now)
 	if (s->hs.state == HS_WAIT3 && now + POLL_WAIT3_MS < next)
 		next = now + POLL_WAIT3_MS;
 	if (((s->hs.state == HS_WRITE5 && s->hs.wrote5) ||
-	     (s->ready_done && !s->handoff_connected)) && now + POLL_FAST_MS < next)
+	     (s->stage == STAGE_READY && !s->handoff_connected)) && now + POLL_FAST_MS < next)
 		next = now + POLL_FAST_MS;
 	return next > now ? (int)(next - now) : 0;
 }

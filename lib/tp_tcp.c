@@ -745,19 +745,21 @@ static int tcp_progress(struct tp *tp, struct tp_event *out, int max)
 	t->msg_hold = NULL;
 	if (t->evq_len == 0) {
 		n = epoll_wait(t->ep, evs, 8, 0);
-		for (i = 0; i < n; i++) {
+		/* Our own connection first: what the partner answered on it
+		 * before it went away must be reported before the close of
+		 * its connection to us is. */
+		for (i = 0; i < n; i++)
+			if (evs[i].data.ptr == &t->act)
+				active_event(t, evs[i].events);
+		for (i = 0; i < n && !t->msg_hold; i++) {
 			void *who = evs[i].data.ptr;
 
 			if (who == &t->lfd)
 				accept_one(t);
-			else if (who == &t->act)
-				active_event(t, evs[i].events);
-			else
+			else if (who != &t->act)
 				passive_event(t, who, evs[i].events);
-			/* One message per call: its buffer is held until
-			 * the next call. */
-			if (t->msg_hold)
-				break;
+			/* One message per call (the loop stops once one is
+			 * held): its buffer lives until the next call. */
 		}
 	}
 	taken = t->evq_len < max ? t->evq_len : max;
