@@ -83,6 +83,9 @@ struct tp_tcp {
 	struct tp_event evq[TCP_EVQ_MAX];
 	int evq_len;
 	uint8_t *msg_hold;      /* the message handed out by the last progress */
+	uint8_t *spare;         /* a body buffer to give the next connection that
+	                           hands its own out, so none is allocated per
+	                           message */
 	uint32_t greetings;     /* CONN_REQs served; the newest is the partner's
 	                           current connection */
 };
@@ -352,11 +355,11 @@ static int serve_frame(struct tp_tcp *t, struct tcp_conn *c)
 		/* Only the partner's current connection speaks for it. */
 		if (c->greeted != t->greetings)
 			return errbuf_set(&c->why, -EPROTO, "a message on a superseded connection");
-		/* Hand the body itself out; the connection gets a fresh
-		 * buffer, and the old one is freed at the next progress. */
-		free(t->msg_hold);
+		/* Hand the body itself out until the next progress; the
+		 * connection reads on into the spare buffer. */
 		t->msg_hold = c->body;
-		c->body = NULL;
+		c->body = t->spare;
+		t->spare = NULL;
 		ev.msg = t->msg_hold;
 		ev.msg_len = c->h.body_len;
 		evq_push(t, &ev);
@@ -740,9 +743,13 @@ static int tcp_progress(struct tp *tp, struct tp_event *out, int max)
 	struct epoll_event evs[8];
 	int n, i, taken;
 
-	/* The message handed out last time has been consumed by now. */
-	free(t->msg_hold);
-	t->msg_hold = NULL;
+	/* The message handed out last time has been consumed by now: its
+	 * buffer becomes the spare. */
+	if (t->msg_hold) {
+		free(t->spare);
+		t->spare = t->msg_hold;
+		t->msg_hold = NULL;
+	}
 	if (t->evq_len == 0) {
 		n = epoll_wait(t->ep, evs, 8, 0);
 		/* Our own connection first: what the partner answered on it
@@ -780,6 +787,7 @@ static void tcp_destroy(struct tp *tp)
 		close(t->lfd);
 	close(t->ep);
 	free(t->msg_hold);
+	free(t->spare);
 	free(t);
 }
 
