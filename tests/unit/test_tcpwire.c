@@ -123,7 +123,7 @@ static void test_header(void)
 	mkhdr(b, TCPWIRE_MAGIC, 1, TCPWIRE_WRITE_REQ, 0, TCPWIRE_MAX_BODY + 1, 0);
 	hdr_refused(b, "header: write-req body length 65553 is outside 17..65552", "write-req too long");
 	mkhdr(b, TCPWIRE_MAGIC, 1, TCPWIRE_MSG, 0, 0, 0);
-	hdr_refused(b, "header: msg body length 0 is outside 1..65536", "empty msg");
+	hdr_refused(b, "header: msg body length 0 is outside 1..16384", "empty msg");
 	mkhdr(b, TCPWIRE_MAGIC, 1, TCPWIRE_READ_REP, 12, 4096, 0);
 	hdr_refused(b, "header: read-rep with status 12 has a 4096-byte body",
 		    "failed read with data");
