@@ -129,6 +129,7 @@ static inline void tp_destroy(struct tp *t) { if (t) t->ops->destroy(t); }
 
 /* The backends. */
 extern const struct tp_ops tp_tcp_ops;
+extern const struct tp_ops tp_rdma_ops;
 
 /* Look a backend up by name ("tcp", "rdma"); NULL if this build has none. */
 const struct tp_ops *tp_lookup(const char *name);
