@@ -728,6 +728,9 @@ static void on_tp_event(struct session *s, const struct tp_event *ev)
 	case TP_EV_PEER_CONNECTED:
 		log_at(s->log, LOG_DEBUG, "node %u connected to us", ev->peer_node);
 		drop_queue(s);
+		/* The partner is up: have our own link ready before the
+		 * machine asks for it. */
+		start_connect(s);
 		break;
 	case TP_EV_PEER_CLOSED:
 		log_at(s->log, LOG_DEBUG, "the partner's connection to us closed");
@@ -1025,13 +1028,15 @@ int session_run(const struct ccm_config *cfg, const struct session_opts *opts,
 	log_at(log, LOG_STEP, "listening on %s:%u, partner %s:%u, transport %s, epoch %llu",
 	       cfg->listen.host, cfg->listen.port, cfg->partner.host, cfg->partner.port,
 	       cfg->transport, (unsigned long long)s.epoch);
-	/* Nobody could learn the outcome without a handoff: that is a
-	 * configuration error, found before the partner is disturbed. */
+	/* The first READ goes out before the first handoff is written, so
+	 * the two overlap.  Nobody could learn the outcome without a
+	 * handoff: failing to write it is a configuration error, and the
+	 * partner has seen no more than a READ of its status block. */
+	hs_feed(&s, &start);
 	if (write_handoff(&s, HANDOFF_HANDSHAKING, NULL) < 0) {
 		session_destroy(&s);
 		return CCM_EXIT_USAGE;
 	}
-	hs_feed(&s, &start);
 	while (!s.finished)
 		loop_once(&s);
 	session_destroy(&s);
