@@ -7,11 +7,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-void ports_init(struct port_table *pt)
-{
-	memset(pt, 0, sizeof(*pt));
-}
-
 static void port_release(struct port *p, uint32_t size, struct tp *t)
 {
 	if (p->local.len && t)

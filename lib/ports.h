@@ -35,7 +35,8 @@ struct port_table {
 	struct port_client c[CCM_CLIENTS_MAX];
 };
 
-void ports_init(struct port_table *pt);
+/* A zeroed port_table is empty (and most of its 100 KiB is never touched
+ * until ports are made, so allocate it with calloc rather than clear it). */
 
 /* Create nports windows of port_size bytes for client name and expose them
  * on t.  On failure nothing of this client is left behind. */

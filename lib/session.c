@@ -924,7 +924,6 @@ static int session_setup(struct session *s, struct errbuf *e)
 	s->scratch = map_page(SCRATCH_SIZE);
 	if (!s->ex || !s->clients || !s->ports || !s->msgbuf || !s->decoded || !s->win || !s->scratch)
 		return errbuf_set(e, -ENOMEM, "out of memory");
-	ports_init(s->ports);
 	s->crash_at = crash_point();
 
 	sigemptyset(&sigs);
