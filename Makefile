@@ -52,9 +52,7 @@ $(BUILD)/static/%.o: %.c $(HDRS) $(STATIC_STAMPS)
 
 ccm-early: $(STATIC_OBJ) $(STATIC_STAMPS)
 	@echo "  LD (musl)  $@"
-	$(Q)$(STATIC_CC) $(STATIC_LDFLAGS) -o $@.unstripped $(STATIC_OBJ) \
-		$$(PKG_CONFIG_LIBDIR=$(SYSROOT)/lib/pkgconfig pkg-config --static --libs libibverbs librdmacm) \
-		-L$(SYSROOT)/lib -lsodium
+	$(Q)$(STATIC_CC) $(STATIC_LDFLAGS) -o $@.unstripped $(STATIC_OBJ) $(STATIC_LIBS)
 	$(Q)strip -o $@ $@.unstripped
 	@size=$$(stat -c %s $@); \
 	 echo "ccm-early: $$size bytes stripped (limit $(SIZE_LIMIT))"; \
@@ -120,11 +118,20 @@ BENCH_SRC   := $(sort $(wildcard bench/*.c))
 BENCH_BIN   := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
 # Static musl, like ccm-early itself, so a baseline's process start-up costs
-# what ccm-early's does.
-$(BUILD)/bench/%: bench/%.c | $(STATIC_STAMPS)
+# what ccm-early's does; benchmarks that use the manager's own code link the
+# same objects the binary is made of.
+STATIC_AR   := $(BUILD)/static/libccm.a
+STATIC_LIBS  = $$(PKG_CONFIG_LIBDIR=$(SYSROOT)/lib/pkgconfig pkg-config --static --libs libibverbs librdmacm) \
+	       -L$(SYSROOT)/lib -lsodium
+
+$(STATIC_AR): $(filter-out $(BUILD)/static/ccm-early.o,$(STATIC_OBJ))
+	$(Q)rm -f $@
+	$(Q)ar rcs $@ $^
+
+$(BUILD)/bench/%: bench/%.c $(STATIC_AR) $(HDRS)
 	@mkdir -p $(@D)
 	@echo "  BENCH      $@"
-	$(Q)$(STATIC_CC) $(STD) $(WARN) -O2 -static -o $@ $<
+	$(Q)$(STATIC_CC) $(STATIC_CFLAGS) -O2 $(STATIC_LDFLAGS) -o $@ $< $(STATIC_AR) $(STATIC_LIBS)
 
 bench: ccm-early $(BENCH_BIN)
 	bench/run.sh
@@ -132,7 +139,7 @@ bench: ccm-early $(BENCH_BIN)
 # --- the one-command jobs -----------------------------------------------------
 test:
 	scripts/deps.sh test
-	$(MAKE) -j2 ccm-early
+	$(MAKE) -j2 ccm-early $(BENCH_BIN)
 	$(MAKE) -j2 dev fuzz-build
 	tests/run
 

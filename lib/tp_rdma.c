@@ -68,6 +68,7 @@ struct rdma_region {
 struct rdma_conn {
 	struct rdma_cm_id *id;
 	uint32_t gen;           /* passive: which CONNECT_REQUEST; 0 = unused */
+	uint32_t peer_node;     /* passive: the node id its request gave */
 	bool established;
 	uint8_t *recv;
 	struct ibv_mr *recv_mr;
@@ -363,6 +364,7 @@ static void passive_request(struct tp_rdma *t, struct rdma_cm_id *id, const uint
 	}
 	c->id = id;
 	c->gen = ++t->greetings;
+	c->peer_node = req.node_id;
 	c->recv = aligned_alloc(4096, (size_t)RDMA_RECV_SLOTS * CCM_MSG_MAX);
 	if (!c->recv)
 		goto fail;
@@ -470,7 +472,7 @@ static void cm_event(struct tp_rdma *t, struct rdma_cm_event *e)
 		return;  /* an id we already let go of */
 	switch (type) {
 	case RDMA_CM_EVENT_ESTABLISHED: {
-		struct tp_event ev = { .type = TP_EV_PEER_CONNECTED };
+		struct tp_event ev = { .type = TP_EV_PEER_CONNECTED, .peer_node = c->peer_node };
 
 		c->established = true;
 		evq_push(t, &ev);

@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# The rdma transport on real verbs: Soft-RoCE (rdma_rxe) in qemu guests, the
+# static ccm-early (the shipped artifact) inside them.
+#
+#   veth:  one guest, two nodes as two processes: node 1 on rxe0 (10.0.0.1),
+#          node 2 on rxe1 (10.0.0.2); the handshake, the port windows, and a
+#          node killed after state 2
+#   dgram: two guests, one node each, joined by qemu dgram netdevs: start
+#          orders (a first, b 20 s late, both together) and b's ccm-early
+#          killed after state 2 and restarted
+set -u
+# shellcheck disable=SC2154  # t and _shunit_test_ come from common.sh/shunit2
+# shellcheck source=tests/lib/common.sh
+. "$(dirname "$0")/../lib/common.sh"
+# shellcheck source=tests/vm/lib.sh
+. "$(dirname "$0")/lib.sh"
+LAB_ADD=(--add "$VM_TOP/build/bench/portping:/usr/bin/portping")
+# shellcheck source=tests/vm/suite.sh
+. "$(dirname "$0")/suite.sh"
+
+# The scenario's common start: client descriptors, and a node function.
+# node ID LISTEN PARTNER [extra args]: a --once node, state in /out/run-ID,
+# log in /out/node-ID.log.
+preamble() {
+	cat <<'EOS'
+. "$LAB_LIB"
+for d in /tmp/c1 /tmp/c2; do
+	mkdir -p $d
+	printf 'ports = 1\nport-size = 4K\n' > $d/fmon.conf
+	printf 'ports = 2\nport-size = 1M\n' > $d/nvmirror.conf
+done
+node() {
+	_id=$1 _me=$2 _peer=$3
+	shift 3
+	$CCM connect --node-id $_id --listen $_me --partner $_peer --transport rdma \
+		--clients /tmp/c$_id --state-dir /out/run-$_id --once --timeout 90 -vv "$@" \
+		>> /out/node-$_id.log 2>&1
+}
+state() { grep "^$2=" /out/run-$1/state | cut -d"'" -f2; }
+EOS
+}
+
+# Both handoffs connected, each naming the other's current epoch.
+assert_pair() {
+	local s=$t/share
+	for n in 1 2; do
+		assertEquals "node $n state" connected "$(state_get "$s/run-$n" CCM_STATE)"
+		assertEquals "node $n transport" rdma "$(state_get "$s/run-$n" CCM_TRANSPORT)"
+		assertEquals "node $n clients" "fmon nvmirror" "$(state_get "$s/run-$n" CCM_CLIENTS)"
+	done
+	assertEquals "1 knows 2's epoch" "$(state_get "$s/run-2" CCM_EPOCH)" \
+		"$(state_get "$s/run-1" CCM_PARTNER_EPOCH)"
+	assertEquals "2 knows 1's epoch" "$(state_get "$s/run-1" CCM_EPOCH)" \
+		"$(state_get "$s/run-2" CCM_PARTNER_EPOCH)"
+}
+
+# ---------------------------------------------------------------- one guest
+
+test_veth_handshake_then_port_windows_match() {
+	lab_ready || return 0
+	mkdir -p "$t/share"
+	{ preamble; cat <<'EOS'
+node 1 10.0.0.1 10.0.0.2 &
+sleep 1
+node 2 10.0.0.2 10.0.0.1 || exit 2
+wait $! || exit 1
+# The port windows: one-sided READ and WRITE both ways, content checked.
+portping --node 1 --local 10.0.0.1 --partner 10.0.0.2 verify > /out/pp1.log 2>&1 &
+portping --node 2 --local 10.0.0.2 --partner 10.0.0.1 verify > /out/pp2.log 2>&1 || exit 3
+wait $! || exit 4
+EOS
+	} >"$t/s.sh"
+	lab veth "$t/share" "$t/s.sh" --timeout 90
+	assertEquals "scenario status (see $t/share)" 0 "$VM_RC_a"
+	assert_pair
+	assertContains "$(cat "$t/share/pp1.log")" "read 65536 bytes of node 2's window: match"
+	assertContains "$(cat "$t/share/pp1.log")" "node 2 wrote 65536 bytes into our window: match"
+	assertContains "$(cat "$t/share/pp2.log")" "node 1 wrote 65536 bytes into our window: match"
+}
+
+test_veth_node_killed_after_state_2_and_restarted() {
+	lab_ready || return 0
+	mkdir -p "$t/share"
+	{ preamble; cat <<'EOS'
+node 1 10.0.0.1 10.0.0.2 &
+sleep 1
+CCM_EARLY_TEST_CRASH_AT=read4 node 2 10.0.0.2 10.0.0.1
+echo "first node 2: $?" > /out/first.rc
+state 2 CCM_EPOCH > /out/first.epoch
+node 2 10.0.0.2 10.0.0.1 || exit 2
+wait $! || exit 1
+EOS
+	} >"$t/s.sh"
+	lab veth "$t/share" "$t/s.sh" --timeout 90
+	assertEquals "scenario status (see $t/share)" 0 "$VM_RC_a"
+	assertEquals "node 2 died by SIGKILL after its write in state 2" "first node 2: 137" \
+		"$(cat "$t/share/first.rc")"
+	assert_pair
+	assertNotEquals "node 2 came back with a new epoch" "$(cat "$t/share/first.epoch")" \
+		"$(state_get "$t/share/run-2" CCM_EPOCH)"
+}
+
+# ---------------------------------------------------------------- two guests
+
+# dgram scenario: guest a runs node 1, guest b node 2.
+dgram_script() {
+	preamble
+	cat <<'EOS'
+if [ "$role" = a ]; then id=1; else id=2; fi
+EOS
+	cat
+}
+
+test_dgram_a_first_b_5s_late() {
+	lab_ready || return 0
+	mkdir -p "$t/share"
+	dgram_script >"$t/s.sh" <<'EOS'
+node $id $ccm_local $ccm_peer
+EOS
+	lab dgram "$t/share" "$t/s.sh" --delay-b 5 --timeout 90
+	assertEquals "guest a (see $t/share)" 0 "$VM_RC_a"
+	assertEquals "guest b" 0 "$VM_RC_b"
+	assert_pair
+}
+
+test_dgram_b_20s_late_a_waits_in_state_3() {
+	lab_ready || return 0
+	mkdir -p "$t/share"
+	dgram_script >"$t/s.sh" <<'EOS'
+if [ $id = 1 ]; then
+	node 1 $ccm_local $ccm_peer &
+	sleep 10
+	state 1 CCM_HS_STATE > /out/a-waiting.state
+	wait $!
+else
+	node 2 $ccm_local $ccm_peer
+fi
+EOS
+	lab dgram "$t/share" "$t/s.sh" --delay-b 20 --timeout 120
+	assertEquals "guest a (see $t/share)" 0 "$VM_RC_a"
+	assertEquals "guest b" 0 "$VM_RC_b"
+	assertEquals "a waited in state 3 while b was down" wait3 "$(cat "$t/share/a-waiting.state")"
+	assert_pair
+}
+
+test_dgram_both_together() {
+	lab_ready || return 0
+	mkdir -p "$t/share"
+	dgram_script >"$t/s.sh" <<'EOS'
+node $id $ccm_local $ccm_peer
+EOS
+	lab dgram "$t/share" "$t/s.sh" --timeout 90
+	assertEquals "guest a (see $t/share)" 0 "$VM_RC_a"
+	assertEquals "guest b" 0 "$VM_RC_b"
+	assert_pair
+}
+
+test_dgram_b_killed_after_state_2_and_restarted() {
+	lab_ready || return 0
+	mkdir -p "$t/share"
+	dgram_script >"$t/s.sh" <<'EOS'
+if [ $id = 1 ]; then
+	node 1 $ccm_local $ccm_peer
+else
+	lab_wait_file /out/run-1/state 30
+	CCM_EARLY_TEST_CRASH_AT=read4 node 2 $ccm_local $ccm_peer
+	echo "first node 2: $?" > /out/first.rc
+	state 2 CCM_EPOCH > /out/first.epoch
+	node 2 $ccm_local $ccm_peer
+fi
+EOS
+	lab dgram "$t/share" "$t/s.sh" --timeout 120
+	assertEquals "guest a (see $t/share)" 0 "$VM_RC_a"
+	assertEquals "guest b" 0 "$VM_RC_b"
+	assertEquals "b's ccm-early died by SIGKILL after state 2" "first node 2: 137" \
+		"$(cat "$t/share/first.rc")"
+	assert_pair
+	assertNotEquals "b came back with a new epoch" "$(cat "$t/share/first.epoch")" \
+		"$(state_get "$t/share/run-2" CCM_EPOCH)"
+}
+
+. shunit2
