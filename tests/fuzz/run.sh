@@ -9,10 +9,12 @@ for bin in "$dir"/fuzz_*; do
 	[ -x "$bin" ] || continue
 	name=$(basename "$bin")
 	mkdir -p "$dir/corpus/$name" "$dir/crashes"
+	seeds="$(dirname "$0")/seeds/$name"
+	[ -d "$seeds" ] || seeds="$dir/corpus/$name"
 	echo "== $name for ${secs}s"
 	"$bin" -max_total_time="$secs" -print_final_stats=1 \
 		-artifact_prefix="$dir/crashes/$name-" "$dir/corpus/$name" \
-		"$(dirname "$0")/seeds/$name" 2>&1 |
+		"$seeds" 2>&1 |
 		grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|Test unit written' || true
 	if ls "$dir/crashes/$name-"* >/dev/null 2>&1; then
 		echo "$name: crash; inputs in $dir/crashes/" >&2
