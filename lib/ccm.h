@@ -1,0 +1,103 @@
+/* libccm: the client library of ccm-early.
+ *
+ * A client -- a failover monitor, an NVRAM mirror -- has ports to the same
+ * client on the partner node.  Each port is a memory window the client maps
+ * (zero copy) plus a message channel; ccm-early's keeper owns the
+ * interconnect and carries out the client's one-sided operations and
+ * messages, so it can balance and fail them over without the client
+ * noticing.
+ *
+ *   struct ccm_client *c;
+ *   int err = ccm_attach("nvmirror", NULL, &c);   // LISTEN_FDS or the keeper
+ *   if (err) { fprintf(stderr, "%s\n", ccm_strerror(err)); ... }
+ *   size_t len;
+ *   uint8_t *w = ccm_window(c, 0, &len);          // our window of port 0
+ *   memcpy(w + 128, record, n);
+ *   ccm_write(c, 0, 128, 128, n, CCM_NOTIFY, &tag); // to the partner's window
+ *   struct ccm_event ev;
+ *   while (ccm_next(c, &ev, -1) == 0) ...         // DONE, MSG, NOTIFY, events
+ *
+ * Attaching: when the process was started by `ccm-early exec CLIENT -- ...`
+ * its fds arrive as LISTEN_FDS (named "ccm.control", "ccm.window.N",
+ * "ccm.event.N") and ccm_attach takes them; otherwise it asks the keeper at
+ * STATE_DIR/ccm.sock (state_dir NULL: /run/ccm), which checks that the
+ * caller is root or the uid the client's descriptor names.
+ *
+ * Every function returns 0 (or a count) on success and a negative errno on
+ * failure; ccm_strerror() names it.  There is no global state: everything
+ * lives in the struct ccm_client, which one thread uses at a time. */
+#ifndef CCM_CLIENT_H
+#define CCM_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ccm_client;
+
+enum { CCM_NOTIFY = 1u << 0 };  /* ccm_write: signal the partner once landed */
+
+enum ccm_event_type {
+	CCM_EV_DONE = 1,          /* tag, status: a write, read or send finished */
+	CCM_EV_MSG,               /* port, data, len: a message from the partner's client */
+	CCM_EV_NOTIFY,            /* port: the partner wrote into our window with CCM_NOTIFY */
+	CCM_EV_PARTNER_READY,     /* the partner's client is attached and ready */
+	CCM_EV_PARTNER_LOST,      /* heartbeats stopped: the partner may be dead */
+	CCM_EV_PARTNER_BACK,      /* the partner is back (epoch tells whether it rebooted) */
+	CCM_EV_TERMINATING,       /* the keeper is stopping: finish and detach */
+	CCM_EV_LINK_DOWN,         /* an interconnect failed; traffic moved to another */
+	CCM_EV_LINK_UP,
+	CCM_EV_KEEPER_GONE,       /* the keeper closed our channel */
+};
+
+struct ccm_event {
+	enum ccm_event_type type;
+	uint32_t tag;             /* DONE */
+	int status;               /* DONE: 0 or a negative errno */
+	uint16_t port;            /* MSG, NOTIFY */
+	const uint8_t *data;      /* MSG: valid until the next ccm_next */
+	size_t len;               /* MSG */
+	uint32_t partner_node;    /* PARTNER_* */
+	uint64_t partner_epoch;   /* PARTNER_* */
+};
+
+/* Attach to client `name`'s ports.  state_dir NULL means /run/ccm. */
+int ccm_attach(const char *name, const char *state_dir, struct ccm_client **out);
+
+/* Unmap, close, free.  NULL is fine. */
+void ccm_detach(struct ccm_client *c);
+
+/* A fd that becomes readable when ccm_next has something: for poll(). */
+int ccm_fd(const struct ccm_client *c);
+
+int ccm_nports(const struct ccm_client *c);
+
+/* Our window of port `port` (NULL if there is no such port). */
+void *ccm_window(const struct ccm_client *c, int port, size_t *len);
+
+/* One-sided, asynchronous: *tag comes back in a CCM_EV_DONE.
+ * write: our window [local_off, +len) -> the partner's window at remote_off.
+ * read:  the partner's window [remote_off, +len) -> ours at local_off. */
+int ccm_write(struct ccm_client *c, int port, uint32_t local_off, uint32_t remote_off,
+	      uint32_t len, unsigned flags, uint32_t *tag);
+int ccm_read(struct ccm_client *c, int port, uint32_t local_off, uint32_t remote_off,
+	     uint32_t len, uint32_t *tag);
+
+/* A small message (1..3072 bytes) to the partner's client on `port`;
+ * asynchronous like the above. */
+int ccm_send(struct ccm_client *c, int port, const void *msg, size_t len, uint32_t *tag);
+
+/* The next event: 0 and *ev filled, -EAGAIN when none came within
+ * timeout_ms (0: do not wait; -1: wait as long as it takes). */
+int ccm_next(struct ccm_client *c, struct ccm_event *ev, int timeout_ms);
+
+/* Write, read or send and wait for its own completion (other events that
+ * arrive meanwhile are queued for ccm_next). */
+int ccm_write_sync(struct ccm_client *c, int port, uint32_t local_off, uint32_t remote_off,
+		   uint32_t len, unsigned flags);
+int ccm_read_sync(struct ccm_client *c, int port, uint32_t local_off, uint32_t remote_off,
+		  uint32_t len);
+
+const char *ccm_strerror(int err);
+const char *ccm_event_name(enum ccm_event_type t);
+
+#endif

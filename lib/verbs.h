@@ -1,0 +1,23 @@
+/* verbs: the ccm-early commands that talk to a running keeper.  Each takes
+ * its own argv (argv[0] = "ccm-early VERB"), parses it with getopt_long,
+ * has --help, and returns the process exit code (enum ccm_exit). */
+#ifndef CCM_VERBS_H
+#define CCM_VERBS_H
+
+/* ccm-early exec [--state-dir DIR] CLIENT -- COMMAND [ARGS...]
+ * Fetch CLIENT's fds from the keeper and exec COMMAND with them at fd 3
+ * onward, LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES set as socket activation
+ * does ("ccm.control", "ccm.window.N", "ccm.event.N"). */
+int verb_exec(int argc, char **argv);
+
+/* ccm-early stop [--state-dir DIR] [--restart] [--grace MS]
+ * Ask the keeper to tell its clients, wait for them, tell the partner and
+ * release everything; with --restart, handshake again. */
+int verb_stop(int argc, char **argv);
+
+/* ccm-early dump [--state-dir DIR] CLIENT [--port N]
+ * Print what the partner's CLIENT mirrored into our window (the nvmirror
+ * record format, mirror.h), checking every record's sequence and checksum. */
+int verb_dump(int argc, char **argv);
+
+#endif
