@@ -27,7 +27,7 @@
 #include "limits.h"
 
 #define CTL_SOCKET_NAME "ccm.sock"
-#define CTL_MSG_MAX     3072   /* a port message's payload */
+#define CTL_MSG_MAX     CCM_PORT_MSG_MAX  /* a port message's payload */
 
 enum ctl_type {
 	/* client -> keeper */

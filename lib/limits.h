@@ -19,6 +19,7 @@
 #define CCM_MSG_MAX       16384u   /* one small message over any transport: the
                                       largest, PORTS with 256 ports, is 12.6 KiB */
 #define CCM_OP_MAX        65536u   /* one one-sided read or write */
+#define CCM_PORT_MSG_MAX  3072u    /* one message between two clients' ports */
 
 /* Protocol versions this build speaks. */
 #define CCM_PROTO_MIN 1

@@ -389,6 +389,36 @@ static int dec_bye(struct rd *r, struct wire_bye *b)
 	return 0;
 }
 
+static int dec_port_msg(struct rd *r, struct wire_port_msg *m)
+{
+	int err;
+
+	if ((err = get_str(r, "client", m->client, STR_CLIENT)) ||
+	    (err = get16(r, &m->port, "port")) ||
+	    (err = get64(r, &m->seq, "seq")) ||
+	    (err = get16(r, &m->len, "len")))
+		return err;
+	if (m->port >= CCM_PORTS_MAX)
+		return fail(r, "port %u is not below %u", m->port, CCM_PORTS_MAX);
+	if (m->len < 1 || m->len > CCM_PORT_MSG_MAX)
+		return fail(r, "len %u is outside 1..%u", m->len, CCM_PORT_MSG_MAX);
+	return getn(r, m->data, m->len, "data");
+}
+
+static int dec_notify(struct rd *r, struct wire_port_notify *n)
+{
+	int err;
+
+	if ((err = get_str(r, "client", n->client, STR_CLIENT)) ||
+	    (err = get16(r, &n->port, "port")) ||
+	    (err = get32(r, &n->off, "off")) ||
+	    (err = get32(r, &n->len, "len")))
+		return err;
+	if (n->port >= CCM_PORTS_MAX)
+		return fail(r, "port %u is not below %u", n->port, CCM_PORTS_MAX);
+	return 0;
+}
+
 static const char *const type_names[] = {
 	[WIRE_HELLO] = "hello",
 	[WIRE_AUTH] = "auth",
@@ -396,6 +426,8 @@ static const char *const type_names[] = {
 	[WIRE_PORTS] = "ports",
 	[WIRE_DECLINE] = "decline",
 	[WIRE_BYE] = "bye",
+	[WIRE_PORT_MSG] = "port-msg",
+	[WIRE_PORT_NOTIFY] = "port-notify",
 };
 
 /* Upper-case message prefixes, as the header comment names the bodies. */
@@ -406,11 +438,13 @@ static const char *const type_tags[] = {
 	[WIRE_PORTS] = "PORTS",
 	[WIRE_DECLINE] = "DECLINE",
 	[WIRE_BYE] = "BYE",
+	[WIRE_PORT_MSG] = "PORT_MSG",
+	[WIRE_PORT_NOTIFY] = "PORT_NOTIFY",
 };
 
 static int known_type(uint32_t t)
 {
-	return t >= WIRE_HELLO && t <= WIRE_BYE;
+	return t >= WIRE_HELLO && t <= WIRE_PORT_NOTIFY;
 }
 
 int wire_decode(const uint8_t *buf, size_t len, struct wire_msg *m, struct errbuf *e)
@@ -459,6 +493,12 @@ int wire_decode(const uint8_t *buf, size_t len, struct wire_msg *m, struct errbu
 		break;
 	case WIRE_DECLINE:
 		err = dec_decline(&r, &m->u.decline);
+		break;
+	case WIRE_PORT_MSG:
+		err = dec_port_msg(&r, &m->u.port_msg);
+		break;
+	case WIRE_PORT_NOTIFY:
+		err = dec_notify(&r, &m->u.notify);
 		break;
 	default:
 		err = dec_bye(&r, &m->u.bye);
@@ -598,6 +638,31 @@ static int enc_body(struct wr *w, struct rd *r, const struct wire_msg *m)
 			return err;
 		put_int(w, m->u.bye.reason, 2);
 		return 0;
+	case WIRE_PORT_MSG: {
+		const struct wire_port_msg *pm = &m->u.port_msg;
+
+		if (pm->port >= CCM_PORTS_MAX || pm->len < 1 || pm->len > CCM_PORT_MSG_MAX)
+			return -EINVAL;
+		if ((err = put_str(w, r, pm->client, sizeof(pm->client), STR_CLIENT)))
+			return err;
+		put_int(w, pm->port, 2);
+		put_int(w, pm->seq, 8);
+		put_int(w, pm->len, 2);
+		put(w, pm->data, pm->len);
+		return 0;
+	}
+	case WIRE_PORT_NOTIFY: {
+		const struct wire_port_notify *n = &m->u.notify;
+
+		if (n->port >= CCM_PORTS_MAX)
+			return -EINVAL;
+		if ((err = put_str(w, r, n->client, sizeof(n->client), STR_CLIENT)))
+			return err;
+		put_int(w, n->port, 2);
+		put_int(w, n->off, 4);
+		put_int(w, n->len, 4);
+		return 0;
+	}
 	}
 	return -EINVAL;
 }

@@ -25,6 +25,10 @@
  *           u32 rkey, u32 len }
  *   DECLINE u16 reason (enum wire_decline_reason), str detail
  *   BYE     u16 reason (0 = orderly termination)
+ *   PORT_MSG    str client, u16 port, u64 seq, u16 len, len bytes
+ *               (1..CCM_PORT_MSG_MAX): a message between two clients
+ *   PORT_NOTIFY str client, u16 port, u32 off, u32 len: a one-sided write
+ *               into the receiver's window that its client is to be told of
  * Rules beyond the struct comments below: versions (HELLO ver_min, AUTH
  * version) start at 1; client names are unique within CLIENTS and
  * (client, index) pairs unique within PORTS; DECLINE's reason is
@@ -52,6 +56,8 @@ enum wire_type {
 	WIRE_PORTS = 4,
 	WIRE_DECLINE = 5,
 	WIRE_BYE = 6,
+	WIRE_PORT_MSG = 7,
+	WIRE_PORT_NOTIFY = 8,
 };
 
 /* Why a side refuses to go on; sent in DECLINE, mapped to exit codes. */
@@ -118,6 +124,20 @@ struct wire_bye {
 	uint16_t reason;
 };
 
+struct wire_port_msg {
+	char client[CCM_NAME_MAX + 1];
+	uint16_t port;        /* < CCM_PORTS_MAX */
+	uint64_t seq;         /* per client and direction, from 1 */
+	uint16_t len;         /* 1..CCM_PORT_MSG_MAX */
+	uint8_t data[CCM_PORT_MSG_MAX];
+};
+
+struct wire_port_notify {
+	char client[CCM_NAME_MAX + 1];
+	uint16_t port;
+	uint32_t off, len;
+};
+
 struct wire_msg {
 	enum wire_type type;
 	union {
@@ -127,6 +147,8 @@ struct wire_msg {
 		struct wire_ports ports;
 		struct wire_decline decline;
 		struct wire_bye bye;
+		struct wire_port_msg port_msg;
+		struct wire_port_notify notify;
 	} u;
 };
 

@@ -145,6 +145,28 @@ static void mk_bye(struct wire_msg *m, unsigned reason)
 	m->u.bye.reason = (uint16_t)reason;
 }
 
+static void mk_port_msg(struct wire_msg *m, const char *client, unsigned port, unsigned len)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = WIRE_PORT_MSG;
+	strcpy(m->u.port_msg.client, client);
+	m->u.port_msg.port = (uint16_t)port;
+	m->u.port_msg.seq = 0x0102030405060708ull;
+	m->u.port_msg.len = (uint16_t)len;
+	for (unsigned i = 0; i < len; i++)
+		m->u.port_msg.data[i] = (uint8_t)(i * 7);
+}
+
+static void mk_notify(struct wire_msg *m, const char *client, unsigned port)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = WIRE_PORT_NOTIFY;
+	strcpy(m->u.notify.client, client);
+	m->u.notify.port = (uint16_t)port;
+	m->u.notify.off = 4096;
+	m->u.notify.len = 65536;
+}
+
 static int msg_equal(const struct wire_msg *a, const struct wire_msg *b)
 {
 	if (a->type != b->type)
@@ -189,6 +211,18 @@ static int msg_equal(const struct wire_msg *a, const struct wire_msg *b)
 		       !strcmp(a->u.decline.detail, b->u.decline.detail);
 	case WIRE_BYE:
 		return a->u.bye.reason == b->u.bye.reason;
+	case WIRE_PORT_MSG: {
+		const struct wire_port_msg *x = &a->u.port_msg, *y = &b->u.port_msg;
+
+		return !strcmp(x->client, y->client) && x->port == y->port && x->seq == y->seq &&
+		       x->len == y->len && !memcmp(x->data, y->data, x->len);
+	}
+	case WIRE_PORT_NOTIFY: {
+		const struct wire_port_notify *x = &a->u.notify, *y = &b->u.notify;
+
+		return !strcmp(x->client, y->client) && x->port == y->port && x->off == y->off &&
+		       x->len == y->len;
+	}
 	}
 	return 0;
 }
@@ -364,8 +398,8 @@ static void test_header(void)
 	memcpy(enc2, enc, (size_t)n);
 	enc2[5] = 0;
 	refused(enc2, (size_t)n, "header: unknown type 0", "type 0");
-	enc2[5] = 7;
-	refused(enc2, (size_t)n, "header: unknown type 7", "type 7");
+	enc2[5] = 9;
+	refused(enc2, (size_t)n, "header: unknown type 9", "type 9");
 	enc2[5] = 0xff;
 	refused(enc2, (size_t)n, "header: unknown type 255", "type 255");
 	memcpy(enc2, enc, (size_t)n);
@@ -437,6 +471,53 @@ static void test_truncation(void)
 	prefixes(&msg, "decline empty detail");
 	mk_bye(&msg, 0);
 	prefixes(&msg, "bye");
+	mk_port_msg(&msg, "fmon", 0, 8);
+	prefixes(&msg, "port message");
+	mk_notify(&msg, "nvmirror", 1);
+	prefixes(&msg, "port notify");
+}
+
+/* The messages between two clients' ports. */
+static void test_port_messages(void)
+{
+	int n;
+
+	mk_port_msg(&msg, "fmon", 0, 1);
+	roundtrip(&msg, "port message, 1 byte");
+	mk_port_msg(&msg, "nvmirror", CCM_PORTS_MAX - 1, CCM_PORT_MSG_MAX);
+	roundtrip(&msg, "port message, largest, last port");
+	mk_notify(&msg, "nvmirror", 1);
+	roundtrip(&msg, "port notify");
+
+	mk_port_msg(&msg, "fmon", 0, 4);
+	n = wire_encode(&msg, enc, sizeof(enc));
+	/* body at 12: u8 4, "fmon", u16 port at 17, u64 seq at 19, u16 len at 27 */
+	memcpy(enc2, enc, (size_t)n);
+	set_be(enc2 + 17, CCM_PORTS_MAX, 2);
+	refused(enc2, (size_t)n, "PORT_MSG: port 64 is not below 64", "port message, port 64");
+	memcpy(enc2, enc, (size_t)n);
+	set_be(enc2 + 27, 0, 2);
+	refused(enc2, (size_t)n, "PORT_MSG: len 0 is outside 1..3072", "port message, len 0");
+	memcpy(enc2, enc, (size_t)n);
+	set_be(enc2 + 27, 5, 2);
+	refused(enc2, (size_t)n, "PORT_MSG: truncated at data", "port message, len beyond the body");
+	memcpy(enc2, enc, (size_t)n);
+	set_be(enc2 + 27, 3, 2);
+	refused(enc2, (size_t)n, "trailing byte", "port message, len short of the body");
+	memcpy(enc2, enc, (size_t)n);
+	enc2[13] = 'F';
+	refused(enc2, (size_t)n, "PORT_MSG: client", "port message, client name with a capital");
+	mk_notify(&msg, "fmon", 0);
+	n = wire_encode(&msg, enc, sizeof(enc));
+	set_be(enc + 17, 1000, 2);
+	refused(enc, (size_t)n, "PORT_NOTIFY: port 1000 is not below 64", "notify, port 1000");
+
+	mk_port_msg(&msg, "fmon", 0, CCM_PORT_MSG_MAX + 1);
+	CHECK(wire_encode(&msg, enc2, sizeof(enc2)) == -EINVAL, "encode: port message over the limit");
+	mk_port_msg(&msg, "fmon", CCM_PORTS_MAX, 1);
+	CHECK(wire_encode(&msg, enc2, sizeof(enc2)) == -EINVAL, "encode: port message to port 64");
+	mk_port_msg(&msg, "Fmon", 0, 1);
+	CHECK(wire_encode(&msg, enc2, sizeof(enc2)) == -EINVAL, "encode: port message, bad client name");
 }
 
 /* HELLO body offsets (from the frame start). */
@@ -763,8 +844,8 @@ static void test_decline_bye_rules(void)
 	mk_bye(&msg, 0);
 	msg.type = (enum wire_type)0;
 	CHECK(wire_encode(&msg, enc2, sizeof(enc2)) == -EINVAL, "encode: type 0");
-	msg.type = (enum wire_type)7;
-	CHECK(wire_encode(&msg, enc2, sizeof(enc2)) == -EINVAL, "encode: type 7");
+	msg.type = (enum wire_type)9;
+	CHECK(wire_encode(&msg, enc2, sizeof(enc2)) == -EINVAL, "encode: type 9");
 }
 
 /* Every capacity below the size is -EMSGSIZE, and nothing is written at
@@ -862,6 +943,7 @@ int main(void)
 	test_clients_rules();
 	test_ports_rules();
 	test_decline_bye_rules();
+	test_port_messages();
 	test_capacity();
 	test_names();
 	test_decode_resets();
