@@ -21,6 +21,8 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototyp
 STD     := -std=c11 -D_GNU_SOURCE -Ilib
 
 LIB_SRC := $(sort $(wildcard lib/*.c))
+CLIENT_PROGS := ccm-fmon ccm-nvmirror
+.DEFAULT_GOAL := all
 HDRS    := $(wildcard lib/*.h)
 
 # --- static musl build -------------------------------------------------------
@@ -32,8 +34,16 @@ STATIC_LDFLAGS := -static -Wl,--gc-sections -Wl,-u,verbs_provider_rxe -Wl,-u,ver
 STATIC_OBJ     := $(patsubst %.c,$(BUILD)/static/%.o,ccm-early.c $(LIB_SRC))
 STATIC_STAMPS  := $(SYSROOT)/.rdma-core.stamp $(SYSROOT)/.libsodium.stamp
 SIZE_LIMIT     := 524288
+# The manager's objects as an archive, for the clients and the benchmarks.
+STATIC_AR      := $(BUILD)/static/libccm.a
+STATIC_LIBS     = $$(PKG_CONFIG_LIBDIR=$(SYSROOT)/lib/pkgconfig pkg-config --static --libs libibverbs librdmacm) \
+	       -L$(SYSROOT)/lib -lsodium
 
-all: ccm-early
+$(STATIC_AR): $(filter-out $(BUILD)/static/ccm-early.o,$(STATIC_OBJ))
+	$(Q)rm -f $@
+	$(Q)ar rcs $@ $^
+
+all: ccm-early $(CLIENT_PROGS)
 
 # Installing packages happens once, before either library build starts.
 deps-build:
@@ -57,6 +67,18 @@ ccm-early: $(STATIC_OBJ) $(STATIC_STAMPS)
 	@size=$$(stat -c %s $@); \
 	 echo "ccm-early: $$size bytes stripped (limit $(SIZE_LIMIT))"; \
 	 test $$size -le $(SIZE_LIMIT) || { echo "ccm-early is over $(SIZE_LIMIT) bytes" >&2; exit 1; }
+
+# --- the two clients: ccm-fmon, ccm-nvmirror (static musl, like ccm-early) ---
+$(CLIENT_PROGS): ccm-%: $(BUILD)/static/clients/%.o $(STATIC_AR) $(STATIC_STAMPS)
+	@echo "  LD (musl)  $@"
+	$(Q)$(STATIC_CC) -static -Wl,--gc-sections -o $@.unstripped $< $(STATIC_AR) $(STATIC_LIBS)
+	$(Q)strip -o $@ $@.unstripped
+
+# --- the client library, libccm.a, and its pkg-config file ---------------------
+LIBCCM_SRC := lib/client.c lib/fdmsg.c lib/listenfds.c lib/errbuf.c
+$(BUILD)/libccm.a: $(patsubst %.c,$(BUILD)/static/%.o,$(LIBCCM_SRC))
+	$(Q)rm -f $@
+	$(Q)ar rcs $@ $^
 
 # --- dev build: glibc, dynamic, sanitizers ------------------------------------
 DEV_CC      := gcc
@@ -86,7 +108,11 @@ $(BUILD)/dev/tests/%: tests/unit/%.c tests/unit/check.h $(DEV_AR)
 	@echo "  TEST       $@"
 	$(Q)$(DEV_CC) $(DEV_CFLAGS) -Itests/unit -o $@ $< $(DEV_AR) $(DEV_LIBS)
 
-dev: $(BUILD)/dev/ccm-early $(UNIT_BIN)
+$(BUILD)/dev/ccm-fmon $(BUILD)/dev/ccm-nvmirror: $(BUILD)/dev/ccm-%: $(BUILD)/dev/clients/%.o $(DEV_AR)
+	@echo "  LD (dev)   $@"
+	$(Q)$(DEV_CC) $(SAN) -o $@ $< $(DEV_AR) $(DEV_LIBS)
+
+dev: $(BUILD)/dev/ccm-early $(BUILD)/dev/ccm-fmon $(BUILD)/dev/ccm-nvmirror $(UNIT_BIN)
 
 # --- fuzz targets (clang libFuzzer) -------------------------------------------
 FUZZ_SRC    := $(sort $(wildcard tests/fuzz/fuzz_*.c))
@@ -120,14 +146,6 @@ BENCH_BIN   := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 # Static musl, like ccm-early itself, so a baseline's process start-up costs
 # what ccm-early's does; benchmarks that use the manager's own code link the
 # same objects the binary is made of.
-STATIC_AR   := $(BUILD)/static/libccm.a
-STATIC_LIBS  = $$(PKG_CONFIG_LIBDIR=$(SYSROOT)/lib/pkgconfig pkg-config --static --libs libibverbs librdmacm) \
-	       -L$(SYSROOT)/lib -lsodium
-
-$(STATIC_AR): $(filter-out $(BUILD)/static/ccm-early.o,$(STATIC_OBJ))
-	$(Q)rm -f $@
-	$(Q)ar rcs $@ $^
-
 $(BUILD)/bench/%: bench/%.c $(STATIC_AR) $(HDRS)
 	@mkdir -p $(@D)
 	@echo "  BENCH      $@"
@@ -139,7 +157,7 @@ bench: ccm-early $(BENCH_BIN)
 # --- the one-command jobs -----------------------------------------------------
 test:
 	scripts/deps.sh test
-	$(MAKE) -j2 ccm-early $(BENCH_BIN)
+	$(MAKE) -j2 ccm-early $(CLIENT_PROGS) $(BENCH_BIN)
 	$(MAKE) -j2 dev fuzz-build
 	tests/run
 
@@ -148,10 +166,11 @@ demo:
 	$(MAKE) -j2 ccm-early
 	scripts/demo.sh ./ccm-early
 
-install: ccm-early
+install: ccm-early $(CLIENT_PROGS)
 	install -D -m 0755 ccm-early $(DESTDIR)$(PREFIX)/sbin/ccm-early
 
 clean:
-	rm -rf $(BUILD)/static $(BUILD)/dev $(BUILD)/fuzz $(BUILD)/bench ccm-early ccm-early.unstripped
+	rm -rf $(BUILD)/static $(BUILD)/dev $(BUILD)/fuzz $(BUILD)/bench $(BUILD)/libccm.a \
+		ccm-early ccm-fmon ccm-nvmirror *.unstripped
 
 .PHONY: deps-build all dev fuzz fuzz-build bench test demo install clean

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <infiniband/verbs.h>
@@ -19,6 +21,7 @@
 #include "handoff.h"
 #include "log.h"
 #include "session.h"
+#include "verbs.h"
 
 #define CCM_VERSION_STRING "0.1.0"
 #define DEFAULT_CONFIG "/etc/ccm/ccm.conf"
@@ -44,6 +47,9 @@ static void usage_main(FILE *out)
 		"  connect   handshake with the partner, exchange client descriptors,\n"
 		"            create the ports and write the handoff\n"
 		"  status    show the handoff state written by connect\n"
+		"  exec      run a service with a client's ports (LISTEN_FDS)\n"
+		"  stop      stop the keeper (and with --restart, handshake again)\n"
+		"  dump      print what the partner mirrored into a client's window\n"
 		"  devices   list RDMA devices\n"
 		"  version   print the version\n"
 		"\n"
@@ -58,8 +64,11 @@ static void usage_connect(FILE *out)
 		"\n"
 		"Find the partner, run the handshake on its status block, exchange version,\n"
 		"identity and client descriptors, create each shared client's ports and write\n"
-		"the handoff (STATE-DIR/state and state.json).  Then keep serving the partner\n"
-		"until SIGTERM, or exit at once with --once.\n"
+		"the handoff (STATE-DIR/state and state.json).  Then detach and go on as the\n"
+		"keeper: serve the partner and the local clients (STATE-DIR/ccm.sock) until\n"
+		"SIGTERM or 'ccm-early stop'.  The command itself exits at the handoff: 0 when\n"
+		"connected, 3 when --timeout passed first (the keeper goes on looking).\n"
+		"With --once, exit at the handoff instead; with --foreground, do not detach.\n"
 		"\n"
 		"Options (each also a 'key = value' line of the config file, same name):\n"
 		"  --node-id N            this node's id, 1..4294967294\n"
@@ -75,7 +84,11 @@ static void usage_connect(FILE *out)
 		"  --proto-versions MIN-MAX  versions to offer (testing)\n"
 		"  --config FILE          config file (default %s if it exists);\n"
 		"                         options on the command line override it\n"
+		"  --heartbeat-ms MS      connected: heartbeat interval (default 100)\n"
+		"  --heartbeat-misses N   the partner is lost after N silent intervals (default 5)\n"
 		"  --once                 exit once connected and handed off\n"
+		"  --foreground           do not detach at the handoff: stay attached to a\n"
+		"                         supervisor (systemd Type=notify gets READY=1)\n"
 		"  -v, --verbose          log every state transition (-vv: every operation)\n"
 		"  -h, --help             this help\n"
 		"\n%s",
@@ -104,12 +117,53 @@ static void usage_devices(FILE *out)
 
 /* --- connect ------------------------------------------------------------------ */
 
+/* The keeper detaches from whoever started it, but only once the handoff
+ * is there: fork at once -- before any RDMA memory is registered, which a
+ * later fork would tear away from its pages -- and let the parent wait on
+ * a pipe for the child's verdict (connected or timed out), exiting with it
+ * so that a boot script can go on.  Returns the parent's exit code, or -1
+ * in the child (with *handoff_fd set). */
+static int detach(int *handoff_fd)
+{
+	int p[2], status;
+	uint8_t code;
+	ssize_t n;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		fprintf(stderr, "ccm-early connect: pipe: %s\n", strerror(errno));
+		return CCM_EXIT_FAILURE;
+	}
+	pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "ccm-early connect: fork: %s\n", strerror(errno));
+		return CCM_EXIT_FAILURE;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		setsid();
+		*handoff_fd = p[1];
+		return -1;
+	}
+	close(p[1]);
+	do
+		n = read(p[0], &code, 1);
+	while (n < 0 && errno == EINTR);
+	close(p[0]);
+	if (n == 1)
+		return code;  /* handed off: the keeper goes on without us */
+	/* No byte: the child ended before the handoff, and its status is ours. */
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : CCM_EXIT_FAILURE;
+}
+
 struct cli_setting {
 	const char *key;
 	const char *value;
 };
 
-static int cmd_connect(int argc, char **argv)
+static int cmd_connect(int argc, char **argv, char *argv0)
 {
 	static const struct option opts[] = {
 		{ "node-id", required_argument, NULL, 0 },
@@ -123,6 +177,9 @@ static int cmd_connect(int argc, char **argv)
 		{ "cluster", required_argument, NULL, 0 },
 		{ "timeout", required_argument, NULL, 0 },
 		{ "proto-versions", required_argument, NULL, 0 },
+		{ "heartbeat-ms", required_argument, NULL, 0 },
+		{ "heartbeat-misses", required_argument, NULL, 0 },
+		{ "foreground", no_argument, NULL, 'f' },
 		{ "config", required_argument, NULL, 'c' },
 		{ "once", no_argument, NULL, 'o' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -151,6 +208,9 @@ static int cmd_connect(int argc, char **argv)
 			break;
 		case 'o':
 			sopts.once = true;
+			break;
+		case 'f':
+			sopts.foreground = true;
 			break;
 		case 'v':
 			verbose++;
@@ -191,7 +251,18 @@ static int cmd_connect(int argc, char **argv)
 	}
 	cfg.verbose = verbose;
 	log = (struct log){ .verbose = verbose, .node = cfg.node_id };
-	return session_run(&cfg, &sopts, &log);
+	sopts.argv0 = argv0;
+	sopts.handoff_fd = -1;
+	if (!sopts.once && !sopts.foreground) {
+		r = detach(&sopts.handoff_fd);
+		if (r >= 0)
+			return r;  /* the parent: the keeper's exit code at the handoff */
+	}
+	/* `stop --restart` ends a session and asks for a fresh one, with a
+	 * new epoch; the keeper's process lives on. */
+	while ((r = session_run(&cfg, &sopts, &log)) == CCM_SESSION_RESTART)
+		sopts.handoff_fd = -1;
+	return r;
 }
 
 /* --- status ------------------------------------------------------------------- */
@@ -316,6 +387,7 @@ static int cmd_devices(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	char *argv0 = argv[0];
 	const char *cmd;
 
 	if (argc < 2) {
@@ -336,17 +408,30 @@ int main(int argc, char **argv)
 	 * way getopt's messages should name it. */
 	argc--;
 	argv++;
-	static char connect_name[] = "ccm-early connect", status_name[] = "ccm-early status";
-	if (strcmp(cmd, "connect") == 0)
+	/* The labels are writable arrays: they become argv[0]. */
+	static struct {
+		const char *name;
+		int (*run)(int, char **);
+		char label[24];
+	} verbs[] = {
+		{ "status", cmd_status, "ccm-early status" },
+		{ "devices", cmd_devices, "ccm-early devices" },
+		{ "exec", verb_exec, "ccm-early exec" },
+		{ "stop", verb_stop, "ccm-early stop" },
+		{ "dump", verb_dump, "ccm-early dump" },
+	};
+	static char connect_name[] = "ccm-early connect";
+
+	if (strcmp(cmd, "connect") == 0) {
 		argv[0] = connect_name;
-	else if (strcmp(cmd, "status") == 0)
-		argv[0] = status_name;
-	if (strcmp(cmd, "connect") == 0)
-		return cmd_connect(argc, argv);
-	if (strcmp(cmd, "status") == 0)
-		return cmd_status(argc, argv);
-	if (strcmp(cmd, "devices") == 0)
-		return cmd_devices(argc, argv);
+		return cmd_connect(argc, argv, argv0);
+	}
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+		if (strcmp(cmd, verbs[i].name) == 0) {
+			argv[0] = verbs[i].label;
+			return verbs[i].run(argc, argv);
+		}
+	}
 	fprintf(stderr, "ccm-early: unknown command '%s'\n", cmd);
 	usage_main(stderr);
 	return CCM_EXIT_USAGE;

@@ -331,6 +331,23 @@ static int set_proto_versions(struct ccm_config *c, const char *key,
 	return 0;
 }
 
+static int set_heartbeat_ms(struct ccm_config *c, const char *key, const char *v,
+			    struct errbuf *e)
+{
+	if (kv_parse_u32(v, 10, 60000, &c->heartbeat_ms) < 0)
+		return errbuf_set(e, -EINVAL, "%s: '%.64s' is not a number of milliseconds "
+				  "in 10..60000", key, v);
+	return 0;
+}
+
+static int set_heartbeat_misses(struct ccm_config *c, const char *key, const char *v,
+				struct errbuf *e)
+{
+	if (kv_parse_u32(v, 1, 1000, &c->heartbeat_misses) < 0)
+		return errbuf_set(e, -EINVAL, "%s: '%.64s' is not a count in 1..1000", key, v);
+	return 0;
+}
+
 /* The one table: index i is bit 1u << i of ccm_config.set (enum config_key). */
 static const struct {
 	const char *key;
@@ -347,6 +364,8 @@ static const struct {
 	{ "cluster", set_cluster },
 	{ "timeout", set_timeout },
 	{ "proto-versions", set_proto_versions },
+	{ "heartbeat-ms", set_heartbeat_ms },
+	{ "heartbeat-misses", set_heartbeat_misses },
 };
 #define CONFIG_NKEYS (int)(sizeof(config_table) / sizeof(config_table[0]))
 
@@ -371,6 +390,8 @@ void config_defaults(struct ccm_config *c)
 	strcpy(c->cluster, "ccm");
 	c->ver_min = CCM_PROTO_MIN;
 	c->ver_max = CCM_PROTO_MAX;
+	c->heartbeat_ms = 100;
+	c->heartbeat_misses = 5;
 }
 
 int config_set(struct ccm_config *c, const char *key, const char *value,

@@ -41,6 +41,10 @@
  *   proto-versions protocol versions to offer, "MIN-MAX" or "N", each
  *                  1..65535 (default: what this build speaks); for testing
  *                  against older and newer partners.
+ *   heartbeat-ms   once connected, how often to advance our heartbeat and
+ *                  READ the partner's, 10..60000 (default 100)
+ *   heartbeat-misses  the partner is lost when its heartbeat has not moved
+ *                  for this many intervals, 1..1000 (default 5)
  * Numbers are decimal digits only: no sign, no spaces, no hex. */
 #ifndef CCM_CONFIG_H
 #define CCM_CONFIG_H
@@ -70,6 +74,8 @@ enum config_key {
 	CFG_CLUSTER = 1u << 8,
 	CFG_TIMEOUT = 1u << 9,
 	CFG_PROTO_VERSIONS = 1u << 10,
+	CFG_HEARTBEAT_MS = 1u << 11,
+	CFG_HEARTBEAT_MISSES = 1u << 12,
 };
 
 struct ccm_config {
@@ -83,6 +89,8 @@ struct ccm_config {
 	char cluster[CCM_CLUSTER_MAX + 1];
 	uint32_t timeout_s;                /* 0 = wait forever */
 	uint16_t ver_min, ver_max;
+	uint32_t heartbeat_ms;
+	uint32_t heartbeat_misses;
 	int verbose;                       /* 0..3; command line only (-v) */
 	unsigned set;                      /* enum config_key bits given */
 };

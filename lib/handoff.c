@@ -698,7 +698,7 @@ int handoff_parse(const char *text, size_t len, struct handoff *h,
 /* --- files ------------------------------------------------------------------- */
 
 /* mkdir -p with mode 0755; an existing directory is fine. */
-static int mkdir_parents(const char *dir, struct errbuf *e)
+int handoff_mkdir(const char *dir, struct errbuf *e)
 {
 	char p[HANDOFF_DIR_MAX + 1];
 	size_t n = strlen(dir), i;
@@ -787,7 +787,7 @@ int handoff_write(const char *dir, const struct handoff *h, struct errbuf *e)
 	buf = malloc(HANDOFF_TEXT_MAX);
 	if (!buf)
 		return errbuf_set(e, -ENOMEM, "handoff: out of memory");
-	rc = mkdir_parents(dir, e);
+	rc = handoff_mkdir(dir, e);
 	if (rc < 0)
 		goto out;
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

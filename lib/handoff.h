@@ -123,6 +123,9 @@ void handoff_set_clients(struct handoff *h, const struct client_match *m,
  * its parents, mode 0755) if missing. */
 int handoff_write(const char *dir, const struct handoff *h, struct errbuf *e);
 
+/* Create dir and its parents (mode 0755) if they are missing. */
+int handoff_mkdir(const char *dir, struct errbuf *e);
+
 /* Format into buf (NUL-terminated).  Return the length, -ENOSPC if cap is
  * too small, -EINVAL if h is out of range (a count, a state, a status, a
  * client name that would not be a safe shell variable name). */

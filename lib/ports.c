@@ -2,8 +2,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -15,8 +17,10 @@ static void port_release(struct port *p, uint32_t size, struct tp *t)
 		munmap(p->map, size);
 	if (p->memfd >= 0)
 		close(p->memfd);
+	if (p->eventfd >= 0)
+		close(p->eventfd);
 	memset(p, 0, sizeof(*p));
-	p->memfd = -1;
+	p->memfd = p->eventfd = -1;
 }
 
 static int port_create(struct port *p, struct tp *t, const char *client, int index,
@@ -26,7 +30,7 @@ static int port_create(struct port *p, struct tp *t, const char *client, int ind
 	int r;
 
 	memset(p, 0, sizeof(*p));
-	p->memfd = -1;
+	p->memfd = p->eventfd = -1;
 	snprintf(name, sizeof(name), "ccm-%s-%d", client, index);
 	p->memfd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (p->memfd < 0)
@@ -42,6 +46,11 @@ static int port_create(struct port *p, struct tp *t, const char *client, int ind
 	if (p->map == MAP_FAILED) {
 		p->map = NULL;
 		r = errbuf_set(e, -errno, "port %s: mmap: %s", name, strerror(errno));
+		goto fail;
+	}
+	p->eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (p->eventfd < 0) {
+		r = errbuf_set(e, -errno, "port %s: eventfd: %s", name, strerror(errno));
 		goto fail;
 	}
 	r = tp_expose(t, p->map, size, TP_EXPOSE_WRITE, &p->local);
@@ -82,12 +91,22 @@ int ports_add_client(struct port_table *pt, struct tp *t, const char *name,
 	return 0;
 }
 
-void ports_to_wire(const struct port_table *pt, struct wire_ports *out)
+static bool is_shared(const char *const *shared, const char *name)
+{
+	for (; *shared; shared++)
+		if (!strcmp(*shared, name))
+			return true;
+	return false;
+}
+
+void ports_to_wire(const struct port_table *pt, const char *const *shared, struct wire_ports *out)
 {
 	memset(out, 0, sizeof(*out));
 	for (int c = 0; c < pt->nclients; c++) {
 		const struct port_client *pc = &pt->c[c];
 
+		if (!is_shared(shared, pc->name))
+			continue;
 		for (int i = 0; i < pc->nports && out->count < CCM_PORTS_TOTAL; i++) {
 			struct wire_port *w = &out->p[out->count++];
 
@@ -100,7 +119,7 @@ void ports_to_wire(const struct port_table *pt, struct wire_ports *out)
 	}
 }
 
-static struct port_client *find_client(struct port_table *pt, const char *name)
+struct port_client *ports_find(struct port_table *pt, const char *name)
 {
 	for (int c = 0; c < pt->nclients; c++)
 		if (strcmp(pt->c[c].name, name) == 0)
@@ -108,7 +127,28 @@ static struct port_client *find_client(struct port_table *pt, const char *name)
 	return NULL;
 }
 
-int ports_set_remote(struct port_table *pt, const struct wire_ports *in, struct errbuf *e)
+void ports_remove_client(struct port_table *pt, struct tp *t, const char *name)
+{
+	struct port_client *pc = ports_find(pt, name);
+
+	if (!pc)
+		return;
+	for (int i = 0; i < pc->nports; i++)
+		port_release(&pc->port[i], pc->port_size, t);
+	/* Keep the table dense: the last client takes the freed slot. */
+	*pc = pt->c[--pt->nclients];
+	memset(&pt->c[pt->nclients], 0, sizeof(pt->c[0]));
+}
+
+void ports_forget_remote(struct port_table *pt)
+{
+	for (int c = 0; c < pt->nclients; c++)
+		for (int i = 0; i < pt->c[c].nports; i++)
+			pt->c[c].port[i].have_remote = 0;
+}
+
+int ports_set_remote(struct port_table *pt, const char *const *shared, const struct wire_ports *in,
+		     struct errbuf *e)
 {
 	int expected = 0;
 
@@ -117,11 +157,11 @@ int ports_set_remote(struct port_table *pt, const struct wire_ports *in, struct 
 			pt->c[c].port[i].have_remote = 0;
 	for (int k = 0; k < in->count; k++) {
 		const struct wire_port *w = &in->p[k];
-		struct port_client *pc = find_client(pt, w->client);
+		struct port_client *pc = ports_find(pt, w->client);
 		struct port *p;
 
-		if (!pc)
-			return errbuf_set(e, -EBADMSG, "PORTS[%d]: client '%s' has no ports here",
+		if (!pc || !is_shared(shared, w->client))
+			return errbuf_set(e, -EBADMSG, "PORTS[%d]: client '%s' is not shared here",
 					  k, w->client);
 		if (w->index >= pc->nports)
 			return errbuf_set(e, -EBADMSG, "PORTS[%d]: client '%s' has %u ports, not %u",
@@ -137,7 +177,8 @@ int ports_set_remote(struct port_table *pt, const struct wire_ports *in, struct 
 		p->have_remote = 1;
 	}
 	for (int c = 0; c < pt->nclients; c++)
-		expected += pt->c[c].nports;
+		if (is_shared(shared, pt->c[c].name))
+			expected += pt->c[c].nports;
 	if (in->count != expected)
 		return errbuf_set(e, -EBADMSG, "PORTS: %u ports given, %d expected", in->count, expected);
 	return 0;

@@ -17,6 +17,8 @@
 
 struct port {
 	int memfd;
+	int eventfd;              /* signalled when the partner's write with
+	                             notify has landed in this window */
 	uint8_t *map;
 	struct tp_remote local;   /* how the partner reaches this window */
 	struct tp_remote remote;  /* the partner's matching window */
@@ -43,13 +45,24 @@ struct port_table {
 int ports_add_client(struct port_table *pt, struct tp *t, const char *name,
 		     uint16_t nports, uint32_t port_size, struct errbuf *e);
 
-/* Our windows, as the PORTS message describes them to the partner. */
-void ports_to_wire(const struct port_table *pt, struct wire_ports *out);
+/* Our windows of the shared clients (`shared`: the names both sides have,
+ * NULL-terminated), as the PORTS message describes them to the partner. */
+void ports_to_wire(const struct port_table *pt, const char *const *shared, struct wire_ports *out);
 
-/* Take the partner's PORTS: every entry must name one of our clients and a
- * port index it has, with the same size; each port exactly once; every port
- * of ours must be covered. */
-int ports_set_remote(struct port_table *pt, const struct wire_ports *in, struct errbuf *e);
+/* Take the partner's PORTS: every entry must name one of our shared clients
+ * and a port index it has, with the same size; each port exactly once;
+ * every port of every shared client must be covered. */
+int ports_set_remote(struct port_table *pt, const char *const *shared, const struct wire_ports *in,
+		     struct errbuf *e);
+
+/* The client's ports, or NULL. */
+struct port_client *ports_find(struct port_table *pt, const char *name);
+
+/* Release one client's ports. */
+void ports_remove_client(struct port_table *pt, struct tp *t, const char *name);
+
+/* Forget the partner's windows (it is gone; new ones come with its PORTS). */
+void ports_forget_remote(struct port_table *pt);
 
 /* Unexpose and release everything. */
 void ports_destroy(struct port_table *pt, struct tp *t);

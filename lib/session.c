@@ -23,106 +23,9 @@
 #include "status.h"
 #include "tp.h"
 #include "wire.h"
+#include "session_int.h"
 
-#define OP_TIMEOUT_MS        2000   /* a one-sided op not done by then failed */
-#define CONNECT_TIMEOUT_MS   1000
-#define EXCHANGE_TIMEOUT_MS  10000  /* connected -> both ready */
-#define HEARTBEAT_MS         1000
-#define POLL_WAIT3_MS        50     /* mailbox polling while waiting for the partner */
-#define POLL_FAST_MS         5      /* ... while an answer is due any moment */
-#define TORN_READ_RETRIES    3
-#define QUEUE_MAX            8      /* partner messages held until we are connected */
-
-/* What a posted operation was for; the high half of its wr_id. */
-enum op_purpose {
-	OP_HS = 1,     /* the handshake machine's READ or WRITE */
-	OP_READY = 2,  /* "this side is ready" into the partner's mailbox */
-};
-
-/* Local buffers for one-sided operations, in the scratch region. */
-enum {
-	SCRATCH_READ = 0,
-	SCRATCH_HS_WRITE = 64,
-	SCRATCH_READY_WRITE = 128,
-	SCRATCH_SIZE = 4096,
-};
-
-struct hs_op {
-	int kind;               /* 0 none, HS_ACT_READ, HS_ACT_WRITE */
-	uint32_t seq;
-	uint8_t write_state;
-	bool posted;
-	int torn_retries;
-	uint64_t deadline;
-};
-
-struct queued_msg {
-	uint8_t *buf;
-	uint32_t len;
-};
-
-struct session {
-	const struct ccm_config *cfg;
-	const struct session_opts *opts;
-	const struct log *log;
-	struct tp *tp;
-	int sigfd;
-
-	uint8_t *win;              /* our status window (remote read/write) */
-	uint8_t *scratch;          /* local operation buffers */
-	struct tp_remote win_handle, scratch_handle;
-
-	bool link_up, connecting;
-	uint64_t connect_deadline;
-	struct tp_remote peer_win;
-
-	struct hs hs;
-	uint64_t epoch;
-	uint8_t stage;
-	uint32_t heartbeat;
-	uint64_t next_beat;
-
-	struct status_mbox mbox;   /* latest valid mailbox, as last fed */
-	bool have_mbox;
-
-	struct hs_op op;           /* the machine's operation in flight */
-	struct hs_op next_op;      /* asked for while op was still in flight */
-	int timer_kind;            /* 0, HS_ACT_WAIT or HS_ACT_BACKOFF */
-	uint32_t timer_seq;
-	uint64_t timer_deadline;
-
-	struct exchange *ex;       /* large: on the heap */
-	bool ex_started;
-	uint64_t ex_deadline;
-	bool ready_posted;         /* our "ready" write is in flight */
-	bool ports_checked;        /* the partner's PORTS matched ours */
-	uint64_t ready_deadline;
-	bool handoff_connected;
-	bool told_waiting;         /* the handoff says we wait in state 3 */
-
-	struct client_set *clients;
-	struct port_table *ports;
-	struct auth_key key;
-	bool have_key;
-
-	struct queued_msg queue[QUEUE_MAX];
-	int nqueue;
-
-	uint8_t *msgbuf;           /* encoding buffer, CCM_MSG_MAX */
-	struct wire_msg *decoded;  /* decoding buffer */
-
-	/* Fault injection for the two-process tests: die by SIGKILL on
-	 * entering this handshake state (CCM_EARLY_TEST_CRASH_AT=write2, ...;
-	 * "ready" = once this side is ready).  -1 = never. */
-	int crash_at;
-
-	uint64_t deadline;         /* --timeout; 0 = none */
-	bool finished;
-	int exit_code;
-	char last_error[200];
-};
-
-static uint64_t now_ms(void)
+uint64_t sess_now_ms(void)
 {
 	struct timespec ts;
 
@@ -132,17 +35,12 @@ static uint64_t now_ms(void)
 
 /* --- the handoff ------------------------------------------------------------- */
 
-static int write_handoff(struct session *s, enum handoff_state state, const char *error)
+void sess_fill_handoff(const struct session *s, struct handoff *h, enum handoff_state state,
+		       const char *error)
 {
-	struct handoff *h = calloc(1, sizeof(*h));
-	struct errbuf e;
 	char addr[96];
-	int r;
 
-	if (!h) {
-		log_at(s->log, LOG_ERR, "handoff: out of memory");
-		return -ENOMEM;
-	}
+	memset(h, 0, sizeof(*h));
 	h->state = state;
 	h->node = s->cfg->node_id;
 	h->epoch = s->epoch;
@@ -164,7 +62,22 @@ static int write_handoff(struct session *s, enum handoff_state state, const char
 	/* Clients are listed once matched: before that, whether the partner
 	 * has them is unknown. */
 	handoff_set_clients(h, s->ex->match, s->ex_started ? s->ex->nmatch : 0, s->clients);
-	r = handoff_write(s->cfg->state_dir, h, &e);
+}
+
+int sess_write_handoff(struct session *s, enum handoff_state state, const char *error)
+{
+	struct handoff *h = malloc(sizeof(*h));
+	struct errbuf e;
+	int r;
+
+	if (!h) {
+		log_at(s->log, LOG_ERR, "handoff: out of memory");
+		return -ENOMEM;
+	}
+	s->handoff_state = state;
+	snprintf(s->handoff_error, sizeof(s->handoff_error), "%s", error ? error : "");
+	sess_fill_handoff(s, h, state, error);
+	r = handoff_write(s->state_dir, h, &e);
 	if (r < 0)
 		log_at(s->log, LOG_ERR, "cannot write the handoff: %s", e.msg);
 	else
@@ -222,7 +135,7 @@ static int post_hs_op(struct session *s)
 	}
 	if (r == 0) {
 		op->posted = true;
-		op->deadline = now_ms() + OP_TIMEOUT_MS;
+		op->deadline = sess_now_ms() + OP_TIMEOUT_MS;
 	}
 	return r;
 }
@@ -253,7 +166,7 @@ static void start_connect(struct session *s)
 		return;
 	}
 	s->connecting = true;
-	s->connect_deadline = now_ms() + CONNECT_TIMEOUT_MS;
+	s->connect_deadline = sess_now_ms() + CONNECT_TIMEOUT_MS;
 }
 
 /* Start the machine's operation, or queue it behind the one in flight. */
@@ -309,18 +222,18 @@ static void apply(struct session *s, enum hs_state was, const struct hs_event *e
 		log_at(s->log, LOG_ERR, "%s in %s; starting again in %u ms", s->last_error,
 		       hs_state_name(was), a->wait_ms);
 		if (!s->handoff_connected)
-			write_handoff(s, HANDOFF_HANDSHAKING, s->last_error);
+			sess_write_handoff(s, HANDOFF_HANDSHAKING, s->last_error);
 	}
 	/* Scripts waiting on the handoff can see that we wait for the
 	 * partner; once per wait, not once per re-read. */
 	if (s->hs.state == HS_WAIT3 && !s->told_waiting && !s->handoff_connected) {
 		s->told_waiting = true;
-		write_handoff(s, HANDOFF_HANDSHAKING, s->last_error[0] ? s->last_error : NULL);
+		sess_write_handoff(s, HANDOFF_HANDSHAKING, s->last_error[0] ? s->last_error : NULL);
 	}
 	if (a->flags & (HS_ACT_WAIT | HS_ACT_BACKOFF)) {
 		s->timer_kind = (a->flags & HS_ACT_WAIT) ? HS_ACT_WAIT : HS_ACT_BACKOFF;
 		s->timer_seq = a->seq;
-		s->timer_deadline = now_ms() + a->wait_ms;
+		s->timer_deadline = sess_now_ms() + a->wait_ms;
 	}
 	if (a->flags & HS_ACT_READ)
 		start_hs_op(s, HS_ACT_READ, a->seq, 0);
@@ -373,7 +286,6 @@ static void sync_mailbox(struct session *s)
 
 /* --- messages ------------------------------------------------------------------ */
 
-static void finish(struct session *s, int code, const char *error);
 
 static void send_outbox(struct session *s)
 {
@@ -417,7 +329,7 @@ static void post_ready(struct session *s)
 	if (tp_write(s->tp, &s->peer_win, STATUS_MBOX_OFFSET, s->scratch + SCRATCH_READY_WRITE,
 		     STATUS_MBOX_SIZE, wr_id) == 0) {
 		s->ready_posted = true;
-		s->ready_deadline = now_ms() + OP_TIMEOUT_MS;
+		s->ready_deadline = sess_now_ms() + OP_TIMEOUT_MS;
 	}
 }
 
@@ -432,7 +344,7 @@ static bool peer_ready(const struct session *s)
 static void maybe_finish_once(struct session *s)
 {
 	if (s->opts->once && s->handoff_connected && !s->ready_posted)
-		finish(s, CCM_EXIT_OK, NULL);
+		sess_finish(s, CCM_EXIT_OK, NULL);
 }
 
 /* Both sides ready -- we hold the partner's ports and its "ready" is in our
@@ -449,33 +361,57 @@ static void check_ready(struct session *s)
 	s->last_error[0] = '\0';
 	log_at(s->log, LOG_NOTE, "connected to node %u at version %u; %d client(s) matched",
 	       s->ex->peer.node_id, s->ex->version, s->ex->nmatch);
-	write_handoff(s, HANDOFF_CONNECTED, NULL);
+	sess_write_handoff(s, HANDOFF_CONNECTED, NULL);
 	maybe_finish_once(s);
+	if (!s->finished)
+		serve_connected(s);
 }
 
+/* The names of the clients both sides have, NULL-terminated. */
+static void shared_names(const struct session *s, const char *names[2 * CCM_CLIENTS_MAX + 1])
+{
+	int n = 0;
+
+	for (int i = 0; i < s->ex->nmatch; i++)
+		if (s->ex->match[i].status == MATCH_OK)
+			names[n++] = s->ex->match[i].name;
+	names[n] = NULL;
+}
+
+/* Every local client has its ports from the start (a failover monitor must
+ * run with no partner at all); the exchange decides which the partner may
+ * use, and those are described to it. */
 static void create_ports(struct session *s)
 {
 	struct wire_ports *ours = &s->decoded->u.ports;  /* reuse: it is free now */
-	struct errbuf e;
+	const char *shared[2 * CCM_CLIENTS_MAX + 1];
 
 	for (int i = 0; i < s->ex->nmatch; i++) {
 		const struct client_match *m = &s->ex->match[i];
 
-		if (m->status != MATCH_OK) {
+		if (m->status == MATCH_OK)
+			log_at(s->log, LOG_STEP, "client %s: %u port(s) of %u bytes shared", m->name,
+			       m->nports, m->port_size);
+		else
 			log_at(s->log, LOG_NOTE, "client %s: %s (here %u x %u, partner %u x %u)",
 			       m->name, client_match_name(m->status), m->nports, m->port_size,
 			       m->remote_nports, m->remote_port_size);
-			continue;
-		}
-		if (ports_add_client(s->ports, s->tp, m->name, m->nports, m->port_size, &e) < 0) {
-			ex_fail(s->ex, DECLINE_PROTOCOL, "cannot create ports: %s", e.msg);
-			return;
-		}
-		log_at(s->log, LOG_STEP, "client %s: %u port(s) of %u bytes", m->name, m->nports,
-		       m->port_size);
 	}
-	ports_to_wire(s->ports, ours);
+	shared_names(s, shared);
+	ports_to_wire(s->ports, shared, ours);
 	ex_ports_created(s->ex, ours);
+}
+
+static int create_local_ports(struct session *s, struct errbuf *e)
+{
+	for (int i = 0; i < s->clients->count; i++) {
+		const struct client_desc *d = &s->clients->c[i];
+		int r = ports_add_client(s->ports, s->tp, d->name, d->nports, d->port_size, e);
+
+		if (r < 0)
+			return r;
+	}
+	return 0;
 }
 
 static void after_exchange_step(struct session *s)
@@ -498,7 +434,10 @@ static void after_exchange_step(struct session *s)
 		}
 	}
 	if (s->ex->phase == EX_DONE && !s->ports_checked) {
-		if (ports_set_remote(s->ports, &s->ex->peer_ports, &e) < 0) {
+		const char *shared[2 * CCM_CLIENTS_MAX + 1];
+
+		shared_names(s, shared);
+		if (ports_set_remote(s->ports, shared, &s->ex->peer_ports, &e) < 0) {
 			ex_fail(s->ex, DECLINE_MALFORMED, "%s", e.msg);
 			send_outbox(s);
 		} else {
@@ -508,7 +447,7 @@ static void after_exchange_step(struct session *s)
 	}
 	if (s->ex->phase == EX_FAILED) {
 		log_at(s->log, LOG_ERR, "%s", s->ex->why);
-		finish(s, exit_code_for(s->ex->decline), s->ex->why);
+		sess_finish(s, exit_code_for(s->ex->decline), s->ex->why);
 	}
 }
 
@@ -530,6 +469,13 @@ static void handle_message(struct session *s, const uint8_t *buf, uint32_t len)
 
 		log_at(s->log, LOG_NOTE, "partner is terminating");
 		hs_feed(s, &ev);
+		return;
+	}
+	if (m->type == WIRE_PORT_MSG || m->type == WIRE_PORT_NOTIFY) {
+		/* Between clients, once both sides are ready; before that
+		 * there is no client to give it to. */
+		if (s->handoff_connected)
+			serve_partner_msg(s, m);
 		return;
 	}
 	if (m->type == WIRE_HELLO && m->u.hello.epoch != s->hs.peer_epoch) {
@@ -585,12 +531,12 @@ static void start_exchange(struct session *s)
 	uint8_t nonce[CCM_NONCE_LEN];
 
 	if (auth_nonce(nonce) < 0) {
-		finish(s, CCM_EXIT_FAILURE, "no random bytes for the nonce");
+		sess_finish(s, CCM_EXIT_FAILURE, "no random bytes for the nonce");
 		return;
 	}
 	ex_start(s->ex, &self, s->clients, nonce);
 	s->ex_started = true;
-	s->ex_deadline = now_ms() + EXCHANGE_TIMEOUT_MS;
+	s->ex_deadline = sess_now_ms() + EXCHANGE_TIMEOUT_MS;
 	s->stage = STAGE_EXCHANGE;
 	publish_own(s);
 	log_at(s->log, LOG_STEP, "handshake complete with epoch %llu; exchanging descriptors",
@@ -607,7 +553,11 @@ static void reset_exchange(struct session *s, const char *why)
 	if (!s->ex_started)
 		return;
 	log_at(s->log, LOG_NOTE, "session with the partner lost (%s); handshaking again", why);
-	ports_destroy(s->ports, s->tp);
+	/* Our windows stay, and the clients keep their fds: only the
+	 * partner's windows are gone until its next PORTS. */
+	ports_forget_remote(s->ports);
+	if (s->handoff_connected)
+		serve_lost(s);
 	s->ex_started = false;
 	s->ready_posted = s->ports_checked = false;
 	s->stage = STAGE_HANDSHAKE;
@@ -633,6 +583,14 @@ static void on_op_done(struct session *s, const struct tp_event *tev)
 			log_at(s->log, LOG_STEP, "telling the partner we are ready failed: %s",
 			       strerror(-tev->status));
 		maybe_finish_once(s);
+		return;
+	}
+	if (purpose == OP_HEARTBEAT) {
+		serve_heartbeat_done(s, tev->status);
+		return;
+	}
+	if (purpose == OP_CLIENT) {
+		serve_op_done(s, seq, tev->status);
 		return;
 	}
 	if (purpose != OP_HS || !s->op.kind || seq != s->op.seq)
@@ -780,7 +738,7 @@ static void check_timers(struct session *s, uint64_t now)
 	if (now >= s->next_beat) {
 		s->heartbeat++;
 		publish_own(s);
-		s->next_beat = now + HEARTBEAT_MS;
+		s->next_beat = now + s->cfg->heartbeat_ms;
 	}
 	if (s->deadline && now >= s->deadline && !s->handoff_connected) {
 		char why[320];
@@ -789,8 +747,16 @@ static void check_timers(struct session *s, uint64_t now)
 			 "(handshake in %s%s%s)", s->cfg->timeout_s, hs_state_name(s->hs.state),
 			 s->last_error[0] ? "; last " : "", s->last_error);
 		log_at(s->log, LOG_ERR, "%s", why);
-		finish(s, CCM_EXIT_TIMEOUT, why);
+		s->deadline = 0;
+		if (s->opts->once) {
+			sess_finish(s, CCM_EXIT_TIMEOUT, why);
+			return;
+		}
+		/* Boot goes on degraded; the keeper keeps looking. */
+		sess_write_handoff(s, HANDOFF_HANDSHAKING, why);
+		serve_handed_off(s, false);
 	}
+	serve_timers(s, now);
 }
 
 static int poll_timeout(const struct session *s, uint64_t now)
@@ -809,6 +775,7 @@ static int poll_timeout(const struct session *s, uint64_t now)
 		next = s->ex_deadline;
 	if (s->deadline && s->deadline < next)
 		next = s->deadline;
+	next = serve_next_deadline(s, next);
 	/* One-sided writes into our mailbox need not wake us (with RDMA they
 	 * never do): look at it regularly while an answer is due. */
 	if (s->hs.state == HS_WAIT3 && now + POLL_WAIT3_MS < next)
@@ -821,17 +788,17 @@ static int poll_timeout(const struct session *s, uint64_t now)
 
 /* --- set-up, the loop, tear-down ----------------------------------------------- */
 
-static void finish(struct session *s, int code, const char *error)
+void sess_finish(struct session *s, int code, const char *error)
 {
 	if (s->finished)
 		return;
 	s->finished = true;
 	s->exit_code = code;
 	if (code != CCM_EXIT_OK)
-		write_handoff(s, HANDOFF_ERROR, error);
+		sess_write_handoff(s, HANDOFF_ERROR, error);
 }
 
-static void terminate(struct session *s)
+void sess_terminate(struct session *s)
 {
 	struct wire_msg bye = { .type = WIRE_BYE };
 	int n;
@@ -844,9 +811,24 @@ static void terminate(struct session *s)
 		if (n > 0)
 			tp_send(s->tp, s->msgbuf, (uint32_t)n);
 	}
-	write_handoff(s, HANDOFF_TERMINATED, NULL);
+	sess_write_handoff(s, HANDOFF_TERMINATED, NULL);
 	s->finished = true;
-	s->exit_code = CCM_EXIT_OK;
+	s->exit_code = s->restart ? CCM_SESSION_RESTART : CCM_EXIT_OK;
+}
+
+void sess_lose_partner(struct session *s, const char *why)
+{
+	struct hs_event ev = { .type = HS_EV_PEER_LOST };
+
+	log_at(s->log, LOG_ERR, "partner lost: %s", why);
+	hs_feed(s, &ev);
+}
+
+int sess_send_wire(struct session *s, const struct wire_msg *m)
+{
+	int n = wire_encode(m, s->msgbuf, CCM_MSG_MAX);
+
+	return n < 0 ? n : tp_send(s->tp, s->msgbuf, (uint32_t)n);
 }
 
 static uint64_t new_epoch(void)
@@ -869,7 +851,8 @@ static void *map_page(size_t len)
 
 static void session_destroy(struct session *s)
 {
-	if (s->ex_started)
+	serve_close(s);
+	if (s->ports)
 		ports_destroy(s->ports, s->tp);
 	tp_destroy(s->tp);
 	drop_queue(s);
@@ -934,6 +917,13 @@ static int session_setup(struct session *s, struct errbuf *e)
 	if (s->sigfd < 0)
 		return errbuf_set(e, -errno, "signalfd: %s", strerror(errno));
 
+	/* The state directory first: the handoff and the keeper's socket
+	 * live there, and nobody would learn anything without it. */
+	r = handoff_mkdir(s->cfg->state_dir, e);
+	if (r < 0)
+		return r;
+	if (!realpath(s->cfg->state_dir, s->state_dir))
+		return errbuf_set(e, -errno, "%s: %s", s->cfg->state_dir, strerror(errno));
 	r = clients_load_dir(s->cfg->clients_dir, s->clients, e);
 	if (r < 0)
 		return r;
@@ -958,6 +948,9 @@ static int session_setup(struct session *s, struct errbuf *e)
 		r = tp_expose(s->tp, s->scratch, SCRATCH_SIZE, TP_EXPOSE_LOCAL, &s->scratch_handle);
 	if (r < 0)
 		return errbuf_set(e, r, "cannot expose the status window: %s", strerror(-r));
+	r = create_local_ports(s, e);
+	if (r < 0)
+		return r;
 
 	s->epoch = new_epoch();
 	s->stage = STAGE_HANDSHAKE;
@@ -965,30 +958,39 @@ static int session_setup(struct session *s, struct errbuf *e)
 	/* Publish before listening: a partner that can connect must find a
 	 * valid block. */
 	publish_own(s);
-	return tp_listen(s->tp, e);
+	r = tp_listen(s->tp, e);
+	if (r == 0 && !s->opts->once)
+		r = serve_open(s, e);
+	return r;
 }
 
 static void loop_once(struct session *s)
 {
-	struct pollfd pfd[2] = {
+	struct pollfd pfd[3] = {
 		{ .fd = tp_fd(s->tp), .events = POLLIN },
 		{ .fd = s->sigfd, .events = POLLIN },
+		{ .fd = s->keeper ? keeper_fd(s->keeper) : -1, .events = POLLIN },
 	};
 	struct tp_event evs[16];
 	int n;
 
-	n = poll(pfd, 2, poll_timeout(s, now_ms()));
+	n = poll(pfd, 3, poll_timeout(s, sess_now_ms()));
 	if (n < 0 && errno != EINTR) {
 		log_at(s->log, LOG_ERR, "poll: %s", strerror(errno));
-		finish(s, CCM_EXIT_FAILURE, "poll failed");
+		sess_finish(s, CCM_EXIT_FAILURE, "poll failed");
 		return;
 	}
 	if (pfd[1].revents & POLLIN) {
 		struct signalfd_siginfo si;
 
 		if (read(s->sigfd, &si, sizeof(si)) == sizeof(si)) {
-			terminate(s);
-			return;
+			log_at(s->log, LOG_NOTE, "%s: stopping", strsignal((int)si.ssi_signo));
+			if (s->keeper)
+				serve_stop(s, 0, false, STOP_GRACE_MS);
+			else
+				sess_terminate(s);
+			if (s->finished)
+				return;
 		}
 	}
 	do {
@@ -1000,8 +1002,10 @@ static void loop_once(struct session *s)
 	} while (n > 0 && !s->finished);
 	if (!s->finished && s->ex_started)
 		check_ready(s);
+	if (!s->finished && s->keeper)
+		serve_requests(s);
 	if (!s->finished)
-		check_timers(s, now_ms());
+		check_timers(s, sess_now_ms());
 }
 
 int session_run(const struct ccm_config *cfg, const struct session_opts *opts,
@@ -1015,15 +1019,15 @@ int session_run(const struct ccm_config *cfg, const struct session_opts *opts,
 	r = session_setup(&s, &e);
 	if (r < 0) {
 		log_at(log, LOG_ERR, "%s", e.msg);
-		if (s.clients && s.win)
-			write_handoff(&s, HANDOFF_ERROR, e.msg);
+		if (s.clients && s.win && s.state_dir[0])
+			sess_write_handoff(&s, HANDOFF_ERROR, e.msg);
 		session_destroy(&s);
 		return r == -EINVAL || r == -ENOENT || r == -EPERM || r == -ENOTSUP
 		       ? CCM_EXIT_USAGE : CCM_EXIT_FAILURE;
 	}
 	if (cfg->timeout_s)
-		s.deadline = now_ms() + (uint64_t)cfg->timeout_s * 1000;
-	s.next_beat = now_ms() + HEARTBEAT_MS;
+		s.deadline = sess_now_ms() + (uint64_t)cfg->timeout_s * 1000;
+	s.next_beat = sess_now_ms() + cfg->heartbeat_ms;
 	log_at(log, LOG_STEP, "listening on %s:%u, partner %s:%u, transport %s, epoch %llu",
 	       cfg->listen.host, cfg->listen.port, cfg->partner.host, cfg->partner.port,
 	       cfg->transport, (unsigned long long)s.epoch);
@@ -1032,7 +1036,7 @@ int session_run(const struct ccm_config *cfg, const struct session_opts *opts,
 	 * handoff: failing to write it is a configuration error, and the
 	 * partner has seen no more than a READ of its status block. */
 	hs_feed(&s, &start);
-	if (write_handoff(&s, HANDOFF_HANDSHAKING, NULL) < 0) {
+	if (sess_write_handoff(&s, HANDOFF_HANDSHAKING, NULL) < 0) {
 		session_destroy(&s);
 		return CCM_EXIT_USAGE;
 	}

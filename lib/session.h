@@ -20,13 +20,26 @@ enum ccm_exit {
 	CCM_EXIT_TIMEOUT = 3,     /* timed out waiting for the partner */
 	CCM_EXIT_NO_VERSION = 4,  /* no common protocol version */
 	CCM_EXIT_AUTH = 5,        /* authentication failed */
+	CCM_SESSION_RESTART = -1, /* not an exit code: `stop --restart` asks the
+	                             caller to run a fresh session */
 };
 
 struct session_opts {
 	bool once;                /* exit once the handoff says connected */
+	bool foreground;          /* stay attached (a supervisor's Type=notify
+	                             service); else detach at the handoff */
+	char *argv0;              /* renamed "@..." in an initrd, so that
+	                             systemd spares the keeper at switch-root */
+	int handoff_fd;           /* -1, or where to write the one-byte exit
+	                             code for the parent that forked us, once
+	                             connected or timed out */
 };
 
-/* Run until connected (once) or until SIGTERM/SIGINT; returns an exit code.
+/* Run until connected (once) or until SIGTERM/SIGINT or `ccm-early stop`;
+ * returns an exit code, or CCM_SESSION_RESTART.  Without --once the session
+ * goes on as the keeper after the handoff (connected, or --timeout passed),
+ * telling whoever waits for that through opts->handoff_fd (the parent that
+ * forked it) or systemd's notify socket (with --foreground).
  * Blocks SIGTERM and SIGINT for the calling thread and takes them through a
  * signalfd, so a signal can never slip between a check and a poll. */
 int session_run(const struct ccm_config *cfg, const struct session_opts *opts,

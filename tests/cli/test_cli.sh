@@ -49,7 +49,7 @@ base_args() {
 start_node() {
 	_node=$1
 	shift
-	ccm_start "${CCM}" "$_node" "$t/clients" -v "$@"
+	ccm_start "${CCM}" "$_node" "$t/clients" -v --foreground "$@"
 }
 
 # Start a raw command line in the background as node N (log in $t/N/log).
@@ -267,7 +267,7 @@ test_config_file_forms_accepted() {
 	pad_to "$t/full.conf" 65536
 	assertEquals "test setup: full.conf is 64 KiB" 65536 "$(stat -c %s "$t/full.conf")"
 	for f in edge crlf full; do
-		run_ccm connect --config "$t/$f.conf" --timeout 1
+		run_ccm connect --config "$t/$f.conf" --timeout 1 --once
 		assertEquals "$f.conf is accepted (times out, 3); $(shown)" 3 "$rc"
 	done
 }
@@ -284,7 +284,7 @@ test_config_file_errors() {
 		} >"$f"
 		# --timeout: a file wrongly accepted must not hang the suite.
 		run_ccm connect --config "$f" --partner "127.0.0.3:$port" --state-dir "$t/run" \
-			--timeout 2
+			--timeout 2 --once
 		assertEquals "$name: exit status; $(shown)" 2 "$rc"
 		assertContains "$name: message names FILE:LINE:" "$(cat "$t/err")" "$f:$msg"
 	done <<-'EOF'
@@ -328,10 +328,10 @@ test_config_file_crlf_line_at_limit() {
 	write_conf "$t/c.conf" 1 "127.0.0.2:$port" "127.0.0.3:$port" "state-dir = $t/run"
 	printf '#%01023d\n' 0 >>"$t/c.conf"
 	sed -i 's/$/\r/' "$t/c.conf"
-	run_ccm connect --config "$t/c.conf" --timeout 1
+	run_ccm connect --config "$t/c.conf" --timeout 1 --once
 	assertEquals "CRLF file with a 1024-byte line is accepted (times out, 3); $(shown)" 3 "$rc"
 	printf '#%01024d\r\n' 0 >>"$t/c.conf"    # 1025 bytes before CR LF
-	run_ccm connect --config "$t/c.conf" --timeout 1
+	run_ccm connect --config "$t/c.conf" --timeout 1 --once
 	assertEquals "a 1025-byte line is refused; $(shown)" 2 "$rc"
 	assertContains "message" "$(cat "$t/err")" "$t/c.conf:8: line longer than 1024 bytes"
 }
@@ -369,7 +369,7 @@ test_psk_file_problems() {
 	# key file | what stderr must contain
 	while IFS='|' read -r key msg; do
 		# shellcheck disable=SC2046
-		run_ccm connect $(base_args) --psk-file "$t/$key" --timeout 5
+		run_ccm connect $(base_args) --psk-file "$t/$key" --timeout 5 --once
 		assertEquals "$key: exit status; $(shown)" 2 "$rc"
 		assertContains "$key: stderr names the key file" "$(cat "$t/err")" "$t/$key"
 		assertContains "$key: stderr says what is wrong" "$(cat "$t/err")" "$msg"
@@ -397,7 +397,7 @@ test_psk_file_lengths_accepted() {
 		_i=$((_i + 1))
 		"${CCM}" connect --node-id 1 --listen "127.0.0.2:$((port + 100 * _i))" \
 			--partner "127.0.0.3:$((port + 100 * _i))" --clients "$t/clients" \
-			--state-dir "$t/run-$_i" --psk-file "$t/key-$spec" --timeout 1 \
+			--state-dir "$t/run-$_i" --psk-file "$t/key-$spec" --timeout 1 --once \
 			>"$t/log-$_i" 2>&1 </dev/null &
 		eval "pid_$_i=$!"
 		pids="$pids $!"
@@ -415,7 +415,7 @@ test_psk_file_lengths_accepted() {
 	head -c 257 /dev/zero | tr '\0' k >"$t/key-257"
 	chmod 600 "$t/key-257"
 	# shellcheck disable=SC2046
-	run_ccm connect $(base_args) --psk-file "$t/key-257" --timeout 1
+	run_ccm connect $(base_args) --psk-file "$t/key-257" --timeout 1 --once
 	assertEquals "257-byte key; $(shown)" 2 "$rc"
 	assertContains "257-byte key: message" "$(cat "$t/err")" "longer than 256 bytes"
 }
@@ -494,7 +494,7 @@ test_status_corrupt_state_file() {
 }
 
 test_status_of_error_state_exits_1() {
-	start_node a --timeout 1
+	start_node a --timeout 1 --once
 	wait_exit "$pid_a" 10
 	pids=""
 	assertEquals "connect without a partner times out" 3 "$ccm_rc"

@@ -26,7 +26,7 @@ tearDown() {
 start_node() {
 	_node=$1
 	shift
-	ccm_start "${CCM}" "$_node" "$t/$_node/clients" -vv "$@"
+	ccm_start "${CCM}" "$_node" "$t/$_node/clients" -vv --foreground "$@"
 }
 
 connected() {
@@ -248,12 +248,31 @@ test_corrupt_descriptor_is_left_out() {
 }
 
 test_timeout_without_partner_exits_3() {
-	start_node a --timeout 2
+	start_node a --timeout 2 --once
 	wait_exit "$pid_a" 10
 	assertEquals "exit status" 3 "$ccm_rc"
 	pids=""
 	assertEquals error "$(state_get "$t/a/run" CCM_STATE)"
 	assertContains "$(state_get "$t/a/run" CCM_ERROR)" "timed out"
+}
+
+# The keeper's way: the command exits 3 at the timeout so the boot can go
+# on degraded, and the keeper it left behind connects when the partner
+# comes.
+test_timeout_then_keeper_connects_later() {
+	ccm_start "${CCM}" a "$t/a/clients" -vv --timeout 2
+	wait_exit "$pid_a" 10
+	assertEquals "the command exits 3 at the timeout" 3 "$ccm_rc"
+	pids=""
+	assertEquals "the handoff says it is still looking" handshaking \
+		"$(state_get "$t/a/run" CCM_STATE)"
+	assertContains "$(state_get "$t/a/run" CCM_ERROR)" "timed out"
+	start_node b
+	connected a 15
+	assertEquals "the keeper connected after all" connected "$(state_get "$t/a/run" CCM_STATE)"
+	"${CCM}" stop --state-dir "$t/a/run" >/dev/null
+	assertEquals "ccm-early stop ends the detached keeper" 0 $?
+	assertEquals terminated "$(state_get "$t/a/run" CCM_STATE)"
 }
 
 test_cluster_mismatch_fails() {
