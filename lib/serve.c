@@ -143,9 +143,18 @@ static void attach(struct session *s, const struct keeper_req *r)
 		fds[n] = pc->port[i].memfd, idx[n] = (uint16_t)i, kinds[n++] = CTL_FD_WINDOW;
 		fds[n] = pc->port[i].eventfd, idx[n] = (uint16_t)i, kinds[n++] = CTL_FD_EVENT;
 	}
-	if (keeper_attached(s->keeper, r->conn, r->client, &a, fds, idx, kinds, n) == 0)
-		log_at(s->log, LOG_STEP, "pid %d (uid %u) attached to client %s", (int)r->pid,
-		       (unsigned)r->uid, r->client);
+	if (keeper_attached(s->keeper, r->conn, r->client, &a, fds, idx, kinds, n) < 0)
+		return;
+	log_at(s->log, LOG_STEP, "pid %d (uid %u) attached to client %s", (int)r->pid,
+	       (unsigned)r->uid, r->client);
+	/* A client that attaches while the partner is there hears so at once,
+	 * the same way as one that was attached when it came. */
+	if (s->handoff_connected) {
+		struct ctl_event ev = { .type = CTL_EV_PARTNER_READY, .partner_node = a.partner_node,
+					.partner_epoch = a.partner_epoch };
+
+		keeper_reply(s->keeper, r->conn, CTL_EVENT, &ev, sizeof(ev));
+	}
 }
 
 static void rw(struct session *s, const struct keeper_req *r, bool is_read)
