@@ -1,4 +1,5 @@
 #include "auth.h"
+#include "be.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -98,11 +99,6 @@ int auth_nonce(uint8_t nonce[CCM_NONCE_LEN])
 	return 0;
 }
 
-static void put_be(uint8_t *p, uint64_t v, int n)
-{
-	for (int i = n - 1; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
 
 void auth_mac(const struct auth_key *k, const struct auth_party *sender,
 	      const struct auth_party *receiver, uint16_t version, uint8_t mac[CCM_MAC_LEN])
@@ -110,11 +106,11 @@ void auth_mac(const struct auth_key *k, const struct auth_party *sender,
 	crypto_auth_hmacsha256_state st;
 	uint8_t ids[4 + 4 + 8 + 8 + 2];
 
-	put_be(ids, sender->node, 4);
-	put_be(ids + 4, receiver->node, 4);
-	put_be(ids + 8, sender->epoch, 8);
-	put_be(ids + 16, receiver->epoch, 8);
-	put_be(ids + 24, version, 2);
+	be_put(ids, sender->node, 4);
+	be_put(ids + 4, receiver->node, 4);
+	be_put(ids + 8, sender->epoch, 8);
+	be_put(ids + 16, receiver->epoch, 8);
+	be_put(ids + 24, version, 2);
 	crypto_auth_hmacsha256_init(&st, k->bytes, k->len);
 	crypto_auth_hmacsha256_update(&st, (const uint8_t *)auth_label, sizeof(auth_label) - 1);
 	crypto_auth_hmacsha256_update(&st, ids, sizeof(ids));

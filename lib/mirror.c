@@ -1,4 +1,5 @@
 #include "mirror.h"
+#include "be.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -6,40 +7,11 @@
 
 #include "status.h"
 
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
 
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
-static uint64_t get64(const uint8_t *p)
-{
-	return (uint64_t)get32(p) << 32 | get32(p + 4);
-}
 
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
 
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)(v >> 32));
-	put32(p + 4, (uint32_t)v);
-}
 
 uint32_t mirror_rec_size(uint32_t len)
 {
@@ -50,13 +22,13 @@ uint32_t mirror_rec_size(uint32_t len)
 void mirror_encode_header(const struct mirror_hdr *h, uint8_t out[MIRROR_HDR_SIZE])
 {
 	memset(out, 0, MIRROR_HDR_SIZE);
-	put32(out, MIRROR_HDR_MAGIC);
-	put16(out + 4, MIRROR_FORMAT);
-	put32(out + 8, h->generation);
-	put32(out + 12, h->next);
-	put64(out + 16, h->first_seq);
-	put64(out + 24, h->last_seq);
-	put32(out + 36, ccm_crc32(out, 36));
+	be_put32(out, MIRROR_HDR_MAGIC);
+	be_put16(out + 4, MIRROR_FORMAT);
+	be_put32(out + 8, h->generation);
+	be_put32(out + 12, h->next);
+	be_put64(out + 16, h->first_seq);
+	be_put64(out + 24, h->last_seq);
+	be_put32(out + 36, ccm_crc32(out, 36));
 }
 
 static int check_winlen(size_t winlen, struct errbuf *e)
@@ -80,21 +52,21 @@ int mirror_read_header(const void *win, size_t winlen, struct mirror_hdr *h,
 		return r;
 	if (memcmp(p, zero, sizeof(zero)) == 0)
 		return errbuf_set(e, -ENODATA, "header: never written (all zero)");
-	if (get32(p) != MIRROR_HDR_MAGIC)
-		return errbuf_set(e, -EBADMSG, "header: bad magic 0x%08x", get32(p));
-	if (get16(p + 4) != MIRROR_FORMAT)
-		return errbuf_set(e, -EBADMSG, "header: format %u, not %u", get16(p + 4),
+	if (be_get32(p) != MIRROR_HDR_MAGIC)
+		return errbuf_set(e, -EBADMSG, "header: bad magic 0x%08x", be_get32(p));
+	if (be_get16(p + 4) != MIRROR_FORMAT)
+		return errbuf_set(e, -EBADMSG, "header: format %u, not %u", be_get16(p + 4),
 				  MIRROR_FORMAT);
-	if (get32(p + 36) != ccm_crc32(p, 36))
+	if (be_get32(p + 36) != ccm_crc32(p, 36))
 		return errbuf_set(e, -EBADMSG, "header: crc32 0x%08x does not match its "
-				  "bytes (0x%08x): torn or corrupt", get32(p + 36),
+				  "bytes (0x%08x): torn or corrupt", be_get32(p + 36),
 				  ccm_crc32(p, 36));
-	if (get16(p + 6) != 0 || get32(p + 32) != 0)
+	if (be_get16(p + 6) != 0 || be_get32(p + 32) != 0)
 		return errbuf_set(e, -EBADMSG, "header: reserved field not zero");
-	h->generation = get32(p + 8);
-	h->next = get32(p + 12);
-	h->first_seq = get64(p + 16);
-	h->last_seq = get64(p + 24);
+	h->generation = be_get32(p + 8);
+	h->next = be_get32(p + 12);
+	h->first_seq = be_get64(p + 16);
+	h->last_seq = be_get64(p + 24);
 	if (h->generation == 0)
 		return errbuf_set(e, -EBADMSG, "header: generation 0");
 	if (h->next < MIRROR_HDR_SIZE || h->next > winlen || h->next % MIRROR_ALIGN)
@@ -150,11 +122,11 @@ int mirror_append(void *win, size_t winlen, const void *payload, uint32_t len,
 	if (h.last_seq == UINT64_MAX)
 		return -EOVERFLOW;
 	r = p + h.next;
-	put32(r, MIRROR_REC_MAGIC);
-	put32(r + 4, len);
-	put64(r + 8, h.last_seq + 1);
-	put32(r + 16, ccm_crc32(payload, len));
-	put32(r + 20, ccm_crc32(r, 20));
+	be_put32(r, MIRROR_REC_MAGIC);
+	be_put32(r + 4, len);
+	be_put64(r + 8, h.last_seq + 1);
+	be_put32(r + 16, ccm_crc32(payload, len));
+	be_put32(r + 20, ccm_crc32(r, 20));
 	if (len)
 		memcpy(r + MIRROR_REC_HDR_SIZE, payload, len);
 	memset(r + MIRROR_REC_HDR_SIZE + len, 0, size - MIRROR_REC_HDR_SIZE - len);
@@ -239,16 +211,16 @@ int mirror_iter_next(struct mirror_iter *it, struct mirror_rec *r, struct errbuf
 				  "bytes before next offset %u, a record header takes %u",
 				  it->pos, it->seq, room, it->h.next, MIRROR_REC_HDR_SIZE);
 	p = it->win + it->pos;
-	if (get32(p) != MIRROR_REC_MAGIC)
+	if (be_get32(p) != MIRROR_REC_MAGIC)
 		return errbuf_set(e, -EBADMSG, "record at offset %u (seq %" PRIu64 "): bad "
-				  "magic 0x%08x", it->pos, it->seq, get32(p));
-	if (get32(p + 20) != ccm_crc32(p, 20))
+				  "magic 0x%08x", it->pos, it->seq, be_get32(p));
+	if (be_get32(p + 20) != ccm_crc32(p, 20))
 		return errbuf_set(e, -EBADMSG, "record at offset %u (seq %" PRIu64 "): header "
 				  "crc32 0x%08x does not match its bytes: torn or corrupt",
-				  it->pos, it->seq, get32(p + 20));
-	len = get32(p + 4);
-	seq = get64(p + 8);
-	crc = get32(p + 16);
+				  it->pos, it->seq, be_get32(p + 20));
+	len = be_get32(p + 4);
+	seq = be_get64(p + 8);
+	crc = be_get32(p + 16);
 	if (seq != it->seq)
 		return errbuf_set(e, -EBADMSG, "record at offset %u: seq %" PRIu64 ", expected %"
 				  PRIu64, it->pos, seq, it->seq);

@@ -3,6 +3,7 @@
  * Bytes are put and taken one at a time, big-endian, so the layout does not
  * depend on the host's byte order, alignment or struct padding. */
 #include "status.h"
+#include "be.h"
 
 #include <errno.h>
 
@@ -29,65 +30,35 @@ uint32_t ccm_crc32(const void *buf, size_t len)
 	return ~crc;
 }
 
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
 
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)(v >> 32));
-	put32(p + 4, (uint32_t)v);
-}
 
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
 
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	       (uint32_t)p[2] << 8 | p[3];
-}
 
-static uint64_t get64(const uint8_t *p)
-{
-	return (uint64_t)get32(p) << 32 | get32(p + 4);
-}
 
 void status_encode_own(const struct status_own *o, uint8_t out[STATUS_OWN_SIZE])
 {
-	put32(out, STATUS_OWN_MAGIC);
-	put16(out + 4, STATUS_LAYOUT);
+	be_put32(out, STATUS_OWN_MAGIC);
+	be_put16(out + 4, STATUS_LAYOUT);
 	out[6] = o->state;
 	out[7] = o->stage;
-	put32(out + 8, o->node_id);
-	put32(out + 12, 0);
-	put64(out + 16, o->epoch);
-	put32(out + 24, o->heartbeat);
-	put32(out + OWN_CRC_AT, ccm_crc32(out, OWN_CRC_AT));
+	be_put32(out + 8, o->node_id);
+	be_put32(out + 12, 0);
+	be_put64(out + 16, o->epoch);
+	be_put32(out + 24, o->heartbeat);
+	be_put32(out + OWN_CRC_AT, ccm_crc32(out, OWN_CRC_AT));
 }
 
 void status_encode_mbox(const struct status_mbox *m, uint8_t out[STATUS_MBOX_SIZE])
 {
-	put32(out, STATUS_MBOX_MAGIC);
+	be_put32(out, STATUS_MBOX_MAGIC);
 	out[4] = m->from_state;
 	out[5] = m->from_stage;
-	put16(out + 6, 0);
-	put64(out + 8, m->from_epoch);
-	put64(out + 16, m->to_epoch);
-	put32(out + 24, m->from_node);
-	put32(out + MBOX_CRC_AT, ccm_crc32(out, MBOX_CRC_AT));
+	be_put16(out + 6, 0);
+	be_put64(out + 8, m->from_epoch);
+	be_put64(out + 16, m->to_epoch);
+	be_put32(out + 24, m->from_node);
+	be_put32(out + MBOX_CRC_AT, ccm_crc32(out, MBOX_CRC_AT));
 }
 
 static int all_zero(const uint8_t *p, size_t n)
@@ -112,7 +83,7 @@ static int check_half(const uint8_t *in, size_t len, size_t size,
 				  what, len, size);
 	if (all_zero(in, size))
 		return errbuf_set(e, -EAGAIN, "%s: never written", what);
-	want = get32(in + size - 4);
+	want = be_get32(in + size - 4);
 	got = ccm_crc32(in, size - 4);
 	if (want != got)
 		return errbuf_set(e, -EAGAIN,
@@ -131,27 +102,27 @@ int status_decode_own(const uint8_t *in, size_t len, struct status_own *o,
 	err = check_half(in, len, STATUS_OWN_SIZE, what, e);
 	if (err)
 		return err;
-	magic = get32(in);
+	magic = be_get32(in);
 	if (magic != STATUS_OWN_MAGIC)
 		return errbuf_set(e, -EBADMSG, "%s: magic 0x%08x, expected 0x%08x",
 				  what, magic, STATUS_OWN_MAGIC);
-	if (get16(in + 4) != STATUS_LAYOUT)
+	if (be_get16(in + 4) != STATUS_LAYOUT)
 		return errbuf_set(e, -EBADMSG, "%s: layout %u, expected %u",
-				  what, get16(in + 4), STATUS_LAYOUT);
+				  what, be_get16(in + 4), STATUS_LAYOUT);
 	if (in[6] > STATE_MAX)
 		return errbuf_set(e, -EBADMSG, "%s: state %u out of range 0..%u",
 				  what, in[6], STATE_MAX);
 	if (in[7] > STAGE_MAX)
 		return errbuf_set(e, -EBADMSG, "%s: stage %u out of range 0..%u",
 				  what, in[7], STAGE_MAX);
-	if (get32(in + 12))
+	if (be_get32(in + 12))
 		return errbuf_set(e, -EBADMSG, "%s: reserved 0x%08x, must be zero",
-				  what, get32(in + 12));
+				  what, be_get32(in + 12));
 	o->state = in[6];
 	o->stage = in[7];
-	o->node_id = get32(in + 8);
-	o->epoch = get64(in + 16);
-	o->heartbeat = get32(in + 24);
+	o->node_id = be_get32(in + 8);
+	o->epoch = be_get64(in + 16);
+	o->heartbeat = be_get32(in + 24);
 	return 0;
 }
 
@@ -165,7 +136,7 @@ int status_decode_mbox(const uint8_t *in, size_t len, struct status_mbox *m,
 	err = check_half(in, len, STATUS_MBOX_SIZE, what, e);
 	if (err)
 		return err;
-	magic = get32(in);
+	magic = be_get32(in);
 	if (magic != STATUS_MBOX_MAGIC)
 		return errbuf_set(e, -EBADMSG, "%s: magic 0x%08x, expected 0x%08x",
 				  what, magic, STATUS_MBOX_MAGIC);
@@ -175,13 +146,13 @@ int status_decode_mbox(const uint8_t *in, size_t len, struct status_mbox *m,
 	if (in[5] > STAGE_MAX)
 		return errbuf_set(e, -EBADMSG, "%s: from_stage %u out of range 0..%u",
 				  what, in[5], STAGE_MAX);
-	if (get16(in + 6))
+	if (be_get16(in + 6))
 		return errbuf_set(e, -EBADMSG, "%s: reserved 0x%04x, must be zero",
-				  what, get16(in + 6));
+				  what, be_get16(in + 6));
 	m->from_state = in[4];
 	m->from_stage = in[5];
-	m->from_epoch = get64(in + 8);
-	m->to_epoch = get64(in + 16);
-	m->from_node = get32(in + 24);
+	m->from_epoch = be_get64(in + 8);
+	m->to_epoch = be_get64(in + 16);
+	m->from_node = be_get32(in + 24);
 	return 0;
 }

@@ -6,30 +6,12 @@
  * range rules live in one check function per structure, shared by encoder
  * and decoder so that decode-then-encode is the identity. */
 #include "tcpwire.h"
+#include "be.h"
 
 #include <errno.h>
 
-static uint32_t be(const uint8_t *p, int n)
-{
-	uint32_t v = 0;
 
-	while (n--)
-		v = v << 8 | *p++;
-	return v;
-}
 
-static uint64_t be64(const uint8_t *p)
-{
-	return (uint64_t)be(p, 4) << 32 | be(p + 4, 4);
-}
-
-static void put_be(uint8_t *p, uint64_t v, int n)
-{
-	while (n--) {
-		p[n] = (uint8_t)v;
-		v >>= 8;
-	}
-}
 
 static const char *const type_names[] = {
 	[TCPWIRE_CONN_REQ] = "conn-req",
@@ -96,7 +78,7 @@ static int check_hdr(const struct tcpwire_hdr *h, struct errbuf *e)
 int tcpwire_decode_hdr(const uint8_t in[TCPWIRE_HDR_LEN], struct tcpwire_hdr *h,
 		       struct errbuf *e)
 {
-	uint32_t magic = be(in, 4);
+	uint32_t magic = be_get(in, 4);
 
 	if (magic != TCPWIRE_MAGIC)
 		return errbuf_set(e, -EBADMSG, "header: bad magic 0x%08x (want 0x%08x \"CCMT\")",
@@ -105,9 +87,9 @@ int tcpwire_decode_hdr(const uint8_t in[TCPWIRE_HDR_LEN], struct tcpwire_hdr *h,
 		return errbuf_set(e, -EBADMSG, "header: format %u is not %d",
 				  in[4], TCPWIRE_FORMAT);
 	h->type = in[5];
-	h->status = (uint16_t)be(in + 6, 2);
-	h->body_len = be(in + 8, 4);
-	h->req_id = be(in + 12, 4);
+	h->status = (uint16_t)be_get(in + 6, 2);
+	h->body_len = be_get(in + 8, 4);
+	h->req_id = be_get(in + 12, 4);
 	return check_hdr(h, e);
 }
 
@@ -115,12 +97,12 @@ int tcpwire_encode_hdr(const struct tcpwire_hdr *h, uint8_t out[TCPWIRE_HDR_LEN]
 {
 	if (check_hdr(h, NULL))
 		return -EINVAL;
-	put_be(out, TCPWIRE_MAGIC, 4);
+	be_put(out, TCPWIRE_MAGIC, 4);
 	out[4] = TCPWIRE_FORMAT;
 	out[5] = h->type;
-	put_be(out + 6, h->status, 2);
-	put_be(out + 8, h->body_len, 4);
-	put_be(out + 12, h->req_id, 4);
+	be_put(out + 6, h->status, 2);
+	be_put(out + 8, h->body_len, 4);
+	be_put(out + 12, h->req_id, 4);
 	return 0;
 }
 
@@ -148,9 +130,9 @@ int tcpwire_decode_conn_req(const uint8_t *body, size_t len,
 
 	if ((err = check_len("conn-req", len, TCPWIRE_CONN_REQ_LEN, e)))
 		return err;
-	r->proto_min = (uint16_t)be(body, 2);
-	r->proto_max = (uint16_t)be(body + 2, 2);
-	r->node_id = be(body + 4, 4);
+	r->proto_min = (uint16_t)be_get(body, 2);
+	r->proto_max = (uint16_t)be_get(body + 2, 2);
+	r->node_id = be_get(body + 4, 4);
 	return check_conn_req(r, e);
 }
 
@@ -159,9 +141,9 @@ int tcpwire_encode_conn_req(const struct tcpwire_conn_req *r,
 {
 	if (check_conn_req(r, NULL))
 		return -EINVAL;
-	put_be(out, r->proto_min, 2);
-	put_be(out + 2, r->proto_max, 2);
-	put_be(out + 4, r->node_id, 4);
+	be_put(out, r->proto_min, 2);
+	be_put(out + 2, r->proto_max, 2);
+	be_put(out + 4, r->node_id, 4);
 	return 0;
 }
 
@@ -181,11 +163,11 @@ int tcpwire_decode_conn_rep(const uint8_t *body, size_t len,
 
 	if ((err = check_len("conn-rep", len, TCPWIRE_CONN_REP_LEN, e)))
 		return err;
-	r->proto = (uint16_t)be(body, 2);
-	r->node_id = be(body + 2, 4);
-	r->status_addr = be64(body + 6);
-	r->status_rkey = be(body + 14, 4);
-	r->status_len = be(body + 18, 4);
+	r->proto = (uint16_t)be_get(body, 2);
+	r->node_id = be_get(body + 2, 4);
+	r->status_addr = be_get64(body + 6);
+	r->status_rkey = be_get(body + 14, 4);
+	r->status_len = be_get(body + 18, 4);
 	return check_conn_rep(r, e);
 }
 
@@ -194,11 +176,11 @@ int tcpwire_encode_conn_rep(const struct tcpwire_conn_rep *r,
 {
 	if (check_conn_rep(r, NULL))
 		return -EINVAL;
-	put_be(out, r->proto, 2);
-	put_be(out + 2, r->node_id, 4);
-	put_be(out + 6, r->status_addr, 8);
-	put_be(out + 14, r->status_rkey, 4);
-	put_be(out + 18, r->status_len, 4);
+	be_put(out, r->proto, 2);
+	be_put(out + 2, r->node_id, 4);
+	be_put(out + 6, r->status_addr, 8);
+	be_put(out + 14, r->status_rkey, 4);
+	be_put(out + 18, r->status_len, 4);
 	return 0;
 }
 
@@ -219,9 +201,9 @@ static int decode_rw(const char *what, int with_data, const uint8_t *body,
 
 	if (len < TCPWIRE_RW_LEN)
 		return check_len(what, len, TCPWIRE_RW_LEN, e);
-	rw->rkey = be(body, 4);
-	rw->len = be(body + 4, 4);
-	rw->addr = be64(body + 8);
+	rw->rkey = be_get(body, 4);
+	rw->len = be_get(body + 4, 4);
+	rw->addr = be_get64(body + 8);
 	if ((err = check_rw(what, rw, e)))
 		return err;
 	return check_len(what, len, TCPWIRE_RW_LEN + (with_data ? (size_t)rw->len : 0), e);
@@ -243,9 +225,9 @@ int tcpwire_encode_rw(const struct tcpwire_rw *rw, uint8_t out[TCPWIRE_RW_LEN])
 {
 	if (check_rw("", rw, NULL))
 		return -EINVAL;
-	put_be(out, rw->rkey, 4);
-	put_be(out + 4, rw->len, 4);
-	put_be(out + 8, rw->addr, 8);
+	be_put(out, rw->rkey, 4);
+	be_put(out + 4, rw->len, 4);
+	be_put(out + 8, rw->addr, 8);
 	return 0;
 }
 

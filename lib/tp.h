@@ -127,6 +127,20 @@ static inline int tp_fd(struct tp *t) { return t->ops->fd(t); }
 static inline int tp_progress(struct tp *t, struct tp_event *ev, int max) { return t->ops->progress(t, ev, max); }
 static inline void tp_destroy(struct tp *t) { if (t) t->ops->destroy(t); }
 
+/* For backends: the events a backend has made but not yet handed out.
+ * Each holds one per operation in flight plus connection events, so it
+ * cannot overflow in use; if it ever would, the oldest goes. */
+#define TP_EVQ_MAX 160
+
+struct tp_evq {
+	int len;
+	struct tp_event ev[TP_EVQ_MAX];
+};
+
+void tp_evq_push(struct tp_evq *q, const struct tp_event *ev);
+/* Move up to max events to out; returns how many. */
+int tp_evq_take(struct tp_evq *q, struct tp_event *out, int max);
+
 /* The backends. */
 extern const struct tp_ops tp_tcp_ops;
 extern const struct tp_ops tp_rdma_ops;

@@ -33,6 +33,7 @@
 #include <rdma/rdma_cma.h>
 
 #include "limits.h"
+#include "be.h"
 #include "tcpwire.h"
 
 #define RDMA_REGIONS_MAX   (CCM_PORTS_TOTAL + 8)
@@ -40,7 +41,6 @@
 #define RDMA_PENDING_MAX   64
 #define RDMA_RECV_SLOTS    4
 #define RDMA_SEND_SLOTS    4
-#define RDMA_EVQ_MAX       (RDMA_PENDING_MAX + RDMA_PASSIVE_MAX * RDMA_RECV_SLOTS + 16)
 #define RDMA_PRIV_MAGIC    0x43434d52u /* "CCMR" */
 #define ACK_TIMEOUT        14
 #define RETRY_COUNT        3
@@ -105,8 +105,7 @@ struct tp_rdma {
 	uint8_t *send;
 	struct ibv_mr *send_mr;
 	uint32_t send_gen[RDMA_SEND_SLOTS];  /* 0 = free */
-	struct tp_event evq[RDMA_EVQ_MAX];
-	int evq_len;
+	struct tp_evq evq;
 };
 
 static struct tp_rdma *to_rdma(struct tp *t)
@@ -114,12 +113,6 @@ static struct tp_rdma *to_rdma(struct tp *t)
 	return (struct tp_rdma *)t;
 }
 
-static void evq_push(struct tp_rdma *t, const struct tp_event *ev)
-{
-	if (t->evq_len == RDMA_EVQ_MAX)
-		memmove(t->evq, t->evq + 1, sizeof(t->evq[0]) * (RDMA_EVQ_MAX - 1)), t->evq_len--;
-	t->evq[t->evq_len++] = *ev;
-}
 
 static uint32_t next_gen(struct tp_rdma *t)
 {
@@ -156,10 +149,6 @@ static int set_nonblock(int fd)
 
 /* --- private data ------------------------------------------------------------- */
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
-}
 
 /* The payload behind the magic, or NULL.  The CM pads private data to its
  * maximum, so it may be longer than what was sent, never shorter. */
@@ -253,7 +242,7 @@ static void fail_pending(struct tp_rdma *t, int status)
 			continue;
 		ev.wr_id = t->pend[i].wr_id;
 		t->pend[i].used = false;
-		evq_push(t, &ev);
+		tp_evq_push(&t->evq, &ev);
 	}
 }
 
@@ -270,11 +259,11 @@ static void active_down(struct tp_rdma *t, int status)
 	memset(t->send_gen, 0, sizeof(t->send_gen));
 	if (was == ACT_UP) {
 		ev.type = TP_EV_DISCONNECTED;
-		evq_push(t, &ev);
+		tp_evq_push(&t->evq, &ev);
 	} else if (was != ACT_IDLE) {
 		ev.type = TP_EV_CONNECT_FAILED;
 		ev.status = status ? status : -ECONNREFUSED;
-		evq_push(t, &ev);
+		tp_evq_push(&t->evq, &ev);
 	}
 }
 
@@ -289,7 +278,7 @@ static int active_route_resolved(struct tp_rdma *t)
 	r = create_qp(t, t->act.id, false);
 	if (r < 0)
 		return r;
-	put32(priv, RDMA_PRIV_MAGIC);
+	be_put32(priv, RDMA_PRIV_MAGIC);
 	if (tcpwire_encode_conn_req(&req, priv + 4) < 0)
 		return -EINVAL;
 	p = conn_param(t, priv, sizeof(priv));
@@ -312,7 +301,7 @@ static int active_established(struct tp_rdma *t, const void *priv, uint8_t len)
 	ev.status_window.rkey = rep.status_rkey;
 	ev.status_window.len = rep.status_len;
 	ev.peer_node = rep.node_id;
-	evq_push(t, &ev);
+	tp_evq_push(&t->evq, &ev);
 	return 0;
 }
 
@@ -331,7 +320,7 @@ static void reject(struct tp_rdma *t, struct rdma_cm_id *id, const char *why)
 	struct tp_event ev = { .type = TP_EV_REJECTED, .status = -EPROTO };
 
 	snprintf(ev.detail, sizeof(ev.detail), "%s", why);
-	evq_push(t, &ev);
+	tp_evq_push(&t->evq, &ev);
 	rdma_reject(id, NULL, 0);
 	rdma_destroy_id(id);
 }
@@ -378,7 +367,7 @@ static void passive_request(struct tp_rdma *t, struct rdma_cm_id *id, const uint
 	rep.status_addr = (uintptr_t)t->regions[t->status_key].base;
 	rep.status_rkey = t->regions[t->status_key].mr->rkey;
 	rep.status_len = (uint32_t)t->regions[t->status_key].len;
-	put32(priv, RDMA_PRIV_MAGIC);
+	be_put32(priv, RDMA_PRIV_MAGIC);
 	if (tcpwire_encode_conn_rep(&rep, priv + 4) < 0)
 		goto fail;
 	p = conn_param(t, priv, sizeof(priv));
@@ -400,7 +389,7 @@ static void passive_closed(struct tp_rdma *t, struct rdma_conn *c)
 
 	conn_destroy(t, c);
 	if (current)
-		evq_push(t, &ev);
+		tp_evq_push(&t->evq, &ev);
 }
 
 /* --- events ----------------------------------------------------------------------- */
@@ -475,7 +464,7 @@ static void cm_event(struct tp_rdma *t, struct rdma_cm_event *e)
 		struct tp_event ev = { .type = TP_EV_PEER_CONNECTED, .peer_node = c->peer_node };
 
 		c->established = true;
-		evq_push(t, &ev);
+		tp_evq_push(&t->evq, &ev);
 		break;
 	}
 	case RDMA_CM_EVENT_DISCONNECTED:
@@ -505,7 +494,7 @@ static void cq_entry(struct tp_rdma *t, const struct ibv_wc *wc)
 		ev.status = wc->status == IBV_WC_SUCCESS ? 0 : -EIO;
 		if (ev.status)
 			snprintf(ev.detail, sizeof(ev.detail), "%s", ibv_wc_status_str(wc->status));
-		evq_push(t, &ev);
+		tp_evq_push(&t->evq, &ev);
 		/* An error completion leaves the QP in the error state. */
 		if (ev.status)
 			active_down(t, -EIO);
@@ -532,7 +521,7 @@ static void cq_entry(struct tp_rdma *t, const struct ibv_wc *wc)
 		c->held[slot] = true;
 		ev.msg = c->recv + (size_t)slot * CCM_MSG_MAX;
 		ev.msg_len = wc->byte_len;
-		evq_push(t, &ev);
+		tp_evq_push(&t->evq, &ev);
 	}
 }
 
@@ -752,7 +741,6 @@ static int rdma_tp_progress(struct tp *tp, struct tp_event *out, int max)
 {
 	struct tp_rdma *t = to_rdma(tp);
 	struct rdma_cm_event *e;
-	int taken;
 
 	/* Messages handed out last time have been consumed: their buffers
 	 * go back to the partner's connection. */
@@ -766,7 +754,7 @@ static int rdma_tp_progress(struct tp *tp, struct tp_event *out, int max)
 	/* Completions first: what the partner answered before it went is
 	 * reported before its going is.  Only when there are none does the
 	 * slow path look at the channels, with one non-blocking system call. */
-	if (t->evq_len == 0 && poll_cq(t) == 0) {
+	if (t->evq.len == 0 && poll_cq(t) == 0) {
 		struct epoll_event evs[2];
 		int n = epoll_wait(t->ep, evs, 2, 0);
 
@@ -778,11 +766,7 @@ static int rdma_tp_progress(struct tp *tp, struct tp_event *out, int max)
 					cm_event(t, e);
 		}
 	}
-	taken = t->evq_len < max ? t->evq_len : max;
-	memcpy(out, t->evq, sizeof(*out) * (size_t)taken);
-	memmove(t->evq, t->evq + taken, sizeof(*out) * (size_t)(t->evq_len - taken));
-	t->evq_len -= taken;
-	return taken;
+	return tp_evq_take(&t->evq, out, max);
 }
 
 static void rdma_tp_destroy(struct tp *tp)

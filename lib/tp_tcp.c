@@ -32,7 +32,6 @@
 #define TCP_REGIONS_MAX   (CCM_PORTS_TOTAL + 8)
 #define TCP_PASSIVE_MAX   4
 #define TCP_PENDING_MAX   64
-#define TCP_EVQ_MAX       (TCP_PENDING_MAX + 8)
 #define TCP_OUT_MAX       (4u * (TCPWIRE_HDR_LEN + TCPWIRE_MAX_BODY))
 
 struct tcp_region {
@@ -80,8 +79,7 @@ struct tp_tcp {
 	struct tcp_conn pas[TCP_PASSIVE_MAX];
 	struct tcp_pending pend[TCP_PENDING_MAX];
 	uint32_t next_req;
-	struct tp_event evq[TCP_EVQ_MAX];
-	int evq_len;
+	struct tp_evq evq;
 	uint8_t *msg_hold;      /* the message handed out by the last progress */
 	uint8_t *spare;         /* a body buffer to give the next connection that
 	                           hands its own out, so none is allocated per
@@ -112,14 +110,6 @@ static void conn_close(struct tp_tcp *t, struct tcp_conn *c)
 	conn_init(c);
 }
 
-static void evq_push(struct tp_tcp *t, const struct tp_event *ev)
-{
-	/* The queue holds one event per pending operation plus connection
-	 * events, so it cannot overflow; keep the newest if it ever would. */
-	if (t->evq_len == TCP_EVQ_MAX)
-		memmove(t->evq, t->evq + 1, sizeof(t->evq[0]) * (TCP_EVQ_MAX - 1)), t->evq_len--;
-	t->evq[t->evq_len++] = *ev;
-}
 
 static int epoll_set(struct tp_tcp *t, struct tcp_conn *c, int op)
 {
@@ -318,7 +308,7 @@ static int serve_frame(struct tp_tcp *t, struct tcp_conn *c)
 			return -EPROTO;
 		c->greeted = ++t->greetings;
 		ev.peer_node = req.node_id;
-		evq_push(t, &ev);
+		tp_evq_push(&t->evq, &ev);
 		rep.type = TCPWIRE_CONN_REP;
 		if (t->status_key < 0) {
 			rep.status = ENODEV;
@@ -362,7 +352,7 @@ static int serve_frame(struct tp_tcp *t, struct tcp_conn *c)
 		t->spare = NULL;
 		ev.msg = t->msg_hold;
 		ev.msg_len = c->h.body_len;
-		evq_push(t, &ev);
+		tp_evq_push(&t->evq, &ev);
 		return 1;
 	}
 	default:
@@ -412,12 +402,12 @@ static void passive_closed(struct tp_tcp *t, struct tcp_conn *c, int status)
 	if (status == -EBADMSG || status == -EPROTO) {
 		ev.type = TP_EV_REJECTED;
 		snprintf(ev.detail, sizeof(ev.detail), "%.*s", (int)sizeof(ev.detail) - 1, c->why.msg);
-		evq_push(t, &ev);
+		tp_evq_push(&t->evq, &ev);
 	}
 	conn_close(t, c);
 	if (current) {
 		ev.type = TP_EV_PEER_CLOSED;
-		evq_push(t, &ev);
+		tp_evq_push(&t->evq, &ev);
 	}
 }
 
@@ -432,7 +422,7 @@ static void fail_pending(struct tp_tcp *t, int status)
 			continue;
 		ev.wr_id = t->pend[i].wr_id;
 		t->pend[i].used = false;
-		evq_push(t, &ev);
+		tp_evq_push(&t->evq, &ev);
 	}
 }
 
@@ -446,11 +436,11 @@ static void active_down(struct tp_tcp *t, int status)
 	fail_pending(t, status ? status : -ECONNRESET);
 	if (was == ACT_UP) {
 		ev.type = TP_EV_DISCONNECTED;
-		evq_push(t, &ev);
+		tp_evq_push(&t->evq, &ev);
 	} else if (was != ACT_IDLE) {
 		ev.type = TP_EV_CONNECT_FAILED;
 		ev.status = status ? status : -ECONNREFUSED;
-		evq_push(t, &ev);
+		tp_evq_push(&t->evq, &ev);
 	}
 }
 
@@ -483,7 +473,7 @@ static int active_frame(struct tp_tcp *t)
 		ev.status_window.rkey = cr.status_rkey;
 		ev.status_window.len = cr.status_len;
 		ev.peer_node = cr.node_id;
-		evq_push(t, &ev);
+		tp_evq_push(&t->evq, &ev);
 		return 0;
 	}
 	if (c->h.type != TCPWIRE_READ_REP && c->h.type != TCPWIRE_WRITE_REP)
@@ -504,7 +494,7 @@ static int active_frame(struct tp_tcp *t)
 		return -EPROTO;
 	}
 	p->used = false;
-	evq_push(t, &ev);
+	tp_evq_push(&t->evq, &ev);
 	return 0;
 }
 
@@ -741,7 +731,7 @@ static int tcp_progress(struct tp *tp, struct tp_event *out, int max)
 {
 	struct tp_tcp *t = to_tcp(tp);
 	struct epoll_event evs[8];
-	int n, i, taken;
+	int n, i;
 
 	/* The message handed out last time has been consumed by now: its
 	 * buffer becomes the spare. */
@@ -750,7 +740,7 @@ static int tcp_progress(struct tp *tp, struct tp_event *out, int max)
 		t->spare = t->msg_hold;
 		t->msg_hold = NULL;
 	}
-	if (t->evq_len == 0) {
+	if (t->evq.len == 0) {
 		n = epoll_wait(t->ep, evs, 8, 0);
 		/* Our own connection first: what the partner answered on it
 		 * before it went away must be reported before the close of
@@ -769,11 +759,7 @@ static int tcp_progress(struct tp *tp, struct tp_event *out, int max)
 			 * held): its buffer lives until the next call. */
 		}
 	}
-	taken = t->evq_len < max ? t->evq_len : max;
-	memcpy(out, t->evq, sizeof(*out) * (size_t)taken);
-	memmove(t->evq, t->evq + taken, sizeof(*out) * (size_t)(t->evq_len - taken));
-	t->evq_len -= taken;
-	return taken;
+	return tp_evq_take(&t->evq, out, max);
 }
 
 static void tcp_destroy(struct tp *tp)

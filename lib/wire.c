@@ -14,6 +14,7 @@
  * wire_encode refuses (-EINVAL) exactly what wire_decode refuses (-EBADMSG),
  * which also makes decode-then-encode reproduce the input byte for byte. */
 #include "wire.h"
+#include "be.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -22,29 +23,9 @@
 
 /* --- big-endian byte access ---------------------------------------------- */
 
-static uint16_t be16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
 
-static uint32_t be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	       (uint32_t)p[2] << 8 | p[3];
-}
 
-static uint64_t be64(const uint8_t *p)
-{
-	return (uint64_t)be32(p) << 32 | be32(p + 4);
-}
 
-static void put_be(uint8_t *p, uint64_t v, int n)
-{
-	while (n--) {
-		p[n] = (uint8_t)v;
-		v >>= 8;
-	}
-}
 
 /* --- the decoding cursor ------------------------------------------------- */
 
@@ -99,7 +80,7 @@ static int get16(struct rd *r, uint16_t *v, const char *field)
 	const uint8_t *p = take(r, 2, field, &err);
 
 	if (p)
-		*v = be16(p);
+		*v = be_get16(p);
 	return err;
 }
 
@@ -109,7 +90,7 @@ static int get32(struct rd *r, uint32_t *v, const char *field)
 	const uint8_t *p = take(r, 4, field, &err);
 
 	if (p)
-		*v = be32(p);
+		*v = be_get32(p);
 	return err;
 }
 
@@ -119,7 +100,7 @@ static int get64(struct rd *r, uint64_t *v, const char *field)
 	const uint8_t *p = take(r, 8, field, &err);
 
 	if (p)
-		*v = be64(p);
+		*v = be_get64(p);
 	return err;
 }
 
@@ -530,7 +511,7 @@ static void put_int(struct wr *w, uint64_t v, int n)
 {
 	uint8_t b[8];
 
-	put_be(b, v, n);
+	be_put(b, v, n);
 	put(w, b, (size_t)n);
 }
 
@@ -677,11 +658,11 @@ int wire_encode(const struct wire_msg *m, uint8_t *buf, size_t cap)
 		return -EINVAL;
 	if (w.len > cap)
 		return -EMSGSIZE;
-	put_be(hdr, WIRE_MAGIC, 4);
+	be_put(hdr, WIRE_MAGIC, 4);
 	hdr[4] = WIRE_FORMAT;
 	hdr[5] = (uint8_t)m->type;
-	put_be(hdr + 6, 0, 2);
-	put_be(hdr + 8, w.len - WIRE_HEADER_LEN, 4);
+	be_put(hdr + 6, 0, 2);
+	be_put(hdr + 8, w.len - WIRE_HEADER_LEN, 4);
 	memcpy(buf, hdr, sizeof(hdr));
 	return (int)w.len;
 }

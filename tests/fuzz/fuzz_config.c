@@ -13,6 +13,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static const char *const keys[] = {
 	"node-id", "listen", "partner", "transport", "device", "clients",
 	"state-dir", "psk-file", "cluster", "timeout", "proto-versions",
+	"heartbeat-ms", "heartbeat-misses",
 };
 
 /* Append `key = value`; 0 if the value cannot be written in the format
@@ -66,6 +67,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case CFG_PSK_FILE: snprintf(v, sizeof(v), "%s", c.psk_file); break;
 		case CFG_CLUSTER: snprintf(v, sizeof(v), "%s", c.cluster); break;
 		case CFG_TIMEOUT: snprintf(v, sizeof(v), "%u", (unsigned)c.timeout_s); break;
+		case CFG_HEARTBEAT_MS: snprintf(v, sizeof(v), "%u", (unsigned)c.heartbeat_ms); break;
+		case CFG_HEARTBEAT_MISSES:
+			snprintf(v, sizeof(v), "%u", (unsigned)c.heartbeat_misses);
+			break;
 		default: snprintf(v, sizeof(v), "%u-%u", c.ver_min, c.ver_max); break;
 		}
 		if (!emit(text, sizeof(text), &len, keys[i], v))
