@@ -1,0 +1,579 @@
+#!/usr/bin/env bash
+# The keeper: what ccm-early does after the handoff, with two real keepers
+# over real TCP sockets on loopback (node A: id 1 on 127.0.0.2, node B: id 2
+# on 127.0.0.3) and the real clients attached to them: heartbeats between
+# two ccm-fmon, the nvmirror log mirrored byte for byte, failover and
+# giveback, a silent partner found by the heartbeat alone, `ccm-early exec`
+# and LISTEN_FDS, refusals, a keeper started in an "initrd" serving a
+# service in the pivoted root, 100 stop/restart cycles without leaks, and
+# `ccm-early stop` with a client attached.
+set -u
+. "$(dirname "$0")/../lib/common.sh"
+
+bindir=$(cd "$(dirname "${CCM}")" && pwd)
+FMON="${bindir}/ccm-fmon"
+NVMIRROR="${bindir}/ccm-nvmirror"
+topdir=$(cd "$(dirname "$0")/../.." && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
+NOBODY=65534
+
+oneTimeSetUp() {
+	for b in "${CCM}" "${FMON}" "${NVMIRROR}"; do
+		[ -x "$b" ] || fail "no binary at $b; run make dev"
+	done
+}
+
+setUp() {
+	ccm_begin_test
+	for n in a b; do
+		make_client "$t/$n/clients" fmon 1 4K
+		make_client "$t/$n/clients" nvmirror 2 1M
+	done
+}
+
+tearDown() {
+	ccm_end_test
+}
+
+now_ms() {
+	date +%s%3N
+}
+
+# wait_for SECONDS COMMAND...: run COMMAND every 20 ms until it succeeds;
+# 1 if it never did within SECONDS.
+wait_for() {
+	local end=$(( $(now_ms) + $1 * 1000 ))
+	shift
+	until "$@"; do
+		[ "$(now_ms)" -lt "$end" ] || return 1
+		sleep 0.02
+	done
+}
+
+# start_node a|b [extra args...]: a keeper in the foreground (the test owns
+# its pid), with that node's clients.
+start_node() {
+	local n=$1
+	shift
+	ccm_start "${CCM}" "$n" "$t/$n/clients" -v --foreground "$@"
+}
+
+connected() {
+	wait_for_line "$t/$1/run/state" "CCM_STATE='connected'" "${2:-15}"
+}
+
+state_is_not() {  # DIR STATE
+	[ "$(state_get "$1" CCM_STATE)" != "$2" ]
+}
+
+# Both connected, each knowing the other's current epoch.
+assert_pair_connected() {
+	connected a || { cat "$t/a/log"; fail "A not connected"; return 1; }
+	connected b || { cat "$t/b/log"; fail "B not connected"; return 1; }
+	wait_for 5 epochs_agree || {
+		fail "the epochs never agreed: A $(state_get "$t/a/run" CCM_EPOCH)/$(state_get \
+			"$t/a/run" CCM_PARTNER_EPOCH), B $(state_get "$t/b/run" CCM_EPOCH)/$(state_get \
+			"$t/b/run" CCM_PARTNER_EPOCH)"
+		return 1
+	}
+}
+
+epochs_agree() {
+	[ "$(state_get "$t/a/run" CCM_STATE)" = connected ] &&
+	[ "$(state_get "$t/b/run" CCM_STATE)" = connected ] &&
+	[ "$(state_get "$t/b/run" CCM_EPOCH)" = "$(state_get "$t/a/run" CCM_PARTNER_EPOCH)" ] &&
+	[ "$(state_get "$t/a/run" CCM_EPOCH)" = "$(state_get "$t/b/run" CCM_PARTNER_EPOCH)" ]
+}
+
+# start_fmon a|b exec|attach [ccm-fmon args...]: that node's ccm-fmon,
+# either started by `ccm-early exec` (LISTEN_FDS) or attaching to the
+# keeper's socket itself.  Its pid in fmon_a/fmon_b, its log $t/NODE/fmon.log.
+start_fmon() {
+	local n=$1 how=$2
+	shift 2
+	if [ "$how" = exec ]; then
+		"${CCM}" exec --state-dir "$t/$n/run" fmon -- "${FMON}" -vv "$@" \
+			>>"$t/$n/fmon.log" 2>&1 </dev/null &
+	else
+		"${FMON}" --state-dir "$t/$n/run" -vv "$@" >>"$t/$n/fmon.log" 2>&1 </dev/null &
+	fi
+	eval "fmon_$n=$!"
+	pids="$pids $!"
+}
+
+# The fixed string STRING is in FILE.
+in_file() {
+	[ -f "$2" ] && grep -qF -- "$1" "$2"
+}
+
+# No sanitizer report in any of the test's logs.
+assert_no_sanitizer_report() {
+	local f
+	for f in $(find "$t" -name '*log' -type f); do
+		if grep -q 'Sanitizer' "$f"; then
+			fail "a sanitizer report in $f: $(grep -A20 Sanitizer "$f" | head -40)"
+		fi
+	done
+}
+
+# SIGTERM a keeper: it exits 0 and says terminated.
+stop_node() {
+	local n=$1 p
+	eval "p=\$pid_$n"
+	kill -TERM "$p"
+	wait_exit "$p" 10
+	assertEquals "node $n exit status after SIGTERM" 0 "$ccm_rc"
+	assertEquals "node $n final state" terminated "$(state_get "$t/$n/run" CCM_STATE)"
+}
+
+stop_pair() {
+	stop_node a
+	stop_node b
+	assert_no_sanitizer_report
+}
+
+# Let the directories down to DIR be searched by anyone, so that an
+# unprivileged caller can reach the keeper's socket: the keeper's own
+# SO_PEERCRED check is what is tested, not the file system's.  Only the
+# test's own directories (shunit2's, 0700) are touched.
+open_path_to() {
+	local d=$1 top
+	top=$(dirname "${SHUNIT_TMPDIR}")
+	while [ "${d#"$top"}" != "$d" ]; do
+		chmod o+x "$d"
+		d=$(dirname "$d")
+	done
+}
+
+as_nobody() {
+	setpriv --reuid=$NOBODY --regid=$NOBODY --clear-groups "$@"
+}
+
+# --- 1. heartbeats ----------------------------------------------------------
+
+test_heartbeats_flow_between_two_fmons() {
+	start_node a
+	start_node b
+	assert_pair_connected || return
+	start_fmon a exec
+	start_fmon b attach
+	for n in a b; do
+		wait_for 5 in_file "heartbeat 5 received" "$t/$n/fmon.log"
+		rc=$?
+		assertTrue "node $n's fmon got the partner's heartbeats: $(cat "$t/$n/fmon.log")" "$rc"
+	done
+	assertContains "A's fmon (exec) declared B alive" "$(cat "$t/a/fmon.log")" \
+		"partner node 2 unknown -> alive: first heartbeat"
+	assertContains "B's fmon (attach) declared A alive" "$(cat "$t/b/fmon.log")" \
+		"partner node 1 unknown -> alive: first heartbeat"
+	assertContains "A's keeper saw the exec'd fmon attach" "$(cat "$t/a/log")" \
+		"attached to client fmon"
+	assertContains "B's keeper saw fmon attach" "$(cat "$t/b/log")" "attached to client fmon"
+	# Both monitors still running: SIGTERM ends them with 0.
+	for n in a b; do
+		eval "p=\$fmon_$n"
+		kill -TERM "$p"
+		wait_exit "$p" 5
+		assertEquals "node $n's fmon exit status after SIGTERM" 0 "$ccm_rc"
+	done
+	assertNotContains "no hook, no death" "$(cat "$t/a/fmon.log" "$t/b/fmon.log")" "-> dead"
+	stop_pair
+}
+
+# --- 2. the mirror ----------------------------------------------------------
+
+test_nvmirror_log_arrives_byte_for_byte() {
+	start_node a
+	start_node b
+	assert_pair_connected || return
+	head -c 204800 /dev/urandom > "$t/nvlog"
+	"${NVMIRROR}" --state-dir "$t/a/run" --log "$t/nvlog" --once -v >"$t/a/nvmirror.log" 2>&1
+	rc=$?
+	assertEquals "ccm-nvmirror --once exit status: $(cat "$t/a/nvmirror.log")" 0 "$rc"
+	"${CCM}" dump --state-dir "$t/b/run" nvmirror --payload >"$t/out" 2>"$t/dump.err"
+	rc=$?
+	assertEquals "dump exit status: $(cat "$t/dump.err")" 0 "$rc"
+	assertEquals "dumped size" 204800 "$(stat -c %s "$t/out")"
+	cmp "$t/nvlog" "$t/out" >"$t/cmp.out" 2>&1
+	rc=$?
+	assertEquals "the mirrored log is the log: $(cat "$t/cmp.out")" 0 "$rc"
+	# The listing checks every record.
+	"${CCM}" dump --state-dir "$t/b/run" nvmirror >"$t/listing" 2>&1
+	rc=$?
+	assertEquals "dump listing exit status: $(head -5 "$t/listing")" 0 "$rc"
+	# Port 1 held nothing: the dump says so instead of inventing a log.
+	"${CCM}" dump --state-dir "$t/b/run" --port 1 nvmirror --payload >"$t/out1" 2>"$t/dump1.err"
+	assertNotEquals "dump of an empty port fails" 0 $?
+	assertContains "the dump says why" "$(cat "$t/dump1.err")" "nothing mirrored"
+	stop_pair
+}
+
+# --- 3. failover -------------------------------------------------------------
+
+hook_args() {  # NODE
+	printf '%s\n' --interval 100 --dead-after 1000 \
+		--takeover "echo takeover \$CCM_FMON_REASON >> '$t/$1/hooks'" \
+		--giveback "echo giveback >> '$t/$1/hooks'"
+}
+
+test_failover_takeover_and_giveback() {
+	local args_a args_b t0 t1 took
+	start_node a
+	start_node b
+	assert_pair_connected || return
+	mapfile -t args_a < <(hook_args a)
+	mapfile -t args_b < <(hook_args b)
+	start_fmon a exec "${args_a[@]}"
+	start_fmon b attach "${args_b[@]}"
+	for n in a b; do
+		wait_for 5 in_file "unknown -> alive" "$t/$n/fmon.log" ||
+			{ fail "node $n's fmon never heard its partner: $(cat "$t/$n/fmon.log")"; return; }
+	done
+	sleep 0.3
+	t0=$(now_ms)
+	kill -9 "$pid_b" "$fmon_b"
+	wait "$pid_b" "$fmon_b" 2>/dev/null
+	wait_for 5 in_file takeover "$t/a/hooks"
+	t1=$(now_ms)
+	took=$((t1 - t0))
+	echo "# takeover ran ${took} ms after B was killed (dead-after 1000 ms)"
+	assertTrue "A's fmon ran the takeover: $(cat "$t/a/fmon.log")" "in_file takeover '$t/a/hooks'"
+	assertTrue "takeover within dead-after + 1.5 s (took ${took} ms)" "[ $took -le 2500 ]"
+	# Dead means heartbeats silent for --dead-after, not the keeper's word
+	# (which came within ms of the kill): B's last heartbeat left at most
+	# an interval before it, so no takeover long before 900 ms.
+	assertTrue "takeover not before the heartbeats were silent for ~dead-after (took ${took} ms)" \
+		"[ $took -ge 700 ]"
+	assertContains "the hook got the reason" "$(cat "$t/a/hooks")" "takeover no heartbeat for"
+	assertContains "A's fmon declared B dead" "$(cat "$t/a/fmon.log")" \
+		"partner node 2 alive -> dead: no heartbeat for"
+	assertContains "the keeper's loss was only logged" "$(cat "$t/a/fmon.log")" \
+		"the keeper reports partner node 2 lost (waiting for the heartbeats to say)"
+	assertNotContains "no giveback while B is dead" "$(cat "$t/a/hooks")" giveback
+
+	# B comes back: keeper and monitor.
+	start_node b
+	assert_pair_connected || return
+	start_fmon b attach "${args_b[@]}"
+	wait_for 10 in_file giveback "$t/a/hooks"
+	assertTrue "A's fmon ran the giveback: $(cat "$t/a/fmon.log")" "in_file giveback '$t/a/hooks'"
+	assertEquals "the hooks ran once each, in order" "takeover giveback" \
+		"$(awk '{print $1}' "$t/a/hooks" | tr '\n' ' ' | sed 's/ $//')"
+	assertContains "A's fmon declared B alive again" "$(cat "$t/a/fmon.log")" \
+		"partner node 2 dead -> alive: heartbeats resumed"
+	assertFalse "B's fresh fmon took nothing over" "[ -s '$t/b/hooks' ]"
+	kill -TERM "$fmon_a" "$fmon_b"
+	wait_exit "$fmon_a" 5
+	assertEquals "A's fmon exit status" 0 "$ccm_rc"
+	wait_exit "$fmon_b" 5
+	stop_pair
+}
+
+# --- 4. a silent partner -------------------------------------------------------
+
+test_heartbeat_loss_without_a_word() {
+	local b_epoch t0 took state error
+	start_node a --heartbeat-ms 100 --heartbeat-misses 5
+	start_node b
+	assert_pair_connected || return
+	b_epoch=$(state_get "$t/b/run" CCM_EPOCH)
+	sleep 0.3
+	t0=$(now_ms)
+	kill -STOP "$pid_b"
+	wait_for 5 state_is_not "$t/a/run" connected
+	took=$(( $(now_ms) - t0 ))
+	# Read before B resumes: they reconnect within milliseconds after.
+	state=$(state_get "$t/a/run" CCM_STATE)
+	error=$(state_get "$t/a/run" CCM_ERROR)
+	kill -CONT "$pid_b"
+	echo "# A left 'connected' ${took} ms after B was stopped (100 ms x 5 misses)"
+	assertEquals "A noticed the silent partner" handshaking "$state"
+	assertTrue "within 0.5 s + slack (took ${took} ms)" "[ $took -lt 2500 ]"
+	# The last change A saw was at most ~2 intervals before the stop.
+	assertTrue "not before 5 silent intervals (took ${took} ms)" "[ $took -ge 250 ]"
+	assertContains "A's handoff says why" "$error" "lost the partner"
+	assertContains "A's log says no heartbeat" "$(cat "$t/a/log")" "partner lost: no heartbeat for"
+	# Resumed, B is the same incarnation, and they connect again.
+	assert_pair_connected || return
+	assertEquals "A knows B's (unchanged) epoch" "$b_epoch" "$(state_get "$t/a/run" CCM_PARTNER_EPOCH)"
+	stop_pair
+}
+
+# --- 5. exec and LISTEN_FDS -----------------------------------------------------
+
+test_exec_hands_over_listen_fds() {
+	local out base
+	start_node a
+	start_node b
+	assert_pair_connected || return
+	out=$("${CCM}" exec --state-dir "$t/a/run" fmon -- sh -c \
+		'echo "$LISTEN_FDS $LISTEN_PID $$ $LISTEN_FDNAMES"' 2>"$t/exec.err")
+	rc=$?
+	assertEquals "exec exit status: $(cat "$t/exec.err")" 0 "$rc"
+	set -- $out
+	assertEquals "LISTEN_FDS: control + window + event" 3 "${1:-}"
+	assertEquals "LISTEN_PID is the command's pid" "${3:-x}" "${2:-}"
+	assertEquals "LISTEN_FDNAMES" "ccm.control:ccm.window.0:ccm.event.0" "${4:-}"
+
+	# The fds the test's shell passes down anyway, which exec leaves alone.
+	base=$(python3 "$here/listenfds_probe.py" --fds | sed 's/^fds //')
+	# What each fd is, from the inside: tests/twonode/listenfds_probe.py.
+	out=$("${CCM}" exec --state-dir "$t/a/run" fmon -- python3 "$here/listenfds_probe.py" 2>&1)
+	assertEquals "fmon probe exit status: $out" 0 $?
+	assertContains "$out" "pid ok"
+	assertContains "$out" "fd 3 ccm.control socket seqpacket inheritable"
+	assertContains "the window is a memfd of 4096 bytes" "$out" \
+		"fd 4 ccm.window.0 memfd 4096 inheritable"
+	assertContains "$out" "fd 5 ccm.event.0 eventfd inheritable"
+	assertContains "$out" "fd 6 closed"
+	assertContains "fds 3-5 added to the caller's, nothing else leaked into the service" "$out" \
+		"fds $(printf '%s\n' $base 3 4 5 | sort -nu | tr '\n' ' ' | sed 's/ *$//')"
+	# Two ports: five fds, the windows of 1 MiB.
+	out=$("${CCM}" exec --state-dir "$t/a/run" nvmirror -- python3 "$here/listenfds_probe.py" 2>&1)
+	assertEquals "nvmirror probe exit status: $out" 0 $?
+	assertContains "$out" "LISTEN_FDS=5 LISTEN_FDNAMES=ccm.control:ccm.window.0:ccm.event.0:ccm.window.1:ccm.event.1"
+	assertContains "$out" "fd 6 ccm.window.1 memfd 1048576 inheritable"
+	assertContains "$out" "fd 7 ccm.event.1 eventfd inheritable"
+	assertContains "$out" "fd 8 closed"
+	assertContains "two ports, nothing else leaked" "$out" \
+		"fds $(printf '%s\n' $base 3 4 5 6 7 | sort -nu | tr '\n' ' ' | sed 's/ *$//')"
+	# The exec'd channel is a live attachment: the keeper logged it.
+	assertContains "the keeper logged the attach" "$(cat "$t/a/log")" "attached to client nvmirror"
+	stop_pair
+}
+
+# --- 6. refusals ----------------------------------------------------------------
+
+test_refusals_wrong_uid_and_unknown_client() {
+	local out
+	start_node a
+	start_node b
+	assert_pair_connected || return
+	open_path_to "$t/a/run"
+	out=$(as_nobody "${CCM}" exec --state-dir "$t/a/run" fmon -- sh -c 'echo started' 2>&1)
+	assertNotEquals "uid $NOBODY refused for a client naming no uid: $out" 0 $?
+	assertNotContains "the command did not run" "$out" started
+	assertContains "the refusal says why" "$out" "uid $NOBODY may not attach to client 'fmon'"
+	assertContains "the keeper logged it" "$(cat "$t/a/log")" "may not attach to client 'fmon'"
+
+	# The descriptor names the uid; a restart re-reads the descriptors.
+	printf 'uid = %s\n' $NOBODY >> "$t/a/clients/fmon.conf"
+	"${CCM}" stop --restart --state-dir "$t/a/run" >"$t/stop.out" 2>&1
+	rc=$?
+	assertEquals "stop --restart: $(cat "$t/stop.out")" 0 "$rc"
+	assert_pair_connected || return
+	out=$(as_nobody "${CCM}" exec --state-dir "$t/a/run" fmon -- sh -c 'echo "started as $(id -u) with $LISTEN_FDS fds"' 2>&1)
+	assertEquals "uid $NOBODY accepted once the descriptor names it: $out" 0 $?
+	assertEquals "started as $NOBODY with 3 fds" "$out"
+	# ... for that client only.
+	out=$(as_nobody "${CCM}" exec --state-dir "$t/a/run" nvmirror -- sh -c 'echo started' 2>&1)
+	assertNotEquals "uid $NOBODY still refused for nvmirror: $out" 0 $?
+	assertContains "$out" "may not attach to client 'nvmirror'"
+
+	out=$("${CCM}" exec --state-dir "$t/a/run" nosuchclient -- sh -c 'echo started' 2>&1)
+	assertNotEquals "an unknown client is refused: $out" 0 $?
+	assertNotContains "$out" started
+	assertContains "the refusal names it" "$out" "nosuchclient"
+	assertContains "$out" "no client 'nosuchclient' on this node"
+	kill -0 "$pid_a"
+	assertTrue "A survived the refusals" $?
+	stop_pair
+}
+
+# --- 7. the initrd keeper and the pivot -------------------------------------------
+
+# The static binaries the initramfs holds (`make` builds them).
+static_bins_ok() {
+	local b
+	for b in ccm-early ccm-fmon; do
+		[ -x "$topdir/$b" ] && file "$topdir/$b" | grep -q 'statically linked' || return 1
+	done
+	command -v busybox >/dev/null && file "$(command -v busybox)" | grep -q 'statically linked'
+}
+
+# A keeper started in an "initramfs" ($t/initrd, chroot, /etc/initrd-release
+# there, no --foreground) marks itself '@' for systemd and detaches at the
+# handoff.  The "real root" ($t/sysroot) gets the initramfs' /run, the way
+# switch-root moves it, and a service pivoted into that root -- the old root
+# unmounted -- fetches its fds through the moved socket from the keeper,
+# whose own binary is gone by then, and exchanges heartbeats with B.
+test_initrd_keeper_serves_the_pivoted_root() {
+	local kpid out rc
+	static_bins_ok || { fail "no static ./ccm-early, ./ccm-fmon or busybox; run make"; return; }
+	mkdir -p "$t/initrd/bin" "$t/initrd/etc/ccm" "$t/initrd/run/ccm" \
+		"$t/sysroot/bin" "$t/sysroot/run" "$t/sysroot/oldroot"
+	cp "$topdir/ccm-early" "$t/initrd/bin/"
+	cp -r "$t/a/clients" "$t/initrd/etc/ccm/clients.d"
+	printf 'NAME="test initrd"\n' > "$t/initrd/etc/initrd-release"
+	cp "$topdir/ccm-early" "$topdir/ccm-fmon" "$(command -v busybox)" "$t/sysroot/bin/"
+	ln -s busybox "$t/sysroot/bin/sh"
+	start_node b
+	mkdir -p "$t/a"
+	chroot "$t/initrd" /bin/ccm-early connect --node-id 1 --listen "127.0.0.2:$port" \
+		--partner "127.0.0.3:$port" --clients /etc/ccm/clients.d --state-dir /run/ccm \
+		--timeout 15 -v >>"$t/a/log" 2>&1 </dev/null
+	rc=$?
+	kpid=$(sed -n 's/^"pid":\([0-9]*\),$/\1/p' "$t/initrd/run/ccm/state.json")
+	[ -n "$kpid" ] && pids="$pids $kpid"
+	assertEquals "the initrd keeper's command exits 0 at the handoff: $(cat "$t/a/log")" 0 "$rc"
+	assertEquals connected "$(state_get "$t/initrd/run/ccm" CCM_STATE)"
+	"${CCM}" status --json --state-dir "$t/initrd/run/ccm" >"$t/status.json"
+	assertEquals "status exit status" 0 $?
+	assertContains "status --json names the keeper's pid" "$(cat "$t/status.json")" "\"pid\":$kpid,"
+	assertTrue "the keeper lives on, detached (pid $kpid)" "kill -0 $kpid"
+	assertEquals "its cmdline starts with '@' (systemd spares it at switch-root)" @ \
+		"$(head -c1 "/proc/$kpid/cmdline")"
+	assertNotEquals "B's keeper, with no initrd-release, is not renamed" @ \
+		"$(head -c1 "/proc/$pid_b/cmdline")"
+
+	# Switch-root: the initramfs' files go, /run moves to the real root.
+	rm -f "$t/initrd/bin/ccm-early" "$t/initrd/etc/initrd-release"
+	start_fmon b attach
+	unshare -m --propagation private sh -c '
+		set -e
+		mount --bind "$1/sysroot" "$1/sysroot"
+		mount --bind "$1/initrd/run" "$1/sysroot/run"
+		cd "$1/sysroot"
+		pivot_root . oldroot
+		exec /bin/sh -c "cd / && /bin/busybox umount -l /oldroot &&
+			if /bin/busybox test -e /oldroot/bin; then echo old root still there; exit 9; fi &&
+			/bin/ccm-early status --state-dir /run/ccm &&
+			exec /bin/ccm-early exec --state-dir /run/ccm fmon -- /bin/ccm-fmon -vv"
+	' pivot "$t" >>"$t/a/fmon.log" 2>&1 </dev/null &
+	fmon_a=$!
+	pids="$pids $fmon_a"
+	wait_for 5 in_file "heartbeat 5 received" "$t/a/fmon.log"
+	rc=$?
+	assertTrue "the pivoted fmon got B's heartbeats: $(cat "$t/a/fmon.log")" "$rc"
+	wait_for 5 in_file "heartbeat 5 received" "$t/b/fmon.log"
+	rc=$?
+	assertTrue "B's fmon got the pivoted fmon's heartbeats: $(cat "$t/b/fmon.log")" "$rc"
+	assertContains "the new root sees the handoff in the moved /run" "$(cat "$t/a/fmon.log")" \
+		"state:      connected"
+	assertContains "the pivoted fmon declared B alive" "$(cat "$t/a/fmon.log")" \
+		"partner node 2 unknown -> alive"
+	assertEquals "the pivoted service is the root's static fmon" "/bin/ccm-fmon -vv " \
+		"$(tr '\0' ' ' <"/proc/$fmon_a/cmdline")"
+
+	# The keeper still stops cleanly, telling the pivoted service.
+	"${CCM}" stop --state-dir "$t/initrd/run/ccm" >"$t/stop.out" 2>&1
+	rc=$?
+	assertEquals "ccm-early stop of the initrd keeper: $(cat "$t/stop.out")" 0 "$rc"
+	wait_exit "$fmon_a" 5
+	assertEquals "the pivoted fmon exits 0 on TERMINATING" 0 "$ccm_rc"
+	wait_for 5 eval "! kill -0 $kpid 2>/dev/null"
+	assertTrue "the initrd keeper ended" $?
+	assertEquals terminated "$(state_get "$t/initrd/run/ccm" CCM_STATE)"
+	kill -TERM "$fmon_b"
+	wait_exit "$fmon_b" 5
+	stop_node b
+	assert_no_sanitizer_report
+}
+
+# --- 8. stop/restart cycles --------------------------------------------------------
+
+fd_count() {
+	ls "/proc/$1/fd" | wc -l
+}
+
+rss_kib() {
+	awk '/^VmRSS:/ {print $2}' "/proc/$1/status"
+}
+
+# A connected again with an epoch other than $1.
+restarted_from() {
+	local f="$t/a/run/state"
+	grep -qxF "CCM_STATE='connected'" "$f" 2>/dev/null && ! grep -qxF "CCM_EPOCH='$1'" "$f"
+}
+
+test_100_stop_restart_cycles_leak_nothing() {
+	local i old new fds10 rss10 fds100 rss100 t0 elapsed failed=0
+	# The shipped (static, musl) keeper: the sanitizer's quarantine would
+	# hide any real growth under its own.
+	[ -x "$topdir/ccm-early" ] || { fail "no static ./ccm-early; run make"; return; }
+	ccm_start "$topdir/ccm-early" a "$t/a/clients" --foreground
+	start_node b
+	assert_pair_connected || return
+	t0=$(now_ms)
+	for i in $(seq 1 100); do
+		old=$(state_get "$t/a/run" CCM_EPOCH)
+		if ! "${CCM}" stop --restart --grace 1000 --state-dir "$t/a/run" >"$t/stop.out" 2>&1; then
+			fail "cycle $i: stop --restart failed: $(cat "$t/stop.out")"
+			failed=1
+			break
+		fi
+		if ! wait_for 10 restarted_from "$old"; then
+			fail "cycle $i: A not connected again with a new epoch: $(tail -20 "$t/a/log")"
+			failed=1
+			break
+		fi
+		new=$(state_get "$t/a/run" CCM_EPOCH)
+		echo "$new" >>"$t/epochs"
+		if [ "$i" = 10 ]; then
+			fds10=$(fd_count "$pid_a")
+			rss10=$(rss_kib "$pid_a")
+		fi
+	done
+	elapsed=$(( $(now_ms) - t0 ))
+	[ "$failed" = 0 ] || return
+	fds100=$(fd_count "$pid_a")
+	rss100=$(rss_kib "$pid_a")
+	echo "# 100 stop/restart cycles in ${elapsed} ms; A's fds: ${fds10} after 10, ${fds100} after 100;" \
+		"VmRSS: ${rss10} KiB after 10, ${rss100} KiB after 100"
+	assertEquals "every cycle a new epoch" 100 "$(sort -u "$t/epochs" | wc -l)"
+	assertEquals "no fd growth from cycle 10 to 100" "$fds10" "$fds100"
+	assertTrue "RSS growth under 512 KiB (${rss10} -> ${rss100} KiB)" \
+		"[ $((rss100 - rss10)) -lt 512 ]"
+	assertTrue "under 60 s (${elapsed} ms)" "[ $elapsed -lt 60000 ]"
+	assertEquals "the keeper is the same process" "$pid_a" "$(state_get "$t/a/run" CCM_PID)"
+	assert_pair_connected || return
+	stop_pair
+}
+
+# --- 9. stop with a client attached ------------------------------------------------
+
+test_stop_tells_the_client_and_waits_for_it() {
+	local out fpid
+	start_node a
+	start_node b
+	assert_pair_connected || return
+	start_fmon a exec
+	wait_for 5 in_file "attached to client fmon" "$t/a/log" ||
+		{ fail "fmon never attached: $(cat "$t/a/fmon.log")"; return; }
+
+	open_path_to "$t/a/run"
+	out=$(as_nobody "${CCM}" stop --state-dir "$t/a/run" 2>&1)
+	assertNotEquals "a stop by uid $NOBODY is refused: $out" 0 $?
+	assertContains "$out" "only root may stop the keeper"
+	sleep 0.2
+	assertTrue "the keeper still runs" "kill -0 $pid_a"
+	assertTrue "and so does its client" "kill -0 $fmon_a"
+	assertEquals "still connected" connected "$(state_get "$t/a/run" CCM_STATE)"
+
+	out=$("${CCM}" stop --state-dir "$t/a/run" 2>&1)
+	assertEquals "ccm-early stop: $out" 0 $?
+	assertContains "$out" "keeper stopped"
+	wait_exit "$fmon_a" 5
+	assertEquals "fmon exits 0 on TERMINATING" 0 "$ccm_rc"
+	assertContains "fmon heard TERMINATING" "$(cat "$t/a/fmon.log")" "the keeper is stopping"
+	wait_exit "$pid_a" 5
+	assertEquals "the foreground keeper exits 0" 0 "$ccm_rc"
+	assertEquals terminated "$(state_get "$t/a/run" CCM_STATE)"
+	# The order in the keeper's log: told 1 client, it detached, then the end.
+	out=$(grep -nE 'stopping: telling|detached from client fmon|terminating' "$t/a/log" |
+		sed 's/^[^]]*\]: //')
+	assertEquals "the keeper told its client, waited for it, then ended" \
+		"stopping: telling 1 client(s), 5000 ms grace
+pid ${fmon_a} detached from client fmon
+terminating" "$out"
+	assertNotContains "no grace time ran out" "$(cat "$t/a/log")" "still attached after the grace"
+	assertFalse "the socket is gone" "[ -e '$t/a/run/ccm.sock' ]"
+	# B heard the BYE.
+	wait_for 5 state_is_not "$t/b/run" connected
+	assertEquals "B is looking for A again" handshaking "$(state_get "$t/b/run" CCM_STATE)"
+	pids="$pid_b"
+	stop_node b
+	assert_no_sanitizer_report
+}
+
+. shunit2
