@@ -166,8 +166,14 @@ demo:
 	$(MAKE) -j2 ccm-early
 	scripts/demo.sh ./ccm-early
 
-install: ccm-early $(CLIENT_PROGS)
+install: ccm-early $(CLIENT_PROGS) $(BUILD)/libccm.a
 	install -D -m 0755 ccm-early $(DESTDIR)$(PREFIX)/sbin/ccm-early
+	install -D -m 0755 ccm-fmon $(DESTDIR)$(PREFIX)/sbin/ccm-fmon
+	install -D -m 0755 ccm-nvmirror $(DESTDIR)$(PREFIX)/sbin/ccm-nvmirror
+	install -D -m 0644 lib/ccm.h $(DESTDIR)$(PREFIX)/include/ccm.h
+	install -D -m 0644 $(BUILD)/libccm.a $(DESTDIR)$(PREFIX)/lib/libccm.a
+	mkdir -p $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	sed 's|@PREFIX@|$(PREFIX)|g' handoff/libccm.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/libccm.pc
 
 clean:
 	rm -rf $(BUILD)/static $(BUILD)/dev $(BUILD)/fuzz $(BUILD)/bench $(BUILD)/libccm.a \
