@@ -174,6 +174,15 @@ install: ccm-early $(CLIENT_PROGS) $(BUILD)/libccm.a
 	install -D -m 0644 $(BUILD)/libccm.a $(DESTDIR)$(PREFIX)/lib/libccm.a
 	mkdir -p $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	sed 's|@PREFIX@|$(PREFIX)|g' handoff/libccm.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/libccm.pc
+	install -D -m 0755 handoff/ccm-state $(DESTDIR)$(PREFIX)/bin/ccm-state
+	for u in ccm-fmon ccm-nvmirror; do \
+		sed 's|/usr/sbin/|$(PREFIX)/sbin/|g' handoff/$$u.service | \
+		install -D -m 0644 /dev/stdin $(DESTDIR)$(PREFIX)/lib/systemd/system/$$u.service; done
+	# dracut looks only in its own directory, whatever PREFIX is.
+	install -d $(DESTDIR)/usr/lib/dracut/modules.d/95ccm
+	install -m 0755 dracut/95ccm/module-setup.sh dracut/95ccm/parse-ccm.sh \
+		dracut/95ccm/ccm-connect.sh dracut/95ccm/ccm-lib.sh $(DESTDIR)/usr/lib/dracut/modules.d/95ccm/
+	install -m 0644 dracut/95ccm/ccm-early.service $(DESTDIR)/usr/lib/dracut/modules.d/95ccm/
 
 clean:
 	rm -rf $(BUILD)/static $(BUILD)/dev $(BUILD)/fuzz $(BUILD)/bench $(BUILD)/libccm.a \

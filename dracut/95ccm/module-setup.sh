@@ -1,0 +1,134 @@
+#!/bin/bash
+# The ccm dracut module: runs ccm-early in the initramfs so that the HA
+# partner is found, and the handoff written to /run/ccm, before the real
+# root's services start.  Only included on request: dracut -a ccm.
+#
+# In the image:
+#   /usr/sbin/ccm-early           the static binary (wherever it is on the host)
+#   /lib/ccm-lib.sh               validators and config reader for the hooks
+#   /sbin/ccm-connect             the connect step (initqueue jobs, or the unit)
+#   cmdline/90-parse-ccm.sh       validates rd.ccm.* (see its header)
+#   /etc/ccm/ccm.conf, the clients directory's *.conf, the psk-file (0600)
+#   systemd initramfs only: ccm-early.service, enabled in initrd.target.wants
+
+# Where `make install` puts it ($PREFIX/sbin, PREFIX=/usr by default), then
+# /usr/local, then $PATH.  CCM_EARLY_BIN overrides.
+ccm_early_bin() {
+    local _p
+    for _p in ${CCM_EARLY_BIN:+"$CCM_EARLY_BIN"} /usr/sbin/ccm-early /usr/local/sbin/ccm-early; do
+        if [[ -x "${dracutsysrootdir-}$_p" ]]; then
+            echo "$_p"
+            return 0
+        fi
+    done
+    find_binary ccm-early 2> /dev/null
+}
+
+# called by dracut
+check() {
+    if ! ccm_early_bin > /dev/null; then
+        require_binaries ccm-early # dracut's standard "will not be installed" line
+        return 1
+    fi
+    # Only on request: the module turns a boot into one that looks for a
+    # partner.
+    return 255
+}
+
+# called by dracut
+depends() {
+    # ccm-early needs the interconnect's interface configured; "network"
+    # picks network-legacy, network-manager or systemd-networkd, as 95nvmf
+    # and 95iscsi do.  The systemd side needs no module of its own: install()
+    # adds the unit when the image has dracut's systemd module.
+    echo network
+    return 0
+}
+
+# called by dracut
+installkernel() {
+    # rdma transport: verbs, the connection manager, the two providers the
+    # static binary carries (mlx5, rxe).  instmods skips what the kernel
+    # does not have.  hostonly="" so that a host-only image built on a
+    # machine where they are not loaded still gets them.
+    hostonly="" instmods ib_uverbs rdma_ucm rdma_cm ib_core mlx5_ib rdma_rxe crc32_generic
+}
+
+# ccm_conf_value KEY: KEY of the host's /etc/ccm/ccm.conf.
+ccm_conf_value() {
+    (
+        # shellcheck source=dracut/95ccm/ccm-lib.sh
+        . "$moddir/ccm-lib.sh"
+        ccm_conf_get "$1" "${dracutsysrootdir-}/etc/ccm/ccm.conf"
+    )
+}
+
+# called by dracut: the rd.ccm.* arguments of the host's config, for
+# host-only images (and `dracut --print-cmdline`).
+cmdline() {
+    local _v _partner=""
+    _v=$(ccm_conf_value node-id) && printf ' rd.ccm.node=%s' "$_v"
+    _v=$(ccm_conf_value listen) && printf ' rd.ccm.listen=%s' "$_v"
+    _v=$(ccm_conf_value partner) && printf ' rd.ccm.partner=%s' "$_v" && _partner=$_v
+    _v=$(ccm_conf_value transport) && printf ' rd.ccm.transport=%s' "$_v"
+    _v=$(ccm_conf_value device) && printf ' rd.ccm.device=%s' "$_v"
+    _v=$(ccm_conf_value timeout) && printf ' rd.ccm.timeout=%s' "$_v"
+    # The ip= that reaches the partner from this host, as 95iscsi does for
+    # its target (dracut-functions.sh, when the network module is around).
+    if [[ $_partner ]] && declare -F ip_params_for_remote_addr > /dev/null; then
+        _partner=$(
+            . "$moddir/ccm-lib.sh"
+            ccm_addr_host "$_partner"
+        )
+        _v=$(ip_params_for_remote_addr "$_partner" 2> /dev/null) && [[ $_v ]] && printf ' %s' "${_v% }"
+    fi
+    return 0
+}
+
+# called by dracut
+install() {
+    local _bin _conf=/etc/ccm/ccm.conf _clients=/etc/ccm/clients.d _psk="" _f _args
+
+    _bin=$(ccm_early_bin) || return 1
+    # Static: nothing else to pull in.  One path in every image.
+    inst_simple "$_bin" /usr/sbin/ccm-early
+    inst_multiple -o ip
+
+    inst_simple "$moddir/ccm-lib.sh" /lib/ccm-lib.sh
+    inst_script "$moddir/ccm-connect.sh" /sbin/ccm-connect
+    inst_hook cmdline 90 "$moddir/parse-ccm.sh"
+
+    if [[ -f "${dracutsysrootdir-}$_conf" ]]; then
+        inst_simple "$_conf"
+        _f=$(ccm_conf_value clients) && _clients=$_f
+        _psk=$(ccm_conf_value psk-file)
+    fi
+    inst_dir "$_clients"
+    for _f in "${dracutsysrootdir-}$_clients"/*.conf; do
+        [[ -f $_f ]] && inst_simple "${_f#"${dracutsysrootdir-}"}"
+    done
+    if [[ $_psk ]]; then
+        if [[ -f "${dracutsysrootdir-}$_psk" ]]; then
+            # ccm-early refuses a key readable by group or others.  dracut
+            # writes the image itself with umask 077.
+            inst_simple "$_psk"
+            chmod 0600 "${initdir}$_psk"
+        else
+            dwarn "ccm: psk-file $_psk (in $_conf) does not exist; the partner will refuse this node"
+        fi
+    fi
+
+    if [[ ${hostonly_cmdline-} == "yes" ]]; then
+        _args=$(cmdline)
+        if [[ $_args ]]; then
+            mkdir -p "${initdir}/etc/cmdline.d"
+            printf '%s\n' "$_args" >> "${initdir}/etc/cmdline.d/95ccm.conf"
+        fi
+    fi
+
+    if dracut_module_included "systemd"; then
+        inst_simple "$moddir/ccm-early.service" "${systemdsystemunitdir}/ccm-early.service"
+        $SYSTEMCTL -q --root "$initdir" enable ccm-early.service
+    fi
+    dracut_need_initqueue
+}

@@ -1,0 +1,174 @@
+#!/bin/sh
+# parse-ccm.sh: cmdline hook (90) of the ccm dracut module.
+#
+# Accepted arguments (each overrides the same key of /etc/ccm/ccm.conf in
+# the image; the connect step passes them to ccm-early as options):
+#
+#   rd.ccm=0                      off for this boot (also rd.ccm=no, rd.ccm=off)
+#   rd.ccm.node=N                 node-id: 1..4294967294
+#   rd.ccm.listen=ADDR[:PORT]     listen: numeric IPv4 or IPv6, as ccm-early
+#   rd.ccm.partner=ADDR[:PORT]      takes them: 10.0.0.1, 10.0.0.1:7471,
+#                                   fd00::1, [fd00::1], [fd00::1]:7471;
+#                                   no host names, no zone ids, port 1..65535
+#   rd.ccm.transport=tcp|rdma     transport
+#   rd.ccm.device=NAME            device: [A-Za-z0-9_.-], at most 63 bytes
+#   rd.ccm.timeout=SEC            timeout: 0..86400 (0 waits for the partner
+#                                   forever, and so does the boot); without it
+#                                   and without `timeout` in ccm.conf: 60
+#   rd.ccm.required               boolean (getargbool: rd.ccm.required=0 is
+#                                   false): a failure stops the boot instead of
+#                                   booting on degraded
+#   rd.ccm.link=LOCAL=PARTNER     repeatable, two ADDR[:PORT]: reserved for
+#                                   multi-link; validated and stored in
+#                                   /run/ccm/cmdline.links, not used yet
+#
+# Numbers are decimal digits only: no sign, no blanks, no hex.  Any other
+# rd.ccm.* argument is warned about (a typo must not pass silently).
+#
+# A wrong value is warned about, naming the argument and the value, and the
+# boot goes on with ccm off.  With rd.ccm.required the errors also go to
+# /run/ccm/cmdline.err and the connect step dies on them.
+#
+# Output: /run/ccm/cmdline.conf, a config fragment (`key = value`, the keys
+# of ccm.conf) holding what the command line set; its presence means "ccm is
+# on for this boot".  /etc/cmdline.d/95ccm-neednet.conf asks the network
+# modules for the network (rd.neednet=1).
+#
+# Scheduling (dracut's own init; in a systemd initramfs ccm-early.service
+# does the connect after dracut-initqueue.service and network-online.target):
+#   initqueue/finished  [ -e /run/ccm/connect.done ]: the initqueue, and so
+#                       the switch to the real root, waits for the connect step
+#   initqueue/settled   ccm-connect settled: each pass, once the listen address
+#                       is configured, queues the one-time job
+#                       `initqueue --onetime --unique --name ccm-early ccm-connect`
+#   initqueue/timeout   ccm-connect timeout: the network never came up
+
+command -v getarg > /dev/null || . /lib/dracut-lib.sh
+command -v ccm_valid_addr > /dev/null || . /lib/ccm-lib.sh
+
+ccm_errors=
+
+# ccm_bad ARG VALUE REASON: one wrong argument.
+ccm_bad() {
+    warn "ccm: $1=$2: $3"
+    ccm_errors="${ccm_errors:+$ccm_errors; }$1=$2: $3"
+}
+
+# ccm_arg NAME KEY CHECK [ARGS...]: validate rd.ccm.NAME= and add it to the
+# fragment as KEY.
+ccm_arg() {
+    _ccm_name=$1 _ccm_key=$2 _ccm_check=$3
+    shift 3
+    _ccm_val=$(getarg "$_ccm_name=") || return 0
+    if "$_ccm_check" "$_ccm_val" "$@"; then
+        [ -n "$ccm_value" ] && [ "$_ccm_check" = ccm_valid_uint ] && _ccm_val=$ccm_value
+        ccm_fragment="$ccm_fragment$_ccm_key = $_ccm_val
+"
+    else
+        ccm_bad "$_ccm_name" "$_ccm_val" "${ccm_why:-invalid value}"
+    fi
+}
+
+ccm_parse_cmdline() {
+    ccm_errors='' ccm_fragment='' ccm_links=''
+
+    # A fresh start: nothing of an earlier run of this hook counts.
+    rm -f -- "$CCM_FRAGMENT" "$CCM_CMDLINE_ERR" "$CCM_LINKS" "$CCM_DONE" "$CCM_QUEUED" \
+        "$hookdir/initqueue/finished/ccm-early.sh"
+
+    if ! getargbool 1 rd.ccm; then
+        info "ccm: off (rd.ccm=0)"
+        return 0
+    fi
+
+    ccm_arg rd.ccm.node node-id ccm_valid_uint 1 4294967294
+    ccm_arg rd.ccm.listen listen ccm_valid_addr
+    ccm_arg rd.ccm.partner partner ccm_valid_addr
+    ccm_arg rd.ccm.transport transport ccm_valid_transport
+    ccm_arg rd.ccm.device device ccm_valid_device
+    ccm_arg rd.ccm.timeout timeout ccm_valid_uint 0 86400
+
+    # One value a line, whatever it holds: no field splitting on blanks, no
+    # globbing.
+    _ccm_ifs=$IFS
+    IFS='
+'
+    set -f
+    for _ccm_l in $(getargs rd.ccm.link=); do
+        case $_ccm_l in
+            ?*=?*) ;;
+            *)
+                ccm_bad rd.ccm.link "$_ccm_l" "expected LOCAL=PARTNER"
+                continue
+                ;;
+        esac
+        case ${_ccm_l#*=} in
+            *=*)
+                ccm_bad rd.ccm.link "$_ccm_l" "expected LOCAL=PARTNER"
+                continue
+                ;;
+        esac
+        if ! ccm_valid_addr "${_ccm_l%%=*}"; then
+            ccm_bad rd.ccm.link "$_ccm_l" "local address: $ccm_why"
+        elif ! ccm_valid_addr "${_ccm_l#*=}"; then
+            ccm_bad rd.ccm.link "$_ccm_l" "partner address: $ccm_why"
+        else
+            ccm_links="$ccm_links${_ccm_l%%=*} ${_ccm_l#*=}
+"
+        fi
+    done
+    IFS=$_ccm_ifs
+    [ -n "$ccm_links" ] && info "ccm: rd.ccm.link is reserved for multi-link; stored, not used yet"
+
+    # A typo must not fall back to ccm.conf silently.
+    for _ccm_w in $(getcmdline); do
+        case ${_ccm_w%%=*} in
+            rd.ccm | rd.ccm.node | rd.ccm.listen | rd.ccm.partner | rd.ccm.transport | \
+                rd.ccm.device | rd.ccm.timeout | rd.ccm.required | rd.ccm.link) ;;
+            rd.ccm.*) warn "ccm: unknown argument '$_ccm_w' ignored" ;;
+        esac
+    done
+    set +f
+
+    # What ccm-early cannot do without, from the command line or ccm.conf.
+    for _ccm_k in node-id:rd.ccm.node listen:rd.ccm.listen partner:rd.ccm.partner; do
+        case $ccm_fragment in
+            "${_ccm_k%%:*} = "* | *"
+${_ccm_k%%:*} = "*) continue ;;
+        esac
+        case $ccm_errors in *"${_ccm_k#*:}="*) continue ;; esac
+        ccm_conf_get "${_ccm_k%%:*}" "$CCM_CONF" > /dev/null && continue
+        ccm_bad "${_ccm_k#*:}" "" "not given, and no '${_ccm_k%%:*}' in ${CCM_CONF#"${CCM_ROOT:-}"}"
+    done
+
+    mkdir -p -- "$CCM_RUN_DIR"
+    if [ -n "$ccm_errors" ]; then
+        if getargbool 0 rd.ccm.required; then
+            warn "ccm: rd.ccm.required is set and the rd.ccm arguments are wrong: the boot will stop at the ccm connect step"
+            printf '%s\n' "$ccm_errors" > "$CCM_CMDLINE_ERR"
+        else
+            warn "ccm: off for this boot because of the errors above; booting on without the cluster interconnect"
+            return 0
+        fi
+    fi
+
+    {
+        echo "# rd.ccm.* settings from the kernel command line (parse-ccm.sh)"
+        printf '%s' "$ccm_fragment"
+    } > "$CCM_FRAGMENT"
+    [ -n "$ccm_links" ] && printf '%s' "$ccm_links" > "$CCM_LINKS"
+
+    mkdir -p -- "${CCM_ROOT:-}/etc/cmdline.d"
+    echo "rd.neednet=1" > "${CCM_ROOT:-}/etc/cmdline.d/95ccm-neednet.conf"
+
+    # systemd: ccm-early.service (ConditionPathExists=/run/ccm/cmdline.conf).
+    [ -n "${DRACUT_SYSTEMD:-}" ] && return 0
+
+    mkdir -p -- "$hookdir/initqueue/finished"
+    echo "[ -e '${CCM_DONE}' ]" > "$hookdir/initqueue/finished/ccm-early.sh"
+    /sbin/initqueue --settled --unique --name ccm-early-settled /sbin/ccm-connect settled
+    /sbin/initqueue --timeout --onetime --unique --name ccm-early-timeout /sbin/ccm-connect timeout
+    return 0
+}
+
+ccm_parse_cmdline
