@@ -83,7 +83,10 @@ int ccm_read(struct ccm_client *c, int port, uint32_t local_off, uint32_t remote
 	     uint32_t len, uint32_t *tag);
 
 /* A small message (1..3072 bytes) to the partner's client on `port`;
- * asynchronous like the above. */
+ * asynchronous like the above.  CCM_EV_DONE says the keeper has handed it
+ * to the interconnect (in order, reliably, while the link lives); a
+ * partner client that is not attached when it arrives does not get it, so
+ * anything that must not be lost goes into the window, with ccm_write. */
 int ccm_send(struct ccm_client *c, int port, const void *msg, size_t len, uint32_t *tag);
 
 /* The next event: 0 and *ev filled, -EAGAIN when none came within
