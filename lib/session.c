@@ -1002,7 +1002,9 @@ static void loop_once(struct session *s)
 	} while (n > 0 && !s->finished);
 	if (!s->finished && s->ex_started)
 		check_ready(s);
-	if (!s->finished && s->keeper)
+	/* The keeper's socket is only read when it has something: a client's
+	 * round trip passes here twice. */
+	if (!s->finished && s->keeper && (pfd[2].revents & POLLIN))
 		serve_requests(s);
 	if (!s->finished)
 		check_timers(s, sess_now_ms());
