@@ -163,7 +163,7 @@ test:
 
 demo:
 	scripts/deps.sh build
-	$(MAKE) -j2 ccm-early
+	$(MAKE) -j2 ccm-early $(CLIENT_PROGS)
 	scripts/demo.sh ./ccm-early
 
 install: ccm-early $(CLIENT_PROGS) $(BUILD)/libccm.a

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# demo.sh BINARY: two ccm-early nodes handshake on this machine.
+# demo.sh BINARY: two ccm-early nodes handshake on this machine, then a
+# client mirrors a log through them.
 #
 # As root (with iproute2), each node lives in its own network namespace and
 # the two are joined by a veth pair, like two servers on a cluster
 # interconnect; otherwise both run on loopback addresses.  Each node has two
 # clients: a failover monitor (1 port x 4 KiB) and an NVRAM mirror
-# (2 ports x 1 MiB).  Shows both sides' state transitions and handoff files,
-# then stops both nodes cleanly.
+# (2 ports x 1 MiB).  Shows both sides' state transitions and handoff files;
+# then node 1's ccm-nvmirror mirrors a log into node 2's window, node 2
+# dumps what arrived, and both keepers are stopped with `ccm-early stop`.
 set -eu
 bin=$(realpath "${1:-./ccm-early}")
+nvmirror=$(dirname "$bin")/ccm-nvmirror
 tmp=$(mktemp -d /tmp/ccm-demo.XXXXXX)
 ns_a="ccm-demo-a-$$" ns_b="ccm-demo-b-$$"
 use_netns=0
@@ -92,8 +95,19 @@ cat "$tmp/a/run/state.json"
 say "ccm-early status on node 2"
 "$bin" status --state-dir "$tmp/b/run"
 
-say "stopping both nodes with SIGTERM"
-pkill -TERM -f -- "--state-dir $tmp/" || true
+say "the keepers stay: node 1's ccm-nvmirror mirrors a log into node 2's window"
+printf 'txn %s: write block %s\n' 1 17 2 42 3 99 > "$tmp/nvram.log"
+cat "$tmp/nvram.log"
+"$nvmirror" --state-dir "$tmp/a/run" --log "$tmp/nvram.log" --once
+say "node 2: ccm-early dump nvmirror (what node 1 mirrored, every record checked)"
+"$bin" dump --state-dir "$tmp/b/run" nvmirror
+"$bin" dump --state-dir "$tmp/b/run" nvmirror --payload | cmp - "$tmp/nvram.log"
+echo "  the payload matches node 1's log byte for byte"
+
+say "stopping both keepers with ccm-early stop"
+for n in a b; do
+	"$bin" stop --state-dir "$tmp/$n/run"
+done
 for p in "${pids[@]}"; do wait "$p" || true; done
 pids=()
 for n in a b; do
