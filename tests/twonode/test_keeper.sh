@@ -532,6 +532,26 @@ test_100_stop_restart_cycles_leak_nothing() {
 
 # --- 9. stop with a client attached ------------------------------------------------
 
+# A supervisor's view: with --foreground the keeper says READY=1 and what
+# it is doing on systemd's notify socket, and its control socket answers
+# STATUS with the same facts as the handoff.
+test_foreground_notifies_systemd_and_answers_status() {
+	python3 "$here/ctl_probe.py" notify "$t/notify" 20 > "$t/notify.log" &
+	pids="$pids $!"
+	wait_for_line "$t/notify.log" listening 5 || { fail "no notify socket"; return; }
+	NOTIFY_SOCKET=$t/notify start_node a
+	start_node b
+	assert_pair_connected || return
+	wait_for_line "$t/notify.log" "READY=1|STATUS=connected to node 2" 5
+	assertEquals "READY=1 and STATUS on the notify socket" 0 $?
+	out=$(python3 "$here/ctl_probe.py" status "$t/a/run/ccm.sock" 2>&1)
+	rc=$?
+	assertEquals "STATUS answered: $out" 0 "$rc"
+	assertContains "$out" '"state": "connected"'
+	assertContains "$out" '"partner_node": 2'
+	assertContains "$out" "\"epoch\": \"$(state_get "$t/a/run" CCM_EPOCH)\""
+}
+
 test_stop_tells_the_client_and_waits_for_it() {
 	local out fpid
 	start_node a
