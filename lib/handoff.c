@@ -779,22 +779,13 @@ static int write_atomic(int dfd, const char *dir, const char *name,
 	return 0;
 }
 
-int handoff_write(const char *dir, const struct handoff *h, struct errbuf *e)
+int handoff_write_at(int dfd, const char *dir, const struct handoff *h, struct errbuf *e)
 {
-	char *buf;
-	int dfd = -1, n, rc;
+	char *buf = malloc(HANDOFF_TEXT_MAX);
+	int n, rc = 0;
 
-	buf = malloc(HANDOFF_TEXT_MAX);
 	if (!buf)
 		return errbuf_set(e, -ENOMEM, "handoff: out of memory");
-	rc = handoff_mkdir(dir, e);
-	if (rc < 0)
-		goto out;
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0) {
-		rc = errbuf_set(e, -errno, "%s: cannot open: %s", dir, strerror(errno));
-		goto out;
-	}
 	/* JSON first: a tool that polls `state` for changes then finds
 	 * state.json at least as new. */
 	n = handoff_format_json(h, buf, HANDOFF_TEXT_MAX);
@@ -807,10 +798,21 @@ int handoff_write(const char *dir, const struct handoff *h, struct errbuf *e)
 	if (n < 0)
 		rc = errbuf_set(e, n, "handoff: cannot format the state (%s)",
 				n == -ENOSPC ? "too large" : "invalid contents");
-out:
-	if (dfd >= 0)
-		close(dfd);
 	free(buf);
+	return rc;
+}
+
+int handoff_write(const char *dir, const struct handoff *h, struct errbuf *e)
+{
+	int dfd, rc = handoff_mkdir(dir, e);
+
+	if (rc < 0)
+		return rc;
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return errbuf_set(e, -errno, "%s: cannot open: %s", dir, strerror(errno));
+	rc = handoff_write_at(dfd, dir, h, e);
+	close(dfd);
 	return rc;
 }
 

@@ -123,6 +123,12 @@ void handoff_set_clients(struct handoff *h, const struct client_match *m,
  * its parents, mode 0755) if missing. */
 int handoff_write(const char *dir, const struct handoff *h, struct errbuf *e);
 
+/* The same into an open directory (dir only names it in messages).  A
+ * keeper writes through the fd it opened before switch_root: its own root
+ * stays the initramfs', where the path /run/ccm no longer leads to the
+ * /run that moved into the real root. */
+int handoff_write_at(int dfd, const char *dir, const struct handoff *h, struct errbuf *e);
+
 /* Create dir and its parents (mode 0755) if they are missing. */
 int handoff_mkdir(const char *dir, struct errbuf *e);
 

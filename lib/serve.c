@@ -382,6 +382,17 @@ void serve_heartbeat_done(struct session *s, int status)
 		sess_lose_partner(s, "its status block shows another epoch");
 		return;
 	}
+	/* A partner whose handshake left the session (it lost us, while we
+	 * did not lose it) must be met again: otherwise we would wait on,
+	 * connected to a partner that is not. */
+	if (o.state != HS_CONNECTED) {
+		char why[96];
+
+		snprintf(why, sizeof(why), "its handshake is in %s, not connected",
+			 hs_state_name(o.state));
+		sess_lose_partner(s, why);
+		return;
+	}
 	if (o.heartbeat != s->hb_last) {
 		s->hb_last = o.heartbeat;
 		s->hb_seen_at = now;

@@ -3,6 +3,7 @@
 #include "session.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -77,7 +78,7 @@ int sess_write_handoff(struct session *s, enum handoff_state state, const char *
 	s->handoff_state = state;
 	snprintf(s->handoff_error, sizeof(s->handoff_error), "%s", error ? error : "");
 	sess_fill_handoff(s, h, state, error);
-	r = handoff_write(s->state_dir, h, &e);
+	r = handoff_write_at(s->state_dirfd, s->state_dir, h, &e);
 	if (r < 0)
 		log_at(s->log, LOG_ERR, "cannot write the handoff: %s", e.msg);
 	else
@@ -447,7 +448,16 @@ static void after_exchange_step(struct session *s)
 	}
 	if (s->ex->phase == EX_FAILED) {
 		log_at(s->log, LOG_ERR, "%s", s->ex->why);
-		sess_finish(s, exit_code_for(s->ex->decline), s->ex->why);
+		/* Before the handoff the command says why it failed, with its
+		 * exit code.  A keeper has clients and a boot behind it: it
+		 * tries again, backing off, and says why in the handoff. */
+		if (!s->handed_off) {
+			sess_finish(s, exit_code_for(s->ex->decline), s->ex->why);
+		} else {
+			snprintf(s->last_error, sizeof(s->last_error), "%.*s",
+				 (int)sizeof(s->last_error) - 1, s->ex->why);
+			sess_lose_partner(s, s->ex->why);
+		}
 	}
 }
 
@@ -862,6 +872,8 @@ static void session_destroy(struct session *s)
 		munmap(s->scratch, SCRATCH_SIZE);
 	if (s->sigfd >= 0)
 		close(s->sigfd);
+	if (s->state_dirfd >= 0)
+		close(s->state_dirfd);
 	auth_wipe_key(&s->key);
 	free(s->ex);
 	free(s->clients);
@@ -924,6 +936,9 @@ static int session_setup(struct session *s, struct errbuf *e)
 		return r;
 	if (!realpath(s->cfg->state_dir, s->state_dir))
 		return errbuf_set(e, -errno, "%s: %s", s->cfg->state_dir, strerror(errno));
+	s->state_dirfd = open(s->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->state_dirfd < 0)
+		return errbuf_set(e, -errno, "%s: %s", s->state_dir, strerror(errno));
 	r = clients_load_dir(s->cfg->clients_dir, s->clients, e);
 	if (r < 0)
 		return r;
@@ -1013,7 +1028,7 @@ static void loop_once(struct session *s)
 int session_run(const struct ccm_config *cfg, const struct session_opts *opts,
 		const struct log *log)
 {
-	struct session s = { .cfg = cfg, .opts = opts, .log = log, .sigfd = -1 };
+	struct session s = { .cfg = cfg, .opts = opts, .log = log, .sigfd = -1, .state_dirfd = -1 };
 	struct hs_event start = { .type = HS_EV_START };
 	struct errbuf e;
 	int r;
@@ -1021,7 +1036,7 @@ int session_run(const struct ccm_config *cfg, const struct session_opts *opts,
 	r = session_setup(&s, &e);
 	if (r < 0) {
 		log_at(log, LOG_ERR, "%s", e.msg);
-		if (s.clients && s.win && s.state_dir[0])
+		if (s.clients && s.win && s.state_dirfd >= 0)
 			sess_write_handoff(&s, HANDOFF_ERROR, e.msg);
 		session_destroy(&s);
 		return r == -EINVAL || r == -ENOENT || r == -EPERM || r == -ENOTSUP

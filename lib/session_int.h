@@ -73,8 +73,9 @@ struct queued_msg {
 
 struct session {
 	const struct ccm_config *cfg;
-	char state_dir[4096];      /* cfg->state_dir made absolute: the keeper
-	                              leaves the directory it was started in */
+	char state_dir[4096];      /* cfg->state_dir made absolute, for messages */
+	int state_dirfd;           /* ... and open: every handoff is written
+	                              through it, before and after switch_root */
 	const struct session_opts *opts;
 	const struct log *log;
 	struct tp *tp;
