@@ -79,6 +79,19 @@ ccm_wait_listen() {
     return 0
 }
 
+# ccm_add_rxe NETDEV: rd.ccm.rxe: Soft-RoCE device rxe0 on NETDEV, unless
+# NETDEV has one already.  crc32_generic first: rdma_rxe needs the crc32
+# crypto module, which the kernel cannot load on its own in an initramfs.
+ccm_add_rxe() {
+    case "$(rdma link show 2> /dev/null)" in
+        *" netdev $1" | *" netdev $1"[!A-Za-z0-9_.-]*) return 0 ;;
+    esac
+    modprobe -q crc32_generic 2> /dev/null
+    modprobe -q rdma_rxe || return 1
+    rdma link add rxe0 type rxe netdev "$1" || return 1
+    info "ccm: Soft-RoCE device rxe0 on $1 (rd.ccm.rxe)"
+}
+
 ccm_connect() {
     [ -e "$CCM_DONE" ] && return 0
     [ -e "$CCM_FRAGMENT" ] || return 0
@@ -104,6 +117,18 @@ ccm_connect() {
             ccm_timeout=$((ccm_timeout - ccm_waited))
             [ "$ccm_timeout" -ge 1 ] || ccm_timeout=1
         fi
+    fi
+
+    # rdma: the verbs and connection manager character devices
+    # (/dev/infiniband/uverbs*, rdma_cm).  On a full system rdma-core's udev
+    # rules load their modules; an initramfs has no such rules, and the
+    # static ccm-early cannot load modules.
+    if [ "$(ccm_setting transport)" = rdma ] || [ -s "$CCM_RXE" ]; then
+        modprobe -q -a ib_uverbs rdma_ucm 2> /dev/null
+    fi
+    if [ -s "$CCM_RXE" ] && ! ccm_add_rxe "$(cat "$CCM_RXE")"; then
+        ccm_fail "rd.ccm.rxe: cannot create the Soft-RoCE device on $(cat "$CCM_RXE") (rdma link add failed)"
+        return 0
     fi
 
     # The fragment's keys become options; they override ccm.conf.

@@ -26,6 +26,7 @@ CCM_CONF=${CCM_ROOT:-}/etc/ccm/ccm.conf
 CCM_FRAGMENT=$CCM_RUN_DIR/cmdline.conf   # the validated rd.ccm.* settings
 CCM_CMDLINE_ERR=$CCM_RUN_DIR/cmdline.err # why they are not valid (rd.ccm.required)
 CCM_LINKS=$CCM_RUN_DIR/cmdline.links     # rd.ccm.link=, reserved
+CCM_RXE=$CCM_RUN_DIR/cmdline.rxe         # rd.ccm.rxe=: the netdev to put Soft-RoCE on
 CCM_DONE=$CCM_RUN_DIR/connect.done       # the connect step has run (initqueue finished hook)
 CCM_QUEUED=$CCM_RUN_DIR/connect.queued   # the connect job is in the initqueue
 CCM_DEFAULT_TIMEOUT=60

@@ -92,7 +92,8 @@ install() {
     _bin=$(ccm_early_bin) || return 1
     # Static: nothing else to pull in.  One path in every image.
     inst_simple "$_bin" /usr/sbin/ccm-early
-    inst_multiple -o ip
+    # rdma: iproute2's, for rd.ccm.rxe (rdma link add); optional.
+    inst_multiple -o ip rdma
 
     inst_simple "$moddir/ccm-lib.sh" /lib/ccm-lib.sh
     inst_script "$moddir/ccm-connect.sh" /sbin/ccm-connect

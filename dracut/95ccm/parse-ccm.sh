@@ -18,6 +18,12 @@
 #   rd.ccm.required               boolean (getargbool: rd.ccm.required=0 is
 #                                   false): a failure stops the boot instead of
 #                                   booting on degraded
+#   rd.ccm.rxe=NETDEV             before connecting, load rdma_rxe and create
+#                                   the Soft-RoCE device rxe0 on NETDEV
+#                                   (`rdma link add`): for hosts without an
+#                                   RDMA NIC, and for the qemu lab (tests/boot);
+#                                   NETDEV as rd.ccm.device; stored in
+#                                   /run/ccm/cmdline.rxe
 #   rd.ccm.link=LOCAL=PARTNER     repeatable, two ADDR[:PORT]: reserved for
 #                                   multi-link; validated and stored in
 #                                   /run/ccm/cmdline.links, not used yet
@@ -73,7 +79,7 @@ ccm_parse_cmdline() {
     ccm_errors='' ccm_fragment='' ccm_links=''
 
     # A fresh start: nothing of an earlier run of this hook counts.
-    rm -f -- "$CCM_FRAGMENT" "$CCM_CMDLINE_ERR" "$CCM_LINKS" "$CCM_DONE" "$CCM_QUEUED" \
+    rm -f -- "$CCM_FRAGMENT" "$CCM_CMDLINE_ERR" "$CCM_LINKS" "$CCM_RXE" "$CCM_DONE" "$CCM_QUEUED" \
         "$hookdir/initqueue/finished/ccm-early.sh"
 
     if ! getargbool 1 rd.ccm; then
@@ -87,6 +93,14 @@ ccm_parse_cmdline() {
     ccm_arg rd.ccm.transport transport ccm_valid_transport
     ccm_arg rd.ccm.device device ccm_valid_device
     ccm_arg rd.ccm.timeout timeout ccm_valid_uint 0 86400
+    ccm_rxe=''
+    if _ccm_val=$(getarg rd.ccm.rxe=); then
+        if ccm_valid_device "$_ccm_val"; then
+            ccm_rxe=$_ccm_val
+        else
+            ccm_bad rd.ccm.rxe "$_ccm_val" "${ccm_why:-invalid value}"
+        fi
+    fi
 
     # One value a line, whatever it holds: no field splitting on blanks, no
     # globbing.
@@ -124,7 +138,7 @@ ccm_parse_cmdline() {
     for _ccm_w in $(getcmdline); do
         case ${_ccm_w%%=*} in
             rd.ccm | rd.ccm.node | rd.ccm.listen | rd.ccm.partner | rd.ccm.transport | \
-                rd.ccm.device | rd.ccm.timeout | rd.ccm.required | rd.ccm.link) ;;
+                rd.ccm.device | rd.ccm.timeout | rd.ccm.required | rd.ccm.link | rd.ccm.rxe) ;;
             rd.ccm.*) warn "ccm: unknown argument '$_ccm_w' ignored" ;;
         esac
     done
@@ -157,6 +171,7 @@ ${_ccm_k%%:*} = "*) continue ;;
         printf '%s' "$ccm_fragment"
     } > "$CCM_FRAGMENT"
     [ -n "$ccm_links" ] && printf '%s' "$ccm_links" > "$CCM_LINKS"
+    [ -n "$ccm_rxe" ] && printf '%s\n' "$ccm_rxe" > "$CCM_RXE"
 
     mkdir -p -- "${CCM_ROOT:-}/etc/cmdline.d"
     echo "rd.neednet=1" > "${CCM_ROOT:-}/etc/cmdline.d/95ccm-neednet.conf"

@@ -1,0 +1,131 @@
+#!/bin/sh
+# tests/boot/root-init.sh: /sbin/init of the boot proof's real root (busybox
+# sh, PID 1 after dracut's switch_root).  What a real root's service manager
+# would do with handoff/ccm-fmon.service, by hand, and a report to the host.
+#
+# Kernel command line words it reads (unknown to the kernel, so they reach
+# PID 1's environment; read from /proc/cmdline to be sure):
+#   boot_name=NAME    file prefix in the share (a, b, b2, ...)
+#   boot_peer=NAME    hold until the share has PEER.up (the partner's root is
+#                     up), then boot_hold more seconds; at most boot_max s
+#   boot_hold=SEC     (default 5)
+#   boot_max=SEC      (default 90)
+#   boot_wait=FILE    also hold until the share has FILE (the host's say-so)
+#   boot_sync=0|1     after NAME.final, wait (up to 30 s) for PEER.final, so
+#                     that both final reports are taken with both guests up
+#                     (default 1; 0 for a guest that is to go away first)
+#
+# Files written to the share (/out, 9p, the host's directory):
+#   NAME.boot     at once: uptime at this init, the dmesg time of "Run /init",
+#                 the initramfs' handoff as it was left (state), the keeper's
+#                 pid, argv[0] and RSS, ls of /run/ccm
+#   NAME.up       once ccm-fmon has been started
+#   NAME.fmon     ccm-fmon -v's log (its hooks append TAKEOVER/GIVEBACK lines)
+#   NAME.status   `ccm-early status` once a second (the latest)
+#   NAME.final    at the end: state, keeper pid and RSS again
+#   NAME.done     the last thing before power-off
+PATH=/bin:/sbin:/usr/bin:/usr/sbin
+export PATH
+read -r up _ </proc/uptime
+mount -t proc proc /proc 2>/dev/null
+mount -t sysfs sys /sys 2>/dev/null
+mount -t devtmpfs dev /dev 2>/dev/null
+mkdir -p /out /tmp
+mount -t tmpfs tmp /tmp
+
+# The 9p share: the initramfs loaded its modules (tests/boot/lib.sh,
+# 99ccmlab); this root has a copy for an initramfs without them.  Loading
+# modules here, with the keeper connected, stalled the guest long enough
+# (TCG) for the partner's queue pair to give up on us.
+if [ ! -d /sys/module/9p ]; then
+	while read -r m; do insmod "/lib/ccmlab/$m" 2>/dev/null; done </lib/ccmlab/order
+fi
+mount -t 9p -o trans=virtio,version=9p2000.L out /out || {
+	echo "root-init: cannot mount the share" >/dev/console
+	poweroff -f
+}
+
+name=x peer='' hold=5 max=90 waitfile='' sync=1
+# shellcheck disable=SC2013 # words, not lines
+for w in $(cat /proc/cmdline); do
+	case $w in
+	boot_name=*) name=${w#*=} ;;
+	boot_peer=*) peer=${w#*=} ;;
+	boot_hold=*) hold=${w#*=} ;;
+	boot_max=*) max=${w#*=} ;;
+	boot_wait=*) waitfile=${w#*=} ;;
+	boot_sync=*) sync=${w#*=} ;;
+	esac
+done
+o=/out/$name
+
+# The keeper: the process whose argv[0] starts with '@'.
+keeper() {
+	for p in /proc/[0-9]*; do
+		a=$(tr "\\0" " " 2>/dev/null <"$p/cmdline")
+		case $a in @*)
+			echo "KEEPER_PID=${p#/proc/}"
+			echo "KEEPER_ARGV='$a'"
+			echo "KEEPER_RSS_KB=$(awk '/^VmRSS/ { print $2 }' "$p/status")"
+			echo "KEEPER_SID=$(cut -d' ' -f6 "$p/stat")"
+			echo "KEEPER_CWD=$(readlink "$p/cwd")"
+			# The keeper's root stays the initramfs' (switch_root changes
+			# only PID 1's): what it wrote at /run/ccm/state, as it sees it.
+			# shellcheck disable=SC3013 # busybox test has -ef
+			echo "KEEPER_ROOT_IS_OURS=$([ "$p/root/" -ef / ] && echo yes || echo no)"
+			echo "KEEPER_VIEW_STATE=$(sed -n "s/^CCM_STATE='\(.*\)'\$/\1/p" "$p/root/run/ccm/state" 2>/dev/null)"
+			echo "KEEPER_VIEW_PARTNER_EPOCH=$(sed -n "s/^CCM_PARTNER_EPOCH='\(.*\)'\$/\1/p" "$p/root/run/ccm/state" 2>/dev/null)"
+			return 0 ;;
+		esac
+	done
+	echo "KEEPER_PID="
+}
+
+{
+	echo "ROOT_UPTIME=$up"
+	echo "INIT_AT=$(dmesg | sed -n 's/^\[ *\([0-9.]*\)\] Run \/init as init process.*/\1/p' | head -1)"
+	keeper
+	echo "---- /run/ccm"
+	ls -la /run/ccm 2>&1
+	echo "---- state"
+	cat /run/ccm/state 2>&1
+} >"$o.boot.tmp"
+mv "$o.boot.tmp" "$o.boot"
+
+if [ -S /run/ccm/ccm.sock ]; then
+	# handoff/ccm-fmon.service's ExecStart, with hooks that log.
+	ccm-early exec fmon -- ccm-fmon --client fmon -v --interval 100 --dead-after 1000 \
+		--takeover "echo TAKEOVER \$CCM_FMON_REASON >>$o.fmon" \
+		--giveback "echo GIVEBACK \$CCM_FMON_REASON >>$o.fmon" >>"$o.fmon" 2>&1 &
+fi
+: >"$o.up"
+
+t0=$(cut -d. -f1 /proc/uptime)
+seen=''
+while :; do
+	now=$(cut -d. -f1 /proc/uptime)
+	ccm-early status >"$o.status.tmp" 2>&1
+	mv "$o.status.tmp" "$o.status"
+	[ $((now - t0)) -ge "$max" ] && break
+	if [ -z "$seen" ]; then
+		if [ -z "$peer" ] || [ -e "/out/$peer.up" ]; then seen=$now; fi
+	fi
+	if [ -n "$seen" ] && [ $((now - seen)) -ge "$hold" ]; then
+		[ -z "$waitfile" ] || [ -e "/out/$waitfile" ] && break
+	fi
+	sleep 1
+done
+
+{
+	keeper
+	echo "---- state"
+	cat /run/ccm/state 2>&1
+} >"$o.final.tmp"
+mv "$o.final.tmp" "$o.final"
+if [ "$sync" = 1 ] && [ -n "$peer" ]; then
+	n=0
+	while [ ! -e "/out/$peer.final" ] && [ $n -lt 30 ]; do sleep 1; n=$((n + 1)); done
+fi
+: >"$o.done"
+sync
+poweroff -f

@@ -1,0 +1,235 @@
+#!/usr/bin/env bash
+# The proof of the dracut module (issue 5): two real boots.
+#
+# Each guest boots Debian's stock kernel (build/vm) with a dracut image
+# built here from the tree's dracut/95ccm (dracut's own init, network-legacy),
+# runs `ccm-early connect --transport rdma` over Soft-RoCE in the initramfs
+# (rd.ccm.rxe=eth0 creates rxe0), switches root to a real ext4 root on a
+# virtio disk, whose /sbin/init (tests/boot/root-init.sh) starts
+# `ccm-early exec fmon -- ccm-fmon` and reports through the 9p share.
+#
+#   both together   connected in both initramfs, the keeper ('@...') survived
+#                   switch_root, fmon heartbeats flow; time in the initramfs
+#                   with and without the module (same run), keeper RSS
+#   b 30 s late     a's connect times out (rd.ccm.timeout=10): a degraded
+#                   boot; its keeper connects once b is there
+#   b reboots       a's keeper and fmon see b lost, then b's new incarnation
+set -u
+# shellcheck disable=SC2154  # t and _shunit_test_ come from common.sh/shunit2
+# shellcheck source=tests/lib/common.sh
+. "$(dirname "$0")/../lib/common.sh"
+# shellcheck source=tests/boot/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+boot_missing=""
+BOOT_LOGS=$VM_TOP/build/test-logs/boot
+
+oneTimeSetUp() {
+	"$BOOT_HERE/setup.sh" >&2 || true
+	if ! vm_available || ! command -v dracut >/dev/null || ! command -v mkfs.ext4 >/dev/null; then
+		boot_missing="no qemu, lab kernel, dracut or mkfs.ext4 after tests/boot/setup.sh"
+		return 0
+	fi
+	local s=$SECONDS
+	boot_prepare "$SHUNIT_TMPDIR/boot" >&2 || boot_missing="building the images failed"
+	echo "# images and root filesystem built in $((SECONDS - s))s" >&2
+}
+
+setUp() {
+	ccm_begin_test
+	VM_ROLES="" VM_PIDS=""
+	if [ -n "$boot_missing" ]; then
+		if [ "${CI:-}" = true ]; then
+			fail "boot proof unavailable: $boot_missing"
+		else
+			echo "" >&2
+			echo "#### SKIP ${_shunit_test_}: boot proof unavailable: $boot_missing ####" >&2
+			echo "" >&2
+		fi
+		startSkipping
+	fi
+}
+
+boot_ready() { [ -z "$boot_missing" ]; }
+
+tearDown() {
+	vm_kill_all
+	# The guests' reports and serial logs outlive the run.
+	if [ -n "${_shunit_test_:-}" ] && [ -n "${t:-}" ] && [ -d "$t/share" ]; then
+		rm -rf "${BOOT_LOGS:?}/${_shunit_test_}"
+		mkdir -p "$BOOT_LOGS"
+		cp -r "$t/share" "$BOOT_LOGS/${_shunit_test_}"
+	fi
+	ccm_report
+}
+
+# The kernel command line of node a (1) or b (2), plus EXTRA.
+args() {
+	local n=1
+	[ "$1" = b ] && n=2
+	echo "ip=10.0.0.$n:::255.255.255.0::eth0:none rd.ccm.rxe=eth0 $2"
+}
+
+# Seconds spent in the initramfs: from the kernel's "Run /init" to the real
+# root's init.
+in_initramfs() {
+	awk -v a="$(boot_val "$1" INIT_AT)" -v b="$(boot_val "$1" ROOT_UPTIME)" \
+		'BEGIN { if (a == "" || b == "") print "?"; else printf "%.1f", b - a }'
+}
+
+# Fail with the serial tails of every guest named.
+show() {
+	local n
+	for n in "$@"; do boot_tail "$n" "$t/share" >&2; done
+}
+
+# Connected in the initramfs (its connect step said so on the console),
+# over rdma, and connected with its client shared at the end of the run.
+# The handoff the real root's init found may already be a later one: the
+# keeper goes on writing it after switch_root.
+assert_booted_connected() {
+	local n=$1 s=$t/share
+	assertContains "$n: connected in the initramfs (see $s/$n.serial)" \
+		"$(tr -d '\r' <"$s/$n.serial")" "dracut: ccm: connected to node"
+	assertEquals "$n: transport" rdma "$(boot_val "$s/$n.boot" CCM_TRANSPORT)"
+	assertEquals "$n: connected at the end (see $s/$n.final)" connected "$(kept "$n" STATE)"
+	assertEquals "$n: clients at the end" fmon "$(boot_val "$s/$n.final" CCM_CLIENTS)"
+}
+
+assert_keeper_survived() {
+	local n=$1 s=$t/share pid argv
+	pid=$(boot_val "$s/$n.boot" KEEPER_PID)
+	argv=$(boot_val "$s/$n.boot" KEEPER_ARGV)
+	assertNotNull "$n: a keeper in the real root (see $s/$n.boot)" "$pid"
+	assertEquals "$n: its argv[0] starts with @" @ "${argv:0:1}"
+	assertEquals "$n: it is the handoff's writer" "$(boot_val "$s/$n.boot" CCM_PID)" "$pid"
+	assertEquals "$n: its own session" "$pid" "$(boot_val "$s/$n.boot" KEEPER_SID)"
+	assertEquals "$n: cwd /" / "$(boot_val "$s/$n.boot" KEEPER_CWD)"
+	assertEquals "$n: the same keeper at the end" "$pid" "$(boot_val "$s/$n.final" KEEPER_PID)"
+}
+
+# kept N KEY: the keeper's latest handoff value KEY (STATE, PARTNER_EPOCH)
+# at the end of N's run: what it wrote into its own root after switch_root
+# if anything (see below), else the real root's /run/ccm/state.
+kept() {
+	local f=$t/share/$1.final v
+	v=$(boot_val "$f" "KEEPER_VIEW_$2")
+	[ -n "$v" ] || v=$(boot_val "$f" "CCM_$2")
+	echo "$v"
+}
+
+# The handoff that the real root reads (/run/ccm/state) must be the one
+# the keeper writes after switch_root.  The keeper's root directory stays
+# the initramfs' (switch_root changes PID 1's only), and ccm-early opens the
+# state directory by path at every write (lib/handoff.c handoff_write), so
+# its writes after switch_root land in the old, hidden root
+# (/proc/KEEPER/root/run/ccm), and the real root keeps the initramfs' last
+# handoff.  Fails until ccm-early writes through a directory fd opened
+# before the switch.
+assert_real_root_sees_the_keeper() {
+	local f=$t/share/$1.final
+	assertEquals "$1: the real root's /run/ccm/state is current (the keeper's own handoff, in the initramfs' old root: '$(boot_val "$f" KEEPER_VIEW_STATE)'; see $f)" \
+		"$2" "$(boot_val "$f" CCM_STATE)"
+	assertEquals "$1: the real root's /run/ccm/state has the current partner epoch" \
+		"$3" "$(boot_val "$f" CCM_PARTNER_EPOCH)"
+}
+
+# ------------------------------------------------------------------ tests
+
+test_both_boot_together_connect_in_the_initramfs() {
+	boot_ready || return 0
+	local s=$t/share n with without
+	mkdir -p "$s"
+
+	# Without the module: the same guests, kernel and command line, plain.img.
+	boot_net
+	boot_guest a pa "$BOOT_DIR/plain.img" "$s" "$(args a "boot_hold=0")"
+	boot_guest b pb "$BOOT_DIR/plain.img" "$s" "$(args b "boot_hold=0")"
+	boot_wait_guests 150 || show pa pb
+	assertTrue "plain boots reached the real root" "[ -e $s/pa.done ] && [ -e $s/pb.done ]"
+	assertEquals "pa: no keeper without the module" "" "$(boot_val "$s/pa.boot" KEEPER_PID)"
+
+	boot_net
+	boot_guest a a "$BOOT_DIR/ccm-a.img" "$s" "$(args a "rd.ccm.timeout=90 boot_peer=b boot_hold=5")"
+	boot_guest b b "$BOOT_DIR/ccm-b.img" "$s" "$(args b "rd.ccm.timeout=90 boot_peer=a boot_hold=5")"
+	boot_wait_guests 170 || show a b
+	assertTrue "a: reached the real root and finished" "[ -e $s/a.done ]"
+	assertTrue "b: reached the real root and finished" "[ -e $s/b.done ]"
+	for n in a b; do
+		assert_booted_connected "$n"
+		assert_keeper_survived "$n"
+		assertContains "$n: connected in the initramfs" "$(tr -d '\r' <"$s/$n.serial")" "dracut: ccm: connected to node"
+		assertContains "$n: rxe0 by rd.ccm.rxe" "$(tr -d '\r' <"$s/$n.serial")" "ccm: Soft-RoCE device rxe0 on eth0"
+		assertContains "$n: fmon heard the partner (see $s/$n.fmon)" "$(cat "$s/$n.fmon" 2>/dev/null)" "unknown -> alive: first heartbeat"
+	done
+	assertEquals "a knows b's epoch" "$(boot_val "$s/b.boot" CCM_EPOCH)" "$(boot_val "$s/a.boot" CCM_PARTNER_EPOCH)"
+	assertEquals "b knows a's epoch" "$(boot_val "$s/a.boot" CCM_EPOCH)" "$(boot_val "$s/b.boot" CCM_PARTNER_EPOCH)"
+
+	for n in a b; do
+		with=$(in_initramfs "$s/$n.boot") without=$(in_initramfs "$s/p$n.boot")
+		echo "# $n: in the initramfs ${with}s with the module, ${without}s without; ratio $(awk -v a="$with" -v b="$without" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "?" }')" >&2
+		echo "# $n: keeper RSS $(boot_val "$s/$n.boot" KEEPER_RSS_KB) KiB after switch_root, $(boot_val "$s/$n.final" KEEPER_RSS_KB) KiB at the end" >&2
+		echo "# $n: connect step: $(tr -d '\r' <"$s/$n.serial" | grep -E 'ccm: (Soft-RoCE|looking|connected)' | sed 's/^\[ *\([0-9.]*\)\].*ccm: \([a-zA-Z-]*\).*/\1 \2/' | tr '\n' ' ')" >&2
+	done
+}
+
+test_b_boots_30s_late_a_boots_degraded_then_connects() {
+	boot_ready || return 0
+	local s=$t/share
+	mkdir -p "$s"
+	boot_net
+	boot_guest a a "$BOOT_DIR/ccm-a.img" "$s" "$(args a "rd.ccm.timeout=10 boot_peer=b boot_hold=5 boot_max=120")"
+	sleep 30
+	boot_guest b b "$BOOT_DIR/ccm-b.img" "$s" "$(args b "rd.ccm.timeout=90 boot_peer=a boot_hold=3")"
+	boot_wait_guests 200 || show a b
+	assertTrue "a finished" "[ -e $s/a.done ]"
+	assertTrue "b finished" "[ -e $s/b.done ]"
+	assertContains "a: degraded boot" "$(tr -d '\r' <"$s/a.serial")" "ccm: degraded: the partner did not answer within 10 s (exit 3)"
+	assertEquals "a: initramfs handoff not connected" handshaking "$(boot_val "$s/a.boot" CCM_STATE)"
+	echo "# a: handshake state when its real root started: $(boot_val "$s/a.boot" CCM_HS_STATE)" >&2
+	assert_keeper_survived a
+	assert_booted_connected b
+	assertEquals "a: its keeper connected after switch_root (see $s/a.final)" connected "$(kept a STATE)"
+	assertEquals "a: its keeper knows b's epoch" "$(boot_val "$s/b.boot" CCM_EPOCH)" "$(kept a PARTNER_EPOCH)"
+	assert_real_root_sees_the_keeper a connected "$(boot_val "$s/b.boot" CCM_EPOCH)"
+	assertContains "a: fmon ran degraded, then heard b (see $s/a.fmon)" "$(cat "$s/a.fmon" 2>/dev/null)" "unknown -> alive: first heartbeat"
+	assertContains "b: fmon heard a" "$(cat "$s/b.fmon" 2>/dev/null)" "unknown -> alive: first heartbeat"
+}
+
+test_b_reboots_a_sees_it_lost_then_back() {
+	boot_ready || return 0
+	local s=$t/share fmon
+	mkdir -p "$s"
+	boot_net
+	# b powers off 3 s after both roots are up (poweroff -f: its keeper dies
+	# without a word, as a crashed machine's), then boots again as b2.
+	boot_guest a a "$BOOT_DIR/ccm-a.img" "$s" "$(args a "rd.ccm.timeout=90 boot_peer=b2 boot_hold=5 boot_max=150")"
+	boot_guest b b "$BOOT_DIR/ccm-b.img" "$s" "$(args b "rd.ccm.timeout=90 boot_peer=a boot_hold=3 boot_sync=0")"
+	local e b_pid="" end=$(($(date +%s) + 170))
+	for e in $VM_PIDS; do [ "${e%%:*}" = b ] && b_pid=${e#*:}; done
+	while kill -0 "$b_pid" 2>/dev/null && [ "$(date +%s)" -lt "$end" ]; do sleep 0.2; done
+	wait "$b_pid" 2>/dev/null
+	assertTrue "b finished its first boot" "[ -e $s/b.done ]"
+	boot_guest b b2 "$BOOT_DIR/ccm-b.img" "$s" "$(args b "rd.ccm.timeout=90 boot_peer=a boot_hold=3")"
+	boot_wait_guests 200 || show a b b2
+	assertTrue "a finished" "[ -e $s/a.done ]"
+	assertTrue "b2 finished" "[ -e $s/b2.done ]"
+	assert_booted_connected a
+	assert_keeper_survived a
+	assert_booted_connected b2
+	fmon=$(cat "$s/a.fmon" 2>/dev/null)
+	assertContains "a: fmon heard b (see $s/a.fmon)" "$fmon" "partner node 2 unknown -> alive"
+	assertContains "a: keeper reported b lost" "$fmon" "the keeper reports partner node 2 lost"
+	assertContains "a: fmon declared b dead" "$fmon" "partner node 2 alive -> dead"
+	assertContains "a: takeover ran" "$fmon" "TAKEOVER"
+	assertContains "a: keeper reported b back" "$fmon" "the keeper reports partner node 2 back"
+	assertContains "a: fmon heard b2" "$fmon" "partner node 2 dead -> alive"
+	assertContains "a: giveback ran" "$fmon" "GIVEBACK"
+	assertEquals "a: its keeper is connected in the end (see $s/a.final)" connected "$(kept a STATE)"
+	assertEquals "a: to b2's epoch" "$(boot_val "$s/b2.boot" CCM_EPOCH)" "$(kept a PARTNER_EPOCH)"
+	assert_real_root_sees_the_keeper a connected "$(boot_val "$s/b2.boot" CCM_EPOCH)"
+	assertNotEquals "b2 is a new epoch" "$(boot_val "$s/b.boot" CCM_EPOCH)" "$(boot_val "$s/b2.boot" CCM_EPOCH)"
+}
+
+# shellcheck disable=SC1091
+. shunit2
