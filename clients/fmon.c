@@ -37,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "be.h"
 #include "ccm.h"
 #include "config.h"
 #include "limits.h"
@@ -352,19 +353,6 @@ static void set_state(struct fmon *f, enum partner to, const char *why)
 	reconcile(f);
 }
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 /* A heartbeat: u32 "CCMH", u32 the sender's interval in ms, u64 its
  * counter; big-endian. */
 static void send_heartbeat(struct fmon *f)
@@ -379,10 +367,9 @@ static void send_heartbeat(struct fmon *f)
 		return;
 	}
 	f->tx_count++;
-	put32(hb, HB_MAGIC);
-	put32(hb + 4, f->o.interval_ms);
-	put32(hb + 8, (uint32_t)(f->tx_count >> 32));
-	put32(hb + 12, (uint32_t)f->tx_count);
+	be_put32(hb, HB_MAGIC);
+	be_put32(hb + 4, f->o.interval_ms);
+	be_put64(hb + 8, f->tx_count);
 	r = ccm_send(f->c, (int)f->o.port, hb, sizeof(hb), &tag);
 	if (r < 0) {
 		say(f, f->send_failing ? 2 : 1, "heartbeat %" PRIu64 ": %s", f->tx_count,
@@ -399,19 +386,19 @@ static void on_heartbeat(struct fmon *f, const struct ccm_event *ev)
 	char why[96];
 	uint64_t count;
 
-	if (ev->port != f->o.port || ev->len != HB_SIZE || get32(ev->data) != HB_MAGIC) {
+	if (ev->port != f->o.port || ev->len != HB_SIZE || be_get32(ev->data) != HB_MAGIC) {
 		say(f, 1, "a %zu-byte message on port %u that is not a heartbeat", ev->len,
 		    ev->port);
 		return;
 	}
-	count = (uint64_t)get32(ev->data + 8) << 32 | get32(ev->data + 12);
+	count = be_get64(ev->data + 8);
 	say(f, 2, "heartbeat %" PRIu64 " received", count);
 	if (count <= f->rx_count && f->state != P_UNKNOWN)
 		say(f, 1, "the partner's counter went back from %" PRIu64 " to %" PRIu64
 		    ": its monitor restarted", f->rx_count, count);
-	if (get32(ev->data + 4) * 2 > f->o.dead_after_ms && f->state == P_UNKNOWN)
+	if (be_get32(ev->data + 4) * 2 > f->o.dead_after_ms && f->state == P_UNKNOWN)
 		say(f, 0, "warning: the partner beats every %u ms, more than half of "
-		    "--dead-after %u", get32(ev->data + 4), f->o.dead_after_ms);
+		    "--dead-after %u", be_get32(ev->data + 4), f->o.dead_after_ms);
 	f->rx_count = count;
 	f->last_rx_ms = now_ms();
 	if (f->state == P_UNKNOWN) {
