@@ -61,6 +61,7 @@ static void usage_connect(FILE *out)
 	fprintf(out,
 		"Usage: ccm-early connect --node-id N --listen ADDR[:PORT] --partner ADDR[:PORT]\n"
 		"                         [OPTIONS]\n"
+		"       ccm-early connect --node-id N --link LOCAL=PARTNER [--link ...] [OPTIONS]\n"
 		"\n"
 		"Find the partner, run the handshake on its status block, exchange version,\n"
 		"identity and client descriptors, create each shared client's ports and write\n"
@@ -86,13 +87,23 @@ static void usage_connect(FILE *out)
 		"                         options on the command line override it\n"
 		"  --heartbeat-ms MS      connected: heartbeat interval (default 100)\n"
 		"  --heartbeat-misses N   the partner is lost after N silent intervals (default 5)\n"
+		"  --link LOCAL=PARTNER[,device=DEV][,priority=N]\n"
+		"                         one interconnect (repeat for up to %d; link i pairs\n"
+		"                         with the partner's link i); replaces --listen,\n"
+		"                         --partner and --device\n"
+		"  --link-policy balance|standby  ports spread over the up links by outstanding\n"
+		"                         bytes (default), or all on the highest priority one\n"
+		"  --link-heartbeat-ms MS each link proves itself this often (default 10)\n"
+		"  --link-misses N        a link is down after N late heartbeats (default 3)\n"
+		"  --link-damp-ms MS      a link that failed carries ports again only after\n"
+		"                         staying up this long (default 1000)\n"
 		"  --once                 exit once connected and handed off\n"
 		"  --foreground           do not detach at the handoff: stay attached to a\n"
 		"                         supervisor (systemd Type=notify gets READY=1)\n"
 		"  -v, --verbose          log every state transition (-vv: every operation)\n"
 		"  -h, --help             this help\n"
 		"\n%s",
-		CCM_DEFAULT_PORT, DEFAULT_CONFIG, exit_codes_help);
+		CCM_DEFAULT_PORT, DEFAULT_CONFIG, CCM_LINKS_MAX, exit_codes_help);
 }
 
 static void usage_status(FILE *out)
@@ -179,6 +190,11 @@ static int cmd_connect(int argc, char **argv, char *argv0)
 		{ "proto-versions", required_argument, NULL, 0 },
 		{ "heartbeat-ms", required_argument, NULL, 0 },
 		{ "heartbeat-misses", required_argument, NULL, 0 },
+		{ "link", required_argument, NULL, 0 },
+		{ "link-policy", required_argument, NULL, 0 },
+		{ "link-heartbeat-ms", required_argument, NULL, 0 },
+		{ "link-misses", required_argument, NULL, 0 },
+		{ "link-damp-ms", required_argument, NULL, 0 },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "config", required_argument, NULL, 'c' },
 		{ "once", no_argument, NULL, 'o' },
@@ -237,7 +253,12 @@ static int cmd_connect(int argc, char **argv, char *argv0)
 			return CCM_EXIT_USAGE;
 		}
 	}
-	/* The command line overrides the file. */
+	/* The command line overrides the file; its links replace the file's. */
+	for (int i = 0; i < nsettings; i++)
+		if (!strcmp(settings[i].key, "link")) {
+			config_clear_links(&cfg);
+			break;
+		}
 	for (int i = 0; i < nsettings; i++) {
 		if (config_set(&cfg, settings[i].key, settings[i].value, &e) < 0) {
 			fprintf(stderr, "ccm-early connect: --%s\n", e.msg);  /* "key: why" */
@@ -288,6 +309,16 @@ static void print_status(const struct handoff *h)
 		       h->clients[i].port_size);
 	for (int i = 0; i < h->nbad; i++)
 		printf("  bad descriptor: %s\n", h->bad[i]);
+	if (h->nlinks > 1 || (h->nlinks == 1 && h->links[0].downs))
+		for (int i = 0; i < h->nlinks; i++) {
+			const struct handoff_link *l = &h->links[i];
+
+			printf("link %d:     %-10s %s -> %s%s%s, %u port(s), %llu ops, %llu msgs, "
+			       "%llu down(s)\n", i, link_state_name(l->state), l->local, l->partner,
+			       l->device[0] ? " on " : "", l->device, l->ports,
+			       (unsigned long long)l->ops, (unsigned long long)l->msgs,
+			       (unsigned long long)l->downs);
+		}
 	if (h->error[0])
 		printf("error:      %s\n", h->error);
 	printf("pid:        %u, updated %llu\n", h->pid, (unsigned long long)h->updated);

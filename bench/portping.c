@@ -327,7 +327,7 @@ int main(int argc, char **argv)
 	if ((r = tp_expose(b.tp, status, STATUS_PAGE, TP_EXPOSE_STATUS, &status_h)) < 0 ||
 	    (r = tp_expose(b.tp, b.scratch, CCM_OP_MAX, TP_EXPOSE_LOCAL, &scratch_h)) < 0)
 		die("expose", r);
-	if (ports_add_client(b.pt, b.tp, "bench", 1, WINDOW, &e) < 0) {
+	if (ports_add_client(b.pt, &b.tp, 1, "bench", 1, WINDOW, &e) < 0) {
 		fprintf(stderr, "portping: %s\n", e.msg);
 		return 1;
 	}
@@ -353,7 +353,7 @@ int main(int argc, char **argv)
 	}
 	{
 		uint8_t msg[16];
-		const struct tp_remote *w = &b.pt->c[0].port[0].local;
+		const struct tp_remote *w = &b.pt->c[0].port[0].local[0];
 
 		memcpy(msg, &w->addr, 8);
 		memcpy(msg + 8, &w->rkey, 4);
@@ -376,7 +376,7 @@ int main(int argc, char **argv)
 	send_done(&b);
 	want_done = strcmp(mode, "verify") == 0 ? 3 : 1;
 	wait_until(&b, done_reached, "the partner to finish");
-	ports_destroy(b.pt, b.tp);
+	ports_destroy(b.pt, &b.tp, 1);
 	tp_destroy(b.tp);
 	free(b.pt);
 	return rc;

@@ -58,6 +58,7 @@ struct ccm_event {
 	size_t len;               /* MSG */
 	uint32_t partner_node;    /* PARTNER_* */
 	uint64_t partner_epoch;   /* PARTNER_* */
+	int link;                 /* LINK_*: which interconnect (0 = the first) */
 };
 
 /* Attach to client `name`'s ports.  state_dir NULL means /run/ccm. */

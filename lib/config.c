@@ -232,8 +232,8 @@ static int set_transport(struct ccm_config *c, const char *key, const char *v,
 	return 0;
 }
 
-static int set_device(struct ccm_config *c, const char *key, const char *v,
-		      struct errbuf *e)
+static int parse_device(char dst[CONFIG_DEVICE_MAX + 1], const char *key, const char *v,
+			struct errbuf *e)
 {
 	size_t n = strlen(v);
 	const char *p;
@@ -248,8 +248,14 @@ static int set_device(struct ccm_config *c, const char *key, const char *v,
 		return errbuf_set(e, -EINVAL,
 				  "%s: '%.64s' is not a device name ([A-Za-z0-9_.-], at most %d)",
 				  key, v, CONFIG_DEVICE_MAX);
-	memcpy(c->device, v, n + 1);
+	memcpy(dst, v, n + 1);
 	return 0;
+}
+
+static int set_device(struct ccm_config *c, const char *key, const char *v,
+		      struct errbuf *e)
+{
+	return parse_device(c->device, key, v, e);
 }
 
 /* A path: the file lexer already refuses control characters, the command
@@ -348,6 +354,90 @@ static int set_heartbeat_misses(struct ccm_config *c, const char *key, const cha
 	return 0;
 }
 
+/* LOCAL=PARTNER[,device=DEV][,priority=N] */
+static int set_link(struct ccm_config *c, const char *key, const char *v,
+		    struct errbuf *e)
+{
+	struct ccm_link l = { .priority = 0 };
+	char buf[256], *opt, *eq, *save = NULL;
+	uint32_t prio;
+	int rc;
+
+	if (c->nlinks == CCM_LINKS_MAX)
+		return errbuf_set(e, -EINVAL, "%s: more than %d links", key, CCM_LINKS_MAX);
+	if (strlen(v) >= sizeof(buf))
+		return errbuf_set(e, -EINVAL, "%s: longer than %zu bytes", key, sizeof(buf) - 1);
+	strcpy(buf, v);
+	opt = strchr(buf, ',');
+	if (opt)
+		*opt++ = 0;
+	eq = strchr(buf, '=');
+	if (!eq)
+		return errbuf_set(e, -EINVAL, "%s: '%.64s' is not LOCAL=PARTNER[,device=DEV]"
+				  "[,priority=N]", key, v);
+	*eq = 0;
+	if ((rc = set_addr(&l.local, key, buf, e)) < 0 ||
+	    (rc = set_addr(&l.partner, key, eq + 1, e)) < 0)
+		return rc;
+	for (opt = opt ? strtok_r(opt, ",", &save) : NULL; opt; opt = strtok_r(NULL, ",", &save)) {
+		if (!strncmp(opt, "device=", 7)) {
+			if ((rc = parse_device(l.device, key, opt + 7, e)) < 0)
+				return rc;
+		} else if (!strncmp(opt, "priority=", 9)) {
+			if (kv_parse_u32(opt + 9, 0, 255, &prio) < 0)
+				return errbuf_set(e, -EINVAL, "%s: priority '%.16s' is not in 0..255",
+						  key, opt + 9);
+			l.priority = (uint8_t)prio;
+		} else {
+			return errbuf_set(e, -EINVAL, "%s: unknown option '%.32s' (device=, priority=)",
+					  key, opt);
+		}
+	}
+	c->links[c->nlinks++] = l;
+	return 0;
+}
+
+static int set_link_policy(struct ccm_config *c, const char *key, const char *v,
+			   struct errbuf *e)
+{
+	if (!strcmp(v, "balance"))
+		c->link_policy = LINK_POLICY_BALANCE;
+	else if (!strcmp(v, "standby"))
+		c->link_policy = LINK_POLICY_STANDBY;
+	else
+		return errbuf_set(e, -EINVAL, "%s: '%.64s' is neither balance nor standby", key, v);
+	return 0;
+}
+
+static int set_ms(uint32_t *dst, uint32_t min, uint32_t max, const char *key, const char *v,
+		  struct errbuf *e)
+{
+	if (kv_parse_u32(v, min, max, dst) < 0)
+		return errbuf_set(e, -EINVAL, "%s: '%.64s' is not a number of milliseconds "
+				  "in %u..%u", key, v, min, max);
+	return 0;
+}
+
+static int set_link_heartbeat_ms(struct ccm_config *c, const char *key, const char *v,
+				 struct errbuf *e)
+{
+	return set_ms(&c->link_heartbeat_ms, 1, 60000, key, v, e);
+}
+
+static int set_link_misses(struct ccm_config *c, const char *key, const char *v,
+			   struct errbuf *e)
+{
+	if (kv_parse_u32(v, 1, 1000, &c->link_misses) < 0)
+		return errbuf_set(e, -EINVAL, "%s: '%.64s' is not a count in 1..1000", key, v);
+	return 0;
+}
+
+static int set_link_damp_ms(struct ccm_config *c, const char *key, const char *v,
+			    struct errbuf *e)
+{
+	return set_ms(&c->link_damp_ms, 0, 600000, key, v, e);
+}
+
 /* The one table: index i is bit 1u << i of ccm_config.set (enum config_key). */
 static const struct {
 	const char *key;
@@ -366,6 +456,11 @@ static const struct {
 	{ "proto-versions", set_proto_versions },
 	{ "heartbeat-ms", set_heartbeat_ms },
 	{ "heartbeat-misses", set_heartbeat_misses },
+	{ "link", set_link },
+	{ "link-policy", set_link_policy },
+	{ "link-heartbeat-ms", set_link_heartbeat_ms },
+	{ "link-misses", set_link_misses },
+	{ "link-damp-ms", set_link_damp_ms },
 };
 #define CONFIG_NKEYS (int)(sizeof(config_table) / sizeof(config_table[0]))
 
@@ -392,6 +487,34 @@ void config_defaults(struct ccm_config *c)
 	c->ver_max = CCM_PROTO_MAX;
 	c->heartbeat_ms = 100;
 	c->heartbeat_misses = 5;
+	c->link_policy = LINK_POLICY_BALANCE;
+	c->link_heartbeat_ms = 10;
+	c->link_misses = 3;
+	c->link_damp_ms = 1000;
+}
+
+void config_clear_links(struct ccm_config *c)
+{
+	c->nlinks = 0;
+	c->set &= ~(unsigned)CFG_LINK;
+}
+
+const char *config_policy_name(enum link_policy p)
+{
+	return p == LINK_POLICY_STANDBY ? "standby" : "balance";
+}
+
+int config_links(const struct ccm_config *c, struct ccm_link out[CCM_LINKS_MAX])
+{
+	if (c->nlinks) {
+		memcpy(out, c->links, sizeof(c->links[0]) * (size_t)c->nlinks);
+		return c->nlinks;
+	}
+	memset(&out[0], 0, sizeof(out[0]));
+	out[0].local = c->listen;
+	out[0].partner = c->partner;
+	memcpy(out[0].device, c->device, sizeof(out[0].device));
+	return 1;
 }
 
 int config_set(struct ccm_config *c, const char *key, const char *value,
@@ -421,7 +544,8 @@ static int config_kv(void *ctx, const char *key, const char *value,
 
 	if (i < 0)
 		return errbuf_set(e, -EINVAL, "unknown setting '%.64s'", key);
-	if (f->seen & (1u << i))
+	/* `link` is a list: each line adds one. */
+	if ((f->seen & (1u << i)) && (1u << i) != CFG_LINK)
 		return errbuf_set(e, -EINVAL, "'%s' is set twice", key);
 	f->seen |= 1u << i;
 	return config_set(f->c, key, value, e);
@@ -455,6 +579,24 @@ int config_check(const struct ccm_config *c, struct errbuf *e)
 
 	if (!(c->set & CFG_NODE_ID))
 		return errbuf_set(e, -EINVAL, "node-id is not set");
+	if (c->nlinks) {
+		if (c->set & (CFG_LISTEN | CFG_PARTNER | CFG_DEVICE))
+			return errbuf_set(e, -EINVAL, "give either link or listen/partner/device, "
+					  "not both");
+		for (int i = 0; i < c->nlinks; i++) {
+			const struct ccm_link *l = &c->links[i];
+
+			if (!strcmp(l->local.host, l->partner.host) && l->local.port == l->partner.port)
+				return errbuf_set(e, -EINVAL, "link %d: LOCAL and PARTNER are the same "
+						  "address (%s)", i, tp_format_addr(&l->local, a, sizeof(a)));
+			for (int j = 0; j < i; j++)
+				if (!strcmp(l->local.host, c->links[j].local.host) &&
+				    l->local.port == c->links[j].local.port)
+					return errbuf_set(e, -EINVAL, "links %d and %d both listen on %s",
+							  j, i, tp_format_addr(&l->local, a, sizeof(a)));
+		}
+		return 0;
+	}
 	if (!(c->set & CFG_LISTEN))
 		return errbuf_set(e, -EINVAL, "listen is not set");
 	if (!(c->set & CFG_PARTNER))

@@ -45,6 +45,23 @@
  *                  READ the partner's, 10..60000 (default 100)
  *   heartbeat-misses  the partner is lost when its heartbeat has not moved
  *                  for this many intervals, 1..1000 (default 5)
+ *   link           one interconnect: LOCAL=PARTNER[,device=DEV][,priority=N],
+ *                  LOCAL and PARTNER as for listen and partner, N 0..255
+ *                  (higher is preferred; default 0).  The one key that may
+ *                  be given several times (up to 4): link i here pairs with
+ *                  link i on the partner.  Without it, listen, partner and
+ *                  device make the single link; with it, they must not be
+ *                  given.  On the command line, --link replaces the file's.
+ *   link-policy    balance (default: ports spread over the up links by
+ *                  outstanding bytes) or standby (every port on the up link
+ *                  of the highest priority, then the lowest index)
+ *   link-heartbeat-ms  how often each link READs the partner's status block
+ *                  to prove it works, 1..60000 (default 10)
+ *   link-misses    a link whose heartbeat READ has not completed for this
+ *                  many intervals is down, 1..1000 (default 3); the last
+ *                  working link is only given up by heartbeat-ms/-misses
+ *   link-damp-ms   a link that went down must stay up this long before it
+ *                  carries ports again, 0..600000 (default 1000)
  * Numbers are decimal digits only: no sign, no spaces, no hex. */
 #ifndef CCM_CONFIG_H
 #define CCM_CONFIG_H
@@ -76,6 +93,23 @@ enum config_key {
 	CFG_PROTO_VERSIONS = 1u << 10,
 	CFG_HEARTBEAT_MS = 1u << 11,
 	CFG_HEARTBEAT_MISSES = 1u << 12,
+	CFG_LINK = 1u << 13,
+	CFG_LINK_POLICY = 1u << 14,
+	CFG_LINK_HEARTBEAT_MS = 1u << 15,
+	CFG_LINK_MISSES = 1u << 16,
+	CFG_LINK_DAMP_MS = 1u << 17,
+};
+
+enum link_policy {
+	LINK_POLICY_BALANCE = 0,
+	LINK_POLICY_STANDBY = 1,
+};
+
+/* One interconnect: where we listen on it, where the partner does. */
+struct ccm_link {
+	struct tp_addr local, partner;
+	char device[CONFIG_DEVICE_MAX + 1];   /* "" = choose by address */
+	uint8_t priority;
 };
 
 struct ccm_config {
@@ -91,6 +125,12 @@ struct ccm_config {
 	uint16_t ver_min, ver_max;
 	uint32_t heartbeat_ms;
 	uint32_t heartbeat_misses;
+	struct ccm_link links[CCM_LINKS_MAX];
+	int nlinks;                        /* `link` keys given; 0 = listen/partner */
+	enum link_policy link_policy;
+	uint32_t link_heartbeat_ms;
+	uint32_t link_misses;
+	uint32_t link_damp_ms;
 	int verbose;                       /* 0..3; command line only (-v) */
 	unsigned set;                      /* enum config_key bits given */
 };
@@ -113,9 +153,19 @@ int config_parse_text(struct ccm_config *c, const char *text, size_t len,
 /* Read and parse a file.  -ENOENT (and a message) if it does not exist. */
 int config_load_file(struct ccm_config *c, const char *path, struct errbuf *e);
 
-/* The cross-key rules: node-id, listen and partner given; listen and partner
- * differ. */
+/* The cross-key rules: node-id given; either listen and partner (which
+ * differ) or links (each with LOCAL != PARTNER, no LOCAL twice), not both. */
 int config_check(const struct ccm_config *c, struct errbuf *e);
+
+/* The interconnects in use, checked: the `link` keys, or the one that
+ * listen, partner and device make.  Returns how many. */
+int config_links(const struct ccm_config *c, struct ccm_link out[CCM_LINKS_MAX]);
+
+/* Forget the links given so far (the command line's --link replaces the
+ * file's). */
+void config_clear_links(struct ccm_config *c);
+
+const char *config_policy_name(enum link_policy p);
 
 /* The line lexer.  fn is called once per `key = value` line with the trimmed
  * key and the trimmed, unquoted value; it returns 0 to go on, or a negative

@@ -101,7 +101,7 @@ struct ctl_done {
 
 struct ctl_event {
 	uint16_t type;             /* enum ctl_event_type */
-	uint16_t reserved;
+	uint16_t link;             /* LINK_DOWN, LINK_UP: which interconnect */
 	uint32_t partner_node;
 	uint64_t partner_epoch;
 };

@@ -49,6 +49,26 @@ static const struct hf hf_fields[] = {
 #define HF_N         (int)(sizeof(hf_fields) / sizeof(hf_fields[0]))
 #define HF_BIT_LIST  (1u << HF_N)         /* CCM_CLIENTS */
 #define HF_BIT_BAD   (1u << (HF_N + 1))   /* CCM_BAD_DESCRIPTORS */
+#define HF_BIT_POLICY (1u << (HF_N + 2))  /* CCM_LINK_POLICY */
+#define HF_BIT_LINKS (1u << (HF_N + 3))   /* CCM_LINKS */
+
+/* A link's keys, CCM_LINK_I_<suffix>, in the order written. */
+#define LF(k, t, m) { k, t, offsetof(struct handoff_link, m), sizeof(((struct handoff_link *)0)->m) }
+static const struct hf lf_fields[] = {
+	LF("STATE", HF_STATE, state),
+	LF("LOCAL", HF_STR, local),
+	LF("PARTNER", HF_STR, partner),
+	LF("DEVICE", HF_STR, device),
+	LF("PRIORITY", HF_NUM, priority),
+	LF("PORTS", HF_NUM, ports),
+	LF("OPS", HF_NUM, ops),
+	LF("BYTES", HF_NUM, bytes),
+	LF("MSGS", HF_NUM, msgs),
+	LF("DOWNS", HF_NUM, downs),
+	LF("REISSUED", HF_NUM, reissued),
+};
+#define LF_N   (int)(sizeof(lf_fields) / sizeof(lf_fields[0]))
+#define LF_ALL ((1u << LF_N) - 1)
 
 #define C_STATUS    1u
 #define C_PORTS     2u
@@ -182,8 +202,13 @@ static int handoff_valid(const struct handoff *h)
 
 	if ((unsigned)h->state >= HANDOFF_NSTATES ||
 	    h->nclients < 0 || h->nclients > HANDOFF_CLIENTS_MAX ||
-	    h->nbad < 0 || h->nbad > HANDOFF_BAD_MAX)
+	    h->nbad < 0 || h->nbad > HANDOFF_BAD_MAX ||
+	    h->nlinks < 0 || h->nlinks > CCM_LINKS_MAX)
 		return -EINVAL;
+	for (i = 0; i < h->nlinks; i++)
+		if ((unsigned)h->links[i].state > LINK_UP || h->links[i].priority > 255 ||
+		    h->links[i].ports > CCM_PORTS_TOTAL)
+			return -EINVAL;
 	for (i = 0; i < h->nclients; i++) {
 		c = &h->clients[i];
 		/* The name becomes part of a shell variable name. */
@@ -291,6 +316,31 @@ int handoff_format_shell(const struct handoff *h, char *buf, size_t cap)
 		return -ENOSPC;
 	out_s(&o, "CCM_BAD_DESCRIPTORS=");
 	sh_value(&o, list, lo.len);
+	out_s(&o, "CCM_LINK_POLICY=");
+	sh_value(&o, h->link_policy, field_len(h->link_policy, sizeof(h->link_policy)));
+	out_s(&o, "CCM_LINKS=");
+	sh_num(&o, (uint64_t)h->nlinks);
+	for (i = 0; i < h->nlinks; i++) {
+		const char *l = (const char *)&h->links[i];
+
+		for (f = lf_fields; f < lf_fields + LF_N; f++) {
+			const char *v = l + f->off;
+
+			out_s(&o, "CCM_LINK_");
+			out_u(&o, (uint64_t)i);
+			out_c(&o, '_');
+			out_s(&o, f->key);
+			out_c(&o, '=');
+			if (f->type == HF_STATE) {
+				const char *st = link_state_name(h->links[i].state);
+
+				sh_value(&o, st, strlen(st));
+			} else if (f->type == HF_NUM)
+				sh_num(&o, get_num(v, f->size));
+			else
+				sh_value(&o, v, field_len(v, f->size));
+		}
+	}
 	return out_end(&o);
 }
 
@@ -416,6 +466,37 @@ int handoff_format_json(const struct handoff *h, char *buf, size_t cap)
 			out_c(&o, ',');
 		js_str(&o, name, strlen(name));
 	}
+	out_s(&o, "],\n\"link_policy\":");
+	js_str(&o, h->link_policy, field_len(h->link_policy, sizeof(h->link_policy)));
+	out_s(&o, ",\n\"links\":[");
+	for (i = 0; i < h->nlinks; i++) {
+		const char *l = (const char *)&h->links[i];
+
+		out_s(&o, i ? ",\n {\"index\":" : "\n {\"index\":");
+		out_u(&o, (uint64_t)i);
+		for (f = lf_fields; f < lf_fields + LF_N; f++) {
+			const char *v = l + f->off;
+			char lower[16];
+			size_t k;
+
+			for (k = 0; f->key[k] && k < sizeof(lower) - 1; k++)
+				lower[k] = (char)(f->key[k] - 'A' + 'a');
+			lower[k] = 0;
+			out_s(&o, ",\"");
+			out_s(&o, lower);
+			out_s(&o, "\":");
+			if (f->type == HF_STATE) {
+				const char *st = link_state_name(h->links[i].state);
+
+				js_str(&o, st, strlen(st));
+			} else if (f->type == HF_NUM) {
+				out_u(&o, get_num(v, f->size));
+			} else {
+				js_str(&o, v, field_len(v, f->size));
+			}
+		}
+		out_c(&o, '}');
+	}
 	out_s(&o, "]}\n");
 	return out_end(&o);
 }
@@ -426,6 +507,7 @@ struct hp {
 	struct handoff *h;
 	unsigned seen;                            /* HF bits */
 	unsigned char cseen[HANDOFF_CLIENTS_MAX]; /* C_ bits per client */
+	unsigned lseen[CCM_LINKS_MAX];            /* LF bits per link */
 	char list[HANDOFF_VALUE_MAX + 1];         /* CCM_CLIENTS as read */
 };
 
@@ -471,7 +553,7 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *out)
 		if (*s < '0' || *s > '9')
 			return -EINVAL;
 		d = (uint64_t)(*s - '0');
-		if (v > (max - d) / 10)
+		if (d > max || v > (max - d) / 10)  /* both without wrapping */
 			return -EINVAL;
 		v = v * 10 + d;
 	}
@@ -537,6 +619,47 @@ static const char *hp_client(struct hp *c, const char *key, const char *v)
 	return NULL;
 }
 
+/* CCM_LINK_I_SUFFIX */
+static const char *hp_link(struct hp *c, const char *key, const char *v, size_t vlen)
+{
+	const char *rest = key + strlen("CCM_LINK_");
+	const struct hf *f;
+	char *p;
+	uint64_t x;
+	int i, li;
+
+	if (rest[0] < '0' || rest[0] >= '0' + CCM_LINKS_MAX || rest[1] != '_')
+		return "unknown key (links are numbered 0..3)";
+	li = rest[0] - '0';
+	for (f = lf_fields; f < lf_fields + LF_N && strcmp(f->key, rest + 2); f++)
+		;
+	if (f == lf_fields + LF_N)
+		return "unknown key";
+	if (c->lseen[li] & (1u << (f - lf_fields)))
+		return "given twice";
+	c->lseen[li] |= 1u << (f - lf_fields);
+	p = (char *)&c->h->links[li] + f->off;
+	if (f->type == HF_STATE) {
+		for (i = 0; i <= LINK_UP && strcmp(link_state_name((enum link_state)i), v); i++)
+			;
+		if (i > LINK_UP)
+			return "not a link state (down, connecting, verifying, damped, up)";
+		c->h->links[li].state = (enum link_state)i;
+	} else if (f->type == HF_NUM) {
+		uint64_t max = !strcmp(f->key, "PRIORITY") ? 255 :
+			       !strcmp(f->key, "PORTS") ? CCM_PORTS_TOTAL : UINT64_MAX;
+
+		if (parse_u64(v, max, &x) < 0)
+			return "not a decimal number in range";
+		set_num(p, f->size, x);
+	} else {
+		if (vlen >= f->size)
+			return "too long";
+		memcpy(p, v, vlen + 1);
+	}
+	return NULL;
+}
+
 /* A list of names separated by single spaces; "" is the empty list. */
 static const char *hp_bad(struct handoff *h, const char *v)
 {
@@ -572,6 +695,8 @@ static const char *hp_kv(struct hp *c, const char *key, const char *v,
 
 	if (!strncmp(key, "CCM_CLIENT_", 11))
 		return hp_client(c, key, v);
+	if (!strncmp(key, "CCM_LINK_", 9) && strcmp(key, "CCM_LINK_POLICY"))
+		return hp_link(c, key, v, vlen);
 	for (i = 0; i < HF_N && strcmp(hf_fields[i].key, key); i++)
 		;
 	if (i < HF_N)
@@ -580,6 +705,10 @@ static const char *hp_kv(struct hp *c, const char *key, const char *v,
 		bit = HF_BIT_LIST;
 	else if (!strcmp(key, "CCM_BAD_DESCRIPTORS"))
 		bit = HF_BIT_BAD;
+	else if (!strcmp(key, "CCM_LINK_POLICY"))
+		bit = HF_BIT_POLICY;
+	else if (!strcmp(key, "CCM_LINKS"))
+		bit = HF_BIT_LINKS;
 	else
 		return "unknown key";
 	if (c->seen & bit)
@@ -591,6 +720,18 @@ static const char *hp_kv(struct hp *c, const char *key, const char *v,
 	}
 	if (bit == HF_BIT_BAD)
 		return hp_bad(c->h, v);
+	if (bit == HF_BIT_POLICY) {
+		if (*v && strcmp(v, "balance") && strcmp(v, "standby"))
+			return "not a link policy (balance, standby, or '' for not known)";
+		strcpy(c->h->link_policy, v);
+		return NULL;
+	}
+	if (bit == HF_BIT_LINKS) {
+		if (parse_u64(v, CCM_LINKS_MAX, &x) < 0)
+			return "not a number of links in 0..4";
+		c->h->nlinks = (int)x;
+		return NULL;
+	}
 	f = &hf_fields[i];
 	p = (char *)c->h + f->off;
 	if (f->type == HF_STATE) {
@@ -689,6 +830,13 @@ int handoff_parse(const char *text, size_t len, struct handoff *h,
 			return errbuf_set(e, -EINVAL,
 					  "state: client '%s' lacks one of _STATUS, _PORTS, _PORT_SIZE",
 					  h->clients[i].name);
+	for (i = 0; i < CCM_LINKS_MAX; i++) {
+		if (i < h->nlinks && c.lseen[i] != LF_ALL)
+			return errbuf_set(e, -EINVAL, "state: link %d lacks one of its keys", i);
+		if (i >= h->nlinks && c.lseen[i])
+			return errbuf_set(e, -EINVAL, "state: keys for link %d, but CCM_LINKS is %d",
+					  i, h->nlinks);
+	}
 	if ((c.seen & HF_BIT_LIST) && !hp_list_matches(&c))
 		return errbuf_set(e, -EINVAL,
 				  "state: CCM_CLIENTS does not list exactly the clients whose status is ok");

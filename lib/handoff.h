@@ -41,17 +41,32 @@
  *                                  size-mismatch
  *       CCM_CLIENT_NAME_PORTS      number of ports
  *       CCM_CLIENT_NAME_PORT_SIZE  bytes per port
- *     and last:
+ *     then:
  *       CCM_BAD_DESCRIPTORS  descriptor files that were refused, separated
  *                            by single spaces; each name is made of
  *                            [A-Za-z0-9._-] only (others written as '_')
+ *       CCM_LINK_POLICY    balance | standby
+ *       CCM_LINKS          the number of interconnects, 1..4
+ *     and for every link I (0, 1, ...):
+ *       CCM_LINK_I_STATE     down | connecting | verifying | damped | up
+ *       CCM_LINK_I_LOCAL     our ADDR:PORT on it
+ *       CCM_LINK_I_PARTNER   the partner's
+ *       CCM_LINK_I_DEVICE    the RDMA device named for it, '' = by address
+ *       CCM_LINK_I_PRIORITY  0..255, higher preferred (standby)
+ *       CCM_LINK_I_PORTS     ports it carries now
+ *       CCM_LINK_I_OPS, _BYTES, _MSGS  one-sided operations, their bytes,
+ *                            and client messages it has carried
+ *       CCM_LINK_I_DOWNS     times it failed
+ *       CCM_LINK_I_REISSUED  operations and messages moved off it when it
+ *                            failed, sent again on another
  *   - A script reads a client's value with, for example,
  *       for c in $CCM_CLIENTS; do eval "ports=\$CCM_CLIENT_${c}_PORTS"; done
  *
  * `state.json`: the same facts as one JSON object:
  *   {"format":1,"state":"connected","node":1,...,"error":"",
  *    "clients":[{"name":"a","status":"ok","ports":4,"port_size":1048576}],
- *    "bad_descriptors":["x.conf"]}
+ *    "bad_descriptors":["x.conf"],"link_policy":"balance",
+ *    "links":[{"index":0,"state":"up","local":"10.0.0.1:7471",...}]}
  * Member names are the shell keys without CCM_, in lower case.  Strings are
  * escaped per RFC 8259 (control characters as \u00XX; bytes that are not
  * valid UTF-8 become U+FFFD).  Epochs are 64-bit, so JSON carries them as
@@ -67,6 +82,7 @@
 
 #include "clients.h"
 #include "errbuf.h"
+#include "links.h"
 #include "limits.h"
 
 #define HANDOFF_FORMAT      1
@@ -92,6 +108,16 @@ struct handoff_client {
 	uint32_t port_size;                 /* 0..CCM_PORT_SIZE_MAX */
 };
 
+struct handoff_link {
+	enum link_state state;
+	char local[HANDOFF_ADDR_MAX + 1];
+	char partner[HANDOFF_ADDR_MAX + 1];
+	char device[64];
+	uint32_t priority;                  /* 0..255 */
+	uint32_t ports;                     /* 0..CCM_PORTS_TOTAL */
+	uint64_t ops, bytes, msgs, downs, reissued;
+};
+
 /* Strings are NUL-terminated within their arrays. */
 struct handoff {
 	enum handoff_state state;
@@ -112,6 +138,9 @@ struct handoff {
 	struct handoff_client clients[HANDOFF_CLIENTS_MAX];
 	int nbad;
 	char bad[HANDOFF_BAD_MAX][CLIENTS_FILE_MAX];
+	char link_policy[16];
+	int nlinks;                         /* 1..CCM_LINKS_MAX (0: none known) */
+	struct handoff_link links[CCM_LINKS_MAX];
 };
 
 /* Fill h->clients from a clients_match() result (ports and size: ours, or

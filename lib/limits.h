@@ -20,6 +20,7 @@
                                       largest, PORTS with 256 ports, is 12.6 KiB */
 #define CCM_OP_MAX        65536u   /* one one-sided read or write */
 #define CCM_PORT_MSG_MAX  3072u    /* one message between two clients' ports */
+#define CCM_LINKS_MAX     4        /* interconnects between the two nodes */
 
 /* Protocol versions this build speaks. */
 #define CCM_PROTO_MIN 1

@@ -50,9 +50,9 @@ void sess_fill_handoff(const struct session *s, struct handoff *h, enum handoff_
 	snprintf(h->transport, sizeof(h->transport), "%s", s->cfg->transport);
 	snprintf(h->cluster, sizeof(h->cluster), "%s", s->cfg->cluster);
 	snprintf(h->partner_addr, sizeof(h->partner_addr), "%s",
-		 tp_format_addr(&s->cfg->partner, addr, sizeof(addr)));
+		 tp_format_addr(&s->link_cfg[0].partner, addr, sizeof(addr)));
 	snprintf(h->listen_addr, sizeof(h->listen_addr), "%s",
-		 tp_format_addr(&s->cfg->listen, addr, sizeof(addr)));
+		 tp_format_addr(&s->link_cfg[0].local, addr, sizeof(addr)));
 	snprintf(h->hs_state, sizeof(h->hs_state), "%s", hs_state_name(s->hs.state));
 	snprintf(h->error, sizeof(h->error), "%s", error ? error : "");
 	if (s->ex_started && s->ex->version) {
@@ -63,6 +63,28 @@ void sess_fill_handoff(const struct session *s, struct handoff *h, enum handoff_
 	/* Clients are listed once matched: before that, whether the partner
 	 * has them is unknown. */
 	handoff_set_clients(h, s->ex->match, s->ex_started ? s->ex->nmatch : 0, s->clients);
+	snprintf(h->link_policy, sizeof(h->link_policy), "%s",
+		 config_policy_name(s->cfg->link_policy));
+	h->nlinks = s->nlinks;
+	for (int i = 0; i < s->nlinks; i++) {
+		struct handoff_link *hl = &h->links[i];
+		const struct link_health *lh = &s->links[i].h;
+
+		hl->state = lh->state;
+		tp_format_addr(&s->link_cfg[i].local, hl->local, sizeof(hl->local));
+		tp_format_addr(&s->link_cfg[i].partner, hl->partner, sizeof(hl->partner));
+		snprintf(hl->device, sizeof(hl->device), "%s", s->link_cfg[i].device);
+		hl->priority = s->link_cfg[i].priority;
+		for (int c = 0; c < s->ports->nclients; c++)
+			for (int k = 0; k < s->ports->c[c].nports; k++)
+				hl->ports += s->ports->c[c].port[k].link == i &&
+					     s->ports->c[c].port[k].have_remote;
+		hl->ops = lh->ops;
+		hl->bytes = lh->bytes;
+		hl->msgs = lh->msgs;
+		hl->downs = lh->downs;
+		hl->reissued = lh->reissued;
+	}
 }
 
 int sess_write_handoff(struct session *s, enum handoff_state state, const char *error)
@@ -120,23 +142,29 @@ static void compose_mbox(struct session *s, uint8_t *slot, uint8_t state)
 
 static void hs_feed(struct session *s, const struct hs_event *ev);
 
+/* The handshake's operations go over one link, the first that answered. */
 static int post_hs_op(struct session *s)
 {
 	struct hs_op *op = &s->op;
 	uint64_t wr_id = ((uint64_t)OP_HS << 32) | op->seq;
+	struct link *l;
 	int r;
 
+	if (s->hs_link < 0)
+		return -ENOTCONN;
+	l = &s->links[s->hs_link];
 	if (op->kind == HS_ACT_READ) {
-		r = tp_read(s->tp, &s->peer_win, STATUS_OWN_OFFSET, s->scratch + SCRATCH_READ,
+		r = tp_read(l->tp, &l->peer_win, STATUS_OWN_OFFSET, s->scratch + SCRATCH_READ,
 			    STATUS_OWN_SIZE, wr_id);
 	} else {
 		compose_mbox(s, s->scratch + SCRATCH_HS_WRITE, op->write_state);
-		r = tp_write(s->tp, &s->peer_win, STATUS_MBOX_OFFSET, s->scratch + SCRATCH_HS_WRITE,
+		r = tp_write(l->tp, &l->peer_win, STATUS_MBOX_OFFSET, s->scratch + SCRATCH_HS_WRITE,
 			     STATUS_MBOX_SIZE, wr_id);
 	}
 	if (r == 0) {
 		op->posted = true;
 		op->deadline = sess_now_ms() + OP_TIMEOUT_MS;
+		s->op_link = s->hs_link;
 	}
 	return r;
 }
@@ -155,19 +183,38 @@ static void fail_hs_op(struct session *s)
 	hs_feed(s, &ev);
 }
 
-static void start_connect(struct session *s)
+void sess_link_connect(struct session *s, int i)
 {
+	struct link *l = &s->links[i];
 	int r;
 
-	if (s->link_up || s->connecting)
+	if (l->tp_up || l->connecting)
 		return;
-	r = tp_connect(s->tp);
+	r = tp_connect(l->tp);
 	if (r < 0 && r != -EALREADY) {
-		log_at(s->log, LOG_DEBUG, "connect: %s", strerror(-r));
+		log_at(s->log, LOG_DEBUG, "link %d: connect: %s", i, strerror(-r));
 		return;
 	}
-	s->connecting = true;
-	s->connect_deadline = sess_now_ms() + CONNECT_TIMEOUT_MS;
+	l->connecting = true;
+	link_connecting(&l->h);
+	l->connect_deadline = sess_now_ms() + CONNECT_TIMEOUT_MS;
+}
+
+/* The handshake needs a link: try them all, the first up carries it. */
+static void start_connect(struct session *s)
+{
+	if (s->hs_link >= 0)
+		return;
+	for (int i = 0; i < s->nlinks; i++)
+		sess_link_connect(s, i);
+}
+
+static bool any_connecting(const struct session *s)
+{
+	for (int i = 0; i < s->nlinks; i++)
+		if (s->links[i].connecting)
+			return true;
+	return false;
 }
 
 /* Start the machine's operation, or queue it behind the one in flight. */
@@ -180,9 +227,9 @@ static void start_hs_op(struct session *s, int kind, uint32_t seq, uint8_t write
 		return;
 	}
 	s->op = op;
-	if (!s->link_up) {
+	if (s->hs_link < 0) {
 		start_connect(s);
-		if (!s->connecting)
+		if (!any_connecting(s))
 			fail_hs_op(s);
 		return;
 	}
@@ -299,7 +346,7 @@ static void send_outbox(struct session *s)
 			       strerror(-n));
 			continue;
 		}
-		n = tp_send(s->tp, s->msgbuf, (uint32_t)n);
+		n = sess_send_on(s, s->hs_link, s->msgbuf, (uint32_t)n);
 		if (n < 0)
 			log_at(s->log, LOG_ERR, "cannot send %s: %s", wire_type_name(m->type),
 			       strerror(-n));
@@ -326,11 +373,14 @@ static void post_ready(struct session *s)
 {
 	uint64_t wr_id = ((uint64_t)OP_READY << 32) | s->hs.seq;
 
+	struct link *l = s->hs_link >= 0 ? &s->links[s->hs_link] : NULL;
+
 	compose_mbox(s, s->scratch + SCRATCH_READY_WRITE, HS_CONNECTED);
-	if (tp_write(s->tp, &s->peer_win, STATUS_MBOX_OFFSET, s->scratch + SCRATCH_READY_WRITE,
-		     STATUS_MBOX_SIZE, wr_id) == 0) {
+	if (l && tp_write(l->tp, &l->peer_win, STATUS_MBOX_OFFSET, s->scratch + SCRATCH_READY_WRITE,
+			  STATUS_MBOX_SIZE, wr_id) == 0) {
 		s->ready_posted = true;
 		s->ready_deadline = sess_now_ms() + OP_TIMEOUT_MS;
+		s->ready_link = s->hs_link;
 	}
 }
 
@@ -399,15 +449,19 @@ static void create_ports(struct session *s)
 			       m->remote_nports, m->remote_port_size);
 	}
 	shared_names(s, shared);
-	ports_to_wire(s->ports, shared, ours);
+	ports_to_wire(s->ports, shared, s->hs_link >= 0 ? s->hs_link : 0, ours);
 	ex_ports_created(s->ex, ours);
 }
 
 static int create_local_ports(struct session *s, struct errbuf *e)
 {
+	struct tp *tps[CCM_LINKS_MAX];
+
+	for (int i = 0; i < s->nlinks; i++)
+		tps[i] = s->links[i].tp;
 	for (int i = 0; i < s->clients->count; i++) {
 		const struct client_desc *d = &s->clients->c[i];
-		int r = ports_add_client(s->ports, s->tp, d->name, d->nports, d->port_size, e);
+		int r = ports_add_client(s->ports, tps, s->nlinks, d->name, d->nports, d->port_size, e);
 
 		if (r < 0)
 			return r;
@@ -438,10 +492,15 @@ static void after_exchange_step(struct session *s)
 		const char *shared[2 * CCM_CLIENTS_MAX + 1];
 
 		shared_names(s, shared);
-		if (ports_set_remote(s->ports, shared, &s->ex->peer_ports, &e) < 0) {
+		if (s->ex->peer_ports.link >= s->nlinks) {
+			ex_fail(s->ex, DECLINE_MALFORMED, "PORTS for link %u; we have %d link(s)",
+				s->ex->peer_ports.link, s->nlinks);
+			send_outbox(s);
+		} else if (ports_set_remote(s->ports, shared, &s->ex->peer_ports, 1, &e) < 0) {
 			ex_fail(s->ex, DECLINE_MALFORMED, "%s", e.msg);
 			send_outbox(s);
 		} else {
+			s->peer_keys = 1u << s->ex->peer_ports.link;
 			s->ports_checked = true;
 			check_ready(s);
 		}
@@ -461,7 +520,7 @@ static void after_exchange_step(struct session *s)
 	}
 }
 
-static void handle_message(struct session *s, const uint8_t *buf, uint32_t len)
+static void handle_message(struct session *s, int link, const uint8_t *buf, uint32_t len)
 {
 	struct wire_msg *m = s->decoded;
 	struct errbuf e;
@@ -485,7 +544,11 @@ static void handle_message(struct session *s, const uint8_t *buf, uint32_t len)
 		/* Between clients, once both sides are ready; before that
 		 * there is no client to give it to. */
 		if (s->handoff_connected)
-			serve_partner_msg(s, m);
+			serve_partner_msg(s, m, buf, len);
+		return;
+	}
+	if (m->type == WIRE_LINK_JOIN) {
+		serve_link_join(s, link, m, buf, len);
 		return;
 	}
 	if (m->type == WIRE_HELLO && m->u.hello.epoch != s->hs.peer_epoch) {
@@ -501,7 +564,7 @@ static void handle_message(struct session *s, const uint8_t *buf, uint32_t len)
 	after_exchange_step(s);
 }
 
-static void queue_message(struct session *s, const uint8_t *buf, uint32_t len)
+static void queue_message(struct session *s, int link, const uint8_t *buf, uint32_t len)
 {
 	struct queued_msg *q;
 
@@ -518,14 +581,23 @@ static void queue_message(struct session *s, const uint8_t *buf, uint32_t len)
 		return;
 	memcpy(q->buf, buf, len);
 	q->len = len;
+	q->link = link;
 	s->nqueue++;
 }
 
-static void drop_queue(struct session *s)
+/* Forget what came over `link` (-1: over any): the partner's connection
+ * there was replaced, and what it said before is stale. */
+static void drop_queue(struct session *s, int link)
 {
-	for (int i = 0; i < s->nqueue; i++)
-		free(s->queue[i].buf);
-	s->nqueue = 0;
+	int keep = 0;
+
+	for (int i = 0; i < s->nqueue; i++) {
+		if (link < 0 || s->queue[i].link == link)
+			free(s->queue[i].buf);
+		else
+			s->queue[keep++] = s->queue[i];
+	}
+	s->nqueue = keep;
 }
 
 static void start_exchange(struct session *s)
@@ -554,8 +626,8 @@ static void start_exchange(struct session *s)
 	send_outbox(s);
 	/* What the partner said before we got here. */
 	for (int i = 0; i < s->nqueue && s->ex_started && !s->finished; i++)
-		handle_message(s, s->queue[i].buf, s->queue[i].len);
-	drop_queue(s);
+		handle_message(s, s->queue[i].link, s->queue[i].buf, s->queue[i].len);
+	drop_queue(s, -1);
 }
 
 static void reset_exchange(struct session *s, const char *why)
@@ -572,22 +644,37 @@ static void reset_exchange(struct session *s, const char *why)
 	s->ready_posted = s->ports_checked = false;
 	s->stage = STAGE_HANDSHAKE;
 	publish_own(s);
-	drop_queue(s);
-	/* A fresh connection for the next round: the partner may be a new
-	 * incarnation behind the same address. */
-	tp_disconnect(s->tp);
+	drop_queue(s, -1);
+	/* Fresh connections for the next round: the partner may be a new
+	 * incarnation behind the same addresses.  What we kept for it goes. */
+	for (int i = 0; i < s->nlinks; i++) {
+		struct link *l = &s->links[i];
+
+		tp_disconnect(l->tp);
+		l->hb_posted = false;
+		l->h.state = l->connecting ? LINK_CONNECTING : LINK_DOWN;
+		l->h.failed_before = false;
+		l->h.out_bytes = 0;
+		free(l->early_join);
+		l->early_join = NULL;
+	}
+	s->peer_keys = 0;
+	reliable_clear(&s->rel);
+	memset(s->win + ACK_AREA_OFFSET, 0, ACK_AREA_SIZE);
 	/* The error report that follows rewrites the handoff. */
 	s->handoff_connected = false;
 }
 
 /* --- transport events ---------------------------------------------------------- */
 
-static void on_op_done(struct session *s, const struct tp_event *tev)
+static void on_op_done(struct session *s, int link, const struct tp_event *tev)
 {
 	uint32_t purpose = (uint32_t)(tev->wr_id >> 32);
 	uint32_t seq = (uint32_t)tev->wr_id;
 
 	if (purpose == OP_READY) {
+		if (link != s->ready_link)
+			return;
 		s->ready_posted = false;
 		if (tev->status < 0 && s->ex_started)
 			log_at(s->log, LOG_STEP, "telling the partner we are ready failed: %s",
@@ -596,14 +683,15 @@ static void on_op_done(struct session *s, const struct tp_event *tev)
 		return;
 	}
 	if (purpose == OP_HEARTBEAT) {
-		serve_heartbeat_done(s, tev->status);
+		serve_heartbeat_done(s, link, tev->status);
 		return;
 	}
 	if (purpose == OP_CLIENT) {
-		serve_op_done(s, seq, tev->status);
+		serve_op_done(s, link, seq, tev->status);
 		return;
 	}
-	if (purpose != OP_HS || !s->op.kind || seq != s->op.seq)
+	if (purpose != OP_HS || !s->op.kind || !s->op.posted || seq != s->op.seq ||
+	    link != s->op_link)
 		return;
 	if (tev->status < 0) {
 		log_at(s->log, LOG_DEBUG, "%s failed: %s", s->op.kind == HS_ACT_READ ? "read" : "write",
@@ -645,70 +733,93 @@ static void on_op_done(struct session *s, const struct tp_event *tev)
 	}
 }
 
-static void on_tp_event(struct session *s, const struct tp_event *ev)
+static void on_tp_event(struct session *s, int li, const struct tp_event *ev)
 {
 	struct hs_event lost = { .type = HS_EV_PEER_LOST };
+	struct link *l = &s->links[li];
 
 	switch (ev->type) {
 	case TP_EV_CONNECTED:
-		s->connecting = false;
-		if (ev->status_window.len < STATUS_BLOCK_SIZE) {
-			log_at(s->log, LOG_ERR, "partner's status window is %u bytes, too small",
-			       ev->status_window.len);
-			tp_disconnect(s->tp);
+		l->connecting = false;
+		if (ev->status_window.len < STATUS_BLOCK_SIZE + ACK_AREA_SIZE) {
+			log_at(s->log, LOG_ERR, "link %d: partner's status window is %u bytes, "
+			       "too small", li, ev->status_window.len);
+			tp_disconnect(l->tp);
 			return;
 		}
-		s->link_up = true;
-		s->peer_win = ev->status_window;
-		log_at(s->log, LOG_DEBUG, "link up to node %u", ev->peer_node);
+		l->tp_up = true;
+		l->peer_win = ev->status_window;
+		link_connected(&l->h);
+		log_at(s->log, LOG_DEBUG, "link %d up to node %u", li, ev->peer_node);
+		if (s->handoff_connected) {
+			serve_link_connected(s, li);
+			break;
+		}
+		if (s->hs_link < 0)
+			s->hs_link = li;
 		if (s->op.kind && !s->op.posted && post_hs_op(s) < 0)
 			fail_hs_op(s);
 		break;
 	case TP_EV_CONNECT_FAILED:
-		s->connecting = false;
-		log_at(s->log, LOG_DEBUG, "connect failed: %s", strerror(-ev->status));
-		if (s->op.kind && !s->op.posted)
+		l->connecting = false;
+		link_failed(&l->h, sess_now_ms(), LINK_RETRY_MS);
+		log_at(s->log, LOG_DEBUG, "link %d: connect failed: %s", li, strerror(-ev->status));
+		if (s->op.kind && !s->op.posted && s->hs_link < 0 && !any_connecting(s))
 			fail_hs_op(s);
 		break;
 	case TP_EV_OP_DONE:
-		on_op_done(s, ev);
+		on_op_done(s, li, ev);
 		break;
 	case TP_EV_MESSAGE:
 		/* The mailbox may have been written just before this message
 		 * on the same connection: let the machine see it first. */
 		sync_mailbox(s);
 		if (s->ex_started)
-			handle_message(s, ev->msg, ev->msg_len);
+			handle_message(s, li, ev->msg, ev->msg_len);
 		else
-			queue_message(s, ev->msg, ev->msg_len);
+			queue_message(s, li, ev->msg, ev->msg_len);
 		break;
 	case TP_EV_DISCONNECTED:
-		s->link_up = false;
-		log_at(s->log, LOG_DEBUG, "link to the partner down: %s", strerror(-ev->status));
-		/* What the partner wrote before it went counts first: its
-		 * "ready" may be in our mailbox. */
-		sync_mailbox(s);
-		if (s->ex_started)
-			check_ready(s);
-		if (!s->finished)
-			hs_feed(s, &lost);
+		l->tp_up = l->connecting = false;
+		log_at(s->log, LOG_DEBUG, "link %d to the partner down: %s", li,
+		       strerror(-ev->status));
+		if (li == s->hs_link && !s->handoff_connected) {
+			/* What the partner wrote before it went counts first:
+			 * its "ready" may be in our mailbox. */
+			sync_mailbox(s);
+			if (s->ex_started)
+				check_ready(s);
+		}
+		if (s->finished)
+			break;
+		if (s->handoff_connected) {
+			/* The keeper moves the link's traffic, or finds the
+			 * partner lost when it was the last. */
+			serve_link_failed(s, li, strerror(-ev->status));
+			break;
+		}
+		link_failed(&l->h, sess_now_ms(), LINK_RETRY_MS);
+		if (li != s->hs_link)
+			break;
+		s->hs_link = -1;
+		hs_feed(s, &lost);
 		break;
 	case TP_EV_PEER_CONNECTED:
-		log_at(s->log, LOG_DEBUG, "node %u connected to us", ev->peer_node);
-		drop_queue(s);
+		log_at(s->log, LOG_DEBUG, "node %u connected to us on link %d", ev->peer_node, li);
+		drop_queue(s, li);
 		/* The partner is up: have our own link ready before the
-		 * machine asks for it. */
-		start_connect(s);
+		 * machine (or the keeper) asks for it. */
+		sess_link_connect(s, li);
 		break;
 	case TP_EV_PEER_CLOSED:
-		log_at(s->log, LOG_DEBUG, "the partner's connection to us closed");
-		drop_queue(s);
-		/* While our own link to the partner is up, it is the judge:
-		 * it delivers what the partner answered before it went
+		log_at(s->log, LOG_DEBUG, "the partner's connection to us on link %d closed", li);
+		drop_queue(s, li);
+		/* While one of our own links to the partner is up, it is the
+		 * judge: it delivers what the partner answered before it went
 		 * (the ready write's completion, say) and then reports the
 		 * loss itself.  A partner that finished a --once run is not
 		 * lost before we have heard all it said. */
-		if (!s->link_up)
+		if (s->hs_link < 0 && !s->handoff_connected)
 			hs_feed(s, &lost);
 		break;
 	case TP_EV_REJECTED:
@@ -729,14 +840,18 @@ static void check_timers(struct session *s, uint64_t now)
 		s->timer_kind = 0;
 		hs_feed(s, &ev);
 	}
-	if (s->connecting && now >= s->connect_deadline) {
-		log_at(s->log, LOG_DEBUG, "connect timed out");
-		tp_disconnect(s->tp);  /* answers with CONNECT_FAILED */
+	for (int i = 0; i < s->nlinks; i++)
+		if (s->links[i].connecting && now >= s->links[i].connect_deadline) {
+			log_at(s->log, LOG_DEBUG, "link %d: connect timed out", i);
+			tp_disconnect(s->links[i].tp);  /* answers with CONNECT_FAILED */
+		}
+	if (s->op.kind && s->op.posted && now >= s->op.deadline) {
+		log_at(s->log, LOG_DEBUG, "operation timed out; dropping link %d", s->op_link);
+		tp_disconnect(s->links[s->op_link].tp);  /* fails everything in flight */
 	}
-	if ((s->op.kind && s->op.posted && now >= s->op.deadline) ||
-	    (s->ready_posted && now >= s->ready_deadline)) {
-		log_at(s->log, LOG_DEBUG, "operation timed out; dropping the link");
-		tp_disconnect(s->tp);  /* fails everything in flight */
+	if (s->ready_posted && now >= s->ready_deadline) {
+		log_at(s->log, LOG_DEBUG, "ready write timed out; dropping link %d", s->ready_link);
+		tp_disconnect(s->links[s->ready_link].tp);
 	}
 	if (s->ex_started && !s->handoff_connected && now >= s->ex_deadline) {
 		struct hs_event ev = { .type = HS_EV_PEER_LOST };
@@ -775,8 +890,9 @@ static int poll_timeout(const struct session *s, uint64_t now)
 
 	if (s->timer_kind && s->timer_deadline < next)
 		next = s->timer_deadline;
-	if (s->connecting && s->connect_deadline < next)
-		next = s->connect_deadline;
+	for (int i = 0; i < s->nlinks; i++)
+		if (s->links[i].connecting && s->links[i].connect_deadline < next)
+			next = s->links[i].connect_deadline;
 	if (s->op.kind && s->op.posted && s->op.deadline < next)
 		next = s->op.deadline;
 	if (s->ready_posted && s->ready_deadline < next)
@@ -816,10 +932,10 @@ void sess_terminate(struct session *s)
 	log_at(s->log, LOG_NOTE, "terminating");
 	s->stage = STAGE_TERMINATING;
 	publish_own(s);
-	if (s->link_up && s->ex_started) {
+	if (s->hs_link >= 0 && s->ex_started) {
 		n = wire_encode(&bye, s->msgbuf, CCM_MSG_MAX);
 		if (n > 0)
-			tp_send(s->tp, s->msgbuf, (uint32_t)n);
+			sess_send_on(s, s->hs_link, s->msgbuf, (uint32_t)n);
 	}
 	sess_write_handoff(s, HANDOFF_TERMINATED, NULL);
 	s->finished = true;
@@ -834,11 +950,20 @@ void sess_lose_partner(struct session *s, const char *why)
 	hs_feed(s, &ev);
 }
 
+int sess_send_on(struct session *s, int link, const uint8_t *frame, uint32_t len)
+{
+	if (link < 0 || link >= s->nlinks || !s->links[link].tp_up)
+		return -ENOTCONN;
+	return tp_send(s->links[link].tp, frame, len);
+}
+
+/* A message of the session's own (not a client's): over the link the
+ * handshake ran on. */
 int sess_send_wire(struct session *s, const struct wire_msg *m)
 {
 	int n = wire_encode(m, s->msgbuf, CCM_MSG_MAX);
 
-	return n < 0 ? n : tp_send(s->tp, s->msgbuf, (uint32_t)n);
+	return n < 0 ? n : sess_send_on(s, s->hs_link, s->msgbuf, (uint32_t)n);
 }
 
 static uint64_t new_epoch(void)
@@ -861,11 +986,19 @@ static void *map_page(size_t len)
 
 static void session_destroy(struct session *s)
 {
+	struct tp *tps[CCM_LINKS_MAX];
+
 	serve_close(s);
+	for (int i = 0; i < s->nlinks; i++)
+		tps[i] = s->links[i].tp;
 	if (s->ports)
-		ports_destroy(s->ports, s->tp);
-	tp_destroy(s->tp);
-	drop_queue(s);
+		ports_destroy(s->ports, tps, s->nlinks);
+	for (int i = 0; i < s->nlinks; i++) {
+		tp_destroy(s->links[i].tp);
+		free(s->links[i].early_join);
+	}
+	reliable_clear(&s->rel);
+	drop_queue(s, -1);
 	if (s->win)
 		munmap(s->win, STATUS_WINDOW_SIZE);
 	if (s->scratch)
@@ -899,14 +1032,6 @@ static int crash_point(void)
 static int session_setup(struct session *s, struct errbuf *e)
 {
 	const struct tp_ops *ops = tp_lookup(s->cfg->transport);
-	struct tp_config tc = {
-		.local = s->cfg->listen,
-		.partner = s->cfg->partner,
-		.device = s->cfg->device[0] ? s->cfg->device : NULL,
-		.node_id = s->cfg->node_id,
-		.op_timeout_ms = OP_TIMEOUT_MS,
-		.connect_timeout_ms = CONNECT_TIMEOUT_MS,
-	};
 	sigset_t sigs;
 	int r;
 
@@ -954,15 +1079,33 @@ static int session_setup(struct session *s, struct errbuf *e)
 	if (!ops)
 		return errbuf_set(e, -ENOTSUP, "transport '%s' is not available in this build",
 				  s->cfg->transport);
-	r = ops->create(&tc, &s->tp, e);
-	if (r < 0)
-		return r;
-	r = tp_expose(s->tp, s->win, STATUS_WINDOW_SIZE, TP_EXPOSE_STATUS | TP_EXPOSE_WRITE,
-		      &s->win_handle);
-	if (r == 0)
-		r = tp_expose(s->tp, s->scratch, SCRATCH_SIZE, TP_EXPOSE_LOCAL, &s->scratch_handle);
-	if (r < 0)
-		return errbuf_set(e, r, "cannot expose the status window: %s", strerror(-r));
+	s->nlinks = config_links(s->cfg, s->link_cfg);
+	for (int i = 0; i < s->nlinks; i++) {
+		const struct ccm_link *lc = &s->link_cfg[i];
+		struct link *l = &s->links[i];
+		struct tp_config tc = {
+			.local = lc->local,
+			.partner = lc->partner,
+			.device = lc->device[0] ? lc->device : NULL,
+			.node_id = s->cfg->node_id,
+			.op_timeout_ms = OP_TIMEOUT_MS,
+			.connect_timeout_ms = CONNECT_TIMEOUT_MS,
+		};
+
+		l->h.priority = lc->priority;
+		r = ops->create(&tc, &l->tp, e);
+		if (r < 0)
+			return s->nlinks > 1 ? errbuf_prefix(e, r, "link %d", i) : r;
+		/* The same status window and scratch on every link. */
+		r = tp_expose(l->tp, s->win, STATUS_WINDOW_SIZE, TP_EXPOSE_STATUS | TP_EXPOSE_WRITE,
+			      &l->win_handle);
+		if (r == 0)
+			r = tp_expose(l->tp, s->scratch, SCRATCH_SIZE, TP_EXPOSE_LOCAL,
+				      &l->scratch_handle);
+		if (r < 0)
+			return errbuf_set(e, r, "link %d: cannot expose the status window: %s", i,
+					  strerror(-r));
+	}
 	r = create_local_ports(s, e);
 	if (r < 0)
 		return r;
@@ -973,7 +1116,11 @@ static int session_setup(struct session *s, struct errbuf *e)
 	/* Publish before listening: a partner that can connect must find a
 	 * valid block. */
 	publish_own(s);
-	r = tp_listen(s->tp, e);
+	for (int i = 0; i < s->nlinks && r == 0; i++) {
+		r = s->links[i].tp ? tp_listen(s->links[i].tp, e) : -EINVAL;
+		if (r < 0 && s->nlinks > 1)
+			errbuf_prefix(e, r, "link %d", i);
+	}
 	if (r == 0 && !s->opts->once)
 		r = serve_open(s, e);
 	return r;
@@ -981,21 +1128,25 @@ static int session_setup(struct session *s, struct errbuf *e)
 
 static void loop_once(struct session *s)
 {
-	struct pollfd pfd[3] = {
-		{ .fd = tp_fd(s->tp), .events = POLLIN },
+	/* The keeper's socket waits while the partner has not acknowledged
+	 * enough of the clients' messages: that is their back pressure. */
+	struct pollfd pfd[2 + CCM_LINKS_MAX] = {
 		{ .fd = s->sigfd, .events = POLLIN },
-		{ .fd = s->keeper ? keeper_fd(s->keeper) : -1, .events = POLLIN },
+		{ .fd = s->keeper && !reliable_full(&s->rel) ? keeper_fd(s->keeper) : -1,
+		  .events = POLLIN },
 	};
 	struct tp_event evs[16];
 	int n;
 
-	n = poll(pfd, 3, poll_timeout(s, sess_now_ms()));
+	for (int i = 0; i < s->nlinks; i++)
+		pfd[2 + i] = (struct pollfd){ .fd = tp_fd(s->links[i].tp), .events = POLLIN };
+	n = poll(pfd, (nfds_t)(2 + s->nlinks), poll_timeout(s, sess_now_ms()));
 	if (n < 0 && errno != EINTR) {
 		log_at(s->log, LOG_ERR, "poll: %s", strerror(errno));
 		sess_finish(s, CCM_EXIT_FAILURE, "poll failed");
 		return;
 	}
-	if (pfd[1].revents & POLLIN) {
+	if (pfd[0].revents & POLLIN) {
 		struct signalfd_siginfo si;
 
 		if (read(s->sigfd, &si, sizeof(si)) == sizeof(si)) {
@@ -1008,18 +1159,20 @@ static void loop_once(struct session *s)
 				return;
 		}
 	}
-	do {
-		n = tp_progress(s->tp, evs, 16);
-		for (int i = 0; i < n && !s->finished; i++)
-			on_tp_event(s, &evs[i]);
-		if (!s->finished)
-			sync_mailbox(s);
-	} while (n > 0 && !s->finished);
+	for (int li = 0; li < s->nlinks && !s->finished; li++) {
+		do {
+			n = tp_progress(s->links[li].tp, evs, 16);
+			for (int i = 0; i < n && !s->finished; i++)
+				on_tp_event(s, li, &evs[i]);
+			if (!s->finished)
+				sync_mailbox(s);
+		} while (n > 0 && !s->finished);
+	}
 	if (!s->finished && s->ex_started)
 		check_ready(s);
 	/* The keeper's socket is only read when it has something: a client's
 	 * round trip passes here twice. */
-	if (!s->finished && s->keeper && (pfd[2].revents & POLLIN))
+	if (!s->finished && s->keeper && (pfd[1].revents & POLLIN))
 		serve_requests(s);
 	if (!s->finished)
 		check_timers(s, sess_now_ms());
@@ -1028,7 +1181,8 @@ static void loop_once(struct session *s)
 int session_run(const struct ccm_config *cfg, const struct session_opts *opts,
 		const struct log *log)
 {
-	struct session s = { .cfg = cfg, .opts = opts, .log = log, .sigfd = -1, .state_dirfd = -1 };
+	struct session s = { .cfg = cfg, .opts = opts, .log = log, .sigfd = -1, .state_dirfd = -1,
+			     .hs_link = -1 };
 	struct hs_event start = { .type = HS_EV_START };
 	struct errbuf e;
 	int r;
@@ -1045,9 +1199,16 @@ int session_run(const struct ccm_config *cfg, const struct session_opts *opts,
 	if (cfg->timeout_s)
 		s.deadline = sess_now_ms() + (uint64_t)cfg->timeout_s * 1000;
 	s.next_beat = sess_now_ms() + cfg->heartbeat_ms;
-	log_at(log, LOG_STEP, "listening on %s:%u, partner %s:%u, transport %s, epoch %llu",
-	       cfg->listen.host, cfg->listen.port, cfg->partner.host, cfg->partner.port,
-	       cfg->transport, (unsigned long long)s.epoch);
+	for (int i = 0; i < s.nlinks; i++) {
+		char where[24] = "";
+
+		if (s.nlinks > 1)
+			snprintf(where, sizeof(where), "link %d: ", i);
+		log_at(log, LOG_STEP, "%slistening on %s:%u, partner %s:%u, transport %s, epoch %llu",
+		       where, s.link_cfg[i].local.host, s.link_cfg[i].local.port,
+		       s.link_cfg[i].partner.host, s.link_cfg[i].partner.port, cfg->transport,
+		       (unsigned long long)s.epoch);
+	}
 	/* The first READ goes out before the first handoff is written, so
 	 * the two overlap.  Nobody could learn the outcome without a
 	 * handoff: failing to write it is a configuration error, and the

@@ -13,7 +13,9 @@
 #include "handoff.h"
 #include "hs.h"
 #include "keeper.h"
+#include "links.h"
 #include "ports.h"
+#include "reliable.h"
 #include "session.h"
 #include "status.h"
 #include "tp.h"
@@ -27,12 +29,16 @@
 #define TORN_READ_RETRIES    3
 #define QUEUE_MAX            8      /* partner messages held until we are connected */
 #define STOP_GRACE_MS        5000   /* SIGTERM: how long clients get to detach */
+#define LINK_RETRY_MS        100    /* a failed link: try connecting this often */
+#define RESEND_AFTER_MS      200    /* a message not acknowledged by then goes again */
+#define LINKS_REFRESH_MS     1000   /* the handoff's link counters: this fresh */
 
 /* What a posted operation was for; the high half of its wr_id. */
 enum op_purpose {
 	OP_HS = 1,     /* the handshake machine's READ or WRITE */
 	OP_READY = 2,  /* "this side is ready" into the partner's mailbox */
-	OP_HEARTBEAT = 3, /* READ of the partner's own section */
+	OP_HEARTBEAT = 3, /* a link's READ of the partner's status block and
+	                     ack area; the low half is the link */
 	OP_CLIENT = 4, /* a client's WRITE or READ; the low half is its slot */
 };
 
@@ -41,8 +47,30 @@ enum {
 	SCRATCH_READ = 0,
 	SCRATCH_HS_WRITE = 64,
 	SCRATCH_READY_WRITE = 128,
-	SCRATCH_HEARTBEAT = 192,
-	SCRATCH_SIZE = 4096,
+	SCRATCH_HEARTBEAT = 256,   /* one LINK_HB_MAX slice per link */
+	LINK_HB_MAX = ACK_AREA_OFFSET + ACK_AREA_SIZE,
+	SCRATCH_SIZE = 12288,
+};
+_Static_assert(SCRATCH_HEARTBEAT + CCM_LINKS_MAX * LINK_HB_MAX <= SCRATCH_SIZE,
+	       "scratch too small for the link heartbeats");
+_Static_assert(ACK_AREA_OFFSET + ACK_AREA_SIZE <= STATUS_WINDOW_SIZE,
+	       "the ack area must fit the status window");
+
+/* One interconnect: its own transport (and so its own device and queue
+ * pairs, or sockets), over which the same windows are exposed. */
+struct link {
+	struct tp *tp;
+	struct tp_remote win_handle, scratch_handle;
+	struct link_health h;
+	bool tp_up;                /* our connection to the partner is up */
+	bool connecting;
+	uint64_t connect_deadline;
+	struct tp_remote peer_win; /* the partner's status window over it */
+	bool hb_posted;
+	uint64_t hb_posted_at, hb_next;
+	uint8_t *early_join;       /* the partner's LINK_JOIN, come before we
+	                              were connected */
+	uint32_t early_join_len;
 };
 
 struct hs_op {
@@ -57,18 +85,23 @@ struct hs_op {
 /* A client's one-sided operation in flight. */
 struct client_op {
 	bool used;
+	bool is_read;
+	int link;                  /* where it is posted */
+	uint32_t gen;              /* which posting a completion is for */
+	uint64_t order;            /* posting order, to re-post in order */
 	uint64_t conn;             /* the keeper connection that asked */
 	uint32_t tag;
 	char client[CCM_NAME_MAX + 1];
 	uint16_t port;
 	bool notify;               /* tell the partner once it has landed */
-	uint32_t remote_off, len;
+	uint32_t local_off, remote_off, len;
 };
 #define CLIENT_OPS_MAX 64
 
 struct queued_msg {
 	uint8_t *buf;
 	uint32_t len;
+	int link;                  /* it came over this link */
 };
 
 struct session {
@@ -78,16 +111,16 @@ struct session {
 	                              through it, before and after switch_root */
 	const struct session_opts *opts;
 	const struct log *log;
-	struct tp *tp;
 	int sigfd;
 
 	uint8_t *win;              /* our status window (remote read/write) */
 	uint8_t *scratch;          /* local operation buffers */
-	struct tp_remote win_handle, scratch_handle;
-
-	bool link_up, connecting;
-	uint64_t connect_deadline;
-	struct tp_remote peer_win;
+	struct ccm_link link_cfg[CCM_LINKS_MAX];
+	struct link links[CCM_LINKS_MAX];
+	int nlinks;
+	int hs_link;               /* the link the handshake runs on; -1 none */
+	int op_link, ready_link;   /* where s->op and the ready write went */
+	unsigned peer_keys;        /* bit i: we know the partner's windows on link i */
 
 	struct hs hs;
 	uint64_t epoch;
@@ -141,12 +174,12 @@ struct session {
 	bool handed_off;           /* connected once, or timed out: detached */
 	bool was_lost;             /* connected before: the next time is "back" */
 	struct client_op cops[CLIENT_OPS_MAX];
-	uint64_t msg_seq;          /* PORT_MSG sequence numbers, ours */
-	uint64_t hb_next;          /* when to READ the partner's heartbeat */
-	uint64_t hb_seen_at;       /* when its counter last moved */
+	uint64_t op_order;
+	struct reliable rel;       /* client messages until acknowledged */
+	uint64_t hb_seen_at;       /* when the partner's counter last moved */
+	uint64_t links_written_at; /* the handoff's link counters: when last */
+	uint64_t links_written_sum;/* written, and what they summed to */
 	uint32_t hb_last;
-	bool hb_posted;
-	uint64_t hb_deadline;
 	bool stopping;             /* clients told; waiting for them */
 	uint64_t stop_deadline;
 	uint64_t stop_conn;        /* who asked, to answer; 0 = a signal */
@@ -162,6 +195,8 @@ void sess_finish(struct session *s, int code, const char *error);
 void sess_terminate(struct session *s);
 void sess_lose_partner(struct session *s, const char *why);
 int sess_send_wire(struct session *s, const struct wire_msg *m);
+int sess_send_on(struct session *s, int link, const uint8_t *frame, uint32_t len);
+void sess_link_connect(struct session *s, int link);
 
 /* serve.c: the keeper's side. */
 int serve_open(struct session *s, struct errbuf *e);
@@ -170,9 +205,14 @@ void serve_handed_off(struct session *s, bool connected);
 void serve_connected(struct session *s);
 void serve_lost(struct session *s);
 void serve_requests(struct session *s);
-void serve_op_done(struct session *s, uint32_t slot, int status);
-void serve_heartbeat_done(struct session *s, int status);
-void serve_partner_msg(struct session *s, const struct wire_msg *m);
+void serve_op_done(struct session *s, int link, uint32_t slot, int status);
+void serve_heartbeat_done(struct session *s, int link, int status);
+void serve_partner_msg(struct session *s, const struct wire_msg *m, const uint8_t *frame,
+		       uint32_t len);
+void serve_link_join(struct session *s, int link, const struct wire_msg *m, const uint8_t *frame,
+		     uint32_t len);
+void serve_link_connected(struct session *s, int link);
+void serve_link_failed(struct session *s, int link, const char *why);
 void serve_timers(struct session *s, uint64_t now);
 uint64_t serve_next_deadline(const struct session *s, uint64_t next);
 void serve_stop(struct session *s, uint64_t conn, bool restart, uint32_t grace_ms);

@@ -330,6 +330,10 @@ static int dec_ports(struct rd *r, struct wire_ports *ps)
 	unsigned i;
 	int err;
 
+	if ((err = getn(r, &ps->link, 1, "link")))
+		return err;
+	if (ps->link >= CCM_LINKS_MAX)
+		return fail(r, "link %u is not below %u", ps->link, CCM_LINKS_MAX);
 	if ((err = get16(r, &ps->count, "count")) ||
 	    (err = check_count(r, ps->count, CCM_PORTS_TOTAL)))
 		return err;
@@ -392,6 +396,7 @@ static int dec_notify(struct rd *r, struct wire_port_notify *n)
 
 	if ((err = get_str(r, "client", n->client, STR_CLIENT)) ||
 	    (err = get16(r, &n->port, "port")) ||
+	    (err = get64(r, &n->seq, "seq")) ||
 	    (err = get32(r, &n->off, "off")) ||
 	    (err = get32(r, &n->len, "len")))
 		return err;
@@ -409,6 +414,7 @@ static const char *const type_names[] = {
 	[WIRE_BYE] = "bye",
 	[WIRE_PORT_MSG] = "port-msg",
 	[WIRE_PORT_NOTIFY] = "port-notify",
+	[WIRE_LINK_JOIN] = "link-join",
 };
 
 /* Upper-case message prefixes, as the header comment names the bodies. */
@@ -421,11 +427,12 @@ static const char *const type_tags[] = {
 	[WIRE_BYE] = "BYE",
 	[WIRE_PORT_MSG] = "PORT_MSG",
 	[WIRE_PORT_NOTIFY] = "PORT_NOTIFY",
+	[WIRE_LINK_JOIN] = "LINK_JOIN",
 };
 
 static int known_type(uint32_t t)
 {
-	return t >= WIRE_HELLO && t <= WIRE_PORT_NOTIFY;
+	return t >= WIRE_HELLO && t <= WIRE_LINK_JOIN;
 }
 
 int wire_decode(const uint8_t *buf, size_t len, struct wire_msg *m, struct errbuf *e)
@@ -470,6 +477,7 @@ int wire_decode(const uint8_t *buf, size_t len, struct wire_msg *m, struct errbu
 		err = dec_clients(&r, &m->u.clients);
 		break;
 	case WIRE_PORTS:
+	case WIRE_LINK_JOIN:
 		err = dec_ports(&r, &m->u.ports);
 		break;
 	case WIRE_DECLINE:
@@ -574,8 +582,9 @@ static int enc_ports(struct wr *w, struct rd *r, const struct wire_ports *ps)
 	unsigned i;
 	int err;
 
-	if ((err = check_count(r, ps->count, CCM_PORTS_TOTAL)))
-		return err;
+	if (ps->link >= CCM_LINKS_MAX || (err = check_count(r, ps->count, CCM_PORTS_TOTAL)))
+		return err ? err : -EINVAL;
+	put_int(w, ps->link, 1);
 	put_int(w, ps->count, 2);
 	for (i = 0; i < ps->count; i++) {
 		const struct wire_port *p = &ps->p[i];
@@ -607,6 +616,7 @@ static int enc_body(struct wr *w, struct rd *r, const struct wire_msg *m)
 	case WIRE_CLIENTS:
 		return enc_clients(w, r, &m->u.clients);
 	case WIRE_PORTS:
+	case WIRE_LINK_JOIN:
 		return enc_ports(w, r, &m->u.ports);
 	case WIRE_DECLINE:
 		if ((err = check_reason(r, m->u.decline.reason, 0)))
@@ -640,6 +650,7 @@ static int enc_body(struct wr *w, struct rd *r, const struct wire_msg *m)
 		if ((err = put_str(w, r, n->client, sizeof(n->client), STR_CLIENT)))
 			return err;
 		put_int(w, n->port, 2);
+		put_int(w, n->seq, 8);
 		put_int(w, n->off, 4);
 		put_int(w, n->len, 4);
 		return 0;

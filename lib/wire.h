@@ -21,14 +21,21 @@
  *           nonce[32]
  *   AUTH    u16 version (the chosen one), mac[32]
  *   CLIENTS u16 count, count x { str name, u16 nports, u32 port_size }
- *   PORTS   u16 count, count x { str client, u16 index, u64 addr,
- *           u32 rkey, u32 len }
+ *   PORTS   u8 link, u16 count, count x { str client, u16 index, u64 addr,
+ *           u32 rkey, u32 len }: the sender's windows as the partner
+ *           reaches them over interconnect `link` (< CCM_LINKS_MAX)
+ *   LINK_JOIN  the same body as PORTS, for another link: sent once
+ *           connected, for every link but the one PORTS named
  *   DECLINE u16 reason (enum wire_decline_reason), str detail
  *   BYE     u16 reason (0 = orderly termination)
  *   PORT_MSG    str client, u16 port, u64 seq, u16 len, len bytes
  *               (1..CCM_PORT_MSG_MAX): a message between two clients
- *   PORT_NOTIFY str client, u16 port, u32 off, u32 len: a one-sided write
- *               into the receiver's window that its client is to be told of
+ *   PORT_NOTIFY str client, u16 port, u64 seq, u32 off, u32 len: a one-sided
+ *               write into the receiver's window that its client is to be
+ *               told of
+ *   PORT_MSG and PORT_NOTIFY share one sequence per port and direction,
+ *   from 1: the receiver delivers each seq once, in order (a link that
+ *   fails makes the sender send again what was not yet acknowledged).
  * Rules beyond the struct comments below: versions (HELLO ver_min, AUTH
  * version) start at 1; client names are unique within CLIENTS and
  * (client, index) pairs unique within PORTS; DECLINE's reason is
@@ -58,6 +65,7 @@ enum wire_type {
 	WIRE_BYE = 6,
 	WIRE_PORT_MSG = 7,
 	WIRE_PORT_NOTIFY = 8,
+	WIRE_LINK_JOIN = 9,
 };
 
 /* Why a side refuses to go on; sent in DECLINE, mapped to exit codes. */
@@ -111,6 +119,7 @@ struct wire_port {
 };
 
 struct wire_ports {
+	uint8_t link;         /* < CCM_LINKS_MAX */
 	uint16_t count;       /* 0..CCM_PORTS_TOTAL */
 	struct wire_port p[CCM_PORTS_TOTAL];
 };
@@ -127,7 +136,7 @@ struct wire_bye {
 struct wire_port_msg {
 	char client[CCM_NAME_MAX + 1];
 	uint16_t port;        /* < CCM_PORTS_MAX */
-	uint64_t seq;         /* per client and direction, from 1 */
+	uint64_t seq;         /* per port and direction, from 1 */
 	uint16_t len;         /* 1..CCM_PORT_MSG_MAX */
 	uint8_t data[CCM_PORT_MSG_MAX];
 };
@@ -135,6 +144,7 @@ struct wire_port_msg {
 struct wire_port_notify {
 	char client[CCM_NAME_MAX + 1];
 	uint16_t port;
+	uint64_t seq;         /* the port's message sequence */
 	uint32_t off, len;
 };
 

@@ -472,9 +472,9 @@ test_status_corrupt_state_file() {
 		assertEquals "$name: exit status; $(shown)" 2 "$rc"
 		assertContains "$name: message names the line" "$(cat "$t/err")" "$msg"
 	done <<-'EOF'
-		unknown-key|state:24: CCM_COLOUR: unknown key|echo "CCM_COLOUR='blue'" >>state
-		unknown-client-suffix|state:24: CCM_CLIENT_fmon_SPEED: unknown key|echo "CCM_CLIENT_fmon_SPEED='1'" >>state
-		repeated-key|state:24: CCM_NODE: given twice|echo "CCM_NODE='1'" >>state
+		unknown-key|state:37: CCM_COLOUR: unknown key|echo "CCM_COLOUR='blue'" >>state
+		unknown-client-suffix|state:37: CCM_CLIENT_fmon_SPEED: unknown key|echo "CCM_CLIENT_fmon_SPEED='1'" >>state
+		repeated-key|state:37: CCM_NODE: given twice|echo "CCM_NODE='1'" >>state
 		unquoted|state:9: CCM_CLUSTER: value is not in single quotes|sed -i "s/^CCM_CLUSTER=.*/CCM_CLUSTER=ccm/" state
 		double-quoted|state:9: CCM_CLUSTER: value is not in single quotes|sed -i "s/^CCM_CLUSTER=.*/CCM_CLUSTER=\"ccm\"/" state
 		unterminated|state:9: CCM_CLUSTER: unterminated quote|sed -i "s/^CCM_CLUSTER=.*/CCM_CLUSTER='ccm/" state

@@ -52,6 +52,14 @@ static void sample(struct handoff *h)
 	h->nbad = 2;
 	strcpy(h->bad[0], "Bad_Name.conf");
 	strcpy(h->bad[1], "c.conf");
+	strcpy(h->link_policy, "standby");
+	h->nlinks = 2;
+	h->links[0] = (struct handoff_link){ .state = LINK_UP, .local = "10.0.0.1:7471",
+					     .partner = "10.0.0.2:7471", .device = "rxe0",
+					     .priority = 255, .ports = 5, .ops = 18446744073709551615ull,
+					     .bytes = 1ull << 40, .msgs = 7, .downs = 1, .reissued = 3 };
+	h->links[1] = (struct handoff_link){ .state = LINK_DAMPED, .local = "[fd00::1]:7472",
+					     .partner = "[fd00::2]:7472", .ports = 0 };
 }
 
 static int same(const struct handoff *a, const struct handoff *b)
@@ -188,8 +196,14 @@ static void test_json(void)
 	      strstr(buf, "\"partner_node\":4294967295,") &&
 	      strstr(buf, "\"partner_addr\":\"[fd00::2]:7471\","), "JSON scalars; 64-bit epochs as strings");
 	CHECK(strstr(buf, "{\"name\":\"x_port\",\"status\":\"local-only\",\"ports\":64,\"port_size\":67108864}") &&
-	      strstr(buf, "\"bad_descriptors\":[\"Bad_Name.conf\",\"c.conf\"]}\n"),
+	      strstr(buf, "\"bad_descriptors\":[\"Bad_Name.conf\",\"c.conf\"],\n"),
 	      "JSON clients and bad descriptors");
+	CHECK(strstr(buf, "\"link_policy\":\"standby\",\n\"links\":[\n {\"index\":0,\"state\":\"up\","
+			  "\"local\":\"10.0.0.1:7471\",\"partner\":\"10.0.0.2:7471\",\"device\":\"rxe0\","
+			  "\"priority\":255,\"ports\":5,\"ops\":18446744073709551615,"
+			  "\"bytes\":1099511627776,\"msgs\":7,\"downs\":1,\"reissued\":3},\n {\"index\":1,"
+			  "\"state\":\"damped\",\"local\":\"[fd00::1]:7472\"") &&
+	      strstr(buf, "\"reissued\":0}]}\n"), "JSON links");
 	CHECK(handoff_format_json(&h, buf, (size_t)n) == -ENOSPC, "JSON cap = len: -ENOSPC");
 
 	/* A real JSON parser agrees, where there is one. */
@@ -269,6 +283,16 @@ static const struct {
 	{ "CCM_STATE='connected'\nCCM_NODE='1'\nCCM_BAD_DESCRIPTORS='a*'\n", NULL, "CCM_BAD_DESCRIPTORS: a name holds" },
 	{ "CCM_STATE='connected'\nCCM_NODE='1'\nCCM_BAD_DESCRIPTORS='a'\\''b'\n", NULL, "CCM_BAD_DESCRIPTORS: a name holds" },
 	{ "CCM_STATE='connected'\nCCM_NODE='1'\nCCM_BAD_DESCRIPTORS='0123456789012345678901234567890123456789012345678'\n", NULL, "CCM_BAD_DESCRIPTORS: name too long" },
+	{ "CCM_STATE='connected'\nCCM_NODE='1'\nCCM_LINK_POLICY='fast'\n", NULL, "CCM_LINK_POLICY: not a link policy" },
+	{ "CCM_STATE='connected'\nCCM_NODE='1'\nCCM_LINKS='5'\n", NULL, "CCM_LINKS: not a number of links" },
+	{ "CCM_STATE='connected'\nCCM_NODE='1'\nCCM_LINK_4_STATE='up'\n", NULL, "CCM_LINK_4_STATE: unknown key (links are numbered" },
+	{ "CCM_STATE='connected'\nCCM_NODE='1'\nCCM_LINK_0_COLOUR='up'\n", NULL, "CCM_LINK_0_COLOUR: unknown key" },
+	{ "CCM_STATE='connected'\nCCM_NODE='1'\nCCM_LINK_0_STATE='sideways'\n", NULL, "CCM_LINK_0_STATE: not a link state" },
+	{ "CCM_STATE='connected'\nCCM_NODE='1'\nCCM_LINK_0_PRIORITY='256'\n", NULL, "CCM_LINK_0_PRIORITY: not a decimal number in range" },
+	{ "CCM_STATE='connected'\nCCM_NODE='1'\nCCM_LINK_0_PORTS='257'\n", NULL, "CCM_LINK_0_PORTS: not a decimal number in range" },
+	{ "CCM_STATE='connected'\nCCM_NODE='1'\nCCM_LINK_0_OPS='1'\nCCM_LINK_0_OPS='1'\n", NULL, "CCM_LINK_0_OPS: given twice" },
+	{ "CCM_STATE='connected'\nCCM_NODE='1'\nCCM_LINKS='1'\n""CCM_LINK_0_STATE='up'\nCCM_LINK_0_LOCAL='a'\nCCM_LINK_0_PARTNER='b'\nCCM_LINK_0_DEVICE=''\nCCM_LINK_0_PRIORITY='0'\nCCM_LINK_0_PORTS='0'\nCCM_LINK_0_OPS='0'\nCCM_LINK_0_BYTES='0'\nCCM_LINK_0_MSGS='0'\nCCM_LINK_0_DOWNS='0'\n", NULL, "link 0 lacks one of its keys" },
+	{ "CCM_STATE='connected'\nCCM_NODE='1'\nCCM_LINKS='0'\nCCM_LINK_0_REISSUED='0'\n", NULL, "keys for link 0, but CCM_LINKS is 0" },
 };
 
 static void test_parse_strict(void)

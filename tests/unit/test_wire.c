@@ -117,6 +117,7 @@ static void mk_ports(struct wire_msg *m, unsigned n, size_t len)
 {
 	memset(m, 0, sizeof(*m));
 	m->type = WIRE_PORTS;
+	m->u.ports.link = 1;
 	m->u.ports.count = (uint16_t)n;
 	for (unsigned i = 0; i < n; i++) {
 		struct wire_port *p = &m->u.ports.p[i];
@@ -163,6 +164,7 @@ static void mk_notify(struct wire_msg *m, const char *client, unsigned port)
 	m->type = WIRE_PORT_NOTIFY;
 	strcpy(m->u.notify.client, client);
 	m->u.notify.port = (uint16_t)port;
+	m->u.notify.seq = 0x1112131415161718ull;
 	m->u.notify.off = 4096;
 	m->u.notify.len = 65536;
 }
@@ -196,7 +198,8 @@ static int msg_equal(const struct wire_msg *a, const struct wire_msg *b)
 		}
 		return 1;
 	case WIRE_PORTS:
-		if (a->u.ports.count != b->u.ports.count)
+	case WIRE_LINK_JOIN:
+		if (a->u.ports.count != b->u.ports.count || a->u.ports.link != b->u.ports.link)
 			return 0;
 		for (unsigned i = 0; i < a->u.ports.count; i++) {
 			const struct wire_port *x = &a->u.ports.p[i], *y = &b->u.ports.p[i];
@@ -220,8 +223,8 @@ static int msg_equal(const struct wire_msg *a, const struct wire_msg *b)
 	case WIRE_PORT_NOTIFY: {
 		const struct wire_port_notify *x = &a->u.notify, *y = &b->u.notify;
 
-		return !strcmp(x->client, y->client) && x->port == y->port && x->off == y->off &&
-		       x->len == y->len;
+		return !strcmp(x->client, y->client) && x->port == y->port && x->seq == y->seq &&
+		       x->off == y->off && x->len == y->len;
 	}
 	}
 	return 0;
@@ -353,6 +356,7 @@ static void test_layout(void)
 
 	mk_ports(&msg, 1, 2);
 	b_hdr(&bb, WIRE_PORTS);
+	b_int(&bb, 1, 1);
 	b_int(&bb, 1, 2);
 	b_str(&bb, "pa");
 	b_int(&bb, 0, 2);
@@ -398,8 +402,8 @@ static void test_header(void)
 	memcpy(enc2, enc, (size_t)n);
 	enc2[5] = 0;
 	refused(enc2, (size_t)n, "header: unknown type 0", "type 0");
-	enc2[5] = 9;
-	refused(enc2, (size_t)n, "header: unknown type 9", "type 9");
+	enc2[5] = 10;
+	refused(enc2, (size_t)n, "header: unknown type 10", "type 10");
 	enc2[5] = 0xff;
 	refused(enc2, (size_t)n, "header: unknown type 255", "type 255");
 	memcpy(enc2, enc, (size_t)n);
@@ -757,6 +761,7 @@ static void test_ports_rules(void)
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		b_hdr(&bb, WIRE_PORTS);
+		b_int(&bb, 0, 1);
 		b_int(&bb, 5, 2);
 		b_port(&bb, "fw", 0, 4096);
 		b_port(&bb, "fw", 1, 4096);
@@ -772,11 +777,25 @@ static void test_ports_rules(void)
 	n = wire_encode(&msg, enc, sizeof(enc));
 	CHECK(n > 0, "encode 256 ports");
 	b_hdr(&bb, WIRE_PORTS);
+	b_int(&bb, 1, 1);
 	b_int(&bb, CCM_PORTS_TOTAL + 1, 2);
-	b_bytes(&bb, enc + 14, (size_t)n - 14);
+	b_bytes(&bb, enc + 15, (size_t)n - 15);
 	b_port(&bb, "extra", 0, 4096);
 	b_fix(&bb);
 	refused(bb.b, bb.n, "PORTS: count 257 exceeds the limit of 256", "257 ports");
+
+	/* The link. */
+	b_hdr(&bb, WIRE_PORTS);
+	b_int(&bb, CCM_LINKS_MAX, 1);
+	b_int(&bb, 0, 2);
+	b_fix(&bb);
+	refused(bb.b, bb.n, "PORTS: link 4 is not below 4", "ports for link 4");
+	mk_ports(&msg, 3, 4);
+	msg.u.ports.link = CCM_LINKS_MAX;
+	CHECK(wire_encode(&msg, enc2, sizeof(enc2)) == -EINVAL, "encode: link 4");
+	mk_ports(&msg, 3, 4);
+	msg.type = WIRE_LINK_JOIN;
+	roundtrip(&msg, "link join");
 
 	/* Encoder. */
 	mk_ports(&msg, CCM_PORTS_TOTAL, 4);
@@ -844,8 +863,8 @@ static void test_decline_bye_rules(void)
 	mk_bye(&msg, 0);
 	msg.type = (enum wire_type)0;
 	CHECK(wire_encode(&msg, enc2, sizeof(enc2)) == -EINVAL, "encode: type 0");
-	msg.type = (enum wire_type)9;
-	CHECK(wire_encode(&msg, enc2, sizeof(enc2)) == -EINVAL, "encode: type 9");
+	msg.type = (enum wire_type)10;
+	CHECK(wire_encode(&msg, enc2, sizeof(enc2)) == -EINVAL, "encode: type 10");
 }
 
 /* Every capacity below the size is -EMSGSIZE, and nothing is written at
