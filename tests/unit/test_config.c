@@ -25,6 +25,12 @@ static const struct {
 	{ "timeout", "0" }, { "timeout", "86400" },
 	{ "proto-versions", "1-1" }, { "proto-versions", "1-65535" },
 	{ "proto-versions", "2" }, { "proto-versions", "3-5" },
+	{ "link", "10.0.0.1=10.0.0.2" }, { "link", "[fd00::1]:7000=[fd00::2]:7001,device=rxe1" },
+	{ "link", "10.1.0.1=10.1.0.2,priority=255,device=mlx5_1" },
+	{ "link-policy", "balance" }, { "link-policy", "standby" },
+	{ "link-heartbeat-ms", "1" }, { "link-heartbeat-ms", "60000" },
+	{ "link-misses", "1" }, { "link-misses", "1000" },
+	{ "link-damp-ms", "0" }, { "link-damp-ms", "600000" },
 };
 
 static const struct {
@@ -64,6 +70,19 @@ static const struct {
 	{ "timeout", "-1", "timeout" },
 	{ "timeout", "", "timeout" },
 	{ "timeout", "1s", "timeout" },
+	{ "link", "10.0.0.1", "LOCAL=PARTNER" },
+	{ "link", "10.0.0.1=", "link" },
+	{ "link", "=10.0.0.2", "link" },
+	{ "link", "10.0.0.1=host", "link" },
+	{ "link", "10.0.0.1=10.0.0.2,priority=256", "priority '256' is not in 0..255" },
+	{ "link", "10.0.0.1=10.0.0.2,priority=-1", "priority" },
+	{ "link", "10.0.0.1=10.0.0.2,device=a/b", "device name" },
+	{ "link", "10.0.0.1=10.0.0.2,speed=10", "unknown option 'speed=10'" },
+	{ "link-policy", "roundrobin", "neither balance nor standby" },
+	{ "link-heartbeat-ms", "0", "link-heartbeat-ms" },
+	{ "link-heartbeat-ms", "60001", "link-heartbeat-ms" },
+	{ "link-misses", "0", "link-misses" },
+	{ "link-damp-ms", "600001", "link-damp-ms" },
 	{ "proto-versions", "0-1", "proto-versions" },
 	{ "proto-versions", "2-1", "proto-versions" },
 	{ "proto-versions", "1-65536", "proto-versions" },
@@ -314,11 +333,55 @@ static void test_check(void)
 	CHECK(config_check(&c, &e) == -EINVAL, "two spellings of one v6 address");
 }
 
+static void test_links(void)
+{
+	struct ccm_link l[CCM_LINKS_MAX];
+	struct ccm_config c;
+	struct errbuf e;
+	const char text[] = "node-id = 1\nlink = 10.0.0.1=10.0.0.2\n"
+			    "link = 10.1.0.1:7000=10.1.0.2:7001,device=rxe1,priority=9\n";
+
+	config_defaults(&c);
+	CHECK(c.link_policy == LINK_POLICY_BALANCE && c.link_heartbeat_ms == 10 && c.link_misses == 3 &&
+	      c.link_damp_ms == 1000, "link defaults: balance, 10 ms x 3, damped 1 s");
+	config_set(&c, "node-id", "1", &e);
+	config_set(&c, "listen", "10.0.0.1", &e);
+	config_set(&c, "partner", "10.0.0.2:7000", &e);
+	config_set(&c, "device", "rxe0", &e);
+	CHECK(config_links(&c, l) == 1 && l[0].local.port == 7471 && l[0].partner.port == 7000 &&
+	      !strcmp(l[0].device, "rxe0"), "no link key: listen/partner/device are the one link");
+	config_defaults(&c);
+	CHECK(config_parse_text(&c, text, sizeof(text) - 1, "f", &e) == 0 && c.nlinks == 2,
+	      "link repeats in a file: %s", e.msg);
+	CHECK(config_links(&c, l) == 2 && !strcmp(l[1].local.host, "10.1.0.1") &&
+	      l[1].local.port == 7000 && l[1].partner.port == 7001 && !strcmp(l[1].device, "rxe1") &&
+	      l[1].priority == 9 && l[0].priority == 0, "both links as given");
+	CHECK(config_check(&c, &e) == 0, "links without listen/partner pass: %s", e.msg);
+	config_clear_links(&c);
+	CHECK(c.nlinks == 0 && config_check(&c, &e) == -EINVAL, "cleared (the command line's "
+	      "--link replaces the file's)");
+	for (int i = 0; i < CCM_LINKS_MAX; i++)
+		config_set(&c, "link", i % 2 ? "10.0.0.1:1=10.0.0.2" : "10.0.0.1:2=10.0.0.2", &e);
+	CHECK(config_set(&c, "link", "10.0.0.1=10.0.0.3", &e) == -EINVAL && strstr(e.msg, "more than 4"),
+	      "at most 4 links: %s", e.msg);
+	CHECK(config_check(&c, &e) == -EINVAL && strstr(e.msg, "both listen on 10.0.0.1:2"),
+	      "two links on one local address: %s", e.msg);
+	config_clear_links(&c);
+	config_set(&c, "link", "10.0.0.1=10.0.0.1", &e);
+	CHECK(config_check(&c, &e) == -EINVAL && strstr(e.msg, "same address"), "LOCAL == PARTNER");
+	config_clear_links(&c);
+	config_set(&c, "link", "10.0.0.1=10.0.0.2", &e);
+	config_set(&c, "listen", "10.0.0.1", &e);
+	CHECK(config_check(&c, &e) == -EINVAL && strstr(e.msg, "not both"), "link and listen: %s",
+	      e.msg);
+}
+
 int main(void)
 {
 	test_set();
 	test_text();
 	test_file();
 	test_check();
+	test_links();
 	return check_done();
 }
