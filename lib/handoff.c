@@ -76,7 +76,7 @@ static const struct hf lf_fields[] = {
 #define C_ALL       7u
 
 static const char *const state_names[HANDOFF_NSTATES] = {
-	"handshaking", "connected", "terminated", "error",
+	"handshaking", "connected", "terminated", "error", "unreachable",
 };
 
 const char *handoff_state_name(enum handoff_state s)
@@ -738,7 +738,7 @@ static const char *hp_kv(struct hp *c, const char *key, const char *v,
 		for (i = 0; i < HANDOFF_NSTATES && strcmp(state_names[i], v); i++)
 			;
 		if (i == HANDOFF_NSTATES)
-			return "not a state (handshaking, connected, terminated, error)";
+			return "not a state (handshaking, connected, terminated, error, unreachable)";
 		c->h->state = (enum handoff_state)i;
 	} else if (f->type == HF_NUM || f->type == HF_ID) {
 		if (parse_u64(v, f->size == 8 ? UINT64_MAX : (1ull << (8 * f->size)) - 1, &x) < 0)

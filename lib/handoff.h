@@ -20,7 +20,9 @@
  *     characters (newline, tab, ...) in text are written as spaces: one
  *     line is always one variable.
  *   - Keys:
- *       CCM_STATE          handshaking | connected | terminated | error
+ *       CCM_STATE          handshaking | connected | terminated | error |
+ *                          unreachable (was connected; no link reaches the
+ *                          partner now, and the keeper waits for one)
  *       CCM_NODE           our node id
  *       CCM_PARTNER_NODE   the partner's node id, 0 = not known yet
  *       CCM_PARTNER_ADDR   the partner's ADDR:PORT ([V6]:PORT)
@@ -98,8 +100,9 @@ enum handoff_state {
 	HANDOFF_CONNECTED,
 	HANDOFF_TERMINATED,
 	HANDOFF_ERROR,
+	HANDOFF_UNREACHABLE,
 };
-#define HANDOFF_NSTATES 4
+#define HANDOFF_NSTATES 5
 
 struct handoff_client {
 	char name[CCM_NAME_MAX + 1];        /* a valid client name */

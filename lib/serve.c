@@ -240,8 +240,66 @@ void serve_connected(struct session *s)
 
 void serve_lost(struct session *s)
 {
+	/* Unreachable, the clients have been told already. */
+	if (!s->unreachable)
+		tell_all(s, CTL_EV_PARTNER_LOST, -1);
 	s->was_lost = true;
+	s->unreachable = false;
+}
+
+/* No link reaches the partner (the last one failed, or its heartbeat
+ * stopped).  The clients are told; the session stays as it is, and the
+ * links keep trying: the first back that finds the same partner, alive
+ * (its counter moved) and still connected to us, resumes it; one that
+ * finds another epoch, or the partner handshaking again, ends it. */
+static void go_unreachable(struct session *s, const char *why)
+{
+	char msg[200];
+	uint64_t now = sess_now_ms();
+
+	if (s->unreachable)
+		return;
+	log_at(s->log, LOG_ERR, "partner unreachable: %s", why);
+	s->unreachable = true;
+	s->was_lost = true;
+	s->hb_at_loss = s->hb_last;
+	for (int i = 0; i < s->nlinks; i++) {
+		struct link *l = &s->links[i];
+
+		/* Every link proves itself afresh. */
+		if (l->h.state == LINK_UP)
+			tell_all(s, CTL_EV_LINK_DOWN, i);
+		if (l->tp_up || l->connecting)
+			tp_disconnect(l->tp);
+		l->tp_up = l->connecting = l->hb_posted = false;
+		if (l->h.state != LINK_DOWN)
+			link_failed(&l->h, now, LINK_RETRY_MS);
+	}
+	if (s->hs_link >= 0)
+		s->hs_link = -1;
+	for (int c = 0; c < s->ports->nclients; c++)
+		for (int i = 0; i < s->ports->c[c].nports; i++)
+			s->ports->c[c].port[i].link = -1;
 	tell_all(s, CTL_EV_PARTNER_LOST, -1);
+	snprintf(msg, sizeof(msg), "partner unreachable: %.170s", why);
+	sess_write_handoff(s, HANDOFF_UNREACHABLE, msg);
+	s->links_written_at = now;
+}
+
+static void resume(struct session *s, int li)
+{
+	uint64_t now = sess_now_ms();
+
+	log_at(s->log, LOG_NOTE, "partner reachable again over link %d: session resumed", li);
+	s->unreachable = false;
+	s->was_lost = false;
+	s->hb_seen_at = now;
+	s->hs_link = li;
+	/* What the partner had not acknowledged goes again now. */
+	for (int i = 0; i < s->rel.nsent; i++)
+		s->rel.sent[i].sent_at = now - RESEND_AFTER_MS;
+	tell_all(s, CTL_EV_PARTNER_BACK, -1);
+	sess_write_handoff(s, HANDOFF_CONNECTED, NULL);
 }
 
 void serve_link_join(struct session *s, int arrived, const struct wire_msg *m, const uint8_t *frame,
@@ -353,7 +411,7 @@ void serve_link_failed(struct session *s, int li, const char *why)
 		char msg[160];
 
 		snprintf(msg, sizeof(msg), "no link left (link %d: %s)", li, why);
-		sess_lose_partner(s, msg);
+		go_unreachable(s, msg);
 		return;
 	}
 	log_at(s->log, LOG_NOTE, "link %d down: %s; moving its traffic", li, why);
@@ -436,8 +494,8 @@ static void attach(struct session *s, const struct keeper_req *r)
 	}
 	a.nports = pc->nports;
 	a.port_size = pc->port_size;
-	a.partner_ready = s->handoff_connected;
-	if (s->handoff_connected) {
+	a.partner_ready = s->handoff_connected && !s->unreachable;
+	if (a.partner_ready) {
 		a.partner_node = s->ex->peer.node_id;
 		a.partner_epoch = s->ex->peer.epoch;
 	}
@@ -451,7 +509,7 @@ static void attach(struct session *s, const struct keeper_req *r)
 	       (unsigned)r->uid, r->client);
 	/* A client that attaches while the partner is there hears so at once,
 	 * the same way as one that was attached when it came. */
-	if (s->handoff_connected) {
+	if (a.partner_ready) {
 		struct ctl_event ev = { .type = CTL_EV_PARTNER_READY, .partner_node = a.partner_node,
 					.partner_epoch = a.partner_epoch };
 
@@ -782,7 +840,7 @@ void serve_heartbeat_done(struct session *s, int li, int status)
 
 		snprintf(why, sizeof(why), "it reaches node %u epoch %llu, not the partner",
 			 o.node_id, (unsigned long long)o.epoch);
-		if (l->h.state == LINK_UP && o.node_id == s->ex->peer.node_id)
+		if ((l->h.state == LINK_UP || s->unreachable) && o.node_id == s->ex->peer.node_id)
 			sess_lose_partner(s, "its status block shows another epoch");
 		else
 			serve_link_failed(s, li, why);
@@ -794,11 +852,23 @@ void serve_heartbeat_done(struct session *s, int li, int status)
 	if (o.state != HS_CONNECTED) {
 		char why[96];
 
-		if (l->h.state != LINK_UP)
+		if (l->h.state != LINK_UP && !s->unreachable)
 			return;  /* not proven yet: it can wait */
 		snprintf(why, sizeof(why), "its handshake is in %s, not connected",
 			 hs_state_name(o.state));
 		sess_lose_partner(s, why);
+		return;
+	}
+	if (s->unreachable) {
+		/* Resume only with a partner whose heartbeat moved: one that
+		 * hangs still answers READs over RDMA. */
+		if (o.heartbeat == s->hb_at_loss || !(s->peer_keys & (1u << li)))
+			return;
+		s->hb_last = o.heartbeat;
+		take_acks(s, buf, hb_read_len(s));
+		l->h.state = LINK_UP;  /* the first back carries at once */
+		resume(s, li);
+		link_now_up(s, li);
 		return;
 	}
 	if (o.heartbeat != s->hb_last) {
@@ -872,17 +942,16 @@ static void resend_old(struct session *s, uint64_t now)
 void serve_timers(struct session *s, uint64_t now)
 {
 	if (s->handoff_connected && !s->stopping) {
-		if (now - s->hb_seen_at > hb_limit(s)) {
+		if (!s->unreachable && now - s->hb_seen_at > hb_limit(s)) {
 			char why[96];
 
 			snprintf(why, sizeof(why), "no heartbeat for %llu ms",
 				 (unsigned long long)(now - s->hb_seen_at));
-			sess_lose_partner(s, why);
-			return;
+			go_unreachable(s, why);
 		}
 		for (int i = 0; i < s->nlinks && s->handoff_connected; i++)
 			link_timers(s, i, now);
-		if (s->handoff_connected)
+		if (s->handoff_connected && !s->unreachable)
 			resend_old(s, now);
 		if (s->handoff_connected && now - s->links_written_at >= LINKS_REFRESH_MS) {
 			uint64_t sum = 0;
@@ -912,7 +981,8 @@ static uint64_t earlier(uint64_t a, uint64_t b)
 uint64_t serve_next_deadline(const struct session *s, uint64_t next)
 {
 	if (s->handoff_connected) {
-		next = earlier(next, s->hb_seen_at + hb_limit(s) + 1);
+		if (!s->unreachable)
+			next = earlier(next, s->hb_seen_at + hb_limit(s) + 1);
 		for (int i = 0; i < s->nlinks; i++) {
 			const struct link *l = &s->links[i];
 
@@ -925,7 +995,7 @@ uint64_t serve_next_deadline(const struct session *s, uint64_t next)
 			next = earlier(next, l->hb_posted ? l->hb_posted_at + link_hb_limit(s) + 1
 							  : l->hb_next);
 		}
-		for (int i = 0; i < s->rel.nsent; i++)
+		for (int i = 0; i < s->rel.nsent && !s->unreachable; i++)
 			next = earlier(next, s->rel.sent[i].sent_at + RESEND_AFTER_MS);
 		next = earlier(next, s->links_written_at + LINKS_REFRESH_MS);
 	}

@@ -200,9 +200,13 @@ void sess_link_connect(struct session *s, int i)
 	l->connect_deadline = sess_now_ms() + CONNECT_TIMEOUT_MS;
 }
 
-/* The handshake needs a link: try them all, the first up carries it. */
+/* The handshake needs a link: one already up, or try them all and the
+ * first up carries it. */
 static void start_connect(struct session *s)
 {
+	for (int i = 0; i < s->nlinks && s->hs_link < 0; i++)
+		if (s->links[i].tp_up)
+			s->hs_link = i;
 	if (s->hs_link >= 0)
 		return;
 	for (int i = 0; i < s->nlinks; i++)
@@ -227,8 +231,9 @@ static void start_hs_op(struct session *s, int kind, uint32_t seq, uint8_t write
 		return;
 	}
 	s->op = op;
-	if (s->hs_link < 0) {
+	if (s->hs_link < 0)
 		start_connect(s);
+	if (s->hs_link < 0) {
 		if (!any_connecting(s))
 			fail_hs_op(s);
 		return;

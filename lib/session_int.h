@@ -173,6 +173,9 @@ struct session {
 	struct keeper *keeper;     /* the control socket; NULL with --once */
 	bool handed_off;           /* connected once, or timed out: detached */
 	bool was_lost;             /* connected before: the next time is "back" */
+	bool unreachable;          /* connected, but no link reaches the partner:
+	                              the session waits for the first link back */
+	uint32_t hb_at_loss;       /* the partner's counter when it went */
 	struct client_op cops[CLIENT_OPS_MAX];
 	uint64_t op_order;
 	struct reliable rel;       /* client messages until acknowledged */

@@ -138,11 +138,13 @@ test_partner_restart_after_connected_leaks_nothing() {
 		_old=$(state_get "$t/b/run" CCM_EPOCH)
 		kill -9 "$pid_b"
 		wait "$pid_b" 2>/dev/null
-		wait_for_line "$t/a/run/state" "CCM_STATE='handshaking'" 10
-		assertEquals "round $round: A noticed the loss" handshaking \
+		# Its link gone, the partner is unreachable; the session
+		# waits for it (a new epoch then ends it).
+		wait_for_line "$t/a/run/state" "CCM_STATE='unreachable'" 10
+		assertEquals "round $round: A noticed the loss" unreachable \
 			"$(state_get "$t/a/run" CCM_STATE)"
 		assertContains "round $round: and says why" \
-			"$(state_get "$t/a/run" CCM_ERROR)" "lost the partner"
+			"$(state_get "$t/a/run" CCM_ERROR)" "partner unreachable: no link left"
 		start_node b
 		assert_pair_connected
 		assertNotEquals "round $round: new epoch" "$_old" \

@@ -159,7 +159,7 @@ static void test_invalid(void)
 	h.clients[0].nports = CCM_PORTS_MAX + 1;
 	CHECK(handoff_format_shell(&h, buf, sizeof(buf)) == -EINVAL, "too many ports");
 	sample(&h);
-	h.state = (enum handoff_state)4;
+	h.state = (enum handoff_state)HANDOFF_NSTATES;
 	CHECK(handoff_format_shell(&h, buf, sizeof(buf)) == -EINVAL, "bad state");
 	sample(&h);
 	h.nclients = HANDOFF_CLIENTS_MAX + 1;
