@@ -151,6 +151,20 @@ $(BUILD)/bench/%: bench/%.c $(STATIC_AR) $(HDRS)
 	@echo "  BENCH      $@"
 	$(Q)$(STATIC_CC) $(STATIC_CFLAGS) -O2 $(STATIC_LDFLAGS) -o $@ $< $(STATIC_AR) $(STATIC_LIBS)
 
+# --- ccm-stream, the streaming test client of tests/links (libccm only):
+# under the sanitizers for the tests here, static musl for the qemu guests.
+# (bench/failover is a benchmark like the others: the rule above builds it.)
+$(BUILD)/dev/ccm-stream: tests/links/stream.c lib/ccm.h $(DEV_AR)
+	@echo "  LD (dev)   $@"
+	$(Q)$(DEV_CC) $(DEV_CFLAGS) -o $@ $< $(DEV_AR) $(DEV_LIBS)
+
+$(BUILD)/ccm-stream: tests/links/stream.c lib/ccm.h $(BUILD)/libccm.a
+	@echo "  LD (musl)  $@"
+	$(Q)$(STATIC_CC) $(STATIC_CFLAGS) -static -Wl,--gc-sections -o $@ $< $(BUILD)/libccm.a
+
+dev: $(BUILD)/dev/ccm-stream
+all: $(BUILD)/ccm-stream
+
 bench: ccm-early $(BENCH_BIN)
 	bench/run.sh
 

@@ -36,6 +36,7 @@ bench() {
 # shellcheck disable=SC2086 # BENCH_ARGS is a list of words
 bench "handshake over tcp on loopback ($CCM)" "$BENCH_DIR/handshake" $BENCH_ARGS "$CCM"
 bench "keeper: messages between clients, detection of a frozen partner" bench/keeper.sh
+bench "links: failover time of a cut link, two links against one (tcp, needs root)" bench/failover.sh
 # The rdma figures come from a lab guest (tests/vm), which runs the tree's
 # static ./ccm-early.
 bench "rdma in a Soft-RoCE guest (handshake, port window write and read)" bench/rdma.sh

@@ -3,6 +3,7 @@
 #include "handoff.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -886,7 +887,7 @@ static int write_all(int fd, const char *buf, size_t n)
 /* dir/name replaced atomically by buf: temp file, fsync, rename, fsync of
  * the directory (without the last, a crash could bring the old file back). */
 static int write_atomic(int dfd, const char *dir, const char *name,
-			const char *buf, size_t n, struct errbuf *e)
+			const char *buf, size_t n, bool durable, struct errbuf *e)
 {
 	char tmp[32];
 	const char *what;
@@ -906,7 +907,7 @@ static int write_atomic(int dfd, const char *dir, const char *name,
 		what = "write";
 		rc = write_all(fd, buf, n);
 	}
-	if (!rc) {
+	if (!rc && durable) {
 		what = "fsync";
 		rc = fsync(fd) < 0 ? -errno : 0;
 	}
@@ -922,12 +923,13 @@ static int write_atomic(int dfd, const char *dir, const char *name,
 		unlinkat(dfd, tmp, 0);
 		return errbuf_set(e, rc, "%s/%s: %s: %s", dir, name, what, strerror(-rc));
 	}
-	if (fsync(dfd) < 0)
+	if (durable && fsync(dfd) < 0)
 		return errbuf_set(e, -errno, "%s: fsync: %s", dir, strerror(errno));
 	return 0;
 }
 
-int handoff_write_at(int dfd, const char *dir, const struct handoff *h, struct errbuf *e)
+static int write_both(int dfd, const char *dir, const struct handoff *h, bool durable,
+		      struct errbuf *e)
 {
 	char *buf = malloc(HANDOFF_TEXT_MAX);
 	int n, rc = 0;
@@ -938,16 +940,26 @@ int handoff_write_at(int dfd, const char *dir, const struct handoff *h, struct e
 	 * state.json at least as new. */
 	n = handoff_format_json(h, buf, HANDOFF_TEXT_MAX);
 	if (n >= 0)
-		rc = write_atomic(dfd, dir, "state.json", buf, (size_t)n, e);
+		rc = write_atomic(dfd, dir, "state.json", buf, (size_t)n, durable, e);
 	if (n >= 0 && !rc)
 		n = handoff_format_shell(h, buf, HANDOFF_TEXT_MAX);
 	if (n >= 0 && !rc)
-		rc = write_atomic(dfd, dir, "state", buf, (size_t)n, e);
+		rc = write_atomic(dfd, dir, "state", buf, (size_t)n, durable, e);
 	if (n < 0)
 		rc = errbuf_set(e, n, "handoff: cannot format the state (%s)",
 				n == -ENOSPC ? "too large" : "invalid contents");
 	free(buf);
 	return rc;
+}
+
+int handoff_write_at(int dfd, const char *dir, const struct handoff *h, struct errbuf *e)
+{
+	return write_both(dfd, dir, h, true, e);
+}
+
+int handoff_refresh_at(int dfd, const char *dir, const struct handoff *h, struct errbuf *e)
+{
+	return write_both(dfd, dir, h, false, e);
 }
 
 int handoff_write(const char *dir, const struct handoff *h, struct errbuf *e)

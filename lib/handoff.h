@@ -161,6 +161,12 @@ int handoff_write(const char *dir, const struct handoff *h, struct errbuf *e);
  * /run that moved into the real root. */
 int handoff_write_at(int dfd, const char *dir, const struct handoff *h, struct errbuf *e);
 
+/* The same without the fsyncs, for what a keeper rewrites often (its links'
+ * states and counters): still atomic for readers, and the keeper's next
+ * durable write, or its next run, rewrites it anyway.  An fsync on a busy
+ * disk can block the keeper's loop for a second. */
+int handoff_refresh_at(int dfd, const char *dir, const struct handoff *h, struct errbuf *e);
+
 /* Create dir and its parents (mode 0755) if they are missing. */
 int handoff_mkdir(const char *dir, struct errbuf *e);
 

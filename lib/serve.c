@@ -157,7 +157,7 @@ static bool other_link_up(const struct session *s, int except)
 /* The handoff shows the links: rewrite it when one changes state. */
 static void links_changed(struct session *s)
 {
-	sess_write_handoff(s, s->handoff_state, s->handoff_error[0] ? s->handoff_error : NULL);
+	sess_refresh_handoff(s);
 	s->links_written_at = sess_now_ms();
 }
 
@@ -177,7 +177,8 @@ void serve_link_connected(struct session *s, int li)
 	/* The partner's status block over this link, at once: it is the
 	 * link's proof (serve_heartbeat_done). */
 	l->hb_posted = false;
-	l->hb_next = sess_now_ms();
+	l->hb_wanted_since = 0;
+	l->hb_next = l->last_progress = sess_now_ms();
 }
 
 static void send_link_joins(struct session *s)
@@ -236,6 +237,7 @@ void serve_connected(struct session *s)
 	s->was_lost = false;
 	s->hb_seen_at = now;
 	serve_handed_off(s, true);
+	links_changed(s);  /* the handoff was written before the links were up */
 }
 
 void serve_lost(struct session *s)
@@ -416,10 +418,7 @@ void serve_link_failed(struct session *s, int li, const char *why)
 	}
 	log_at(s->log, LOG_NOTE, "link %d down: %s; moving its traffic", li, why);
 	/* Ports first, so that what goes again goes where they now are. */
-	for (int c = 0; c < s->ports->nclients; c++)
-		for (int i = 0; i < s->ports->c[c].nports; i++)
-			if (s->ports->c[c].port[i].link == li)
-				s->ports->c[c].port[i].link = -1;
+	rebalance(s);
 	for (int i = 0; i < CLIENT_OPS_MAX; i++)
 		if (s->cops[i].used && s->cops[i].link == li)
 			order[n++] = &s->cops[i];
@@ -826,6 +825,7 @@ void serve_heartbeat_done(struct session *s, int li, int status)
 	uint64_t now = sess_now_ms();
 
 	l->hb_posted = false;
+	l->hb_wanted_since = 0;
 	l->hb_next = now + s->cfg->link_heartbeat_ms;
 	if (!s->handoff_connected)
 		return;
@@ -891,11 +891,23 @@ static void post_link_heartbeat(struct session *s, int li, uint64_t now)
 	struct link *l = &s->links[li];
 	uint8_t *buf = s->scratch + SCRATCH_HEARTBEAT + (size_t)li * LINK_HB_MAX;
 
+	if (!l->hb_wanted_since)
+		l->hb_wanted_since = now;
+	/* A link whose queue is full takes no READ: it is late all the same. */
 	if (tp_read(l->tp, &l->peer_win, 0, buf, hb_read_len(s),
-		    ((uint64_t)OP_HEARTBEAT << 32) | (uint32_t)li) == 0) {
+		    ((uint64_t)OP_HEARTBEAT << 32) | (uint32_t)li) == 0)
 		l->hb_posted = true;
-		l->hb_posted_at = now;
-	}
+	else
+		l->hb_next = now + s->cfg->link_heartbeat_ms;  /* try again then */
+}
+
+/* Late: its heartbeat has been due for link-misses intervals, and nothing
+ * else completed on it meanwhile either (a link busy with bulk data may
+ * queue the heartbeat behind it, but it moves). */
+static bool link_late(const struct session *s, const struct link *l, uint64_t now)
+{
+	return l->hb_wanted_since && now - l->hb_wanted_since > link_hb_limit(s) &&
+	       now - l->last_progress > link_hb_limit(s);
 }
 
 static void link_timers(struct session *s, int li, uint64_t now)
@@ -908,17 +920,17 @@ static void link_timers(struct session *s, int li, uint64_t now)
 		sess_link_connect(s, li);
 	if (!l->tp_up || l->h.state < LINK_VERIFYING)
 		return;
-	if (l->hb_posted && now - l->hb_posted_at > link_hb_limit(s)) {
+	if (link_late(s, l, now)) {
 		/* The last link is given up by the partner's heartbeat only:
 		 * a stall of a few ms must not cost the whole session. */
 		if (l->h.state != LINK_UP || other_link_up(s, li)) {
 			char why[64];
 
 			snprintf(why, sizeof(why), "no heartbeat for %llu ms",
-				 (unsigned long long)(now - l->hb_posted_at));
+				 (unsigned long long)(now - l->hb_wanted_since));
 			serve_link_failed(s, li, why);
+			return;
 		}
-		return;
 	}
 	if (!l->hb_posted && now >= l->hb_next)
 		post_link_heartbeat(s, li, now);
@@ -992,8 +1004,16 @@ uint64_t serve_next_deadline(const struct session *s, uint64_t next)
 				next = earlier(next, l->h.retry_at);
 			if (!l->tp_up || l->h.state < LINK_VERIFYING)
 				continue;
-			next = earlier(next, l->hb_posted ? l->hb_posted_at + link_hb_limit(s) + 1
-							  : l->hb_next);
+			if (!l->hb_posted)
+				next = earlier(next, l->hb_next);
+			/* Only a lateness that would fail the link wakes us:
+			 * the last one waits for the partner's heartbeat. */
+			if (l->hb_wanted_since && (l->h.state != LINK_UP || other_link_up(s, i))) {
+				uint64_t from = l->hb_wanted_since > l->last_progress
+						? l->hb_wanted_since : l->last_progress;
+
+				next = earlier(next, from + link_hb_limit(s) + 1);
+			}
 		}
 		for (int i = 0; i < s->rel.nsent && !s->unreachable; i++)
 			next = earlier(next, s->rel.sent[i].sent_at + RESEND_AFTER_MS);

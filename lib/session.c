@@ -87,7 +87,8 @@ void sess_fill_handoff(const struct session *s, struct handoff *h, enum handoff_
 	}
 }
 
-int sess_write_handoff(struct session *s, enum handoff_state state, const char *error)
+static int write_handoff(struct session *s, enum handoff_state state, const char *error,
+			 bool durable)
 {
 	struct handoff *h = malloc(sizeof(*h));
 	struct errbuf e;
@@ -100,13 +101,25 @@ int sess_write_handoff(struct session *s, enum handoff_state state, const char *
 	s->handoff_state = state;
 	snprintf(s->handoff_error, sizeof(s->handoff_error), "%s", error ? error : "");
 	sess_fill_handoff(s, h, state, error);
-	r = handoff_write_at(s->state_dirfd, s->state_dir, h, &e);
+	r = durable ? handoff_write_at(s->state_dirfd, s->state_dir, h, &e)
+		    : handoff_refresh_at(s->state_dirfd, s->state_dir, h, &e);
 	if (r < 0)
 		log_at(s->log, LOG_ERR, "cannot write the handoff: %s", e.msg);
 	else
 		log_at(s->log, LOG_DEBUG, "handoff written: %s", handoff_state_name(state));
 	free(h);
 	return r;
+}
+
+int sess_write_handoff(struct session *s, enum handoff_state state, const char *error)
+{
+	return write_handoff(s, state, error, true);
+}
+
+int sess_refresh_handoff(struct session *s)
+{
+	return write_handoff(s, s->handoff_state, s->handoff_error[0] ? s->handoff_error : NULL,
+			     false);
 }
 
 /* --- the status block ---------------------------------------------------------- */
@@ -773,6 +786,8 @@ static void on_tp_event(struct session *s, int li, const struct tp_event *ev)
 			fail_hs_op(s);
 		break;
 	case TP_EV_OP_DONE:
+		if (ev->status == 0)
+			l->last_progress = sess_now_ms();
 		on_op_done(s, li, ev);
 		break;
 	case TP_EV_MESSAGE:

@@ -67,7 +67,10 @@ struct link {
 	uint64_t connect_deadline;
 	struct tp_remote peer_win; /* the partner's status window over it */
 	bool hb_posted;
-	uint64_t hb_posted_at, hb_next;
+	uint64_t hb_wanted_since;  /* a heartbeat READ is due since (0: none);
+	                              it may not get posted on a full link */
+	uint64_t hb_next;
+	uint64_t last_progress;    /* an operation on it last completed */
 	uint8_t *early_join;       /* the partner's LINK_JOIN, come before we
 	                              were connected */
 	uint32_t early_join_len;
@@ -192,6 +195,8 @@ struct session {
 
 uint64_t sess_now_ms(void);
 int sess_write_handoff(struct session *s, enum handoff_state state, const char *error);
+/* The same state again with the links as they are now, without fsync. */
+int sess_refresh_handoff(struct session *s);
 void sess_fill_handoff(const struct session *s, struct handoff *h, enum handoff_state state,
 		       const char *error);
 void sess_finish(struct session *s, int code, const char *error);

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# bench/failover.sh: what a failing interconnect costs a client, with the
+# static binaries (make ccm-early bench): two keepers on loopback (node A
+# 127.0.0.2, node B 127.0.0.3) joined by TCP links, a link cut silently by
+# nftables (its packets dropped on arrival, no RST; needs root):
+#   failover    standby policy, link 0 preferred, one client doing
+#               back-to-back 64-byte writes; link 0 cut: from the cut to
+#               the first write done over link 1, CUTS cuts (restored, and
+#               the port back on link 0, between cuts), at
+#               link-heartbeat-ms 10 (the default), 5 and 20, against the
+#               detection bound link-heartbeat-ms x link-misses;
+#               goal: median <= 50 ms at the defaults
+#   throughput  64 KiB writes, 4 in flight on each of 8 ports, two links
+#               (balance) against one link, rounds interleaved;
+#               goal: ratio >= 1.7 where the links are independent
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+CCM=$(readlink -f -- "${CCM:-$top/ccm-early}")
+FO=$top/build/bench/failover
+CUTS=${CUTS:-20} MISSES=${MISSES:-3} DAMP_MS=${DAMP_MS:-300}
+TPUT_SECS=${TPUT_SECS:-3} ROUNDS=${ROUNDS:-3} PARTS=${PARTS:-failover throughput}
+if ! [ -x "$CCM" ] || ! [ -x "$FO" ]; then
+	echo "bench/failover.sh: make ccm-early bench first" >&2
+	exit 1
+fi
+"$CCM" connect --help 2>&1 | grep -q -- '--link LOCAL' ||
+	{ echo "bench/failover.sh: $CCM has no --link" >&2; exit 1; }
+tmp=$(mktemp -d /dev/shm/ccm-bench-failover.XXXXXX)
+table=ccm_bench_$$
+port=$(( 26000 + $$ % 3000 ))
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	nft delete table inet "$table" 2>/dev/null || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+# The cut: TCP ports in the set @cut are dropped between the two
+# addresses.  Every loopback packet passes prerouting, both directions.
+nft -f - <<EOF || { echo "bench/failover.sh: cannot set up nftables (root?)" >&2; exit 1; }
+table inet $table {
+	set cut { type inet_service; }
+	chain pre {
+		type filter hook prerouting priority raw; policy accept;
+		ip saddr 127.0.0.2-127.0.0.3 ip daddr 127.0.0.2-127.0.0.3 tcp dport @cut drop
+		ip saddr 127.0.0.2-127.0.0.3 ip daddr 127.0.0.2-127.0.0.3 tcp sport @cut drop
+	}
+}
+EOF
+
+# pair NAME CLIENT-PORTS CLIENT-SIZE LINK-PORT... -- KEEPER-ARGS: two
+# keepers, $tmp/NAME/{a,b}, with one link per LINK-PORT (link 0 given
+# priority 1, so that standby prefers it), one client "bench".
+pair() {
+	local name=$1 nports=$2 size=$3 n id me peer lp i prio
+	local -a links
+	shift 3
+	for n in a b; do
+		mkdir -p "$tmp/$name/$n/clients"
+		printf 'ports = %s\nport-size = %s\n' "$nports" "$size" >"$tmp/$name/$n/clients/bench.conf"
+	done
+	for n in a b; do
+		if [ $n = a ]; then id=1 me=127.0.0.2 peer=127.0.0.3; else id=2 me=127.0.0.3 peer=127.0.0.2; fi
+		links=() i=0
+		for lp in "$@"; do
+			[ "$lp" = -- ] && break
+			prio=""
+			[ $i != 0 ] || prio=,priority=1
+			links+=(--link "$me:$lp=$peer:$lp$prio")
+			i=$((i + 1))
+		done
+		"$CCM" connect --node-id $id "${links[@]}" --clients "$tmp/$name/$n/clients" \
+			--state-dir "$tmp/$name/$n/run" --foreground "${@:i+2}" 2>"$tmp/$name/$n.log" &
+		pids+=($!)
+	done
+	for n in a b; do
+		for _ in $(seq 1 300); do
+			grep -qx "CCM_STATE='connected'" "$tmp/$name/$n/run/state" 2>/dev/null && continue 2
+			sleep 0.05
+		done
+		echo "bench/failover.sh: $name: node $n did not connect" >&2
+		cat "$tmp/$name/$n.log" >&2
+		return 1
+	done
+}
+
+# Stop the last two keepers started.
+unpair() {
+	local p
+	for p in "${pids[@]: -2}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+	pids=("${pids[@]:0:${#pids[@]}-2}")
+}
+
+median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
+# --- failover -------------------------------------------------------------------
+for hb in 10 5 20; do
+	case " $PARTS " in *" failover "*) ;; *) break ;; esac
+	port=$((port + 2))
+	name=fo$hb
+	pair $name 1 4K $port $((port + 1)) -- --link-policy standby --link-heartbeat-ms $hb \
+		--link-misses "$MISSES" --link-damp-ms "$DAMP_MS"
+	d=$tmp/$name
+	# Ready: the port is on link 0 on both nodes, nothing on link 1.
+	ready="grep -qx \"CCM_LINK_0_PORTS='1'\" $d/a/run/state && grep -qx \"CCM_LINK_0_PORTS='1'\" $d/b/run/state"
+	ready="$ready && grep -qx \"CCM_LINK_0_STATE='up'\" $d/a/run/state && grep -qx \"CCM_LINK_0_STATE='up'\" $d/b/run/state"
+	if ! "$FO" cut --state-dir "$d/a/run" --cuts "$CUTS" \
+		--cut "nft add element inet $table cut '{ $port }'" \
+		--restore "nft delete element inet $table cut '{ $port }'" --ready "$ready" >"$d/out"; then
+		echo "bench/failover.sh: the cuts failed at link-heartbeat-ms $hb" >&2
+		tail -n 20 "$d/a.log" "$d/b.log" >&2
+		exit 1
+	fi
+	unpair
+	awk -v hb="$hb" -v k="$MISSES" '/^failover:/ {
+		printf "failover: link-heartbeat-ms %d x link-misses %d = %d ms bound: %d cuts, median %.1f ms, worst %.1f ms, median/bound %.2f%s\n",
+			hb, k, hb * k, $2, $5, $8, $5 / (hb * k), hb == 10 ? " (goal: median <= 50 ms)" : "" }' "$d/out"
+done
+
+# --- throughput -------------------------------------------------------------------
+case " $PARTS " in *" throughput "*) ;; *) exit 0 ;; esac
+port=$((port + 2))
+pair two 8 1M $port $((port + 1)) -- --link-policy balance
+pair one 8 1M $((port + 2)) --
+for r in $(seq 1 "$ROUNDS"); do
+	for name in two one; do
+		"$FO" tput --state-dir "$tmp/$name/a/run" --seconds "$TPUT_SECS" --size 65536 --depth 4 \
+			>"$tmp/$name.tput.$r" || {
+			echo "bench/failover.sh: throughput over $name failed" >&2
+			tail -n 20 "$tmp/$name/a.log" "$tmp/$name/b.log" >&2
+			exit 1
+		}
+	done
+done
+two=$(cat "$tmp"/two.tput.* | awk '{ print $2 }' | median)
+one=$(cat "$tmp"/one.tput.* | awk '{ print $2 }' | median)
+grep -h . "$tmp"/two.tput.1 "$tmp"/one.tput.1 | sed 's/^/  /'
+awk -v a="$two" -v b="$one" -v cpus="$(nproc)" 'BEGIN {
+	printf "throughput: two links (balance) %.0f MB/s, one link %.0f MB/s, ratio %.2f (goal >= 1.7 where the links are independent)\n", a, b, a / b
+	printf "  here both links are TCP over loopback: the same %d CPU(s) carry both, so the ratio\n  shows what two links cost or gain in the keepers, not two links'\''s capacity\n", cpus }'
