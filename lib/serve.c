@@ -16,6 +16,9 @@
 #include "sdnotify.h"
 #include "session_int.h"
 
+static void complete_op(struct session *s, struct client_op *op, int status);
+static int repost_ops(struct session *s, int from);
+
 int serve_open(struct session *s, struct errbuf *e)
 {
 	return keeper_open(s->state_dir, &s->keeper, e);
@@ -242,7 +245,11 @@ void serve_connected(struct session *s)
 
 void serve_lost(struct session *s)
 {
-	/* Unreachable, the clients have been told already. */
+	/* Unreachable, the clients have been told already; what was held for
+	 * the partner's return fails now. */
+	for (int i = 0; i < CLIENT_OPS_MAX; i++)
+		if (s->cops[i].used && s->cops[i].link == -1)
+			complete_op(s, &s->cops[i], -ECONNABORTED);
 	if (!s->unreachable)
 		tell_all(s, CTL_EV_PARTNER_LOST, -1);
 	s->was_lost = true;
@@ -297,10 +304,12 @@ static void resume(struct session *s, int li)
 	s->was_lost = false;
 	s->hb_seen_at = now;
 	s->hs_link = li;
-	/* What the partner had not acknowledged goes again now. */
+	/* What the partner had not acknowledged goes again now, and the
+	 * operations held meanwhile. */
 	for (int i = 0; i < s->rel.nsent; i++)
 		s->rel.sent[i].sent_at = now - RESEND_AFTER_MS;
 	tell_all(s, CTL_EV_PARTNER_BACK, -1);
+	repost_ops(s, -1);
 	sess_write_handoff(s, HANDOFF_CONNECTED, NULL);
 }
 
@@ -373,13 +382,41 @@ static int post_client_op(struct session *s, struct client_op *op)
 	return 0;
 }
 
-static void complete_op(struct session *s, struct client_op *op, int status);
-
 static struct port *port_of(struct session *s, const char *client, uint16_t port)
 {
 	struct port_client *pc = ports_find(s->ports, client);
 
 	return pc && port < pc->nports ? &pc->port[port] : NULL;
+}
+
+/* Post again the clients' operations that were on link `from` (-1: those
+ * held while the partner was unreachable), in the order they were first
+ * posted: a later write to the same bytes must still land last.  Returns
+ * how many went. */
+static int repost_ops(struct session *s, int from)
+{
+	struct client_op *order[CLIENT_OPS_MAX];
+	int n = 0, again = 0;
+
+	for (int i = 0; i < CLIENT_OPS_MAX; i++)
+		if (s->cops[i].used && s->cops[i].link == from)
+			order[n++] = &s->cops[i];
+	for (int i = 1; i < n; i++)
+		for (int j = i; j > 0 && order[j]->order < order[j - 1]->order; j--) {
+			struct client_op *t = order[j];
+
+			order[j] = order[j - 1];
+			order[j - 1] = t;
+		}
+	for (int i = 0; i < n; i++) {
+		int r = post_client_op(s, order[i]);
+
+		if (r < 0)
+			complete_op(s, order[i], r);
+		else
+			again++;
+	}
+	return again;
 }
 
 /* A link failed with the session up: its ports go to the others, what was
@@ -391,8 +428,7 @@ void serve_link_failed(struct session *s, int li, const char *why)
 	struct link *l = &s->links[li];
 	bool was_up = l->h.state == LINK_UP;
 	uint64_t now = sess_now_ms();
-	struct client_op *order[CLIENT_OPS_MAX];
-	int n = 0, again = 0;
+	int again;
 
 	if (l->tp_up || l->connecting)
 		tp_disconnect(l->tp);  /* its late completions are ignored */
@@ -419,26 +455,7 @@ void serve_link_failed(struct session *s, int li, const char *why)
 	log_at(s->log, LOG_NOTE, "link %d down: %s; moving its traffic", li, why);
 	/* Ports first, so that what goes again goes where they now are. */
 	rebalance(s);
-	for (int i = 0; i < CLIENT_OPS_MAX; i++)
-		if (s->cops[i].used && s->cops[i].link == li)
-			order[n++] = &s->cops[i];
-	/* In the order they were posted: a later write to the same bytes
-	 * must still land last. */
-	for (int i = 1; i < n; i++)
-		for (int j = i; j > 0 && order[j]->order < order[j - 1]->order; j--) {
-			struct client_op *t = order[j];
-
-			order[j] = order[j - 1];
-			order[j - 1] = t;
-		}
-	for (int i = 0; i < n; i++) {
-		int r = post_client_op(s, order[i]);
-
-		if (r < 0)
-			complete_op(s, order[i], r);
-		else
-			again++;
-	}
+	again = repost_ops(s, li);
 	for (int i = 0; i < s->rel.nsent; i++) {
 		struct sent_msg *m = &s->rel.sent[i];
 
@@ -511,6 +528,12 @@ static void attach(struct session *s, const struct keeper_req *r)
 	if (a.partner_ready) {
 		struct ctl_event ev = { .type = CTL_EV_PARTNER_READY, .partner_node = a.partner_node,
 					.partner_epoch = a.partner_epoch };
+
+		keeper_reply(s->keeper, r->conn, CTL_EVENT, &ev, sizeof(ev));
+	} else if (s->handoff_connected && s->unreachable) {
+		/* So that the PARTNER_BACK it will hear has a LOST before it. */
+		struct ctl_event ev = { .type = CTL_EV_PARTNER_LOST, .partner_node = s->ex->peer.node_id,
+					.partner_epoch = s->ex->peer.epoch };
 
 		keeper_reply(s->keeper, r->conn, CTL_EVENT, &ev, sizeof(ev));
 	}
@@ -724,6 +747,12 @@ void serve_op_done(struct session *s, int li, uint32_t id, int status)
 	if (!op || !op->used || op->link != li || op->gen != gen)
 		return;
 	h->out_bytes -= op->len < h->out_bytes ? op->len : h->out_bytes;
+	if (status < 0 && s->unreachable) {
+		/* Held until the partner is back (then posted again) or the
+		 * session ends (then failed). */
+		op->link = -1;
+		return;
+	}
 	if (status < 0 && s->handoff_connected && other_link_up(s, li)) {
 		/* The link is failing: this operation goes again elsewhere,
 		 * with all else it had. */

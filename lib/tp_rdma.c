@@ -22,6 +22,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +84,28 @@ struct rdma_pending {
 
 enum active_state { ACT_IDLE, ACT_RESOLVING, ACT_CONNECTING, ACT_UP };
 
+/* Destroying a queue pair can block for seconds in the kernel: rxe waits
+ * for the packets it still holds, and a link that lost its carrier does
+ * not let them go.  The event loop must not wait -- the other links, the
+ * heartbeat and the clients depend on it -- so a connection that goes is
+ * moved to the error state (that does not block; its work requests
+ * complete flushed, with generations that are stale by then) and this
+ * thread destroys its queue pair and CM id.  Its buffers come back to the
+ * loop, which frees them: a message handed out of them may still be read
+ * until the next progress. */
+#define REAPER_MAX 16
+
+struct reaper {
+	pthread_t thread;
+	bool started, stopping;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct rdma_conn grave[REAPER_MAX];  /* to destroy */
+	int ngrave;
+	struct rdma_conn done[REAPER_MAX];   /* destroyed; buffers to free */
+	int ndone;
+};
+
 struct tp_rdma {
 	struct tp base;
 	struct tp_config cfg;
@@ -106,6 +129,7 @@ struct tp_rdma {
 	struct ibv_mr *send_mr;
 	uint32_t send_gen[RDMA_SEND_SLOTS];  /* 0 = free */
 	struct tp_evq evq;
+	struct reaper reaper;
 };
 
 static struct tp_rdma *to_rdma(struct tp *t)
@@ -165,18 +189,128 @@ static const uint8_t *priv_body(const void *data, uint8_t len, size_t want)
 
 /* --- connections ---------------------------------------------------------------- */
 
-static void conn_destroy(struct tp_rdma *t, struct rdma_conn *c)
+static void conn_free_buffers(struct rdma_conn *c)
+{
+	if (c->recv_mr)
+		ibv_dereg_mr(c->recv_mr);
+	free(c->recv);
+	memset(c, 0, sizeof(*c));
+}
+
+static void conn_destroy_now(struct rdma_conn *c)
 {
 	if (c->id) {
 		if (c->id->qp)
 			rdma_destroy_qp(c->id);
 		rdma_destroy_id(c->id);
 	}
-	if (c->recv_mr)
-		ibv_dereg_mr(c->recv_mr);
-	free(c->recv);
-	memset(c, 0, sizeof(*c));
-	(void)t;
+	conn_free_buffers(c);
+}
+
+static void *reaper_main(void *arg)
+{
+	struct reaper *r = arg;
+
+	pthread_mutex_lock(&r->lock);
+	for (;;) {
+		struct rdma_conn c;
+
+		while (!r->ngrave && !r->stopping)
+			pthread_cond_wait(&r->cond, &r->lock);
+		if (!r->ngrave)
+			break;
+		c = r->grave[--r->ngrave];
+		pthread_mutex_unlock(&r->lock);
+		if (c.id->qp)
+			rdma_destroy_qp(c.id);
+		rdma_destroy_id(c.id);
+		c.id = NULL;
+		pthread_mutex_lock(&r->lock);
+		/* There is room: done holds no more than grave did. */
+		r->done[r->ndone++] = c;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+static bool reaper_start(struct reaper *r)
+{
+	if (r->started)
+		return true;
+	if (pthread_mutex_init(&r->lock, NULL))
+		return false;
+	if (pthread_cond_init(&r->cond, NULL)) {
+		pthread_mutex_destroy(&r->lock);
+		return false;
+	}
+	if (pthread_create(&r->thread, NULL, reaper_main, r)) {
+		pthread_cond_destroy(&r->cond);
+		pthread_mutex_destroy(&r->lock);
+		return false;
+	}
+	r->started = true;
+	return true;
+}
+
+/* Free the buffers of the connections the reaper has finished. */
+static void reaper_collect(struct reaper *r)
+{
+	struct rdma_conn done[REAPER_MAX];
+	int n;
+
+	if (!r->started)
+		return;
+	pthread_mutex_lock(&r->lock);
+	n = r->ndone;
+	memcpy(done, r->done, sizeof(done[0]) * (size_t)n);
+	r->ndone = 0;
+	pthread_mutex_unlock(&r->lock);
+	for (int i = 0; i < n; i++)
+		conn_free_buffers(&done[i]);
+}
+
+/* Wait for everything handed to the reaper, and end it. */
+static void reaper_stop(struct reaper *r)
+{
+	if (!r->started)
+		return;
+	pthread_mutex_lock(&r->lock);
+	r->stopping = true;
+	pthread_cond_signal(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+	pthread_join(r->thread, NULL);
+	reaper_collect(r);
+	pthread_cond_destroy(&r->cond);
+	pthread_mutex_destroy(&r->lock);
+	r->started = false;
+}
+
+/* Let a connection go without waiting for the kernel (see struct reaper). */
+static void conn_destroy(struct tp_rdma *t, struct rdma_conn *c)
+{
+	struct reaper *r = &t->reaper;
+	bool queued = false;
+
+	if (!c->id || !reaper_start(r)) {
+		conn_destroy_now(c);
+		return;
+	}
+	if (c->id->qp) {
+		struct ibv_qp_attr a = { .qp_state = IBV_QPS_ERR };
+
+		ibv_modify_qp(c->id->qp, &a, IBV_QP_STATE);
+	}
+	pthread_mutex_lock(&r->lock);
+	if (r->ngrave + r->ndone < REAPER_MAX) {
+		r->grave[r->ngrave++] = *c;
+		pthread_cond_signal(&r->cond);
+		queued = true;
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (queued)
+		memset(c, 0, sizeof(*c));
+	else
+		conn_destroy_now(c);  /* the reaper is that far behind: wait */
 }
 
 static int post_recv(struct tp_rdma *t, struct rdma_conn *c, int slot)
@@ -742,6 +876,7 @@ static int rdma_tp_progress(struct tp *tp, struct tp_event *out, int max)
 	struct tp_rdma *t = to_rdma(tp);
 	struct rdma_cm_event *e;
 
+	reaper_collect(&t->reaper);
 	/* Messages handed out last time have been consumed: their buffers
 	 * go back to the partner's connection. */
 	for (int i = 0; i < RDMA_PASSIVE_MAX; i++)
@@ -773,9 +908,11 @@ static void rdma_tp_destroy(struct tp *tp)
 {
 	struct tp_rdma *t = to_rdma(tp);
 
-	conn_destroy(t, &t->act);
+	/* Everything goes now, in order: the queue pairs before their CQ. */
+	reaper_stop(&t->reaper);
+	conn_destroy_now(&t->act);
 	for (int i = 0; i < RDMA_PASSIVE_MAX; i++)
-		conn_destroy(t, &t->pas[i]);
+		conn_destroy_now(&t->pas[i]);
 	for (int i = 0; i < RDMA_REGIONS_MAX; i++)
 		if (t->regions[i].used)
 			ibv_dereg_mr(t->regions[i].mr);

@@ -12,6 +12,8 @@
 #                                 (guest b, if delayed, is started by vm_wait
 #                                 or vm_start_b); then vm_monitor, vm_wait
 #   vm_monitor ROLE 'CMD'         a qemu monitor command (e.g. set_link n0 off)
+#   vm_set_link ROLE LINK on|off  dgram: connect or cut link LINK at ROLE's
+#                                 end (its netdev nLINK; the NIC is nicLINK)
 #   vm_wait                       wait for every guest, kill what is left,
 #                                 return 0 only if every guest ran its
 #                                 scenario and wrote ROLE.rc = 0; else print
@@ -78,7 +80,7 @@ vm_boot() {
 			shift $((2 * i))
 			if [ "$role" = a ]; then pl=$1 pr=$2; else pl=$2 pr=$1; fi
 			net+=(-netdev "dgram,id=n$i,local.type=inet,local.host=127.0.0.1,local.port=$pl,remote.type=inet,remote.host=127.0.0.1,remote.port=$pr"
-				-device "virtio-net-pci,netdev=n$i,mac=52:54:00:cc:$(printf %02x "$i"):0$([ "$role" = a ] && echo 1 || echo 2)")
+				-device "virtio-net-pci,id=nic$i,netdev=n$i,mac=52:54:00:cc:$(printf %02x "$i"):0$([ "$role" = a ] && echo 1 || echo 2)")
 		done
 	fi
 	words="console=ttyS0 panic=-1 quiet role=$role topo=$_vm_topo links=$_vm_links ccm_script=$_vm_script $_vm_append"
@@ -180,6 +182,17 @@ out = until_prompt().decode(errors="replace")
 lines = [l for l in out.replace("\r", "").split("\n") if l and "(qemu)" not in l and "\x1b" not in l]
 print("\n".join(lines))
 EOF
+}
+
+# vm_set_link ROLE LINK on|off: set_link on link LINK's netdev at ROLE's
+# end. qemu drops every frame to and from that NIC while it is off, and the
+# guest sees its carrier go; the partner's NIC keeps its carrier, as with a
+# cable cut beyond the near switch. 1 when the monitor answered anything
+# (set_link is silent when it worked).
+vm_set_link() {
+	local out
+	out=$(vm_monitor "$1" "set_link n$2 $3") || return 1
+	[ -z "$out" ] || { vm_log "set_link n$2 $3 on $1: $out"; return 1; }
 }
 
 # _vm_pid ROLE: the pid of ROLE's guest.
