@@ -188,12 +188,8 @@ static void send_link_joins(struct session *s)
 {
 	struct wire_msg *m = s->decoded;  /* free: the partner's PORTS was taken */
 	const char *shared[2 * CCM_CLIENTS_MAX + 1];
-	int n = 0;
 
-	for (int i = 0; i < s->ex->nmatch; i++)
-		if (s->ex->match[i].status == MATCH_OK)
-			shared[n++] = s->ex->match[i].name;
-	shared[n] = NULL;
+	sess_shared_names(s, shared);
 	for (int li = 0; li < s->nlinks; li++) {
 		if (li == s->hs_link)
 			continue;
@@ -317,7 +313,7 @@ void serve_link_join(struct session *s, int arrived, const struct wire_msg *m, c
 		     uint32_t len)
 {
 	const char *shared[2 * CCM_CLIENTS_MAX + 1];
-	int li = m->u.ports.link, n = 0;
+	int li = m->u.ports.link;
 	struct errbuf e;
 
 	if (li >= s->nlinks) {
@@ -337,10 +333,7 @@ void serve_link_join(struct session *s, int arrived, const struct wire_msg *m, c
 		s->links[li].early_join_len = len;
 		return;
 	}
-	for (int i = 0; i < s->ex->nmatch; i++)
-		if (s->ex->match[i].status == MATCH_OK)
-			shared[n++] = s->ex->match[i].name;
-	shared[n] = NULL;
+	sess_shared_names(s, shared);
 	if (ports_set_remote(s->ports, shared, &m->u.ports, 0, &e) < 0) {
 		log_at(s->log, LOG_ERR, "partner's LINK_JOIN for link %d (over link %d) refused: %s",
 		       li, arrived, e.msg);

@@ -437,7 +437,7 @@ static void check_ready(struct session *s)
 }
 
 /* The names of the clients both sides have, NULL-terminated. */
-static void shared_names(const struct session *s, const char *names[2 * CCM_CLIENTS_MAX + 1])
+void sess_shared_names(const struct session *s, const char *names[2 * CCM_CLIENTS_MAX + 1])
 {
 	int n = 0;
 
@@ -466,7 +466,7 @@ static void create_ports(struct session *s)
 			       m->name, client_match_name(m->status), m->nports, m->port_size,
 			       m->remote_nports, m->remote_port_size);
 	}
-	shared_names(s, shared);
+	sess_shared_names(s, shared);
 	ports_to_wire(s->ports, shared, s->hs_link >= 0 ? s->hs_link : 0, ours);
 	ex_ports_created(s->ex, ours);
 }
@@ -509,7 +509,7 @@ static void after_exchange_step(struct session *s)
 	if (s->ex->phase == EX_DONE && !s->ports_checked) {
 		const char *shared[2 * CCM_CLIENTS_MAX + 1];
 
-		shared_names(s, shared);
+		sess_shared_names(s, shared);
 		if (s->ex->peer_ports.link >= s->nlinks) {
 			ex_fail(s->ex, DECLINE_MALFORMED, "PORTS for link %u; we have %d link(s)",
 				s->ex->peer_ports.link, s->nlinks);

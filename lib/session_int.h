@@ -203,6 +203,8 @@ void sess_finish(struct session *s, int code, const char *error);
 void sess_terminate(struct session *s);
 void sess_lose_partner(struct session *s, const char *why);
 int sess_send_wire(struct session *s, const struct wire_msg *m);
+/* The names of the clients both sides have, NULL-terminated. */
+void sess_shared_names(const struct session *s, const char *names[2 * CCM_CLIENTS_MAX + 1]);
 int sess_send_on(struct session *s, int link, const uint8_t *frame, uint32_t len);
 void sess_link_connect(struct session *s, int link);
 
