@@ -843,8 +843,9 @@ static void on_tp_event(struct session *s, int li, const struct tp_event *ev)
 			hs_feed(s, &lost);
 		break;
 	case TP_EV_REJECTED:
-		log_at(s->log, LOG_ERR, "dropped a connection that sent a malformed frame: %s",
-		       ev->detail);
+		/* The detail says why: a malformed frame, or no resources
+		 * to take the connection. */
+		log_at(s->log, LOG_ERR, "link %d: refused a connection to us: %s", li, ev->detail);
 		break;
 	}
 }
