@@ -299,7 +299,7 @@ test_hostile_partner_then_real_one() {
 	start_node b
 	assert_pair_connected
 	stop_pair
-	assertContains "$(cat "$t/a/log")" "malformed"
+	assertContains "$(cat "$t/a/log")" "refused a connection to us"
 }
 
 . shunit2
