@@ -4,16 +4,18 @@
 #   ccm-connect            run `ccm-early connect` now: the one-time initqueue
 #                          job (dracut's init), or ExecStart of
 #                          ccm-early.service (systemd initramfs)
-#   ccm-connect settled    initqueue/settled: once the listen address is
-#                          configured, queue the one-time job
+#   ccm-connect settled    initqueue/settled: once the listen address (with
+#                          links: every link's LOCAL) is configured, queue
+#                          the one-time job
 #   ccm-connect timeout    initqueue/timeout: the network did not bring the
 #                          listen address up in time
 #
 # Settings: /etc/ccm/ccm.conf in the image, overridden by the rd.ccm.*
 # arguments that parse-ccm.sh validated into /run/ccm/cmdline.conf (passed
-# as options).  The state directory is always /run/ccm, the directory the
-# real root inherits.  The timeout is rd.ccm.timeout, else ccm.conf's, else
-# 60 s.
+# as options) and /run/ccm/cmdline.links (each line one --link, in order).
+# The state directory is always /run/ccm, the directory the real root
+# inherits.  The timeout is rd.ccm.timeout, else ccm.conf's, else 60 s.
+# Soft-RoCE devices first, from /run/ccm/cmdline.rxe (rd.ccm.rxe).
 #
 # ccm-early connect exits (README, "Exit codes of connect"):
 #   0  connected                        info, boot on
@@ -27,11 +29,20 @@
 # dracut's initqueue does not finish either.
 #
 # Exit status: 0, or 1 after die.  Runs once: /run/ccm/connect.done.
+#
+# The commands it runs besides ccm-early come from variables, so that the
+# tests (tests/dracut) can stand in for them and never touch the host's
+# kernel: CCM_MODPROBE (modprobe), CCM_RDMA (iproute2's rdma), CCM_CONSOLE
+# (/dev/console: where ccm-early writes in a systemd initramfs, see
+# ccm_run_early).
 
 command -v getarg > /dev/null || . /lib/dracut-lib.sh
 command -v ccm_valid_addr > /dev/null || . /lib/ccm-lib.sh
 
 CCM_EARLY=${CCM_EARLY:-/usr/sbin/ccm-early}
+CCM_MODPROBE=${CCM_MODPROBE:-modprobe}
+CCM_RDMA=${CCM_RDMA:-rdma}
+CCM_CONSOLE=${CCM_CONSOLE:-/dev/console}
 
 ccm_required=0
 getargbool 0 rd.ccm.required && ccm_required=1
@@ -53,22 +64,63 @@ ccm_handoff() {
     (. "$CCM_RUN_DIR/state" 2> /dev/null && eval "printf '%s' \"\${$1:-}\"")
 }
 
-ccm_listen_host() {
-    _ccm_listen=$(ccm_setting listen) || return 1
-    ccm_valid_addr "$_ccm_listen" || return 1
-    ccm_addr_host "$_ccm_listen"
+# The local addresses ccm-early will listen on, one host a line: each
+# link's LOCAL (rd.ccm.link, else ccm.conf's `link` lines), else the listen
+# address.  Status 1 when there is none (ccm-early will say why).
+ccm_local_hosts() {
+    _ccm_links=
+    if [ -s "$CCM_LINKS" ]; then
+        _ccm_links=$(cat "$CCM_LINKS")
+    elif ! ccm_conf_get listen "$CCM_FRAGMENT" > /dev/null; then
+        _ccm_links=$(ccm_conf_get_all link "$CCM_CONF")
+    fi
+    if [ -z "$_ccm_links" ]; then
+        _ccm_listen=$(ccm_setting listen) || return 1
+        ccm_valid_addr "$_ccm_listen" || return 1
+        ccm_addr_host "$_ccm_listen"
+        echo
+        return 0
+    fi
+    _ccm_any=1
+    while IFS= read -r _ccm_l; do
+        ccm_valid_link "$_ccm_l" || continue
+        ccm_addr_host "${_ccm_l%%=*}"
+        echo
+        _ccm_any=0
+    done << EOF
+$_ccm_links
+EOF
+    return $_ccm_any
 }
 
-# ccm_wait_listen SEC: wait until the listen address is configured, up to
-# SEC seconds (0: forever).  Only in a systemd initramfs: there the unit is
-# ordered after the network, and this covers a late address (IPv6 duplicate
-# address detection, a slow DHCP lease).  In dracut's init the settled hook
-# does the waiting, outside the queue that brings the network up.
+# ccm_all_local: every address ccm-early will listen on is configured
+# (ccm-early binds them all as it starts).  When one is not: status 1, and
+# ccm_missing names it.  Nothing to check: status 0.
+ccm_all_local() {
+    ccm_missing=
+    _ccm_hosts=$(ccm_local_hosts) || return 0
+    for _ccm_h in $_ccm_hosts; do
+        if ! ccm_addr_is_local "$_ccm_h"; then
+            ccm_missing=$_ccm_h
+            return 1
+        fi
+    done
+    return 0
+}
+
+# ccm_wait_listen SEC: wait until the listen addresses are configured, up
+# to SEC seconds (0: forever).  Only in a systemd initramfs: there the unit
+# is ordered after the network, and this covers a late address (IPv6
+# duplicate address detection, a slow DHCP lease).  In dracut's init the
+# settled hook does the waiting, outside the queue that brings the network
+# up.
 ccm_wait_listen() {
     ccm_waited=0
-    _ccm_host=$(ccm_listen_host) || return 0
+    # Up already: no time taken off the timeout (the clock has whole
+    # seconds only).
+    ccm_all_local && return 0
     _ccm_t0=$(ccm_now)
-    until ccm_addr_is_local "$_ccm_host"; do
+    until ccm_all_local; do
         ccm_waited=$(($(ccm_now) - _ccm_t0))
         if [ "$1" -gt 0 ] && [ "$ccm_waited" -ge "$1" ]; then
             return 1
@@ -79,17 +131,51 @@ ccm_wait_listen() {
     return 0
 }
 
-# ccm_add_rxe NETDEV: rd.ccm.rxe: Soft-RoCE device rxe0 on NETDEV, unless
-# NETDEV has one already.  crc32_generic first: rdma_rxe needs the crc32
-# crypto module, which the kernel cannot load on its own in an initramfs.
+# ccm_add_rxe: rd.ccm.rxe: a Soft-RoCE device on each interface listed in
+# /run/ccm/cmdline.rxe, named by position (rxe0 on the first, ...), unless
+# the interface has one already.  crc32_generic first: rdma_rxe needs the
+# crc32 crypto module, which the kernel cannot load on its own in an
+# initramfs.  On failure ccm_why says what failed.
 ccm_add_rxe() {
-    case "$(rdma link show 2> /dev/null)" in
-        *" netdev $1" | *" netdev $1"[!A-Za-z0-9_.-]*) return 0 ;;
-    esac
-    modprobe -q crc32_generic 2> /dev/null
-    modprobe -q rdma_rxe || return 1
-    rdma link add rxe0 type rxe netdev "$1" || return 1
-    info "ccm: Soft-RoCE device rxe0 on $1 (rd.ccm.rxe)"
+    ccm_why=
+    "$CCM_MODPROBE" -q crc32_generic 2> /dev/null
+    if ! "$CCM_MODPROBE" -q rdma_rxe; then
+        ccm_why="cannot load rdma_rxe"
+        return 1
+    fi
+    _ccm_i=0
+    _ccm_have=$("$CCM_RDMA" link show 2> /dev/null)
+    while IFS= read -r _ccm_nd; do
+        [ -n "$_ccm_nd" ] || continue
+        case "$_ccm_have" in
+            *" netdev $_ccm_nd" | *" netdev $_ccm_nd"[!A-Za-z0-9_.-]*) ;;
+            *)
+                if ! "$CCM_RDMA" link add "rxe$_ccm_i" type rxe netdev "$_ccm_nd"; then
+                    ccm_why="cannot create the Soft-RoCE device rxe$_ccm_i on $_ccm_nd (rdma link add failed)"
+                    return 1
+                fi
+                info "ccm: Soft-RoCE device rxe$_ccm_i on $_ccm_nd (rd.ccm.rxe)"
+                ;;
+        esac
+        _ccm_i=$((_ccm_i + 1))
+    done < "$CCM_RXE"
+    return 0
+}
+
+# ccm_run_early ARGS...: ccm-early connect.  In a systemd initramfs the
+# unit's output is a stream to the initramfs' journald, which systemd stops
+# at switch-root.  The keeper would inherit it, and everything it logs in
+# the real root (partner lost, back, errors) would go nowhere: EPIPE, or
+# worse, SIGPIPE if it ran without systemd's IgnoreSIGPIPE=yes default (seen
+# in tests/boot: fd 2 a dead socket, the "lost" line missing).  So there it
+# writes to the console, which outlives the initramfs, as under dracut's
+# own init.
+ccm_run_early() {
+    if [ -n "${DRACUT_SYSTEMD:-}" ] && [ -w "$CCM_CONSOLE" ]; then
+        "$CCM_EARLY" connect "$@" < /dev/null > "$CCM_CONSOLE" 2>&1
+    else
+        "$CCM_EARLY" connect "$@" < /dev/null
+    fi
 }
 
 ccm_connect() {
@@ -110,7 +196,7 @@ ccm_connect() {
 
     if [ -n "${DRACUT_SYSTEMD:-}" ]; then
         if ! ccm_wait_listen "$ccm_timeout"; then
-            ccm_fail "the listen address $(ccm_listen_host) was not configured within ${ccm_timeout} s"
+            ccm_fail "the listen address $ccm_missing was not configured within ${ccm_timeout} s"
             return 0
         fi
         if [ "$ccm_timeout" -gt 0 ]; then
@@ -124,10 +210,10 @@ ccm_connect() {
     # rules load their modules; an initramfs has no such rules, and the
     # static ccm-early cannot load modules.
     if [ "$(ccm_setting transport)" = rdma ] || [ -s "$CCM_RXE" ]; then
-        modprobe -q -a ib_uverbs rdma_ucm 2> /dev/null
+        "$CCM_MODPROBE" -q -a ib_uverbs rdma_ucm 2> /dev/null
     fi
-    if [ -s "$CCM_RXE" ] && ! ccm_add_rxe "$(cat "$CCM_RXE")"; then
-        ccm_fail "rd.ccm.rxe: cannot create the Soft-RoCE device on $(cat "$CCM_RXE") (rdma link add failed)"
+    if [ -s "$CCM_RXE" ] && ! ccm_add_rxe; then
+        ccm_fail "rd.ccm.rxe: $ccm_why"
         return 0
     fi
 
@@ -139,10 +225,15 @@ ccm_connect() {
         esac
         set -- "$@" "--${_ccm_l%% = *}" "${_ccm_l#* = }"
     done < "$CCM_FRAGMENT"
+    if [ -s "$CCM_LINKS" ]; then
+        while IFS= read -r _ccm_l; do
+            [ -n "$_ccm_l" ] && set -- "$@" --link "$_ccm_l"
+        done < "$CCM_LINKS"
+    fi
     [ -e "$CCM_CONF" ] && set -- --config "$CCM_CONF" "$@"
 
     info "ccm: looking for the partner (timeout ${ccm_timeout} s)"
-    "$CCM_EARLY" connect "$@" --state-dir "$CCM_RUN_DIR" --timeout "$ccm_timeout" < /dev/null
+    ccm_run_early "$@" --state-dir "$CCM_RUN_DIR" --timeout "$ccm_timeout"
     ccm_rc=$?
 
     case $ccm_rc in
@@ -173,8 +264,8 @@ ccm_connect() {
 ccm_settled() {
     [ -e "$CCM_DONE" ] || [ -e "$CCM_QUEUED" ] && return 0
     [ -e "$CCM_FRAGMENT" ] || return 0
-    if [ ! -s "$CCM_CMDLINE_ERR" ] && _ccm_host=$(ccm_listen_host); then
-        ccm_addr_is_local "$_ccm_host" || return 0
+    if [ ! -s "$CCM_CMDLINE_ERR" ]; then
+        ccm_all_local || return 0
     fi
     : > "$CCM_QUEUED"
     /sbin/initqueue --onetime --unique --name ccm-early /sbin/ccm-connect
@@ -185,8 +276,8 @@ ccm_gave_up() {
     [ -e "$CCM_DONE" ] && return 0
     [ -e "$CCM_FRAGMENT" ] || return 0
     [ -e "$CCM_QUEUED" ] && return 0 # the job runs, and bounds itself
-    if _ccm_host=$(ccm_listen_host) && ! ccm_addr_is_local "$_ccm_host"; then
-        ccm_fail "the listen address $_ccm_host never came up (is rd.neednet/ip= set for the interconnect?)"
+    if ! ccm_all_local; then
+        ccm_fail "the listen address $ccm_missing never came up (is rd.neednet/ip= set for the interconnect?)"
         return 0
     fi
     ccm_connect

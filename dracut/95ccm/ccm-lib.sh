@@ -15,6 +15,13 @@
 #                                 zeros dropped) is left in ccm_value
 #   ccm_valid_transport VALUE     tcp | rdma
 #   ccm_valid_device VALUE        [A-Za-z0-9_.-], 1..63 bytes, not . or ..
+#   ccm_valid_link VALUE          LOCAL=PARTNER[,device=DEV][,priority=N]:
+#                                 two addresses as above, DEV as above, N
+#                                 0..255; options in any order, a repeated
+#                                 one wins, empty ones skipped; at most 255
+#                                 bytes (ccm-early's --link)
+#   ccm_valid_netdevs LIST        NETDEV[,NETDEV...]: 1..CCM_LINKS_MAX
+#                                 distinct device names (rd.ccm.rxe)
 #
 # Each returns 0 or 1; on 1, ccm_why holds a short reason for the message.
 #
@@ -25,11 +32,13 @@ CCM_RUN_DIR=${CCM_ROOT:-}/run/ccm
 CCM_CONF=${CCM_ROOT:-}/etc/ccm/ccm.conf
 CCM_FRAGMENT=$CCM_RUN_DIR/cmdline.conf   # the validated rd.ccm.* settings
 CCM_CMDLINE_ERR=$CCM_RUN_DIR/cmdline.err # why they are not valid (rd.ccm.required)
-CCM_LINKS=$CCM_RUN_DIR/cmdline.links     # rd.ccm.link=, reserved
-CCM_RXE=$CCM_RUN_DIR/cmdline.rxe         # rd.ccm.rxe=: the netdev to put Soft-RoCE on
+CCM_LINKS=$CCM_RUN_DIR/cmdline.links     # rd.ccm.link= values, one a line
+CCM_RXE=$CCM_RUN_DIR/cmdline.rxe         # rd.ccm.rxe=: the netdevs to put Soft-RoCE on, one a line
 CCM_DONE=$CCM_RUN_DIR/connect.done       # the connect step has run (initqueue finished hook)
 CCM_QUEUED=$CCM_RUN_DIR/connect.queued   # the connect job is in the initqueue
 CCM_DEFAULT_TIMEOUT=60
+CCM_DEFAULT_PORT=7471
+CCM_LINKS_MAX=4 # lib/limits.h
 
 ccm_why=
 ccm_value=
@@ -212,6 +221,95 @@ ccm_valid_device() {
     return 0
 }
 
+# ccm_valid_link VALUE: one --link value, as lib/config.c set_link takes
+# it, plus the checks of config_check on the one link (LOCAL and PARTNER
+# the same).  Compared as text: ccm-early, which compares the parsed
+# addresses, catches the rest.
+ccm_valid_link() {
+    ccm_why=
+    if [ ${#1} -gt 255 ]; then
+        ccm_why="longer than 255 bytes"
+        return 1
+    fi
+    _ccm_head=${1%%,*}
+    case $_ccm_head in
+        *=*) ;;
+        *)
+            ccm_why="expected LOCAL=PARTNER[,device=DEV][,priority=N]"
+            return 1
+            ;;
+    esac
+    ccm_valid_addr "${_ccm_head%%=*}" || {
+        ccm_why="local address: $ccm_why"
+        return 1
+    }
+    ccm_valid_addr "${_ccm_head#*=}" || {
+        ccm_why="partner address: $ccm_why"
+        return 1
+    }
+    if [ "$(ccm_addr_key "${_ccm_head%%=*}")" = "$(ccm_addr_key "${_ccm_head#*=}")" ]; then
+        ccm_why="LOCAL and PARTNER are the same address"
+        return 1
+    fi
+    _ccm_opts=
+    case $1 in *,*) _ccm_opts=${1#*,} ;; esac
+    while [ -n "$_ccm_opts" ]; do
+        _ccm_o=${_ccm_opts%%,*}
+        case $_ccm_opts in
+            *,*) _ccm_opts=${_ccm_opts#*,} ;;
+            *) _ccm_opts= ;;
+        esac
+        case $_ccm_o in
+            '') ;;
+            device=*)
+                ccm_valid_device "${_ccm_o#device=}" || {
+                    ccm_why="device: $ccm_why"
+                    return 1
+                }
+                ;;
+            priority=*)
+                ccm_valid_uint "${_ccm_o#priority=}" 0 255 || {
+                    ccm_why="priority: $ccm_why"
+                    return 1
+                }
+                ;;
+            *)
+                ccm_why="unknown option '$_ccm_o' (device=, priority=)"
+                return 1
+                ;;
+        esac
+    done
+    return 0
+}
+
+# ccm_valid_netdevs LIST: rd.ccm.rxe's comma-separated interfaces.
+ccm_valid_netdevs() {
+    ccm_why=
+    case $1 in
+        '') ccm_why="empty value"; return 1 ;;
+        ,* | *, | *,,*) ccm_why="an empty interface name in '$1'"; return 1 ;;
+    esac
+    _ccm_nds=$1 _ccm_seen=, _ccm_nnd=0
+    while [ -n "$_ccm_nds" ]; do
+        _ccm_d=${_ccm_nds%%,*}
+        case $_ccm_nds in
+            *,*) _ccm_nds=${_ccm_nds#*,} ;;
+            *) _ccm_nds= ;;
+        esac
+        ccm_valid_device "$_ccm_d" || return 1
+        case $_ccm_seen in
+            *",$_ccm_d,"*) ccm_why="'$_ccm_d' is named twice"; return 1 ;;
+        esac
+        _ccm_seen="$_ccm_seen$_ccm_d,"
+        _ccm_nnd=$((_ccm_nnd + 1))
+    done
+    if [ "$_ccm_nnd" -gt "$CCM_LINKS_MAX" ]; then
+        ccm_why="more than $CCM_LINKS_MAX interfaces"
+        return 1
+    fi
+    return 0
+}
+
 # The host part of a valid ADDR[:PORT], without brackets.
 ccm_addr_host() {
     case $1 in
@@ -221,11 +319,38 @@ ccm_addr_host() {
     esac
 }
 
+# The port of a valid ADDR[:PORT] (the default when none is written).
+ccm_addr_port() {
+    case $1 in
+        '['*']:'*) printf '%s' "${1##*]:}" ;;
+        '['* | *:*:*) printf '%s' "$CCM_DEFAULT_PORT" ;;
+        *:*) printf '%s' "${1#*:}" ;;
+        *) printf '%s' "$CCM_DEFAULT_PORT" ;;
+    esac
+}
+
+# HOST PORT of a valid ADDR[:PORT], for comparisons (the port without
+# leading zeros).
+ccm_addr_key() {
+    _ccm_p=$(ccm_addr_port "$1")
+    _ccm_p=${_ccm_p#"${_ccm_p%%[!0]*}"}
+    printf '%s %s' "$(ccm_addr_host "$1")" "$_ccm_p"
+}
+
 # ccm_conf_get KEY FILE: the value of KEY in a ccm-early config file (the
 # same lexer rules: blanks trimmed, '#' starts a comment line, one pair of
 # double quotes dropped).  Status 1 when the file or the key is missing.
 ccm_conf_get() {
+    _ccm_v=$(ccm_conf_get_all "$1" "$2") || return 1
+    printf '%s\n' "${_ccm_v%%
+*}"
+}
+
+# ccm_conf_get_all KEY FILE: every value of KEY, one a line (`link` is a
+# list; ccm-early refuses any other key twice).
+ccm_conf_get_all() {
     [ -r "$2" ] || return 1
+    _ccm_found=1
     while IFS= read -r _ccm_l || [ -n "$_ccm_l" ]; do
         _ccm_l=${_ccm_l%"$(printf '\r')"}
         _ccm_l=$(ccm_trim "$_ccm_l")
@@ -240,9 +365,9 @@ ccm_conf_get() {
             \"*\") _ccm_v=${_ccm_v#\"} _ccm_v=${_ccm_v%\"} ;;
         esac
         printf '%s\n' "$_ccm_v"
-        return 0
+        _ccm_found=0
     done < "$2"
-    return 1
+    return $_ccm_found
 }
 
 # ccm_setting KEY: the value ccm-early will use for KEY, from the command

@@ -54,34 +54,45 @@ installkernel() {
     hostonly="" instmods ib_uverbs rdma_ucm rdma_cm ib_core mlx5_ib rdma_rxe crc32_generic
 }
 
-# ccm_conf_value KEY: KEY of the host's /etc/ccm/ccm.conf.
+# ccm_conf_value KEY: KEY of the host's /etc/ccm/ccm.conf (every value of
+# it, one a line, for `link`).
 ccm_conf_value() {
     (
         # shellcheck source=dracut/95ccm/ccm-lib.sh
         . "$moddir/ccm-lib.sh"
-        ccm_conf_get "$1" "${dracutsysrootdir-}/etc/ccm/ccm.conf"
+        ccm_conf_get_all "$1" "${dracutsysrootdir-}/etc/ccm/ccm.conf"
     )
 }
 
 # called by dracut: the rd.ccm.* arguments of the host's config, for
 # host-only images (and `dracut --print-cmdline`).
 cmdline() {
-    local _v _partner=""
+    local _v _l _links _partners=()
     _v=$(ccm_conf_value node-id) && printf ' rd.ccm.node=%s' "$_v"
     _v=$(ccm_conf_value listen) && printf ' rd.ccm.listen=%s' "$_v"
-    _v=$(ccm_conf_value partner) && printf ' rd.ccm.partner=%s' "$_v" && _partner=$_v
+    _v=$(ccm_conf_value partner) && printf ' rd.ccm.partner=%s' "$_v" && _partners+=("$_v")
     _v=$(ccm_conf_value transport) && printf ' rd.ccm.transport=%s' "$_v"
     _v=$(ccm_conf_value device) && printf ' rd.ccm.device=%s' "$_v"
     _v=$(ccm_conf_value timeout) && printf ' rd.ccm.timeout=%s' "$_v"
-    # The ip= that reaches the partner from this host, as 95iscsi does for
-    # its target (dracut-functions.sh, when the network module is around).
-    if [[ $_partner ]] && declare -F ip_params_for_remote_addr > /dev/null; then
-        _partner=$(
-            . "$moddir/ccm-lib.sh"
-            ccm_addr_host "$_partner"
-        )
-        _v=$(ip_params_for_remote_addr "$_partner" 2> /dev/null) && [[ $_v ]] && printf ' %s' "${_v% }"
+    # Each interconnect, in order.
+    if _links=$(ccm_conf_value link); then
+        while IFS= read -r _l; do
+            printf ' rd.ccm.link=%s' "$_l"
+            _v=${_l%%,*}
+            _partners+=("${_v#*=}")
+        done <<< "$_links"
     fi
+    # The ip= that reaches each partner address from this host, as 95iscsi
+    # does for its target (dracut-functions.sh, when the network module is
+    # around).
+    declare -F ip_params_for_remote_addr > /dev/null || return 0
+    for _l in "${_partners[@]}"; do
+        _l=$(
+            . "$moddir/ccm-lib.sh"
+            ccm_addr_host "$_l"
+        )
+        _v=$(ip_params_for_remote_addr "$_l" 2> /dev/null) && [[ $_v ]] && printf ' %s' "${_v% }"
+    done
     return 0
 }
 

@@ -18,15 +18,27 @@
 #   rd.ccm.required               boolean (getargbool: rd.ccm.required=0 is
 #                                   false): a failure stops the boot instead of
 #                                   booting on degraded
-#   rd.ccm.rxe=NETDEV             before connecting, load rdma_rxe and create
-#                                   the Soft-RoCE device rxe0 on NETDEV
-#                                   (`rdma link add`): for hosts without an
-#                                   RDMA NIC, and for the qemu lab (tests/boot);
-#                                   NETDEV as rd.ccm.device; stored in
-#                                   /run/ccm/cmdline.rxe
-#   rd.ccm.link=LOCAL=PARTNER     repeatable, two ADDR[:PORT]: reserved for
-#                                   multi-link; validated and stored in
-#                                   /run/ccm/cmdline.links, not used yet
+#   rd.ccm.rxe=NETDEV[,NETDEV...] before connecting, load rdma_rxe and create
+#                                   one Soft-RoCE device per interface, in
+#                                   order: rxe0 on the first, rxe1 on the
+#                                   second, ... (`rdma link add`; an interface
+#                                   that has one already is left alone): for
+#                                   hosts without an RDMA NIC, and for the qemu
+#                                   lab (tests/boot); each NETDEV as
+#                                   rd.ccm.device, distinct, at most 4;
+#                                   stored in /run/ccm/cmdline.rxe, one a line
+#   rd.ccm.link=LOCAL=PARTNER[,device=DEV][,priority=N]
+#                                 repeatable, up to 4: one interconnect each,
+#                                   passed in order as ccm-early's --link (link
+#                                   i pairs with the partner's link i); LOCAL
+#                                   and PARTNER as rd.ccm.listen, DEV as
+#                                   rd.ccm.device, N 0..255; stored in
+#                                   /run/ccm/cmdline.links, one a line.  It
+#                                   replaces listen/partner/device: with it,
+#                                   neither rd.ccm.listen/partner/device nor
+#                                   those keys in ccm.conf may be given (and
+#                                   rd.ccm.listen/partner/device not with
+#                                   `link` lines in ccm.conf)
 #
 # Numbers are decimal digits only: no sign, no blanks, no hex.  Any other
 # rd.ccm.* argument is warned about (a typo must not pass silently).
@@ -75,6 +87,24 @@ ccm_arg() {
     fi
 }
 
+# ccm-early takes links or listen/partner/device, never both (lib/config.c
+# config_check): say so here, naming what clashes, rather than let the
+# connect step end in a usage error.
+ccm_check_links_exclusive() {
+    for _ccm_k in listen partner device; do
+        if [ -n "$ccm_links" ]; then
+            if _ccm_av=$(getarg "rd.ccm.$_ccm_k="); then
+                ccm_bad "rd.ccm.$_ccm_k" "$_ccm_av" "not with rd.ccm.link, which replaces rd.ccm.listen, rd.ccm.partner and rd.ccm.device"
+            elif ccm_conf_get "$_ccm_k" "$CCM_CONF" > /dev/null; then
+                ccm_bad rd.ccm.link "${ccm_links%%
+*}" "it replaces listen, partner and device, but ${CCM_CONF#"${CCM_ROOT:-}"} sets '$_ccm_k'"
+            fi
+        elif _ccm_av=$(getarg "rd.ccm.$_ccm_k=") && ccm_conf_get link "$CCM_CONF" > /dev/null; then
+            ccm_bad "rd.ccm.$_ccm_k" "$_ccm_av" "${CCM_CONF#"${CCM_ROOT:-}"} has 'link' lines, which replace $_ccm_k"
+        fi
+    done
+}
+
 ccm_parse_cmdline() {
     ccm_errors='' ccm_fragment='' ccm_links=''
 
@@ -95,7 +125,7 @@ ccm_parse_cmdline() {
     ccm_arg rd.ccm.timeout timeout ccm_valid_uint 0 86400
     ccm_rxe=''
     if _ccm_val=$(getarg rd.ccm.rxe=); then
-        if ccm_valid_device "$_ccm_val"; then
+        if ccm_valid_netdevs "$_ccm_val"; then
             ccm_rxe=$_ccm_val
         else
             ccm_bad rd.ccm.rxe "$_ccm_val" "${ccm_why:-invalid value}"
@@ -108,34 +138,36 @@ ccm_parse_cmdline() {
     IFS='
 '
     set -f
+    _ccm_nlinks=0 _ccm_locals=''
     for _ccm_l in $(getargs rd.ccm.link=); do
-        case $_ccm_l in
-            ?*=?*) ;;
-            *)
-                ccm_bad rd.ccm.link "$_ccm_l" "expected LOCAL=PARTNER"
-                continue
-                ;;
-        esac
-        case ${_ccm_l#*=} in
-            *=*)
-                ccm_bad rd.ccm.link "$_ccm_l" "expected LOCAL=PARTNER"
-                continue
-                ;;
-        esac
-        if ! ccm_valid_addr "${_ccm_l%%=*}"; then
-            ccm_bad rd.ccm.link "$_ccm_l" "local address: $ccm_why"
-        elif ! ccm_valid_addr "${_ccm_l#*=}"; then
-            ccm_bad rd.ccm.link "$_ccm_l" "partner address: $ccm_why"
+        _ccm_nlinks=$((_ccm_nlinks + 1))
+        if [ "$_ccm_nlinks" -gt "$CCM_LINKS_MAX" ]; then
+            ccm_bad rd.ccm.link "$_ccm_l" "more than $CCM_LINKS_MAX links"
+        elif ! ccm_valid_link "$_ccm_l"; then
+            ccm_bad rd.ccm.link "$_ccm_l" "$ccm_why"
         else
-            ccm_links="$ccm_links${_ccm_l%%=*} ${_ccm_l#*=}
+            _ccm_k=$(ccm_addr_key "${_ccm_l%%=*}")
+            case $_ccm_locals in
+                *"|$_ccm_k|"*)
+                    ccm_bad rd.ccm.link "$_ccm_l" "another rd.ccm.link listens on ${_ccm_l%%=*} too"
+                    continue
+                    ;;
+            esac
+            _ccm_locals="$_ccm_locals|$_ccm_k|"
+            ccm_links="$ccm_links$_ccm_l
 "
         fi
     done
     IFS=$_ccm_ifs
-    [ -n "$ccm_links" ] && info "ccm: rd.ccm.link is reserved for multi-link; stored, not used yet"
+    ccm_check_links_exclusive
 
-    # A typo must not fall back to ccm.conf silently.
+    # A typo must not fall back to ccm.conf silently.  getargs drops an
+    # empty rd.ccm.link=; the words show it.
     for _ccm_w in $(getcmdline); do
+        if [ "$_ccm_w" = rd.ccm.link= ]; then
+            _ccm_nlinks=$((_ccm_nlinks + 1))
+            ccm_bad rd.ccm.link "" "empty value"
+        fi
         case ${_ccm_w%%=*} in
             rd.ccm | rd.ccm.node | rd.ccm.listen | rd.ccm.partner | rd.ccm.transport | \
                 rd.ccm.device | rd.ccm.timeout | rd.ccm.required | rd.ccm.link | rd.ccm.rxe) ;;
@@ -144,8 +176,14 @@ ccm_parse_cmdline() {
     done
     set +f
 
-    # What ccm-early cannot do without, from the command line or ccm.conf.
-    for _ccm_k in node-id:rd.ccm.node listen:rd.ccm.listen partner:rd.ccm.partner; do
+    # What ccm-early cannot do without, from the command line or ccm.conf:
+    # a node id, and links or a listen and a partner address.  A wrong
+    # rd.ccm.link has been named already: no "listen not given" on top.
+    _ccm_need=node-id:rd.ccm.node
+    if [ "$_ccm_nlinks" = 0 ] && ! ccm_conf_get link "$CCM_CONF" > /dev/null; then
+        _ccm_need="$_ccm_need listen:rd.ccm.listen partner:rd.ccm.partner"
+    fi
+    for _ccm_k in $_ccm_need; do
         case $ccm_fragment in
             "${_ccm_k%%:*} = "* | *"
 ${_ccm_k%%:*} = "*) continue ;;
@@ -171,7 +209,13 @@ ${_ccm_k%%:*} = "*) continue ;;
         printf '%s' "$ccm_fragment"
     } > "$CCM_FRAGMENT"
     [ -n "$ccm_links" ] && printf '%s' "$ccm_links" > "$CCM_LINKS"
-    [ -n "$ccm_rxe" ] && printf '%s\n' "$ccm_rxe" > "$CCM_RXE"
+    if [ -n "$ccm_rxe" ]; then
+        _ccm_ifs=$IFS
+        IFS=,
+        # shellcheck disable=SC2086 # split on the commas: validated names
+        printf '%s\n' $ccm_rxe > "$CCM_RXE"
+        IFS=$_ccm_ifs
+    fi
 
     mkdir -p -- "${CCM_ROOT:-}/etc/cmdline.d"
     echo "rd.neednet=1" > "${CCM_ROOT:-}/etc/cmdline.d/95ccm-neednet.conf"

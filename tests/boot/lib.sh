@@ -5,8 +5,9 @@
 # sources tests/vm/lib.sh (vm_free_udp_ports, vm_kill_all, VM_PIDS).
 #
 #   boot_prepare DIR      setup.sh; in DIR: the private dracut tree, the
-#                         images (ccm-a.img, ccm-b.img, plain.img) and the
-#                         root filesystem image (root.ext4)
+#                         images (ccm-a.img, ccm-b.img, plain.img: dracut's
+#                         own init; ccm-sd-a.img, ccm-sd-b.img: systemd) and
+#                         the root filesystem image (root.ext4)
 #   boot_net              fresh UDP ports for the a<->b link
 #   boot_guest ROLE NAME INITRD SHARE APPEND
 #                         start one guest (ROLE a or b: its MAC and port;
@@ -24,8 +25,10 @@ BOOT_HERE=$VM_TOP/tests/boot
 : "${BOOT_MEM:=384M}"
 : "${BOOT_TIMEOUT:=180}"      # one guest, boot to power-off
 BOOT_DIR=""
-# The ccm-early under test, in the images and the root (default: the tree's).
+# The ccm-early under test, in the images and the root, and the ccm-fmon
+# that goes with it (default: the tree's).
 : "${BOOT_CCM_EARLY:=$VM_TOP/ccm-early}"
+: "${BOOT_CCM_FMON:=$(dirname "$BOOT_CCM_EARLY")/ccm-fmon}"
 
 boot_log() { echo "boot: $*" >&2; }
 
@@ -71,11 +74,22 @@ EOF
 	ln -s "$d/stub/99ccmlab" "$d/modules.d/99ccmlab"
 }
 
-# boot_dracut OUT [--ccm NODE] : one image.  With --ccm, the module and an
-# /etc/ccm (ccm.conf for node 1 = a = 10.0.0.1 or 2 = b = 10.0.0.2, rdma,
-# client fmon) as an administrator's host would have it.
+# boot_dracut OUT [--ccm NODE] [--systemd]: one image.  With --ccm, the
+# module and an /etc/ccm (ccm.conf for node 1 = a = 10.0.0.1 or 2 = b =
+# 10.0.0.2, rdma, client fmon) as an administrator's host would have it.
+# With --systemd, dracut's systemd modules: systemd is the initramfs' init
+# (the module's ccm-early.service connects), network-legacy still brings the
+# interface up from dracut's initqueue (dracut-initqueue.service).
 boot_dracut() {
-	local out=$1 node=${3:-} mods="base rootfs-block network network-legacy ccmlab" inc=() kver
+	local out=$1 node="" mods="base rootfs-block network network-legacy ccmlab" inc=() kver
+	shift
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--ccm) node=$2; shift 2 ;;
+		--systemd) mods="systemd systemd-initrd dracut-systemd $mods"; shift ;;
+		*) boot_log "boot_dracut: unknown option $1"; return 2 ;;
+		esac
+	done
 	kver=$(cat "$VM_DIR/kver")
 	if [ -n "$node" ]; then
 		local e=$BOOT_DIR/etc-ccm-$node me=10.0.0.$node peer=10.0.0.$((3 - node))
@@ -87,6 +101,11 @@ boot_dracut() {
 		# partner declared it lost (README of tests/boot).
 		printf '# tests/boot: node %s\nnode-id = %s\nlisten = %s\npartner = %s\ntransport = rdma\nclients = /etc/ccm/clients.d\nheartbeat-misses = %s\n' \
 			"$node" "$node" "$me" "$peer" "${BOOT_HB_MISSES:-20}" >"$e/ccm.conf"
+		# The same for a link's own heartbeat, where ccm-early has one
+		# (its default, 10 ms x 3, took the link down in these guests).
+		if "$BOOT_CCM_EARLY" connect --help 2>&1 | grep -q -- --link-misses; then
+			printf 'link-heartbeat-ms = 100\nlink-misses = %s\n' "${BOOT_HB_MISSES:-20}" >>"$e/ccm.conf"
+		fi
 		mods="$mods ccm"
 		inc=(--include "$e" /etc/ccm)
 	fi
@@ -99,18 +118,21 @@ boot_dracut() {
 		"${inc[@]}" --no-compress --no-early-microcode --nofscks --force "$out"
 }
 
-# boot_mkroot OUT.ext4: the real root: static busybox, the static ccm-early
-# and ccm-fmon of the tree, /sbin/init (root-init.sh), the 9p modules.
+# boot_mkroot OUT.ext4 [--systemd]: the real root: static busybox, the
+# static ccm-early and ccm-fmon of the tree, /sbin/init (root-init.sh), the
+# 9p modules.  With --systemd, systemd is its init (boot_root_systemd).
 boot_mkroot() {
-	local out=$1 r=$BOOT_DIR/root a kver kroot kind path
+	local out=$1 r=$BOOT_DIR/root a kver kroot kind path size=48M
 	kver=$(cat "$VM_DIR/kver") kroot=$VM_DIR/kernel
+	[ "${2:-}" = --systemd ] && r=$BOOT_DIR/root-sd size=96M
 	rm -rf "$r"
 	mkdir -p "$r"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,run,tmp,out,root,lib/ccmlab}
 	cp /bin/busybox "$r/bin/busybox"
 	for a in $(/bin/busybox --list-full); do
 		[ -e "$r/$a" ] || ln -s /bin/busybox "$r/$a"
 	done
-	cp "$BOOT_CCM_EARLY" "$VM_TOP/ccm-fmon" "$r/usr/sbin/"
+	cp "$BOOT_CCM_EARLY" "$r/usr/sbin/ccm-early"
+	cp "$BOOT_CCM_FMON" "$r/usr/sbin/ccm-fmon"
 	rm -f "$r/sbin/init"
 	install -m 0755 "$BOOT_HERE/root-init.sh" "$r/sbin/init"
 	: >"$r/lib/ccmlab/order"
@@ -120,11 +142,78 @@ boot_mkroot() {
 		echo "${path##*/}" >>"$r/lib/ccmlab/order"
 	done
 	echo "ccm-lab" >"$r/etc/hostname"
+	# systemctl switch-root refuses a root without an os-release ("does
+	# not seem to be an OS tree"); dracut's own switch_root does not care.
+	printf 'NAME="ccm boot lab"\nID=ccmlab\n' >"$r/etc/os-release"
+	if [ "${2:-}" = --systemd ]; then
+		boot_root_systemd "$r" || return 1
+	fi
 	rm -f "$out"
-	mkfs.ext4 -q -F -L ccmroot -d "$r" "$out" 48M
+	mkfs.ext4 -q -F -L ccmroot -d "$r" "$out" "$size"
 }
 
-# boot_prepare DIR: everything the guests need, in DIR (~10 s).
+# boot_copy_elf ROOT FILE...: FILE and the shared libraries it needs (ldd),
+# each at its own path under ROOT.
+boot_copy_elf() {
+	local r=$1 f lib
+	shift
+	for f in "$@"; do
+		for lib in "$f" $(ldd "$f" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'); do
+			[ -e "$r$lib" ] && continue
+			mkdir -p "$r$(dirname "$lib")"
+			cp -L "$lib" "$r$lib"
+		done
+	done
+}
+
+# boot_root_systemd ROOT: systemd as the real root's init: systemctl
+# switch-root execs /lib/systemd/systemd there, which takes over the
+# initramfs' systemd state (its ccm-early.service, the keeper in its
+# cgroup).  The default target starts the tree's handoff/ccm-fmon.service
+# as it is, with a drop-in for where its log goes, and ccmlab-report.service
+# (root-init.sh as a service: the reports, then power-off).  Taken from
+# this machine's systemd, binaries and libraries (ldd); no journald.
+boot_root_systemd() {
+	local r=$1 u
+	boot_copy_elf "$r" /lib/systemd/systemd "$(command -v systemctl)"
+	u=$r/etc/systemd/system
+	mkdir -p "$u/ccm-fmon.service.d" "$r/etc/ccm"
+	: >"$r/etc/machine-id"
+	printf 'root:x:0:0:root:/root:/bin/sh\n' >"$r/etc/passwd"
+	printf 'root:x:0:\n' >"$r/etc/group"
+	install -m 0644 "$VM_TOP/handoff/ccm-fmon.service" "$u/ccm-fmon.service"
+	# An administrator's settings: a drop-in and fmon.env.
+	printf '[Service]\nStandardOutput=append:/run/ccm-fmon.log\nStandardError=inherit\n' \
+		>"$u/ccm-fmon.service.d/lab.conf"
+	printf 'CCM_FMON_ARGS=-v --interval 100 --dead-after 1000 --takeover /etc/ccm/takeover --giveback /etc/ccm/giveback\n' \
+		>"$r/etc/ccm/fmon.env"
+	for u in TAKEOVER GIVEBACK; do
+		# shellcheck disable=SC2016 # expanded by the hook, in the guest
+		printf '#!/bin/sh\necho "%s $CCM_FMON_REASON" >>/run/ccm-fmon.log\n' "$u" >"$r/etc/ccm/${u,,}"
+		chmod 0755 "$r/etc/ccm/${u,,}"
+	done
+	u=$r/etc/systemd/system
+	install -m 0755 "$BOOT_HERE/root-init.sh" "$r/usr/sbin/ccmlab-report"
+	cat >"$u/ccmlab-report.service" <<-'EOF'
+		[Unit]
+		Description=ccm boot lab: reports to the host, then power-off
+		DefaultDependencies=no
+		After=ccm-fmon.service
+
+		[Service]
+		Type=simple
+		ExecStart=/usr/sbin/ccmlab-report
+		StandardOutput=tty
+		StandardError=inherit
+	EOF
+	cat >"$u/default.target" <<-'EOF'
+		[Unit]
+		Description=ccm boot lab: the real root
+		Wants=ccm-fmon.service ccmlab-report.service
+	EOF
+}
+
+# boot_prepare DIR: everything the guests need, in DIR (~20 s).
 boot_prepare() {
 	BOOT_DIR=$(mkdir -p "$1" && cd "$1" && pwd)
 	"$BOOT_HERE/setup.sh" || return 1
@@ -134,7 +223,10 @@ boot_prepare() {
 	boot_dracut "$BOOT_DIR/ccm-a.img" --ccm 1 || return 1
 	boot_dracut "$BOOT_DIR/ccm-b.img" --ccm 2 || return 1
 	boot_dracut "$BOOT_DIR/plain.img" || return 1
+	boot_dracut "$BOOT_DIR/ccm-sd-a.img" --ccm 1 --systemd || return 1
+	boot_dracut "$BOOT_DIR/ccm-sd-b.img" --ccm 2 --systemd || return 1
 	boot_mkroot "$BOOT_DIR/root.ext4" || return 1
+	boot_mkroot "$BOOT_DIR/root-sd.ext4" --systemd || return 1
 }
 
 # boot_net: new UDP ports for the one a<->b link.
@@ -142,14 +234,15 @@ boot_net() {
 	_boot_ports=$(vm_free_udp_ports 2)
 }
 
-# boot_guest ROLE NAME INITRD SHARE APPEND: see the top.  The guest gets
-# its own copy of the root disk (NAME.ext4 in BOOT_DIR).
+# boot_guest ROLE NAME INITRD SHARE APPEND [ROOT]: see the top.  The guest
+# gets its own copy of the root disk ROOT (default root.ext4; NAME.ext4 in
+# BOOT_DIR).
 boot_guest() {
-	local role=$1 name=$2 initrd=$3 share=$4 append=$5 pl pr mac pid
+	local role=$1 name=$2 initrd=$3 share=$4 append=$5 root=${6:-root.ext4} pl pr mac pid
 	# shellcheck disable=SC2086
 	set -- $_boot_ports
 	if [ "$role" = a ]; then pl=$1 pr=$2 mac=52:54:00:cc:00:01; else pl=$2 pr=$1 mac=52:54:00:cc:00:02; fi
-	cp --sparse=always "$BOOT_DIR/root.ext4" "$BOOT_DIR/$name.ext4"
+	cp --sparse=always "$BOOT_DIR/$root" "$BOOT_DIR/$name.ext4"
 	rm -f "$share/$name".*
 	[ -n "$VM_RUNDIR" ] || VM_RUNDIR=$(mktemp -d /tmp/ccmboot.XXXXXX)
 	setpriv --pdeathsig KILL \

@@ -3,6 +3,10 @@
 # sh, PID 1 after dracut's switch_root).  What a real root's service manager
 # would do with handoff/ccm-fmon.service, by hand, and a report to the host.
 #
+# In the systemd real root (tests/boot/lib.sh, boot_root_systemd) it is
+# ccmlab-report.service instead, not PID 1: systemd mounted /proc, /sys and
+# /dev, and ccm-fmon.service runs the monitor, logging to /run/ccm-fmon.log.
+#
 # Kernel command line words it reads (unknown to the kernel, so they reach
 # PID 1's environment; read from /proc/cmdline to be sure):
 #   boot_name=NAME    file prefix in the share (a, b, b2, ...)
@@ -14,22 +18,33 @@
 #   boot_sync=0|1     after NAME.final, wait (up to 30 s) for PEER.final, so
 #                     that both final reports are taken with both guests up
 #                     (default 1; 0 for a guest that is to go away first)
+#   boot_after=SEC    then wait (up to 60 s) for PEER.done, the partner
+#                     going away, and SEC s more, and write NAME.after: the
+#                     keeper lived through its "partner lost" (a log line
+#                     and a handoff write, both after switch_root)
 #
 # Files written to the share (/out, 9p, the host's directory):
 #   NAME.boot     at once: uptime at this init, the dmesg time of "Run /init",
 #                 the initramfs' handoff as it was left (state), the keeper's
-#                 pid, argv[0] and RSS, ls of /run/ccm
+#                 pid, argv[0] and RSS, ls of /run/ccm; under systemd also
+#                 PID 1's name, ccm-fmon.service's state, the keeper's cgroup
 #   NAME.up       once ccm-fmon has been started
 #   NAME.fmon     ccm-fmon -v's log (its hooks append TAKEOVER/GIVEBACK lines)
 #   NAME.status   `ccm-early status` once a second (the latest)
 #   NAME.final    at the end: state, keeper pid and RSS again
+#   NAME.after    (boot_after) the same, once the partner has gone
 #   NAME.done     the last thing before power-off
 PATH=/bin:/sbin:/usr/bin:/usr/sbin
 export PATH
 read -r up _ </proc/uptime
-mount -t proc proc /proc 2>/dev/null
-mount -t sysfs sys /sys 2>/dev/null
-mount -t devtmpfs dev /dev 2>/dev/null
+unit=''
+if [ $$ = 1 ]; then
+	mount -t proc proc /proc 2>/dev/null
+	mount -t sysfs sys /sys 2>/dev/null
+	mount -t devtmpfs dev /dev 2>/dev/null
+else
+	unit=ccm-fmon.service
+fi
 mkdir -p /out /tmp
 mount -t tmpfs tmp /tmp
 
@@ -45,7 +60,7 @@ mount -t 9p -o trans=virtio,version=9p2000.L out /out || {
 	poweroff -f
 }
 
-name=x peer='' hold=5 max=90 waitfile='' sync=1
+name=x peer='' hold=5 max=90 waitfile='' sync=1 after=
 # shellcheck disable=SC2013 # words, not lines
 for w in $(cat /proc/cmdline); do
 	case $w in
@@ -55,6 +70,7 @@ for w in $(cat /proc/cmdline); do
 	boot_max=*) max=${w#*=} ;;
 	boot_wait=*) waitfile=${w#*=} ;;
 	boot_sync=*) sync=${w#*=} ;;
+	boot_after=*) after=${w#*=} ;;
 	esac
 done
 o=/out/$name
@@ -69,6 +85,10 @@ keeper() {
 			echo "KEEPER_RSS_KB=$(awk '/^VmRSS/ { print $2 }' "$p/status")"
 			echo "KEEPER_SID=$(cut -d' ' -f6 "$p/stat")"
 			echo "KEEPER_CWD=$(readlink "$p/cwd")"
+			echo "KEEPER_CGROUP=$(cut -d: -f3 "$p/cgroup" | head -1)"
+			# Where its log goes (fd 2), and the signals it ignores (hex).
+			echo "KEEPER_FD2=$(readlink "$p/fd/2")"
+			echo "KEEPER_SIGIGN=$(awk '/^SigIgn/ { print $2 }' "$p/status")"
 			# The keeper's root stays the initramfs' (switch_root changes
 			# only PID 1's): what it wrote at /run/ccm/state, as it sees it.
 			# shellcheck disable=SC3013 # busybox test has -ef
@@ -81,8 +101,22 @@ keeper() {
 	echo "KEEPER_PID="
 }
 
+# Under systemd: ccm-fmon.service's log, as the by-hand monitor's.
+fmon_log() {
+	[ -z "$unit" ] || cp /run/ccm-fmon.log "$o.fmon" 2>/dev/null
+}
+
 {
 	echo "ROOT_UPTIME=$up"
+	echo "PID1=$(cat /proc/1/comm)"
+	if [ -n "$unit" ]; then
+		n=0
+		# Type=exec: active once ccm-early exec runs.
+		while [ "$(systemctl is-active "$unit")" = activating ] && [ $n -lt 20 ]; do sleep 1; n=$((n + 1)); done
+		echo "FMON_UNIT=$(systemctl is-active "$unit")"
+		# The initramfs' unit, as this systemd took it over.
+		echo "KEEPER_UNIT='$(systemctl show -p LoadState -p ActiveState -p SubState ccm-early.service | tr '\n' ' ')'"
+	fi
 	echo "INIT_AT=$(dmesg | sed -n 's/^\[ *\([0-9.]*\)\] Run \/init as init process.*/\1/p' | head -1)"
 	keeper
 	echo "---- /run/ccm"
@@ -92,7 +126,7 @@ keeper() {
 } >"$o.boot.tmp"
 mv "$o.boot.tmp" "$o.boot"
 
-if [ -S /run/ccm/ccm.sock ]; then
+if [ -z "$unit" ] && [ -S /run/ccm/ccm.sock ]; then
 	# handoff/ccm-fmon.service's ExecStart, with hooks that log.
 	ccm-early exec fmon -- ccm-fmon --client fmon -v --interval 100 --dead-after 1000 \
 		--takeover "echo TAKEOVER \$CCM_FMON_REASON >>$o.fmon" \
@@ -106,6 +140,7 @@ while :; do
 	now=$(cut -d. -f1 /proc/uptime)
 	ccm-early status >"$o.status.tmp" 2>&1
 	mv "$o.status.tmp" "$o.status"
+	fmon_log
 	[ $((now - t0)) -ge "$max" ] && break
 	if [ -z "$seen" ]; then
 		if [ -z "$peer" ] || [ -e "/out/$peer.up" ]; then seen=$now; fi
@@ -118,13 +153,27 @@ done
 
 {
 	keeper
+	[ -z "$unit" ] || echo "FMON_UNIT=$(systemctl is-active "$unit")"
 	echo "---- state"
 	cat /run/ccm/state 2>&1
 } >"$o.final.tmp"
 mv "$o.final.tmp" "$o.final"
+fmon_log
 if [ "$sync" = 1 ] && [ -n "$peer" ]; then
 	n=0
 	while [ ! -e "/out/$peer.final" ] && [ $n -lt 30 ]; do sleep 1; n=$((n + 1)); done
+fi
+if [ -n "$after" ] && [ -n "$peer" ]; then
+	n=0
+	while [ ! -e "/out/$peer.done" ] && [ $n -lt 60 ]; do sleep 1; n=$((n + 1)); done
+	sleep "$after"
+	{
+		keeper
+		echo "---- state"
+		cat /run/ccm/state 2>&1
+	} >"$o.after.tmp"
+	mv "$o.after.tmp" "$o.after"
+	fmon_log
 fi
 : >"$o.done"
 sync

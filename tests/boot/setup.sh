@@ -12,8 +12,9 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 # dracut-core (not dracut: it conflicts with initramfs-tools), the
 # network-legacy module (dracut-network), mkfs.ext4 -d (e2fsprogs), the
 # guests' busybox, iproute2's rdma for the initramfs, the udev that dracut's
-# base module puts in every image.
-BOOT_PKGS="dracut-core dracut-network e2fsprogs busybox-static iproute2 udev kmod"
+# base module puts in every image, and systemd for the systemd initramfs
+# (dracut's systemd modules copy it from this machine).
+BOOT_PKGS="dracut-core dracut-network e2fsprogs busybox-static iproute2 udev kmod systemd"
 
 # shellcheck disable=SC2086
 installed=" $(dpkg-query -W -f='${Package} ${db:Status-Status}\n' $BOOT_PKGS 2>/dev/null |

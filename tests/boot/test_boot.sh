@@ -14,6 +14,11 @@
 #   b 30 s late     a's connect times out (rd.ccm.timeout=10): a degraded
 #                   boot; its keeper connects once b is there
 #   b reboots       a's keeper and fmon see b lost, then b's new incarnation
+#   systemd         systemd in both initramfs (dracut's systemd modules) and
+#                   in both real roots: ccm-early.service connects, systemd
+#                   stops the unit and switches root, the keeper survives
+#                   both, handoff/ccm-fmon.service runs fmon over it; then b
+#                   goes and a's keeper logs it on the console
 set -u
 # shellcheck disable=SC2154  # t and _shunit_test_ come from common.sh/shunit2
 # shellcheck source=tests/lib/common.sh
@@ -83,14 +88,19 @@ show() {
 	for n in "$@"; do boot_tail "$n" "$t/share" >&2; done
 }
 
-# Connected in the initramfs (its connect step said so on the console),
-# over rdma, and connected with its client shared at the end of the run.
-# The handoff the real root's init found may already be a later one: the
-# keeper goes on writing it after switch_root.
+# A guest's serial console without CRs and colours (systemd's status lines).
+serial() {
+	tr -d '\r' <"$t/share/$1.serial" | sed 's/\x1b\[[0-9;]*m//g'
+}
+
+# Connected in the initramfs (its connect step said so on the console:
+# SAID, by default dracut's own init's way), over rdma, and connected with
+# its client shared at the end of the run.  The handoff the real root's init
+# found may already be a later one: the keeper goes on writing it after
+# switch_root.
 assert_booted_connected() {
-	local n=$1 s=$t/share
-	assertContains "$n: connected in the initramfs (see $s/$n.serial)" \
-		"$(tr -d '\r' <"$s/$n.serial")" "dracut: ccm: connected to node"
+	local n=$1 s=$t/share said=${2:-"dracut: ccm: connected to node"}
+	assertContains "$n: connected in the initramfs (see $s/$n.serial)" "$(serial "$n")" "$said"
 	assertEquals "$n: transport" rdma "$(boot_val "$s/$n.boot" CCM_TRANSPORT)"
 	assertEquals "$n: connected at the end (see $s/$n.final)" connected "$(kept "$n" STATE)"
 	assertEquals "$n: clients at the end" fmon "$(boot_val "$s/$n.final" CCM_CLIENTS)"
@@ -158,8 +168,8 @@ test_both_boot_together_connect_in_the_initramfs() {
 	for n in a b; do
 		assert_booted_connected "$n"
 		assert_keeper_survived "$n"
-		assertContains "$n: connected in the initramfs" "$(tr -d '\r' <"$s/$n.serial")" "dracut: ccm: connected to node"
-		assertContains "$n: rxe0 by rd.ccm.rxe" "$(tr -d '\r' <"$s/$n.serial")" "ccm: Soft-RoCE device rxe0 on eth0"
+		assertContains "$n: connected in the initramfs" "$(serial "$n")" "dracut: ccm: connected to node"
+		assertContains "$n: rxe0 by rd.ccm.rxe" "$(serial "$n")" "ccm: Soft-RoCE device rxe0 on eth0"
 		assertContains "$n: fmon heard the partner (see $s/$n.fmon)" "$(cat "$s/$n.fmon" 2>/dev/null)" "unknown -> alive: first heartbeat"
 	done
 	assertEquals "a knows b's epoch" "$(boot_val "$s/b.boot" CCM_EPOCH)" "$(boot_val "$s/a.boot" CCM_PARTNER_EPOCH)"
@@ -169,7 +179,7 @@ test_both_boot_together_connect_in_the_initramfs() {
 		with=$(in_initramfs "$s/$n.boot") without=$(in_initramfs "$s/p$n.boot")
 		echo "# $n: in the initramfs ${with}s with the module, ${without}s without; ratio $(awk -v a="$with" -v b="$without" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "?" }')" >&2
 		echo "# $n: keeper RSS $(boot_val "$s/$n.boot" KEEPER_RSS_KB) KiB after switch_root, $(boot_val "$s/$n.final" KEEPER_RSS_KB) KiB at the end" >&2
-		echo "# $n: connect step: $(tr -d '\r' <"$s/$n.serial" | grep -E 'ccm: (Soft-RoCE|looking|connected)' | sed 's/^\[ *\([0-9.]*\)\].*ccm: \([a-zA-Z-]*\).*/\1 \2/' | tr '\n' ' ')" >&2
+		echo "# $n: connect step: $(serial "$n" | grep -E 'ccm: (Soft-RoCE|looking|connected)' | sed 's/^\[ *\([0-9.]*\)\].*ccm: \([a-zA-Z-]*\).*/\1 \2/' | tr '\n' ' ')" >&2
 	done
 }
 
@@ -184,7 +194,7 @@ test_b_boots_30s_late_a_boots_degraded_then_connects() {
 	boot_wait_guests 200 || show a b
 	assertTrue "a finished" "[ -e $s/a.done ]"
 	assertTrue "b finished" "[ -e $s/b.done ]"
-	assertContains "a: degraded boot" "$(tr -d '\r' <"$s/a.serial")" "ccm: degraded: the partner did not answer within 10 s (exit 3)"
+	assertContains "a: degraded boot" "$(serial a)" "ccm: degraded: the partner did not answer within 10 s (exit 3)"
 	assertEquals "a: initramfs handoff not connected" handshaking "$(boot_val "$s/a.boot" CCM_STATE)"
 	echo "# a: handshake state when its real root started: $(boot_val "$s/a.boot" CCM_HS_STATE)" >&2
 	assert_keeper_survived a
@@ -229,6 +239,58 @@ test_b_reboots_a_sees_it_lost_then_back() {
 	assertEquals "a: to b2's epoch" "$(boot_val "$s/b2.boot" CCM_EPOCH)" "$(kept a PARTNER_EPOCH)"
 	assert_real_root_sees_the_keeper a connected "$(boot_val "$s/b2.boot" CCM_EPOCH)"
 	assertNotEquals "b2 is a new epoch" "$(boot_val "$s/b.boot" CCM_EPOCH)" "$(boot_val "$s/b2.boot" CCM_EPOCH)"
+}
+
+# The same two nodes with systemd as the initramfs' init (ccm-sd-*.img)
+# and as the real root's (root-sd.ext4, tests/boot/lib.sh boot_root_systemd).
+# ccm-early.service runs ccm-connect; at switch-root systemd stops the unit
+# (KillMode=none: no signal), kills every process not named '@...', and
+# execs the real root's systemd, which takes the initramfs' state over and
+# starts the tree's handoff/ccm-fmon.service (ccm-early exec, over the
+# keeper's socket) and root-init.sh as ccmlab-report.service.  b powers off
+# after both final reports; a reports again once b is gone: its keeper must
+# still be there, and its log line about it must have reached the console
+# (with the unit's journal stream as its fd 2, the initramfs' journald,
+# stopped at switch-root, took every later line with it).
+test_systemd_initramfs_both_boot_together() {
+	boot_ready || return 0
+	local s=$t/share n out sd="systemd.status_unit_format=name systemd.show_status=1"
+	mkdir -p "$s"
+	boot_net
+	boot_guest a a "$BOOT_DIR/ccm-sd-a.img" "$s" "$(args a "$sd rd.ccm.timeout=90 boot_peer=b boot_hold=5 boot_after=6")" root-sd.ext4
+	boot_guest b b "$BOOT_DIR/ccm-sd-b.img" "$s" "$(args b "$sd rd.ccm.timeout=90 boot_peer=a boot_hold=5")" root-sd.ext4
+	boot_wait_guests 200 || show a b
+	assertTrue "a: reached the real root and finished" "[ -e $s/a.done ]"
+	assertTrue "b: reached the real root and finished" "[ -e $s/b.done ]"
+	for n in a b; do
+		out=$(serial "$n")
+		assertContains "$n: systemd started the unit (see $s/$n.serial)" "$out" "Started ccm-early.service"
+		assertContains "$n: the unit's ccm-connect connected" "$out" "ccm-connect["
+		assert_booted_connected "$n" "ccm: connected to node"
+		assert_keeper_survived "$n"
+		assertContains "$n: rxe0 by rd.ccm.rxe" "$out" "ccm: Soft-RoCE device rxe0 on eth0"
+		assertContains "$n: systemd stopped the unit before switching root" "$out" "Stopped ccm-early.service"
+		assertContains "$n: and switched root" "$out" "Starting initrd-switch-root.service"
+		assertEquals "$n: systemd is the real root's init (see $s/$n.boot)" systemd "$(boot_val "$s/$n.boot" PID1)"
+		assertEquals "$n: handoff/ccm-fmon.service runs" active "$(boot_val "$s/$n.boot" FMON_UNIT)"
+		assertEquals "$n: and still runs at the end" active "$(boot_val "$s/$n.final" FMON_UNIT)"
+		assertContains "$n: fmon heard the partner (see $s/$n.fmon)" "$(cat "$s/$n.fmon" 2>/dev/null)" "unknown -> alive: first heartbeat"
+		assertEquals "$n: the keeper logs to the console" /dev/console "$(boot_val "$s/$n.boot" KEEPER_FD2)"
+	done
+	assertEquals "a knows b's epoch" "$(boot_val "$s/b.boot" CCM_EPOCH)" "$(boot_val "$s/a.boot" CCM_PARTNER_EPOCH)"
+	assertEquals "b knows a's epoch" "$(boot_val "$s/a.boot" CCM_EPOCH)" "$(boot_val "$s/b.boot" CCM_PARTNER_EPOCH)"
+	# b has gone: a's keeper logged it on the console and told fmon.
+	assertEquals "a: the same keeper after b went (see $s/a.after)" \
+		"$(boot_val "$s/a.boot" KEEPER_PID)" "$(boot_val "$s/a.after" KEEPER_PID)"
+	assertContains "a: the keeper's log after switch_root (b's loss) reached the console" \
+		"$(serial a | sed -n '/Starting initrd-switch-root.service/,$p')" "ccm-early[node 1]: "
+	assertContains "a: fmon heard the keeper say b was lost" "$(cat "$s/a.fmon" 2>/dev/null)" \
+		"the keeper reports partner node 2 lost"
+	assertNotContains "a: fmon never lost the keeper" "$(cat "$s/a.fmon" 2>/dev/null)" "ccm-fmon: the keeper has gone"
+	for n in a b; do
+		echo "# systemd $n: in the initramfs and the real root's systemd $(in_initramfs "$s/$n.boot")s; keeper RSS $(boot_val "$s/$n.boot" KEEPER_RSS_KB) KiB" >&2
+		echo "# systemd $n: the keeper's cgroup $(boot_val "$s/$n.boot" KEEPER_CGROUP), its unit: $(boot_val "$s/$n.boot" KEEPER_UNIT)" >&2
+	done
 }
 
 # shellcheck disable=SC1091

@@ -5,10 +5,20 @@
 # /sbin/initqueue, a fake `ip` and a fake ccm-early; module-setup.sh against
 # fake inst* helpers.  Every path is under $t (CCM_ROOT, hookdir, initdir).
 #
+# The host's kernel is never touched: the hooks' modprobe and rdma are
+# CCM_MODPROBE and CCM_RDMA, here fakes that record what would have been
+# run ($t/kcalls); the console is CCM_CONSOLE, a file.  Functions named
+# modprobe, insmod, rmmod and rdma catch any call that bypasses them, and
+# tearDown fails the test that made one.
+#
 # The address table is also checked against the real ccm-early ($CCM, else
 # ./ccm-early) where one is built: the hook must refuse exactly what the
 # binary refuses.
+# The hooks run in subshells on purpose (each run starts clean); the
+# validators' variables read at the top level come from oneTimeSetUp.
+# shellcheck disable=SC2031
 set -u
+# shellcheck source=tests/lib/common.sh
 . "$(dirname "$0")/../lib/common.sh"
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -20,7 +30,7 @@ oneTimeSetUp() {
 		[ -f "$mod/$f" ] || fail "missing $mod/$f"
 	done
 	# The validators, for the tests that call them directly.
-	# shellcheck source=../../dracut/95ccm/ccm-lib.sh
+	# shellcheck source=dracut/95ccm/ccm-lib.sh
 	. "$mod/ccm-lib.sh"
 	real_ccm=
 	for b in "${CCM}" "$top/ccm-early"; do
@@ -34,12 +44,18 @@ setUp() {
 	export hookdir=$CCM_ROOT/lib/dracut/hooks
 	mkdir -p "$CCM_ROOT/etc/ccm" "$CCM_ROOT/run" "$hookdir/initqueue/finished" "$t/bin"
 	: > "$t/log" && : > "$t/initqueue" && : > "$t/ccm-args" && : > "$t/calls"
+	: > "$t/kcalls" && : > "$t/host-calls" && : > "$t/console"
 	cmdline="" local_addrs="" tentative=""
+	rdma_links="" modprobe_fails="" rdma_add_fails=""
+	export CCM_MODPROBE=fake_modprobe CCM_RDMA=fake_rdma CCM_CONSOLE=$t/console
 	unset DRACUT_SYSTEMD
 	base_conf
 }
 
 tearDown() {
+	if [ -n "${t:-}" ] && [ -e "$t/host-calls" ]; then
+		assertEquals "nothing ran on the host's kernel" "" "$(cat "$t/host-calls")"
+	fi
 	ccm_end_test
 }
 
@@ -75,6 +91,7 @@ getargbool() {
 	case $b in 0 | no | off) return 1 ;; esac
 	return 0
 }
+# shellcheck disable=SC2086 # the words, as dracut's getcmdline gives them
 getcmdline() { printf '%s ' $cmdline; }
 warn() { echo "warn: $*" >> "$t/log"; }
 info() { echo "info: $*" >> "$t/log"; }
@@ -91,6 +108,37 @@ ip() {
 }
 tentative=""
 
+# The hooks' kernel commands (CCM_MODPROBE, CCM_RDMA): each call is one line
+# of $t/kcalls.  modprobe fails for the modules in $modprobe_fails; `rdma
+# link show` prints $rdma_links; `rdma link add` fails for the netdevs in
+# $rdma_add_fails.
+fake_modprobe() {
+	local m
+	echo "modprobe $*" >> "$t/kcalls"
+	for m in $modprobe_fails; do
+		case " $* " in *" $m "*) return 1 ;; esac
+	done
+	return 0
+}
+fake_rdma() {
+	local n
+	echo "rdma $*" >> "$t/kcalls"
+	case "$1 $2" in
+	"link show") [ -z "$rdma_links" ] || printf '%s\n' "$rdma_links" ;;
+	"link add")
+		for n in $rdma_add_fails; do
+			[ "$7" = "$n" ] && { echo "rdma: cannot add $3" >&2; return 1; }
+		done
+		;;
+	esac
+	return 0
+}
+# What must never run here.
+modprobe() { echo "modprobe $*" >> "$t/host-calls"; return 1; }
+insmod() { echo "insmod $*" >> "$t/host-calls"; return 1; }
+rmmod() { echo "rmmod $*" >> "$t/host-calls"; return 1; }
+rdma() { echo "rdma $*" >> "$t/host-calls"; return 1; }
+
 # --- helpers --------------------------------------------------------------------
 
 # A ccm.conf with what ccm-early cannot do without.
@@ -106,9 +154,9 @@ args() {
 # Run the cmdline hook the way init does (sourced), in a subshell.
 run_parse() {
 	(
-		# shellcheck source=../../dracut/95ccm/ccm-lib.sh
+		# shellcheck source=dracut/95ccm/ccm-lib.sh
 		. "$mod/ccm-lib.sh"
-		# shellcheck source=../../dracut/95ccm/parse-ccm.sh
+		# shellcheck source=dracut/95ccm/parse-ccm.sh
 		. "$mod/parse-ccm.sh"
 	) > "$t/out" 2>&1
 	rc=$?
@@ -117,8 +165,9 @@ run_parse() {
 # Run ccm-connect [MODE]; its exit status in rc.
 run_connect() {
 	(
+		# shellcheck source=dracut/95ccm/ccm-lib.sh
 		. "$mod/ccm-lib.sh"
-		# shellcheck source=../../dracut/95ccm/ccm-connect.sh
+		# shellcheck source=dracut/95ccm/ccm-connect.sh
 		. "$mod/ccm-connect.sh"
 	) > "$t/out" 2>&1
 	rc=$?
@@ -135,6 +184,8 @@ fake_ccm() {
 	cat > "$t/bin/ccm-early" <<-EOF
 		#!/bin/sh
 		printf '%s\n' "\$*" >> "$t/ccm-args"
+		echo "fake ccm-early: a line on stdout"
+		echo "fake ccm-early: a line on stderr" >&2
 		while [ \$# -gt 0 ]; do [ "\$1" = --state-dir ] && dir=\$2; shift; done
 		mkdir -p "\$dir"
 		cat > "\$dir/state" <<-'S'
@@ -265,6 +316,31 @@ test_address_table_matches_the_binary() {
 	done < <(address_table)
 }
 
+# The link table against the binary's --link, once it has one: a bad value
+# is a usage error (2); a good one gets as far as listening on 10.0.1.x,
+# which is not ours (1).
+test_link_table_matches_the_binary() {
+	if [ -z "$real_ccm" ]; then
+		startSkipping
+		echo "no ccm-early built: skipping the cross-check" >&2
+	elif ! "$real_ccm" connect --help 2>&1 | grep -q -- '--link LOCAL=PARTNER'; then
+		startSkipping
+		echo "#### SKIP: $real_ccm has no --link yet: the link table is not cross-checked ####" >&2
+	fi
+	mkdir -p "$t/clients"
+	while IFS='|' read -r kind value _; do
+		isSkipping && break
+		"$real_ccm" connect --node-id 1 --link "$value" --once --timeout 1 \
+			--clients "$t/clients" --state-dir "$t/run" > "$t/out" 2>&1 < /dev/null
+		r=$?
+		if [ "$kind" = link ] || [ "$kind" = strict ]; then
+			assertEquals "ccm-early takes --link '$value': $(cat "$t/out")" 1 "$r"
+		else
+			assertEquals "ccm-early refuses --link '$value': $(cat "$t/out")" 2 "$r"
+		fi
+	done < <(link_table)
+}
+
 test_numbers_are_strict() {
 	# valid | value | min | max | canonical
 	while IFS='|' read -r want value min max canon; do
@@ -300,39 +376,14 @@ test_numbers_are_strict() {
 
 # --- parse-ccm.sh ------------------------------------------------------------------
 
-# Each rd.ccm argument alone, on top of a complete ccm.conf.
+# Each rd.ccm argument alone, on top of a complete ccm.conf (for rd.ccm.link,
+# one with only the node id: a link replaces listen and partner).
 #   ok   | argument | the fragment line it must write
 #   bad  | argument | what the warning must say
-#   link | argument | the line of cmdline.links
-test_parse_every_argument() {
-	while IFS='|' read -r kind arg want; do
-		rm -rf "$CCM_ROOT/run/ccm" "$hookdir/initqueue/finished/ccm-early.sh"
-		: > "$t/log" && : > "$t/initqueue"
-		args "$arg"
-		run_parse
-		assertEquals "[$arg] the hook returns 0; $(shown)" 0 "$rc"
-		case $kind in
-		ok)
-			assertContains "[$arg] fragment; $(shown)" "$(frag)" "$want"
-			assertNotContains "[$arg] no warning; $(shown)" "$(cat "$t/log")" "warn:"
-			assertEquals "[$arg] initqueue scheduled; $(shown)" 2 "$(wc -l < "$t/initqueue")"
-			;;
-		link)
-			assertEquals "[$arg] links file; $(shown)" "$want" \
-				"$(cat "$CCM_ROOT/run/ccm/cmdline.links" 2> /dev/null)"
-			assertContains "[$arg] says it is reserved" "$(cat "$t/log")" "reserved"
-			;;
-		bad)
-			assertContains "[$arg] warning names the argument and value; $(shown)" \
-				"$(cat "$t/log")" "warn: ccm: $arg: "
-			assertContains "[$arg] warning says why; $(shown)" "$(cat "$t/log")" "$want"
-			assertContains "[$arg] says ccm is off; $(shown)" "$(cat "$t/log")" "off for this boot"
-			assertFalse "[$arg] no fragment: off; $(shown)" "[ -e '$CCM_ROOT/run/ccm/cmdline.conf' ]"
-			assertEquals "[$arg] nothing queued; $(shown)" "" "$(cat "$t/initqueue")"
-			assertFalse "[$arg] no finished hook" "[ -e '$hookdir/initqueue/finished/ccm-early.sh' ]"
-			;;
-		esac
-	done <<-'EOF'
+#   link | argument | cmdline.links (the value)
+#   rxe  | argument | cmdline.rxe, its lines joined by blanks
+every_argument_table() {
+	cat <<-'EOF'
 		ok|rd.ccm.node=1|node-id = 1
 		ok|rd.ccm.node=4294967294|node-id = 4294967294
 		ok|rd.ccm.node=007|node-id = 7
@@ -389,15 +440,120 @@ test_parse_every_argument() {
 		bad|rd.ccm.timeout=1.5|not a decimal number
 		bad|rd.ccm.timeout=60s|not a decimal number
 		bad|rd.ccm.timeout=|empty value
-		link|rd.ccm.link=10.0.1.1=10.0.1.2|10.0.1.1 10.0.1.2
-		link|rd.ccm.link=[fd01::1]:7471=[fd01::2]:7471|[fd01::1]:7471 [fd01::2]:7471
-		bad|rd.ccm.link=10.0.1.1|expected LOCAL=PARTNER
-		bad|rd.ccm.link=10.0.1.1=|expected LOCAL=PARTNER
-		bad|rd.ccm.link==10.0.1.2|expected LOCAL=PARTNER
-		bad|rd.ccm.link=10.0.1.1=10.0.1.2=10.0.1.3|expected LOCAL=PARTNER
-		bad|rd.ccm.link=node-a=10.0.1.2|local address
-		bad|rd.ccm.link=10.0.1.1=10.0.1.2:0|partner address
+		rxe|rd.ccm.rxe=eth0|eth0 
+		rxe|rd.ccm.rxe=eth1.100|eth1.100 
+		rxe|rd.ccm.rxe=eth0,eth1|eth0 eth1 
+		rxe|rd.ccm.rxe=ib-a,eth_b,c.1,d|ib-a eth_b c.1 d 
+		bad|rd.ccm.rxe=|empty value
+		bad|rd.ccm.rxe=eth0,|an empty interface name
+		bad|rd.ccm.rxe=,eth0|an empty interface name
+		bad|rd.ccm.rxe=eth0,,eth1|an empty interface name
+		bad|rd.ccm.rxe=,|an empty interface name
+		bad|rd.ccm.rxe=eth0,eth0|'eth0' is named twice
+		bad|rd.ccm.rxe=eth0,eth1,eth0|'eth0' is named twice
+		bad|rd.ccm.rxe=a,b,c,d,e|more than 4 interfaces
+		bad|rd.ccm.rxe=eth 0|not a device name
+		bad|rd.ccm.rxe=eth0, eth1|not a device name
+		bad|rd.ccm.rxe=eth0;eth1|not a device name
+		bad|rd.ccm.rxe=eth0/1|not a device name
+		bad|rd.ccm.rxe=$(reboot)|not a device name
+		bad|rd.ccm.rxe=..|not a device name
+		bad|rd.ccm.rxe=eth0,.|not a device name
+		bad|rd.ccm.rxe=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa|longer than 63
 	EOF
+	link_table | sed 's/|/|rd.ccm.link=/; s/^strict|/bad|/'
+}
+
+# rd.ccm.link values, for the hook and for ccm-early's --link.
+#   link   | value | what the hook stores (the value)
+#   bad    | value | what the warning must say
+#   strict | value | the same, but ccm-early takes it: an empty device=,
+#                    which it reads as "none", is refused by the hook as an
+#                    empty rd.ccm.device= is
+link_table() {
+	cat <<-'EOF'
+		link|10.0.1.1=10.0.1.2|10.0.1.1=10.0.1.2
+		link|[fd01::1]:7471=[fd01::2]:7471|[fd01::1]:7471=[fd01::2]:7471
+		link|fd01::1=fd01::2|fd01::1=fd01::2
+		link|10.0.1.1:7000=10.0.1.1:7001|10.0.1.1:7000=10.0.1.1:7001
+		link|10.0.1.1=10.0.1.2,device=rxe0|10.0.1.1=10.0.1.2,device=rxe0
+		link|10.0.1.1=10.0.1.2,priority=255|10.0.1.1=10.0.1.2,priority=255
+		link|10.0.1.1=10.0.1.2,priority=0,device=mlx5_0|10.0.1.1=10.0.1.2,priority=0,device=mlx5_0
+		link|10.0.1.1=10.0.1.2,device=rxe1,priority=007|10.0.1.1=10.0.1.2,device=rxe1,priority=007
+		link|10.0.1.1=10.0.1.2,,device=rxe0,|10.0.1.1=10.0.1.2,,device=rxe0,
+		bad||empty value
+		bad|10.0.1.1|expected LOCAL=PARTNER
+		bad|10.0.1.1,device=rxe0|expected LOCAL=PARTNER
+		bad|,device=rxe0|expected LOCAL=PARTNER
+		bad|10.0.1.1=|partner address: empty value
+		bad|=10.0.1.2|local address: empty value
+		bad|=|local address: empty value
+		bad|10.0.1.1=10.0.1.2=10.0.1.3|partner address: '10.0.1.2=10.0.1.3' is not
+		bad|node-a=10.0.1.2|local address: 'node-a' is not a numeric IPv4 address
+		bad|10.0.1.1=node-b:7471|partner address: 'node-b' is not a numeric IPv4 address
+		bad|10.0.1.1=10.0.1.2:0|partner address: port '0'
+		bad|10.0.1.1:65536=10.0.1.2|local address: port '65536'
+		bad|[fd01::1=[fd01::2]|local address: missing ']'
+		bad|10.0.1.1 =10.0.1.2|local address
+		bad|10.0.1.1=10.0.1.1|LOCAL and PARTNER are the same address
+		bad|10.0.1.1:7471=10.0.1.1|LOCAL and PARTNER are the same address
+		bad|[fd01::1]=[fd01::1]:07471|LOCAL and PARTNER are the same address
+		strict|10.0.1.1=10.0.1.2,device=|device: empty value
+		bad|10.0.1.1=10.0.1.2,device=rxe/0|device: 'rxe/0' is not a device name
+		bad|10.0.1.1=10.0.1.2,device=..|device: '..' is not a device name
+		bad|10.0.1.1=10.0.1.2,priority=|priority: empty value
+		bad|10.0.1.1=10.0.1.2,priority=256|priority: '256' is not in 0..255
+		bad|10.0.1.1=10.0.1.2,priority=-1|priority: '-1' is not a decimal number
+		bad|10.0.1.1=10.0.1.2,priority=0x1|priority: '0x1' is not a decimal number
+		bad|10.0.1.1=10.0.1.2,priority=1 |priority: '1 ' is not a decimal number
+		bad|10.0.1.1=10.0.1.2,weight=1|unknown option 'weight=1' (device=, priority=)
+		bad|10.0.1.1=10.0.1.2,rxe0|unknown option 'rxe0'
+		bad|10.0.1.1=10.0.1.2,DEVICE=rxe0|unknown option 'DEVICE=rxe0'
+		bad|10.0.1.1=10.0.1.2,device=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa|longer than 255 bytes
+	EOF
+}
+
+test_parse_every_argument() {
+	while IFS='|' read -r kind arg want; do
+		rm -rf "$CCM_ROOT/run/ccm" "$hookdir/initqueue/finished/ccm-early.sh"
+		: > "$t/log" && : > "$t/initqueue"
+		case $arg in
+		rd.ccm.link=*) printf 'node-id = 1\n' > "$CCM_ROOT/etc/ccm/ccm.conf" ;;
+		*) base_conf ;;
+		esac
+		args "$arg"
+		run_parse
+		assertEquals "[$arg] the hook returns 0; $(shown)" 0 "$rc"
+		case $kind in
+		ok | link | rxe)
+			assertNotContains "[$arg] no warning; $(shown)" "$(cat "$t/log")" "warn:"
+			assertEquals "[$arg] initqueue scheduled; $(shown)" 2 "$(wc -l < "$t/initqueue")"
+			;;
+		esac
+		case $kind in
+		ok)
+			assertContains "[$arg] fragment; $(shown)" "$(frag)" "$want"
+			;;
+		link)
+			assertEquals "[$arg] links file; $(shown)" "$want" \
+				"$(cat "$CCM_ROOT/run/ccm/cmdline.links" 2> /dev/null)"
+			assertEquals "[$arg] nothing in the fragment; $(shown)" "" "$(frag | grep -v '^#')"
+			;;
+		rxe)
+			assertEquals "[$arg] rxe file; $(shown)" "$want" \
+				"$(tr '\n' ' ' < "$CCM_ROOT/run/ccm/cmdline.rxe" 2> /dev/null)"
+			;;
+		bad)
+			assertContains "[$arg] warning names the argument and value; $(shown)" \
+				"$(cat "$t/log")" "warn: ccm: $arg: "
+			assertContains "[$arg] warning says why; $(shown)" "$(cat "$t/log")" "$want"
+			assertContains "[$arg] says ccm is off; $(shown)" "$(cat "$t/log")" "off for this boot"
+			assertFalse "[$arg] no fragment: off; $(shown)" "[ -e '$CCM_ROOT/run/ccm/cmdline.conf' ]"
+			assertEquals "[$arg] nothing queued; $(shown)" "" "$(cat "$t/initqueue")"
+			assertFalse "[$arg] no finished hook" "[ -e '$hookdir/initqueue/finished/ccm-early.sh' ]"
+			;;
+		esac
+	done < <(every_argument_table)
 }
 
 test_parse_no_arguments_uses_the_config_file() {
@@ -417,7 +573,7 @@ test_parse_everything_at_once() {
 	rm "$CCM_ROOT/etc/ccm/ccm.conf"
 	args rd.ccm.node=2 rd.ccm.listen=10.0.0.2 "rd.ccm.partner=[fd00::1]:7000" \
 		rd.ccm.transport=rdma rd.ccm.device=rxe0 rd.ccm.timeout=30 rd.ccm.required \
-		rd.ccm.link=10.0.1.2=10.0.1.1 rd.ccm.link=10.0.2.2=10.0.2.1 quiet
+		rd.ccm.rxe=eth1,eth2 quiet
 	run_parse
 	assertEquals "fragment; $(shown)" "node-id = 2
 listen = 10.0.0.2
@@ -425,9 +581,112 @@ partner = [fd00::1]:7000
 transport = rdma
 device = rxe0
 timeout = 30" "$(frag | grep -v '^#')"
-	assertEquals "links" "10.0.1.2 10.0.1.1
-10.0.2.2 10.0.2.1" "$(cat "$CCM_ROOT/run/ccm/cmdline.links")"
+	assertEquals "rxe" "eth1
+eth2" "$(cat "$CCM_ROOT/run/ccm/cmdline.rxe")"
+	assertFalse "no links" "[ -e '$CCM_ROOT/run/ccm/cmdline.links' ]"
 	assertEquals "no warning; $(shown)" "" "$(grep warn: "$t/log")"
+}
+
+# Up to four rd.ccm.link, kept in their order with their options; they
+# replace listen and partner, so a ccm.conf with neither is complete.
+test_parse_links() {
+	printf 'node-id = 2\ntransport = rdma\n' > "$CCM_ROOT/etc/ccm/ccm.conf"
+	args rd.ccm.link=10.0.1.2=10.0.1.1,device=rxe0,priority=2 rd.ccm.timeout=30 \
+		"rd.ccm.link=[fd02::2]:7000=[fd02::1]:7000" rd.ccm.link=10.0.3.2=10.0.3.1,priority=1 \
+		rd.ccm.link=10.0.4.2:7471=10.0.4.1:7472 rd.ccm.rxe=eth1,eth3
+	run_parse
+	assertEquals "no warning; $(shown)" "" "$(grep warn: "$t/log")"
+	assertEquals "links, in order" "10.0.1.2=10.0.1.1,device=rxe0,priority=2
+[fd02::2]:7000=[fd02::1]:7000
+10.0.3.2=10.0.3.1,priority=1
+10.0.4.2:7471=10.0.4.1:7472" "$(cat "$CCM_ROOT/run/ccm/cmdline.links")"
+	assertEquals "the fragment has the rest" "timeout = 30" "$(frag | grep -v '^#')"
+	assertEquals "queued" 2 "$(wc -l < "$t/initqueue")"
+
+	# A fifth is one too many: named, and ccm is off.
+	: > "$t/log" && : > "$t/initqueue"
+	args rd.ccm.link=10.0.1.2=10.0.1.1 rd.ccm.link=10.0.2.2=10.0.2.1 rd.ccm.link=10.0.3.2=10.0.3.1 \
+		rd.ccm.link=10.0.4.2=10.0.4.1 rd.ccm.link=10.0.5.2=10.0.5.1
+	run_parse
+	assertContains "the fifth; $(shown)" "$(cat "$t/log")" \
+		"warn: ccm: rd.ccm.link=10.0.5.2=10.0.5.1: more than 4 links"
+	assertEquals "only the fifth is wrong" 1 "$(grep -c 'warn: ccm: rd.ccm.link=' "$t/log")"
+	assertContains "off" "$(cat "$t/log")" "off for this boot"
+	assertFalse "no fragment" "[ -e '$CCM_ROOT/run/ccm/cmdline.conf' ]"
+	assertFalse "no links file" "[ -e '$CCM_ROOT/run/ccm/cmdline.links' ]"
+	assertEquals "nothing queued" "" "$(cat "$t/initqueue")"
+
+	# Two links on one local address (the same port written two ways).
+	: > "$t/log"
+	args rd.ccm.link=10.0.1.2=10.0.1.1 rd.ccm.link=10.0.1.2:07471=10.0.2.1
+	run_parse
+	assertContains "the same local address; $(shown)" "$(cat "$t/log")" \
+		"warn: ccm: rd.ccm.link=10.0.1.2:07471=10.0.2.1: another rd.ccm.link listens on 10.0.1.2:07471 too"
+	assertFalse "off" "[ -e '$CCM_ROOT/run/ccm/cmdline.conf' ]"
+
+	# A wrong link is the only complaint: no "listen not given" on top.
+	: > "$t/log"
+	for a in rd.ccm.link=10.0.1.2 rd.ccm.link=; do
+		: > "$t/log"
+		args "$a"
+		run_parse
+		assertNotContains "[$a] no listen/partner noise; $(shown)" "$(cat "$t/log")" "not given"
+		assertEquals "[$a] one warning and 'off'; $(shown)" 2 "$(grep -c 'warn:' "$t/log")"
+	done
+}
+
+# rd.ccm.link replaces listen/partner/device: not both, from the command
+# line or from ccm.conf; each clash is named with where it comes from.
+test_parse_links_exclude_listen_partner_device() {
+	printf 'node-id = 2\n' > "$CCM_ROOT/etc/ccm/ccm.conf"
+	# command line | what the warning must say
+	while IFS='|' read -r line want; do
+		: > "$t/log" && : > "$t/initqueue" && rm -rf "$CCM_ROOT/run/ccm"
+		# shellcheck disable=SC2086 # the words of the command line
+		args $line
+		run_parse
+		assertContains "[$line] named; $(shown)" "$(cat "$t/log")" "$want"
+		assertContains "[$line] off; $(shown)" "$(cat "$t/log")" "off for this boot"
+		assertFalse "[$line] no fragment" "[ -e '$CCM_ROOT/run/ccm/cmdline.conf' ]"
+		assertEquals "[$line] nothing queued" "" "$(cat "$t/initqueue")"
+	done <<-'EOF'
+		rd.ccm.link=10.0.1.2=10.0.1.1 rd.ccm.listen=10.0.0.2|warn: ccm: rd.ccm.listen=10.0.0.2: not with rd.ccm.link, which replaces rd.ccm.listen, rd.ccm.partner and rd.ccm.device
+		rd.ccm.partner=10.0.0.1 rd.ccm.link=10.0.1.2=10.0.1.1|warn: ccm: rd.ccm.partner=10.0.0.1: not with rd.ccm.link
+		rd.ccm.link=10.0.1.2=10.0.1.1 rd.ccm.device=rxe0|warn: ccm: rd.ccm.device=rxe0: not with rd.ccm.link
+	EOF
+	# With rd.ccm.required the clash stops the boot at the connect step.
+	args rd.ccm.link=10.0.1.2=10.0.1.1 rd.ccm.listen=10.0.0.2 rd.ccm.required
+	run_parse
+	assertContains "required: kept for the connect step" \
+		"$(cat "$CCM_ROOT/run/ccm/cmdline.err" 2> /dev/null)" "rd.ccm.listen=10.0.0.2: not with rd.ccm.link"
+	# ccm.conf's listen, partner or device against rd.ccm.link.
+	for k in "listen = 10.0.0.2" "partner = 10.0.0.1" "device = rxe0"; do
+		: > "$t/log" && rm -rf "$CCM_ROOT/run/ccm"
+		printf 'node-id = 2\n%s\n' "$k" > "$CCM_ROOT/etc/ccm/ccm.conf"
+		args rd.ccm.link=10.0.1.2=10.0.1.1
+		run_parse
+		assertContains "[ccm.conf $k] named; $(shown)" "$(cat "$t/log")" \
+			"warn: ccm: rd.ccm.link=10.0.1.2=10.0.1.1: it replaces listen, partner and device, but /etc/ccm/ccm.conf sets '${k%% *}'"
+		assertFalse "[ccm.conf $k] off" "[ -e '$CCM_ROOT/run/ccm/cmdline.conf' ]"
+	done
+	# ccm.conf's links against rd.ccm.listen; and they are enough alone.
+	printf 'node-id = 2\nlink = 10.0.1.2=10.0.1.1\nlink = 10.0.2.2=10.0.2.1\n' > "$CCM_ROOT/etc/ccm/ccm.conf"
+	: > "$t/log" && rm -rf "$CCM_ROOT/run/ccm"
+	args rd.ccm.listen=10.0.0.2
+	run_parse
+	assertContains "ccm.conf's links; $(shown)" "$(cat "$t/log")" \
+		"warn: ccm: rd.ccm.listen=10.0.0.2: /etc/ccm/ccm.conf has 'link' lines, which replace listen"
+	: > "$t/log" && rm -rf "$CCM_ROOT/run/ccm"
+	args
+	run_parse
+	assertEquals "ccm.conf's links alone: no warning; $(shown)" "" "$(grep warn: "$t/log")"
+	assertTrue "on" "[ -e '$CCM_ROOT/run/ccm/cmdline.conf' ]"
+	# rd.ccm.link replaces ccm.conf's links (ccm-early: the command line's
+	# links replace the file's).
+	: > "$t/log" && rm -rf "$CCM_ROOT/run/ccm"
+	args rd.ccm.link=10.0.9.2=10.0.9.1
+	run_parse
+	assertEquals "over ccm.conf's links: no warning; $(shown)" "" "$(grep warn: "$t/log")"
 }
 
 test_parse_rd_ccm_0_turns_it_off() {
@@ -518,19 +777,59 @@ test_parse_clears_an_earlier_run() {
 # The hook is POSIX: the same parse under dash, and shellcheck -s sh.
 test_parse_under_dash() {
 	command -v dash > /dev/null || { fail "dash is missing: scripts/deps.sh test installs it"; return; }
+	printf 'node-id = 1\n' > "$CCM_ROOT/etc/ccm/ccm.conf"
 	cat > "$t/fakes.sh" <<-EOF
-		getarg() { case \$1 in rd.ccm.node=) printf 7; return 0 ;; rd.ccm.partner=) printf '[fd00::2]:9'; return 0 ;; esac; return 1; }
-		getargs() { printf '10.0.1.1=10.0.1.2\n'; }
-		getargbool() { return 0; }
+		getarg() { case \$1 in rd.ccm.node=) printf 7; return 0 ;; rd.ccm.rxe=) printf 'eth1,eth2'; return 0 ;; esac; return 1; }
+		getargs() { printf '10.0.1.1=10.0.1.2,device=rxe0\n[fd00::1]:9=[fd00::2]:9,priority=1\n'; }
+		getargbool() { [ "\$2" = rd.ccm ]; }
 		getcmdline() { printf 'rd.ccm.node=7 rd.ccm.bogus=1'; }
 		warn() { echo "warn: \$*" >> "$t/log"; }
 		info() { echo "info: \$*" >> "$t/log"; }
 	EOF
 	DRACUT_SYSTEMD=1 dash -c ". '$t/fakes.sh'; . '$mod/ccm-lib.sh'; . '$mod/parse-ccm.sh'" > "$t/out" 2>&1
 	assertEquals "dash: status; $(shown)" 0 $?
-	assertEquals "dash: fragment; $(shown)" "node-id = 7
-partner = [fd00::2]:9" "$(frag | grep -v '^#')"
-	assertContains "dash: unknown argument" "$(cat "$t/log")" "rd.ccm.bogus=1"
+	assertEquals "dash: fragment; $(shown)" "node-id = 7" "$(frag | grep -v '^#')"
+	assertEquals "dash: links" "10.0.1.1=10.0.1.2,device=rxe0
+[fd00::1]:9=[fd00::2]:9,priority=1" "$(cat "$CCM_ROOT/run/ccm/cmdline.links" 2> /dev/null)"
+	assertEquals "dash: rxe" "eth1
+eth2" "$(cat "$CCM_ROOT/run/ccm/cmdline.rxe" 2> /dev/null)"
+	assertEquals "dash: only the unknown argument is warned about; $(shown)" \
+		"warn: ccm: unknown argument 'rd.ccm.bogus=1' ignored" "$(grep warn: "$t/log")"
+}
+
+# The connect step is POSIX too: links and rxe under dash.
+test_connect_under_dash() {
+	command -v dash > /dev/null || { fail "dash is missing: scripts/deps.sh test installs it"; return; }
+	fake_ccm 0
+	printf 'node-id = 1\n' > "$CCM_ROOT/etc/ccm/ccm.conf"
+	on_fragment "timeout = 9
+"
+	printf '%s\n' 10.0.1.1=10.0.1.2,device=rxe0 "[fd00::1]:9=[fd00::2]:9" > "$CCM_ROOT/run/ccm/cmdline.links"
+	printf '%s\n' eth1 eth2 > "$CCM_ROOT/run/ccm/cmdline.rxe"
+	cat > "$t/fakes.sh" <<-EOF
+		getarg() { return 1; }
+		getargbool() { return 1; }
+		warn() { echo "warn: \$*" >> "$t/log"; }
+		info() { echo "info: \$*" >> "$t/log"; }
+		die() { echo "die: \$*" >> "$t/log"; exit 1; }
+		dash_modprobe() { echo "modprobe \$*" >> "$t/kcalls"; }
+		dash_rdma() { echo "rdma \$*" >> "$t/kcalls"; }
+		ip() { echo "2: eth1    inet \$5/24 scope global eth1"; }
+	EOF
+	CCM_MODPROBE=dash_modprobe CCM_RDMA=dash_rdma DRACUT_SYSTEMD=1 \
+		dash -c ". '$t/fakes.sh'; . '$mod/ccm-lib.sh'; . '$mod/ccm-connect.sh'" > "$t/out" 2>&1
+	assertEquals "dash: status; $(shown)" 0 $?
+	assertEquals "dash: options; $(shown)" \
+		"connect --config $CCM_ROOT/etc/ccm/ccm.conf --link 10.0.1.1=10.0.1.2,device=rxe0 --link [fd00::1]:9=[fd00::2]:9 --state-dir $CCM_ROOT/run/ccm --timeout 9" \
+		"$(cat "$t/ccm-args")"
+	assertEquals "dash: the kernel commands" "modprobe -q -a ib_uverbs rdma_ucm
+modprobe -q crc32_generic
+modprobe -q rdma_rxe
+rdma link show
+rdma link add rxe0 type rxe netdev eth1
+rdma link add rxe1 type rxe netdev eth2" "$(cat "$t/kcalls")"
+	assertContains "dash: connected" "$(cat "$t/log")" "info: ccm: connected to node 2"
+	assertContains "dash: ccm-early on the console" "$(cat "$t/console")" "fake ccm-early"
 }
 
 test_shellcheck_posix() {
@@ -545,13 +844,20 @@ test_shellcheck_posix() {
 	assertEquals "shellcheck handoff/ccm-state: $out" "" "$out"
 	out=$(shellcheck -s bash -e SC1091,SC2034,SC2154 "$mod/module-setup.sh" 2>&1)
 	assertEquals "shellcheck module-setup.sh: $out" "" "$out"
+	# The tests of the module: this suite and the boot proof (from the top,
+	# where their `source=` paths start).
+	out=$(cd "$top" && shellcheck -x tests/dracut/test_module.sh tests/boot/test_boot.sh \
+		tests/boot/lib.sh tests/boot/setup.sh 2>&1)
+	assertEquals "shellcheck the module's tests: $out" "" "$out"
+	out=$(shellcheck -s sh "$top/tests/boot/root-init.sh" 2>&1)
+	assertEquals "shellcheck tests/boot/root-init.sh: $out" "" "$out"
 }
 
 # --- ccm-connect ---------------------------------------------------------------------
 
 test_connect_exit_codes() {
 	# ccm-early's status | rd.ccm.required | info/warn/die | what it says | done marker
-	while IFS='|' read -r code req kind msg done; do
+	while IFS='|' read -r code req kind msg marked; do
 		rm -f "$CCM_ROOT/run/ccm/connect.done" && : > "$t/log"
 		on_fragment
 		fake_ccm "$code"
@@ -565,7 +871,7 @@ test_connect_exit_codes() {
 		fi
 		assertContains "$tag $kind; $(shown)" "$(cat "$t/log")" "$kind: ccm: "
 		assertContains "$tag message; $(shown)" "$(cat "$t/log")" "$msg"
-		if [ "$done" = yes ]; then
+		if [ "$marked" = yes ]; then
 			assertTrue "$tag marks itself done" "[ -e '$CCM_ROOT/run/ccm/connect.done' ]"
 		else
 			assertFalse "$tag a fatal step is not done" "[ -e '$CCM_ROOT/run/ccm/connect.done' ]"
@@ -714,6 +1020,134 @@ test_systemd_waits_for_the_listen_address() {
 	local_addrs=10.0.0.1/24
 	run_connect
 	assertContains "up: connects; $(shown)" "$(cat "$t/ccm-args")" "--timeout 1"
+	# Links: each local address; the message names the missing one.
+	rm "$CCM_ROOT/run/ccm/connect.done" && : > "$t/log" && : > "$t/ccm-args"
+	printf '%s\n' "10.0.1.1=10.0.1.2" "10.0.2.1=10.0.2.2" > "$CCM_ROOT/run/ccm/cmdline.links"
+	local_addrs=10.0.1.1/24
+	run_connect
+	assertContains "a link's address never up; $(shown)" "$(cat "$t/log")" \
+		"the listen address 10.0.2.1 was not configured within 1 s"
+	assertEquals "ccm-early not run" "" "$(cat "$t/ccm-args")"
+}
+
+# rd.ccm.rxe and the rdma transport: what would have been loaded and run,
+# in order.  Every case starts from a fragment as parse-ccm.sh leaves it.
+#   transport | rxe netdevs | rdma link show | modprobe fails | link add fails | kcalls (;-separated) | log | runs ccm-early
+test_connect_kernel_commands() {
+	while IFS='|' read -r transport nds shown_links mfail afail want_calls want_log runs; do
+		rm -rf "$CCM_ROOT/run/ccm" && : > "$t/log" && : > "$t/kcalls" && : > "$t/ccm-args"
+		fake_ccm 0
+		on_fragment "${transport:+transport = $transport
+}"
+		# shellcheck disable=SC2086 # one interface a word
+		[ -z "$nds" ] || printf '%s\n' $nds > "$CCM_ROOT/run/ccm/cmdline.rxe"
+		rdma_links=$shown_links modprobe_fails=$mfail rdma_add_fails=$afail
+		run_connect
+		tag="[transport=$transport rxe=$nds have=$shown_links mfail=$mfail afail=$afail]"
+		assertEquals "$tag status; $(shown)" 0 "$rc"
+		assertEquals "$tag the calls; $(shown)" "$want_calls" "$(paste -sd';' "$t/kcalls")"
+		[ -z "$want_log" ] || assertContains "$tag log; $(shown)" "$(cat "$t/log")" "$want_log"
+		if [ "$runs" = yes ]; then
+			assertEquals "$tag ccm-early ran" 1 "$(wc -l < "$t/ccm-args")"
+		else
+			assertEquals "$tag ccm-early did not run" "" "$(cat "$t/ccm-args")"
+			assertContains "$tag boots on" "$(cat "$t/log")" "booting on without the cluster interconnect"
+		fi
+	done <<-'EOF'
+		|||||||yes
+		tcp|||||||yes
+		rdma|||||modprobe -q -a ib_uverbs rdma_ucm||yes
+		rdma||||ib_uverbs|modprobe -q -a ib_uverbs rdma_ucm||yes
+		|eth0||||modprobe -q -a ib_uverbs rdma_ucm;modprobe -q crc32_generic;modprobe -q rdma_rxe;rdma link show;rdma link add rxe0 type rxe netdev eth0|info: ccm: Soft-RoCE device rxe0 on eth0 (rd.ccm.rxe)|yes
+		rdma|eth0 eth1||||modprobe -q -a ib_uverbs rdma_ucm;modprobe -q crc32_generic;modprobe -q rdma_rxe;rdma link show;rdma link add rxe0 type rxe netdev eth0;rdma link add rxe1 type rxe netdev eth1|info: ccm: Soft-RoCE device rxe1 on eth1 (rd.ccm.rxe)|yes
+		rdma|a b c d||||modprobe -q -a ib_uverbs rdma_ucm;modprobe -q crc32_generic;modprobe -q rdma_rxe;rdma link show;rdma link add rxe0 type rxe netdev a;rdma link add rxe1 type rxe netdev b;rdma link add rxe2 type rxe netdev c;rdma link add rxe3 type rxe netdev d||yes
+		rdma|eth0 eth1|link rxe0/1 state ACTIVE physical_state LINK_UP netdev eth0|||modprobe -q -a ib_uverbs rdma_ucm;modprobe -q crc32_generic;modprobe -q rdma_rxe;rdma link show;rdma link add rxe1 type rxe netdev eth1||yes
+		rdma|eth0 eth1|link mlx5_0/1 state ACTIVE physical_state LINK_UP netdev eth1|||modprobe -q -a ib_uverbs rdma_ucm;modprobe -q crc32_generic;modprobe -q rdma_rxe;rdma link show;rdma link add rxe0 type rxe netdev eth0||yes
+		rdma|eth0|link rxe9/1 state ACTIVE physical_state LINK_UP netdev eth01|||modprobe -q -a ib_uverbs rdma_ucm;modprobe -q crc32_generic;modprobe -q rdma_rxe;rdma link show;rdma link add rxe0 type rxe netdev eth0||yes
+		rdma|eth0|link rxe9/1 state ACTIVE physical_state LINK_UP netdev eth0.5|||modprobe -q -a ib_uverbs rdma_ucm;modprobe -q crc32_generic;modprobe -q rdma_rxe;rdma link show;rdma link add rxe0 type rxe netdev eth0||yes
+		rdma|eth0||rdma_rxe||modprobe -q -a ib_uverbs rdma_ucm;modprobe -q crc32_generic;modprobe -q rdma_rxe|warn: ccm: rd.ccm.rxe: cannot load rdma_rxe|no
+		rdma|eth0 eth1|||eth1|modprobe -q -a ib_uverbs rdma_ucm;modprobe -q crc32_generic;modprobe -q rdma_rxe;rdma link show;rdma link add rxe0 type rxe netdev eth0;rdma link add rxe1 type rxe netdev eth1|warn: ccm: rd.ccm.rxe: cannot create the Soft-RoCE device rxe1 on eth1 (rdma link add failed)|no
+	EOF
+	# With rd.ccm.required a failed rxe stops the boot.
+	rm -rf "$CCM_ROOT/run/ccm" && : > "$t/log" && : > "$t/ccm-args"
+	on_fragment
+	echo eth0 > "$CCM_ROOT/run/ccm/cmdline.rxe"
+	rdma_add_fails=eth0
+	args rd.ccm.required
+	run_connect
+	assertEquals "required: dies; $(shown)" 1 "$rc"
+	assertContains "required: says why" "$(cat "$t/log")" \
+		"die: ccm: rd.ccm.required: rd.ccm.rxe: cannot create the Soft-RoCE device rxe0 on eth0"
+	assertEquals "required: ccm-early not run" "" "$(cat "$t/ccm-args")"
+}
+
+# The links become --link options, in order, after the fragment's options.
+test_connect_links() {
+	fake_ccm 0
+	printf 'node-id = 1\ntransport = rdma\n' > "$CCM_ROOT/etc/ccm/ccm.conf"
+	on_fragment "timeout = 7
+"
+	printf '%s\n' "10.0.1.1=10.0.1.2,device=rxe0,priority=2" "[fd02::1]:7000=[fd02::2]:7000" \
+		> "$CCM_ROOT/run/ccm/cmdline.links"
+	run_connect
+	assertEquals "options; $(shown)" \
+		"connect --config $CCM_ROOT/etc/ccm/ccm.conf --link 10.0.1.1=10.0.1.2,device=rxe0,priority=2 --link [fd02::1]:7000=[fd02::2]:7000 --state-dir $CCM_ROOT/run/ccm --timeout 7" \
+		"$(cat "$t/ccm-args")"
+	assertEquals "rdma: the verbs modules" "modprobe -q -a ib_uverbs rdma_ucm" "$(cat "$t/kcalls")"
+}
+
+# Every link's local address must be up before the connect is queued
+# (ccm-early binds them all as it starts): the command line's links, else
+# ccm.conf's.
+test_settled_waits_for_every_link_address() {
+	printf 'node-id = 1\n' > "$CCM_ROOT/etc/ccm/ccm.conf"
+	on_fragment
+	printf '%s\n' "10.0.1.1=10.0.1.2,device=rxe0" "[fd02::1]:7000=[fd02::2]:7000" \
+		> "$CCM_ROOT/run/ccm/cmdline.links"
+	local_addrs=10.0.1.1/24
+	run_connect settled
+	assertEquals "one of two: nothing queued; $(shown)" "" "$(cat "$t/initqueue")"
+	local_addrs="10.0.1.1/24 fd02::1/64"
+	run_connect settled
+	assertEquals "both: queued; $(shown)" "--onetime --unique --name ccm-early /sbin/ccm-connect" \
+		"$(cat "$t/initqueue")"
+	# ccm.conf's links, when the command line has none.
+	rm -f "$CCM_ROOT/run/ccm/connect.queued" "$CCM_ROOT/run/ccm/cmdline.links" && : > "$t/initqueue"
+	printf 'node-id = 1\nlink = 10.0.3.1=10.0.3.2\nlink = "10.0.4.1:7000=10.0.4.2,priority=1"\n' \
+		> "$CCM_ROOT/etc/ccm/ccm.conf"
+	local_addrs="10.0.3.1/24 10.0.1.1/24"
+	run_connect settled
+	assertEquals "ccm.conf's second link not up; $(shown)" "" "$(cat "$t/initqueue")"
+	local_addrs="10.0.3.1/24 10.0.4.1/24"
+	run_connect settled
+	assertEquals "ccm.conf's links up; $(shown)" 1 "$(wc -l < "$t/initqueue")"
+	# The timeout hook names the address that never came up.
+	rm -f "$CCM_ROOT/run/ccm/connect.queued" && : > "$t/log"
+	local_addrs=10.0.3.1/24
+	fake_ccm 0
+	run_connect timeout
+	assertContains "timeout: names it; $(shown)" "$(cat "$t/log")" \
+		"warn: ccm: the listen address 10.0.4.1 never came up"
+	assertEquals "timeout: ccm-early not run" "" "$(cat "$t/ccm-args")"
+}
+
+# In a systemd initramfs ccm-early (and so the keeper) writes to the
+# console, not to the unit's journal stream, which ends at switch-root; in
+# dracut's own init it keeps the hook's output, which is the console.
+test_connect_output_outlives_the_initramfs() {
+	fake_ccm 0
+	on_fragment
+	run_connect
+	assertContains "dracut's init: the hook's output; $(shown)" "$(cat "$t/out")" "fake ccm-early: a line on stderr"
+	assertEquals "dracut's init: not the console" "" "$(cat "$t/console")"
+	rm "$CCM_ROOT/run/ccm/connect.done"
+	export DRACUT_SYSTEMD=1
+	local_addrs=10.0.0.1/24
+	run_connect
+	assertContains "systemd: stderr on the console; $(shown)" "$(cat "$t/console")" "fake ccm-early: a line on stderr"
+	assertContains "systemd: stdout on the console" "$(cat "$t/console")" "fake ccm-early: a line on stdout"
+	assertNotContains "systemd: not the unit's output" "$(cat "$t/out")" "fake ccm-early"
+	assertContains "systemd: the hook itself still reports" "$(cat "$t/log")" "info: ccm: connected to node 2"
 }
 
 test_connect_unknown_mode() {
@@ -725,6 +1159,7 @@ test_connect_unknown_mode() {
 # --- module-setup.sh -----------------------------------------------------------------
 
 # Load module-setup.sh with dracut's helpers faked; calls go to $t/calls.
+# shellcheck disable=SC2317 # the fakes are called by module-setup.sh
 load_module_setup() {
 	export moddir=$mod initdir=$t/initdir dracutsysrootdir=$t/sysroot
 	export systemdsystemunitdir=/usr/lib/systemd/system SYSTEMCTL=fake_systemctl
@@ -749,7 +1184,7 @@ load_module_setup() {
 		[ -e "$src" ] || return 1
 		mkdir -p "$initdir$(dirname "$dst")" && cp -p "$src" "$initdir$dst"
 	}
-	# shellcheck source=../../dracut/95ccm/module-setup.sh
+	# shellcheck source=dracut/95ccm/module-setup.sh
 	. "$mod/module-setup.sh"
 }
 
@@ -836,6 +1271,21 @@ test_module_cmdline() {
 		cmdline
 	) > "$t/out" 2>&1
 	assertEquals "no config: nothing" "" "$(cat "$t/out")"
+	# A config with links: each one, in order, and the ip= for each partner.
+	(
+		load_module_setup
+		sysroot_files
+		cat > "$dracutsysrootdir/etc/ccm/ccm.conf" <<-'EOF'
+			node-id = 2
+			link = 10.0.1.2=10.0.1.1,device=rxe0
+			link = "[fd02::2]:7000=[fd02::1]:7000,priority=3"
+		EOF
+		ip_params_for_remote_addr() { printf 'ip=ethX:dhcp(%s) ' "$1"; }
+		cmdline
+	) > "$t/out" 2>&1
+	assertEquals "links from ccm.conf" \
+		" rd.ccm.node=2 rd.ccm.link=10.0.1.2=10.0.1.1,device=rxe0 rd.ccm.link=[fd02::2]:7000=[fd02::1]:7000,priority=3 ip=ethX:dhcp(10.0.1.1) ip=ethX:dhcp(fd02::1)" \
+		"$(cat "$t/out")"
 }
 
 test_module_install() {
@@ -869,6 +1319,7 @@ test_module_install_systemd_and_hostonly_cmdline() {
 	(
 		load_module_setup
 		sysroot_files
+		# shellcheck disable=SC2034 # read by module-setup.sh
 		included="systemd network" hostonly_cmdline=yes
 		install
 	) > "$t/out" 2>&1
@@ -994,4 +1445,5 @@ test_ccm_state_wait() {
 	wait
 }
 
+# shellcheck disable=SC1091
 . shunit2
