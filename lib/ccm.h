@@ -77,7 +77,10 @@ void *ccm_window(const struct ccm_client *c, int port, size_t *len);
 
 /* One-sided, asynchronous: *tag comes back in a CCM_EV_DONE.
  * write: our window [local_off, +len) -> the partner's window at remote_off.
- * read:  the partner's window [remote_off, +len) -> ours at local_off. */
+ * read:  the partner's window [remote_off, +len) -> ours at local_off.
+ * A DONE status of -EHOSTUNREACH: the partner cannot be reached now (not
+ * connected yet, or every link is down); -ENOTCONN is kept for the keeper
+ * itself having gone. */
 int ccm_write(struct ccm_client *c, int port, uint32_t local_off, uint32_t remote_off,
 	      uint32_t len, unsigned flags, uint32_t *tag);
 int ccm_read(struct ccm_client *c, int port, uint32_t local_off, uint32_t remote_off,

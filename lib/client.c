@@ -872,6 +872,8 @@ const char *ccm_strerror(int err)
 		return "no keeper is running (no socket)";
 	case -ENOTCONN:
 		return "the keeper has gone";
+	case -EHOSTUNREACH:
+		return "the partner cannot be reached now (not connected, or unreachable)";
 	case -EPROTO:
 		return "the keeper broke the control protocol";
 	case -ETIMEDOUT:

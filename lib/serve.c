@@ -6,6 +6,7 @@
  * partner and the links, watching heartbeats, and stopping cleanly. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,10 @@ static void tell_all(struct session *s, enum ctl_event_type type, int link)
 void serve_handed_off(struct session *s, bool connected)
 {
 	int fd;
+
+	/* A log reader that goes (the initramfs' journald at switch-root)
+	 * must not take the keeper with it: a write then fails with EPIPE. */
+	signal(SIGPIPE, SIG_IGN);
 
 	if (s->handed_off || s->opts->once)
 		return;
@@ -357,7 +362,7 @@ static int post_client_op(struct session *s, struct client_op *op)
 		return -EINVAL;
 	li = port_link(s, p);
 	if (li < 0)
-		return -ENOTCONN;
+		return -EHOSTUNREACH;
 	l = &s->links[li];
 	op->gen = (op->gen + 1) & 0xffffff;
 	wr_id = ((uint64_t)OP_CLIENT << 32) | ((uint64_t)op->gen << 8) | slot;
@@ -553,7 +558,7 @@ static void rw(struct session *s, const struct keeper_req *r, bool is_read)
 		return;
 	}
 	if (!p->have_remote || !s->handoff_connected) {
-		keeper_done(s->keeper, r->conn, q->tag, -ENOTCONN);
+		keeper_done(s->keeper, r->conn, q->tag, -EHOSTUNREACH);
 		return;
 	}
 	for (int i = 0; i < CLIENT_OPS_MAX && !op; i++)
@@ -582,7 +587,7 @@ static int send_port_msg(struct session *s, struct port *p, struct wire_msg *m)
 	int li = port_link(s, p), n, r;
 
 	if (li < 0)
-		return -ENOTCONN;
+		return -EHOSTUNREACH;
 	if (m->type == WIRE_PORT_MSG)
 		m->u.port_msg.seq = ++p->tx_seq;
 	else
@@ -612,7 +617,7 @@ static void send_msg(struct session *s, const struct keeper_req *r)
 		return;
 	}
 	if (!s->handoff_connected || !pc->port[r->send.port].have_remote) {
-		keeper_done(s->keeper, r->conn, r->send.tag, -ENOTCONN);
+		keeper_done(s->keeper, r->conn, r->send.tag, -EHOSTUNREACH);
 		return;
 	}
 	memset(m, 0, sizeof(*m));

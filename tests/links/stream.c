@@ -201,7 +201,8 @@ static uint64_t window(int nports)
  * failed (as opposed to one that should never happen). */
 static bool loss_status(int st)
 {
-	return st == -ENOTCONN || st == -ECONNABORTED || st == -ECONNRESET || st == -EPIPE ||
+	return st == -ENOTCONN || st == -EHOSTUNREACH || st == -ECONNABORTED || st == -ECONNRESET ||
+	       st == -EPIPE ||
 	       st == -ETIMEDOUT || st == -ESHUTDOWN;
 }
 
