@@ -582,8 +582,10 @@ static int enc_ports(struct wr *w, struct rd *r, const struct wire_ports *ps)
 	unsigned i;
 	int err;
 
-	if (ps->link >= CCM_LINKS_MAX || (err = check_count(r, ps->count, CCM_PORTS_TOTAL)))
-		return err ? err : -EINVAL;
+	if (ps->link >= CCM_LINKS_MAX)
+		return -EINVAL;
+	if ((err = check_count(r, ps->count, CCM_PORTS_TOTAL)))
+		return err;
 	put_int(w, ps->link, 1);
 	put_int(w, ps->count, 2);
 	for (i = 0; i < ps->count; i++) {
