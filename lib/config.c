@@ -358,11 +358,12 @@ static int set_heartbeat_misses(struct ccm_config *c, const char *key, const cha
 static int set_link(struct ccm_config *c, const char *key, const char *v,
 		    struct errbuf *e)
 {
-	struct ccm_link l = { .priority = 0 };
+	struct ccm_link l;
 	char buf[256], *opt, *eq, *save = NULL;
 	uint32_t prio;
 	int rc;
 
+	memset(&l, 0, sizeof(l));  /* padding too: settings are compared whole */
 	if (c->nlinks == CCM_LINKS_MAX)
 		return errbuf_set(e, -EINVAL, "%s: more than %d links", key, CCM_LINKS_MAX);
 	if (strlen(v) >= sizeof(buf))

@@ -13,7 +13,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static const char *const keys[] = {
 	"node-id", "listen", "partner", "transport", "device", "clients",
 	"state-dir", "psk-file", "cluster", "timeout", "proto-versions",
-	"heartbeat-ms", "heartbeat-misses",
+	"heartbeat-ms", "heartbeat-misses", "link", "link-policy", "link-heartbeat-ms",
+	"link-misses", "link-damp-ms",
 };
 
 /* Append `key = value`; 0 if the value cannot be written in the format
@@ -71,6 +72,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case CFG_HEARTBEAT_MISSES:
 			snprintf(v, sizeof(v), "%u", (unsigned)c.heartbeat_misses);
 			break;
+		case CFG_LINK:
+			/* A list: one line per link. */
+			for (int k = 0; k < c.nlinks; k++) {
+				char a[80], b[80];
+				const struct ccm_link *l = &c.links[k];
+
+				snprintf(v, sizeof(v), "%s=%s,device=%s,priority=%u",
+					 tp_format_addr(&l->local, a, sizeof(a)),
+					 tp_format_addr(&l->partner, b, sizeof(b)), l->device,
+					 (unsigned)l->priority);
+				if (k < c.nlinks - 1 && !emit(text, sizeof(text), &len, keys[i], v))
+					return 0;
+			}
+			break;
+		case CFG_LINK_POLICY: snprintf(v, sizeof(v), "%s", config_policy_name(c.link_policy)); break;
+		case CFG_LINK_HEARTBEAT_MS:
+			snprintf(v, sizeof(v), "%u", (unsigned)c.link_heartbeat_ms);
+			break;
+		case CFG_LINK_MISSES: snprintf(v, sizeof(v), "%u", (unsigned)c.link_misses); break;
+		case CFG_LINK_DAMP_MS: snprintf(v, sizeof(v), "%u", (unsigned)c.link_damp_ms); break;
 		default: snprintf(v, sizeof(v), "%u-%u", c.ver_min, c.ver_max); break;
 		}
 		if (!emit(text, sizeof(text), &len, keys[i], v))
