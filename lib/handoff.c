@@ -620,13 +620,29 @@ static const char *hp_client(struct hp *c, const char *key, const char *v)
 	return NULL;
 }
 
+/* A number (at most max) or a string into field f at p. */
+static const char *hp_value(const struct hf *f, char *p, const char *v, size_t vlen, uint64_t max)
+{
+	uint64_t x;
+
+	if (f->type == HF_NUM || f->type == HF_ID) {
+		if (parse_u64(v, max, &x) < 0)
+			return "not a decimal number in range";
+		set_num(p, f->size, x);
+		return NULL;
+	}
+	if (vlen >= f->size)
+		return "too long";
+	memcpy(p, v, vlen + 1);
+	return NULL;
+}
+
 /* CCM_LINK_I_SUFFIX */
 static const char *hp_link(struct hp *c, const char *key, const char *v, size_t vlen)
 {
 	const char *rest = key + strlen("CCM_LINK_");
 	const struct hf *f;
 	char *p;
-	uint64_t x;
 	int i, li;
 
 	if (rest[0] < '0' || rest[0] >= '0' + CCM_LINKS_MAX || rest[1] != '_')
@@ -646,19 +662,10 @@ static const char *hp_link(struct hp *c, const char *key, const char *v, size_t 
 		if (i > LINK_UP)
 			return "not a link state (down, connecting, verifying, damped, up)";
 		c->h->links[li].state = (enum link_state)i;
-	} else if (f->type == HF_NUM) {
-		uint64_t max = !strcmp(f->key, "PRIORITY") ? 255 :
-			       !strcmp(f->key, "PORTS") ? CCM_PORTS_TOTAL : UINT64_MAX;
-
-		if (parse_u64(v, max, &x) < 0)
-			return "not a decimal number in range";
-		set_num(p, f->size, x);
-	} else {
-		if (vlen >= f->size)
-			return "too long";
-		memcpy(p, v, vlen + 1);
+		return NULL;
 	}
-	return NULL;
+	return hp_value(f, p, v, vlen, !strcmp(f->key, "PRIORITY") ? 255 :
+				       !strcmp(f->key, "PORTS") ? CCM_PORTS_TOTAL : UINT64_MAX);
 }
 
 /* A list of names separated by single spaces; "" is the empty list. */
@@ -741,16 +748,9 @@ static const char *hp_kv(struct hp *c, const char *key, const char *v,
 		if (i == HANDOFF_NSTATES)
 			return "not a state (handshaking, connected, terminated, error, unreachable)";
 		c->h->state = (enum handoff_state)i;
-	} else if (f->type == HF_NUM || f->type == HF_ID) {
-		if (parse_u64(v, f->size == 8 ? UINT64_MAX : (1ull << (8 * f->size)) - 1, &x) < 0)
-			return "not a decimal number in range";
-		set_num(p, f->size, x);
-	} else {
-		if (vlen >= f->size)
-			return "too long";
-		memcpy(p, v, vlen + 1);
+		return NULL;
 	}
-	return NULL;
+	return hp_value(f, p, v, vlen, f->size == 8 ? UINT64_MAX : (1ull << (8 * f->size)) - 1);
 }
 
 /* The clients whose status is ok, in order, separated by spaces: exactly

@@ -29,6 +29,22 @@ ccm_report() {
 	fi
 }
 
+# Milliseconds since 1970.
+now_ms() {
+	date +%s%3N
+}
+
+# wait_for SECONDS COMMAND...: run COMMAND every 20 ms until it succeeds;
+# 1 if it never did within SECONDS.
+wait_for() {
+	_wf_end=$(( $(now_ms) + $1 * 1000 ))
+	shift
+	until "$@"; do
+		[ "$(now_ms)" -lt "${_wf_end}" ] || return 1
+		sleep 0.02
+	done
+}
+
 # Wait until FILE contains LINE (a fixed string), up to SECONDS.
 wait_for_line() {
 	_file=$1 _line=$2 _secs=${3:-10}

@@ -88,21 +88,6 @@ suite_ok() {
 	[ -z "$suite_error" ] || { fail "$suite_error"; return 1; }
 }
 
-now_ms() {
-	date +%s%3N
-}
-
-# wait_for SECONDS COMMAND...: run COMMAND every 20 ms until it succeeds;
-# 1 if it never did within SECONDS.
-wait_for() {
-	local end=$(( $(now_ms) + $1 * 1000 ))
-	shift
-	until "$@"; do
-		[ "$(now_ms)" -lt "$end" ] || return 1
-		sleep 0.02
-	done
-}
-
 # --- the keepers -------------------------------------------------------------
 
 # start_node a|b [extra args...]: a keeper in the foreground with both
