@@ -750,7 +750,8 @@ static const char *hp_kv(struct hp *c, const char *key, const char *v,
 		c->h->state = (enum handoff_state)i;
 		return NULL;
 	}
-	return hp_value(f, p, v, vlen, f->size == 8 ? UINT64_MAX : (1ull << (8 * f->size)) - 1);
+	return hp_value(f, p, v, vlen, f->type == HF_STR || f->size >= 8 ? UINT64_MAX
+					: (1ull << (8 * f->size)) - 1);
 }
 
 /* The clients whose status is ok, in order, separated by spaces: exactly
