@@ -248,7 +248,9 @@ static int parse_device(char dst[CONFIG_DEVICE_MAX + 1], const char *key, const 
 		return errbuf_set(e, -EINVAL,
 				  "%s: '%.64s' is not a device name ([A-Za-z0-9_.-], at most %d)",
 				  key, v, CONFIG_DEVICE_MAX);
-	memcpy(dst, v, n + 1);
+	/* All of it: a longer name given before leaves nothing behind. */
+	memset(dst, 0, CONFIG_DEVICE_MAX + 1);
+	memcpy(dst, v, n);
 	return 0;
 }
 
