@@ -45,6 +45,32 @@ wait_for() {
 	done
 }
 
+# No sanitizer report in any of the test's logs (*log, *.err).
+assert_no_sanitizer_report() {
+	local f
+	while IFS= read -r f; do
+		if grep -q 'Sanitizer' "$f"; then
+			fail "a sanitizer report in $f: $(grep -A20 Sanitizer "$f" | head -40)"
+		fi
+	done < <(find "$t" -type f \( -name '*log' -o -name '*.err' \))
+}
+
+# SIGTERM a keeper: it exits 0 and says terminated.
+stop_node() {
+	local n=$1 p
+	eval "p=\$pid_$n"
+	kill -TERM "$p"
+	wait_exit "$p" 10
+	assertEquals "node $n exit status after SIGTERM" 0 "$ccm_rc"
+	assertEquals "node $n final state" terminated "$(state_get "$t/$n/run" CCM_STATE)"
+}
+
+stop_pair() {
+	stop_node a
+	stop_node b
+	assert_no_sanitizer_report
+}
+
 # Wait until FILE contains LINE (a fixed string), up to SECONDS.
 wait_for_line() {
 	_file=$1 _line=$2 _secs=${3:-10}

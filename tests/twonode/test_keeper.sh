@@ -91,32 +91,6 @@ in_file() {
 	[ -f "$2" ] && grep -qF -- "$1" "$2"
 }
 
-# No sanitizer report in any of the test's logs.
-assert_no_sanitizer_report() {
-	local f
-	for f in $(find "$t" -name '*log' -type f); do
-		if grep -q 'Sanitizer' "$f"; then
-			fail "a sanitizer report in $f: $(grep -A20 Sanitizer "$f" | head -40)"
-		fi
-	done
-}
-
-# SIGTERM a keeper: it exits 0 and says terminated.
-stop_node() {
-	local n=$1 p
-	eval "p=\$pid_$n"
-	kill -TERM "$p"
-	wait_exit "$p" 10
-	assertEquals "node $n exit status after SIGTERM" 0 "$ccm_rc"
-	assertEquals "node $n final state" terminated "$(state_get "$t/$n/run" CCM_STATE)"
-}
-
-stop_pair() {
-	stop_node a
-	stop_node b
-	assert_no_sanitizer_report
-}
-
 # Let the directories down to DIR be searched by anyone, so that an
 # unprivileged caller can reach the keeper's socket: the keeper's own
 # SO_PEERCRED check is what is tested, not the file system's.  Only the
