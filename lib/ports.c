@@ -145,7 +145,6 @@ void ports_forget_remote(struct port_table *pt)
 
 			p->have_remote = 0;
 			p->link = -1;
-			p->inflight = 0;
 			p->load = p->tx_seq = p->tx_acked = p->rx_seq = 0;
 		}
 }

@@ -32,7 +32,6 @@ struct port {
 
 	/* Traffic (the keeper's, serve.c) */
 	int link;                 /* the link that carries it; -1 none yet */
-	uint32_t inflight;        /* one-sided ops posted and not done */
 	uint64_t load;            /* bytes asked lately (decays), to balance */
 	uint64_t tx_seq;          /* last message seq we sent on it */
 	uint64_t tx_acked;        /* the partner has delivered up to here */

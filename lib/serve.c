@@ -93,7 +93,7 @@ void serve_handed_off(struct session *s, bool connected)
 
 /* --- the links --------------------------------------------------------------- */
 
-static int nports_on(const struct session *s, int link)
+int serve_link_ports(const struct session *s, int link)
 {
 	int n = 0;
 
@@ -117,7 +117,7 @@ static int port_link(struct session *s, struct port *p)
 		/* Only where the partner's window is known. */
 		if (!(p->have_remote & (1u << i)))
 			h[i].state = LINK_DOWN;
-		counts[i] = nports_on(s, i);
+		counts[i] = serve_link_ports(s, i);
 	}
 	p->link = links_pick(h, counts, s->nlinks, s->cfg->link_policy);
 	return p->link;
@@ -309,6 +309,7 @@ static void resume(struct session *s, int li)
 	 * operations held meanwhile. */
 	for (int i = 0; i < s->rel.nsent; i++)
 		s->rel.sent[i].sent_at = now - RESEND_AFTER_MS;
+	s->resend_at = now;
 	tell_all(s, CTL_EV_PARTNER_BACK, -1);
 	repost_ops(s, -1);
 	sess_write_handoff(s, HANDOFF_CONNECTED, NULL);
@@ -598,6 +599,8 @@ static int send_port_msg(struct session *s, struct port *p, struct wire_msg *m)
 	r = reliable_sent(&s->rel, p, p->tx_seq, li, sess_now_ms(), s->msgbuf, (uint32_t)n);
 	if (r < 0)
 		return r;
+	if (!s->resend_at)
+		s->resend_at = sess_now_ms() + RESEND_AFTER_MS;
 	/* Not sent now (the link is just failing): it is kept, and goes
 	 * again with the link's traffic or when its time is up. */
 	sess_send_on(s, li, s->msgbuf, (uint32_t)n);
@@ -967,15 +970,22 @@ static void link_timers(struct session *s, int li, uint64_t now)
  * that came early there and found no room, say). */
 static void resend_old(struct session *s, uint64_t now)
 {
+	uint64_t next = 0;
+
+	if (!s->resend_at || now < s->resend_at)
+		return;
 	for (int i = 0; i < s->rel.nsent; i++) {
 		struct sent_msg *m = &s->rel.sent[i];
 
-		if (now - m->sent_at < RESEND_AFTER_MS)
-			continue;
-		m->link = port_link(s, m->port);
-		m->sent_at = now;
-		sess_send_on(s, m->link, m->frame, m->len);
+		if (now - m->sent_at >= RESEND_AFTER_MS) {
+			m->link = port_link(s, m->port);
+			m->sent_at = now;
+			sess_send_on(s, m->link, m->frame, m->len);
+		}
+		if (!next || m->sent_at + RESEND_AFTER_MS < next)
+			next = m->sent_at + RESEND_AFTER_MS;
 	}
+	s->resend_at = next;
 }
 
 void serve_timers(struct session *s, uint64_t now)
@@ -1042,8 +1052,8 @@ uint64_t serve_next_deadline(const struct session *s, uint64_t next)
 				next = earlier(next, from + link_hb_limit(s) + 1);
 			}
 		}
-		for (int i = 0; i < s->rel.nsent && !s->unreachable; i++)
-			next = earlier(next, s->rel.sent[i].sent_at + RESEND_AFTER_MS);
+		if (s->resend_at && !s->unreachable)
+			next = earlier(next, s->resend_at);
 		next = earlier(next, s->links_written_at + LINKS_REFRESH_MS);
 	}
 	if (s->stopping && s->stop_deadline < next)

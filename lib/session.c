@@ -75,10 +75,7 @@ void sess_fill_handoff(const struct session *s, struct handoff *h, enum handoff_
 		tp_format_addr(&s->link_cfg[i].partner, hl->partner, sizeof(hl->partner));
 		snprintf(hl->device, sizeof(hl->device), "%s", s->link_cfg[i].device);
 		hl->priority = s->link_cfg[i].priority;
-		for (int c = 0; c < s->ports->nclients; c++)
-			for (int k = 0; k < s->ports->c[c].nports; k++)
-				hl->ports += s->ports->c[c].port[k].link == i &&
-					     s->ports->c[c].port[k].have_remote;
+		hl->ports = (uint32_t)serve_link_ports(s, i);
 		hl->ops = lh->ops;
 		hl->bytes = lh->bytes;
 		hl->msgs = lh->msgs;

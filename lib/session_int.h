@@ -182,6 +182,8 @@ struct session {
 	struct client_op cops[CLIENT_OPS_MAX];
 	uint64_t op_order;
 	struct reliable rel;       /* client messages until acknowledged */
+	uint64_t resend_at;        /* the oldest of them is due again; 0: none
+	                              kept (no scan of them on every turn) */
 	uint64_t hb_seen_at;       /* when the partner's counter last moved */
 	uint64_t links_written_at; /* the handoff's link counters: when last */
 	uint64_t links_written_sum;/* written, and what they summed to */
@@ -223,6 +225,8 @@ void serve_link_join(struct session *s, int link, const struct wire_msg *m, cons
 		     uint32_t len);
 void serve_link_connected(struct session *s, int link);
 void serve_link_failed(struct session *s, int link, const char *why);
+/* How many ports link carries now. */
+int serve_link_ports(const struct session *s, int link);
 void serve_timers(struct session *s, uint64_t now);
 uint64_t serve_next_deadline(const struct session *s, uint64_t next);
 void serve_stop(struct session *s, uint64_t conn, bool restart, uint32_t grace_ms);
