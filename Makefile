@@ -17,13 +17,15 @@ SYSROOT := $(abspath $(BUILD)/sysroot)
 PREFIX  ?= /usr
 FUZZ_SECONDS ?= 60
 
-WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
-STD     := -std=c11 -D_GNU_SOURCE -Ilib
+WARN    := -Wall -Wextra -Werror -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
+# Headers are named with their layer ("proto/hs.h"), so an include shows
+# which way a dependency points.  -MMD -MP: each object lists the headers
+# it read, so a changed header rebuilds exactly what uses it.
+STD     := -std=c11 -D_GNU_SOURCE -Ilib -MMD -MP
 
-LIB_SRC := $(sort $(wildcard lib/*.c))
+LIB_SRC := $(sort $(wildcard lib/*/*.c))
 CLIENT_PROGS := ccm-fmon ccm-nvmirror
 .DEFAULT_GOAL := all
-HDRS    := $(wildcard lib/*.h)
 
 # --- static musl build -------------------------------------------------------
 STATIC_CC      := musl-gcc
@@ -55,7 +57,7 @@ $(SYSROOT)/.rdma-core.stamp: scripts/build-rdma-core.sh scripts/debsrc.sh | deps
 $(SYSROOT)/.libsodium.stamp: scripts/build-libsodium.sh scripts/debsrc.sh | deps-build
 	scripts/build-libsodium.sh $(BUILD)
 
-$(BUILD)/static/%.o: %.c $(HDRS) $(STATIC_STAMPS)
+$(BUILD)/static/%.o: %.c $(STATIC_STAMPS)
 	@mkdir -p $(@D)
 	@echo "  CC (musl)  $<"
 	$(Q)$(STATIC_CC) $(STATIC_CFLAGS) -c $< -o $@
@@ -75,7 +77,7 @@ $(CLIENT_PROGS): ccm-%: $(BUILD)/static/clients/%.o $(STATIC_AR) $(STATIC_STAMPS
 	$(Q)strip -o $@ $@.unstripped
 
 # --- the client library, libccm.a, and its pkg-config file ---------------------
-LIBCCM_SRC := lib/client.c lib/fdmsg.c lib/listenfds.c lib/errbuf.c
+LIBCCM_SRC := lib/client/libccm.c lib/client/fdmsg.c lib/client/listenfds.c lib/base/errbuf.c
 $(BUILD)/libccm.a: $(patsubst %.c,$(BUILD)/static/%.o,$(LIBCCM_SRC))
 	$(Q)rm -f $@
 	$(Q)ar rcs $@ $^
@@ -90,7 +92,7 @@ DEV_AR      := $(BUILD)/dev/libccm.a
 UNIT_SRC    := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN    := $(patsubst tests/unit/%.c,$(BUILD)/dev/tests/%,$(UNIT_SRC))
 
-$(BUILD)/dev/%.o: %.c $(HDRS)
+$(BUILD)/dev/%.o: %.c
 	@mkdir -p $(@D)
 	@echo "  CC (dev)   $<"
 	$(Q)$(DEV_CC) $(DEV_CFLAGS) -c $< -o $@
@@ -121,7 +123,7 @@ FUZZ_CFLAGS := $(STD) $(WARN) -g -O1 -fsanitize=fuzzer-no-link,address,undefined
 FUZZ_OBJ    := $(patsubst %.c,$(BUILD)/fuzz/obj/%.o,$(LIB_SRC))
 FUZZ_AR     := $(BUILD)/fuzz/libccm.a
 
-$(BUILD)/fuzz/obj/%.o: %.c $(HDRS)
+$(BUILD)/fuzz/obj/%.o: %.c
 	@mkdir -p $(@D)
 	@echo "  CC (fuzz)  $<"
 	$(Q)clang $(FUZZ_CFLAGS) -c $< -o $@
@@ -146,7 +148,7 @@ BENCH_BIN   := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 # Static musl, like ccm-early itself, so a baseline's process start-up costs
 # what ccm-early's does; benchmarks that use the manager's own code link the
 # same objects the binary is made of.
-$(BUILD)/bench/%: bench/%.c $(STATIC_AR) $(HDRS)
+$(BUILD)/bench/%: bench/%.c $(STATIC_AR)
 	@mkdir -p $(@D)
 	@echo "  BENCH      $@"
 	$(Q)$(STATIC_CC) $(STATIC_CFLAGS) -O2 $(STATIC_LDFLAGS) -o $@ $< $(STATIC_AR) $(STATIC_LIBS)
@@ -154,11 +156,11 @@ $(BUILD)/bench/%: bench/%.c $(STATIC_AR) $(HDRS)
 # --- ccm-stream, the streaming test client of tests/links (libccm only):
 # under the sanitizers for the tests here, static musl for the qemu guests.
 # (bench/failover is a benchmark like the others: the rule above builds it.)
-$(BUILD)/dev/ccm-stream: tests/links/stream.c lib/ccm.h $(DEV_AR)
+$(BUILD)/dev/ccm-stream: tests/links/stream.c lib/client/ccm.h $(DEV_AR)
 	@echo "  LD (dev)   $@"
 	$(Q)$(DEV_CC) $(DEV_CFLAGS) -o $@ $< $(DEV_AR) $(DEV_LIBS)
 
-$(BUILD)/ccm-stream: tests/links/stream.c lib/ccm.h $(BUILD)/libccm.a
+$(BUILD)/ccm-stream: tests/links/stream.c lib/client/ccm.h $(BUILD)/libccm.a
 	@echo "  LD (musl)  $@"
 	$(Q)$(STATIC_CC) $(STATIC_CFLAGS) -static -Wl,--gc-sections -o $@ $< $(BUILD)/libccm.a
 
@@ -184,7 +186,7 @@ install: ccm-early $(CLIENT_PROGS) $(BUILD)/libccm.a
 	install -D -m 0755 ccm-early $(DESTDIR)$(PREFIX)/sbin/ccm-early
 	install -D -m 0755 ccm-fmon $(DESTDIR)$(PREFIX)/sbin/ccm-fmon
 	install -D -m 0755 ccm-nvmirror $(DESTDIR)$(PREFIX)/sbin/ccm-nvmirror
-	install -D -m 0644 lib/ccm.h $(DESTDIR)$(PREFIX)/include/ccm.h
+	install -D -m 0644 lib/client/ccm.h $(DESTDIR)$(PREFIX)/include/ccm.h
 	install -D -m 0644 $(BUILD)/libccm.a $(DESTDIR)$(PREFIX)/lib/libccm.a
 	mkdir -p $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	sed 's|@PREFIX@|$(PREFIX)|g' handoff/libccm.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/libccm.pc
@@ -201,5 +203,8 @@ install: ccm-early $(CLIENT_PROGS) $(BUILD)/libccm.a
 clean:
 	rm -rf $(BUILD)/static $(BUILD)/dev $(BUILD)/fuzz $(BUILD)/bench $(BUILD)/libccm.a \
 		ccm-early ccm-fmon ccm-nvmirror *.unstripped
+
+# The header dependencies -MMD wrote.
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 .PHONY: deps-build all dev fuzz fuzz-build bench test demo install clean

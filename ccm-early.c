@@ -17,11 +17,11 @@
 
 #include <infiniband/verbs.h>
 
-#include "config.h"
-#include "handoff.h"
-#include "log.h"
-#include "session.h"
-#include "verbs.h"
+#include "conf/config.h"
+#include "state/handoff.h"
+#include "base/log.h"
+#include "daemon/session.h"
+#include "cli/commands.h"
 
 #define CCM_VERSION_STRING "0.1.0"
 #define DEFAULT_CONFIG "/etc/ccm/ccm.conf"

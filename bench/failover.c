@@ -29,7 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ccm.h"
+#include "client/ccm.h"
 
 #define CUTS_MAX 1000
 #define READY_MS 30000   /* for --ready to succeed */

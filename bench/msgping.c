@@ -24,7 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ccm.h"
+#include "client/ccm.h"
 
 #define MSG_MAX 3072
 

@@ -1,5 +1,5 @@
 /* portping: one-sided READ and WRITE into a partner's port window through
- * ccm-early's own transport and port code (lib/tp.h, lib/ports.h), as a
+ * ccm-early's own transport and port code (lib/tp/transport.h, lib/daemon/ports.h), as a
  * check of content and as a latency benchmark to set beside perftest's
  * ib_write_lat and ib_read_lat on the same devices.
  *
@@ -28,9 +28,9 @@
 #include <sys/mman.h>
 #include <time.h>
 
-#include "limits.h"
-#include "ports.h"
-#include "tp.h"
+#include "base/limits.h"
+#include "daemon/ports.h"
+#include "tp/transport.h"
 
 #define WINDOW      65536u
 #define STATUS_PAGE 4096u

@@ -37,10 +37,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "be.h"
-#include "ccm.h"
-#include "config.h"
-#include "limits.h"
+#include "base/be.h"
+#include "client/ccm.h"
+#include "conf/config.h"
+#include "base/limits.h"
 
 #define PROG               "ccm-fmon"
 #define DEFAULT_CLIENT     "fmon"

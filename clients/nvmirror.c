@@ -29,10 +29,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ccm.h"
-#include "config.h"
-#include "limits.h"
-#include "mirror.h"
+#include "client/ccm.h"
+#include "conf/config.h"
+#include "base/limits.h"
+#include "proto/mirror.h"
 
 #define PROG              "ccm-nvmirror"
 #define DEFAULT_CLIENT    "nvmirror"

@@ -3,8 +3,8 @@
 # (installed in the initramfs as /lib/ccm-lib.sh).  POSIX sh, no external
 # commands except `ip` in ccm_addr_is_local.
 #
-# The validators accept exactly what ccm-early accepts (lib/addr.c,
-# lib/config.c), so a value the command line lets through is never refused
+# The validators accept exactly what ccm-early accepts (lib/tp/addr.c,
+# lib/conf/config.c), so a value the command line lets through is never refused
 # later by the binary, and the other way round:
 #
 #   ccm_valid_addr ADDR[:PORT]    1.2.3.4  1.2.3.4:7471  ::1  [::1]  [::1]:7471
@@ -38,7 +38,7 @@ CCM_DONE=$CCM_RUN_DIR/connect.done       # the connect step has run (initqueue f
 CCM_QUEUED=$CCM_RUN_DIR/connect.queued   # the connect job is in the initqueue
 CCM_DEFAULT_TIMEOUT=60
 CCM_DEFAULT_PORT=7471
-CCM_LINKS_MAX=4 # lib/limits.h
+CCM_LINKS_MAX=4 # lib/base/limits.h
 
 ccm_why=
 ccm_value=
@@ -221,7 +221,7 @@ ccm_valid_device() {
     return 0
 }
 
-# ccm_valid_link VALUE: one --link value, as lib/config.c set_link takes
+# ccm_valid_link VALUE: one --link value, as lib/conf/config.c set_link takes
 # it, plus the checks of config_check on the one link (LOCAL and PARTNER
 # the same).  Compared as text: ccm-early, which compares the parsed
 # addresses, catches the rest.

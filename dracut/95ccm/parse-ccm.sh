@@ -87,7 +87,7 @@ ccm_arg() {
     fi
 }
 
-# ccm-early takes links or listen/partner/device, never both (lib/config.c
+# ccm-early takes links or listen/partner/device, never both (lib/conf/config.c
 # config_check): say so here, naming what clashes, rather than let the
 # connect step end in a usage error.
 ccm_check_links_exclusive() {

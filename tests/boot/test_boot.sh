@@ -131,7 +131,7 @@ kept() {
 # The handoff that the real root reads (/run/ccm/state) must be the one
 # the keeper writes after switch_root.  The keeper's root directory stays
 # the initramfs' (switch_root changes PID 1's only), and ccm-early opens the
-# state directory by path at every write (lib/handoff.c handoff_write), so
+# state directory by path at every write (lib/state/handoff.c handoff_write), so
 # its writes after switch_root land in the old, hidden root
 # (/proc/KEEPER/root/run/ccm), and the real root keeps the initramfs' last
 # handoff.  Fails until ccm-early writes through a directory fd opened

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clients.h"
+#include "conf/client_desc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

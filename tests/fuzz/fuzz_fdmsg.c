@@ -15,7 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "fdmsg.h"
+#include "client/fdmsg.h"
 
 #define IN_MAX 8192
 

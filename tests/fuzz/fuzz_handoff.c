@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "handoff.h"
+#include "state/handoff.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

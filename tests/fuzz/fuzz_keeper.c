@@ -9,7 +9,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "keeper.h"
+#include "daemon/control.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

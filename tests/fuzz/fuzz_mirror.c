@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mirror.h"
-#include "status.h"
+#include "proto/mirror.h"
+#include "proto/status.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

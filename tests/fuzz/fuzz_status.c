@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "status.h"
+#include "proto/status.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

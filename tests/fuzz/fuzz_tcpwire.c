@@ -3,7 +3,7 @@
  * by type.  Decoders must never read out of bounds and fail only with
  * -EBADMSG and a message; a frame accepted whole must re-encode to exactly
  * the input (the codec is canonical). */
-#include "tcpwire.h"
+#include "proto/tcpwire.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -8,7 +8,7 @@
  * Message -> bytes: the same input, laid over a struct wire_msg, is
  * encoded; whatever the encoder accepts the decoder must accept, and must
  * give back the same bytes (we never send what we would refuse). */
-#include "wire.h"
+#include "proto/wire.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -40,7 +40,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "ccm.h"
+#include "client/ccm.h"
 
 #define PROG        "ccm-stream"
 #define SLOT_MAGIC  0x4353544dU     /* "CSTM" */

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "tp.h"
+#include "tp/transport.h"
 
 static const struct {
 	const char *in;

@@ -33,13 +33,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ccm.h"
+#include "client/ccm.h"
 #include "check.h"
-#include "client_attach.h"
-#include "ctl.h"
-#include "fdmsg.h"
-#include "listenfds.h"
-#include "verbs.h"
+#include "client/attach.h"
+#include "client/ctl.h"
+#include "client/fdmsg.h"
+#include "client/listenfds.h"
+#include "cli/commands.h"
 
 #define PORTS 2
 #define SIZE  8192u

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "clients.h"
+#include "conf/client_desc.h"
 
 static const struct {
 	const char *fname, *text, *name;

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "config.h"
+#include "conf/config.h"
 
 static const struct {
 	const char *key, *value;

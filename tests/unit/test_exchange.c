@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "exchange.h"
+#include "proto/exchange.h"
 
 struct side {
 	struct exchange ex;

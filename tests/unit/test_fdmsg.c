@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "fdmsg.h"
+#include "client/fdmsg.h"
 
 #define MANY_FDS 64
 

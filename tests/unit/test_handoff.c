@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "handoff.h"
+#include "state/handoff.h"
 
 static char buf[HANDOFF_TEXT_MAX];
 static char tmpdir[] = "/tmp/test_handoff.XXXXXX";

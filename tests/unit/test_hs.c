@@ -1,4 +1,4 @@
-/* Unit tests of the handshake state machine (lib/hs.c):
+/* Unit tests of the handshake state machine (lib/proto/hs.c):
  *   1. every (state, event) pair against a table written out by hand;
  *   2. an exhaustive exploration of two machines and their environment
  *      (a small explicit-state model checker);
@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "hs.h"
+#include "proto/hs.h"
 
 #define MY_EPOCH   1
 #define PEER_EPOCH 10

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "links.h"
+#include "proto/link_policy.h"
 
 static void test_life(void)
 {

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "listenfds.h"
+#include "client/listenfds.h"
 
 static int file_at(const char *tag, int at)
 {

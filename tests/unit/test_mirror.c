@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "check.h"
-#include "mirror.h"
-#include "status.h"
+#include "proto/mirror.h"
+#include "proto/status.h"
 
 static uint32_t get32(const uint8_t *p)
 {

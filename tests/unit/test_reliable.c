@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "reliable.h"
+#include "proto/reliable.h"
 
 static void test_sender(void)
 {

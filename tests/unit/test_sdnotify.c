@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "sdnotify.h"
+#include "daemon/sdnotify.h"
 
 #define STATE "READY=1\nSTATUS=connected to node 2"
 

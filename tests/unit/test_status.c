@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "status.h"
+#include "proto/status.h"
 
 static const struct status_own own_ref = {
 	.state = 5, .stage = STAGE_HANDSHAKE, .node_id = 0x01020304,

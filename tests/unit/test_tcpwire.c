@@ -1,7 +1,7 @@
 /* test_tcpwire: the tcp backend's frame codec.  Round trips of every
  * header and body, the byte layout against hand-built frames, and every
  * malformed form refused with -EBADMSG and a message naming the field. */
-#include "tcpwire.h"
+#include "proto/tcpwire.h"
 
 #include <errno.h>
 #include <stdint.h>

@@ -2,7 +2,7 @@
  * values, the exact byte layout against hand-built frames, and every way a
  * frame can be malformed: each must fail with -EBADMSG and a message that
  * names the field. */
-#include "wire.h"
+#include "proto/wire.h"
 
 #include <errno.h>
 #include <stdint.h>

@@ -1,0 +1,157 @@
+/* verb_stop: `ccm-early stop`: ask the keeper to stop (or restart) and
+ * wait for its CTL_DONE, which it sends once it has told its clients and
+ * the partner. */
+#include "cli/commands.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client/ccm.h"
+#include "client/attach.h"
+#include "client/ctl.h"
+#include "client/fdmsg.h"
+#include "daemon/session.h"
+
+#define GRACE_DEFAULT_MS 5000u
+#define GRACE_MAX_MS     3600000u  /* an hour: anything longer is a typo */
+#define ANSWER_SLACK_MS  30000     /* past the grace, for telling the partner */
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: ccm-early stop [--state-dir DIR] [--restart] [--grace MS]\n"
+		"\n"
+		"Ask the running keeper to tell its clients to close their ports, wait up\n"
+		"to the grace time for them, tell the partner, and release the ports and\n"
+		"the interconnect.  With --restart it then handshakes again.  Waits for the\n"
+		"keeper's answer.  Only root may stop the keeper.\n"
+		"\n"
+		"  --state-dir DIR   where the keeper's socket is (default /run/ccm)\n"
+		"  --restart         handshake again after stopping\n"
+		"  --grace MS        how long clients get to close their ports, 0..%u\n"
+		"                    (default %u)\n"
+		"  -h, --help        this help\n"
+		"\n"
+		"Exit codes: 0 stopped; 1 no keeper running, or it refused or failed;\n"
+		"2 usage error.\n",
+		GRACE_MAX_MS, GRACE_DEFAULT_MS);
+}
+
+/* Digits only, 0..GRACE_MAX_MS. */
+static int parse_ms(const char *s, uint32_t *out)
+{
+	uint32_t v = 0;
+
+	if (!*s)
+		return -EINVAL;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || v > (GRACE_MAX_MS - (uint32_t)(*s - '0')) / 10)
+			return -EINVAL;
+		v = v * 10 + (uint32_t)(*s - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+/* Wait for the keeper's one answer.  0 when it says done, else a message
+ * in e and -errno. */
+static int await_done(int sock, int timeout_ms, struct fdmsg *m, struct errbuf *e)
+{
+	struct pollfd p = { .fd = sock, .events = POLLIN };
+	struct ctl_error err;
+	struct ctl_done d;
+	int r;
+
+	do
+		r = poll(&p, 1, timeout_ms);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return errbuf_set(e, -errno, "waiting for the keeper: %s", strerror(errno));
+	if (r == 0)
+		return errbuf_set(e, -ETIMEDOUT, "no answer from the keeper within %d ms", timeout_ms);
+	r = fdmsg_recv(sock, m, e);
+	if (r == 0 || r == -ECONNRESET)
+		return errbuf_set(e, -ENOTCONN, "the keeper closed the connection without answering");
+	if (r < 0)
+		return errbuf_prefix(e, r, "the keeper's answer");
+	fdmsg_close(m);  /* no answer to STOP carries an fd */
+	if (m->type == CTL_ERROR && m->len == sizeof(err)) {
+		memcpy(&err, m->data, sizeof(err));
+		err.msg[sizeof(err.msg) - 1] = '\0';
+		return errbuf_set(e, err.status < 0 ? err.status : -EPROTO, "the keeper refused: %s",
+				  err.msg[0] ? err.msg : ccm_strerror(err.status));
+	}
+	if (m->type != CTL_DONE || m->len != sizeof(d))
+		return errbuf_set(e, -EPROTO, "unexpected answer (type %u, %u bytes)", m->type, m->len);
+	memcpy(&d, m->data, sizeof(d));
+	if (d.status < 0)
+		return errbuf_set(e, d.status, "the keeper could not stop cleanly: %s",
+				  strerror(-d.status));
+	return 0;
+}
+
+int verb_stop(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "state-dir", required_argument, NULL, 's' },
+		{ "restart", no_argument, NULL, 'r' },
+		{ "grace", required_argument, NULL, 'g' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct ctl_stop req = { .restart = 0, .grace_ms = GRACE_DEFAULT_MS };
+	const char *dir = NULL;
+	struct errbuf e = { "" };
+	struct fdmsg m;
+	int c, r, sock;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			dir = optarg;
+			break;
+		case 'r':
+			req.restart = 1;
+			break;
+		case 'g':
+			if (parse_ms(optarg, &req.grace_ms) < 0) {
+				fprintf(stderr, "%s: --grace '%s' is not 0 to %u milliseconds\n",
+					argv[0], optarg, GRACE_MAX_MS);
+				return CCM_EXIT_USAGE;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return CCM_EXIT_OK;
+		default:
+			usage(stderr);
+			return CCM_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "%s: unexpected argument '%s'\n", argv[0], argv[optind]);
+		return CCM_EXIT_USAGE;
+	}
+	r = client_connect(dir, &sock, &e);
+	if (r < 0) {
+		fprintf(stderr, "%s: %s\n", argv[0], e.msg);
+		return CCM_EXIT_FAILURE;
+	}
+	r = fdmsg_send(sock, CTL_STOP, &req, sizeof(req), -1);
+	if (r < 0)
+		errbuf_set(&e, r, "sending the request: %s", strerror(-r));
+	else
+		r = await_done(sock, (int)req.grace_ms + ANSWER_SLACK_MS, &m, &e);
+	close(sock);
+	if (r < 0) {
+		fprintf(stderr, "%s: %s\n", argv[0], e.msg);
+		return CCM_EXIT_FAILURE;
+	}
+	printf("keeper stopped: clients told, partner told%s\n",
+	       req.restart ? "; handshaking again" : "");
+	return CCM_EXIT_OK;
+}

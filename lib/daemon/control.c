@@ -1,0 +1,394 @@
+/* keeper: the control socket.  See keeper.h. */
+#include "daemon/control.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "client/fdmsg.h"
+#include "proto/wire.h"
+
+#define KEEPER_CONNS_MAX 64
+
+struct kconn {
+	int fd;                 /* -1: free */
+	uint64_t id;
+	uid_t uid;
+	pid_t pid;
+	bool attached;
+	char client[CCM_NAME_MAX + 1];
+};
+
+struct keeper {
+	int ep;
+	int lfd;
+	struct sockaddr_un addr;
+	uint64_t next_id;
+	struct kconn conns[KEEPER_CONNS_MAX];
+	struct fdmsg in;        /* the request being handed out */
+};
+
+static void conn_drop(struct keeper *k, struct kconn *c)
+{
+	if (c->fd >= 0) {
+		epoll_ctl(k->ep, EPOLL_CTL_DEL, c->fd, NULL);
+		close(c->fd);
+	}
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+}
+
+static struct kconn *conn_by_id(struct keeper *k, uint64_t id)
+{
+	for (int i = 0; i < KEEPER_CONNS_MAX; i++)
+		if (k->conns[i].fd >= 0 && k->conns[i].id == id)
+			return &k->conns[i];
+	return NULL;
+}
+
+/* Is someone alive behind the socket file? */
+static bool socket_alive(const struct sockaddr_un *a)
+{
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	bool alive;
+
+	if (fd < 0)
+		return false;
+	alive = connect(fd, (const struct sockaddr *)a, sizeof(*a)) == 0;
+	close(fd);
+	return alive;
+}
+
+int keeper_open(const char *state_dir, struct keeper **out, struct errbuf *e)
+{
+	struct keeper *k = calloc(1, sizeof(*k));
+	struct epoll_event ev = { .events = EPOLLIN };
+	int n, r;
+
+	if (!k)
+		return errbuf_set(e, -ENOMEM, "out of memory");
+	k->lfd = k->ep = -1;
+	k->in.fd = -1;
+	for (int i = 0; i < KEEPER_CONNS_MAX; i++)
+		k->conns[i].fd = -1;
+	k->addr.sun_family = AF_UNIX;
+	n = snprintf(k->addr.sun_path, sizeof(k->addr.sun_path), "%s/%s", state_dir, CTL_SOCKET_NAME);
+	if (n < 0 || (size_t)n >= sizeof(k->addr.sun_path)) {
+		r = errbuf_set(e, -ENAMETOOLONG, "%s/%s: too long for a Unix socket", state_dir,
+			       CTL_SOCKET_NAME);
+		goto fail;
+	}
+	k->lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	k->ep = epoll_create1(EPOLL_CLOEXEC);
+	if (k->lfd < 0 || k->ep < 0) {
+		r = errbuf_set(e, -errno, "control socket: %s", strerror(errno));
+		goto fail;
+	}
+	r = bind(k->lfd, (struct sockaddr *)&k->addr, sizeof(k->addr));
+	if (r < 0 && errno == EADDRINUSE) {
+		/* A keeper that died leaves its socket file behind; a live
+		 * one must not be stolen from. */
+		if (socket_alive(&k->addr)) {
+			r = errbuf_set(e, -EADDRINUSE, "another keeper is running on %s",
+				       k->addr.sun_path);
+			goto fail;
+		}
+		unlink(k->addr.sun_path);
+		r = bind(k->lfd, (struct sockaddr *)&k->addr, sizeof(k->addr));
+	}
+	if (r < 0) {
+		r = errbuf_set(e, -errno, "%s: %s", k->addr.sun_path, strerror(errno));
+		goto fail;
+	}
+	/* Who may do what is decided per request from SO_PEERCRED (a client
+	 * descriptor may name a non-root uid), so anyone may connect. */
+	chmod(k->addr.sun_path, 0666);
+	ev.data.u64 = UINT64_MAX;
+	if (listen(k->lfd, 16) < 0 || epoll_ctl(k->ep, EPOLL_CTL_ADD, k->lfd, &ev) < 0) {
+		r = errbuf_set(e, -errno, "%s: %s", k->addr.sun_path, strerror(errno));
+		unlink(k->addr.sun_path);
+		goto fail;
+	}
+	*out = k;
+	return 0;
+fail:
+	if (k->lfd >= 0)
+		close(k->lfd);
+	if (k->ep >= 0)
+		close(k->ep);
+	free(k);
+	return r;
+}
+
+void keeper_close(struct keeper *k)
+{
+	if (!k)
+		return;
+	for (int i = 0; i < KEEPER_CONNS_MAX; i++)
+		conn_drop(k, &k->conns[i]);
+	close(k->lfd);
+	close(k->ep);
+	unlink(k->addr.sun_path);
+	fdmsg_close(&k->in);
+	free(k);
+}
+
+int keeper_fd(const struct keeper *k)
+{
+	return k->ep;
+}
+
+const char *keeper_path(const struct keeper *k)
+{
+	return k->addr.sun_path;
+}
+
+static void accept_one(struct keeper *k)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct kconn *c = NULL;
+	int fd;
+
+	fd = accept4(k->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
+	for (int i = 0; i < KEEPER_CONNS_MAX && !c; i++)
+		if (k->conns[i].fd < 0)
+			c = &k->conns[i];
+	if (!c) {
+		fdmsg_send(fd, CTL_ERROR, &(struct ctl_error){ -EMFILE, "too many connections" },
+			   sizeof(struct ctl_error), -1);
+		close(fd);
+		return;
+	}
+	c->fd = fd;
+	c->id = ++k->next_id;
+	if (fdmsg_peer_cred(fd, &c->uid, &c->pid) < 0) {
+		conn_drop(k, c);
+		return;
+	}
+	ev.data.u64 = (uint64_t)(c - k->conns);
+	if (epoll_ctl(k->ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+		conn_drop(k, c);
+}
+
+static int refuse(struct keeper *k, struct kconn *c, int status, const char *msg)
+{
+	keeper_error(k, c->id, status, msg);
+	conn_drop(k, c);
+	return 0;
+}
+
+/* Check one message from c and describe it in req: 1 when there is a
+ * request, 0 when it was dealt with here. */
+static int parse(struct keeper *k, struct kconn *c, struct keeper_req *req)
+{
+	struct fdmsg *m = &k->in;
+	struct errbuf e;
+
+	/* Clients have no business sending us descriptors. */
+	if (m->fd >= 0)
+		return refuse(k, c, -EPROTO, "unexpected file descriptor");
+	memset(req, 0, sizeof(*req));
+	req->conn = c->id;
+	req->uid = c->uid;
+	req->pid = c->pid;
+	memcpy(req->client, c->client, sizeof(req->client));
+	switch (m->type) {
+	case CTL_ATTACH: {
+		struct ctl_attach a;
+
+		if (c->attached)
+			return refuse(k, c, -EISCONN, "already attached");
+		if (fdmsg_expect(m, sizeof(a), sizeof(a), &e) < 0)
+			return refuse(k, c, -EPROTO, e.msg);
+		memcpy(&a, m->data, sizeof(a));
+		if (!memchr(a.name, '\0', sizeof(a.name)) || !wire_valid_client_name(a.name))
+			return refuse(k, c, -EINVAL, "not a client name");
+		req->type = KREQ_ATTACH;
+		memcpy(req->client, a.name, sizeof(req->client));
+		return 1;
+	}
+	case CTL_WRITE:
+	case CTL_READ:
+		if (!c->attached)
+			return refuse(k, c, -ENOTCONN, "attach first");
+		if (fdmsg_expect(m, sizeof(req->rw), sizeof(req->rw), &e) < 0)
+			return refuse(k, c, -EPROTO, e.msg);
+		req->type = m->type == CTL_WRITE ? KREQ_WRITE : KREQ_READ;
+		memcpy(&req->rw, m->data, sizeof(req->rw));
+		return 1;
+	case CTL_SEND:
+		if (!c->attached)
+			return refuse(k, c, -ENOTCONN, "attach first");
+		if (fdmsg_expect(m, sizeof(req->send) + 1, sizeof(req->send) + CTL_MSG_MAX, &e) < 0)
+			return refuse(k, c, -EPROTO, e.msg);
+		req->type = KREQ_SEND;
+		memcpy(&req->send, m->data, sizeof(req->send));
+		req->payload = m->data + sizeof(req->send);
+		req->len = m->len - (uint32_t)sizeof(req->send);
+		return 1;
+	case CTL_STATUS:
+		if (m->len)
+			return refuse(k, c, -EPROTO, "STATUS takes no payload");
+		req->type = KREQ_STATUS;
+		return 1;
+	case CTL_STOP:
+		if (fdmsg_expect(m, sizeof(req->stop), sizeof(req->stop), &e) < 0)
+			return refuse(k, c, -EPROTO, e.msg);
+		if (c->uid != 0)
+			return refuse(k, c, -EACCES, "only root may stop the keeper");
+		req->type = KREQ_STOP;
+		memcpy(&req->stop, m->data, sizeof(req->stop));
+		return 1;
+	default:
+		return refuse(k, c, -EPROTO, "unknown request");
+	}
+}
+
+int keeper_next(struct keeper *k, struct keeper_req *req)
+{
+	struct epoll_event evs[8];
+	int n;
+
+	fdmsg_close(&k->in);
+	n = epoll_wait(k->ep, evs, 8, 0);
+	for (int i = 0; i < n; i++) {
+		struct kconn *c;
+		struct errbuf e;
+		int r;
+
+		if (evs[i].data.u64 == UINT64_MAX) {
+			accept_one(k);
+			continue;
+		}
+		c = &k->conns[evs[i].data.u64];
+		if (c->fd < 0)
+			continue;
+		r = fdmsg_recv(c->fd, &k->in, &e);
+		if (r == -EAGAIN || r == -EINTR)
+			continue;
+		if (r <= 0) {
+			bool was = c->attached;
+
+			memset(req, 0, sizeof(*req));
+			req->type = KREQ_DETACHED;
+			req->conn = c->id;
+			req->uid = c->uid;
+			req->pid = c->pid;
+			memcpy(req->client, c->client, sizeof(req->client));
+			conn_drop(k, c);
+			if (was)
+				return 1;
+			continue;
+		}
+		/* One request per call: the others stay readable. */
+		if (parse(k, c, req))
+			return 1;
+	}
+	return 0;
+}
+
+int keeper_reply(struct keeper *k, uint64_t conn, uint16_t type, const void *data, uint32_t len)
+{
+	struct kconn *c = conn_by_id(k, conn);
+	int r;
+
+	if (!c)
+		return -ENOTCONN;  /* gone since it asked */
+	r = fdmsg_send(c->fd, type, data, len, -1);
+	if (r < 0)
+		conn_drop(k, c);   /* a client that does not read is not served */
+	return r;
+}
+
+int keeper_error(struct keeper *k, uint64_t conn, int status, const char *msg)
+{
+	struct ctl_error err = { .status = status };
+
+	snprintf(err.msg, sizeof(err.msg), "%s", msg);
+	return keeper_reply(k, conn, CTL_ERROR, &err, sizeof(err));
+}
+
+int keeper_done(struct keeper *k, uint64_t conn, uint32_t tag, int status)
+{
+	struct ctl_done d = { .tag = tag, .status = status };
+
+	return keeper_reply(k, conn, CTL_DONE, &d, sizeof(d));
+}
+
+int keeper_attached(struct keeper *k, uint64_t conn, const char *client,
+		    const struct ctl_attached *a, const int *fds, const uint16_t *idx,
+		    const uint16_t *kinds, int nfds)
+{
+	struct kconn *c = conn_by_id(k, conn);
+	int r;
+
+	if (!c)
+		return -ENOTCONN;
+	r = fdmsg_send(c->fd, CTL_ATTACHED, a, sizeof(*a), -1);
+	for (int i = 0; i < nfds && r >= 0; i++) {
+		struct ctl_port_fd pf = { .index = idx[i], .kind = kinds[i] };
+
+		r = fdmsg_send(c->fd, CTL_PORT_FD, &pf, sizeof(pf), fds[i]);
+	}
+	if (r < 0) {
+		conn_drop(k, c);
+		return r;
+	}
+	c->attached = true;
+	snprintf(c->client, sizeof(c->client), "%s", client);
+	return 0;
+}
+
+void keeper_event(struct keeper *k, const char *client, const struct ctl_event *ev)
+{
+	for (int i = 0; i < KEEPER_CONNS_MAX; i++) {
+		struct kconn *c = &k->conns[i];
+
+		if (c->fd >= 0 && c->attached && (!client || !strcmp(c->client, client)))
+			keeper_reply(k, c->id, CTL_EVENT, ev, sizeof(*ev));
+	}
+}
+
+void keeper_msg(struct keeper *k, const char *client, uint16_t port, const void *data,
+		uint32_t len)
+{
+	uint8_t buf[sizeof(struct ctl_send_hdr) + CTL_MSG_MAX];
+	struct ctl_send_hdr h = { .port = port };
+
+	if (len > CTL_MSG_MAX)
+		return;
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), data, len);
+	for (int i = 0; i < KEEPER_CONNS_MAX; i++) {
+		struct kconn *c = &k->conns[i];
+
+		if (c->fd >= 0 && c->attached && !strcmp(c->client, client))
+			keeper_reply(k, c->id, CTL_MSG, buf, (uint32_t)sizeof(h) + len);
+	}
+}
+
+void keeper_drop_client(struct keeper *k, const char *client)
+{
+	for (int i = 0; i < KEEPER_CONNS_MAX; i++)
+		if (k->conns[i].fd >= 0 && k->conns[i].attached &&
+		    !strcmp(k->conns[i].client, client))
+			conn_drop(k, &k->conns[i]);
+}
+
+int keeper_attached_count(const struct keeper *k)
+{
+	int n = 0;
+
+	for (int i = 0; i < KEEPER_CONNS_MAX; i++)
+		n += k->conns[i].fd >= 0 && k->conns[i].attached;
+	return n;
+}

@@ -1,0 +1,1062 @@
+/* serve: the keeper's duties once the session has handed off -- serving
+ * local clients over the control socket (attach, their one-sided
+ * operations and messages), carrying their traffic over the links (which
+ * link carries which port, moving it off a link that fails, sending again
+ * what a failed link may have swallowed), telling them what happens to the
+ * partner and the links, watching heartbeats, and stopping cleanly. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client/fdmsg.h"
+#include "base/log.h"
+#include "daemon/sdnotify.h"
+#include "daemon/session_int.h"
+
+static void complete_op(struct session *s, struct client_op *op, int status);
+static int repost_ops(struct session *s, int from);
+
+int serve_open(struct session *s, struct errbuf *e)
+{
+	return keeper_open(s->state_dir, &s->keeper, e);
+}
+
+void serve_close(struct session *s)
+{
+	keeper_close(s->keeper);
+	s->keeper = NULL;
+}
+
+static void tell_all(struct session *s, enum ctl_event_type type, int link)
+{
+	struct ctl_event ev = { .type = (uint16_t)type, .link = (uint16_t)(link < 0 ? 0 : link) };
+
+	if (!s->keeper)
+		return;
+	if (s->ex_started) {
+		ev.partner_node = s->ex->peer.node_id;
+		ev.partner_epoch = s->ex->peer.epoch;
+	}
+	keeper_event(s->keeper, NULL, &ev);
+}
+
+/* The boot may go on: say so to whoever waits, and become the keeper that
+ * outlives the initramfs. */
+void serve_handed_off(struct session *s, bool connected)
+{
+	int fd;
+
+	/* A log reader that goes (the initramfs' journald at switch-root)
+	 * must not take the keeper with it: a write then fails with EPIPE. */
+	signal(SIGPIPE, SIG_IGN);
+
+	if (s->handed_off || s->opts->once)
+		return;
+	s->handed_off = true;
+	if (s->opts->handoff_fd >= 0) {
+		uint8_t code = connected ? CCM_EXIT_OK : CCM_EXIT_TIMEOUT;
+
+		if (write(s->opts->handoff_fd, &code, 1) != 1)
+			log_at(s->log, LOG_ERR, "cannot tell the parent: %s", strerror(errno));
+		close(s->opts->handoff_fd);
+	}
+	if (s->opts->foreground) {
+		char st[160];
+
+		if (connected)
+			snprintf(st, sizeof(st), "READY=1\nSTATUS=connected to node %u",
+				 s->ex->peer.node_id);
+		else
+			snprintf(st, sizeof(st), "READY=1\nSTATUS=degraded: no partner after %u s; "
+				 "still looking", s->cfg->timeout_s);
+		sdnotify(st);
+	}
+	/* systemd's root-storage-daemon rule: a process whose argv[0] starts
+	 * with '@' when /etc/initrd-release exists is left alone at
+	 * switch-root.  And keep nothing open on the initramfs. */
+	if (s->opts->argv0 && access("/etc/initrd-release", F_OK) == 0)
+		s->opts->argv0[0] = '@';
+	if (chdir("/") < 0)
+		log_at(s->log, LOG_ERR, "chdir /: %s", strerror(errno));
+	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		close(fd);
+	}
+	log_at(s->log, LOG_NOTE, "handed off (%s); serving clients on %s",
+	       connected ? "connected" : "degraded", keeper_path(s->keeper));
+}
+
+/* --- the links --------------------------------------------------------------- */
+
+int serve_link_ports(const struct session *s, int link)
+{
+	int n = 0;
+
+	for (int c = 0; c < s->ports->nclients; c++)
+		for (int i = 0; i < s->ports->c[c].nports; i++)
+			n += s->ports->c[c].port[i].link == link;
+	return n;
+}
+
+/* The link that carries port p now; it is given one when it has none, or
+ * when its link stopped carrying. */
+static int port_link(struct session *s, struct port *p)
+{
+	int counts[CCM_LINKS_MAX], li = p->link;
+	struct link_health h[CCM_LINKS_MAX];
+
+	if (li >= 0 && s->links[li].h.state == LINK_UP && (p->have_remote & (1u << li)))
+		return li;
+	for (int i = 0; i < s->nlinks; i++) {
+		h[i] = s->links[i].h;
+		/* Only where the partner's window is known. */
+		if (!(p->have_remote & (1u << i)))
+			h[i].state = LINK_DOWN;
+		counts[i] = serve_link_ports(s, i);
+	}
+	p->link = links_pick(h, counts, s->nlinks, s->cfg->link_policy);
+	return p->link;
+}
+
+/* Spread the ports over the UP links again: a link came (back). */
+static void rebalance(struct session *s)
+{
+	struct port *ps[CCM_PORTS_TOTAL];
+	uint64_t load[CCM_PORTS_TOTAL];
+	int assign[CCM_PORTS_TOTAL], n = 0, moved;
+	struct link_health h[CCM_LINKS_MAX];
+
+	for (int c = 0; c < s->ports->nclients; c++)
+		for (int i = 0; i < s->ports->c[c].nports && n < CCM_PORTS_TOTAL; i++) {
+			struct port *p = &s->ports->c[c].port[i];
+
+			if (!p->have_remote)
+				continue;
+			ps[n] = p;
+			load[n] = p->load;
+			assign[n++] = p->link;
+		}
+	for (int i = 0; i < s->nlinks; i++)
+		h[i] = s->links[i].h;
+	moved = links_assign(h, s->nlinks, s->cfg->link_policy, load, n, assign);
+	if (moved < 0)
+		return;
+	for (int k = 0; k < n; k++) {
+		ps[k]->link = assign[k];
+		ps[k]->load /= 2;  /* recent traffic counts most */
+	}
+	if (moved)
+		log_at(s->log, LOG_STEP, "%d port(s) moved to balance the links", moved);
+}
+
+static bool other_link_up(const struct session *s, int except)
+{
+	for (int i = 0; i < s->nlinks; i++)
+		if (i != except && s->links[i].h.state == LINK_UP)
+			return true;
+	return false;
+}
+
+/* The handoff shows the links: rewrite it when one changes state. */
+static void links_changed(struct session *s)
+{
+	sess_refresh_handoff(s);
+	s->links_written_at = sess_now_ms();
+}
+
+static void link_now_up(struct session *s, int li)
+{
+	log_at(s->log, LOG_NOTE, "link %d up%s", li, s->links[li].h.downs ? " again" : "");
+	if (s->links[li].h.downs)
+		tell_all(s, CTL_EV_LINK_UP, li);
+	rebalance(s);
+	links_changed(s);
+}
+
+void serve_link_connected(struct session *s, int li)
+{
+	struct link *l = &s->links[li];
+
+	/* The partner's status block over this link, at once: it is the
+	 * link's proof (serve_heartbeat_done). */
+	l->hb_posted = false;
+	l->hb_wanted_since = 0;
+	l->hb_next = l->last_progress = sess_now_ms();
+}
+
+static void send_link_joins(struct session *s)
+{
+	struct wire_msg *m = s->decoded;  /* free: the partner's PORTS was taken */
+	const char *shared[2 * CCM_CLIENTS_MAX + 1];
+
+	sess_shared_names(s, shared);
+	for (int li = 0; li < s->nlinks; li++) {
+		if (li == s->hs_link)
+			continue;
+		memset(m, 0, sizeof(*m));
+		m->type = WIRE_LINK_JOIN;
+		ports_to_wire(s->ports, shared, li, &m->u.ports);
+		if (sess_send_wire(s, m) < 0)
+			log_at(s->log, LOG_ERR, "cannot send LINK_JOIN for link %d", li);
+	}
+}
+
+void serve_connected(struct session *s)
+{
+	uint64_t now = sess_now_ms();
+
+	/* The handshake proved its own link; the others prove themselves. */
+	for (int i = 0; i < s->nlinks; i++) {
+		struct link *l = &s->links[i];
+
+		if (i == s->hs_link) {
+			l->h.state = LINK_VERIFYING;
+			link_verified(&l->h, now, 0);
+		}
+		if (l->tp_up)
+			serve_link_connected(s, i);
+		else
+			sess_link_connect(s, i);
+	}
+	send_link_joins(s);
+	for (int i = 0; i < s->nlinks; i++) {
+		struct link *l = &s->links[i];
+		uint8_t *early = l->early_join;
+		struct errbuf e;
+
+		if (!early)
+			continue;
+		l->early_join = NULL;
+		if (wire_decode(early, l->early_join_len, s->decoded, &e) == 0)
+			serve_link_join(s, i, s->decoded, early, l->early_join_len);
+		free(early);
+	}
+	rebalance(s);
+	tell_all(s, s->was_lost ? CTL_EV_PARTNER_BACK : CTL_EV_PARTNER_READY, -1);
+	s->was_lost = false;
+	s->hb_seen_at = now;
+	serve_handed_off(s, true);
+	links_changed(s);  /* the handoff was written before the links were up */
+}
+
+void serve_lost(struct session *s)
+{
+	/* Unreachable, the clients have been told already; what was held for
+	 * the partner's return fails now. */
+	for (int i = 0; i < CLIENT_OPS_MAX; i++)
+		if (s->cops[i].used && s->cops[i].link == -1)
+			complete_op(s, &s->cops[i], -ECONNABORTED);
+	if (!s->unreachable)
+		tell_all(s, CTL_EV_PARTNER_LOST, -1);
+	s->was_lost = true;
+	s->unreachable = false;
+}
+
+/* No link reaches the partner (the last one failed, or its heartbeat
+ * stopped).  The clients are told; the session stays as it is, and the
+ * links keep trying: the first back that finds the same partner, alive
+ * (its counter moved) and still connected to us, resumes it; one that
+ * finds another epoch, or the partner handshaking again, ends it. */
+static void go_unreachable(struct session *s, const char *why)
+{
+	char msg[200];
+	uint64_t now = sess_now_ms();
+
+	if (s->unreachable)
+		return;
+	log_at(s->log, LOG_ERR, "partner unreachable: %s", why);
+	s->unreachable = true;
+	s->was_lost = true;
+	s->hb_at_loss = s->hb_last;
+	for (int i = 0; i < s->nlinks; i++) {
+		struct link *l = &s->links[i];
+
+		/* Every link proves itself afresh. */
+		if (l->h.state == LINK_UP)
+			tell_all(s, CTL_EV_LINK_DOWN, i);
+		if (l->tp_up || l->connecting)
+			tp_disconnect(l->tp);
+		l->tp_up = l->connecting = l->hb_posted = false;
+		if (l->h.state != LINK_DOWN)
+			link_failed(&l->h, now, LINK_RETRY_MS);
+	}
+	if (s->hs_link >= 0)
+		s->hs_link = -1;
+	for (int c = 0; c < s->ports->nclients; c++)
+		for (int i = 0; i < s->ports->c[c].nports; i++)
+			s->ports->c[c].port[i].link = -1;
+	tell_all(s, CTL_EV_PARTNER_LOST, -1);
+	snprintf(msg, sizeof(msg), "partner unreachable: %.170s", why);
+	sess_write_handoff(s, HANDOFF_UNREACHABLE, msg);
+	s->links_written_at = now;
+}
+
+static void resume(struct session *s, int li)
+{
+	uint64_t now = sess_now_ms();
+
+	log_at(s->log, LOG_NOTE, "partner reachable again over link %d: session resumed", li);
+	s->unreachable = false;
+	s->was_lost = false;
+	s->hb_seen_at = now;
+	s->hs_link = li;
+	/* What the partner had not acknowledged goes again now, and the
+	 * operations held meanwhile. */
+	for (int i = 0; i < s->rel.nsent; i++)
+		s->rel.sent[i].sent_at = now - RESEND_AFTER_MS;
+	s->resend_at = now;
+	tell_all(s, CTL_EV_PARTNER_BACK, -1);
+	repost_ops(s, -1);
+	sess_write_handoff(s, HANDOFF_CONNECTED, NULL);
+}
+
+void serve_link_join(struct session *s, int arrived, const struct wire_msg *m, const uint8_t *frame,
+		     uint32_t len)
+{
+	const char *shared[2 * CCM_CLIENTS_MAX + 1];
+	int li = m->u.ports.link;
+	struct errbuf e;
+
+	if (li >= s->nlinks) {
+		log_at(s->log, LOG_ERR, "partner sent LINK_JOIN for link %d; we have %d", li,
+		       s->nlinks);
+		return;
+	}
+	if (!s->ports_checked) {
+		/* Before its PORTS (over another link): keep it till then. */
+		uint8_t *copy = malloc(len);
+
+		if (!copy)
+			return;
+		memcpy(copy, frame, len);
+		free(s->links[li].early_join);
+		s->links[li].early_join = copy;
+		s->links[li].early_join_len = len;
+		return;
+	}
+	sess_shared_names(s, shared);
+	if (ports_set_remote(s->ports, shared, &m->u.ports, 0, &e) < 0) {
+		log_at(s->log, LOG_ERR, "partner's LINK_JOIN for link %d (over link %d) refused: %s",
+		       li, arrived, e.msg);
+		return;
+	}
+	s->peer_keys |= 1u << li;
+	log_at(s->log, LOG_DEBUG, "partner's windows over link %d known", li);
+}
+
+/* Post a client's operation on its port's link. */
+static int post_client_op(struct session *s, struct client_op *op)
+{
+	struct port_client *pc = ports_find(s->ports, op->client);
+	struct port *p = pc && op->port < pc->nports ? &pc->port[op->port] : NULL;
+	uint32_t slot = (uint32_t)(op - s->cops);
+	struct link *l;
+	uint64_t wr_id;
+	int li, r;
+
+	if (!p)
+		return -EINVAL;
+	li = port_link(s, p);
+	if (li < 0)
+		return -EHOSTUNREACH;
+	l = &s->links[li];
+	op->gen = (op->gen + 1) & 0xffffff;
+	wr_id = ((uint64_t)OP_CLIENT << 32) | ((uint64_t)op->gen << 8) | slot;
+	r = op->is_read ? tp_read(l->tp, &p->remote[li], op->remote_off, p->map + op->local_off,
+				  op->len, wr_id)
+			: tp_write(l->tp, &p->remote[li], op->remote_off, p->map + op->local_off,
+				   op->len, wr_id);
+	if (r < 0)
+		return r;
+	op->link = li;
+	l->h.out_bytes += op->len;
+	l->h.ops++;
+	l->h.bytes += op->len;
+	p->load += op->len;
+	return 0;
+}
+
+static struct port *port_of(struct session *s, const char *client, uint16_t port)
+{
+	struct port_client *pc = ports_find(s->ports, client);
+
+	return pc && port < pc->nports ? &pc->port[port] : NULL;
+}
+
+/* Post again the clients' operations that were on link `from` (-1: those
+ * held while the partner was unreachable), in the order they were first
+ * posted: a later write to the same bytes must still land last.  Returns
+ * how many went. */
+static int repost_ops(struct session *s, int from)
+{
+	struct client_op *order[CLIENT_OPS_MAX];
+	int n = 0, again = 0;
+
+	for (int i = 0; i < CLIENT_OPS_MAX; i++)
+		if (s->cops[i].used && s->cops[i].link == from)
+			order[n++] = &s->cops[i];
+	for (int i = 1; i < n; i++)
+		for (int j = i; j > 0 && order[j]->order < order[j - 1]->order; j--) {
+			struct client_op *t = order[j];
+
+			order[j] = order[j - 1];
+			order[j - 1] = t;
+		}
+	for (int i = 0; i < n; i++) {
+		int r = post_client_op(s, order[i]);
+
+		if (r < 0)
+			complete_op(s, order[i], r);
+		else
+			again++;
+	}
+	return again;
+}
+
+/* A link failed with the session up: its ports go to the others, what was
+ * in flight on it goes again there (writes into windows are idempotent;
+ * the receiver drops the messages it already has), and the clients hear
+ * of it.  The last link failing is the partner lost. */
+void serve_link_failed(struct session *s, int li, const char *why)
+{
+	struct link *l = &s->links[li];
+	bool was_up = l->h.state == LINK_UP;
+	uint64_t now = sess_now_ms();
+	int again;
+
+	if (l->tp_up || l->connecting)
+		tp_disconnect(l->tp);  /* its late completions are ignored */
+	l->tp_up = l->connecting = false;
+	l->hb_posted = false;
+	if (l->h.state == LINK_DOWN)
+		return;
+	link_failed(&l->h, now, LINK_RETRY_MS);
+	if (li == s->hs_link) {
+		s->hs_link = -1;
+		for (int i = 0; i < s->nlinks && s->hs_link < 0; i++)
+			if (s->links[i].h.state == LINK_UP)
+				s->hs_link = i;
+	}
+	if (!s->handoff_connected)
+		return;
+	if (!other_link_up(s, -1)) {
+		char msg[160];
+
+		snprintf(msg, sizeof(msg), "no link left (link %d: %s)", li, why);
+		go_unreachable(s, msg);
+		return;
+	}
+	log_at(s->log, LOG_NOTE, "link %d down: %s; moving its traffic", li, why);
+	/* Ports first, so that what goes again goes where they now are. */
+	rebalance(s);
+	again = repost_ops(s, li);
+	for (int i = 0; i < s->rel.nsent; i++) {
+		struct sent_msg *m = &s->rel.sent[i];
+
+		if (m->link != li)
+			continue;
+		m->link = port_link(s, m->port);
+		m->sent_at = now;
+		sess_send_on(s, m->link, m->frame, m->len);
+		again++;
+	}
+	l->h.reissued += (uint64_t)again;
+	if (again)
+		log_at(s->log, LOG_STEP, "%d operation(s) and message(s) of link %d sent again", again,
+		       li);
+	if (was_up)
+		tell_all(s, CTL_EV_LINK_DOWN, li);
+	links_changed(s);
+}
+
+/* --- requests -------------------------------------------------------------- */
+
+static const struct client_desc *find_desc(const struct session *s, const char *name)
+{
+	for (int i = 0; i < s->clients->count; i++)
+		if (!strcmp(s->clients->c[i].name, name))
+			return &s->clients->c[i];
+	return NULL;
+}
+
+static void attach(struct session *s, const struct keeper_req *r)
+{
+	const struct client_desc *d = find_desc(s, r->client);
+	struct port_client *pc = ports_find(s->ports, r->client);
+	int fds[2 * CCM_PORTS_MAX];
+	uint16_t idx[2 * CCM_PORTS_MAX], kinds[2 * CCM_PORTS_MAX];
+	struct ctl_attached a = { 0 };
+	char why[96];
+	int n = 0;
+
+	if (!d || !pc) {
+		snprintf(why, sizeof(why), "no client '%s' on this node", r->client);
+		keeper_error(s->keeper, r->conn, -ENOENT, why);
+		log_at(s->log, LOG_STEP, "pid %d: %s", (int)r->pid, why);
+		return;
+	}
+	if (r->uid != 0 && r->uid != d->uid) {
+		snprintf(why, sizeof(why), "uid %u may not attach to client '%s'", (unsigned)r->uid,
+			 r->client);
+		keeper_error(s->keeper, r->conn, -EACCES, why);
+		log_at(s->log, LOG_ERR, "pid %d: %s", (int)r->pid, why);
+		return;
+	}
+	a.nports = pc->nports;
+	a.port_size = pc->port_size;
+	a.partner_ready = s->handoff_connected && !s->unreachable;
+	if (a.partner_ready) {
+		a.partner_node = s->ex->peer.node_id;
+		a.partner_epoch = s->ex->peer.epoch;
+	}
+	for (int i = 0; i < pc->nports; i++) {
+		fds[n] = pc->port[i].memfd, idx[n] = (uint16_t)i, kinds[n++] = CTL_FD_WINDOW;
+		fds[n] = pc->port[i].eventfd, idx[n] = (uint16_t)i, kinds[n++] = CTL_FD_EVENT;
+	}
+	if (keeper_attached(s->keeper, r->conn, r->client, &a, fds, idx, kinds, n) < 0)
+		return;
+	log_at(s->log, LOG_STEP, "pid %d (uid %u) attached to client %s", (int)r->pid,
+	       (unsigned)r->uid, r->client);
+	/* A client that attaches while the partner is there hears so at once,
+	 * the same way as one that was attached when it came. */
+	if (a.partner_ready) {
+		struct ctl_event ev = { .type = CTL_EV_PARTNER_READY, .partner_node = a.partner_node,
+					.partner_epoch = a.partner_epoch };
+
+		keeper_reply(s->keeper, r->conn, CTL_EVENT, &ev, sizeof(ev));
+	} else if (s->handoff_connected && s->unreachable) {
+		/* So that the PARTNER_BACK it will hear has a LOST before it. */
+		struct ctl_event ev = { .type = CTL_EV_PARTNER_LOST, .partner_node = s->ex->peer.node_id,
+					.partner_epoch = s->ex->peer.epoch };
+
+		keeper_reply(s->keeper, r->conn, CTL_EVENT, &ev, sizeof(ev));
+	}
+}
+
+static void rw(struct session *s, const struct keeper_req *r, bool is_read)
+{
+	struct port_client *pc = ports_find(s->ports, r->client);
+	const struct ctl_rw *q = &r->rw;
+	struct client_op *op = NULL;
+	struct port *p;
+	int ret;
+
+	if (!pc || q->port >= pc->nports) {
+		keeper_done(s->keeper, r->conn, q->tag, -EINVAL);
+		return;
+	}
+	p = &pc->port[q->port];
+	/* Bounds on both windows (they are the same size), without overflow. */
+	if (!q->len || q->len > CCM_OP_MAX || q->local_off > pc->port_size ||
+	    q->len > pc->port_size - q->local_off || q->remote_off > pc->port_size ||
+	    q->len > pc->port_size - q->remote_off || (is_read && (q->flags & CTL_F_NOTIFY))) {
+		keeper_done(s->keeper, r->conn, q->tag, -EINVAL);
+		return;
+	}
+	if (!p->have_remote || !s->handoff_connected) {
+		keeper_done(s->keeper, r->conn, q->tag, -EHOSTUNREACH);
+		return;
+	}
+	for (int i = 0; i < CLIENT_OPS_MAX && !op; i++)
+		if (!s->cops[i].used)
+			op = &s->cops[i];
+	if (!op) {
+		keeper_done(s->keeper, r->conn, q->tag, -EBUSY);
+		return;
+	}
+	*op = (struct client_op){ .used = true, .is_read = is_read, .conn = r->conn, .tag = q->tag,
+				  .port = q->port, .notify = !is_read && (q->flags & CTL_F_NOTIFY),
+				  .local_off = q->local_off, .remote_off = q->remote_off, .len = q->len,
+				  .gen = op->gen, .order = ++s->op_order };
+	memcpy(op->client, r->client, sizeof(op->client));
+	ret = post_client_op(s, op);
+	if (ret < 0) {
+		op->used = false;
+		keeper_done(s->keeper, r->conn, q->tag, ret);
+	}
+}
+
+/* A client message (PORT_MSG or PORT_NOTIFY, in s->decoded, seq to be
+ * given) to the partner over the port's link, kept until acknowledged. */
+static int send_port_msg(struct session *s, struct port *p, struct wire_msg *m)
+{
+	int li = port_link(s, p), n, r;
+
+	if (li < 0)
+		return -EHOSTUNREACH;
+	if (m->type == WIRE_PORT_MSG)
+		m->u.port_msg.seq = ++p->tx_seq;
+	else
+		m->u.notify.seq = ++p->tx_seq;
+	n = wire_encode(m, s->msgbuf, CCM_MSG_MAX);
+	if (n < 0)
+		return n;
+	r = reliable_sent(&s->rel, p, p->tx_seq, li, sess_now_ms(), s->msgbuf, (uint32_t)n);
+	if (r < 0)
+		return r;
+	if (!s->resend_at)
+		s->resend_at = sess_now_ms() + RESEND_AFTER_MS;
+	/* Not sent now (the link is just failing): it is kept, and goes
+	 * again with the link's traffic or when its time is up. */
+	sess_send_on(s, li, s->msgbuf, (uint32_t)n);
+	s->links[li].h.msgs++;
+	p->load += (uint64_t)n;
+	return 0;
+}
+
+static void send_msg(struct session *s, const struct keeper_req *r)
+{
+	struct port_client *pc = ports_find(s->ports, r->client);
+	struct wire_msg *m = s->decoded;  /* free between partner messages */
+	int ret;
+
+	if (!pc || r->send.port >= pc->nports) {
+		keeper_done(s->keeper, r->conn, r->send.tag, -EINVAL);
+		return;
+	}
+	if (!s->handoff_connected || !pc->port[r->send.port].have_remote) {
+		keeper_done(s->keeper, r->conn, r->send.tag, -EHOSTUNREACH);
+		return;
+	}
+	memset(m, 0, sizeof(*m));
+	m->type = WIRE_PORT_MSG;
+	memcpy(m->u.port_msg.client, r->client, sizeof(m->u.port_msg.client));
+	m->u.port_msg.port = r->send.port;
+	m->u.port_msg.len = (uint16_t)r->len;
+	memcpy(m->u.port_msg.data, r->payload, r->len);
+	ret = send_port_msg(s, &pc->port[r->send.port], m);
+	keeper_done(s->keeper, r->conn, r->send.tag, ret < 0 ? ret : 0);
+}
+
+static void status(struct session *s, const struct keeper_req *r)
+{
+	struct handoff *h = malloc(sizeof(*h));
+	char *buf = malloc(HANDOFF_TEXT_MAX);
+	int n = -ENOMEM;
+
+	if (h && buf) {
+		sess_fill_handoff(s, h, s->handoff_state, s->handoff_error);
+		n = handoff_format_json(h, buf, HANDOFF_TEXT_MAX);
+	}
+	/* The reply must fit one control message. */
+	if (n > FDMSG_PAYLOAD_MAX)
+		n = -EMSGSIZE;
+	if (n < 0)
+		keeper_error(s->keeper, r->conn, n, "cannot format the state");
+	else
+		keeper_reply(s->keeper, r->conn, CTL_STATUS_REPLY, buf, (uint32_t)n);
+	free(h);
+	free(buf);
+}
+
+static void finish_stop(struct session *s)
+{
+	if (s->stop_conn)
+		keeper_done(s->keeper, s->stop_conn, 0, 0);
+	sess_terminate(s);
+}
+
+void serve_stop(struct session *s, uint64_t conn, bool restart, uint32_t grace_ms)
+{
+	if (!s->stopping) {
+		s->stopping = true;
+		s->stop_deadline = sess_now_ms() + grace_ms;
+		log_at(s->log, LOG_NOTE, "stopping%s: telling %d client(s), %u ms grace",
+		       restart ? " to handshake again" : "", keeper_attached_count(s->keeper),
+		       grace_ms);
+		tell_all(s, CTL_EV_TERMINATING, -1);
+	}
+	s->restart = s->restart || restart;
+	if (conn)
+		s->stop_conn = conn;
+	if (keeper_attached_count(s->keeper) == 0)
+		finish_stop(s);
+}
+
+void serve_requests(struct session *s)
+{
+	struct keeper_req r;
+
+	/* A bounded batch: the transport gets its turn too. */
+	for (int i = 0; i < 64 && !s->finished && keeper_next(s->keeper, &r) == 1; i++) {
+		switch (r.type) {
+		case KREQ_ATTACH:
+			if (s->stopping)
+				keeper_error(s->keeper, r.conn, -ESHUTDOWN, "the keeper is stopping");
+			else
+				attach(s, &r);
+			break;
+		case KREQ_WRITE:
+		case KREQ_READ:
+			rw(s, &r, r.type == KREQ_READ);
+			break;
+		case KREQ_SEND:
+			send_msg(s, &r);
+			break;
+		case KREQ_STATUS:
+			status(s, &r);
+			break;
+		case KREQ_STOP:
+			serve_stop(s, r.conn, r.stop.restart != 0, r.stop.grace_ms);
+			break;
+		case KREQ_DETACHED:
+			log_at(s->log, LOG_STEP, "pid %d detached from client %s", (int)r.pid, r.client);
+			if (s->stopping && keeper_attached_count(s->keeper) == 0)
+				finish_stop(s);
+			break;
+		}
+	}
+}
+
+/* --- completions and the partner's messages --------------------------------- */
+
+static void complete_op(struct session *s, struct client_op *op, int status)
+{
+	struct port *p = port_of(s, op->client, op->port);
+
+	op->used = false;
+	if (op->notify && status == 0 && p) {
+		struct wire_msg *m = s->decoded;
+
+		memset(m, 0, sizeof(*m));
+		m->type = WIRE_PORT_NOTIFY;
+		memcpy(m->u.notify.client, op->client, sizeof(m->u.notify.client));
+		m->u.notify.port = op->port;
+		m->u.notify.off = op->remote_off;
+		m->u.notify.len = op->len;
+		/* Sent after the write completed, so after the bytes landed,
+		 * whichever link each went over. */
+		send_port_msg(s, p, m);
+	}
+	if (s->keeper)
+		keeper_done(s->keeper, op->conn, op->tag, status);
+}
+
+void serve_op_done(struct session *s, int li, uint32_t id, int status)
+{
+	uint32_t slot = id & 0xff, gen = id >> 8;
+	struct client_op *op = slot < CLIENT_OPS_MAX ? &s->cops[slot] : NULL;
+	struct link_health *h = &s->links[li].h;
+
+	/* Only the completion of its current posting counts: one from a
+	 * link it was moved off is stale. */
+	if (!op || !op->used || op->link != li || op->gen != gen)
+		return;
+	h->out_bytes -= op->len < h->out_bytes ? op->len : h->out_bytes;
+	if (status < 0 && s->unreachable) {
+		/* Held until the partner is back (then posted again) or the
+		 * session ends (then failed). */
+		op->link = -1;
+		return;
+	}
+	if (status < 0 && s->handoff_connected && other_link_up(s, li)) {
+		/* The link is failing: this operation goes again elsewhere,
+		 * with all else it had. */
+		serve_link_failed(s, li, "an operation on it failed");
+		return;
+	}
+	complete_op(s, op, status);
+}
+
+static void deliver(struct session *s, const struct wire_msg *m, struct port *p)
+{
+	if (m->type == WIRE_PORT_MSG) {
+		if (s->keeper)
+			keeper_msg(s->keeper, m->u.port_msg.client, m->u.port_msg.port,
+				   m->u.port_msg.data, m->u.port_msg.len);
+	} else {
+		uint64_t one = 1;
+
+		if (write(p->eventfd, &one, sizeof(one)) != sizeof(one))
+			log_at(s->log, LOG_DEBUG, "notify %s port %u: %s", m->u.notify.client,
+			       m->u.notify.port, strerror(errno));
+	}
+	reliable_publish_ack(s->win, p);
+}
+
+void serve_partner_msg(struct session *s, const struct wire_msg *m, const uint8_t *frame,
+		       uint32_t len)
+{
+	const char *client = m->type == WIRE_PORT_MSG ? m->u.port_msg.client : m->u.notify.client;
+	uint16_t port = m->type == WIRE_PORT_MSG ? m->u.port_msg.port : m->u.notify.port;
+	uint64_t seq = m->type == WIRE_PORT_MSG ? m->u.port_msg.seq : m->u.notify.seq;
+	struct port *p = port_of(s, client, port);
+	struct wire_msg *held = s->decoded;
+	struct errbuf e;
+	uint8_t *f;
+
+	if (!p || !p->have_remote) {
+		log_at(s->log, LOG_ERR, "partner sent %s for client %s port %u, which has no port here",
+		       wire_type_name(m->type), client, port);
+		return;
+	}
+	if (reliable_received(&s->rel, p, seq, frame, len) != RELIABLE_DELIVER)
+		return;
+	deliver(s, m, p);
+	/* What came early for this port may be due now (m is s->decoded: done
+	 * with it). */
+	while ((f = reliable_next(&s->rel, &len, &p))) {
+		if (wire_decode(f, len, held, &e) == 0)
+			deliver(s, held, p);
+		free(f);
+	}
+}
+
+/* --- the heartbeats -------------------------------------------------------------
+ * Connected, every link READs the partner's status block and ack area every
+ * link-heartbeat-ms.  A READ that completes proves the link (and, the first
+ * time, verifies it: the session's partner is there); one that is late by
+ * link-misses intervals fails it, as long as another link can take over.
+ * The partner's counter must move at least once every heartbeat-misses x
+ * heartbeat-ms on whichever links: a partner that hangs, or whose machine
+ * dies without a word, is found there. */
+
+static uint64_t hb_limit(const struct session *s)
+{
+	return (uint64_t)s->cfg->heartbeat_ms * s->cfg->heartbeat_misses;
+}
+
+static uint64_t link_hb_limit(const struct session *s)
+{
+	return (uint64_t)s->cfg->link_heartbeat_ms * s->cfg->link_misses;
+}
+
+static uint32_t hb_read_len(const struct session *s)
+{
+	return ACK_AREA_OFFSET + 8u * s->ex->peer_ports.count;
+}
+
+static void take_acks(struct session *s, const uint8_t *buf, uint32_t len)
+{
+	for (int c = 0; c < s->ports->nclients; c++)
+		for (int i = 0; i < s->ports->c[c].nports; i++) {
+			struct port *p = &s->ports->c[c].port[i];
+			uint64_t a;
+
+			if (!p->have_remote)
+				continue;
+			a = reliable_peer_ack(buf, len, p->peer_slot);
+			if (a > p->tx_acked && a <= p->tx_seq)
+				p->tx_acked = a;
+		}
+	reliable_acked(&s->rel);
+}
+
+void serve_heartbeat_done(struct session *s, int li, int status)
+{
+	struct link *l = &s->links[li];
+	const uint8_t *buf = s->scratch + SCRATCH_HEARTBEAT + (size_t)li * LINK_HB_MAX;
+	struct status_own o;
+	uint64_t now = sess_now_ms();
+
+	l->hb_posted = false;
+	l->hb_wanted_since = 0;
+	l->hb_next = now + s->cfg->link_heartbeat_ms;
+	if (!s->handoff_connected)
+		return;
+	if (status < 0) {
+		serve_link_failed(s, li, "its heartbeat READ failed");
+		return;
+	}
+	if (status_decode_own(buf, STATUS_OWN_SIZE, &o, NULL) < 0)
+		return;  /* caught mid-update: the next look will do */
+	if (o.epoch != s->hs.peer_epoch || o.node_id != s->ex->peer.node_id) {
+		char why[128];
+
+		snprintf(why, sizeof(why), "it reaches node %u epoch %llu, not the partner",
+			 o.node_id, (unsigned long long)o.epoch);
+		if ((l->h.state == LINK_UP || s->unreachable) && o.node_id == s->ex->peer.node_id)
+			sess_lose_partner(s, "its status block shows another epoch");
+		else
+			serve_link_failed(s, li, why);
+		return;
+	}
+	/* A partner whose handshake left the session (it lost us, while we
+	 * did not lose it) must be met again: otherwise we would wait on,
+	 * connected to a partner that is not. */
+	if (o.state != HS_CONNECTED) {
+		char why[96];
+
+		if (l->h.state != LINK_UP && !s->unreachable)
+			return;  /* not proven yet: it can wait */
+		snprintf(why, sizeof(why), "its handshake is in %s, not connected",
+			 hs_state_name(o.state));
+		sess_lose_partner(s, why);
+		return;
+	}
+	if (s->unreachable) {
+		/* Resume only with a partner whose heartbeat moved: one that
+		 * hangs still answers READs over RDMA. */
+		if (o.heartbeat == s->hb_at_loss || !(s->peer_keys & (1u << li)))
+			return;
+		s->hb_last = o.heartbeat;
+		take_acks(s, buf, hb_read_len(s));
+		l->h.state = LINK_UP;  /* the first back carries at once */
+		resume(s, li);
+		link_now_up(s, li);
+		return;
+	}
+	if (o.heartbeat != s->hb_last) {
+		s->hb_last = o.heartbeat;
+		s->hb_seen_at = now;
+	}
+	take_acks(s, buf, hb_read_len(s));
+	if (l->h.state == LINK_VERIFYING && (s->peer_keys & (1u << li))) {
+		if (link_verified(&l->h, now, s->cfg->link_damp_ms))
+			link_now_up(s, li);
+		else
+			log_at(s->log, LOG_STEP, "link %d verified; damped for %u ms", li,
+			       s->cfg->link_damp_ms);
+		links_changed(s);
+	}
+}
+
+static void post_link_heartbeat(struct session *s, int li, uint64_t now)
+{
+	struct link *l = &s->links[li];
+	uint8_t *buf = s->scratch + SCRATCH_HEARTBEAT + (size_t)li * LINK_HB_MAX;
+
+	if (!l->hb_wanted_since)
+		l->hb_wanted_since = now;
+	/* A link whose queue is full takes no READ: it is late all the same. */
+	if (tp_read(l->tp, &l->peer_win, 0, buf, hb_read_len(s),
+		    ((uint64_t)OP_HEARTBEAT << 32) | (uint32_t)li) == 0)
+		l->hb_posted = true;
+	else
+		l->hb_next = now + s->cfg->link_heartbeat_ms;  /* try again then */
+}
+
+/* Late: its heartbeat has been due for link-misses intervals, and nothing
+ * else completed on it meanwhile either (a link busy with bulk data may
+ * queue the heartbeat behind it, but it moves). */
+static bool link_late(const struct session *s, const struct link *l, uint64_t now)
+{
+	return l->hb_wanted_since && now - l->hb_wanted_since > link_hb_limit(s) &&
+	       now - l->last_progress > link_hb_limit(s);
+}
+
+static void link_timers(struct session *s, int li, uint64_t now)
+{
+	struct link *l = &s->links[li];
+
+	if (link_tick(&l->h, now))
+		link_now_up(s, li);
+	if (l->h.state == LINK_DOWN && !l->connecting && now >= l->h.retry_at)
+		sess_link_connect(s, li);
+	if (!l->tp_up || l->h.state < LINK_VERIFYING)
+		return;
+	if (link_late(s, l, now)) {
+		/* The last link is given up by the partner's heartbeat only:
+		 * a stall of a few ms must not cost the whole session. */
+		if (l->h.state != LINK_UP || other_link_up(s, li)) {
+			char why[64];
+
+			snprintf(why, sizeof(why), "no heartbeat for %llu ms",
+				 (unsigned long long)(now - l->hb_wanted_since));
+			serve_link_failed(s, li, why);
+			return;
+		}
+	}
+	if (!l->hb_posted && now >= l->hb_next)
+		post_link_heartbeat(s, li, now);
+}
+
+/* Messages the partner has not acknowledged for a while go again (one
+ * that came early there and found no room, say). */
+static void resend_old(struct session *s, uint64_t now)
+{
+	uint64_t next = 0;
+
+	if (!s->resend_at || now < s->resend_at)
+		return;
+	for (int i = 0; i < s->rel.nsent; i++) {
+		struct sent_msg *m = &s->rel.sent[i];
+
+		if (now - m->sent_at >= RESEND_AFTER_MS) {
+			m->link = port_link(s, m->port);
+			m->sent_at = now;
+			sess_send_on(s, m->link, m->frame, m->len);
+		}
+		if (!next || m->sent_at + RESEND_AFTER_MS < next)
+			next = m->sent_at + RESEND_AFTER_MS;
+	}
+	s->resend_at = next;
+}
+
+void serve_timers(struct session *s, uint64_t now)
+{
+	if (s->handoff_connected && !s->stopping) {
+		if (!s->unreachable && now - s->hb_seen_at > hb_limit(s)) {
+			char why[96];
+
+			snprintf(why, sizeof(why), "no heartbeat for %llu ms",
+				 (unsigned long long)(now - s->hb_seen_at));
+			go_unreachable(s, why);
+		}
+		for (int i = 0; i < s->nlinks && s->handoff_connected; i++)
+			link_timers(s, i, now);
+		if (s->handoff_connected && !s->unreachable)
+			resend_old(s, now);
+		if (s->handoff_connected && now - s->links_written_at >= LINKS_REFRESH_MS) {
+			uint64_t sum = 0;
+
+			for (int i = 0; i < s->nlinks; i++)
+				sum += s->links[i].h.ops + s->links[i].h.msgs;
+			/* Counters that moved, written now and then: a
+			 * quiet keeper writes nothing. */
+			if (sum != s->links_written_sum)
+				links_changed(s);
+			s->links_written_sum = sum;
+			s->links_written_at = now;
+		}
+	}
+	if (s->stopping && now >= s->stop_deadline && !s->finished) {
+		log_at(s->log, LOG_ERR, "%d client(s) still attached after the grace time",
+		       keeper_attached_count(s->keeper));
+		finish_stop(s);
+	}
+}
+
+static uint64_t earlier(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+uint64_t serve_next_deadline(const struct session *s, uint64_t next)
+{
+	if (s->handoff_connected) {
+		if (!s->unreachable)
+			next = earlier(next, s->hb_seen_at + hb_limit(s) + 1);
+		for (int i = 0; i < s->nlinks; i++) {
+			const struct link *l = &s->links[i];
+
+			if (l->h.state == LINK_DAMPED)
+				next = earlier(next, l->h.damp_until);
+			if (l->h.state == LINK_DOWN && !l->connecting)
+				next = earlier(next, l->h.retry_at);
+			if (!l->tp_up || l->h.state < LINK_VERIFYING)
+				continue;
+			if (!l->hb_posted)
+				next = earlier(next, l->hb_next);
+			/* Only a lateness that would fail the link wakes us:
+			 * the last one waits for the partner's heartbeat. */
+			if (l->hb_wanted_since && (l->h.state != LINK_UP || other_link_up(s, i))) {
+				uint64_t from = l->hb_wanted_since > l->last_progress
+						? l->hb_wanted_since : l->last_progress;
+
+				next = earlier(next, from + link_hb_limit(s) + 1);
+			}
+		}
+		if (s->resend_at && !s->unreachable)
+			next = earlier(next, s->resend_at);
+		next = earlier(next, s->links_written_at + LINKS_REFRESH_MS);
+	}
+	if (s->stopping && s->stop_deadline < next)
+		next = s->stop_deadline;
+	return next;
+}

@@ -1,0 +1,1243 @@
+/* session: the driver that carries out the handshake machine's and the
+ * exchange's decisions over a transport.  See session.h. */
+#include "daemon/session.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "proto/auth.h"
+#include "conf/client_desc.h"
+#include "proto/exchange.h"
+#include "state/handoff.h"
+#include "proto/hs.h"
+#include "daemon/ports.h"
+#include "proto/status.h"
+#include "tp/transport.h"
+#include "proto/wire.h"
+#include "daemon/session_int.h"
+
+uint64_t sess_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* --- the handoff ------------------------------------------------------------- */
+
+void sess_fill_handoff(const struct session *s, struct handoff *h, enum handoff_state state,
+		       const char *error)
+{
+	char addr[96];
+
+	memset(h, 0, sizeof(*h));
+	h->state = state;
+	h->node = s->cfg->node_id;
+	h->epoch = s->epoch;
+	h->pid = (uint32_t)getpid();
+	h->updated = (int64_t)time(NULL);
+	snprintf(h->transport, sizeof(h->transport), "%s", s->cfg->transport);
+	snprintf(h->cluster, sizeof(h->cluster), "%s", s->cfg->cluster);
+	snprintf(h->partner_addr, sizeof(h->partner_addr), "%s",
+		 tp_format_addr(&s->link_cfg[0].partner, addr, sizeof(addr)));
+	snprintf(h->listen_addr, sizeof(h->listen_addr), "%s",
+		 tp_format_addr(&s->link_cfg[0].local, addr, sizeof(addr)));
+	snprintf(h->hs_state, sizeof(h->hs_state), "%s", hs_state_name(s->hs.state));
+	snprintf(h->error, sizeof(h->error), "%s", error ? error : "");
+	if (s->ex_started && s->ex->version) {
+		h->partner_node = s->ex->peer.node_id;
+		h->partner_epoch = s->ex->peer.epoch;
+		h->version = s->ex->version;
+	}
+	/* Clients are listed once matched: before that, whether the partner
+	 * has them is unknown. */
+	handoff_set_clients(h, s->ex->match, s->ex_started ? s->ex->nmatch : 0, s->clients);
+	snprintf(h->link_policy, sizeof(h->link_policy), "%s",
+		 config_policy_name(s->cfg->link_policy));
+	h->nlinks = s->nlinks;
+	for (int i = 0; i < s->nlinks; i++) {
+		struct handoff_link *hl = &h->links[i];
+		const struct link_health *lh = &s->links[i].h;
+
+		hl->state = lh->state;
+		tp_format_addr(&s->link_cfg[i].local, hl->local, sizeof(hl->local));
+		tp_format_addr(&s->link_cfg[i].partner, hl->partner, sizeof(hl->partner));
+		snprintf(hl->device, sizeof(hl->device), "%s", s->link_cfg[i].device);
+		hl->priority = s->link_cfg[i].priority;
+		hl->ports = (uint32_t)serve_link_ports(s, i);
+		hl->ops = lh->ops;
+		hl->bytes = lh->bytes;
+		hl->msgs = lh->msgs;
+		hl->downs = lh->downs;
+		hl->reissued = lh->reissued;
+	}
+}
+
+static int write_handoff(struct session *s, enum handoff_state state, const char *error,
+			 bool durable)
+{
+	struct handoff *h = malloc(sizeof(*h));
+	struct errbuf e;
+	int r;
+
+	if (!h) {
+		log_at(s->log, LOG_ERR, "handoff: out of memory");
+		return -ENOMEM;
+	}
+	s->handoff_state = state;
+	snprintf(s->handoff_error, sizeof(s->handoff_error), "%s", error ? error : "");
+	sess_fill_handoff(s, h, state, error);
+	r = durable ? handoff_write_at(s->state_dirfd, s->state_dir, h, &e)
+		    : handoff_refresh_at(s->state_dirfd, s->state_dir, h, &e);
+	if (r < 0)
+		log_at(s->log, LOG_ERR, "cannot write the handoff: %s", e.msg);
+	else
+		log_at(s->log, LOG_DEBUG, "handoff written: %s", handoff_state_name(state));
+	free(h);
+	return r;
+}
+
+int sess_write_handoff(struct session *s, enum handoff_state state, const char *error)
+{
+	return write_handoff(s, state, error, true);
+}
+
+int sess_refresh_handoff(struct session *s)
+{
+	return write_handoff(s, s->handoff_state, s->handoff_error[0] ? s->handoff_error : NULL,
+			     false);
+}
+
+/* --- the status block ---------------------------------------------------------- */
+
+static void publish_own(struct session *s)
+{
+	struct status_own o = {
+		.state = (uint8_t)s->hs.state,
+		.stage = s->stage,
+		.node_id = s->cfg->node_id,
+		.epoch = s->epoch,
+		.heartbeat = s->heartbeat,
+	};
+
+	status_encode_own(&o, s->win + STATUS_OWN_OFFSET);
+}
+
+/* Compose a mailbox for the partner in one of our scratch slots. */
+static void compose_mbox(struct session *s, uint8_t *slot, uint8_t state)
+{
+	struct status_mbox m = {
+		.from_state = state,
+		.from_stage = s->stage,
+		.from_node = s->cfg->node_id,
+		.from_epoch = s->epoch,
+		.to_epoch = s->hs.peer_epoch,
+	};
+
+	status_encode_mbox(&m, slot);
+}
+
+/* --- carrying out the machine's actions ---------------------------------------- */
+
+static void hs_feed(struct session *s, const struct hs_event *ev);
+
+/* The handshake's operations go over one link, the first that answered. */
+static int post_hs_op(struct session *s)
+{
+	struct hs_op *op = &s->op;
+	uint64_t wr_id = ((uint64_t)OP_HS << 32) | op->seq;
+	struct link *l;
+	int r;
+
+	if (s->hs_link < 0)
+		return -ENOTCONN;
+	l = &s->links[s->hs_link];
+	if (op->kind == HS_ACT_READ) {
+		r = tp_read(l->tp, &l->peer_win, STATUS_OWN_OFFSET, s->scratch + SCRATCH_READ,
+			    STATUS_OWN_SIZE, wr_id);
+	} else {
+		compose_mbox(s, s->scratch + SCRATCH_HS_WRITE, op->write_state);
+		r = tp_write(l->tp, &l->peer_win, STATUS_MBOX_OFFSET, s->scratch + SCRATCH_HS_WRITE,
+			     STATUS_MBOX_SIZE, wr_id);
+	}
+	if (r == 0) {
+		op->posted = true;
+		op->deadline = sess_now_ms() + OP_TIMEOUT_MS;
+		s->op_link = s->hs_link;
+	}
+	return r;
+}
+
+static void op_slot_free(struct session *s);
+
+/* The machine's operation failed without reaching the partner: free the
+ * slot first (the machine may ask for the next operation at once), then
+ * tell the machine. */
+static void fail_hs_op(struct session *s)
+{
+	struct hs_event ev = { .seq = s->op.seq };
+
+	ev.type = s->op.kind == HS_ACT_READ ? HS_EV_READ_FAIL : HS_EV_WRITE_FAIL;
+	op_slot_free(s);
+	hs_feed(s, &ev);
+}
+
+void sess_link_connect(struct session *s, int i)
+{
+	struct link *l = &s->links[i];
+	int r;
+
+	if (l->tp_up || l->connecting)
+		return;
+	r = tp_connect(l->tp);
+	if (r < 0 && r != -EALREADY) {
+		log_at(s->log, LOG_DEBUG, "link %d: connect: %s", i, strerror(-r));
+		return;
+	}
+	l->connecting = true;
+	link_connecting(&l->h);
+	l->connect_deadline = sess_now_ms() + CONNECT_TIMEOUT_MS;
+}
+
+/* The handshake needs a link: one already up, or try them all and the
+ * first up carries it. */
+static void start_connect(struct session *s)
+{
+	for (int i = 0; i < s->nlinks && s->hs_link < 0; i++)
+		if (s->links[i].tp_up)
+			s->hs_link = i;
+	if (s->hs_link >= 0)
+		return;
+	for (int i = 0; i < s->nlinks; i++)
+		sess_link_connect(s, i);
+}
+
+static bool any_connecting(const struct session *s)
+{
+	for (int i = 0; i < s->nlinks; i++)
+		if (s->links[i].connecting)
+			return true;
+	return false;
+}
+
+/* Start the machine's operation, or queue it behind the one in flight. */
+static void start_hs_op(struct session *s, int kind, uint32_t seq, uint8_t write_state)
+{
+	struct hs_op op = { .kind = kind, .seq = seq, .write_state = write_state };
+
+	if (s->op.kind) {
+		s->next_op = op;
+		return;
+	}
+	s->op = op;
+	if (s->hs_link < 0)
+		start_connect(s);
+	if (s->hs_link < 0) {
+		if (!any_connecting(s))
+			fail_hs_op(s);
+		return;
+	}
+	if (post_hs_op(s) < 0)
+		fail_hs_op(s);
+}
+
+static void op_slot_free(struct session *s)
+{
+	s->op.kind = 0;
+	if (s->next_op.kind) {
+		struct hs_op next = s->next_op;
+
+		s->next_op.kind = 0;
+		start_hs_op(s, next.kind, next.seq, next.write_state);
+	}
+}
+
+static void start_exchange(struct session *s);
+static void reset_exchange(struct session *s, const char *why);
+
+static void apply(struct session *s, enum hs_state was, const struct hs_event *ev,
+		  const struct hs_actions *a)
+{
+	if (a->flags & HS_ACT_PUBLISH) {
+		if ((int)s->hs.state == s->crash_at)
+			raise(SIGKILL);
+		publish_own(s);
+		log_at(s->log, LOG_STEP, "handshake %s -> %s (%s)", hs_state_name(was),
+		       hs_state_name(s->hs.state), hs_event_name(ev->type));
+	}
+	if (was == HS_CONNECTED && s->hs.state != HS_CONNECTED)
+		reset_exchange(s, hs_error_name(s->hs.last_error));
+	if (a->flags & HS_ACT_REPORT) {
+		snprintf(s->last_error, sizeof(s->last_error), "%s: %s",
+			 was == HS_CONNECTED ? "lost the partner" : "handshake error",
+			 hs_error_name(a->error));
+		log_at(s->log, LOG_ERR, "%s in %s; starting again in %u ms", s->last_error,
+		       hs_state_name(was), a->wait_ms);
+		if (!s->handoff_connected)
+			sess_write_handoff(s, HANDOFF_HANDSHAKING, s->last_error);
+	}
+	/* Scripts waiting on the handoff can see that we wait for the
+	 * partner; once per wait, not once per re-read. */
+	if (s->hs.state == HS_WAIT3 && !s->told_waiting && !s->handoff_connected) {
+		s->told_waiting = true;
+		sess_write_handoff(s, HANDOFF_HANDSHAKING, s->last_error[0] ? s->last_error : NULL);
+	}
+	if (a->flags & (HS_ACT_WAIT | HS_ACT_BACKOFF)) {
+		s->timer_kind = (a->flags & HS_ACT_WAIT) ? HS_ACT_WAIT : HS_ACT_BACKOFF;
+		s->timer_seq = a->seq;
+		s->timer_deadline = sess_now_ms() + a->wait_ms;
+	}
+	if (a->flags & HS_ACT_READ)
+		start_hs_op(s, HS_ACT_READ, a->seq, 0);
+	if (a->flags & HS_ACT_WRITE) {
+		/* The "I am connected" write expects no answer: it rides on
+		 * a seq the machine no longer waits for. */
+		start_hs_op(s, HS_ACT_WRITE, a->seq, a->write_state);
+	}
+	if (a->flags & HS_ACT_CONNECTED)
+		start_exchange(s);
+}
+
+static void hs_feed(struct session *s, const struct hs_event *ev)
+{
+	struct hs_actions a;
+	enum hs_state was = s->hs.state;
+
+	hs_step(&s->hs, ev, &a);
+	apply(s, was, ev, &a);
+}
+
+/* Level-triggered: hand the machine the mailbox whenever its contents
+ * differ from what it was last given. */
+static void sync_mailbox(struct session *s)
+{
+	struct status_mbox m;
+	struct hs_event ev = { .type = HS_EV_MAILBOX };
+	struct errbuf e;
+	int r;
+
+	r = status_decode_mbox(s->win + STATUS_MBOX_OFFSET, STATUS_MBOX_SIZE, &m, &e);
+	if (r == -EBADMSG)
+		log_at(s->log, LOG_DEBUG, "mailbox: %s", e.msg);
+	if (r < 0)
+		return;
+	if (s->have_mbox && memcmp(&m, &s->mbox, sizeof(m)) == 0)
+		return;
+	s->mbox = m;
+	s->have_mbox = true;
+	if (m.from_node == s->cfg->node_id) {
+		log_at(s->log, LOG_ERR, "mailbox written by a node with our own id %u: ignored",
+		       m.from_node);
+		return;
+	}
+	ev.peer_state = m.from_state;
+	ev.peer_epoch = m.from_epoch;
+	ev.to_epoch = m.to_epoch;
+	hs_feed(s, &ev);
+}
+
+/* --- messages ------------------------------------------------------------------ */
+
+
+static void send_outbox(struct session *s)
+{
+	for (int i = 0; i < s->ex->noutbox; i++) {
+		const struct wire_msg *m = &s->ex->outbox[i];
+		int n = wire_encode(m, s->msgbuf, CCM_MSG_MAX);
+
+		if (n < 0) {
+			log_at(s->log, LOG_ERR, "cannot encode %s: %s", wire_type_name(m->type),
+			       strerror(-n));
+			continue;
+		}
+		n = sess_send_on(s, s->hs_link, s->msgbuf, (uint32_t)n);
+		if (n < 0)
+			log_at(s->log, LOG_ERR, "cannot send %s: %s", wire_type_name(m->type),
+			       strerror(-n));
+		else
+			log_at(s->log, LOG_DEBUG, "sent %s", wire_type_name(m->type));
+	}
+	s->ex->noutbox = 0;
+}
+
+static int exit_code_for(enum wire_decline_reason r)
+{
+	switch (r) {
+	case DECLINE_NO_COMMON_VERSION:
+		return CCM_EXIT_NO_VERSION;
+	case DECLINE_AUTH_REQUIRED:
+	case DECLINE_AUTH_FAILED:
+		return CCM_EXIT_AUTH;
+	default:
+		return CCM_EXIT_FAILURE;
+	}
+}
+
+static void post_ready(struct session *s)
+{
+	uint64_t wr_id = ((uint64_t)OP_READY << 32) | s->hs.seq;
+
+	struct link *l = s->hs_link >= 0 ? &s->links[s->hs_link] : NULL;
+
+	compose_mbox(s, s->scratch + SCRATCH_READY_WRITE, HS_CONNECTED);
+	if (l && tp_write(l->tp, &l->peer_win, STATUS_MBOX_OFFSET, s->scratch + SCRATCH_READY_WRITE,
+			  STATUS_MBOX_SIZE, wr_id) == 0) {
+		s->ready_posted = true;
+		s->ready_deadline = sess_now_ms() + OP_TIMEOUT_MS;
+		s->ready_link = s->hs_link;
+	}
+}
+
+static bool peer_ready(const struct session *s)
+{
+	return s->have_mbox && s->mbox.from_stage >= STAGE_READY &&
+	       s->mbox.from_epoch == s->hs.peer_epoch && s->mbox.to_epoch == s->epoch;
+}
+
+/* --once ends when the handoff says connected and our "ready" write is no
+ * longer in flight, so the partner has had it (or is gone). */
+static void maybe_finish_once(struct session *s)
+{
+	if (s->opts->once && s->handoff_connected && !s->ready_posted)
+		sess_finish(s, CCM_EXIT_OK, NULL);
+}
+
+/* Both sides ready -- we hold the partner's ports and its "ready" is in our
+ * mailbox -- so the clients may be told.  Whether our own "ready" write has
+ * been acknowledged does not matter for that: a partner that saw it may
+ * already have finished and gone. */
+static void check_ready(struct session *s)
+{
+	if (s->handoff_connected || !s->ports_checked || !peer_ready(s))
+		return;
+	s->handoff_connected = true;
+	s->told_waiting = false;
+	s->deadline = 0;  /* --timeout bounds the first connection only */
+	s->last_error[0] = '\0';
+	log_at(s->log, LOG_NOTE, "connected to node %u at version %u; %d client(s) matched",
+	       s->ex->peer.node_id, s->ex->version, s->ex->nmatch);
+	sess_write_handoff(s, HANDOFF_CONNECTED, NULL);
+	maybe_finish_once(s);
+	if (!s->finished)
+		serve_connected(s);
+}
+
+/* The names of the clients both sides have, NULL-terminated. */
+void sess_shared_names(const struct session *s, const char *names[2 * CCM_CLIENTS_MAX + 1])
+{
+	int n = 0;
+
+	for (int i = 0; i < s->ex->nmatch; i++)
+		if (s->ex->match[i].status == MATCH_OK)
+			names[n++] = s->ex->match[i].name;
+	names[n] = NULL;
+}
+
+/* Every local client has its ports from the start (a failover monitor must
+ * run with no partner at all); the exchange decides which the partner may
+ * use, and those are described to it. */
+static void create_ports(struct session *s)
+{
+	struct wire_ports *ours = &s->decoded->u.ports;  /* reuse: it is free now */
+	const char *shared[2 * CCM_CLIENTS_MAX + 1];
+
+	for (int i = 0; i < s->ex->nmatch; i++) {
+		const struct client_match *m = &s->ex->match[i];
+
+		if (m->status == MATCH_OK)
+			log_at(s->log, LOG_STEP, "client %s: %u port(s) of %u bytes shared", m->name,
+			       m->nports, m->port_size);
+		else
+			log_at(s->log, LOG_NOTE, "client %s: %s (here %u x %u, partner %u x %u)",
+			       m->name, client_match_name(m->status), m->nports, m->port_size,
+			       m->remote_nports, m->remote_port_size);
+	}
+	sess_shared_names(s, shared);
+	ports_to_wire(s->ports, shared, s->hs_link >= 0 ? s->hs_link : 0, ours);
+	ex_ports_created(s->ex, ours);
+}
+
+static int create_local_ports(struct session *s, struct errbuf *e)
+{
+	struct tp *tps[CCM_LINKS_MAX];
+
+	for (int i = 0; i < s->nlinks; i++)
+		tps[i] = s->links[i].tp;
+	for (int i = 0; i < s->clients->count; i++) {
+		const struct client_desc *d = &s->clients->c[i];
+		int r = ports_add_client(s->ports, tps, s->nlinks, d->name, d->nports, d->port_size, e);
+
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static void after_exchange_step(struct session *s)
+{
+	struct errbuf e;
+
+	if (s->ex->phase == EX_PORTS_NEEDED) {
+		create_ports(s);
+		send_outbox(s);
+		/* Our ports exist and their description is on its way: say
+		 * we are ready now, not a round trip later after the
+		 * partner's PORTS. */
+		if (s->ex->phase == EX_PORTS_WAIT) {
+			s->stage = STAGE_READY;
+			if (s->crash_at == HS_NSTATES)
+				raise(SIGKILL);
+			publish_own(s);
+			log_at(s->log, LOG_STEP, "ports created; telling the partner we are ready");
+			post_ready(s);
+		}
+	}
+	if (s->ex->phase == EX_DONE && !s->ports_checked) {
+		const char *shared[2 * CCM_CLIENTS_MAX + 1];
+
+		sess_shared_names(s, shared);
+		if (s->ex->peer_ports.link >= s->nlinks) {
+			ex_fail(s->ex, DECLINE_MALFORMED, "PORTS for link %u; we have %d link(s)",
+				s->ex->peer_ports.link, s->nlinks);
+			send_outbox(s);
+		} else if (ports_set_remote(s->ports, shared, &s->ex->peer_ports, 1, &e) < 0) {
+			ex_fail(s->ex, DECLINE_MALFORMED, "%s", e.msg);
+			send_outbox(s);
+		} else {
+			s->peer_keys = 1u << s->ex->peer_ports.link;
+			s->ports_checked = true;
+			check_ready(s);
+		}
+	}
+	if (s->ex->phase == EX_FAILED) {
+		log_at(s->log, LOG_ERR, "%s", s->ex->why);
+		/* Before the handoff the command says why it failed, with its
+		 * exit code.  A keeper has clients and a boot behind it: it
+		 * tries again, backing off, and says why in the handoff. */
+		if (!s->handed_off) {
+			sess_finish(s, exit_code_for(s->ex->decline), s->ex->why);
+		} else {
+			snprintf(s->last_error, sizeof(s->last_error), "%.*s",
+				 (int)sizeof(s->last_error) - 1, s->ex->why);
+			sess_lose_partner(s, s->ex->why);
+		}
+	}
+}
+
+static void handle_message(struct session *s, int link, const uint8_t *buf, uint32_t len)
+{
+	struct wire_msg *m = s->decoded;
+	struct errbuf e;
+
+	if (wire_decode(buf, len, m, &e) < 0) {
+		log_at(s->log, LOG_ERR, "malformed message from the partner: %s", e.msg);
+		ex_on_malformed(s->ex, e.msg);
+		send_outbox(s);
+		after_exchange_step(s);
+		return;
+	}
+	log_at(s->log, LOG_DEBUG, "received %s", wire_type_name(m->type));
+	if (m->type == WIRE_BYE) {
+		struct hs_event ev = { .type = HS_EV_PEER_LOST };
+
+		log_at(s->log, LOG_NOTE, "partner is terminating");
+		hs_feed(s, &ev);
+		return;
+	}
+	if (m->type == WIRE_PORT_MSG || m->type == WIRE_PORT_NOTIFY) {
+		/* Between clients, once both sides are ready; before that
+		 * there is no client to give it to. */
+		if (s->handoff_connected)
+			serve_partner_msg(s, m, buf, len);
+		return;
+	}
+	if (m->type == WIRE_LINK_JOIN) {
+		serve_link_join(s, link, m, buf, len);
+		return;
+	}
+	if (m->type == WIRE_HELLO && m->u.hello.epoch != s->hs.peer_epoch) {
+		struct hs_event ev = { .type = HS_EV_PEER_LOST };
+
+		log_at(s->log, LOG_ERR, "HELLO from partner epoch %llu, handshake was with %llu",
+		       (unsigned long long)m->u.hello.epoch, (unsigned long long)s->hs.peer_epoch);
+		hs_feed(s, &ev);
+		return;
+	}
+	ex_on_msg(s->ex, m);
+	send_outbox(s);
+	after_exchange_step(s);
+}
+
+static void queue_message(struct session *s, int link, const uint8_t *buf, uint32_t len)
+{
+	struct queued_msg *q;
+
+	if (s->nqueue == QUEUE_MAX) {
+		log_at(s->log, LOG_ERR, "partner sent more than %d messages before the handshake "
+		       "completed; dropping the oldest", QUEUE_MAX);
+		free(s->queue[0].buf);
+		memmove(s->queue, s->queue + 1, sizeof(s->queue[0]) * (QUEUE_MAX - 1));
+		s->nqueue--;
+	}
+	q = &s->queue[s->nqueue];
+	q->buf = malloc(len);
+	if (!q->buf)
+		return;
+	memcpy(q->buf, buf, len);
+	q->len = len;
+	q->link = link;
+	s->nqueue++;
+}
+
+/* Forget what came over `link` (-1: over any): the partner's connection
+ * there was replaced, and what it said before is stale. */
+static void drop_queue(struct session *s, int link)
+{
+	int keep = 0;
+
+	for (int i = 0; i < s->nqueue; i++) {
+		if (link < 0 || s->queue[i].link == link)
+			free(s->queue[i].buf);
+		else
+			s->queue[keep++] = s->queue[i];
+	}
+	s->nqueue = keep;
+}
+
+static void start_exchange(struct session *s)
+{
+	struct ex_self self = {
+		.node = s->cfg->node_id,
+		.epoch = s->epoch,
+		.ver_min = s->cfg->ver_min,
+		.ver_max = s->cfg->ver_max,
+		.cluster = s->cfg->cluster,
+		.key = s->have_key ? &s->key : NULL,
+	};
+	uint8_t nonce[CCM_NONCE_LEN];
+
+	if (auth_nonce(nonce) < 0) {
+		sess_finish(s, CCM_EXIT_FAILURE, "no random bytes for the nonce");
+		return;
+	}
+	ex_start(s->ex, &self, s->clients, nonce);
+	s->ex_started = true;
+	s->ex_deadline = sess_now_ms() + EXCHANGE_TIMEOUT_MS;
+	s->stage = STAGE_EXCHANGE;
+	publish_own(s);
+	log_at(s->log, LOG_STEP, "handshake complete with epoch %llu; exchanging descriptors",
+	       (unsigned long long)s->hs.peer_epoch);
+	send_outbox(s);
+	/* What the partner said before we got here. */
+	for (int i = 0; i < s->nqueue && s->ex_started && !s->finished; i++)
+		handle_message(s, s->queue[i].link, s->queue[i].buf, s->queue[i].len);
+	drop_queue(s, -1);
+}
+
+static void reset_exchange(struct session *s, const char *why)
+{
+	if (!s->ex_started)
+		return;
+	log_at(s->log, LOG_NOTE, "session with the partner lost (%s); handshaking again", why);
+	/* Our windows stay, and the clients keep their fds: only the
+	 * partner's windows are gone until its next PORTS. */
+	ports_forget_remote(s->ports);
+	if (s->handoff_connected)
+		serve_lost(s);
+	s->ex_started = false;
+	s->ready_posted = s->ports_checked = false;
+	s->stage = STAGE_HANDSHAKE;
+	publish_own(s);
+	drop_queue(s, -1);
+	/* Fresh connections for the next round: the partner may be a new
+	 * incarnation behind the same addresses.  What we kept for it goes. */
+	for (int i = 0; i < s->nlinks; i++) {
+		struct link *l = &s->links[i];
+
+		tp_disconnect(l->tp);
+		l->hb_posted = false;
+		l->h.state = l->connecting ? LINK_CONNECTING : LINK_DOWN;
+		l->h.failed_before = false;
+		l->h.out_bytes = 0;
+		free(l->early_join);
+		l->early_join = NULL;
+	}
+	s->peer_keys = 0;
+	reliable_clear(&s->rel);
+	memset(s->win + ACK_AREA_OFFSET, 0, ACK_AREA_SIZE);
+	/* The error report that follows rewrites the handoff. */
+	s->handoff_connected = false;
+}
+
+/* --- transport events ---------------------------------------------------------- */
+
+static void on_op_done(struct session *s, int link, const struct tp_event *tev)
+{
+	uint32_t purpose = (uint32_t)(tev->wr_id >> 32);
+	uint32_t seq = (uint32_t)tev->wr_id;
+
+	if (purpose == OP_READY) {
+		if (link != s->ready_link)
+			return;
+		s->ready_posted = false;
+		if (tev->status < 0 && s->ex_started)
+			log_at(s->log, LOG_STEP, "telling the partner we are ready failed: %s",
+			       strerror(-tev->status));
+		maybe_finish_once(s);
+		return;
+	}
+	if (purpose == OP_HEARTBEAT) {
+		serve_heartbeat_done(s, link, tev->status);
+		return;
+	}
+	if (purpose == OP_CLIENT) {
+		serve_op_done(s, link, seq, tev->status);
+		return;
+	}
+	if (purpose != OP_HS || !s->op.kind || !s->op.posted || seq != s->op.seq ||
+	    link != s->op_link)
+		return;
+	if (tev->status < 0) {
+		log_at(s->log, LOG_DEBUG, "%s failed: %s", s->op.kind == HS_ACT_READ ? "read" : "write",
+		       strerror(-tev->status));
+		struct hs_event ev = { .seq = seq };
+
+		ev.type = s->op.kind == HS_ACT_READ ? HS_EV_READ_FAIL : HS_EV_WRITE_FAIL;
+		op_slot_free(s);
+		hs_feed(s, &ev);
+		return;
+	}
+	if (s->op.kind == HS_ACT_WRITE) {
+		struct hs_event ev = { .type = HS_EV_WRITE_OK, .seq = seq };
+
+		op_slot_free(s);
+		hs_feed(s, &ev);
+		return;
+	}
+	{
+		struct status_own o;
+		struct errbuf e;
+		struct hs_event ev = { .type = HS_EV_READ_FAIL, .seq = seq };
+		int r = status_decode_own(s->scratch + SCRATCH_READ, STATUS_OWN_SIZE, &o, &e);
+
+		if (r == -EAGAIN && s->op.torn_retries++ < TORN_READ_RETRIES && post_hs_op(s) == 0)
+			return;  /* caught mid-update, or not yet published: look again */
+		if (r == -EBADMSG)
+			log_at(s->log, LOG_ERR, "partner's status block is malformed: %s", e.msg);
+		else if (r == 0 && o.node_id == s->cfg->node_id)
+			log_at(s->log, LOG_ERR, "the partner address answers with our own node id %u",
+			       o.node_id);
+		else if (r == 0) {
+			ev.type = HS_EV_READ_OK;
+			ev.peer_state = o.state;
+			ev.peer_epoch = o.epoch;
+		}
+		op_slot_free(s);
+		hs_feed(s, &ev);
+	}
+}
+
+static void on_tp_event(struct session *s, int li, const struct tp_event *ev)
+{
+	struct hs_event lost = { .type = HS_EV_PEER_LOST };
+	struct link *l = &s->links[li];
+
+	switch (ev->type) {
+	case TP_EV_CONNECTED:
+		l->connecting = false;
+		if (ev->status_window.len < STATUS_BLOCK_SIZE + ACK_AREA_SIZE) {
+			log_at(s->log, LOG_ERR, "link %d: partner's status window is %u bytes, "
+			       "too small", li, ev->status_window.len);
+			tp_disconnect(l->tp);
+			return;
+		}
+		l->tp_up = true;
+		l->peer_win = ev->status_window;
+		link_connected(&l->h);
+		log_at(s->log, LOG_DEBUG, "link %d up to node %u", li, ev->peer_node);
+		if (s->handoff_connected) {
+			serve_link_connected(s, li);
+			break;
+		}
+		if (s->hs_link < 0)
+			s->hs_link = li;
+		if (s->op.kind && !s->op.posted && post_hs_op(s) < 0)
+			fail_hs_op(s);
+		break;
+	case TP_EV_CONNECT_FAILED:
+		l->connecting = false;
+		link_failed(&l->h, sess_now_ms(), LINK_RETRY_MS);
+		log_at(s->log, LOG_DEBUG, "link %d: connect failed: %s", li, strerror(-ev->status));
+		if (s->op.kind && !s->op.posted && s->hs_link < 0 && !any_connecting(s))
+			fail_hs_op(s);
+		break;
+	case TP_EV_OP_DONE:
+		if (ev->status == 0)
+			l->last_progress = sess_now_ms();
+		on_op_done(s, li, ev);
+		break;
+	case TP_EV_MESSAGE:
+		/* The mailbox may have been written just before this message
+		 * on the same connection: let the machine see it first. */
+		sync_mailbox(s);
+		if (s->ex_started)
+			handle_message(s, li, ev->msg, ev->msg_len);
+		else
+			queue_message(s, li, ev->msg, ev->msg_len);
+		break;
+	case TP_EV_DISCONNECTED:
+		l->tp_up = l->connecting = false;
+		log_at(s->log, LOG_DEBUG, "link %d to the partner down: %s", li,
+		       strerror(-ev->status));
+		if (li == s->hs_link && !s->handoff_connected) {
+			/* What the partner wrote before it went counts first:
+			 * its "ready" may be in our mailbox. */
+			sync_mailbox(s);
+			if (s->ex_started)
+				check_ready(s);
+		}
+		if (s->finished)
+			break;
+		if (s->handoff_connected) {
+			/* The keeper moves the link's traffic, or finds the
+			 * partner lost when it was the last. */
+			serve_link_failed(s, li, strerror(-ev->status));
+			break;
+		}
+		link_failed(&l->h, sess_now_ms(), LINK_RETRY_MS);
+		if (li != s->hs_link)
+			break;
+		s->hs_link = -1;
+		hs_feed(s, &lost);
+		break;
+	case TP_EV_PEER_CONNECTED:
+		log_at(s->log, LOG_DEBUG, "node %u connected to us on link %d", ev->peer_node, li);
+		drop_queue(s, li);
+		/* The partner is up: have our own link ready before the
+		 * machine (or the keeper) asks for it. */
+		sess_link_connect(s, li);
+		break;
+	case TP_EV_PEER_CLOSED:
+		log_at(s->log, LOG_DEBUG, "the partner's connection to us on link %d closed", li);
+		drop_queue(s, li);
+		/* While one of our own links to the partner is up, it is the
+		 * judge: it delivers what the partner answered before it went
+		 * (the ready write's completion, say) and then reports the
+		 * loss itself.  A partner that finished a --once run is not
+		 * lost before we have heard all it said. */
+		if (s->hs_link < 0 && !s->handoff_connected)
+			hs_feed(s, &lost);
+		break;
+	case TP_EV_REJECTED:
+		/* The detail says why: a malformed frame, or no resources
+		 * to take the connection. */
+		log_at(s->log, LOG_ERR, "link %d: refused a connection to us: %s", li, ev->detail);
+		break;
+	}
+}
+
+/* --- timers -------------------------------------------------------------------- */
+
+static void check_timers(struct session *s, uint64_t now)
+{
+	if (s->timer_kind && now >= s->timer_deadline) {
+		struct hs_event ev = { .seq = s->timer_seq };
+
+		ev.type = s->timer_kind == HS_ACT_WAIT ? HS_EV_TIMEOUT : HS_EV_BACKOFF_DONE;
+		s->timer_kind = 0;
+		hs_feed(s, &ev);
+	}
+	for (int i = 0; i < s->nlinks; i++)
+		if (s->links[i].connecting && now >= s->links[i].connect_deadline) {
+			log_at(s->log, LOG_DEBUG, "link %d: connect timed out", i);
+			tp_disconnect(s->links[i].tp);  /* answers with CONNECT_FAILED */
+		}
+	if (s->op.kind && s->op.posted && now >= s->op.deadline) {
+		log_at(s->log, LOG_DEBUG, "operation timed out; dropping link %d", s->op_link);
+		tp_disconnect(s->links[s->op_link].tp);  /* fails everything in flight */
+	}
+	if (s->ready_posted && now >= s->ready_deadline) {
+		log_at(s->log, LOG_DEBUG, "ready write timed out; dropping link %d", s->ready_link);
+		tp_disconnect(s->links[s->ready_link].tp);
+	}
+	if (s->ex_started && !s->handoff_connected && now >= s->ex_deadline) {
+		struct hs_event ev = { .type = HS_EV_PEER_LOST };
+
+		log_at(s->log, LOG_ERR, "exchange with the partner did not complete in %d ms (%s)",
+		       EXCHANGE_TIMEOUT_MS, ex_phase_name(s->ex->phase));
+		hs_feed(s, &ev);
+	}
+	if (now >= s->next_beat) {
+		s->heartbeat++;
+		publish_own(s);
+		s->next_beat = now + s->cfg->heartbeat_ms;
+	}
+	if (s->deadline && now >= s->deadline && !s->handoff_connected) {
+		char why[320];
+
+		snprintf(why, sizeof(why), "timed out after %u s waiting for the partner "
+			 "(handshake in %s%s%s)", s->cfg->timeout_s, hs_state_name(s->hs.state),
+			 s->last_error[0] ? "; last " : "", s->last_error);
+		log_at(s->log, LOG_ERR, "%s", why);
+		s->deadline = 0;
+		if (s->opts->once) {
+			sess_finish(s, CCM_EXIT_TIMEOUT, why);
+			return;
+		}
+		/* Boot goes on degraded; the keeper keeps looking. */
+		sess_write_handoff(s, HANDOFF_HANDSHAKING, why);
+		serve_handed_off(s, false);
+	}
+	serve_timers(s, now);
+}
+
+static int poll_timeout(const struct session *s, uint64_t now)
+{
+	uint64_t next = s->next_beat;
+
+	if (s->timer_kind && s->timer_deadline < next)
+		next = s->timer_deadline;
+	for (int i = 0; i < s->nlinks; i++)
+		if (s->links[i].connecting && s->links[i].connect_deadline < next)
+			next = s->links[i].connect_deadline;
+	if (s->op.kind && s->op.posted && s->op.deadline < next)
+		next = s->op.deadline;
+	if (s->ready_posted && s->ready_deadline < next)
+		next = s->ready_deadline;
+	if (s->ex_started && !s->handoff_connected && s->ex_deadline < next)
+		next = s->ex_deadline;
+	if (s->deadline && s->deadline < next)
+		next = s->deadline;
+	next = serve_next_deadline(s, next);
+	/* One-sided writes into our mailbox need not wake us (with RDMA they
+	 * never do): look at it regularly while an answer is due. */
+	if (s->hs.state == HS_WAIT3 && now + POLL_WAIT3_MS < next)
+		next = now + POLL_WAIT3_MS;
+	if (((s->hs.state == HS_WRITE5 && s->hs.wrote5) ||
+	     (s->stage == STAGE_READY && !s->handoff_connected)) && now + POLL_FAST_MS < next)
+		next = now + POLL_FAST_MS;
+	return next > now ? (int)(next - now) : 0;
+}
+
+/* --- set-up, the loop, tear-down ----------------------------------------------- */
+
+void sess_finish(struct session *s, int code, const char *error)
+{
+	if (s->finished)
+		return;
+	s->finished = true;
+	s->exit_code = code;
+	if (code != CCM_EXIT_OK)
+		sess_write_handoff(s, HANDOFF_ERROR, error);
+}
+
+void sess_terminate(struct session *s)
+{
+	struct wire_msg bye = { .type = WIRE_BYE };
+	int n;
+
+	log_at(s->log, LOG_NOTE, "terminating");
+	s->stage = STAGE_TERMINATING;
+	publish_own(s);
+	if (s->hs_link >= 0 && s->ex_started) {
+		n = wire_encode(&bye, s->msgbuf, CCM_MSG_MAX);
+		if (n > 0)
+			sess_send_on(s, s->hs_link, s->msgbuf, (uint32_t)n);
+	}
+	sess_write_handoff(s, HANDOFF_TERMINATED, NULL);
+	s->finished = true;
+	s->exit_code = s->restart ? CCM_SESSION_RESTART : CCM_EXIT_OK;
+}
+
+void sess_lose_partner(struct session *s, const char *why)
+{
+	struct hs_event ev = { .type = HS_EV_PEER_LOST };
+
+	log_at(s->log, LOG_ERR, "partner lost: %s", why);
+	hs_feed(s, &ev);
+}
+
+int sess_send_on(struct session *s, int link, const uint8_t *frame, uint32_t len)
+{
+	if (link < 0 || link >= s->nlinks || !s->links[link].tp_up)
+		return -ENOTCONN;
+	return tp_send(s->links[link].tp, frame, len);
+}
+
+/* A message of the session's own (not a client's): over the link the
+ * handshake ran on. */
+int sess_send_wire(struct session *s, const struct wire_msg *m)
+{
+	int n = wire_encode(m, s->msgbuf, CCM_MSG_MAX);
+
+	return n < 0 ? n : sess_send_on(s, s->hs_link, s->msgbuf, (uint32_t)n);
+}
+
+static uint64_t new_epoch(void)
+{
+	uint64_t e = 0;
+
+	/* Random and non-zero: 0 means "unknown" throughout. */
+	while (e == 0)
+		if (getrandom(&e, sizeof(e), 0) != sizeof(e))
+			e = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+	return e;
+}
+
+static void *map_page(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void session_destroy(struct session *s)
+{
+	struct tp *tps[CCM_LINKS_MAX];
+
+	serve_close(s);
+	for (int i = 0; i < s->nlinks; i++)
+		tps[i] = s->links[i].tp;
+	if (s->ports)
+		ports_destroy(s->ports, tps, s->nlinks);
+	for (int i = 0; i < s->nlinks; i++) {
+		tp_destroy(s->links[i].tp);
+		free(s->links[i].early_join);
+	}
+	reliable_clear(&s->rel);
+	drop_queue(s, -1);
+	if (s->win)
+		munmap(s->win, STATUS_WINDOW_SIZE);
+	if (s->scratch)
+		munmap(s->scratch, SCRATCH_SIZE);
+	if (s->sigfd >= 0)
+		close(s->sigfd);
+	if (s->state_dirfd >= 0)
+		close(s->state_dirfd);
+	auth_wipe_key(&s->key);
+	free(s->ex);
+	free(s->clients);
+	free(s->ports);
+	free(s->msgbuf);
+	free(s->decoded);
+}
+
+static int crash_point(void)
+{
+	const char *at = getenv("CCM_EARLY_TEST_CRASH_AT");
+
+	if (!at)
+		return -1;
+	if (strcmp(at, "ready") == 0)
+		return HS_NSTATES;
+	for (int st = HS_READ1; st < HS_NSTATES; st++)
+		if (strcmp(at, hs_state_name(st)) == 0)
+			return st;
+	return -1;
+}
+
+static int session_setup(struct session *s, struct errbuf *e)
+{
+	const struct tp_ops *ops = tp_lookup(s->cfg->transport);
+	sigset_t sigs;
+	int r;
+
+	s->ex = calloc(1, sizeof(*s->ex));
+	s->clients = calloc(1, sizeof(*s->clients));
+	s->ports = calloc(1, sizeof(*s->ports));
+	s->msgbuf = malloc(CCM_MSG_MAX);
+	s->decoded = malloc(sizeof(*s->decoded));
+	s->win = map_page(STATUS_WINDOW_SIZE);
+	s->scratch = map_page(SCRATCH_SIZE);
+	if (!s->ex || !s->clients || !s->ports || !s->msgbuf || !s->decoded || !s->win || !s->scratch)
+		return errbuf_set(e, -ENOMEM, "out of memory");
+	s->crash_at = crash_point();
+
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	s->sigfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (s->sigfd < 0)
+		return errbuf_set(e, -errno, "signalfd: %s", strerror(errno));
+
+	/* The state directory first: the handoff and the keeper's socket
+	 * live there, and nobody would learn anything without it. */
+	r = handoff_mkdir(s->cfg->state_dir, e);
+	if (r < 0)
+		return r;
+	if (!realpath(s->cfg->state_dir, s->state_dir))
+		return errbuf_set(e, -errno, "%s: %s", s->cfg->state_dir, strerror(errno));
+	s->state_dirfd = open(s->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->state_dirfd < 0)
+		return errbuf_set(e, -errno, "%s: %s", s->state_dir, strerror(errno));
+	r = clients_load_dir(s->cfg->clients_dir, s->clients, e);
+	if (r < 0)
+		return r;
+	for (int i = 0; i < s->clients->nbad; i++)
+		log_at(s->log, LOG_ERR, "client descriptor %s left out: %s", s->clients->bad[i].file,
+		       s->clients->bad[i].why);
+	if (s->cfg->psk_file[0]) {
+		r = auth_load_key(s->cfg->psk_file, &s->key, e);
+		if (r < 0)
+			return r;
+		s->have_key = true;
+	}
+	if (!ops)
+		return errbuf_set(e, -ENOTSUP, "transport '%s' is not available in this build",
+				  s->cfg->transport);
+	s->nlinks = config_links(s->cfg, s->link_cfg);
+	for (int i = 0; i < s->nlinks; i++) {
+		const struct ccm_link *lc = &s->link_cfg[i];
+		struct link *l = &s->links[i];
+		struct tp_config tc = {
+			.local = lc->local,
+			.partner = lc->partner,
+			.device = lc->device[0] ? lc->device : NULL,
+			.node_id = s->cfg->node_id,
+			.op_timeout_ms = OP_TIMEOUT_MS,
+			.connect_timeout_ms = CONNECT_TIMEOUT_MS,
+		};
+
+		l->h.priority = lc->priority;
+		r = ops->create(&tc, &l->tp, e);
+		if (r < 0)
+			return s->nlinks > 1 ? errbuf_prefix(e, r, "link %d", i) : r;
+		/* The same status window and scratch on every link. */
+		r = tp_expose(l->tp, s->win, STATUS_WINDOW_SIZE, TP_EXPOSE_STATUS | TP_EXPOSE_WRITE,
+			      &l->win_handle);
+		if (r == 0)
+			r = tp_expose(l->tp, s->scratch, SCRATCH_SIZE, TP_EXPOSE_LOCAL,
+				      &l->scratch_handle);
+		if (r < 0)
+			return errbuf_set(e, r, "link %d: cannot expose the status window: %s", i,
+					  strerror(-r));
+	}
+	r = create_local_ports(s, e);
+	if (r < 0)
+		return r;
+
+	s->epoch = new_epoch();
+	s->stage = STAGE_HANDSHAKE;
+	hs_init(&s->hs, s->epoch, &hs_default_timing);
+	/* Publish before listening: a partner that can connect must find a
+	 * valid block. */
+	publish_own(s);
+	for (int i = 0; i < s->nlinks && r == 0; i++) {
+		r = s->links[i].tp ? tp_listen(s->links[i].tp, e) : -EINVAL;
+		if (r < 0 && s->nlinks > 1)
+			errbuf_prefix(e, r, "link %d", i);
+	}
+	if (r == 0 && !s->opts->once)
+		r = serve_open(s, e);
+	return r;
+}
+
+static void loop_once(struct session *s)
+{
+	/* The keeper's socket waits while the partner has not acknowledged
+	 * enough of the clients' messages: that is their back pressure. */
+	struct pollfd pfd[2 + CCM_LINKS_MAX] = {
+		{ .fd = s->sigfd, .events = POLLIN },
+		{ .fd = s->keeper && !reliable_full(&s->rel) ? keeper_fd(s->keeper) : -1,
+		  .events = POLLIN },
+	};
+	struct tp_event evs[16];
+	int n;
+
+	for (int i = 0; i < s->nlinks; i++)
+		pfd[2 + i] = (struct pollfd){ .fd = tp_fd(s->links[i].tp), .events = POLLIN };
+	n = poll(pfd, (nfds_t)(2 + s->nlinks), poll_timeout(s, sess_now_ms()));
+	if (n < 0 && errno != EINTR) {
+		log_at(s->log, LOG_ERR, "poll: %s", strerror(errno));
+		sess_finish(s, CCM_EXIT_FAILURE, "poll failed");
+		return;
+	}
+	if (pfd[0].revents & POLLIN) {
+		struct signalfd_siginfo si;
+
+		if (read(s->sigfd, &si, sizeof(si)) == sizeof(si)) {
+			log_at(s->log, LOG_NOTE, "%s: stopping", strsignal((int)si.ssi_signo));
+			if (s->keeper)
+				serve_stop(s, 0, false, STOP_GRACE_MS);
+			else
+				sess_terminate(s);
+			if (s->finished)
+				return;
+		}
+	}
+	for (int li = 0; li < s->nlinks && !s->finished; li++) {
+		do {
+			n = tp_progress(s->links[li].tp, evs, 16);
+			for (int i = 0; i < n && !s->finished; i++)
+				on_tp_event(s, li, &evs[i]);
+			if (!s->finished)
+				sync_mailbox(s);
+		} while (n > 0 && !s->finished);
+	}
+	if (!s->finished && s->ex_started)
+		check_ready(s);
+	/* The keeper's socket is only read when it has something: a client's
+	 * round trip passes here twice. */
+	if (!s->finished && s->keeper && (pfd[1].revents & POLLIN))
+		serve_requests(s);
+	if (!s->finished)
+		check_timers(s, sess_now_ms());
+}
+
+int session_run(const struct ccm_config *cfg, const struct session_opts *opts,
+		const struct log *log)
+{
+	struct session s = { .cfg = cfg, .opts = opts, .log = log, .sigfd = -1, .state_dirfd = -1,
+			     .hs_link = -1 };
+	struct hs_event start = { .type = HS_EV_START };
+	struct errbuf e;
+	int r;
+
+	r = session_setup(&s, &e);
+	if (r < 0) {
+		log_at(log, LOG_ERR, "%s", e.msg);
+		if (s.clients && s.win && s.state_dirfd >= 0)
+			sess_write_handoff(&s, HANDOFF_ERROR, e.msg);
+		session_destroy(&s);
+		return r == -EINVAL || r == -ENOENT || r == -EPERM || r == -ENOTSUP
+		       ? CCM_EXIT_USAGE : CCM_EXIT_FAILURE;
+	}
+	if (cfg->timeout_s)
+		s.deadline = sess_now_ms() + (uint64_t)cfg->timeout_s * 1000;
+	s.next_beat = sess_now_ms() + cfg->heartbeat_ms;
+	for (int i = 0; i < s.nlinks; i++) {
+		char where[24] = "";
+
+		if (s.nlinks > 1)
+			snprintf(where, sizeof(where), "link %d: ", i);
+		log_at(log, LOG_STEP, "%slistening on %s:%u, partner %s:%u, transport %s, epoch %llu",
+		       where, s.link_cfg[i].local.host, s.link_cfg[i].local.port,
+		       s.link_cfg[i].partner.host, s.link_cfg[i].partner.port, cfg->transport,
+		       (unsigned long long)s.epoch);
+	}
+	/* The first READ goes out before the first handoff is written, so
+	 * the two overlap.  Nobody could learn the outcome without a
+	 * handoff: failing to write it is a configuration error, and the
+	 * partner has seen no more than a READ of its status block. */
+	hs_feed(&s, &start);
+	if (sess_write_handoff(&s, HANDOFF_HANDSHAKING, NULL) < 0) {
+		session_destroy(&s);
+		return CCM_EXIT_USAGE;
+	}
+	while (!s.finished)
+		loop_once(&s);
+	session_destroy(&s);
+	return s.exit_code;
+}

@@ -1,0 +1,234 @@
+/* session_int: what session.c (the handshake and the exchange) and
+ * serve.c (the keeper's duties once handed off) share.  Not for anyone
+ * else: the rest of the program sees session.h. */
+#ifndef CCM_SESSION_INT_H
+#define CCM_SESSION_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "proto/auth.h"
+#include "conf/client_desc.h"
+#include "proto/exchange.h"
+#include "state/handoff.h"
+#include "proto/hs.h"
+#include "daemon/control.h"
+#include "proto/link_policy.h"
+#include "daemon/ports.h"
+#include "proto/reliable.h"
+#include "daemon/session.h"
+#include "proto/status.h"
+#include "tp/transport.h"
+#include "proto/wire.h"
+
+#define OP_TIMEOUT_MS        2000   /* a one-sided op not done by then failed */
+#define CONNECT_TIMEOUT_MS   1000
+#define EXCHANGE_TIMEOUT_MS  10000  /* connected -> both ready */
+#define POLL_WAIT3_MS        50     /* mailbox polling while waiting for the partner */
+#define POLL_FAST_MS         5      /* ... while an answer is due any moment */
+#define TORN_READ_RETRIES    3
+#define QUEUE_MAX            8      /* partner messages held until we are connected */
+#define STOP_GRACE_MS        5000   /* SIGTERM: how long clients get to detach */
+#define LINK_RETRY_MS        100    /* a failed link: try connecting this often */
+#define RESEND_AFTER_MS      200    /* a message not acknowledged by then goes again */
+#define LINKS_REFRESH_MS     1000   /* the handoff's link counters: this fresh */
+
+/* What a posted operation was for; the high half of its wr_id. */
+enum op_purpose {
+	OP_HS = 1,     /* the handshake machine's READ or WRITE */
+	OP_READY = 2,  /* "this side is ready" into the partner's mailbox */
+	OP_HEARTBEAT = 3, /* a link's READ of the partner's status block and
+	                     ack area; the low half is the link */
+	OP_CLIENT = 4, /* a client's WRITE or READ; the low half is its slot */
+};
+
+/* Local buffers for one-sided operations, in the scratch region. */
+enum {
+	SCRATCH_READ = 0,
+	SCRATCH_HS_WRITE = 64,
+	SCRATCH_READY_WRITE = 128,
+	SCRATCH_HEARTBEAT = 256,   /* one LINK_HB_MAX slice per link */
+	LINK_HB_MAX = ACK_AREA_OFFSET + ACK_AREA_SIZE,
+	SCRATCH_SIZE = 12288,
+};
+_Static_assert(SCRATCH_HEARTBEAT + CCM_LINKS_MAX * LINK_HB_MAX <= SCRATCH_SIZE,
+	       "scratch too small for the link heartbeats");
+_Static_assert(ACK_AREA_OFFSET + ACK_AREA_SIZE <= STATUS_WINDOW_SIZE,
+	       "the ack area must fit the status window");
+
+/* One interconnect: its own transport (and so its own device and queue
+ * pairs, or sockets), over which the same windows are exposed. */
+struct link {
+	struct tp *tp;
+	struct tp_remote win_handle, scratch_handle;
+	struct link_health h;
+	bool tp_up;                /* our connection to the partner is up */
+	bool connecting;
+	uint64_t connect_deadline;
+	struct tp_remote peer_win; /* the partner's status window over it */
+	bool hb_posted;
+	uint64_t hb_wanted_since;  /* a heartbeat READ is due since (0: none);
+	                              it may not get posted on a full link */
+	uint64_t hb_next;
+	uint64_t last_progress;    /* an operation on it last completed */
+	uint8_t *early_join;       /* the partner's LINK_JOIN, come before we
+	                              were connected */
+	uint32_t early_join_len;
+};
+
+struct hs_op {
+	int kind;               /* 0 none, HS_ACT_READ, HS_ACT_WRITE */
+	uint32_t seq;
+	uint8_t write_state;
+	bool posted;
+	int torn_retries;
+	uint64_t deadline;
+};
+
+/* A client's one-sided operation in flight. */
+struct client_op {
+	bool used;
+	bool is_read;
+	int link;                  /* where it is posted */
+	uint32_t gen;              /* which posting a completion is for */
+	uint64_t order;            /* posting order, to re-post in order */
+	uint64_t conn;             /* the keeper connection that asked */
+	uint32_t tag;
+	char client[CCM_NAME_MAX + 1];
+	uint16_t port;
+	bool notify;               /* tell the partner once it has landed */
+	uint32_t local_off, remote_off, len;
+};
+#define CLIENT_OPS_MAX 64
+
+struct queued_msg {
+	uint8_t *buf;
+	uint32_t len;
+	int link;                  /* it came over this link */
+};
+
+struct session {
+	const struct ccm_config *cfg;
+	char state_dir[4096];      /* cfg->state_dir made absolute, for messages */
+	int state_dirfd;           /* ... and open: every handoff is written
+	                              through it, before and after switch_root */
+	const struct session_opts *opts;
+	const struct log *log;
+	int sigfd;
+
+	uint8_t *win;              /* our status window (remote read/write) */
+	uint8_t *scratch;          /* local operation buffers */
+	struct ccm_link link_cfg[CCM_LINKS_MAX];
+	struct link links[CCM_LINKS_MAX];
+	int nlinks;
+	int hs_link;               /* the link the handshake runs on; -1 none */
+	int op_link, ready_link;   /* where s->op and the ready write went */
+	unsigned peer_keys;        /* bit i: we know the partner's windows on link i */
+
+	struct hs hs;
+	uint64_t epoch;
+	uint8_t stage;
+	uint32_t heartbeat;
+	uint64_t next_beat;
+
+	struct status_mbox mbox;   /* latest valid mailbox, as last fed */
+	bool have_mbox;
+
+	struct hs_op op;           /* the machine's operation in flight */
+	struct hs_op next_op;      /* asked for while op was still in flight */
+	int timer_kind;            /* 0, HS_ACT_WAIT or HS_ACT_BACKOFF */
+	uint32_t timer_seq;
+	uint64_t timer_deadline;
+
+	struct exchange *ex;       /* large: on the heap */
+	bool ex_started;
+	uint64_t ex_deadline;
+	bool ready_posted;         /* our "ready" write is in flight */
+	bool ports_checked;        /* the partner's PORTS matched ours */
+	uint64_t ready_deadline;
+	bool handoff_connected;
+	bool told_waiting;         /* the handoff says we wait in state 3 */
+
+	struct client_set *clients;
+	struct port_table *ports;
+	struct auth_key key;
+	bool have_key;
+
+	struct queued_msg queue[QUEUE_MAX];
+	int nqueue;
+
+	uint8_t *msgbuf;           /* encoding buffer, CCM_MSG_MAX */
+	struct wire_msg *decoded;  /* decoding buffer */
+
+	/* Fault injection for the two-process tests: die by SIGKILL on
+	 * entering this handshake state (CCM_EARLY_TEST_CRASH_AT=write2, ...;
+	 * "ready" = once this side is ready).  -1 = never. */
+	int crash_at;
+
+	uint64_t deadline;         /* --timeout; 0 = none */
+	bool finished;
+	int exit_code;
+	char last_error[200];
+	enum handoff_state handoff_state;  /* as last written */
+	char handoff_error[200];
+
+	/* The keeper (serve.c): everything after the first handoff. */
+	struct keeper *keeper;     /* the control socket; NULL with --once */
+	bool handed_off;           /* connected once, or timed out: detached */
+	bool was_lost;             /* connected before: the next time is "back" */
+	bool unreachable;          /* connected, but no link reaches the partner:
+	                              the session waits for the first link back */
+	uint32_t hb_at_loss;       /* the partner's counter when it went */
+	struct client_op cops[CLIENT_OPS_MAX];
+	uint64_t op_order;
+	struct reliable rel;       /* client messages until acknowledged */
+	uint64_t resend_at;        /* the oldest of them is due again; 0: none
+	                              kept (no scan of them on every turn) */
+	uint64_t hb_seen_at;       /* when the partner's counter last moved */
+	uint64_t links_written_at; /* the handoff's link counters: when last */
+	uint64_t links_written_sum;/* written, and what they summed to */
+	uint32_t hb_last;
+	bool stopping;             /* clients told; waiting for them */
+	uint64_t stop_deadline;
+	uint64_t stop_conn;        /* who asked, to answer; 0 = a signal */
+	bool restart;
+};
+
+
+uint64_t sess_now_ms(void);
+int sess_write_handoff(struct session *s, enum handoff_state state, const char *error);
+/* The same state again with the links as they are now, without fsync. */
+int sess_refresh_handoff(struct session *s);
+void sess_fill_handoff(const struct session *s, struct handoff *h, enum handoff_state state,
+		       const char *error);
+void sess_finish(struct session *s, int code, const char *error);
+void sess_terminate(struct session *s);
+void sess_lose_partner(struct session *s, const char *why);
+int sess_send_wire(struct session *s, const struct wire_msg *m);
+/* The names of the clients both sides have, NULL-terminated. */
+void sess_shared_names(const struct session *s, const char *names[2 * CCM_CLIENTS_MAX + 1]);
+int sess_send_on(struct session *s, int link, const uint8_t *frame, uint32_t len);
+void sess_link_connect(struct session *s, int link);
+
+/* serve.c: the keeper's side. */
+int serve_open(struct session *s, struct errbuf *e);
+void serve_close(struct session *s);
+void serve_handed_off(struct session *s, bool connected);
+void serve_connected(struct session *s);
+void serve_lost(struct session *s);
+void serve_requests(struct session *s);
+void serve_op_done(struct session *s, int link, uint32_t slot, int status);
+void serve_heartbeat_done(struct session *s, int link, int status);
+void serve_partner_msg(struct session *s, const struct wire_msg *m, const uint8_t *frame,
+		       uint32_t len);
+void serve_link_join(struct session *s, int link, const struct wire_msg *m, const uint8_t *frame,
+		     uint32_t len);
+void serve_link_connected(struct session *s, int link);
+void serve_link_failed(struct session *s, int link, const char *why);
+/* How many ports link carries now. */
+int serve_link_ports(const struct session *s, int link);
+void serve_timers(struct session *s, uint64_t now);
+uint64_t serve_next_deadline(const struct session *s, uint64_t next);
+void serve_stop(struct session *s, uint64_t conn, bool restart, uint32_t grace_ms);
+
+#endif

@@ -1,0 +1,133 @@
+#include "proto/auth.h"
+#include "base/be.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+static const char auth_label[] = "ccm-early auth 1";
+
+/* Only libsodium's HMAC-SHA-256, constant-time compare and wipe are used.
+ * None of them needs sodium_init(), whose CPU-dispatch set-up would link
+ * every other primitive (some 120 KiB) into the static binary; nonces come
+ * from the kernel's getrandom() directly. */
+
+int auth_load_key(const char *path, struct auth_key *k, struct errbuf *e)
+{
+	/* Room for the longest key, its newline, and one byte more to
+	 * catch a file that is too long. */
+	uint8_t buf[CCM_PSK_MAX + 2];
+	struct stat st;
+	ssize_t n;
+	size_t got = 0;
+	int fd, err;
+
+	memset(k, 0, sizeof(*k));
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0 && errno == ELOOP)
+		return errbuf_set(e, -EINVAL, "key file %s is a symbolic link; give the file's "
+				  "own path", path);
+	if (fd < 0)
+		return errbuf_set(e, -errno, "key file %s: %s", path, strerror(errno));
+	if (fstat(fd, &st) < 0) {
+		err = errbuf_set(e, -errno, "key file %s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		err = errbuf_set(e, -EINVAL, "key file %s is not a regular file", path);
+		goto out;
+	}
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		err = errbuf_set(e, -EPERM, "key file %s is accessible by group or others "
+				 "(mode %03o); chmod 600 it", path, (unsigned)(st.st_mode & 0777));
+		goto out;
+	}
+	while (got < sizeof(buf)) {
+		n = read(fd, buf + got, sizeof(buf) - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err = errbuf_set(e, -errno, "key file %s: %s", path, strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	if (got && buf[got - 1] == '\n')
+		got--;
+	if (got > CCM_PSK_MAX) {
+		err = errbuf_set(e, -EINVAL, "key file %s is longer than %d bytes", path, CCM_PSK_MAX);
+		goto out;
+	}
+	if (got < CCM_PSK_MIN) {
+		err = errbuf_set(e, -EINVAL, "key file %s holds %zu bytes; at least %d are needed",
+				 path, got, CCM_PSK_MIN);
+		goto out;
+	}
+	memcpy(k->bytes, buf, got);
+	k->len = (uint32_t)got;
+	err = 0;
+out:
+	sodium_memzero(buf, sizeof(buf));
+	close(fd);
+	return err;
+}
+
+void auth_wipe_key(struct auth_key *k)
+{
+	sodium_memzero(k, sizeof(*k));
+}
+
+int auth_nonce(uint8_t nonce[CCM_NONCE_LEN])
+{
+	size_t got = 0;
+
+	while (got < CCM_NONCE_LEN) {
+		ssize_t n = getrandom(nonce + got, CCM_NONCE_LEN - got, 0);
+
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		if (n > 0)
+			got += (size_t)n;
+	}
+	return 0;
+}
+
+
+void auth_mac(const struct auth_key *k, const struct auth_party *sender,
+	      const struct auth_party *receiver, uint16_t version, uint8_t mac[CCM_MAC_LEN])
+{
+	crypto_auth_hmacsha256_state st;
+	uint8_t ids[4 + 4 + 8 + 8 + 2];
+
+	be_put(ids, sender->node, 4);
+	be_put(ids + 4, receiver->node, 4);
+	be_put(ids + 8, sender->epoch, 8);
+	be_put(ids + 16, receiver->epoch, 8);
+	be_put(ids + 24, version, 2);
+	crypto_auth_hmacsha256_init(&st, k->bytes, k->len);
+	crypto_auth_hmacsha256_update(&st, (const uint8_t *)auth_label, sizeof(auth_label) - 1);
+	crypto_auth_hmacsha256_update(&st, ids, sizeof(ids));
+	crypto_auth_hmacsha256_update(&st, sender->nonce, CCM_NONCE_LEN);
+	crypto_auth_hmacsha256_update(&st, receiver->nonce, CCM_NONCE_LEN);
+	crypto_auth_hmacsha256_final(&st, mac);
+	sodium_memzero(&st, sizeof(st));
+}
+
+int auth_verify(const struct auth_key *k, const struct auth_party *sender,
+		const struct auth_party *receiver, uint16_t version, const uint8_t mac[CCM_MAC_LEN])
+{
+	uint8_t want[CCM_MAC_LEN];
+	int r;
+
+	auth_mac(k, sender, receiver, version, want);
+	r = crypto_verify_32(want, mac) == 0 ? 0 : -EACCES;
+	sodium_memzero(want, sizeof(want));
+	return r;
+}

@@ -1,0 +1,143 @@
+#include "proto/reliable.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/be.h"
+
+int reliable_sent(struct reliable *r, struct port *p, uint64_t seq, int link, uint64_t now,
+		  const uint8_t *frame, uint32_t len)
+{
+	struct sent_msg *m;
+
+	if (r->nsent == r->capsent) {
+		int cap = r->capsent ? 2 * r->capsent : 64;
+		struct sent_msg *n = realloc(r->sent, sizeof(*n) * (size_t)cap);
+
+		if (!n)
+			return -ENOMEM;
+		r->sent = n;
+		r->capsent = cap;
+	}
+	m = &r->sent[r->nsent];
+	m->frame = malloc(len);
+	if (!m->frame)
+		return -ENOMEM;
+	memcpy(m->frame, frame, len);
+	m->port = p;
+	m->seq = seq;
+	m->link = link;
+	m->sent_at = now;
+	m->len = len;
+	r->nsent++;
+	r->sent_bytes += len;
+	return 0;
+}
+
+void reliable_acked(struct reliable *r)
+{
+	int keep = 0;
+
+	for (int i = 0; i < r->nsent; i++) {
+		struct sent_msg *m = &r->sent[i];
+
+		if (m->seq <= m->port->tx_acked) {
+			r->sent_bytes -= m->len;
+			free(m->frame);
+		} else {
+			r->sent[keep++] = *m;
+		}
+	}
+	r->nsent = keep;
+}
+
+bool reliable_full(const struct reliable *r)
+{
+	return r->sent_bytes >= RELIABLE_BYTES_MAX || r->nsent >= RELIABLE_MSGS_MAX;
+}
+
+enum reliable_verdict reliable_received(struct reliable *r, struct port *p, uint64_t seq,
+					const uint8_t *frame, uint32_t len)
+{
+	struct held_msg *h;
+
+	if (seq <= p->rx_seq) {
+		r->dups++;
+		return RELIABLE_DUP;
+	}
+	if (seq == p->rx_seq + 1) {
+		p->rx_seq = seq;
+		return RELIABLE_DELIVER;
+	}
+	for (int i = 0; i < r->nheld; i++)
+		if (r->held[i].port == p && r->held[i].seq == seq) {
+			r->dups++;
+			return RELIABLE_DUP;
+		}
+	if (r->nheld == RELIABLE_HOLD_MAX)
+		return RELIABLE_DROPPED;
+	h = &r->held[r->nheld];
+	h->frame = malloc(len);
+	if (!h->frame)
+		return RELIABLE_DROPPED;
+	memcpy(h->frame, frame, len);
+	h->port = p;
+	h->seq = seq;
+	h->len = len;
+	r->nheld++;
+	r->early++;
+	return RELIABLE_HELD;
+}
+
+uint8_t *reliable_next(struct reliable *r, uint32_t *len, struct port **p)
+{
+	for (int i = 0; i < r->nheld; i++) {
+		struct held_msg h = r->held[i];
+
+		if (h.seq > h.port->rx_seq + 1)
+			continue;
+		r->held[i] = r->held[--r->nheld];
+		if (h.seq <= h.port->rx_seq) {  /* came again meanwhile */
+			free(h.frame);
+			i--;
+			continue;
+		}
+		h.port->rx_seq = h.seq;
+		*len = h.len;
+		*p = h.port;
+		return h.frame;
+	}
+	return NULL;
+}
+
+void reliable_publish_ack(uint8_t *status_window, const struct port *p)
+{
+	uint8_t be[8];
+	uint64_t word;
+
+	/* One aligned 8-byte store: the partner's READ may come at any time
+	 * (with RDMA, from the NIC), and must never see half an update --
+	 * a torn value could acknowledge a message not yet delivered. */
+	be_put64(be, p->rx_seq);
+	memcpy(&word, be, 8);
+	__atomic_store_n((uint64_t *)(void *)(status_window + ACK_AREA_OFFSET + 8 * (size_t)p->slot),
+			 word, __ATOMIC_RELEASE);
+}
+
+uint64_t reliable_peer_ack(const uint8_t *buf, size_t len, uint16_t slot)
+{
+	size_t off = ACK_AREA_OFFSET + 8 * (size_t)slot;
+
+	return off + 8 <= len ? be_get64(buf + off) : 0;
+}
+
+void reliable_clear(struct reliable *r)
+{
+	for (int i = 0; i < r->nsent; i++)
+		free(r->sent[i].frame);
+	for (int i = 0; i < r->nheld; i++)
+		free(r->held[i].frame);
+	free(r->sent);
+	memset(r, 0, sizeof(*r));
+}

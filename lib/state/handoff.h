@@ -1,0 +1,192 @@
+/* handoff: the state files the manager leaves for scripts and tools.
+ *
+ * In the state directory (default /run/ccm) the manager keeps two files,
+ * each replaced atomically (temp file in the same directory, fsync, rename,
+ * fsync of the directory), so a reader sees the old or the new file, never
+ * half of one:
+ *
+ * `state`, for `. /run/ccm/state` in sh.  Format 1:
+ *
+ *   # ccm-early handoff, format 1
+ *   CCM_STATE='connected'
+ *   CCM_NODE='1'
+ *   ...
+ *
+ *   - The first line is exactly the comment above; every other line is
+ *     KEY='VALUE' (written in the order below; the reader does not insist
+ *     on it), and every line ends in a newline.
+ *   - Every value is in single quotes, and a ' inside it is written '\'' so
+ *     sourcing the file runs nothing, whatever a value holds.  Control
+ *     characters (newline, tab, ...) in text are written as spaces: one
+ *     line is always one variable.
+ *   - Keys:
+ *       CCM_STATE          handshaking | connected | terminated | error |
+ *                          unreachable (was connected; no link reaches the
+ *                          partner now, and the keeper waits for one)
+ *       CCM_NODE           our node id
+ *       CCM_PARTNER_NODE   the partner's node id, 0 = not known yet
+ *       CCM_PARTNER_ADDR   the partner's ADDR:PORT ([V6]:PORT)
+ *       CCM_LISTEN_ADDR    ours
+ *       CCM_VERSION        the agreed protocol version, 0 = none yet
+ *       CCM_TRANSPORT      tcp | rdma
+ *       CCM_CLUSTER        the cluster name
+ *       CCM_EPOCH          our boot epoch (decimal, 64 bits)
+ *       CCM_PARTNER_EPOCH  the partner's, 0 = not known
+ *       CCM_HS_STATE       the handshake state machine's state name
+ *       CCM_PID            the manager's pid
+ *       CCM_UPDATED        when this was written, seconds since 1970
+ *       CCM_ERROR          the last error, free text, '' = none
+ *       CCM_CLIENTS        names of the clients whose status is ok,
+ *                          separated by single spaces
+ *     then for every client NAME, the name spelled as it is (lowercase):
+ *       CCM_CLIENT_NAME_STATUS     ok | local-only | remote-only |
+ *                                  size-mismatch
+ *       CCM_CLIENT_NAME_PORTS      number of ports
+ *       CCM_CLIENT_NAME_PORT_SIZE  bytes per port
+ *     then:
+ *       CCM_BAD_DESCRIPTORS  descriptor files that were refused, separated
+ *                            by single spaces; each name is made of
+ *                            [A-Za-z0-9._-] only (others written as '_')
+ *       CCM_LINK_POLICY    balance | standby
+ *       CCM_LINKS          the number of interconnects, 1..4
+ *     and for every link I (0, 1, ...):
+ *       CCM_LINK_I_STATE     down | connecting | verifying | damped | up
+ *       CCM_LINK_I_LOCAL     our ADDR:PORT on it
+ *       CCM_LINK_I_PARTNER   the partner's
+ *       CCM_LINK_I_DEVICE    the RDMA device named for it, '' = by address
+ *       CCM_LINK_I_PRIORITY  0..255, higher preferred (standby)
+ *       CCM_LINK_I_PORTS     ports it carries now
+ *       CCM_LINK_I_OPS, _BYTES, _MSGS  one-sided operations, their bytes,
+ *                            and client messages it has carried
+ *       CCM_LINK_I_DOWNS     times it failed
+ *       CCM_LINK_I_REISSUED  operations and messages moved off it when it
+ *                            failed, sent again on another
+ *   - A script reads a client's value with, for example,
+ *       for c in $CCM_CLIENTS; do eval "ports=\$CCM_CLIENT_${c}_PORTS"; done
+ *
+ * `state.json`: the same facts as one JSON object:
+ *   {"format":1,"state":"connected","node":1,...,"error":"",
+ *    "clients":[{"name":"a","status":"ok","ports":4,"port_size":1048576}],
+ *    "bad_descriptors":["x.conf"],"link_policy":"balance",
+ *    "links":[{"index":0,"state":"up","local":"10.0.0.1:7471",...}]}
+ * Member names are the shell keys without CCM_, in lower case.  Strings are
+ * escaped per RFC 8259 (control characters as \u00XX; bytes that are not
+ * valid UTF-8 become U+FFFD).  Epochs are 64-bit, so JSON carries them as
+ * decimal strings ("epoch":"1234..."): readers that hold numbers as doubles
+ * (JavaScript, jq before 1.7) would round them above 2^53.
+ *
+ * One writer per directory: the temporary files are named after the pid. */
+#ifndef CCM_HANDOFF_H
+#define CCM_HANDOFF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf/client_desc.h"
+#include "base/errbuf.h"
+#include "proto/link_policy.h"
+#include "base/limits.h"
+
+#define HANDOFF_FORMAT      1
+#define HANDOFF_HEADER      "# ccm-early handoff, format 1"
+#define HANDOFF_TEXT_MAX    65536
+#define HANDOFF_CLIENTS_MAX (2 * CCM_CLIENTS_MAX)
+#define HANDOFF_BAD_MAX     CCM_CLIENTS_MAX
+#define HANDOFF_ADDR_MAX    71    /* "[" 63 "]:" 5 */
+#define HANDOFF_ERROR_MAX   255
+
+enum handoff_state {
+	HANDOFF_HANDSHAKING = 0,
+	HANDOFF_CONNECTED,
+	HANDOFF_TERMINATED,
+	HANDOFF_ERROR,
+	HANDOFF_UNREACHABLE,
+};
+#define HANDOFF_NSTATES 5
+
+struct handoff_client {
+	char name[CCM_NAME_MAX + 1];        /* a valid client name */
+	enum client_match_status status;
+	uint16_t nports;                    /* 0..CCM_PORTS_MAX */
+	uint32_t port_size;                 /* 0..CCM_PORT_SIZE_MAX */
+};
+
+struct handoff_link {
+	enum link_state state;
+	char local[HANDOFF_ADDR_MAX + 1];
+	char partner[HANDOFF_ADDR_MAX + 1];
+	char device[64];
+	uint32_t priority;                  /* 0..255 */
+	uint32_t ports;                     /* 0..CCM_PORTS_TOTAL */
+	uint64_t ops, bytes, msgs, downs, reissued;
+};
+
+/* Strings are NUL-terminated within their arrays. */
+struct handoff {
+	enum handoff_state state;
+	uint32_t node;
+	uint32_t partner_node;
+	char partner_addr[HANDOFF_ADDR_MAX + 1];
+	char listen_addr[HANDOFF_ADDR_MAX + 1];
+	uint16_t version;
+	char transport[16];
+	char cluster[CCM_CLUSTER_MAX + 1];
+	uint64_t epoch;
+	uint64_t partner_epoch;
+	char hs_state[24];
+	uint32_t pid;
+	uint64_t updated;
+	char error[HANDOFF_ERROR_MAX + 1];
+	int nclients;
+	struct handoff_client clients[HANDOFF_CLIENTS_MAX];
+	int nbad;
+	char bad[HANDOFF_BAD_MAX][CLIENTS_FILE_MAX];
+	char link_policy[16];
+	int nlinks;                         /* 1..CCM_LINKS_MAX (0: none known) */
+	struct handoff_link links[CCM_LINKS_MAX];
+};
+
+/* Fill h->clients from a clients_match() result (ports and size: ours, or
+ * the partner's for a remote-only client) and h->bad from the local set. */
+void handoff_set_clients(struct handoff *h, const struct client_match *m,
+			 int n, const struct client_set *local);
+
+/* Write dir/state.json, then dir/state, each atomically; create dir (and
+ * its parents, mode 0755) if missing. */
+int handoff_write(const char *dir, const struct handoff *h, struct errbuf *e);
+
+/* The same into an open directory (dir only names it in messages).  A
+ * keeper writes through the fd it opened before switch_root: its own root
+ * stays the initramfs', where the path /run/ccm no longer leads to the
+ * /run that moved into the real root. */
+int handoff_write_at(int dfd, const char *dir, const struct handoff *h, struct errbuf *e);
+
+/* The same without the fsyncs, for what a keeper rewrites often (its links'
+ * states and counters): still atomic for readers, and the keeper's next
+ * durable write, or its next run, rewrites it anyway.  An fsync on a busy
+ * disk can block the keeper's loop for a second. */
+int handoff_refresh_at(int dfd, const char *dir, const struct handoff *h, struct errbuf *e);
+
+/* Create dir and its parents (mode 0755) if they are missing. */
+int handoff_mkdir(const char *dir, struct errbuf *e);
+
+/* Format into buf (NUL-terminated).  Return the length, -ENOSPC if cap is
+ * too small, -EINVAL if h is out of range (a count, a state, a status, a
+ * client name that would not be a safe shell variable name). */
+int handoff_format_shell(const struct handoff *h, char *buf, size_t cap);
+int handoff_format_json(const struct handoff *h, char *buf, size_t cap);
+
+/* The strict reader of `state`: the header line, known keys only, each at
+ * most once, quoting exactly as written, numbers in range, CCM_STATE and
+ * CCM_NODE present, every client complete, CCM_CLIENTS consistent with the
+ * statuses.  Messages are "state:LINE: ...".  parse(format(h)) == h for any
+ * h without control characters in its strings. */
+int handoff_parse(const char *text, size_t len, struct handoff *h,
+		  struct errbuf *e);
+
+/* Read and parse dir/state; -ENOENT with a clear message if there is none. */
+int handoff_read(const char *dir, struct handoff *h, struct errbuf *e);
+
+const char *handoff_state_name(enum handoff_state s);
+
+#endif

@@ -1,0 +1,97 @@
+/* addr: numeric "ADDR[:PORT]" parsing and formatting for struct tp_addr.
+ *
+ * Accepted forms:
+ *   1.2.3.4          IPv4, default port
+ *   1.2.3.4:7471     IPv4 and port
+ *   ::1              bare IPv6 (two or more colons), default port
+ *   [::1]            bracketed IPv6, default port
+ *   [::1]:7471       bracketed IPv6 and port
+ * Numeric only, through inet_pton: this runs in an initramfs, where there is
+ * no resolver to ask and a name lookup could hang the boot.  The stored host
+ * is the canonical inet_ntop form, so two spellings of one address compare
+ * equal with strcmp.  Zone ids ("fe80::1%eth0") are not accepted. */
+#include "tp/transport.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Digits only, 1..65535: no sign, no spaces, no hex, no empty string. */
+static int parse_port(const char *s, uint16_t *out)
+{
+	unsigned long v = 0;
+	const char *p;
+
+	if (!*s)
+		return -EINVAL;
+	for (p = s; *p; p++) {
+		if (*p < '0' || *p > '9' || p - s >= 5)
+			return -EINVAL;
+		v = v * 10 + (unsigned long)(*p - '0');
+	}
+	if (v < 1 || v > 65535)
+		return -EINVAL;
+	*out = (uint16_t)v;
+	return 0;
+}
+
+int tp_parse_addr(const char *s, uint16_t default_port, struct tp_addr *out,
+		  struct errbuf *e)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	unsigned char bin[sizeof(struct in6_addr)];
+	const char *port = NULL, *h = s, *end, *c;
+	uint16_t pnum = default_port;
+	int af = AF_INET;
+	size_t n;
+
+	if (s[0] == '[') {
+		h = s + 1;
+		end = strchr(h, ']');
+		if (!end)
+			return errbuf_set(e, -EINVAL, "address '%.80s': missing ']'", s);
+		if (end[1] == ':')
+			port = end + 2;
+		else if (end[1])
+			return errbuf_set(e, -EINVAL,
+					  "address '%.80s': expected ':PORT' after ']'", s);
+		af = AF_INET6;
+	} else {
+		c = strchr(s, ':');
+		end = s + strlen(s);
+		if (c && strchr(c + 1, ':'))
+			af = AF_INET6;  /* bare IPv6: every colon is the address's */
+		else if (c) {
+			end = c;
+			port = c + 1;
+		}
+	}
+	n = (size_t)(end - h);
+	if (n == 0)
+		return errbuf_set(e, -EINVAL, "address '%.80s': empty host", s);
+	if (n >= sizeof(host))
+		return errbuf_set(e, -EINVAL, "address '%.80s': host too long", s);
+	memcpy(host, h, n);
+	host[n] = 0;
+	if (inet_pton(af, host, bin) != 1)
+		return errbuf_set(e, -EINVAL,
+				  "address '%.80s': '%s' is not a numeric %s address",
+				  s, host, af == AF_INET ? "IPv4" : "IPv6");
+	if (port && parse_port(port, &pnum) < 0)
+		return errbuf_set(e, -EINVAL,
+				  "address '%.80s': port '%.16s' is not a number in 1..65535",
+				  s, port);
+	if (!inet_ntop(af, bin, out->host, sizeof(out->host)))
+		return errbuf_set(e, -EINVAL, "address '%.80s': cannot format", s);
+	out->port = pnum;
+	return 0;
+}
+
+const char *tp_format_addr(const struct tp_addr *a, char *buf, size_t len)
+{
+	const char *fmt = strchr(a->host, ':') ? "[%s]:%u" : "%s:%u";
+
+	snprintf(buf, len, fmt, a->host, (unsigned)a->port);
+	return buf;
+}

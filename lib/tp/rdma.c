@@ -1,0 +1,1032 @@
+/* tp_rdma: the rdma transport backend -- libibverbs RC queue pairs
+ * connected with librdmacm.
+ *
+ * Each node binds an rdma_cm id to its listen address (which picks the
+ * device) and listens; it connects its own active id to the partner.  Our
+ * READs, WRITEs and messages go out on the active queue pair; the partner's
+ * arrive on the passive one, where the NIC serves the one-sided operations
+ * without us and our receives take its messages.
+ *
+ * The CM private data carries, as tcpwire's CONN_REQ and CONN_REP bodies
+ * behind a "CCMR" magic, the protocol range and node id one way and the
+ * status window's address, length and rkey the other (at most 56 bytes).
+ *
+ * Dead partners are found by the QP itself: an ACK timeout of 4.096 us x
+ * 2^ACK_TIMEOUT (67 ms) and RETRY_COUNT retries make an operation on a
+ * vanished partner fail in about a quarter of a second, and the session's
+ * own operation timeout bounds it whatever the device does.
+ *
+ * One epoll fd covers the CM event channel and the completion channel. */
+#include "tp/transport.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <infiniband/verbs.h>
+#include <rdma/rdma_cma.h>
+
+#include "base/limits.h"
+#include "base/be.h"
+#include "proto/tcpwire.h"
+
+#define RDMA_REGIONS_MAX   (CCM_PORTS_TOTAL + 8)
+#define RDMA_PASSIVE_MAX   2      /* the partner's current connection, and one it left */
+#define RDMA_PENDING_MAX   64
+#define RDMA_RECV_SLOTS    4
+#define RDMA_SEND_SLOTS    4
+#define RDMA_PRIV_MAGIC    0x43434d52u /* "CCMR" */
+#define ACK_TIMEOUT        14
+#define RETRY_COUNT        3
+#define RNR_RETRY_FOREVER  7
+#define RD_ATOMIC_WANTED   4
+#define RESOLVE_TIMEOUT_MS 1000
+
+/* What a work request was for: the top byte of its wr_id. */
+enum { WR_OP = 1, WR_SEND = 2, WR_RECV = 3 };
+
+static uint64_t wr_make(unsigned kind, uint32_t gen, unsigned index)
+{
+	return ((uint64_t)kind << 56) | ((uint64_t)gen << 16) | index;
+}
+
+struct rdma_region {
+	bool used;
+	void *base;
+	size_t len;
+	struct ibv_mr *mr;
+};
+
+/* One connection: a CM id with its queue pair, and for a passive one the
+ * receive buffers the partner's messages land in. */
+struct rdma_conn {
+	struct rdma_cm_id *id;
+	uint32_t gen;           /* passive: which CONNECT_REQUEST; 0 = unused */
+	uint32_t peer_node;     /* passive: the node id its request gave */
+	bool established;
+	uint8_t *recv;
+	struct ibv_mr *recv_mr;
+	bool held[RDMA_RECV_SLOTS];  /* handed out; repost at the next progress */
+};
+
+struct rdma_pending {
+	bool used;
+	uint32_t gen;
+	uint64_t wr_id;
+};
+
+enum active_state { ACT_IDLE, ACT_RESOLVING, ACT_CONNECTING, ACT_UP };
+
+/* Destroying a queue pair can block for seconds in the kernel: rxe waits
+ * for the packets it still holds, and a link that lost its carrier does
+ * not let them go.  The event loop must not wait -- the other links, the
+ * heartbeat and the clients depend on it -- so a connection that goes is
+ * moved to the error state (that does not block; its work requests
+ * complete flushed, with generations that are stale by then) and this
+ * thread destroys its queue pair and CM id.  Its buffers come back to the
+ * loop, which frees them: a message handed out of them may still be read
+ * until the next progress. */
+#define REAPER_MAX 16
+
+struct reaper {
+	pthread_t thread;
+	bool started, stopping;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct rdma_conn grave[REAPER_MAX];  /* to destroy */
+	int ngrave;
+	struct rdma_conn done[REAPER_MAX];   /* destroyed; buffers to free */
+	int ndone;
+};
+
+struct tp_rdma {
+	struct tp base;
+	struct tp_config cfg;
+	int ep;
+	struct rdma_event_channel *cm;
+	struct rdma_cm_id *listen_id;
+	struct ibv_context *ctx;
+	struct ibv_pd *pd;
+	struct ibv_comp_channel *cc;
+	struct ibv_cq *cq;
+	uint8_t rd_atomic, init_depth;
+	struct rdma_region regions[RDMA_REGIONS_MAX];
+	int status_key;
+	enum active_state act_state;
+	struct rdma_conn act;
+	struct rdma_conn pas[RDMA_PASSIVE_MAX];
+	uint32_t greetings;
+	struct rdma_pending pend[RDMA_PENDING_MAX];
+	uint32_t gen;
+	uint8_t *send;
+	struct ibv_mr *send_mr;
+	uint32_t send_gen[RDMA_SEND_SLOTS];  /* 0 = free */
+	struct tp_evq evq;
+	struct reaper reaper;
+};
+
+static struct tp_rdma *to_rdma(struct tp *t)
+{
+	return (struct tp_rdma *)t;
+}
+
+
+static uint32_t next_gen(struct tp_rdma *t)
+{
+	if (++t->gen == 0)
+		t->gen = 1;
+	return t->gen;
+}
+
+static int to_sockaddr(const struct tp_addr *a, uint16_t port, struct sockaddr_storage *ss)
+{
+	struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, a->host, &in4->sin_addr) == 1) {
+		in4->sin_family = AF_INET;
+		in4->sin_port = htons(port);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, a->host, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(port);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static int set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	return fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ? -errno : 0;
+}
+
+/* --- private data ------------------------------------------------------------- */
+
+
+/* The payload behind the magic, or NULL.  The CM pads private data to its
+ * maximum, so it may be longer than what was sent, never shorter. */
+static const uint8_t *priv_body(const void *data, uint8_t len, size_t want)
+{
+	const uint8_t *p = data;
+
+	if (!p || len < 4 + want)
+		return NULL;
+	if (((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]) != RDMA_PRIV_MAGIC)
+		return NULL;
+	return p + 4;
+}
+
+/* --- connections ---------------------------------------------------------------- */
+
+static void conn_free_buffers(struct rdma_conn *c)
+{
+	if (c->recv_mr)
+		ibv_dereg_mr(c->recv_mr);
+	free(c->recv);
+	memset(c, 0, sizeof(*c));
+}
+
+static void conn_destroy_now(struct rdma_conn *c)
+{
+	if (c->id) {
+		if (c->id->qp)
+			rdma_destroy_qp(c->id);
+		rdma_destroy_id(c->id);
+	}
+	conn_free_buffers(c);
+}
+
+static void *reaper_main(void *arg)
+{
+	struct reaper *r = arg;
+
+	pthread_mutex_lock(&r->lock);
+	for (;;) {
+		struct rdma_conn c;
+
+		while (!r->ngrave && !r->stopping)
+			pthread_cond_wait(&r->cond, &r->lock);
+		if (!r->ngrave)
+			break;
+		c = r->grave[--r->ngrave];
+		pthread_mutex_unlock(&r->lock);
+		if (c.id->qp)
+			rdma_destroy_qp(c.id);
+		rdma_destroy_id(c.id);
+		c.id = NULL;
+		pthread_mutex_lock(&r->lock);
+		/* There is room: done holds no more than grave did. */
+		r->done[r->ndone++] = c;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+static bool reaper_start(struct reaper *r)
+{
+	if (r->started)
+		return true;
+	if (pthread_mutex_init(&r->lock, NULL))
+		return false;
+	if (pthread_cond_init(&r->cond, NULL)) {
+		pthread_mutex_destroy(&r->lock);
+		return false;
+	}
+	if (pthread_create(&r->thread, NULL, reaper_main, r)) {
+		pthread_cond_destroy(&r->cond);
+		pthread_mutex_destroy(&r->lock);
+		return false;
+	}
+	r->started = true;
+	return true;
+}
+
+/* Free the buffers of the connections the reaper has finished. */
+static void reaper_collect(struct reaper *r)
+{
+	struct rdma_conn done[REAPER_MAX];
+	int n;
+
+	if (!r->started)
+		return;
+	pthread_mutex_lock(&r->lock);
+	n = r->ndone;
+	memcpy(done, r->done, sizeof(done[0]) * (size_t)n);
+	r->ndone = 0;
+	pthread_mutex_unlock(&r->lock);
+	for (int i = 0; i < n; i++)
+		conn_free_buffers(&done[i]);
+}
+
+/* Wait for everything handed to the reaper, and end it. */
+static void reaper_stop(struct reaper *r)
+{
+	if (!r->started)
+		return;
+	pthread_mutex_lock(&r->lock);
+	r->stopping = true;
+	pthread_cond_signal(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+	pthread_join(r->thread, NULL);
+	reaper_collect(r);
+	pthread_cond_destroy(&r->cond);
+	pthread_mutex_destroy(&r->lock);
+	r->started = false;
+}
+
+/* Let a connection go without waiting for the kernel (see struct reaper). */
+static void conn_destroy(struct tp_rdma *t, struct rdma_conn *c)
+{
+	struct reaper *r = &t->reaper;
+	bool queued = false;
+
+	if (!c->id || !reaper_start(r)) {
+		conn_destroy_now(c);
+		return;
+	}
+	if (c->id->qp) {
+		struct ibv_qp_attr a = { .qp_state = IBV_QPS_ERR };
+
+		ibv_modify_qp(c->id->qp, &a, IBV_QP_STATE);
+	}
+	pthread_mutex_lock(&r->lock);
+	if (r->ngrave + r->ndone < REAPER_MAX) {
+		r->grave[r->ngrave++] = *c;
+		pthread_cond_signal(&r->cond);
+		queued = true;
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (queued)
+		memset(c, 0, sizeof(*c));
+	else
+		conn_destroy_now(c);  /* the reaper is that far behind: wait */
+}
+
+static int post_recv(struct tp_rdma *t, struct rdma_conn *c, int slot)
+{
+	struct ibv_sge sge = {
+		.addr = (uintptr_t)(c->recv + (size_t)slot * CCM_MSG_MAX),
+		.length = CCM_MSG_MAX,
+		.lkey = c->recv_mr->lkey,
+	};
+	struct ibv_recv_wr wr = { .sg_list = &sge, .num_sge = 1 }, *bad;
+	int idx = (int)(c - t->pas);
+
+	wr.wr_id = wr_make(WR_RECV, c->gen, (unsigned)(idx << 8 | slot));
+	return ibv_post_recv(c->id->qp, &wr, &bad) ? -errno : 0;
+}
+
+static int create_qp(struct tp_rdma *t, struct rdma_cm_id *id, bool passive)
+{
+	struct ibv_qp_init_attr qa = {
+		.send_cq = t->cq,
+		.recv_cq = t->cq,
+		.qp_type = IBV_QPT_RC,
+		.cap = {
+			.max_send_wr = passive ? 1 : RDMA_PENDING_MAX + RDMA_SEND_SLOTS,
+			.max_recv_wr = passive ? RDMA_RECV_SLOTS : 1,
+			.max_send_sge = 1,
+			.max_recv_sge = 1,
+		},
+	};
+	uint8_t timeout = ACK_TIMEOUT;
+
+	/* The partner must be reached through the device whose memory we
+	 * registered; another route would need another registration. */
+	if (id->verbs != t->ctx)
+		return -EXDEV;
+	rdma_set_option(id, RDMA_OPTION_ID, RDMA_OPTION_ID_ACK_TIMEOUT, &timeout, sizeof(timeout));
+	return rdma_create_qp(id, t->pd, &qa) ? -errno : 0;
+}
+
+static struct rdma_conn_param conn_param(const struct tp_rdma *t, const void *priv, uint8_t len)
+{
+	struct rdma_conn_param p = {
+		.private_data = priv,
+		.private_data_len = len,
+		.responder_resources = t->rd_atomic,
+		.initiator_depth = t->init_depth,
+		.retry_count = RETRY_COUNT,
+		/* The partner reposts receives as it goes: wait for them. */
+		.rnr_retry_count = RNR_RETRY_FOREVER,
+	};
+
+	return p;
+}
+
+/* --- the active side --------------------------------------------------------------- */
+
+static void fail_pending(struct tp_rdma *t, int status)
+{
+	for (int i = 0; i < RDMA_PENDING_MAX; i++) {
+		struct tp_event ev = { .type = TP_EV_OP_DONE, .status = status };
+
+		if (!t->pend[i].used)
+			continue;
+		ev.wr_id = t->pend[i].wr_id;
+		t->pend[i].used = false;
+		tp_evq_push(&t->evq, &ev);
+	}
+}
+
+static void active_down(struct tp_rdma *t, int status)
+{
+	enum active_state was = t->act_state;
+	struct tp_event ev = { .status = status };
+
+	if (t->act.id && was == ACT_UP)
+		rdma_disconnect(t->act.id);
+	conn_destroy(t, &t->act);
+	t->act_state = ACT_IDLE;
+	fail_pending(t, status ? status : -ECONNRESET);
+	memset(t->send_gen, 0, sizeof(t->send_gen));
+	if (was == ACT_UP) {
+		ev.type = TP_EV_DISCONNECTED;
+		tp_evq_push(&t->evq, &ev);
+	} else if (was != ACT_IDLE) {
+		ev.type = TP_EV_CONNECT_FAILED;
+		ev.status = status ? status : -ECONNREFUSED;
+		tp_evq_push(&t->evq, &ev);
+	}
+}
+
+static int active_route_resolved(struct tp_rdma *t)
+{
+	struct tcpwire_conn_req req = { .proto_min = CCM_PROTO_MIN, .proto_max = CCM_PROTO_MAX,
+					.node_id = t->cfg.node_id };
+	uint8_t priv[4 + TCPWIRE_CONN_REQ_LEN];
+	struct rdma_conn_param p;
+	int r;
+
+	r = create_qp(t, t->act.id, false);
+	if (r < 0)
+		return r;
+	be_put32(priv, RDMA_PRIV_MAGIC);
+	if (tcpwire_encode_conn_req(&req, priv + 4) < 0)
+		return -EINVAL;
+	p = conn_param(t, priv, sizeof(priv));
+	if (rdma_connect(t->act.id, &p))
+		return -errno;
+	t->act_state = ACT_CONNECTING;
+	return 0;
+}
+
+static int active_established(struct tp_rdma *t, const void *priv, uint8_t len)
+{
+	const uint8_t *body = priv_body(priv, len, TCPWIRE_CONN_REP_LEN);
+	struct tcpwire_conn_rep rep;
+	struct tp_event ev = { .type = TP_EV_CONNECTED };
+
+	if (!body || tcpwire_decode_conn_rep(body, TCPWIRE_CONN_REP_LEN, &rep, NULL) < 0)
+		return -EPROTO;
+	t->act_state = ACT_UP;
+	ev.status_window.addr = rep.status_addr;
+	ev.status_window.rkey = rep.status_rkey;
+	ev.status_window.len = rep.status_len;
+	ev.peer_node = rep.node_id;
+	tp_evq_push(&t->evq, &ev);
+	return 0;
+}
+
+/* --- the passive side ---------------------------------------------------------------- */
+
+static struct rdma_conn *passive_by_id(struct tp_rdma *t, struct rdma_cm_id *id)
+{
+	for (int i = 0; i < RDMA_PASSIVE_MAX; i++)
+		if (t->pas[i].id == id)
+			return &t->pas[i];
+	return NULL;
+}
+
+static void reject(struct tp_rdma *t, struct rdma_cm_id *id, const char *why)
+{
+	struct tp_event ev = { .type = TP_EV_REJECTED, .status = -EPROTO };
+
+	snprintf(ev.detail, sizeof(ev.detail), "%s", why);
+	tp_evq_push(&t->evq, &ev);
+	rdma_reject(id, NULL, 0);
+	rdma_destroy_id(id);
+}
+
+/* The event is acknowledged already; id is the new connection's. */
+static void passive_request(struct tp_rdma *t, struct rdma_cm_id *id, const uint8_t *req_body)
+{
+	struct tcpwire_conn_req req;
+	struct tcpwire_conn_rep rep = { .proto = CCM_PROTO_MAX, .node_id = t->cfg.node_id };
+	uint8_t priv[4 + TCPWIRE_CONN_REP_LEN];
+	struct rdma_conn_param p;
+	struct rdma_conn *c = NULL;
+	int i, oldest = 0;
+
+	if (!req_body || tcpwire_decode_conn_req(req_body, TCPWIRE_CONN_REQ_LEN, &req, NULL) < 0) {
+		reject(t, id, "connection request without a valid CCMR private data");
+		return;
+	}
+	if (t->status_key < 0) {
+		reject(t, id, "connection request before the status window exists");
+		return;
+	}
+	for (i = 0; i < RDMA_PASSIVE_MAX && !c; i++)
+		if (!t->pas[i].id)
+			c = &t->pas[i];
+	if (!c) {
+		/* A partner that restarted leaves its old connection behind
+		 * until the QP notices; the newest is the one that matters. */
+		for (i = 1; i < RDMA_PASSIVE_MAX; i++)
+			if (t->pas[i].gen < t->pas[oldest].gen)
+				oldest = i;
+		c = &t->pas[oldest];
+		conn_destroy(t, c);
+	}
+	c->id = id;
+	c->gen = ++t->greetings;
+	c->peer_node = req.node_id;
+	c->recv = aligned_alloc(4096, (size_t)RDMA_RECV_SLOTS * CCM_MSG_MAX);
+	if (!c->recv)
+		goto fail;
+	c->recv_mr = ibv_reg_mr(t->pd, c->recv, (size_t)RDMA_RECV_SLOTS * CCM_MSG_MAX,
+				IBV_ACCESS_LOCAL_WRITE);
+	if (!c->recv_mr || create_qp(t, id, true) < 0)
+		goto fail;
+	for (i = 0; i < RDMA_RECV_SLOTS; i++)
+		if (post_recv(t, c, i) < 0)
+			goto fail;
+	rep.status_addr = (uintptr_t)t->regions[t->status_key].base;
+	rep.status_rkey = t->regions[t->status_key].mr->rkey;
+	rep.status_len = (uint32_t)t->regions[t->status_key].len;
+	be_put32(priv, RDMA_PRIV_MAGIC);
+	if (tcpwire_encode_conn_rep(&rep, priv + 4) < 0)
+		goto fail;
+	p = conn_param(t, priv, sizeof(priv));
+	if (rdma_accept(id, &p))
+		goto fail;
+	return;
+fail:
+	c->id = NULL;
+	conn_destroy(t, c);
+	if (id->qp)
+		rdma_destroy_qp(id);
+	reject(t, id, "cannot set up a queue pair for the partner's connection");
+}
+
+static void passive_closed(struct tp_rdma *t, struct rdma_conn *c)
+{
+	struct tp_event ev = { .type = TP_EV_PEER_CLOSED };
+	bool current = c->established && c->gen == t->greetings;
+
+	conn_destroy(t, c);
+	if (current)
+		tp_evq_push(&t->evq, &ev);
+}
+
+/* --- events ----------------------------------------------------------------------- */
+
+static void cm_event(struct tp_rdma *t, struct rdma_cm_event *e)
+{
+	enum rdma_cm_event_type type = e->event;
+	struct rdma_cm_id *id = e->id;
+	uint8_t priv[64];
+	uint8_t priv_len = e->param.conn.private_data_len;
+	int status = e->status;
+	struct rdma_conn *c;
+
+	/* Copy what is needed, then acknowledge before acting: destroying
+	 * an id with an unacknowledged event would wait forever. */
+	if (priv_len > sizeof(priv))
+		priv_len = sizeof(priv);
+	if (e->param.conn.private_data && priv_len)
+		memcpy(priv, e->param.conn.private_data, priv_len);
+	else
+		priv_len = 0;
+	rdma_ack_cm_event(e);
+
+	if (type == RDMA_CM_EVENT_CONNECT_REQUEST) {
+		passive_request(t, id, priv_body(priv, priv_len, TCPWIRE_CONN_REQ_LEN));
+		return;
+	}
+	if (type == RDMA_CM_EVENT_DEVICE_REMOVAL) {
+		active_down(t, -ENODEV);
+		for (int i = 0; i < RDMA_PASSIVE_MAX; i++)
+			if (t->pas[i].id)
+				passive_closed(t, &t->pas[i]);
+		return;
+	}
+	if (id == t->act.id) {
+		int r = 0;
+
+		switch (type) {
+		case RDMA_CM_EVENT_ADDR_RESOLVED:
+			r = rdma_resolve_route(id, RESOLVE_TIMEOUT_MS) ? -errno : 0;
+			break;
+		case RDMA_CM_EVENT_ROUTE_RESOLVED:
+			r = active_route_resolved(t);
+			break;
+		case RDMA_CM_EVENT_ESTABLISHED:
+			r = active_established(t, priv, priv_len);
+			break;
+		case RDMA_CM_EVENT_REJECTED:
+			r = -ECONNREFUSED;
+			break;
+		case RDMA_CM_EVENT_ADDR_ERROR:
+		case RDMA_CM_EVENT_ROUTE_ERROR:
+		case RDMA_CM_EVENT_UNREACHABLE:
+		case RDMA_CM_EVENT_CONNECT_ERROR:
+			r = status < 0 ? status : -EHOSTUNREACH;
+			break;
+		case RDMA_CM_EVENT_DISCONNECTED:
+			r = -ECONNRESET;
+			break;
+		default:
+			break;
+		}
+		if (r < 0)
+			active_down(t, r);
+		return;
+	}
+	c = passive_by_id(t, id);
+	if (!c)
+		return;  /* an id we already let go of */
+	switch (type) {
+	case RDMA_CM_EVENT_ESTABLISHED: {
+		struct tp_event ev = { .type = TP_EV_PEER_CONNECTED, .peer_node = c->peer_node };
+
+		c->established = true;
+		tp_evq_push(&t->evq, &ev);
+		break;
+	}
+	case RDMA_CM_EVENT_DISCONNECTED:
+	case RDMA_CM_EVENT_CONNECT_ERROR:
+	case RDMA_CM_EVENT_UNREACHABLE:
+		passive_closed(t, c);
+		break;
+	default:
+		break;
+	}
+}
+
+static void cq_entry(struct tp_rdma *t, const struct ibv_wc *wc)
+{
+	unsigned kind = (unsigned)(wc->wr_id >> 56);
+	uint32_t gen = (uint32_t)(wc->wr_id >> 16);
+	unsigned index = (unsigned)(wc->wr_id & 0xffff);
+
+	if (kind == WR_OP) {
+		struct rdma_pending *p = index < RDMA_PENDING_MAX ? &t->pend[index] : NULL;
+		struct tp_event ev = { .type = TP_EV_OP_DONE };
+
+		if (!p || !p->used || p->gen != gen)
+			return;  /* failed already, when its connection went down */
+		p->used = false;
+		ev.wr_id = p->wr_id;
+		ev.status = wc->status == IBV_WC_SUCCESS ? 0 : -EIO;
+		if (ev.status)
+			snprintf(ev.detail, sizeof(ev.detail), "%s", ibv_wc_status_str(wc->status));
+		tp_evq_push(&t->evq, &ev);
+		/* An error completion leaves the QP in the error state. */
+		if (ev.status)
+			active_down(t, -EIO);
+	} else if (kind == WR_SEND) {
+		if (index >= RDMA_SEND_SLOTS || t->send_gen[index] != gen)
+			return;  /* from a connection torn down since */
+		t->send_gen[index] = 0;
+		if (wc->status != IBV_WC_SUCCESS)
+			active_down(t, -EIO);
+	} else if (kind == WR_RECV) {
+		unsigned ci = index >> 8, slot = index & 0xff;
+		struct rdma_conn *c = ci < RDMA_PASSIVE_MAX ? &t->pas[ci] : NULL;
+		struct tp_event ev = { .type = TP_EV_MESSAGE };
+
+		if (!c || !c->id || c->gen != gen || slot >= RDMA_RECV_SLOTS ||
+		    wc->status != IBV_WC_SUCCESS)
+			return;  /* flushed as its connection went down */
+		if (c->gen != t->greetings) {
+			/* Only the partner's current connection speaks for
+			 * it; the buffer goes straight back. */
+			post_recv(t, c, (int)slot);
+			return;
+		}
+		c->held[slot] = true;
+		ev.msg = c->recv + (size_t)slot * CCM_MSG_MAX;
+		ev.msg_len = wc->byte_len;
+		tp_evq_push(&t->evq, &ev);
+	}
+}
+
+/* Poll the completion queue: in user space for rxe and mlx5, no system
+ * call, so a caller that spins on tp_progress costs what perftest does. */
+static int poll_cq(struct tp_rdma *t)
+{
+	struct ibv_wc wc[16];
+	int n, total = 0;
+
+	while ((n = ibv_poll_cq(t->cq, 16, wc)) > 0) {
+		for (int i = 0; i < n; i++)
+			cq_entry(t, &wc[i]);
+		total += n;
+	}
+	return total;
+}
+
+/* The completion channel fired: take its events, re-arm, and poll again
+ * for what landed in between. */
+static void cq_notified(struct tp_rdma *t)
+{
+	struct ibv_cq *cq;
+	void *ctx;
+
+	while (ibv_get_cq_event(t->cc, &cq, &ctx) == 0)
+		ibv_ack_cq_events(cq, 1);
+	ibv_req_notify_cq(t->cq, 0);
+	poll_cq(t);
+}
+
+/* --- the interface ---------------------------------------------------------------- */
+
+static int rdma_expose(struct tp *tp, void *base, size_t len, unsigned flags, struct tp_remote *out)
+{
+	struct tp_rdma *t = to_rdma(tp);
+	int access = IBV_ACCESS_LOCAL_WRITE;
+
+	if (!base || !len || len > UINT32_MAX)
+		return -EINVAL;
+	if ((flags & TP_EXPOSE_STATUS) && t->status_key >= 0)
+		return -EEXIST;
+	if (!(flags & TP_EXPOSE_LOCAL))
+		access |= IBV_ACCESS_REMOTE_READ | ((flags & TP_EXPOSE_WRITE) ? IBV_ACCESS_REMOTE_WRITE : 0);
+	for (int i = 0; i < RDMA_REGIONS_MAX; i++) {
+		struct rdma_region *r = &t->regions[i];
+
+		if (r->used)
+			continue;
+		r->mr = ibv_reg_mr(t->pd, base, len, access);
+		if (!r->mr)
+			return -errno;
+		r->used = true;
+		r->base = base;
+		r->len = len;
+		if (flags & TP_EXPOSE_STATUS)
+			t->status_key = i;
+		out->addr = (uintptr_t)base;
+		out->rkey = r->mr->rkey;
+		out->len = (uint32_t)len;
+		return 0;
+	}
+	return -ENOSPC;
+}
+
+static int rdma_unexpose(struct tp *tp, const struct tp_remote *h)
+{
+	struct tp_rdma *t = to_rdma(tp);
+
+	for (int i = 0; i < RDMA_REGIONS_MAX; i++) {
+		struct rdma_region *r = &t->regions[i];
+
+		if (!r->used || r->mr->rkey != h->rkey || (uintptr_t)r->base != h->addr)
+			continue;
+		ibv_dereg_mr(r->mr);
+		memset(r, 0, sizeof(*r));
+		if (i == t->status_key)
+			t->status_key = -1;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+static int rdma_tp_listen(struct tp *tp, struct errbuf *e)
+{
+	struct tp_rdma *t = to_rdma(tp);
+
+	if (rdma_listen(t->listen_id, 8))
+		return errbuf_set(e, -errno, "cannot listen on %s:%u: %s", t->cfg.local.host,
+				  t->cfg.local.port, strerror(errno));
+	return 0;
+}
+
+static int rdma_tp_connect(struct tp *tp)
+{
+	struct tp_rdma *t = to_rdma(tp);
+	struct sockaddr_storage src, dst;
+
+	if (t->act_state != ACT_IDLE)
+		return -EALREADY;
+	if (to_sockaddr(&t->cfg.local, 0, &src) < 0 ||
+	    to_sockaddr(&t->cfg.partner, t->cfg.partner.port, &dst) < 0)
+		return -EINVAL;
+	if (rdma_create_id(t->cm, &t->act.id, t, RDMA_PS_TCP))
+		return -errno;
+	t->act_state = ACT_RESOLVING;
+	/* From our own address, so the connection takes this interconnect. */
+	if (rdma_resolve_addr(t->act.id, (struct sockaddr *)&src, (struct sockaddr *)&dst,
+			      RESOLVE_TIMEOUT_MS))
+		active_down(t, -errno);
+	return 0;
+}
+
+static void rdma_tp_disconnect(struct tp *tp)
+{
+	active_down(to_rdma(tp), -ECONNABORTED);
+}
+
+static struct ibv_mr *local_mr(struct tp_rdma *t, const void *p, uint32_t len)
+{
+	for (int i = 0; i < RDMA_REGIONS_MAX; i++) {
+		const struct rdma_region *r = &t->regions[i];
+
+		if (r->used && (const uint8_t *)p >= (const uint8_t *)r->base &&
+		    (size_t)((const uint8_t *)p - (const uint8_t *)r->base) + len <= r->len)
+			return r->mr;
+	}
+	return NULL;
+}
+
+static int post_rw(struct tp_rdma *t, const struct tp_remote *w, uint64_t off, void *buf,
+		   uint32_t len, uint64_t wr_id, bool is_read)
+{
+	struct ibv_send_wr wr = { 0 }, *bad;
+	struct ibv_sge sge;
+	struct rdma_pending *p = NULL;
+	struct ibv_mr *mr;
+	int i;
+
+	if (t->act_state != ACT_UP)
+		return -ENOTCONN;
+	if (!len || len > CCM_OP_MAX || off > w->len || len > w->len - off)
+		return -EINVAL;
+	mr = local_mr(t, buf, len);
+	if (!mr)
+		return -EFAULT;  /* tp.h: local buffers live in exposed regions */
+	for (i = 0; i < RDMA_PENDING_MAX && !p; i++)
+		if (!t->pend[i].used)
+			p = &t->pend[i];
+	if (!p)
+		return -EBUSY;
+	sge = (struct ibv_sge){ .addr = (uintptr_t)buf, .length = len, .lkey = mr->lkey };
+	*p = (struct rdma_pending){ true, next_gen(t), wr_id };
+	wr.wr_id = wr_make(WR_OP, p->gen, (unsigned)(p - t->pend));
+	wr.sg_list = &sge;
+	wr.num_sge = 1;
+	wr.opcode = is_read ? IBV_WR_RDMA_READ : IBV_WR_RDMA_WRITE;
+	wr.send_flags = IBV_SEND_SIGNALED;
+	wr.wr.rdma.remote_addr = w->addr + off;
+	wr.wr.rdma.rkey = w->rkey;
+	if (ibv_post_send(t->act.id->qp, &wr, &bad)) {
+		p->used = false;
+		return -errno;
+	}
+	return 0;
+}
+
+static int rdma_tp_read(struct tp *tp, const struct tp_remote *w, uint64_t off, void *dst,
+			uint32_t len, uint64_t wr_id)
+{
+	return post_rw(to_rdma(tp), w, off, dst, len, wr_id, true);
+}
+
+static int rdma_tp_write(struct tp *tp, const struct tp_remote *w, uint64_t off, const void *src,
+			 uint32_t len, uint64_t wr_id)
+{
+	return post_rw(to_rdma(tp), w, off, (void *)src, len, wr_id, false);
+}
+
+static int rdma_tp_send(struct tp *tp, const void *msg, uint32_t len)
+{
+	struct tp_rdma *t = to_rdma(tp);
+	struct ibv_send_wr wr = { 0 }, *bad;
+	struct ibv_sge sge;
+	int slot;
+
+	if (t->act_state != ACT_UP)
+		return -ENOTCONN;
+	if (!len || len > CCM_MSG_MAX)
+		return -EMSGSIZE;
+	for (slot = 0; slot < RDMA_SEND_SLOTS && t->send_gen[slot]; slot++)
+		;
+	if (slot == RDMA_SEND_SLOTS)
+		return -EBUSY;
+	memcpy(t->send + (size_t)slot * CCM_MSG_MAX, msg, len);
+	sge = (struct ibv_sge){ .addr = (uintptr_t)(t->send + (size_t)slot * CCM_MSG_MAX),
+				.length = len, .lkey = t->send_mr->lkey };
+	t->send_gen[slot] = next_gen(t);
+	wr.wr_id = wr_make(WR_SEND, t->send_gen[slot], (unsigned)slot);
+	wr.sg_list = &sge;
+	wr.num_sge = 1;
+	wr.opcode = IBV_WR_SEND;
+	wr.send_flags = IBV_SEND_SIGNALED;
+	if (ibv_post_send(t->act.id->qp, &wr, &bad)) {
+		t->send_gen[slot] = 0;
+		return -errno;
+	}
+	return 0;
+}
+
+static int rdma_tp_fd(struct tp *tp)
+{
+	return to_rdma(tp)->ep;
+}
+
+static int rdma_tp_progress(struct tp *tp, struct tp_event *out, int max)
+{
+	struct tp_rdma *t = to_rdma(tp);
+	struct rdma_cm_event *e;
+
+	reaper_collect(&t->reaper);
+	/* Messages handed out last time have been consumed: their buffers
+	 * go back to the partner's connection. */
+	for (int i = 0; i < RDMA_PASSIVE_MAX; i++)
+		for (int s = 0; s < RDMA_RECV_SLOTS; s++)
+			if (t->pas[i].held[s]) {
+				t->pas[i].held[s] = false;
+				if (t->pas[i].id)
+					post_recv(t, &t->pas[i], s);
+			}
+	/* Completions first: what the partner answered before it went is
+	 * reported before its going is.  Only when there are none does the
+	 * slow path look at the channels, with one non-blocking system call. */
+	if (t->evq.len == 0 && poll_cq(t) == 0) {
+		struct epoll_event evs[2];
+		int n = epoll_wait(t->ep, evs, 2, 0);
+
+		for (int i = 0; i < n; i++) {
+			if (evs[i].data.fd == t->cc->fd)
+				cq_notified(t);
+			else
+				while (rdma_get_cm_event(t->cm, &e) == 0)
+					cm_event(t, e);
+		}
+	}
+	return tp_evq_take(&t->evq, out, max);
+}
+
+static void rdma_tp_destroy(struct tp *tp)
+{
+	struct tp_rdma *t = to_rdma(tp);
+
+	/* Everything goes now, in order: the queue pairs before their CQ. */
+	reaper_stop(&t->reaper);
+	conn_destroy_now(&t->act);
+	for (int i = 0; i < RDMA_PASSIVE_MAX; i++)
+		conn_destroy_now(&t->pas[i]);
+	for (int i = 0; i < RDMA_REGIONS_MAX; i++)
+		if (t->regions[i].used)
+			ibv_dereg_mr(t->regions[i].mr);
+	if (t->send_mr)
+		ibv_dereg_mr(t->send_mr);
+	free(t->send);
+	if (t->cq)
+		ibv_destroy_cq(t->cq);
+	if (t->cc)
+		ibv_destroy_comp_channel(t->cc);
+	if (t->pd)
+		ibv_dealloc_pd(t->pd);
+	if (t->listen_id)
+		rdma_destroy_id(t->listen_id);
+	if (t->cm)
+		rdma_destroy_event_channel(t->cm);
+	if (t->ep >= 0)
+		close(t->ep);
+	free(t);
+}
+
+/* Bind to the listen address now: the address picks the device, and the
+ * device's protection domain is needed before anything can be exposed. */
+static int setup_device(struct tp_rdma *t, struct errbuf *e)
+{
+	struct sockaddr_storage ss;
+	struct ibv_device_attr attr;
+	struct epoll_event ev = { .events = EPOLLIN };
+	const char *name;
+
+	t->cm = rdma_create_event_channel();
+	if (!t->cm)
+		return errbuf_set(e, -ENODEV, "no RDMA connection manager (%s): is rdma_ucm loaded?",
+				  strerror(errno));
+	if (set_nonblock(t->cm->fd) < 0 || rdma_create_id(t->cm, &t->listen_id, t, RDMA_PS_TCP))
+		return errbuf_set(e, -errno, "rdma_create_id: %s", strerror(errno));
+	if (to_sockaddr(&t->cfg.local, t->cfg.local.port, &ss) < 0)
+		return errbuf_set(e, -EINVAL, "listen address '%s' is not numeric", t->cfg.local.host);
+	if (rdma_bind_addr(t->listen_id, (struct sockaddr *)&ss))
+		return errbuf_set(e, -errno, "cannot bind %s:%u for RDMA: %s", t->cfg.local.host,
+				  t->cfg.local.port, strerror(errno));
+	t->ctx = t->listen_id->verbs;
+	if (!t->ctx)
+		return errbuf_set(e, -ENODEV, "%s is not the address of an RDMA device's interface",
+				  t->cfg.local.host);
+	name = ibv_get_device_name(t->ctx->device);
+	if (t->cfg.device && strcmp(t->cfg.device, name) != 0)
+		return errbuf_set(e, -ENODEV, "%s belongs to RDMA device %s, not %s",
+				  t->cfg.local.host, name, t->cfg.device);
+	if (ibv_query_device(t->ctx, &attr))
+		return errbuf_set(e, -errno, "%s: cannot query the device", name);
+	t->rd_atomic = (uint8_t)(attr.max_qp_rd_atom < RD_ATOMIC_WANTED ? attr.max_qp_rd_atom : RD_ATOMIC_WANTED);
+	t->init_depth = (uint8_t)(attr.max_qp_init_rd_atom < RD_ATOMIC_WANTED ?
+				  attr.max_qp_init_rd_atom : RD_ATOMIC_WANTED);
+	t->pd = ibv_alloc_pd(t->ctx);
+	t->cc = t->pd ? ibv_create_comp_channel(t->ctx) : NULL;
+	t->cq = t->cc ? ibv_create_cq(t->ctx, 2 * (RDMA_PENDING_MAX + RDMA_SEND_SLOTS +
+				      RDMA_PASSIVE_MAX * RDMA_RECV_SLOTS), NULL, t->cc, 0) : NULL;
+	if (!t->cq || set_nonblock(t->cc->fd) < 0 || ibv_req_notify_cq(t->cq, 0))
+		return errbuf_set(e, -ENOMEM, "%s: cannot set up a protection domain and "
+				  "completion queue", name);
+	t->send = aligned_alloc(4096, (size_t)RDMA_SEND_SLOTS * CCM_MSG_MAX);
+	t->send_mr = t->send ? ibv_reg_mr(t->pd, t->send, (size_t)RDMA_SEND_SLOTS * CCM_MSG_MAX,
+					  IBV_ACCESS_LOCAL_WRITE) : NULL;
+	if (!t->send_mr)
+		return errbuf_set(e, -ENOMEM, "%s: cannot register send buffers", name);
+	t->ep = epoll_create1(EPOLL_CLOEXEC);
+	if (t->ep < 0)
+		return errbuf_set(e, -errno, "epoll_create1: %s", strerror(errno));
+	ev.data.fd = t->cm->fd;
+	if (epoll_ctl(t->ep, EPOLL_CTL_ADD, t->cm->fd, &ev))
+		return errbuf_set(e, -errno, "epoll: %s", strerror(errno));
+	ev.data.fd = t->cc->fd;
+	if (epoll_ctl(t->ep, EPOLL_CTL_ADD, t->cc->fd, &ev))
+		return errbuf_set(e, -errno, "epoll: %s", strerror(errno));
+	return 0;
+}
+
+static int rdma_tp_create(const struct tp_config *cfg, struct tp **out, struct errbuf *e)
+{
+	struct tp_rdma *t = calloc(1, sizeof(*t));
+	int r;
+
+	if (!t)
+		return errbuf_set(e, -ENOMEM, "out of memory");
+	t->base.ops = &tp_rdma_ops;
+	t->cfg = *cfg;
+	t->ep = -1;
+	t->status_key = -1;
+	r = setup_device(t, e);
+	if (r < 0) {
+		rdma_tp_destroy(&t->base);
+		return r;
+	}
+	*out = &t->base;
+	return 0;
+}
+
+const struct tp_ops tp_rdma_ops = {
+	.name = "rdma",
+	.create = rdma_tp_create,
+	.expose = rdma_expose,
+	.unexpose = rdma_unexpose,
+	.listen = rdma_tp_listen,
+	.connect = rdma_tp_connect,
+	.disconnect = rdma_tp_disconnect,
+	.read = rdma_tp_read,
+	.write = rdma_tp_write,
+	.send = rdma_tp_send,
+	.fd = rdma_tp_fd,
+	.progress = rdma_tp_progress,
+	.destroy = rdma_tp_destroy,
+};

@@ -1,0 +1,818 @@
+/* tp_tcp: the tcp transport backend.
+ *
+ * It gives the layers above exactly what an RDMA NIC gives them, over TCP:
+ * the passive side of each connection is served inside tp_progress(), which
+ * answers the partner's READ and WRITE requests against our exposed regions
+ * the way a NIC would, without the handshake or the exchange ever seeing
+ * them.  Frames are tcpwire.h's.
+ *
+ * One epoll fd covers the listening socket, our active connection and the
+ * partner's connections to us; it is the transport's pollable fd.  Sockets
+ * are read exactly one frame part at a time (header, then body), never
+ * ahead, so a frame not yet handled is always still in the kernel and the
+ * level-triggered epoll fd stays readable until it is. */
+#include "tp/transport.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "base/limits.h"
+#include "proto/tcpwire.h"
+
+#define TCP_REGIONS_MAX   (CCM_PORTS_TOTAL + 8)
+#define TCP_PASSIVE_MAX   4
+#define TCP_PENDING_MAX   64
+#define TCP_OUT_MAX       (4u * (TCPWIRE_HDR_LEN + TCPWIRE_MAX_BODY))
+
+struct tcp_region {
+	bool used;
+	void *base;
+	size_t len;
+	unsigned flags;
+};
+
+/* One TCP connection with its framing state. */
+struct tcp_conn {
+	int fd;                 /* -1 when unused */
+	uint8_t hdr[TCPWIRE_HDR_LEN];
+	size_t hdr_got;
+	struct tcpwire_hdr h;
+	uint8_t *body;          /* TCPWIRE_MAX_BODY, allocated on first use */
+	size_t body_got;
+	uint8_t *out;           /* queued output */
+	size_t out_len, out_off, out_cap;
+	bool want_out;          /* EPOLLOUT armed */
+	uint32_t greeted;       /* passive: which CONN_REQ this was, 0 = none yet */
+	struct errbuf why;      /* what broke the protocol, for TP_EV_REJECTED */
+};
+
+struct tcp_pending {
+	bool used;
+	uint32_t req_id;
+	uint64_t wr_id;
+	bool is_read;
+	void *dst;
+	uint32_t len;
+};
+
+enum active_state { ACT_IDLE, ACT_CONNECTING, ACT_GREETING, ACT_UP };
+
+struct tp_tcp {
+	struct tp base;
+	struct tp_config cfg;
+	int ep;
+	int lfd;
+	struct tcp_region regions[TCP_REGIONS_MAX];
+	int status_key;         /* region advertised in CONN_REP, -1 none */
+	enum active_state act_state;
+	struct tcp_conn act;
+	struct tcp_conn pas[TCP_PASSIVE_MAX];
+	struct tcp_pending pend[TCP_PENDING_MAX];
+	uint32_t next_req;
+	struct tp_evq evq;
+	uint8_t *msg_hold;      /* the message handed out by the last progress */
+	uint8_t *spare;         /* a body buffer to give the next connection that
+	                           hands its own out, so none is allocated per
+	                           message */
+	uint32_t greetings;     /* CONN_REQs served; the newest is the partner's
+	                           current connection */
+};
+
+static struct tp_tcp *to_tcp(struct tp *t)
+{
+	return (struct tp_tcp *)t;
+}
+
+static void conn_init(struct tcp_conn *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+}
+
+static void conn_close(struct tp_tcp *t, struct tcp_conn *c)
+{
+	if (c->fd >= 0) {
+		epoll_ctl(t->ep, EPOLL_CTL_DEL, c->fd, NULL);
+		close(c->fd);
+	}
+	free(c->body);
+	free(c->out);
+	conn_init(c);
+}
+
+
+static int epoll_set(struct tp_tcp *t, struct tcp_conn *c, int op)
+{
+	struct epoll_event ev = { .events = EPOLLIN | (c->want_out ? EPOLLOUT : 0) };
+
+	ev.data.ptr = c;
+	return epoll_ctl(t->ep, op, c->fd, &ev) ? -errno : 0;
+}
+
+static int set_sockopts(int fd)
+{
+	int one = 1, idle = 1, intvl = 1, cnt = 3;
+	unsigned user_timeout = 3000;
+
+	/* Latency matters more than segment count; and a partner that dies
+	 * without a FIN must be noticed in seconds, not hours. */
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) ||
+	    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl)) ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout)))
+		return -errno;
+	return 0;
+}
+
+static int to_sockaddr(const struct tp_addr *a, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
+{
+	struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, a->host, &in4->sin_addr) == 1) {
+		in4->sin_family = AF_INET;
+		in4->sin_port = htons(port);
+		*len = sizeof(*in4);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, a->host, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(port);
+		*len = sizeof(*in6);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* --- output ---------------------------------------------------------------- */
+
+static int conn_flush(struct tp_tcp *t, struct tcp_conn *c)
+{
+	while (c->out_off < c->out_len) {
+		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				break;
+			return -errno;
+		}
+		c->out_off += (size_t)n;
+	}
+	if (c->out_off == c->out_len)
+		c->out_off = c->out_len = 0;
+	/* Ask for POLLOUT only while something is queued. */
+	bool want = c->out_len > 0;
+	if (want != c->want_out) {
+		c->want_out = want;
+		return epoll_set(t, c, EPOLL_CTL_MOD);
+	}
+	return 0;
+}
+
+/* Queue one frame (header + up to two body pieces) and try to send it. */
+static int conn_queue(struct tp_tcp *t, struct tcp_conn *c, const struct tcpwire_hdr *h,
+		      const void *b1, size_t l1, const void *b2, size_t l2)
+{
+	size_t need = TCPWIRE_HDR_LEN + l1 + l2;
+
+	if (c->out_len + need > TCP_OUT_MAX)
+		return -ENOBUFS;
+	if (c->out_len + need > c->out_cap) {
+		size_t cap = c->out_cap ? c->out_cap : 4096;
+		uint8_t *p;
+
+		while (cap < c->out_len + need)
+			cap *= 2;
+		p = realloc(c->out, cap);
+		if (!p)
+			return -ENOMEM;
+		c->out = p;
+		c->out_cap = cap;
+	}
+	if (tcpwire_encode_hdr(h, c->out + c->out_len) < 0)
+		return -EINVAL;
+	c->out_len += TCPWIRE_HDR_LEN;
+	if (l1)
+		memcpy(c->out + c->out_len, b1, l1), c->out_len += l1;
+	if (l2)
+		memcpy(c->out + c->out_len, b2, l2), c->out_len += l2;
+	return conn_flush(t, c);
+}
+
+/* --- input ----------------------------------------------------------------- */
+
+/* Read the rest of the current frame.  1 = a whole frame is in c->h and
+ * c->body, 0 = not yet, negative = the connection is finished (EOF, error
+ * or a malformed header). */
+static int conn_read_frame(struct tcp_conn *c)
+{
+	ssize_t n;
+
+	if (c->hdr_got < TCPWIRE_HDR_LEN) {
+		n = recv(c->fd, c->hdr + c->hdr_got, TCPWIRE_HDR_LEN - c->hdr_got, MSG_DONTWAIT);
+		if (n == 0)
+			return -ECONNRESET;
+		if (n < 0)
+			return (errno == EAGAIN || errno == EINTR) ? 0 : -errno;
+		c->hdr_got += (size_t)n;
+		if (c->hdr_got < TCPWIRE_HDR_LEN)
+			return 0;
+		if (tcpwire_decode_hdr(c->hdr, &c->h, &c->why) < 0)
+			return -EBADMSG;
+		c->body_got = 0;
+		if (c->h.body_len && !c->body) {
+			c->body = malloc(TCPWIRE_MAX_BODY);
+			if (!c->body)
+				return -ENOMEM;
+		}
+	}
+	if (c->body_got < c->h.body_len) {
+		n = recv(c->fd, c->body + c->body_got, c->h.body_len - c->body_got, MSG_DONTWAIT);
+		if (n == 0)
+			return -ECONNRESET;
+		if (n < 0)
+			return (errno == EAGAIN || errno == EINTR) ? 0 : -errno;
+		c->body_got += (size_t)n;
+		if (c->body_got < c->h.body_len)
+			return 0;
+	}
+	c->hdr_got = 0;  /* ready for the next frame once this one is handled */
+	return 1;
+}
+
+/* --- regions --------------------------------------------------------------- */
+
+/* Find [addr, addr+len) inside region rkey.  For tcp a region's remote
+ * address space starts at 0, so addr is an offset into it. */
+static void *region_span(struct tp_tcp *t, uint32_t rkey, uint64_t addr, uint32_t len,
+			 bool write, uint16_t *status)
+{
+	struct tcp_region *r;
+
+	if (rkey >= TCP_REGIONS_MAX || !t->regions[rkey].used ||
+	    (t->regions[rkey].flags & TP_EXPOSE_LOCAL)) {
+		*status = EINVAL;
+		return NULL;
+	}
+	r = &t->regions[rkey];
+	if (addr > r->len || len > r->len - addr) {
+		*status = EFAULT;
+		return NULL;
+	}
+	if (write && !(r->flags & TP_EXPOSE_WRITE)) {
+		*status = EACCES;
+		return NULL;
+	}
+	*status = 0;
+	return (uint8_t *)r->base + addr;
+}
+
+/* --- the passive side: serving the partner, as a NIC would ------------------ */
+
+static int serve_frame(struct tp_tcp *t, struct tcp_conn *c)
+{
+	struct tcpwire_hdr rep = { .req_id = c->h.req_id };
+	struct tcpwire_rw rw;
+	uint16_t status;
+	void *p;
+
+	if (!c->greeted && c->h.type != TCPWIRE_CONN_REQ)
+		return errbuf_set(&c->why, -EPROTO, "%s before CONN_REQ",
+				  tcpwire_type_name(c->h.type));
+	switch (c->h.type) {
+	case TCPWIRE_CONN_REQ: {
+		struct tcpwire_conn_req req;
+		struct tcpwire_conn_rep cr = { .proto = CCM_PROTO_MAX, .node_id = t->cfg.node_id };
+		uint8_t body[TCPWIRE_CONN_REP_LEN];
+
+		struct tp_event ev = { .type = TP_EV_PEER_CONNECTED };
+
+		if (c->greeted)
+			return errbuf_set(&c->why, -EPROTO, "a second CONN_REQ");
+		if (tcpwire_decode_conn_req(c->body, c->h.body_len, &req, &c->why) < 0)
+			return -EPROTO;
+		c->greeted = ++t->greetings;
+		ev.peer_node = req.node_id;
+		tp_evq_push(&t->evq, &ev);
+		rep.type = TCPWIRE_CONN_REP;
+		if (t->status_key < 0) {
+			rep.status = ENODEV;
+			return conn_queue(t, c, &rep, NULL, 0, NULL, 0);
+		}
+		cr.status_addr = 0;
+		cr.status_rkey = (uint32_t)t->status_key;
+		cr.status_len = (uint32_t)t->regions[t->status_key].len;
+		if (tcpwire_encode_conn_rep(&cr, body) < 0)
+			return -EINVAL;
+		rep.body_len = sizeof(body);
+		return conn_queue(t, c, &rep, body, sizeof(body), NULL, 0);
+	}
+	case TCPWIRE_READ_REQ:
+		if (tcpwire_decode_read_req(c->body, c->h.body_len, &rw, &c->why) < 0)
+			return -EPROTO;
+		p = region_span(t, rw.rkey, rw.addr, rw.len, false, &status);
+		rep.type = TCPWIRE_READ_REP;
+		rep.status = status;
+		rep.body_len = p ? rw.len : 0;
+		return conn_queue(t, c, &rep, p, rep.body_len, NULL, 0);
+	case TCPWIRE_WRITE_REQ:
+		if (tcpwire_decode_write_req(c->body, c->h.body_len, &rw, &c->why) < 0)
+			return -EPROTO;
+		p = region_span(t, rw.rkey, rw.addr, rw.len, true, &status);
+		if (p)
+			memcpy(p, c->body + TCPWIRE_RW_LEN, rw.len);
+		rep.type = TCPWIRE_WRITE_REP;
+		rep.status = status;
+		return conn_queue(t, c, &rep, NULL, 0, NULL, 0);
+	case TCPWIRE_MSG: {
+		struct tp_event ev = { .type = TP_EV_MESSAGE };
+
+		/* Only the partner's current connection speaks for it. */
+		if (c->greeted != t->greetings)
+			return errbuf_set(&c->why, -EPROTO, "a message on a superseded connection");
+		/* Hand the body itself out until the next progress; the
+		 * connection reads on into the spare buffer. */
+		t->msg_hold = c->body;
+		c->body = t->spare;
+		t->spare = NULL;
+		ev.msg = t->msg_hold;
+		ev.msg_len = c->h.body_len;
+		tp_evq_push(&t->evq, &ev);
+		return 1;
+	}
+	default:
+		/* Replies belong on the active side; anything else is
+		 * a partner speaking out of turn. */
+		return errbuf_set(&c->why, -EPROTO, "unexpected %s", tcpwire_type_name(c->h.type));
+	}
+}
+
+static int accept_one(struct tp_tcp *t)
+{
+	struct tcp_conn *slot = NULL;
+	int fd, i;
+
+	fd = accept4(t->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0)
+		return (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED) ? 0 : -errno;
+	for (i = 0; i < TCP_PASSIVE_MAX && !slot; i++)
+		if (t->pas[i].fd < 0)
+			slot = &t->pas[i];
+	if (!slot) {
+		/* A partner that restarted leaves its old connection behind
+		 * until TCP notices; the newest connection is the one that
+		 * matters, so make room by dropping the oldest. */
+		conn_close(t, &t->pas[0]);
+		memmove(&t->pas[0], &t->pas[1], sizeof(t->pas[0]) * (TCP_PASSIVE_MAX - 1));
+		slot = &t->pas[TCP_PASSIVE_MAX - 1];
+		conn_init(slot);
+		/* The moved connections' epoll data point at their old slots. */
+		for (i = 0; i < TCP_PASSIVE_MAX - 1; i++)
+			epoll_set(t, &t->pas[i], EPOLL_CTL_MOD);
+	}
+	set_sockopts(fd);
+	slot->fd = fd;
+	if (epoll_set(t, slot, EPOLL_CTL_ADD) < 0) {
+		conn_close(t, slot);
+		return 0;
+	}
+	return 0;
+}
+
+static void passive_closed(struct tp_tcp *t, struct tcp_conn *c, int status)
+{
+	struct tp_event ev = { .status = status };
+	bool current = c->greeted && c->greeted == t->greetings;
+
+	if (status == -EBADMSG || status == -EPROTO) {
+		ev.type = TP_EV_REJECTED;
+		snprintf(ev.detail, sizeof(ev.detail), "%.*s", (int)sizeof(ev.detail) - 1, c->why.msg);
+		tp_evq_push(&t->evq, &ev);
+	}
+	conn_close(t, c);
+	if (current) {
+		ev.type = TP_EV_PEER_CLOSED;
+		tp_evq_push(&t->evq, &ev);
+	}
+}
+
+/* --- the active side: our operations ------------------------------------------ */
+
+static void fail_pending(struct tp_tcp *t, int status)
+{
+	for (int i = 0; i < TCP_PENDING_MAX; i++) {
+		struct tp_event ev = { .type = TP_EV_OP_DONE, .status = status };
+
+		if (!t->pend[i].used)
+			continue;
+		ev.wr_id = t->pend[i].wr_id;
+		t->pend[i].used = false;
+		tp_evq_push(&t->evq, &ev);
+	}
+}
+
+static void active_down(struct tp_tcp *t, int status)
+{
+	enum active_state was = t->act_state;
+	struct tp_event ev = { .status = status };
+
+	conn_close(t, &t->act);
+	t->act_state = ACT_IDLE;
+	fail_pending(t, status ? status : -ECONNRESET);
+	if (was == ACT_UP) {
+		ev.type = TP_EV_DISCONNECTED;
+		tp_evq_push(&t->evq, &ev);
+	} else if (was != ACT_IDLE) {
+		ev.type = TP_EV_CONNECT_FAILED;
+		ev.status = status ? status : -ECONNREFUSED;
+		tp_evq_push(&t->evq, &ev);
+	}
+}
+
+static struct tcp_pending *pending_take(struct tp_tcp *t, uint32_t req_id)
+{
+	for (int i = 0; i < TCP_PENDING_MAX; i++)
+		if (t->pend[i].used && t->pend[i].req_id == req_id)
+			return &t->pend[i];
+	return NULL;
+}
+
+static int active_frame(struct tp_tcp *t)
+{
+	struct tcp_conn *c = &t->act;
+	struct tp_event ev = { 0 };
+	struct tcp_pending *p;
+
+	if (t->act_state == ACT_GREETING) {
+		struct tcpwire_conn_rep cr;
+
+		if (c->h.type != TCPWIRE_CONN_REP)
+			return -EPROTO;
+		if (c->h.status)
+			return c->h.status < 4096 ? -(int)c->h.status : -EIO;
+		if (tcpwire_decode_conn_rep(c->body, c->h.body_len, &cr, NULL) < 0)
+			return -EPROTO;
+		t->act_state = ACT_UP;
+		ev.type = TP_EV_CONNECTED;
+		ev.status_window.addr = cr.status_addr;
+		ev.status_window.rkey = cr.status_rkey;
+		ev.status_window.len = cr.status_len;
+		ev.peer_node = cr.node_id;
+		tp_evq_push(&t->evq, &ev);
+		return 0;
+	}
+	if (c->h.type != TCPWIRE_READ_REP && c->h.type != TCPWIRE_WRITE_REP)
+		return -EPROTO;
+	p = pending_take(t, c->h.req_id);
+	if (!p || p->is_read != (c->h.type == TCPWIRE_READ_REP))
+		return -EPROTO;  /* an answer to nothing we asked */
+	ev.type = TP_EV_OP_DONE;
+	ev.wr_id = p->wr_id;
+	if (c->h.status) {
+		/* The partner's errno; anything it should not say is EIO. */
+		ev.status = c->h.status < 4096 ? -(int)c->h.status : -EIO;
+	} else if (p->is_read) {
+		if (tcpwire_check_read_rep(&c->h, p->len, NULL) < 0)
+			return -EPROTO;
+		memcpy(p->dst, c->body, p->len);
+	} else if (c->h.body_len) {
+		return -EPROTO;
+	}
+	p->used = false;
+	tp_evq_push(&t->evq, &ev);
+	return 0;
+}
+
+static int active_connected(struct tp_tcp *t)
+{
+	struct tcpwire_conn_req req = { .proto_min = CCM_PROTO_MIN, .proto_max = CCM_PROTO_MAX,
+					.node_id = t->cfg.node_id };
+	struct tcpwire_hdr h = { .type = TCPWIRE_CONN_REQ, .body_len = TCPWIRE_CONN_REQ_LEN };
+	uint8_t body[TCPWIRE_CONN_REQ_LEN];
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (getsockopt(t->act.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		return -errno;
+	if (err)
+		return -err;
+	t->act_state = ACT_GREETING;
+	if (tcpwire_encode_conn_req(&req, body) < 0)
+		return -EINVAL;
+	return conn_queue(t, &t->act, &h, body, sizeof(body), NULL, 0);
+}
+
+static void active_event(struct tp_tcp *t, uint32_t events)
+{
+	int r = 0;
+
+	if (t->act_state == ACT_CONNECTING) {
+		if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+			return;
+		r = active_connected(t);
+	} else {
+		if (events & EPOLLOUT)
+			r = conn_flush(t, &t->act);
+		while (r >= 0 && (events & (EPOLLIN | EPOLLERR | EPOLLHUP))) {
+			r = conn_read_frame(&t->act);
+			if (r <= 0)
+				break;
+			r = active_frame(t);
+		}
+	}
+	if (r < 0)
+		active_down(t, r);
+}
+
+static void passive_event(struct tp_tcp *t, struct tcp_conn *c, uint32_t events)
+{
+	int r = 0;
+
+	if (events & EPOLLOUT)
+		r = conn_flush(t, c);
+	/* Serve until the socket runs dry or a message is handed out: a
+	 * message's buffer must live until the next progress call. */
+	while (r >= 0 && (events & (EPOLLIN | EPOLLERR | EPOLLHUP))) {
+		r = conn_read_frame(c);
+		if (r <= 0)
+			break;
+		r = serve_frame(t, c);
+		if (r == 1)
+			return;
+	}
+	if (r < 0)
+		passive_closed(t, c, r);
+}
+
+/* --- the interface ------------------------------------------------------------ */
+
+static int tcp_expose(struct tp *tp, void *base, size_t len, unsigned flags, struct tp_remote *out)
+{
+	struct tp_tcp *t = to_tcp(tp);
+
+	if (!base || !len || len > UINT32_MAX)
+		return -EINVAL;
+	if ((flags & TP_EXPOSE_STATUS) && t->status_key >= 0)
+		return -EEXIST;
+	for (int i = 0; i < TCP_REGIONS_MAX; i++) {
+		if (t->regions[i].used)
+			continue;
+		t->regions[i] = (struct tcp_region){ true, base, len, flags };
+		if (flags & TP_EXPOSE_STATUS)
+			t->status_key = i;
+		out->addr = 0;
+		out->rkey = (uint32_t)i;
+		out->len = (uint32_t)len;
+		return 0;
+	}
+	return -ENOSPC;
+}
+
+static int tcp_unexpose(struct tp *tp, const struct tp_remote *h)
+{
+	struct tp_tcp *t = to_tcp(tp);
+
+	if (h->rkey >= TCP_REGIONS_MAX || !t->regions[h->rkey].used)
+		return -ENOENT;
+	if ((int)h->rkey == t->status_key)
+		t->status_key = -1;
+	t->regions[h->rkey].used = false;
+	return 0;
+}
+
+static int tcp_listen(struct tp *tp, struct errbuf *e)
+{
+	struct tp_tcp *t = to_tcp(tp);
+	struct sockaddr_storage ss;
+	struct epoll_event ev = { .events = EPOLLIN };
+	socklen_t len;
+	char buf[96];
+	int one = 1;
+
+	if (to_sockaddr(&t->cfg.local, t->cfg.local.port, &ss, &len) < 0)
+		return errbuf_set(e, -EINVAL, "listen address '%s' is not numeric", t->cfg.local.host);
+	t->lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (t->lfd < 0)
+		return errbuf_set(e, -errno, "socket: %s", strerror(errno));
+	setsockopt(t->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(t->lfd, (struct sockaddr *)&ss, len) < 0 || listen(t->lfd, 8) < 0) {
+		int err = -errno;
+
+		close(t->lfd);
+		t->lfd = -1;
+		return errbuf_set(e, err, "cannot listen on %s: %s",
+				  tp_format_addr(&t->cfg.local, buf, sizeof(buf)), strerror(-err));
+	}
+	ev.data.ptr = &t->lfd;
+	if (epoll_ctl(t->ep, EPOLL_CTL_ADD, t->lfd, &ev) < 0)
+		return errbuf_set(e, -errno, "epoll: %s", strerror(errno));
+	return 0;
+}
+
+static int tcp_connect(struct tp *tp)
+{
+	struct tp_tcp *t = to_tcp(tp);
+	struct sockaddr_storage ss, local;
+	socklen_t len, llen;
+	int fd, r;
+
+	if (t->act_state != ACT_IDLE)
+		return -EALREADY;
+	if (to_sockaddr(&t->cfg.partner, t->cfg.partner.port, &ss, &len) < 0 ||
+	    to_sockaddr(&t->cfg.local, 0, &local, &llen) < 0)
+		return -EINVAL;
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* Leave from our own link address, so the traffic takes the
+	 * interconnect it was configured for. */
+	if (bind(fd, (struct sockaddr *)&local, llen) < 0 || set_sockopts(fd) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	conn_init(&t->act);
+	t->act.fd = fd;
+	t->act.want_out = true;
+	r = epoll_set(t, &t->act, EPOLL_CTL_ADD);
+	if (r < 0) {
+		conn_close(t, &t->act);
+		return r;
+	}
+	t->act_state = ACT_CONNECTING;
+	if (connect(fd, (struct sockaddr *)&ss, len) < 0 && errno != EINPROGRESS) {
+		/* Refused at once: report it the same way as a late refusal. */
+		active_down(t, -errno);
+		return 0;
+	}
+	return 0;
+}
+
+static void tcp_disconnect(struct tp *tp)
+{
+	active_down(to_tcp(tp), -ECONNABORTED);
+}
+
+static int post_rw(struct tp_tcp *t, const struct tp_remote *w, uint64_t off, void *buf,
+		   uint32_t len, uint64_t wr_id, bool is_read)
+{
+	struct tcpwire_hdr h = { .type = is_read ? TCPWIRE_READ_REQ : TCPWIRE_WRITE_REQ };
+	struct tcpwire_rw rw = { .rkey = w->rkey, .len = len };
+	uint8_t body[TCPWIRE_RW_LEN];
+	struct tcp_pending *p = NULL;
+	int r;
+
+	if (t->act_state != ACT_UP)
+		return -ENOTCONN;
+	if (!len || len > CCM_OP_MAX || off > w->len || len > w->len - off)
+		return -EINVAL;
+	for (int i = 0; i < TCP_PENDING_MAX && !p; i++)
+		if (!t->pend[i].used)
+			p = &t->pend[i];
+	if (!p)
+		return -EBUSY;
+	rw.addr = w->addr + off;
+	if (tcpwire_encode_rw(&rw, body) < 0)
+		return -EINVAL;
+	h.req_id = ++t->next_req;
+	h.body_len = TCPWIRE_RW_LEN + (is_read ? 0 : len);
+	r = conn_queue(t, &t->act, &h, body, sizeof(body), is_read ? NULL : buf, is_read ? 0 : len);
+	if (r < 0)
+		return r;
+	*p = (struct tcp_pending){ true, h.req_id, wr_id, is_read, buf, len };
+	return 0;
+}
+
+static int tcp_read(struct tp *tp, const struct tp_remote *w, uint64_t off, void *dst,
+		    uint32_t len, uint64_t wr_id)
+{
+	return post_rw(to_tcp(tp), w, off, dst, len, wr_id, true);
+}
+
+static int tcp_write(struct tp *tp, const struct tp_remote *w, uint64_t off, const void *src,
+		     uint32_t len, uint64_t wr_id)
+{
+	return post_rw(to_tcp(tp), w, off, (void *)src, len, wr_id, false);
+}
+
+static int tcp_send(struct tp *tp, const void *msg, uint32_t len)
+{
+	struct tp_tcp *t = to_tcp(tp);
+	struct tcpwire_hdr h = { .type = TCPWIRE_MSG, .body_len = len };
+
+	if (t->act_state != ACT_UP)
+		return -ENOTCONN;
+	if (!len || len > CCM_MSG_MAX)
+		return -EMSGSIZE;
+	return conn_queue(t, &t->act, &h, msg, len, NULL, 0);
+}
+
+static int tcp_fd(struct tp *tp)
+{
+	return to_tcp(tp)->ep;
+}
+
+static int tcp_progress(struct tp *tp, struct tp_event *out, int max)
+{
+	struct tp_tcp *t = to_tcp(tp);
+	struct epoll_event evs[8];
+	int n, i;
+
+	/* The message handed out last time has been consumed by now: its
+	 * buffer becomes the spare. */
+	if (t->msg_hold) {
+		free(t->spare);
+		t->spare = t->msg_hold;
+		t->msg_hold = NULL;
+	}
+	if (t->evq.len == 0) {
+		n = epoll_wait(t->ep, evs, 8, 0);
+		/* Our own connection first: what the partner answered on it
+		 * before it went away must be reported before the close of
+		 * its connection to us is. */
+		for (i = 0; i < n; i++)
+			if (evs[i].data.ptr == &t->act)
+				active_event(t, evs[i].events);
+		for (i = 0; i < n && !t->msg_hold; i++) {
+			void *who = evs[i].data.ptr;
+
+			if (who == &t->lfd)
+				accept_one(t);
+			else if (who != &t->act)
+				passive_event(t, who, evs[i].events);
+			/* One message per call (the loop stops once one is
+			 * held): its buffer lives until the next call. */
+		}
+	}
+	return tp_evq_take(&t->evq, out, max);
+}
+
+static void tcp_destroy(struct tp *tp)
+{
+	struct tp_tcp *t = to_tcp(tp);
+
+	conn_close(t, &t->act);
+	for (int i = 0; i < TCP_PASSIVE_MAX; i++)
+		conn_close(t, &t->pas[i]);
+	if (t->lfd >= 0)
+		close(t->lfd);
+	close(t->ep);
+	free(t->msg_hold);
+	free(t->spare);
+	free(t);
+}
+
+static int tcp_create(const struct tp_config *cfg, struct tp **out, struct errbuf *e)
+{
+	struct tp_tcp *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return errbuf_set(e, -ENOMEM, "out of memory");
+	t->base.ops = &tp_tcp_ops;
+	t->cfg = *cfg;
+	t->lfd = -1;
+	t->status_key = -1;
+	conn_init(&t->act);
+	for (int i = 0; i < TCP_PASSIVE_MAX; i++)
+		conn_init(&t->pas[i]);
+	t->ep = epoll_create1(EPOLL_CLOEXEC);
+	if (t->ep < 0) {
+		int err = -errno;
+
+		free(t);
+		return errbuf_set(e, err, "epoll_create1: %s", strerror(-err));
+	}
+	*out = &t->base;
+	return 0;
+}
+
+const struct tp_ops tp_tcp_ops = {
+	.name = "tcp",
+	.create = tcp_create,
+	.expose = tcp_expose,
+	.unexpose = tcp_unexpose,
+	.listen = tcp_listen,
+	.connect = tcp_connect,
+	.disconnect = tcp_disconnect,
+	.read = tcp_read,
+	.write = tcp_write,
+	.send = tcp_send,
+	.fd = tcp_fd,
+	.progress = tcp_progress,
+	.destroy = tcp_destroy,
+};
