@@ -27,6 +27,7 @@ const struct tp_ops *tp_lookup(const char *name)
 	static const struct tp_ops *const backends[] = {
 		&tp_tcp_ops,
 		&tp_rdma_ops,
+		&tp_mem_ops,
 	};
 
 	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)

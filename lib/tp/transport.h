@@ -7,8 +7,11 @@
  * the same for every backend; the backends are
  *   tcp   one-sided semantics emulated over TCP: our event loop serves the
  *         partner's READ and WRITE requests against our exposed windows,
- *         as a NIC would (tp_tcp.c);
- *   rdma  libibverbs RC queue pairs connected with librdmacm.
+ *         as a NIC would (tp/tcp.c);
+ *   rdma  libibverbs RC queue pairs connected with librdmacm (tp/rdma.c);
+ *   mem   the same semantics in memory, between transports of one process,
+ *         on a virtual clock with faults injected: the simulator's
+ *         (tp/mem.c).
  *
  * Connections: each node listens (passive side: the partner's operations
  * arrive there and are served without the upper layers seeing them) and
@@ -79,6 +82,9 @@ struct tp_config {
 	 * them to size its own retries (the rdma QP timeout). */
 	uint32_t op_timeout_ms;
 	uint32_t connect_timeout_ms;
+	/* mem: the simulated interconnect this transport joins (tp/mem.h);
+	 * the real backends ignore it. */
+	struct tp_mem_net *net;
 };
 
 /* Expose flags. */
@@ -144,6 +150,7 @@ int tp_evq_take(struct tp_evq *q, struct tp_event *out, int max);
 /* The backends. */
 extern const struct tp_ops tp_tcp_ops;
 extern const struct tp_ops tp_rdma_ops;
+extern const struct tp_ops tp_mem_ops;
 
 /* Look a backend up by name ("tcp", "rdma"); NULL if this build has none. */
 const struct tp_ops *tp_lookup(const char *name);
