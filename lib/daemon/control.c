@@ -376,14 +376,6 @@ void keeper_msg(struct keeper *k, const char *client, uint16_t port, const void 
 	}
 }
 
-void keeper_drop_client(struct keeper *k, const char *client)
-{
-	for (int i = 0; i < KEEPER_CONNS_MAX; i++)
-		if (k->conns[i].fd >= 0 && k->conns[i].attached &&
-		    !strcmp(k->conns[i].client, client))
-			conn_drop(k, &k->conns[i]);
-}
-
 int keeper_attached_count(const struct keeper *k)
 {
 	int n = 0;

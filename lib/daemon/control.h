@@ -70,9 +70,6 @@ void keeper_event(struct keeper *k, const char *client, const struct ctl_event *
 void keeper_msg(struct keeper *k, const char *client, uint16_t port, const void *data,
 		uint32_t len);
 
-/* Drop every channel of client (its ports went away). */
-void keeper_drop_client(struct keeper *k, const char *client);
-
 /* How many client channels are open. */
 int keeper_attached_count(const struct keeper *k);
 
