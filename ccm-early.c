@@ -152,7 +152,12 @@ static int detach(int *handoff_fd)
 	}
 	if (pid == 0) {
 		close(p[0]);
-		setsid();
+		/* Out of the caller's session, so that its terminal closing
+		 * does not take the keeper along.  A fresh child is never a
+		 * group leader, so this fails only on a broken system: say so
+		 * and go on, the keeper works either way. */
+		if (setsid() < 0)
+			fprintf(stderr, "ccm-early connect: setsid: %s\n", strerror(errno));
 		*handoff_fd = p[1];
 		return -1;
 	}

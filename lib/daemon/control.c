@@ -108,8 +108,13 @@ int keeper_open(const char *state_dir, struct keeper **out, struct errbuf *e)
 		goto fail;
 	}
 	/* Who may do what is decided per request from SO_PEERCRED (a client
-	 * descriptor may name a non-root uid), so anyone may connect. */
-	chmod(k->addr.sun_path, 0666);
+	 * descriptor may name a non-root uid), so anyone may connect.  A
+	 * socket left to the umask would lock those clients out unseen. */
+	if (chmod(k->addr.sun_path, 0666) < 0) {
+		r = errbuf_set(e, -errno, "%s: chmod: %s", k->addr.sun_path, strerror(errno));
+		unlink(k->addr.sun_path);
+		goto fail;
+	}
 	ev.data.u64 = UINT64_MAX;
 	if (listen(k->lfd, 16) < 0 || epoll_ctl(k->ep, EPOLL_CTL_ADD, k->lfd, &ev) < 0) {
 		r = errbuf_set(e, -errno, "%s: %s", k->addr.sun_path, strerror(errno));

@@ -346,7 +346,12 @@ static int create_qp(struct tp_rdma *t, struct rdma_cm_id *id, bool passive)
 	 * registered; another route would need another registration. */
 	if (id->verbs != t->ctx)
 		return -EXDEV;
-	rdma_set_option(id, RDMA_OPTION_ID, RDMA_OPTION_ID_ACK_TIMEOUT, &timeout, sizeof(timeout));
+	/* Deliberately unchecked: a provider that refuses it keeps its own
+	 * ACK timeout, which only makes a dead partner slower to show on the
+	 * QP -- the session's operation timeout bounds that anyway (see the
+	 * top of this file); refusing the connection for it would be worse. */
+	(void)rdma_set_option(id, RDMA_OPTION_ID, RDMA_OPTION_ID_ACK_TIMEOUT, &timeout,
+			      sizeof(timeout));
 	return rdma_create_qp(id, t->pd, &qa) ? -errno : 0;
 }
 

@@ -119,20 +119,32 @@ static int epoll_set(struct tp_tcp *t, struct tcp_conn *c, int op)
 	return epoll_ctl(t->ep, op, c->fd, &ev) ? -errno : 0;
 }
 
-static int set_sockopts(int fd)
+/* Latency matters more than segment count; and a partner that dies
+ * without a FIN must be noticed in seconds, not hours.  A connection
+ * without these would hide a dead partner for hours: no option is
+ * optional.  e says which one failed. */
+static int set_sockopts(int fd, struct errbuf *e)
 {
-	int one = 1, idle = 1, intvl = 1, cnt = 3;
-	unsigned user_timeout = 3000;
+	static const int one = 1, idle = 1, intvl = 1, cnt = 3;
+	static const unsigned user_timeout = 3000;
+	static const struct {
+		int level, name;
+		const char *what;
+		const void *val;
+	} opts[] = {
+		{ IPPROTO_TCP, TCP_NODELAY, "TCP_NODELAY", &one },
+		{ SOL_SOCKET, SO_KEEPALIVE, "SO_KEEPALIVE", &one },
+		{ IPPROTO_TCP, TCP_KEEPIDLE, "TCP_KEEPIDLE", &idle },
+		{ IPPROTO_TCP, TCP_KEEPINTVL, "TCP_KEEPINTVL", &intvl },
+		{ IPPROTO_TCP, TCP_KEEPCNT, "TCP_KEEPCNT", &cnt },
+		{ IPPROTO_TCP, TCP_USER_TIMEOUT, "TCP_USER_TIMEOUT", &user_timeout },
+	};
 
-	/* Latency matters more than segment count; and a partner that dies
-	 * without a FIN must be noticed in seconds, not hours. */
-	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) ||
-	    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) ||
-	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) ||
-	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl)) ||
-	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) ||
-	    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout)))
-		return -errno;
+	/* Every value is an int or unsigned: one size for all. */
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+		if (setsockopt(fd, opts[i].level, opts[i].name, opts[i].val, sizeof(int)) < 0)
+			return errbuf_set(e, -errno, "setsockopt %s: %s", opts[i].what,
+					  strerror(errno));
 	return 0;
 }
 
@@ -365,7 +377,8 @@ static int serve_frame(struct tp_tcp *t, struct tcp_conn *c)
 static int accept_one(struct tp_tcp *t)
 {
 	struct tcp_conn *slot = NULL;
-	int fd, i;
+	struct errbuf e;
+	int fd, i, r;
 
 	fd = accept4(t->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0)
@@ -385,11 +398,19 @@ static int accept_one(struct tp_tcp *t)
 		for (i = 0; i < TCP_PASSIVE_MAX - 1; i++)
 			epoll_set(t, &t->pas[i], EPOLL_CTL_MOD);
 	}
-	set_sockopts(fd);
 	slot->fd = fd;
-	if (epoll_set(t, slot, EPOLL_CTL_ADD) < 0) {
+	r = set_sockopts(fd, &e);
+	if (r == 0 && (r = epoll_set(t, slot, EPOLL_CTL_ADD)) < 0)
+		errbuf_set(&e, r, "epoll: %s", strerror(-r));
+	if (r < 0) {
+		/* The partner's connect retries; the session hears why this
+		 * one was dropped. */
+		struct tp_event ev = { .type = TP_EV_REJECTED, .status = r };
+
+		snprintf(ev.detail, sizeof(ev.detail), "cannot take the connection: %.*s",
+			 (int)sizeof(ev.detail) - 32, e.msg);
+		tp_evq_push(&t->evq, &ev);
 		conn_close(t, slot);
-		return 0;
 	}
 	return 0;
 }
@@ -600,6 +621,7 @@ static int tcp_listen(struct tp *tp, struct errbuf *e)
 	struct tp_tcp *t = to_tcp(tp);
 	struct sockaddr_storage ss;
 	struct epoll_event ev = { .events = EPOLLIN };
+	const char *what;
 	socklen_t len;
 	char buf[96];
 	int one = 1;
@@ -609,14 +631,25 @@ static int tcp_listen(struct tp *tp, struct errbuf *e)
 	t->lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (t->lfd < 0)
 		return errbuf_set(e, -errno, "socket: %s", strerror(errno));
-	setsockopt(t->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(t->lfd, (struct sockaddr *)&ss, len) < 0 || listen(t->lfd, 8) < 0) {
+	/* Without SO_REUSEADDR a keeper restarted within TIME_WAIT could not
+	 * listen again: say so now rather than as a puzzling EADDRINUSE. */
+	what = "setsockopt SO_REUSEADDR";
+	if (setsockopt(t->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0) {
+		what = "bind";
+		if (bind(t->lfd, (struct sockaddr *)&ss, len) == 0) {
+			what = "listen";
+			if (listen(t->lfd, 8) == 0)
+				what = NULL;
+		}
+	}
+	if (what) {
 		int err = -errno;
 
 		close(t->lfd);
 		t->lfd = -1;
-		return errbuf_set(e, err, "cannot listen on %s: %s",
-				  tp_format_addr(&t->cfg.local, buf, sizeof(buf)), strerror(-err));
+		return errbuf_set(e, err, "cannot listen on %s: %s: %s",
+				  tp_format_addr(&t->cfg.local, buf, sizeof(buf)), what,
+				  strerror(-err));
 	}
 	ev.data.ptr = &t->lfd;
 	if (epoll_ctl(t->ep, EPOLL_CTL_ADD, t->lfd, &ev) < 0)
@@ -641,8 +674,8 @@ static int tcp_connect(struct tp *tp)
 		return -errno;
 	/* Leave from our own link address, so the traffic takes the
 	 * interconnect it was configured for. */
-	if (bind(fd, (struct sockaddr *)&local, llen) < 0 || set_sockopts(fd) < 0) {
-		r = -errno;
+	r = bind(fd, (struct sockaddr *)&local, llen) < 0 ? -errno : set_sockopts(fd, NULL);
+	if (r < 0) {
 		close(fd);
 		return r;
 	}
