@@ -14,8 +14,10 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 /* Digits only, 1..65535: no sign, no spaces, no hex, no empty string. */
 static int parse_port(const char *s, uint16_t *out)
@@ -86,6 +88,25 @@ int tp_parse_addr(const char *s, uint16_t default_port, struct tp_addr *out,
 		return errbuf_set(e, -EINVAL, "address '%.80s': cannot format", s);
 	out->port = pnum;
 	return 0;
+}
+
+int tp_to_sockaddr(const struct tp_addr *a, uint16_t port, struct sockaddr_storage *ss)
+{
+	struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, a->host, &in4->sin_addr) == 1) {
+		in4->sin_family = AF_INET;
+		in4->sin_port = htons(port);
+		return (int)sizeof(*in4);
+	}
+	if (inet_pton(AF_INET6, a->host, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(port);
+		return (int)sizeof(*in6);
+	}
+	return -EINVAL;
 }
 
 const char *tp_format_addr(const struct tp_addr *a, char *buf, size_t len)

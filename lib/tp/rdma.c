@@ -19,7 +19,6 @@
  * One epoll fd covers the CM event channel and the completion channel. */
 #include "tp/transport.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -28,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <infiniband/verbs.h>
@@ -143,25 +143,6 @@ static uint32_t next_gen(struct tp_rdma *t)
 	if (++t->gen == 0)
 		t->gen = 1;
 	return t->gen;
-}
-
-static int to_sockaddr(const struct tp_addr *a, uint16_t port, struct sockaddr_storage *ss)
-{
-	struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-
-	memset(ss, 0, sizeof(*ss));
-	if (inet_pton(AF_INET, a->host, &in4->sin_addr) == 1) {
-		in4->sin_family = AF_INET;
-		in4->sin_port = htons(port);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, a->host, &in6->sin6_addr) == 1) {
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons(port);
-		return 0;
-	}
-	return -EINVAL;
 }
 
 static int set_nonblock(int fd)
@@ -765,8 +746,8 @@ static int rdma_tp_connect(struct tp *tp)
 
 	if (t->act_state != ACT_IDLE)
 		return -EALREADY;
-	if (to_sockaddr(&t->cfg.local, 0, &src) < 0 ||
-	    to_sockaddr(&t->cfg.partner, t->cfg.partner.port, &dst) < 0)
+	if (tp_to_sockaddr(&t->cfg.local, 0, &src) < 0 ||
+	    tp_to_sockaddr(&t->cfg.partner, t->cfg.partner.port, &dst) < 0)
 		return -EINVAL;
 	if (rdma_create_id(t->cm, &t->act.id, t, RDMA_PS_TCP))
 		return -errno;
@@ -958,7 +939,7 @@ static int setup_device(struct tp_rdma *t, struct errbuf *e)
 				  strerror(errno));
 	if (set_nonblock(t->cm->fd) < 0 || rdma_create_id(t->cm, &t->listen_id, t, RDMA_PS_TCP))
 		return errbuf_set(e, -errno, "rdma_create_id: %s", strerror(errno));
-	if (to_sockaddr(&t->cfg.local, t->cfg.local.port, &ss) < 0)
+	if (tp_to_sockaddr(&t->cfg.local, t->cfg.local.port, &ss) < 0)
 		return errbuf_set(e, -EINVAL, "listen address '%s' is not numeric", t->cfg.local.host);
 	if (rdma_bind_addr(t->listen_id, (struct sockaddr *)&ss))
 		return errbuf_set(e, -errno, "cannot bind %s:%u for RDMA: %s", t->cfg.local.host,

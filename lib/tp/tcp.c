@@ -17,7 +17,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <arpa/inet.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,27 +145,6 @@ static int set_sockopts(int fd, struct errbuf *e)
 			return errbuf_set(e, -errno, "setsockopt %s: %s", opts[i].what,
 					  strerror(errno));
 	return 0;
-}
-
-static int to_sockaddr(const struct tp_addr *a, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
-{
-	struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-
-	memset(ss, 0, sizeof(*ss));
-	if (inet_pton(AF_INET, a->host, &in4->sin_addr) == 1) {
-		in4->sin_family = AF_INET;
-		in4->sin_port = htons(port);
-		*len = sizeof(*in4);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, a->host, &in6->sin6_addr) == 1) {
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons(port);
-		*len = sizeof(*in6);
-		return 0;
-	}
-	return -EINVAL;
 }
 
 /* --- output ---------------------------------------------------------------- */
@@ -624,10 +602,12 @@ static int tcp_listen(struct tp *tp, struct errbuf *e)
 	const char *what;
 	socklen_t len;
 	char buf[96];
-	int one = 1;
+	int one = 1, r;
 
-	if (to_sockaddr(&t->cfg.local, t->cfg.local.port, &ss, &len) < 0)
-		return errbuf_set(e, -EINVAL, "listen address '%s' is not numeric", t->cfg.local.host);
+	r = tp_to_sockaddr(&t->cfg.local, t->cfg.local.port, &ss);
+	if (r < 0)
+		return errbuf_set(e, r, "listen address '%s' is not numeric", t->cfg.local.host);
+	len = (socklen_t)r;
 	t->lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (t->lfd < 0)
 		return errbuf_set(e, -errno, "socket: %s", strerror(errno));
@@ -666,9 +646,14 @@ static int tcp_connect(struct tp *tp)
 
 	if (t->act_state != ACT_IDLE)
 		return -EALREADY;
-	if (to_sockaddr(&t->cfg.partner, t->cfg.partner.port, &ss, &len) < 0 ||
-	    to_sockaddr(&t->cfg.local, 0, &local, &llen) < 0)
-		return -EINVAL;
+	r = tp_to_sockaddr(&t->cfg.partner, t->cfg.partner.port, &ss);
+	if (r < 0)
+		return r;
+	len = (socklen_t)r;
+	r = tp_to_sockaddr(&t->cfg.local, 0, &local);
+	if (r < 0)
+		return r;
+	llen = (socklen_t)r;
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;

@@ -159,5 +159,9 @@ const struct tp_ops *tp_lookup(const char *name);
 int tp_parse_addr(const char *s, uint16_t default_port, struct tp_addr *out, struct errbuf *e);
 /* "ADDR:PORT" or "[V6]:PORT" into buf. */
 const char *tp_format_addr(const struct tp_addr *a, char *buf, size_t len);
+/* a's host with the given port as a sockaddr_in or _in6 in *ss: its length
+ * for bind() and connect(), or -EINVAL if the host is not numeric. */
+struct sockaddr_storage;
+int tp_to_sockaddr(const struct tp_addr *a, uint16_t port, struct sockaddr_storage *ss);
 
 #endif

@@ -1,7 +1,10 @@
-/* test_addr: tp_parse_addr / tp_format_addr. */
+/* test_addr: tp_parse_addr / tp_format_addr / tp_to_sockaddr. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "check.h"
 #include "tp/transport.h"
@@ -102,5 +105,23 @@ int main(void)
 	CHECK(!strcmp(tp_format_addr(&a, buf, sizeof(buf)), "[::1]:7471"),
 	      "format v6: %s", buf);
 	CHECK(!strcmp(tp_format_addr(&a, buf, 5), "[::1"), "format truncates safely");
+
+	{
+		struct sockaddr_storage ss;
+		const struct sockaddr_in *in4 = (const struct sockaddr_in *)&ss;
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+
+		strcpy(a.host, "10.0.0.1");
+		CHECK(tp_to_sockaddr(&a, 7471, &ss) == (int)sizeof(*in4) &&
+		      in4->sin_family == AF_INET && ntohs(in4->sin_port) == 7471 &&
+		      ntohl(in4->sin_addr.s_addr) == 0x0a000001, "sockaddr v4");
+		strcpy(a.host, "fd00::2");
+		CHECK(tp_to_sockaddr(&a, 0, &ss) == (int)sizeof(*in6) &&
+		      in6->sin6_family == AF_INET6 && in6->sin6_port == 0 &&
+		      in6->sin6_addr.s6_addr[0] == 0xfd && in6->sin6_addr.s6_addr[15] == 2,
+		      "sockaddr v6, port 0");
+		strcpy(a.host, "host.example");
+		CHECK(tp_to_sockaddr(&a, 1, &ss) == -EINVAL, "sockaddr: names are refused");
+	}
 	return check_done();
 }
