@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,9 @@
 #define RNR_RETRY_FOREVER  7
 #define RD_ATOMIC_WANTED   4
 #define RESOLVE_TIMEOUT_MS 1000
+/* A diagnosis for an event's detail: the provider's own words, where the
+ * errno the session gets (EIO, ECONNRESET) cannot say what happened. */
+#define WHY_MAX            sizeof(((struct tp_event *)0)->detail)
 
 /* What a work request was for: the top byte of its wr_id. */
 enum { WR_OP = 1, WR_SEND = 2, WR_RECV = 3 };
@@ -74,6 +78,8 @@ struct rdma_conn {
 	uint8_t *recv;
 	struct ibv_mr *recv_mr;
 	bool held[RDMA_RECV_SLOTS];  /* handed out; repost at the next progress */
+	char why[WHY_MAX];      /* "" or what is known of why it is failing,
+	                           for the detail of its going down */
 };
 
 struct rdma_pending {
@@ -143,6 +149,26 @@ static uint32_t next_gen(struct tp_rdma *t)
 	if (++t->gen == 0)
 		t->gen = 1;
 	return t->gen;
+}
+
+static void why_set(char why[WHY_MAX], const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void why_set(char why[WHY_MAX], const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, WHY_MAX, fmt, ap);
+	va_end(ap);
+}
+
+/* An error completion in the provider's words; vendor_err is what its
+ * documentation (or its support) needs. */
+static void why_wc(char why[WHY_MAX], const char *what, const struct ibv_wc *wc)
+{
+	why_set(why, "%s completion: %s (status %d, vendor error 0x%x)", what,
+		ibv_wc_status_str(wc->status), (int)wc->status, wc->vendor_err);
 }
 
 static int set_nonblock(int fd)
@@ -308,7 +334,8 @@ static int post_recv(struct tp_rdma *t, struct rdma_conn *c, int slot)
 	return ibv_post_recv(c->id->qp, &wr, &bad) ? -errno : 0;
 }
 
-static int create_qp(struct tp_rdma *t, struct rdma_cm_id *id, bool passive)
+/* why says which step failed. */
+static int create_qp(struct tp_rdma *t, struct rdma_cm_id *id, bool passive, char why[WHY_MAX])
 {
 	struct ibv_qp_init_attr qa = {
 		.send_cq = t->cq,
@@ -325,15 +352,24 @@ static int create_qp(struct tp_rdma *t, struct rdma_cm_id *id, bool passive)
 
 	/* The partner must be reached through the device whose memory we
 	 * registered; another route would need another registration. */
-	if (id->verbs != t->ctx)
+	if (id->verbs != t->ctx) {
+		why_set(why, "the route to the partner leaves through another device than %s",
+			ibv_get_device_name(t->ctx->device));
 		return -EXDEV;
+	}
 	/* Deliberately unchecked: a provider that refuses it keeps its own
 	 * ACK timeout, which only makes a dead partner slower to show on the
 	 * QP -- the session's operation timeout bounds that anyway (see the
 	 * top of this file); refusing the connection for it would be worse. */
 	(void)rdma_set_option(id, RDMA_OPTION_ID, RDMA_OPTION_ID_ACK_TIMEOUT, &timeout,
 			      sizeof(timeout));
-	return rdma_create_qp(id, t->pd, &qa) ? -errno : 0;
+	if (rdma_create_qp(id, t->pd, &qa)) {
+		int err = -errno;
+
+		why_set(why, "rdma_create_qp: %s", strerror(-err));
+		return err;
+	}
+	return 0;
 }
 
 static struct rdma_conn_param conn_param(const struct tp_rdma *t, const void *priv, uint8_t len)
@@ -353,7 +389,7 @@ static struct rdma_conn_param conn_param(const struct tp_rdma *t, const void *pr
 
 /* --- the active side --------------------------------------------------------------- */
 
-static void fail_pending(struct tp_rdma *t, int status)
+static void fail_pending(struct tp_rdma *t, int status, const char *why)
 {
 	for (int i = 0; i < RDMA_PENDING_MAX; i++) {
 		struct tp_event ev = { .type = TP_EV_OP_DONE, .status = status };
@@ -361,21 +397,28 @@ static void fail_pending(struct tp_rdma *t, int status)
 		if (!t->pend[i].used)
 			continue;
 		ev.wr_id = t->pend[i].wr_id;
+		snprintf(ev.detail, sizeof(ev.detail), "%s", why);
 		t->pend[i].used = false;
 		tp_evq_push(&t->evq, &ev);
 	}
 }
 
-static void active_down(struct tp_rdma *t, int status)
+/* Our connection is gone.  why (NULL: none) is the diagnosis for the
+ * events' detail, with what the connection noted before (act.why). */
+static void active_down(struct tp_rdma *t, int status, const char *why)
 {
 	enum active_state was = t->act_state;
 	struct tp_event ev = { .status = status };
 
+	if (why && *why && t->act.why[0])
+		why_set(ev.detail, "%s; %s", why, t->act.why);  /* cut to fit */
+	else
+		why_set(ev.detail, "%s", why && *why ? why : t->act.why);
 	if (t->act.id && was == ACT_UP)
 		rdma_disconnect(t->act.id);
 	conn_destroy(t, &t->act);
 	t->act_state = ACT_IDLE;
-	fail_pending(t, status ? status : -ECONNRESET);
+	fail_pending(t, status ? status : -ECONNRESET, ev.detail);
 	memset(t->send_gen, 0, sizeof(t->send_gen));
 	if (was == ACT_UP) {
 		ev.type = TP_EV_DISCONNECTED;
@@ -387,7 +430,7 @@ static void active_down(struct tp_rdma *t, int status)
 	}
 }
 
-static int active_route_resolved(struct tp_rdma *t)
+static int active_route_resolved(struct tp_rdma *t, char why[WHY_MAX])
 {
 	struct tcpwire_conn_req req = { .proto_min = CCM_PROTO_MIN, .proto_max = CCM_PROTO_MAX,
 					.node_id = t->cfg.node_id };
@@ -395,15 +438,18 @@ static int active_route_resolved(struct tp_rdma *t)
 	struct rdma_conn_param p;
 	int r;
 
-	r = create_qp(t, t->act.id, false);
+	r = create_qp(t, t->act.id, false, why);
 	if (r < 0)
 		return r;
 	be_put32(priv, RDMA_PRIV_MAGIC);
 	if (tcpwire_encode_conn_req(&req, priv + 4) < 0)
 		return -EINVAL;
 	p = conn_param(t, priv, sizeof(priv));
-	if (rdma_connect(t->act.id, &p))
-		return -errno;
+	if (rdma_connect(t->act.id, &p)) {
+		r = -errno;
+		why_set(why, "rdma_connect: %s", strerror(-r));
+		return r;
+	}
 	t->act_state = ACT_CONNECTING;
 	return 0;
 }
@@ -453,7 +499,8 @@ static void passive_request(struct tp_rdma *t, struct rdma_cm_id *id, const uint
 	uint8_t priv[4 + TCPWIRE_CONN_REP_LEN];
 	struct rdma_conn_param p;
 	struct rdma_conn *c = NULL;
-	int i, oldest = 0;
+	char why[WHY_MAX] = "";
+	int i, oldest = 0, r;
 
 	if (!req_body || tcpwire_decode_conn_req(req_body, TCPWIRE_CONN_REQ_LEN, &req, NULL) < 0) {
 		reject(t, id, "connection request without a valid CCMR private data");
@@ -479,31 +526,45 @@ static void passive_request(struct tp_rdma *t, struct rdma_cm_id *id, const uint
 	c->gen = ++t->greetings;
 	c->peer_node = req.node_id;
 	c->recv = aligned_alloc(4096, (size_t)RDMA_RECV_SLOTS * CCM_MSG_MAX);
-	if (!c->recv)
+	if (!c->recv) {
+		why_set(why, "no memory for receive buffers");
 		goto fail;
+	}
 	c->recv_mr = ibv_reg_mr(t->pd, c->recv, (size_t)RDMA_RECV_SLOTS * CCM_MSG_MAX,
 				IBV_ACCESS_LOCAL_WRITE);
-	if (!c->recv_mr || create_qp(t, id, true) < 0)
+	if (!c->recv_mr) {
+		why_set(why, "ibv_reg_mr: %s", strerror(errno));
 		goto fail;
-	for (i = 0; i < RDMA_RECV_SLOTS; i++)
-		if (post_recv(t, c, i) < 0)
+	}
+	if (create_qp(t, id, true, why) < 0)
+		goto fail;
+	for (i = 0; i < RDMA_RECV_SLOTS; i++) {
+		r = post_recv(t, c, i);
+		if (r < 0) {
+			why_set(why, "ibv_post_recv: %s", strerror(-r));
 			goto fail;
+		}
+	}
 	rep.status_addr = (uintptr_t)t->regions[t->status_key].base;
 	rep.status_rkey = t->regions[t->status_key].mr->rkey;
 	rep.status_len = (uint32_t)t->regions[t->status_key].len;
 	be_put32(priv, RDMA_PRIV_MAGIC);
-	if (tcpwire_encode_conn_rep(&rep, priv + 4) < 0)
+	if (tcpwire_encode_conn_rep(&rep, priv + 4) < 0) {
+		why_set(why, "cannot encode our CONN_REP");
 		goto fail;
+	}
 	p = conn_param(t, priv, sizeof(priv));
-	if (rdma_accept(id, &p))
+	if (rdma_accept(id, &p)) {
+		why_set(why, "rdma_accept: %s", strerror(errno));
 		goto fail;
+	}
 	return;
 fail:
 	c->id = NULL;
 	conn_destroy(t, c);
 	if (id->qp)
 		rdma_destroy_qp(id);
-	reject(t, id, "cannot set up a queue pair for the partner's connection");
+	reject(t, id, why);
 }
 
 static void passive_closed(struct tp_rdma *t, struct rdma_conn *c)
@@ -511,6 +572,7 @@ static void passive_closed(struct tp_rdma *t, struct rdma_conn *c)
 	struct tp_event ev = { .type = TP_EV_PEER_CLOSED };
 	bool current = c->established && c->gen == t->greetings;
 
+	snprintf(ev.detail, sizeof(ev.detail), "%s", c->why);
 	conn_destroy(t, c);
 	if (current)
 		tp_evq_push(&t->evq, &ev);
@@ -525,6 +587,7 @@ static void cm_event(struct tp_rdma *t, struct rdma_cm_event *e)
 	uint8_t priv[64];
 	uint8_t priv_len = e->param.conn.private_data_len;
 	int status = e->status;
+	char why[WHY_MAX] = "";
 	struct rdma_conn *c;
 
 	/* Copy what is needed, then acknowledge before acting: destroying
@@ -542,10 +605,13 @@ static void cm_event(struct tp_rdma *t, struct rdma_cm_event *e)
 		return;
 	}
 	if (type == RDMA_CM_EVENT_DEVICE_REMOVAL) {
-		active_down(t, -ENODEV);
+		why_set(why, "%s: the RDMA device went away", rdma_event_str(type));
+		active_down(t, -ENODEV, why);
 		for (int i = 0; i < RDMA_PASSIVE_MAX; i++)
-			if (t->pas[i].id)
+			if (t->pas[i].id) {
+				memcpy(t->pas[i].why, why, sizeof(why));
 				passive_closed(t, &t->pas[i]);
+			}
 		return;
 	}
 	if (id == t->act.id) {
@@ -553,31 +619,45 @@ static void cm_event(struct tp_rdma *t, struct rdma_cm_event *e)
 
 		switch (type) {
 		case RDMA_CM_EVENT_ADDR_RESOLVED:
-			r = rdma_resolve_route(id, RESOLVE_TIMEOUT_MS) ? -errno : 0;
+			if (rdma_resolve_route(id, RESOLVE_TIMEOUT_MS)) {
+				r = -errno;
+				why_set(why, "rdma_resolve_route: %s", strerror(-r));
+			}
 			break;
 		case RDMA_CM_EVENT_ROUTE_RESOLVED:
-			r = active_route_resolved(t);
+			r = active_route_resolved(t, why);
 			break;
 		case RDMA_CM_EVENT_ESTABLISHED:
 			r = active_established(t, priv, priv_len);
+			if (r < 0)
+				why_set(why, "the partner accepted without a valid CCMR private data");
 			break;
 		case RDMA_CM_EVENT_REJECTED:
+			/* status: the CM's reject reason (28: the partner's
+			 * manager refused; its log says why). */
 			r = -ECONNREFUSED;
+			why_set(why, "%s (reason %d)", rdma_event_str(type), status);
 			break;
 		case RDMA_CM_EVENT_ADDR_ERROR:
 		case RDMA_CM_EVENT_ROUTE_ERROR:
 		case RDMA_CM_EVENT_UNREACHABLE:
 		case RDMA_CM_EVENT_CONNECT_ERROR:
 			r = status < 0 ? status : -EHOSTUNREACH;
+			why_set(why, "%s (status %d)", rdma_event_str(type), status);
 			break;
 		case RDMA_CM_EVENT_DISCONNECTED:
 			r = -ECONNRESET;
+			why_set(why, "%s", rdma_event_str(type));
 			break;
 		default:
+			/* Nothing to do about it now; named when the
+			 * connection goes down, should that follow. */
+			why_set(t->act.why, "after an unexpected %s (status %d)",
+				rdma_event_str(type), status);
 			break;
 		}
 		if (r < 0)
-			active_down(t, r);
+			active_down(t, r, why);
 		return;
 	}
 	c = passive_by_id(t, id);
@@ -594,9 +674,15 @@ static void cm_event(struct tp_rdma *t, struct rdma_cm_event *e)
 	case RDMA_CM_EVENT_DISCONNECTED:
 	case RDMA_CM_EVENT_CONNECT_ERROR:
 	case RDMA_CM_EVENT_UNREACHABLE:
+		/* What was noted first (an error completion) says more. */
+		if (!c->why[0])
+			why_set(c->why, "%s (status %d)", rdma_event_str(type), status);
 		passive_closed(t, c);
 		break;
 	default:
+		if (!c->why[0])
+			why_set(c->why, "after an unexpected %s (status %d)",
+				rdma_event_str(type), status);
 		break;
 	}
 }
@@ -617,25 +703,35 @@ static void cq_entry(struct tp_rdma *t, const struct ibv_wc *wc)
 		ev.wr_id = p->wr_id;
 		ev.status = wc->status == IBV_WC_SUCCESS ? 0 : -EIO;
 		if (ev.status)
-			snprintf(ev.detail, sizeof(ev.detail), "%s", ibv_wc_status_str(wc->status));
+			why_wc(ev.detail, "READ/WRITE", wc);
 		tp_evq_push(&t->evq, &ev);
 		/* An error completion leaves the QP in the error state. */
 		if (ev.status)
-			active_down(t, -EIO);
+			active_down(t, -EIO, ev.detail);
 	} else if (kind == WR_SEND) {
+		char why[WHY_MAX];
+
 		if (index >= RDMA_SEND_SLOTS || t->send_gen[index] != gen)
 			return;  /* from a connection torn down since */
 		t->send_gen[index] = 0;
-		if (wc->status != IBV_WC_SUCCESS)
-			active_down(t, -EIO);
+		if (wc->status != IBV_WC_SUCCESS) {
+			why_wc(why, "SEND", wc);
+			active_down(t, -EIO, why);
+		}
 	} else if (kind == WR_RECV) {
 		unsigned ci = index >> 8, slot = index & 0xff;
 		struct rdma_conn *c = ci < RDMA_PASSIVE_MAX ? &t->pas[ci] : NULL;
 		struct tp_event ev = { .type = TP_EV_MESSAGE };
 
-		if (!c || !c->id || c->gen != gen || slot >= RDMA_RECV_SLOTS ||
-		    wc->status != IBV_WC_SUCCESS)
-			return;  /* flushed as its connection went down */
+		if (!c || !c->id || c->gen != gen || slot >= RDMA_RECV_SLOTS)
+			return;  /* from a connection let go since */
+		if (wc->status != IBV_WC_SUCCESS) {
+			/* Flushed as the connection goes down; any other
+			 * error is why it goes, for its PEER_CLOSED. */
+			if (wc->status != IBV_WC_WR_FLUSH_ERR && !c->why[0])
+				why_wc(c->why, "receive", wc);
+			return;
+		}
 		if (c->gen != t->greetings) {
 			/* Only the partner's current connection speaks for
 			 * it; the buffer goes straight back. */
@@ -754,14 +850,19 @@ static int rdma_tp_connect(struct tp *tp)
 	t->act_state = ACT_RESOLVING;
 	/* From our own address, so the connection takes this interconnect. */
 	if (rdma_resolve_addr(t->act.id, (struct sockaddr *)&src, (struct sockaddr *)&dst,
-			      RESOLVE_TIMEOUT_MS))
-		active_down(t, -errno);
+			      RESOLVE_TIMEOUT_MS)) {
+		int err = -errno;
+		char why[WHY_MAX];
+
+		why_set(why, "rdma_resolve_addr: %s", strerror(-err));
+		active_down(t, err, why);
+	}
 	return 0;
 }
 
 static void rdma_tp_disconnect(struct tp *tp)
 {
-	active_down(to_rdma(tp), -ECONNABORTED);
+	active_down(to_rdma(tp), -ECONNABORTED, NULL);
 }
 
 static struct ibv_mr *local_mr(struct tp_rdma *t, const void *p, uint32_t len)
