@@ -21,7 +21,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -37,6 +36,7 @@
 #include "base/limits.h"
 #include "base/be.h"
 #include "proto/tcpwire.h"
+#include "tp/rdma_reaper.h"
 
 #define RDMA_REGIONS_MAX   (CCM_PORTS_TOTAL + 8)
 #define RDMA_PASSIVE_MAX   2      /* the partner's current connection, and one it left */
@@ -89,28 +89,6 @@ struct rdma_pending {
 };
 
 enum active_state { ACT_IDLE, ACT_RESOLVING, ACT_CONNECTING, ACT_UP };
-
-/* Destroying a queue pair can block for seconds in the kernel: rxe waits
- * for the packets it still holds, and a link that lost its carrier does
- * not let them go.  The event loop must not wait -- the other links, the
- * heartbeat and the clients depend on it -- so a connection that goes is
- * moved to the error state (that does not block; its work requests
- * complete flushed, with generations that are stale by then) and this
- * thread destroys its queue pair and CM id.  Its buffers come back to the
- * loop, which frees them: a message handed out of them may still be read
- * until the next progress. */
-#define REAPER_MAX 16
-
-struct reaper {
-	pthread_t thread;
-	bool started, stopping;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct rdma_conn grave[REAPER_MAX];  /* to destroy */
-	int ngrave;
-	struct rdma_conn done[REAPER_MAX];   /* destroyed; buffers to free */
-	int ndone;
-};
 
 struct tp_rdma {
 	struct tp base;
@@ -214,91 +192,12 @@ static void conn_destroy_now(struct rdma_conn *c)
 	conn_free_buffers(c);
 }
 
-static void *reaper_main(void *arg)
-{
-	struct reaper *r = arg;
-
-	pthread_mutex_lock(&r->lock);
-	for (;;) {
-		struct rdma_conn c;
-
-		while (!r->ngrave && !r->stopping)
-			pthread_cond_wait(&r->cond, &r->lock);
-		if (!r->ngrave)
-			break;
-		c = r->grave[--r->ngrave];
-		pthread_mutex_unlock(&r->lock);
-		if (c.id->qp)
-			rdma_destroy_qp(c.id);
-		rdma_destroy_id(c.id);
-		c.id = NULL;
-		pthread_mutex_lock(&r->lock);
-		/* There is room: done holds no more than grave did. */
-		r->done[r->ndone++] = c;
-	}
-	pthread_mutex_unlock(&r->lock);
-	return NULL;
-}
-
-static bool reaper_start(struct reaper *r)
-{
-	if (r->started)
-		return true;
-	if (pthread_mutex_init(&r->lock, NULL))
-		return false;
-	if (pthread_cond_init(&r->cond, NULL)) {
-		pthread_mutex_destroy(&r->lock);
-		return false;
-	}
-	if (pthread_create(&r->thread, NULL, reaper_main, r)) {
-		pthread_cond_destroy(&r->cond);
-		pthread_mutex_destroy(&r->lock);
-		return false;
-	}
-	r->started = true;
-	return true;
-}
-
-/* Free the buffers of the connections the reaper has finished. */
-static void reaper_collect(struct reaper *r)
-{
-	struct rdma_conn done[REAPER_MAX];
-	int n;
-
-	if (!r->started)
-		return;
-	pthread_mutex_lock(&r->lock);
-	n = r->ndone;
-	memcpy(done, r->done, sizeof(done[0]) * (size_t)n);
-	r->ndone = 0;
-	pthread_mutex_unlock(&r->lock);
-	for (int i = 0; i < n; i++)
-		conn_free_buffers(&done[i]);
-}
-
-/* Wait for everything handed to the reaper, and end it. */
-static void reaper_stop(struct reaper *r)
-{
-	if (!r->started)
-		return;
-	pthread_mutex_lock(&r->lock);
-	r->stopping = true;
-	pthread_cond_signal(&r->cond);
-	pthread_mutex_unlock(&r->lock);
-	pthread_join(r->thread, NULL);
-	reaper_collect(r);
-	pthread_cond_destroy(&r->cond);
-	pthread_mutex_destroy(&r->lock);
-	r->started = false;
-}
-
-/* Let a connection go without waiting for the kernel (see struct reaper). */
+/* Let a connection go without waiting for the kernel (rdma_reaper.h). */
 static void conn_destroy(struct tp_rdma *t, struct rdma_conn *c)
 {
-	struct reaper *r = &t->reaper;
-	bool queued = false;
+	struct reaper_item it = { c->id, c->recv, c->recv_mr };
 
-	if (!c->id || !reaper_start(r)) {
+	if (!c->id) {
 		conn_destroy_now(c);
 		return;
 	}
@@ -307,17 +206,10 @@ static void conn_destroy(struct tp_rdma *t, struct rdma_conn *c)
 
 		ibv_modify_qp(c->id->qp, &a, IBV_QP_STATE);
 	}
-	pthread_mutex_lock(&r->lock);
-	if (r->ngrave + r->ndone < REAPER_MAX) {
-		r->grave[r->ngrave++] = *c;
-		pthread_cond_signal(&r->cond);
-		queued = true;
-	}
-	pthread_mutex_unlock(&r->lock);
-	if (queued)
+	if (reaper_bury(&t->reaper, &it))
 		memset(c, 0, sizeof(*c));
 	else
-		conn_destroy_now(c);  /* the reaper is that far behind: wait */
+		conn_destroy_now(c);  /* no reaper, or it is that far behind: wait */
 }
 
 static int post_recv(struct tp_rdma *t, struct rdma_conn *c, int slot)
