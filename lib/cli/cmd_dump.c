@@ -10,7 +10,7 @@
 #include <time.h>
 
 #include "client/ccm.h"
-#include "conf/config.h"
+#include "base/num.h"
 #include "base/limits.h"
 #include "proto/mirror.h"
 #include "daemon/session.h"
@@ -129,7 +129,7 @@ int verb_dump(int argc, char **argv)
 			state_dir = optarg;
 			break;
 		case 'p':
-			if (kv_parse_u32(optarg, 0, CCM_PORTS_MAX - 1, &port) < 0) {
+			if (num_parse_u32(optarg, 0, CCM_PORTS_MAX - 1, &port) < 0) {
 				fprintf(stderr, "ccm-early dump: --port: '%.64s' is not a number "
 					"in 0..%d\n", optarg, CCM_PORTS_MAX - 1);
 				usage(stderr);

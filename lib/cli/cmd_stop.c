@@ -14,6 +14,7 @@
 #include "client/attach.h"
 #include "client/ctl.h"
 #include "client/fdmsg.h"
+#include "base/num.h"
 #include "daemon/session.h"
 
 #define GRACE_DEFAULT_MS 5000u
@@ -39,22 +40,6 @@ static void usage(FILE *out)
 		"Exit codes: 0 stopped; 1 no keeper running, or it refused or failed;\n"
 		"2 usage error.\n",
 		GRACE_MAX_MS, GRACE_DEFAULT_MS);
-}
-
-/* Digits only, 0..GRACE_MAX_MS. */
-static int parse_ms(const char *s, uint32_t *out)
-{
-	uint32_t v = 0;
-
-	if (!*s)
-		return -EINVAL;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9' || v > (GRACE_MAX_MS - (uint32_t)(*s - '0')) / 10)
-			return -EINVAL;
-		v = v * 10 + (uint32_t)(*s - '0');
-	}
-	*out = v;
-	return 0;
 }
 
 /* Wait for the keeper's one answer.  0 when it says done, else a message
@@ -118,7 +103,7 @@ int verb_stop(int argc, char **argv)
 			req.restart = 1;
 			break;
 		case 'g':
-			if (parse_ms(optarg, &req.grace_ms) < 0) {
+			if (num_parse_u32(optarg, 0, GRACE_MAX_MS, &req.grace_ms) < 0) {
 				fprintf(stderr, "%s: --grace '%s' is not 0 to %u milliseconds\n",
 					argv[0], optarg, GRACE_MAX_MS);
 				return CCM_EXIT_USAGE;

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/num.h"
 #include "client/fdmsg.h"
 #include "client/listenfds.h"
 
@@ -374,21 +375,18 @@ static int client_build(struct client_fds *f, struct ccm_client **out)
 	return 0;
 }
 
-/* "ccm.window.N" / "ccm.event.N" -> N, or -1. */
+/* "ccm.window.N" / "ccm.event.N" -> N, or -1.  N as exec writes it, so
+ * no leading zero: one name per fd. */
 static int port_of(const char *name, const char *prefix)
 {
 	size_t len = strlen(prefix);
 	const char *s = name + len;
-	int n = 0;
+	uint32_t n;
 
-	if (strncmp(name, prefix, len) || !*s || (s[0] == '0' && s[1]))
+	if (strncmp(name, prefix, len) || (s[0] == '0' && s[1]) ||
+	    num_parse_u32(s, 0, CCM_PORTS_MAX - 1, &n) < 0)
 		return -1;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9' || n >= CCM_PORTS_MAX)
-			return -1;
-		n = n * 10 + (*s - '0');
-	}
-	return n < CCM_PORTS_MAX ? n : -1;
+	return (int)n;
 }
 
 /* Sort the handed-over fds into f by name.  Names not ours are left alone:

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/num.h"
+
 static int name_ok(const char *s, size_t len)
 {
 	size_t k;
@@ -23,26 +25,6 @@ static int name_ok(const char *s, size_t len)
 			return 0;
 	}
 	return 1;
-}
-
-/* Digits only, at least one, value <= max: no sign, no spaces, no junk
- * after (which strtol would let through). */
-static int parse_num(const char *s, long max, long *out)
-{
-	long v = 0, d;
-
-	if (!*s)
-		return -EINVAL;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
-			return -EINVAL;
-		d = *s - '0';
-		if (v > (max - d) / 10)
-			return -EINVAL;
-		v = v * 10 + d;
-	}
-	*out = v;
-	return 0;
 }
 
 static int set_env(int n, const char *names)
@@ -159,35 +141,36 @@ static int take(char *names_buf, size_t names_len, const char *names[], int max,
 		struct errbuf *e)
 {
 	const char *s = getenv("LISTEN_PID");
-	long pid, n;
-	int fd, fl, r;
+	uint32_t pid, nfds;
+	int fd, fl, n, r;
 
 	if (!s || !*s)
 		return 0;
-	if (parse_num(s, INT32_MAX, &pid) < 0 || pid == 0)
+	if (num_parse_u32(s, 1, INT32_MAX, &pid) < 0)
 		return errbuf_set(e, -EINVAL, "LISTEN_PID=\"%.32s\" is not a pid", s);
-	if (pid != getpid())
+	if ((pid_t)pid != getpid())
 		return 0;
 	s = getenv("LISTEN_FDS");
 	if (!s)
 		return 0;
-	if (parse_num(s, LISTENFDS_MAX, &n) < 0)
+	if (num_parse_u32(s, 0, LISTENFDS_MAX, &nfds) < 0)
 		return errbuf_set(e, -EINVAL, "LISTEN_FDS=\"%.32s\" is not a number from 0 to %d",
 				  s, LISTENFDS_MAX);
+	n = (int)nfds;
 	for (fd = LISTENFDS_START; fd < LISTENFDS_START + n; fd++) {
 		fl = fcntl(fd, F_GETFD);
 		if (fl < 0 || fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0)
-			return errbuf_set(e, -errno, "LISTEN_FDS=%ld, but fd %d: %s", n, fd,
+			return errbuf_set(e, -errno, "LISTEN_FDS=%d, but fd %d: %s", n, fd,
 					  strerror(errno));
 	}
 	if (n > max)
-		return errbuf_set(e, -EINVAL, "LISTEN_FDS=%ld, more than the %d expected", n, max);
+		return errbuf_set(e, -EINVAL, "LISTEN_FDS=%d, more than the %d expected", n, max);
 	if (names && n > 0) {
-		r = take_names(names_buf, names_len, names, (int)n, e);
+		r = take_names(names_buf, names_len, names, n, e);
 		if (r < 0)
 			return r;
 	}
-	return (int)n;
+	return n;
 }
 
 int listenfds_take(int unset, char *names_buf, size_t names_len, const char *names[],

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/num.h"
 #include "conf/config.h"
 
 #define D_PORTS     1u
@@ -36,7 +37,7 @@ static int parse_port_size(const char *v, uint32_t *out)
 	memcpy(num, v, n);
 	num[n] = 0;
 	/* Bound before shifting, so the shift cannot overflow. */
-	if (kv_parse_u32(num, 1, CCM_PORT_SIZE_MAX >> shift, &x) < 0)
+	if (num_parse_u32(num, 1, CCM_PORT_SIZE_MAX >> shift, &x) < 0)
 		return -EINVAL;
 	x <<= shift;
 	if (x < CCM_PORT_SIZE_MIN || x % 4096)
@@ -53,7 +54,7 @@ static int desc_kv(void *ctx, const char *key, const char *v, struct errbuf *e)
 
 	if (!strcmp(key, "ports")) {
 		bit = D_PORTS;
-		bad = kv_parse_u32(v, 1, CCM_PORTS_MAX, &x) < 0;
+		bad = num_parse_u32(v, 1, CCM_PORTS_MAX, &x) < 0;
 		c->d->nports = (uint16_t)x;
 	} else if (!strcmp(key, "port-size")) {
 		bit = D_PORT_SIZE;
@@ -62,7 +63,7 @@ static int desc_kv(void *ctx, const char *key, const char *v, struct errbuf *e)
 	} else if (!strcmp(key, "uid")) {
 		bit = D_UID;
 		/* (uid_t)-1 means "no change" to chown(): never a real user. */
-		bad = kv_parse_u32(v, 0, UINT32_MAX - 1, &x) < 0;
+		bad = num_parse_u32(v, 0, UINT32_MAX - 1, &x) < 0;
 		c->d->uid = x;
 	} else {
 		return errbuf_set(e, -EINVAL, "unknown key '%.64s'", key);

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/num.h"
 #include "proto/wire.h"
 
 /* --- the lexer --------------------------------------------------------- */
@@ -168,25 +169,6 @@ out:
 	return rc;
 }
 
-int kv_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
-{
-	uint64_t v = 0;
-
-	if (!*s)
-		return -EINVAL;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
-			return -EINVAL;
-		v = v * 10 + (uint64_t)(*s - '0');
-		if (v > UINT32_MAX)
-			return -EINVAL;
-	}
-	if (v < min || v > max)
-		return -EINVAL;
-	*out = (uint32_t)v;
-	return 0;
-}
-
 /* --- the settings ------------------------------------------------------ */
 
 typedef int (*config_parser)(struct ccm_config *c, const char *key,
@@ -195,7 +177,7 @@ typedef int (*config_parser)(struct ccm_config *c, const char *key,
 static int set_node_id(struct ccm_config *c, const char *key, const char *v,
 		       struct errbuf *e)
 {
-	if (kv_parse_u32(v, 1, UINT32_MAX - 1, &c->node_id) < 0)
+	if (num_parse_u32(v, 1, UINT32_MAX - 1, &c->node_id) < 0)
 		return errbuf_set(e, -EINVAL,
 				  "%s: '%.64s' is not a number in 1..%u", key, v,
 				  UINT32_MAX - 1);
@@ -312,7 +294,7 @@ static int set_cluster(struct ccm_config *c, const char *key, const char *v,
 static int set_timeout(struct ccm_config *c, const char *key, const char *v,
 		       struct errbuf *e)
 {
-	if (kv_parse_u32(v, 0, 86400, &c->timeout_s) < 0)
+	if (num_parse_u32(v, 0, 86400, &c->timeout_s) < 0)
 		return errbuf_set(e, -EINVAL,
 				  "%s: '%.64s' is not a number of seconds in 0..86400",
 				  key, v);
@@ -329,8 +311,8 @@ static int set_proto_versions(struct ccm_config *c, const char *key,
 	if (n < sizeof(lo))
 		memcpy(lo, v, n);
 	hi = v[n] ? (char *)v + n + 1 : lo;
-	if (n >= sizeof(lo) || kv_parse_u32(lo, 1, 65535, &a) < 0 ||
-	    kv_parse_u32(hi, 1, 65535, &b) < 0 || a > b)
+	if (n >= sizeof(lo) || num_parse_u32(lo, 1, 65535, &a) < 0 ||
+	    num_parse_u32(hi, 1, 65535, &b) < 0 || a > b)
 		return errbuf_set(e, -EINVAL,
 				  "%s: '%.64s' is not MIN-MAX with 1 <= MIN <= MAX <= 65535",
 				  key, v);
@@ -342,7 +324,7 @@ static int set_proto_versions(struct ccm_config *c, const char *key,
 static int set_heartbeat_ms(struct ccm_config *c, const char *key, const char *v,
 			    struct errbuf *e)
 {
-	if (kv_parse_u32(v, 10, 60000, &c->heartbeat_ms) < 0)
+	if (num_parse_u32(v, 10, 60000, &c->heartbeat_ms) < 0)
 		return errbuf_set(e, -EINVAL, "%s: '%.64s' is not a number of milliseconds "
 				  "in 10..60000", key, v);
 	return 0;
@@ -351,7 +333,7 @@ static int set_heartbeat_ms(struct ccm_config *c, const char *key, const char *v
 static int set_heartbeat_misses(struct ccm_config *c, const char *key, const char *v,
 				struct errbuf *e)
 {
-	if (kv_parse_u32(v, 1, 1000, &c->heartbeat_misses) < 0)
+	if (num_parse_u32(v, 1, 1000, &c->heartbeat_misses) < 0)
 		return errbuf_set(e, -EINVAL, "%s: '%.64s' is not a count in 1..1000", key, v);
 	return 0;
 }
@@ -387,7 +369,7 @@ static int set_link(struct ccm_config *c, const char *key, const char *v,
 			if ((rc = parse_device(l.device, key, opt + 7, e)) < 0)
 				return rc;
 		} else if (!strncmp(opt, "priority=", 9)) {
-			if (kv_parse_u32(opt + 9, 0, 255, &prio) < 0)
+			if (num_parse_u32(opt + 9, 0, 255, &prio) < 0)
 				return errbuf_set(e, -EINVAL, "%s: priority '%.16s' is not in 0..255",
 						  key, opt + 9);
 			l.priority = (uint8_t)prio;
@@ -415,7 +397,7 @@ static int set_link_policy(struct ccm_config *c, const char *key, const char *v,
 static int set_ms(uint32_t *dst, uint32_t min, uint32_t max, const char *key, const char *v,
 		  struct errbuf *e)
 {
-	if (kv_parse_u32(v, min, max, dst) < 0)
+	if (num_parse_u32(v, min, max, dst) < 0)
 		return errbuf_set(e, -EINVAL, "%s: '%.64s' is not a number of milliseconds "
 				  "in %u..%u", key, v, min, max);
 	return 0;
@@ -430,7 +412,7 @@ static int set_link_heartbeat_ms(struct ccm_config *c, const char *key, const ch
 static int set_link_misses(struct ccm_config *c, const char *key, const char *v,
 			   struct errbuf *e)
 {
-	if (kv_parse_u32(v, 1, 1000, &c->link_misses) < 0)
+	if (num_parse_u32(v, 1, 1000, &c->link_misses) < 0)
 		return errbuf_set(e, -EINVAL, "%s: '%.64s' is not a count in 1..1000", key, v);
 	return 0;
 }

@@ -182,7 +182,4 @@ int kv_parse(const char *text, size_t len, const char *origin, kv_fn fn,
 int kv_read_file(int dirfd, const char *path, char **text, size_t *len,
 		 struct errbuf *e);
 
-/* Strict decimal: digits only, min..max.  0 or -EINVAL (no message). */
-int kv_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out);
-
 #endif

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/num.h"
 #include "conf/config.h"
 #include "proto/wire.h"
 
@@ -543,25 +544,6 @@ static const char *sh_unquote(const char *s, size_t n, char *dst, size_t *dlen)
 	return NULL;
 }
 
-/* Decimal digits only, at most max. */
-static int parse_u64(const char *s, uint64_t max, uint64_t *out)
-{
-	uint64_t v = 0, d;
-
-	if (!*s)
-		return -EINVAL;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
-			return -EINVAL;
-		d = (uint64_t)(*s - '0');
-		if (d > max || v > (max - d) / 10)  /* both without wrapping */
-			return -EINVAL;
-		v = v * 10 + d;
-	}
-	*out = v;
-	return 0;
-}
-
 static const char *hp_client(struct hp *c, const char *key, const char *v)
 {
 	static const struct {
@@ -609,12 +591,12 @@ static const char *hp_client(struct hp *c, const char *key, const char *v)
 		return client_match_parse(v, &cl->status) < 0 ?
 		       "not a client status (ok, local-only, remote-only, size-mismatch)" : NULL;
 	if (bit == C_PORTS) {
-		if (parse_u64(v, CCM_PORTS_MAX, &x) < 0)
+		if (num_parse_u64(v, 0, CCM_PORTS_MAX, &x) < 0)
 			return "not a number of ports in 0..64";
 		cl->nports = (uint16_t)x;
 		return NULL;
 	}
-	if (parse_u64(v, CCM_PORT_SIZE_MAX, &x) < 0)
+	if (num_parse_u64(v, 0, CCM_PORT_SIZE_MAX, &x) < 0)
 		return "not a port size in 0..67108864";
 	cl->port_size = (uint32_t)x;
 	return NULL;
@@ -626,7 +608,7 @@ static const char *hp_value(const struct hf *f, char *p, const char *v, size_t v
 	uint64_t x;
 
 	if (f->type == HF_NUM || f->type == HF_ID) {
-		if (parse_u64(v, max, &x) < 0)
+		if (num_parse_u64(v, 0, max, &x) < 0)
 			return "not a decimal number in range";
 		set_num(p, f->size, x);
 		return NULL;
@@ -735,7 +717,7 @@ static const char *hp_kv(struct hp *c, const char *key, const char *v,
 		return NULL;
 	}
 	if (bit == HF_BIT_LINKS) {
-		if (parse_u64(v, CCM_LINKS_MAX, &x) < 0)
+		if (num_parse_u64(v, 0, CCM_LINKS_MAX, &x) < 0)
 			return "not a number of links in 0..4";
 		c->h->nlinks = (int)x;
 		return NULL;

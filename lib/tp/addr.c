@@ -19,24 +19,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-/* Digits only, 1..65535: no sign, no spaces, no hex, no empty string. */
-static int parse_port(const char *s, uint16_t *out)
-{
-	unsigned long v = 0;
-	const char *p;
-
-	if (!*s)
-		return -EINVAL;
-	for (p = s; *p; p++) {
-		if (*p < '0' || *p > '9' || p - s >= 5)
-			return -EINVAL;
-		v = v * 10 + (unsigned long)(*p - '0');
-	}
-	if (v < 1 || v > 65535)
-		return -EINVAL;
-	*out = (uint16_t)v;
-	return 0;
-}
+#include "base/num.h"
 
 int tp_parse_addr(const char *s, uint16_t default_port, struct tp_addr *out,
 		  struct errbuf *e)
@@ -45,6 +28,7 @@ int tp_parse_addr(const char *s, uint16_t default_port, struct tp_addr *out,
 	unsigned char bin[sizeof(struct in6_addr)];
 	const char *port = NULL, *h = s, *end, *c;
 	uint16_t pnum = default_port;
+	uint32_t pv;
 	int af = AF_INET;
 	size_t n;
 
@@ -80,10 +64,13 @@ int tp_parse_addr(const char *s, uint16_t default_port, struct tp_addr *out,
 		return errbuf_set(e, -EINVAL,
 				  "address '%.80s': '%s' is not a numeric %s address",
 				  s, host, af == AF_INET ? "IPv4" : "IPv6");
-	if (port && parse_port(port, &pnum) < 0)
-		return errbuf_set(e, -EINVAL,
-				  "address '%.80s': port '%.16s' is not a number in 1..65535",
-				  s, port);
+	if (port) {
+		if (num_parse_u32(port, 1, 65535, &pv) < 0)
+			return errbuf_set(e, -EINVAL,
+					  "address '%.80s': port '%.16s' is not a number in 1..65535",
+					  s, port);
+		pnum = (uint16_t)pv;
+	}
 	if (!inet_ntop(af, bin, out->host, sizeof(out->host)))
 		return errbuf_set(e, -EINVAL, "address '%.80s': cannot format", s);
 	out->port = pnum;
