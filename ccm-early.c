@@ -5,7 +5,7 @@
  *   ccm-early devices       list RDMA devices
  *
  * Each verb parses its own options with getopt_long and has its own --help.
- * Exit codes are enum ccm_exit (session.h). */
+ * Exit codes are enum ccm_exit (base/exit.h). */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -17,6 +17,7 @@
 
 #include <infiniband/verbs.h>
 
+#include "base/exit.h"
 #include "conf/config.h"
 #include "state/handoff.h"
 #include "base/log.h"
@@ -26,15 +27,26 @@
 #define CCM_VERSION_STRING "0.1.0"
 #define DEFAULT_CONFIG "/etc/ccm/ccm.conf"
 
-static const char exit_codes_help[] =
-	"Exit codes:\n"
-	"  0  connected (without --once: connected, then ended cleanly by SIGTERM);\n"
-	"     also a clean stop by SIGTERM before the partner was found\n"
-	"  1  any other failure\n"
-	"  2  usage or configuration error\n"
-	"  3  timed out waiting for the partner (--timeout)\n"
-	"  4  no protocol version in common with the partner\n"
-	"  5  authentication failed (pre-shared key missing or different)\n";
+/* The numbers come from enum ccm_exit, so the help cannot drift from it. */
+static const struct {
+	enum ccm_exit code;
+	const char *what;
+} exit_codes[] = {
+	{ CCM_EXIT_OK, "connected (without --once: connected, then ended cleanly by SIGTERM);\n"
+		       "     also a clean stop by SIGTERM before the partner was found" },
+	{ CCM_EXIT_FAILURE, "any other failure" },
+	{ CCM_EXIT_USAGE, "usage or configuration error" },
+	{ CCM_EXIT_TIMEOUT, "timed out waiting for the partner (--timeout)" },
+	{ CCM_EXIT_NO_VERSION, "no protocol version in common with the partner" },
+	{ CCM_EXIT_AUTH, "authentication failed (pre-shared key missing or different)" },
+};
+
+static void print_exit_codes(FILE *out)
+{
+	fprintf(out, "Exit codes:\n");
+	for (size_t i = 0; i < sizeof(exit_codes) / sizeof(exit_codes[0]); i++)
+		fprintf(out, "  %d  %s\n", (int)exit_codes[i].code, exit_codes[i].what);
+}
 
 static void usage_main(FILE *out)
 {
@@ -67,8 +79,8 @@ static void usage_connect(FILE *out)
 		"identity and client descriptors, create each shared client's ports and write\n"
 		"the handoff (STATE-DIR/state and state.json).  Then detach and go on as the\n"
 		"keeper: serve the partner and the local clients (STATE-DIR/ccm.sock) until\n"
-		"SIGTERM or 'ccm-early stop'.  The command itself exits at the handoff: 0 when\n"
-		"connected, 3 when --timeout passed first (the keeper goes on looking).\n"
+		"SIGTERM or 'ccm-early stop'.  The command itself exits at the handoff: %d when\n"
+		"connected, %d when --timeout passed first (the keeper goes on looking).\n"
 		"With --once, exit at the handoff instead; with --foreground, do not detach.\n"
 		"\n"
 		"Options (each also a 'key = value' line of the config file, same name):\n"
@@ -102,8 +114,9 @@ static void usage_connect(FILE *out)
 		"                         supervisor (systemd Type=notify gets READY=1)\n"
 		"  -v, --verbose          log every state transition (-vv: every operation)\n"
 		"  -h, --help             this help\n"
-		"\n%s",
-		CCM_DEFAULT_PORT, DEFAULT_CONFIG, CCM_LINKS_MAX, exit_codes_help);
+		"\n",
+		CCM_EXIT_OK, CCM_EXIT_TIMEOUT, CCM_DEFAULT_PORT, DEFAULT_CONFIG, CCM_LINKS_MAX);
+	print_exit_codes(out);
 }
 
 static void usage_status(FILE *out)
@@ -117,8 +130,9 @@ static void usage_status(FILE *out)
 		"  --json            print the state as JSON\n"
 		"  -h, --help        this help\n"
 		"\n"
-		"Exit codes: 0 connected; 1 not connected (or no state yet);\n"
-		"2 usage error or a corrupt state file.\n");
+		"Exit codes: %d connected; %d not connected (or no state yet);\n"
+		"%d usage error or a corrupt state file.\n",
+		CCM_EXIT_OK, CCM_EXIT_FAILURE, CCM_EXIT_USAGE);
 }
 
 static void usage_devices(FILE *out)
@@ -353,7 +367,7 @@ static int cmd_status(int argc, char **argv)
 			break;
 		case 'h':
 			usage_status(stdout);
-			return 0;
+			return CCM_EXIT_OK;
 		default:
 			usage_status(stderr);
 			return CCM_EXIT_USAGE;
@@ -382,7 +396,7 @@ static int cmd_status(int argc, char **argv)
 	} else {
 		print_status(h);
 	}
-	r = h->state == HANDOFF_CONNECTED ? 0 : 1;
+	r = h->state == HANDOFF_CONNECTED ? CCM_EXIT_OK : CCM_EXIT_FAILURE;
 	free(h);
 	return r;
 }
@@ -397,7 +411,7 @@ static int cmd_devices(int argc, char **argv)
 	if (argc > 1) {
 		if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 			usage_devices(stdout);
-			return 0;
+			return CCM_EXIT_OK;
 		}
 		usage_devices(stderr);
 		return CCM_EXIT_USAGE;
@@ -408,7 +422,7 @@ static int cmd_devices(int argc, char **argv)
 		 * answer, not a failure. */
 		if (errno == ENOSYS || errno == ENODEV || errno == ENOENT) {
 			printf("0 devices (this kernel has no RDMA support)\n");
-			return 0;
+			return CCM_EXIT_OK;
 		}
 		fprintf(stderr, "ccm-early devices: %s\n", strerror(errno));
 		return CCM_EXIT_FAILURE;
@@ -418,7 +432,7 @@ static int cmd_devices(int argc, char **argv)
 		printf("  %-16s node guid %016llx\n", ibv_get_device_name(list[i]),
 		       (unsigned long long)be64toh(ibv_get_device_guid(list[i])));
 	ibv_free_device_list(list);
-	return 0;
+	return CCM_EXIT_OK;
 }
 
 int main(int argc, char **argv)
@@ -433,12 +447,12 @@ int main(int argc, char **argv)
 	cmd = argv[1];
 	if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
 		usage_main(stdout);
-		return 0;
+		return CCM_EXIT_OK;
 	}
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
 		printf("ccm-early %s (protocol versions %d-%d)\n", CCM_VERSION_STRING,
 		       CCM_PROTO_MIN, CCM_PROTO_MAX);
-		return 0;
+		return CCM_EXIT_OK;
 	}
 	/* Each verb sees its own argv, with the verb as argv[0], named the
 	 * way getopt's messages should name it. */

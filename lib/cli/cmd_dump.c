@@ -9,11 +9,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/exit.h"
 #include "client/ccm.h"
 #include "base/num.h"
 #include "base/limits.h"
 #include "proto/mirror.h"
-#include "daemon/session.h"
 
 #define SNAPSHOT_TRIES    50
 #define SNAPSHOT_PAUSE_NS (10 * 1000 * 1000)
@@ -34,8 +34,9 @@ static void usage(FILE *out)
 		"  -v, --verbose     with --payload: the listing on stderr\n"
 		"  -h, --help        this help\n"
 		"\n"
-		"Exit codes: 0 every record checks out; 1 a corrupt or torn record (named),\n"
-		"nothing mirrored yet, or no keeper to attach to; 2 usage error.\n");
+		"Exit codes: %d every record checks out; %d a corrupt or torn record (named),\n"
+		"nothing mirrored yet, or no keeper to attach to; %d usage error.\n",
+		CCM_EXIT_OK, CCM_EXIT_FAILURE, CCM_EXIT_USAGE);
 }
 
 /* Copy the window so the walk sees one state of it.  The writer changes

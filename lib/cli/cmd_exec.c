@@ -12,10 +12,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/exit.h"
 #include "client/ccm.h"
 #include "client/attach.h"
 #include "client/listenfds.h"
-#include "daemon/session.h"
 
 /* The control channel and two fds per port must fit the hand-over. */
 #define EXEC_PORTS_MAX ((LISTENFDS_MAX - 1) / 2)
@@ -34,9 +34,9 @@ static void usage(FILE *out)
 		"  --state-dir DIR   where the keeper's socket is (default /run/ccm)\n"
 		"  -h, --help        this help\n"
 		"\n"
-		"Exit codes (when COMMAND could not be started): 1 failure (no keeper,\n"
-		"refused, COMMAND not found), 2 usage error.\n",
-		EXEC_PORTS_MAX);
+		"Exit codes (when COMMAND could not be started): %d failure (no keeper,\n"
+		"refused, COMMAND not found), %d usage error.\n",
+		EXEC_PORTS_MAX, CCM_EXIT_FAILURE, CCM_EXIT_USAGE);
 }
 
 /* fds[] and names[] in the order the usage text promises. */

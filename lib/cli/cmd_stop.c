@@ -10,12 +10,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/exit.h"
 #include "client/ccm.h"
 #include "client/attach.h"
 #include "client/ctl.h"
 #include "client/fdmsg.h"
 #include "base/num.h"
-#include "daemon/session.h"
 
 #define GRACE_DEFAULT_MS 5000u
 #define GRACE_MAX_MS     3600000u  /* an hour: anything longer is a typo */
@@ -37,9 +37,9 @@ static void usage(FILE *out)
 		"                    (default %u)\n"
 		"  -h, --help        this help\n"
 		"\n"
-		"Exit codes: 0 stopped; 1 no keeper running, or it refused or failed;\n"
-		"2 usage error.\n",
-		GRACE_MAX_MS, GRACE_DEFAULT_MS);
+		"Exit codes: %d stopped; %d no keeper running, or it refused or failed;\n"
+		"%d usage error.\n",
+		GRACE_MAX_MS, GRACE_DEFAULT_MS, CCM_EXIT_OK, CCM_EXIT_FAILURE, CCM_EXIT_USAGE);
 }
 
 /* Wait for the keeper's one answer.  0 when it says done, else a message

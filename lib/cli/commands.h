@@ -1,6 +1,6 @@
 /* verbs: the ccm-early commands that talk to a running keeper.  Each takes
  * its own argv (argv[0] = "ccm-early VERB"), parses it with getopt_long,
- * has --help, and returns the process exit code (enum ccm_exit). */
+ * has --help, and returns the process exit code (enum ccm_exit, base/exit.h). */
 #ifndef CCM_VERBS_H
 #define CCM_VERBS_H
 

@@ -10,19 +10,8 @@
 #include <stdbool.h>
 
 #include "conf/config.h"
+#include "base/exit.h"
 #include "base/log.h"
-
-/* Exit codes of `ccm-early connect`, documented in the README and --help. */
-enum ccm_exit {
-	CCM_EXIT_OK = 0,          /* connected (and, without --once, ended cleanly) */
-	CCM_EXIT_FAILURE = 1,     /* anything else */
-	CCM_EXIT_USAGE = 2,       /* usage or configuration error */
-	CCM_EXIT_TIMEOUT = 3,     /* timed out waiting for the partner */
-	CCM_EXIT_NO_VERSION = 4,  /* no common protocol version */
-	CCM_EXIT_AUTH = 5,        /* authentication failed */
-	CCM_SESSION_RESTART = -1, /* not an exit code: `stop --restart` asks the
-	                             caller to run a fresh session */
-};
 
 struct session_opts {
 	bool once;                /* exit once the handoff says connected */
