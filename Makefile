@@ -78,7 +78,7 @@ $(CLIENT_PROGS): ccm-%: $(BUILD)/static/clients/%.o $(STATIC_AR) $(STATIC_STAMPS
 
 # --- the client library, libccm.a, and its pkg-config file ---------------------
 LIBCCM_SRC := lib/client/libccm.c lib/client/fdmsg.c lib/client/listenfds.c lib/base/errbuf.c \
-	      lib/base/num.c
+	      lib/base/num.c lib/base/name.c
 $(BUILD)/libccm.a: $(patsubst %.c,$(BUILD)/static/%.o,$(LIBCCM_SRC))
 	$(Q)rm -f $@
 	$(Q)ar rcs $@ $^

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "base/exit.h"
+#include "base/name.h"
 #include "client/ccm.h"
 #include "base/num.h"
 #include "base/limits.h"
@@ -158,8 +159,9 @@ int verb_dump(int argc, char **argv)
 		return CCM_EXIT_USAGE;
 	}
 	name = argv[optind];
-	if (!*name || strlen(name) > CCM_NAME_MAX) {
-		fprintf(stderr, "ccm-early dump: '%.64s' is not a client name\n", name);
+	if (!client_name_valid(name, strnlen(name, CCM_NAME_MAX + 1))) {
+		fprintf(stderr, "ccm-early dump: '%.64s' is not a client name (" CLIENT_NAME_RULE
+			")\n", name);
 		return CCM_EXIT_USAGE;
 	}
 	err = ccm_attach(name, state_dir, &c);

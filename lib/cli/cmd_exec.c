@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "base/exit.h"
+#include "base/name.h"
 #include "client/ccm.h"
 #include "client/attach.h"
 #include "client/listenfds.h"
@@ -93,9 +94,9 @@ int verb_exec(int argc, char **argv)
 	}
 	name = argv[optind];
 	cmd = argv + optind + 2;
-	if (!client_name_ok(name)) {
-		fprintf(stderr, "%s: '%s' is not a client name ([a-z][a-z0-9_]{0,%d})\n",
-			argv[0], name, CCM_NAME_MAX - 1);
+	if (!client_name_valid(name, strnlen(name, CCM_NAME_MAX + 1))) {
+		fprintf(stderr, "%s: '%s' is not a client name (" CLIENT_NAME_RULE ")\n",
+			argv[0], name);
 		return CCM_EXIT_USAGE;
 	}
 

@@ -23,9 +23,6 @@ struct client_fds {
 	struct ctl_attached att;        /* as the keeper said it (zero via LISTEN_FDS) */
 };
 
-/* Client names are [a-z][a-z0-9_]{0,30}, as in the client descriptors. */
-int client_name_ok(const char *name);
-
 /* Connect to STATE_DIR/ccm.sock (state_dir NULL: /run/ccm).  0 and *sock;
  * -ECONNREFUSED when no keeper is there (no socket, or nobody listening);
  * -ENAMETOOLONG for a path longer than a sockaddr_un holds; else -errno.

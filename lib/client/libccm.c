@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/name.h"
 #include "base/num.h"
 #include "client/fdmsg.h"
 #include "client/listenfds.h"
@@ -32,20 +33,10 @@
 
 /* --- the attach handshake (client_attach.h) ---------------------------------- */
 
-int client_name_ok(const char *name)
+/* A name from the caller: NUL-terminated, or NULL. */
+static bool name_ok(const char *name)
 {
-	size_t k, len;
-
-	if (!name)
-		return 0;
-	len = strlen(name);
-	if (len == 0 || len > CCM_NAME_MAX || name[0] < 'a' || name[0] > 'z')
-		return 0;
-	for (k = 1; k < len; k++)
-		if (!((name[k] >= 'a' && name[k] <= 'z') || (name[k] >= '0' && name[k] <= '9') ||
-		      name[k] == '_'))
-			return 0;
-	return 1;
+	return name && client_name_valid(name, strnlen(name, CCM_NAME_MAX + 1));
 }
 
 void client_fds_init(struct client_fds *f)
@@ -263,9 +254,8 @@ int client_attach_fds(const char *name, const char *state_dir, struct client_fds
 	int r;
 
 	client_fds_init(f);
-	if (!client_name_ok(name))
-		return errbuf_set(e, -EINVAL, "client name is not [a-z][a-z0-9_]{0,%d}",
-				  CCM_NAME_MAX - 1);
+	if (!name_ok(name))
+		return errbuf_set(e, -EINVAL, "client name is not " CLIENT_NAME_RULE);
 	m = malloc(sizeof(*m));
 	if (!m)
 		return errbuf_set(e, -ENOMEM, "out of memory");
@@ -466,7 +456,7 @@ int ccm_attach(const char *name, const char *state_dir, struct ccm_client **out)
 	if (!out)
 		return -EINVAL;
 	*out = NULL;
-	if (!client_name_ok(name))
+	if (!name_ok(name))
 		return -EINVAL;
 	/* ~2 KiB of fds: off the stack of whatever thread attaches. */
 	f = malloc(sizeof(*f));

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/name.h"
 #include "base/num.h"
 #include "conf/config.h"
 
@@ -100,9 +101,9 @@ int clients_parse(const char *fname, const char *text, size_t len,
 		return errbuf_set(e, -EINVAL, "%.64s: client name longer than %d",
 				  fname, CCM_NAME_MAX);
 	memcpy(d.name, fname, n);
-	if (!wire_valid_client_name(d.name))
+	if (!client_name_valid(d.name, n))
 		return errbuf_set(e, -EINVAL,
-				  "%.64s: '%s' is not a client name ([a-z][a-z0-9_]{0,30})",
+				  "%.64s: '%s' is not a client name (" CLIENT_NAME_RULE ")",
 				  fname, d.name);
 	rc = kv_parse(text, len, fname, desc_kv, &c, e);
 	if (rc < 0)

@@ -12,8 +12,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "base/name.h"
 #include "client/fdmsg.h"
-#include "proto/wire.h"
 
 #define KEEPER_CONNS_MAX 64
 
@@ -215,7 +215,8 @@ static int parse(struct keeper *k, struct kconn *c, struct keeper_req *req)
 		if (fdmsg_expect(m, sizeof(a), sizeof(a), &e) < 0)
 			return refuse(k, c, -EPROTO, e.msg);
 		memcpy(&a, m->data, sizeof(a));
-		if (!memchr(a.name, '\0', sizeof(a.name)) || !wire_valid_client_name(a.name))
+		/* At most CCM_NAME_MAX bytes before a NUL: also NUL-terminated. */
+		if (!client_name_valid(a.name, strnlen(a.name, sizeof(a.name))))
 			return refuse(k, c, -EINVAL, "not a client name");
 		req->type = KREQ_ATTACH;
 		memcpy(req->client, a.name, sizeof(req->client));

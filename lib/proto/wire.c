@@ -15,6 +15,7 @@
  * which also makes decode-then-encode reproduce the input byte for byte. */
 #include "proto/wire.h"
 #include "base/be.h"
+#include "base/name.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -122,7 +123,7 @@ static const struct {
 	uint8_t min, max;
 	const char *allowed;  /* for messages */
 } str_rules[] = {
-	[STR_CLIENT] = { 1, CCM_NAME_MAX, "[a-z][a-z0-9_]" },
+	[STR_CLIENT] = { 1, CCM_NAME_MAX, "[a-z][a-z0-9_]" },  /* base/name.h's rule */
 	[STR_CLUSTER] = { 1, CCM_CLUSTER_MAX, "[A-Za-z0-9._-]" },
 	[STR_DETAIL] = { 0, CCM_DETAIL_MAX, "printable ASCII" },
 };
@@ -133,7 +134,7 @@ static int byte_ok(enum str_rule rule, size_t i, unsigned char c)
 
 	switch (rule) {
 	case STR_CLIENT:
-		return lower || (i > 0 && (digit || c == '_'));
+		return client_name_char_ok(i, c);
 	case STR_CLUSTER:
 		return lower || digit || (c >= 'A' && c <= 'Z') ||
 		       c == '.' || c == '_' || c == '-';
@@ -681,13 +682,6 @@ int wire_encode(const struct wire_msg *m, uint8_t *buf, size_t cap)
 }
 
 /* --- names --------------------------------------------------------------- */
-
-int wire_valid_client_name(const char *s)
-{
-	struct rd r = { NULL, 0, NULL, "" };
-
-	return s && !check_str(&r, "", s, strnlen(s, CCM_NAME_MAX + 1), STR_CLIENT);
-}
 
 int wire_valid_cluster_name(const char *s)
 {

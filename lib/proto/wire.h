@@ -171,8 +171,8 @@ int wire_encode(const struct wire_msg *m, uint8_t *buf, size_t cap);
  * -EBADMSG with e saying precisely which field was wrong and why. */
 int wire_decode(const uint8_t *buf, size_t len, struct wire_msg *m, struct errbuf *e);
 
-/* Character rules, shared with the descriptor and config parsers. */
-int wire_valid_client_name(const char *s);   /* 1 if valid */
+/* The cluster name's character rule, shared with the config parser.  (A
+ * client name's is base/name.h's.) */
 int wire_valid_cluster_name(const char *s);  /* 1 if valid */
 
 const char *wire_type_name(enum wire_type t);

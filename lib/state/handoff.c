@@ -11,9 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/name.h"
 #include "base/num.h"
 #include "conf/config.h"
-#include "proto/wire.h"
 
 #define HANDOFF_VALUE_MAX 2047  /* an unquoted value: the longest is a list */
 #define HANDOFF_DIR_MAX   1023
@@ -214,8 +214,7 @@ static int handoff_valid(const struct handoff *h)
 	for (i = 0; i < h->nclients; i++) {
 		c = &h->clients[i];
 		/* The name becomes part of a shell variable name. */
-		if (!memchr(c->name, 0, sizeof(c->name)) ||
-		    !wire_valid_client_name(c->name) ||
+		if (!client_name_valid(c->name, strnlen(c->name, sizeof(c->name))) ||
 		    (unsigned)c->status >= CLIENT_MATCH_NSTATUS ||
 		    c->nports > CCM_PORTS_MAX || c->port_size > CCM_PORT_SIZE_MAX)
 			return -EINVAL;
@@ -572,7 +571,7 @@ static const char *hp_client(struct hp *c, const char *key, const char *v)
 		return "unknown key";
 	memcpy(name, rest, n - sl);
 	name[n - sl] = 0;
-	if (!wire_valid_client_name(name))
+	if (!client_name_valid(name, n - sl))
 		return "unknown key (not a client name)";
 	for (i = 0; i < h->nclients; i++)
 		if (!strcmp(h->clients[i].name, name))

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "base/name.h"
 
 #define BUF 16384
 
@@ -912,15 +913,19 @@ static void test_names(void)
 	int bad = 0;
 
 	for (size_t i = 0; i < sizeof(good_client) / sizeof(*good_client); i++)
-		bad += !EXPECT(wire_valid_client_name(good_client[i]) == 1, "client \"%s\"", good_client[i]);
+		bad += !EXPECT(client_name_valid(good_client[i], strlen(good_client[i])),
+			       "client \"%s\"", good_client[i]);
 	for (size_t i = 0; i < sizeof(bad_client) / sizeof(*bad_client); i++)
-		bad += !EXPECT(wire_valid_client_name(bad_client[i]) == 0, "client \"%s\"", bad_client[i]);
+		bad += !EXPECT(!client_name_valid(bad_client[i], strlen(bad_client[i])),
+			       "client \"%s\"", bad_client[i]);
 	for (size_t i = 0; i < sizeof(good_cluster) / sizeof(*good_cluster); i++)
 		bad += !EXPECT(wire_valid_cluster_name(good_cluster[i]) == 1, "cluster \"%s\"", good_cluster[i]);
 	for (size_t i = 0; i < sizeof(bad_cluster) / sizeof(*bad_cluster); i++)
 		bad += !EXPECT(wire_valid_cluster_name(bad_cluster[i]) == 0, "cluster \"%s\"", bad_cluster[i]);
 	CHECK(!bad, "name rules: valid and invalid client and cluster names");
-	CHECK(!wire_valid_client_name(NULL) && !wire_valid_cluster_name(NULL), "NULL names are invalid");
+	CHECK(!client_name_valid("ab\0c", 4) && client_name_valid("ab\0c", 2),
+	      "a client name's length is n: a NUL within it is a bad byte");
+	CHECK(!client_name_valid(NULL, 0) && !wire_valid_cluster_name(NULL), "NULL names are invalid");
 
 	CHECK(!strcmp(wire_type_name(WIRE_HELLO), "hello") &&
 	      !strcmp(wire_type_name(WIRE_CLIENTS), "clients") &&
