@@ -8,6 +8,7 @@
 #   make fuzz       runs every fuzz target longer (FUZZ_SECONDS each)
 #   make demo       two nodes handshaking on this machine
 #   make bench      benchmarks, each printing a ratio against a baseline
+#   make sim        the deterministic simulator over SEEDS seeds (default 100000)
 #   make install    DESTDIR/PREFIX install of the static binary
 
 BUILD   ?= build
@@ -77,11 +78,34 @@ $(CLIENT_PROGS): ccm-%: $(BUILD)/static/clients/%.o $(STATIC_AR) $(STATIC_STAMPS
 	$(Q)strip -o $@ $@.unstripped
 
 # --- the client library, libccm.a, and its pkg-config file ---------------------
+# Its users link it into programs of their own, so only ccm.h's functions
+# may be global in it: helpers such as errbuf_set or fdmsg_send would clash
+# with (or be taken over by) a user's functions of the same names.  The
+# objects become one relocatable object (ld -r) whose other symbols are
+# made local; the rule then checks what the archive exports against ccm.h
+# and links and runs a user whose own functions bear the internal names.
 LIBCCM_SRC := lib/client/libccm.c lib/client/fdmsg.c lib/client/listenfds.c lib/base/errbuf.c \
 	      lib/base/num.c lib/base/name.c
-$(BUILD)/libccm.a: $(patsubst %.c,$(BUILD)/static/%.o,$(LIBCCM_SRC))
-	$(Q)rm -f $@
-	$(Q)ar rcs $@ $^
+LIBCCM_LP  := (
+LIBCCM_API  = $(shell sed -n 's/^[a-z][^$(LIBCCM_LP)]*[ *]\(ccm_[a-z0-9_]*\)$(LIBCCM_LP).*/\1/p' \
+		lib/client/ccm.h | sort)
+LIBCCM_OBJ := $(BUILD)/static/libccm-client.o
+$(BUILD)/libccm.a: $(patsubst %.c,$(BUILD)/static/%.o,$(LIBCCM_SRC)) lib/client/ccm.h \
+		   tests/cli/libccm_collide.c
+	@echo "  AR         $@"
+	$(Q)rm -f $@ $(LIBCCM_OBJ).all
+	$(Q)$(LD) -r -o $(LIBCCM_OBJ).all $(filter %.o,$^)
+	$(Q)objcopy $(addprefix --keep-global-symbol=,$(LIBCCM_API)) $(LIBCCM_OBJ).all $(LIBCCM_OBJ)
+	$(Q)rm -f $(LIBCCM_OBJ).all
+	$(Q)ar rcs $@ $(LIBCCM_OBJ)
+	$(Q)exported=$$(nm -g --defined-only $@ | awk 'NF == 3 { print $$3 }' | sort | tr '\n' ' '); \
+	 if [ "$$exported" != "$(strip $(LIBCCM_API)) " ]; then \
+		echo "$@ exports: $$exported" >&2; echo "ccm.h declares: $(LIBCCM_API)" >&2; \
+		rm -f $@; exit 1; fi
+	$(Q)$(STATIC_CC) $(STATIC_CFLAGS) -static -o $(BUILD)/static/libccm_collide \
+		tests/cli/libccm_collide.c $@ && $(BUILD)/static/libccm_collide || { rm -f $@; exit 1; }
+
+libccm: $(BUILD)/libccm.a
 
 # --- dev build: glibc, dynamic, sanitizers ------------------------------------
 DEV_CC      := gcc
@@ -116,6 +140,36 @@ $(BUILD)/dev/ccm-fmon $(BUILD)/dev/ccm-nvmirror: $(BUILD)/dev/ccm-%: $(BUILD)/de
 	$(Q)$(DEV_CC) $(SAN) -o $@ $< $(DEV_AR) $(DEV_LIBS)
 
 dev: $(BUILD)/dev/ccm-early $(BUILD)/dev/ccm-fmon $(BUILD)/dev/ccm-nvmirror $(UNIT_BIN)
+
+# --- the deterministic simulator (tests/sim): two whole keepers over the mem
+# transport on a virtual clock.  Under the sanitizers for make test; built
+# optimised, without them, for the long sweep of make sim.
+SEEDS       ?= 100000
+SIM_CFLAGS  := $(STD) $(WARN) -g -O2
+SIM_OBJ     := $(patsubst %.c,$(BUILD)/sim/obj/%.o,$(LIB_SRC))
+
+$(BUILD)/dev/tests/sim: tests/sim/sim.c $(DEV_AR)
+	@mkdir -p $(@D)
+	@echo "  SIM        $@"
+	$(Q)$(DEV_CC) $(DEV_CFLAGS) -o $@ $< $(DEV_AR) $(DEV_LIBS)
+
+$(BUILD)/sim/obj/%.o: %.c
+	@mkdir -p $(@D)
+	@echo "  CC (sim)   $<"
+	$(Q)$(DEV_CC) $(SIM_CFLAGS) -c $< -o $@
+
+$(BUILD)/sim/libccm.a: $(SIM_OBJ)
+	$(Q)rm -f $@
+	$(Q)ar rcs $@ $^
+
+$(BUILD)/sim/sim: tests/sim/sim.c $(BUILD)/sim/libccm.a
+	@echo "  SIM        $@"
+	$(Q)$(DEV_CC) $(SIM_CFLAGS) -o $@ $< $(BUILD)/sim/libccm.a $(DEV_LIBS)
+
+dev: $(BUILD)/dev/tests/sim
+
+sim: $(BUILD)/sim/sim
+	tests/sim/sweep.sh $(BUILD)/sim/sim $(SEEDS)
 
 # --- fuzz targets (clang libFuzzer) -------------------------------------------
 FUZZ_SRC    := $(sort $(wildcard tests/fuzz/fuzz_*.c))
@@ -202,10 +256,10 @@ install: ccm-early $(CLIENT_PROGS) $(BUILD)/libccm.a
 	install -m 0644 dracut/95ccm/ccm-early.service $(DESTDIR)/usr/lib/dracut/modules.d/95ccm/
 
 clean:
-	rm -rf $(BUILD)/static $(BUILD)/dev $(BUILD)/fuzz $(BUILD)/bench $(BUILD)/libccm.a \
+	rm -rf $(BUILD)/static $(BUILD)/dev $(BUILD)/fuzz $(BUILD)/sim $(BUILD)/bench $(BUILD)/libccm.a \
 		ccm-early ccm-fmon ccm-nvmirror *.unstripped
 
 # The header dependencies -MMD wrote.
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
-.PHONY: deps-build all dev fuzz fuzz-build bench test demo install clean
+.PHONY: deps-build all dev fuzz fuzz-build bench test demo install clean sim

@@ -1,8 +1,10 @@
 #include "base/log.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <time.h>
+#include <unistd.h>
 
 void log_at(const struct log *l, int level, const char *fmt, ...)
 {
@@ -10,10 +12,18 @@ void log_at(const struct log *l, int level, const char *fmt, ...)
 	struct tm tm;
 	char line[512];
 	va_list ap;
+	size_t len;
 	int n;
 
 	if (level > l->verbose)
 		return;
+	if (l->sink) {
+		va_start(ap, fmt);
+		vsnprintf(line, sizeof(line), fmt, ap);
+		va_end(ap);
+		l->sink(l->sink_ctx, level, line);
+		return;
+	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ ccm-early[node %u]: ",
@@ -22,9 +32,15 @@ void log_at(const struct log *l, int level, const char *fmt, ...)
 	if (n < 0 || n >= (int)sizeof(line))
 		n = 0;
 	va_start(ap, fmt);
-	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	vsnprintf(line + n, sizeof(line) - 1 - (size_t)n, fmt, ap);
 	va_end(ap);
-	/* One write per line, so two nodes sharing a terminal do not
-	 * interleave within a line. */
-	fprintf(stderr, "%s\n", line);
+	/* One write(2) per line, newline included, so two nodes sharing a
+	 * terminal or a journal stream never interleave within a line (musl's
+	 * unbuffered stderr would split a long fprintf into several writes). */
+	len = 0;
+	while (line[len])
+		len++;
+	line[len++] = '\n';
+	while (write(STDERR_FILENO, line, len) < 0 && errno == EINTR)
+		;
 }

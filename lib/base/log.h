@@ -15,6 +15,10 @@ enum log_level {
 struct log {
 	int verbose;
 	uint32_t node;
+	/* Where lines go instead of stderr (the simulator keeps them for its
+	 * trace, stamped with virtual time): the message without a stamp. */
+	void (*sink)(void *ctx, int level, const char *msg);
+	void *sink_ctx;
 };
 
 void log_at(const struct log *l, int level, const char *fmt, ...)

@@ -4,15 +4,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
-#include <sys/signalfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "proto/auth.h"
@@ -26,14 +23,6 @@
 #include "proto/wire.h"
 #include "daemon/session_int.h"
 
-uint64_t sess_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* --- the handoff ------------------------------------------------------------- */
 
 void sess_fill_handoff(const struct session *s, struct handoff *h, enum handoff_state state,
@@ -46,7 +35,7 @@ void sess_fill_handoff(const struct session *s, struct handoff *h, enum handoff_
 	h->node = s->cfg->node_id;
 	h->epoch = s->epoch;
 	h->pid = (uint32_t)getpid();
-	h->updated = (int64_t)time(NULL);
+	h->updated = s->wall;
 	snprintf(h->transport, sizeof(h->transport), "%s", s->cfg->transport);
 	snprintf(h->cluster, sizeof(h->cluster), "%s", s->cfg->cluster);
 	snprintf(h->partner_addr, sizeof(h->partner_addr), "%s",
@@ -173,7 +162,7 @@ static int post_hs_op(struct session *s)
 	}
 	if (r == 0) {
 		op->posted = true;
-		op->deadline = sess_now_ms() + OP_TIMEOUT_MS;
+		op->deadline = s->now + OP_TIMEOUT_MS;
 		s->op_link = s->hs_link;
 	}
 	return r;
@@ -207,7 +196,7 @@ void sess_link_connect(struct session *s, int i)
 	}
 	l->connecting = true;
 	link_connecting(&l->h);
-	l->connect_deadline = sess_now_ms() + CONNECT_TIMEOUT_MS;
+	l->connect_deadline = s->now + CONNECT_TIMEOUT_MS;
 }
 
 /* The handshake needs a link: one already up, or try them all and the
@@ -296,7 +285,7 @@ static void apply(struct session *s, enum hs_state was, const struct hs_event *e
 	if (a->flags & (HS_ACT_WAIT | HS_ACT_BACKOFF)) {
 		s->timer_kind = (a->flags & HS_ACT_WAIT) ? HS_ACT_WAIT : HS_ACT_BACKOFF;
 		s->timer_seq = a->seq;
-		s->timer_deadline = sess_now_ms() + a->wait_ms;
+		s->timer_deadline = s->now + a->wait_ms;
 	}
 	if (a->flags & HS_ACT_READ)
 		start_hs_op(s, HS_ACT_READ, a->seq, 0);
@@ -394,7 +383,7 @@ static void post_ready(struct session *s)
 	if (l && tp_write(l->tp, &l->peer_win, STATUS_MBOX_OFFSET, s->scratch + SCRATCH_READY_WRITE,
 			  STATUS_MBOX_SIZE, wr_id) == 0) {
 		s->ready_posted = true;
-		s->ready_deadline = sess_now_ms() + OP_TIMEOUT_MS;
+		s->ready_deadline = s->now + OP_TIMEOUT_MS;
 		s->ready_link = s->hs_link;
 	}
 }
@@ -627,13 +616,13 @@ static void start_exchange(struct session *s)
 	};
 	uint8_t nonce[CCM_NONCE_LEN];
 
-	if (auth_nonce(nonce) < 0) {
+	if (sess_random(s, nonce, sizeof(nonce)) < 0) {
 		sess_finish(s, CCM_EXIT_FAILURE, "no random bytes for the nonce");
 		return;
 	}
 	ex_start(s->ex, &self, s->clients, nonce);
 	s->ex_started = true;
-	s->ex_deadline = sess_now_ms() + EXCHANGE_TIMEOUT_MS;
+	s->ex_deadline = s->now + EXCHANGE_TIMEOUT_MS;
 	s->stage = STAGE_EXCHANGE;
 	publish_own(s);
 	log_at(s->log, LOG_STEP, "handshake complete with epoch %llu; exchanging descriptors",
@@ -777,14 +766,14 @@ static void on_tp_event(struct session *s, int li, const struct tp_event *ev)
 		break;
 	case TP_EV_CONNECT_FAILED:
 		l->connecting = false;
-		link_failed(&l->h, sess_now_ms(), LINK_RETRY_MS);
+		link_failed(&l->h, s->now, LINK_RETRY_MS);
 		log_at(s->log, LOG_DEBUG, "link %d: connect failed: %s", li, strerror(-ev->status));
 		if (s->op.kind && !s->op.posted && s->hs_link < 0 && !any_connecting(s))
 			fail_hs_op(s);
 		break;
 	case TP_EV_OP_DONE:
 		if (ev->status == 0)
-			l->last_progress = sess_now_ms();
+			l->last_progress = s->now;
 		on_op_done(s, li, ev);
 		break;
 	case TP_EV_MESSAGE:
@@ -815,7 +804,7 @@ static void on_tp_event(struct session *s, int li, const struct tp_event *ev)
 			serve_link_failed(s, li, strerror(-ev->status));
 			break;
 		}
-		link_failed(&l->h, sess_now_ms(), LINK_RETRY_MS);
+		link_failed(&l->h, s->now, LINK_RETRY_MS);
 		if (li != s->hs_link)
 			break;
 		s->hs_link = -1;
@@ -984,15 +973,35 @@ int sess_send_wire(struct session *s, const struct wire_msg *m)
 	return n < 0 ? n : sess_send_on(s, s->hs_link, s->msgbuf, (uint32_t)n);
 }
 
-static uint64_t new_epoch(void)
+/* Random bytes: the kernel's, or the simulator's seeded ones. */
+int sess_random(struct session *s, void *buf, size_t len)
 {
-	uint64_t e = 0;
+	if (s->opts->random) {
+		s->opts->random(s->opts->random_ctx, buf, len);
+		return 0;
+	}
+	for (size_t got = 0; got < len;) {
+		ssize_t n = getrandom((uint8_t *)buf + got, len - got, 0);
 
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		if (n > 0)
+			got += (size_t)n;
+	}
+	return 0;
+}
+
+static int new_epoch(struct session *s, uint64_t *epoch)
+{
 	/* Random and non-zero: 0 means "unknown" throughout. */
-	while (e == 0)
-		if (getrandom(&e, sizeof(e), 0) != sizeof(e))
-			e = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-	return e;
+	*epoch = 0;
+	while (*epoch == 0) {
+		int r = sess_random(s, epoch, sizeof(*epoch));
+
+		if (r < 0)
+			return r;
+	}
+	return 0;
 }
 
 static void *map_page(size_t len)
@@ -1002,10 +1011,12 @@ static void *map_page(size_t len)
 	return p == MAP_FAILED ? NULL : p;
 }
 
-static void session_destroy(struct session *s)
+void session_close(struct session *s)
 {
 	struct tp *tps[CCM_LINKS_MAX];
 
+	if (!s)
+		return;
 	serve_close(s);
 	for (int i = 0; i < s->nlinks; i++)
 		tps[i] = s->links[i].tp;
@@ -1021,8 +1032,6 @@ static void session_destroy(struct session *s)
 		munmap(s->win, STATUS_WINDOW_SIZE);
 	if (s->scratch)
 		munmap(s->scratch, SCRATCH_SIZE);
-	if (s->sigfd >= 0)
-		close(s->sigfd);
 	if (s->state_dirfd >= 0)
 		close(s->state_dirfd);
 	auth_wipe_key(&s->key);
@@ -1031,6 +1040,7 @@ static void session_destroy(struct session *s)
 	free(s->ports);
 	free(s->msgbuf);
 	free(s->decoded);
+	free(s);
 }
 
 static int crash_point(void)
@@ -1050,7 +1060,6 @@ static int crash_point(void)
 static int session_setup(struct session *s, struct errbuf *e)
 {
 	const struct tp_ops *ops = tp_lookup(s->cfg->transport);
-	sigset_t sigs;
 	int r;
 
 	s->ex = calloc(1, sizeof(*s->ex));
@@ -1063,14 +1072,6 @@ static int session_setup(struct session *s, struct errbuf *e)
 	if (!s->ex || !s->clients || !s->ports || !s->msgbuf || !s->decoded || !s->win || !s->scratch)
 		return errbuf_set(e, -ENOMEM, "out of memory");
 	s->crash_at = crash_point();
-
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	sigprocmask(SIG_BLOCK, &sigs, NULL);
-	s->sigfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (s->sigfd < 0)
-		return errbuf_set(e, -errno, "signalfd: %s", strerror(errno));
 
 	/* The state directory first: the handoff and the keeper's socket
 	 * live there, and nobody would learn anything without it. */
@@ -1108,6 +1109,7 @@ static int session_setup(struct session *s, struct errbuf *e)
 			.node_id = s->cfg->node_id,
 			.op_timeout_ms = OP_TIMEOUT_MS,
 			.connect_timeout_ms = CONNECT_TIMEOUT_MS,
+			.net = s->opts->net,
 		};
 
 		l->h.priority = lc->priority;
@@ -1128,7 +1130,9 @@ static int session_setup(struct session *s, struct errbuf *e)
 	if (r < 0)
 		return r;
 
-	s->epoch = new_epoch();
+	r = new_epoch(s, &s->epoch);
+	if (r < 0)
+		return errbuf_set(e, r, "no random bytes for the epoch: %s", strerror(-r));
 	s->stage = STAGE_HANDSHAKE;
 	hs_init(&s->hs, s->epoch, &hs_default_timing);
 	/* Publish before listening: a partner that can connect must find a
@@ -1144,39 +1148,69 @@ static int session_setup(struct session *s, struct errbuf *e)
 	return r;
 }
 
-static void loop_once(struct session *s)
+int session_open(const struct ccm_config *cfg, const struct session_opts *opts,
+		 const struct log *log, uint64_t now, int64_t wall, struct session **out)
 {
-	/* The keeper's socket waits while the partner has not acknowledged
-	 * enough of the clients' messages: that is their back pressure. */
-	struct pollfd pfd[2 + CCM_LINKS_MAX] = {
-		{ .fd = s->sigfd, .events = POLLIN },
-		{ .fd = s->keeper && !reliable_full(&s->rel) ? keeper_fd(s->keeper) : -1,
-		  .events = POLLIN },
-	};
+	struct session *s = calloc(1, sizeof(*s));
+	struct hs_event start = { .type = HS_EV_START };
+	struct errbuf e;
+	int r;
+
+	*out = NULL;
+	if (!s) {
+		log_at(log, LOG_ERR, "out of memory");
+		return CCM_EXIT_FAILURE;
+	}
+	s->cfg = cfg;
+	s->opts = opts;
+	s->log = log;
+	s->state_dirfd = -1;
+	s->hs_link = -1;
+	s->now = now;
+	s->wall = wall;
+	r = session_setup(s, &e);
+	if (r < 0) {
+		log_at(log, LOG_ERR, "%s", e.msg);
+		if (s->clients && s->win && s->state_dirfd >= 0)
+			sess_write_handoff(s, HANDOFF_ERROR, e.msg);
+		session_close(s);
+		return r == -EINVAL || r == -ENOENT || r == -EPERM || r == -ENOTSUP
+		       ? CCM_EXIT_USAGE : CCM_EXIT_FAILURE;
+	}
+	if (cfg->timeout_s)
+		s->deadline = now + (uint64_t)cfg->timeout_s * 1000;
+	s->next_beat = now + cfg->heartbeat_ms;
+	for (int i = 0; i < s->nlinks; i++) {
+		char where[24] = "";
+
+		if (s->nlinks > 1)
+			snprintf(where, sizeof(where), "link %d: ", i);
+		log_at(log, LOG_STEP, "%slistening on %s:%u, partner %s:%u, transport %s, epoch %llu",
+		       where, s->link_cfg[i].local.host, s->link_cfg[i].local.port,
+		       s->link_cfg[i].partner.host, s->link_cfg[i].partner.port, cfg->transport,
+		       (unsigned long long)s->epoch);
+	}
+	/* The first READ goes out before the first handoff is written, so
+	 * the two overlap.  Nobody could learn the outcome without a
+	 * handoff: failing to write it is a configuration error, and the
+	 * partner has seen no more than a READ of its status block. */
+	hs_feed(s, &start);
+	if (sess_write_handoff(s, HANDOFF_HANDSHAKING, NULL) < 0) {
+		session_close(s);
+		return CCM_EXIT_USAGE;
+	}
+	*out = s;
+	return CCM_EXIT_OK;
+}
+
+unsigned session_turn(struct session *s, uint64_t now, int64_t wall, bool control_ready)
+{
 	struct tp_event evs[16];
+	unsigned notices;
 	int n;
 
-	for (int i = 0; i < s->nlinks; i++)
-		pfd[2 + i] = (struct pollfd){ .fd = tp_fd(s->links[i].tp), .events = POLLIN };
-	n = poll(pfd, (nfds_t)(2 + s->nlinks), poll_timeout(s, sess_now_ms()));
-	if (n < 0 && errno != EINTR) {
-		log_at(s->log, LOG_ERR, "poll: %s", strerror(errno));
-		sess_finish(s, CCM_EXIT_FAILURE, "poll failed");
-		return;
-	}
-	if (pfd[0].revents & POLLIN) {
-		struct signalfd_siginfo si;
-
-		if (read(s->sigfd, &si, sizeof(si)) == sizeof(si)) {
-			log_at(s->log, LOG_NOTE, "%s: stopping", strsignal((int)si.ssi_signo));
-			if (s->keeper)
-				serve_stop(s, 0, false, STOP_GRACE_MS);
-			else
-				sess_terminate(s);
-			if (s->finished)
-				return;
-		}
-	}
+	s->now = now;
+	s->wall = wall;
 	for (int li = 0; li < s->nlinks && !s->finished; li++) {
 		do {
 			n = tp_progress(s->links[li].tp, evs, 16);
@@ -1189,55 +1223,61 @@ static void loop_once(struct session *s)
 	if (!s->finished && s->ex_started)
 		check_ready(s);
 	/* The keeper's socket is only read when it has something: a client's
-	 * round trip passes here twice. */
-	if (!s->finished && s->keeper && (pfd[1].revents & POLLIN))
+	 * round trip passes here twice.  It waits while the partner has not
+	 * acknowledged enough of the clients' messages: that is their back
+	 * pressure. */
+	if (!s->finished && s->keeper && control_ready && !reliable_full(&s->rel))
 		serve_requests(s);
 	if (!s->finished)
-		check_timers(s, sess_now_ms());
+		check_timers(s, now);
+	notices = s->notices;
+	s->notices = 0;
+	return notices;
 }
 
-int session_run(const struct ccm_config *cfg, const struct session_opts *opts,
-		const struct log *log)
+void session_signal(struct session *s, uint64_t now, int64_t wall)
 {
-	struct session s = { .cfg = cfg, .opts = opts, .log = log, .sigfd = -1, .state_dirfd = -1,
-			     .hs_link = -1 };
-	struct hs_event start = { .type = HS_EV_START };
-	struct errbuf e;
-	int r;
+	s->now = now;
+	s->wall = wall;
+	if (s->keeper)
+		serve_stop(s, 0, false, STOP_GRACE_MS);
+	else
+		sess_terminate(s);
+}
 
-	r = session_setup(&s, &e);
-	if (r < 0) {
-		log_at(log, LOG_ERR, "%s", e.msg);
-		if (s.clients && s.win && s.state_dirfd >= 0)
-			sess_write_handoff(&s, HANDOFF_ERROR, e.msg);
-		session_destroy(&s);
-		return r == -EINVAL || r == -ENOENT || r == -EPERM || r == -ENOTSUP
-		       ? CCM_EXIT_USAGE : CCM_EXIT_FAILURE;
-	}
-	if (cfg->timeout_s)
-		s.deadline = sess_now_ms() + (uint64_t)cfg->timeout_s * 1000;
-	s.next_beat = sess_now_ms() + cfg->heartbeat_ms;
-	for (int i = 0; i < s.nlinks; i++) {
-		char where[24] = "";
+uint64_t session_wakeup(const struct session *s)
+{
+	return s->now + (uint64_t)poll_timeout(s, s->now);
+}
 
-		if (s.nlinks > 1)
-			snprintf(where, sizeof(where), "link %d: ", i);
-		log_at(log, LOG_STEP, "%slistening on %s:%u, partner %s:%u, transport %s, epoch %llu",
-		       where, s.link_cfg[i].local.host, s.link_cfg[i].local.port,
-		       s.link_cfg[i].partner.host, s.link_cfg[i].partner.port, cfg->transport,
-		       (unsigned long long)s.epoch);
-	}
-	/* The first READ goes out before the first handoff is written, so
-	 * the two overlap.  Nobody could learn the outcome without a
-	 * handoff: failing to write it is a configuration error, and the
-	 * partner has seen no more than a READ of its status block. */
-	hs_feed(&s, &start);
-	if (sess_write_handoff(&s, HANDOFF_HANDSHAKING, NULL) < 0) {
-		session_destroy(&s);
-		return CCM_EXIT_USAGE;
-	}
-	while (!s.finished)
-		loop_once(&s);
-	session_destroy(&s);
-	return s.exit_code;
+int session_control_fd(const struct session *s)
+{
+	return s->keeper && !reliable_full(&s->rel) ? keeper_fd(s->keeper) : -1;
+}
+
+int session_nlinks(const struct session *s)
+{
+	return s->nlinks;
+}
+
+int session_link_fd(const struct session *s, int link)
+{
+	return tp_fd(s->links[link].tp);
+}
+
+bool session_finished(const struct session *s, int *exit_code)
+{
+	if (s->finished && exit_code)
+		*exit_code = s->exit_code;
+	return s->finished;
+}
+
+const char *session_state_dir(const struct session *s)
+{
+	return s->state_dir;
+}
+
+uint32_t session_partner_node(const struct session *s)
+{
+	return s->ex->peer.node_id;
 }

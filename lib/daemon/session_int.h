@@ -114,7 +114,9 @@ struct session {
 	                              through it, before and after switch_root */
 	const struct session_opts *opts;
 	const struct log *log;
-	int sigfd;
+	uint64_t now;              /* monotonic ms, as the loop last said */
+	int64_t wall;              /* seconds since the epoch, likewise */
+	unsigned notices;          /* enum session_notice, for the loop */
 
 	uint8_t *win;              /* our status window (remote read/write) */
 	uint8_t *scratch;          /* local operation buffers */
@@ -195,7 +197,7 @@ struct session {
 };
 
 
-uint64_t sess_now_ms(void);
+int sess_random(struct session *s, void *buf, size_t len);
 int sess_write_handoff(struct session *s, enum handoff_state state, const char *error);
 /* The same state again with the links as they are now, without fsync. */
 int sess_refresh_handoff(struct session *s);

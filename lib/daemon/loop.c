@@ -1,0 +1,133 @@
+/* loop: the one event loop of the real daemon.  It owns the clock, the
+ * signals and the fds: it polls the session's fds, reads the clock once per
+ * turn, turns signals into session_signal, and carries out what the
+ * session asks of the process (session_notice): telling the parent or
+ * systemd that the boot may go on, and becoming a keeper that survives
+ * switch_root.  Everything it drives is in session.c and serve.c. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "daemon/sdnotify.h"
+#include "daemon/session.h"
+
+/* The boot may go on: say so to whoever waits, and become the keeper that
+ * outlives the initramfs. */
+static void handed_off(struct session *s, const struct ccm_config *cfg,
+		       const struct session_opts *opts, const struct log *log, bool connected)
+{
+	int fd;
+
+	/* A log reader that goes (the initramfs' journald at switch-root)
+	 * must not take the keeper with it: a write then fails with EPIPE. */
+	signal(SIGPIPE, SIG_IGN);
+	if (opts->handoff_fd >= 0) {
+		uint8_t code = connected ? CCM_EXIT_OK : CCM_EXIT_TIMEOUT;
+
+		if (write(opts->handoff_fd, &code, 1) != 1)
+			log_at(log, LOG_ERR, "cannot tell the parent: %s", strerror(errno));
+		close(opts->handoff_fd);
+	}
+	if (opts->foreground) {
+		char st[160];
+
+		if (connected)
+			snprintf(st, sizeof(st), "READY=1\nSTATUS=connected to node %u",
+				 session_partner_node(s));
+		else
+			snprintf(st, sizeof(st), "READY=1\nSTATUS=degraded: no partner after %u s; "
+				 "still looking", cfg->timeout_s);
+		sdnotify(st);
+	}
+	/* systemd's root-storage-daemon rule: a process whose argv[0] starts
+	 * with '@' when /etc/initrd-release exists is left alone at
+	 * switch-root.  And keep nothing open on the initramfs. */
+	if (opts->argv0 && access("/etc/initrd-release", F_OK) == 0)
+		opts->argv0[0] = '@';
+	if (chdir("/") < 0)
+		log_at(log, LOG_ERR, "chdir /: %s", strerror(errno));
+	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (dup2(fd, 0) < 0)
+			log_at(log, LOG_ERR, "stdin from /dev/null: %s", strerror(errno));
+		close(fd);
+	}
+}
+
+static int64_t wall_now(void)
+{
+	return (int64_t)time(NULL);
+}
+
+/* One poll and one turn.  Returns false when the session has finished. */
+static bool loop_once(struct session *s, int sigfd, const struct ccm_config *cfg,
+		      const struct session_opts *opts, const struct log *log)
+{
+	struct pollfd pfd[2 + CCM_LINKS_MAX] = {
+		{ .fd = sigfd, .events = POLLIN },
+		{ .fd = session_control_fd(s), .events = POLLIN },
+	};
+	int nlinks = session_nlinks(s), n, timeout;
+	uint64_t now = clock_ms(), wake = session_wakeup(s);
+	unsigned notices;
+
+	for (int i = 0; i < nlinks; i++)
+		pfd[2 + i] = (struct pollfd){ .fd = session_link_fd(s, i), .events = POLLIN };
+	timeout = wake > now ? (int)(wake - now) : 0;
+	n = poll(pfd, (nfds_t)(2 + nlinks), timeout);
+	if (n < 0 && errno != EINTR) {
+		log_at(log, LOG_ERR, "poll: %s", strerror(errno));
+		return false;
+	}
+	if (pfd[0].revents & POLLIN) {
+		struct signalfd_siginfo si;
+
+		if (read(sigfd, &si, sizeof(si)) == sizeof(si)) {
+			log_at(log, LOG_NOTE, "%s: stopping", strsignal((int)si.ssi_signo));
+			session_signal(s, clock_ms(), wall_now());
+			if (session_finished(s, NULL))
+				return false;
+		}
+	}
+	notices = session_turn(s, clock_ms(), wall_now(), (pfd[1].revents & POLLIN) != 0);
+	if (notices & (SESSION_HANDED_OFF | SESSION_HANDED_OFF_DEGRADED))
+		handed_off(s, cfg, opts, log, (notices & SESSION_HANDED_OFF) != 0);
+	return !session_finished(s, NULL);
+}
+
+int session_run(const struct ccm_config *cfg, const struct session_opts *opts,
+		const struct log *log)
+{
+	struct session *s;
+	sigset_t sigs;
+	int sigfd, code;
+
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	sigfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sigfd < 0) {
+		log_at(log, LOG_ERR, "signalfd: %s", strerror(errno));
+		return CCM_EXIT_FAILURE;
+	}
+	code = session_open(cfg, opts, log, clock_ms(), wall_now(), &s);
+	if (code != CCM_EXIT_OK) {
+		close(sigfd);
+		return code;
+	}
+	while (loop_once(s, sigfd, cfg, opts, log))
+		;
+	if (!session_finished(s, &code))
+		code = CCM_EXIT_FAILURE;  /* poll failed */
+	session_close(s);
+	close(sigfd);
+	return code;
+}

@@ -1,0 +1,1189 @@
+/* sim: deterministic simulation of a whole ccm-early pair under faults.
+ *
+ * Two complete keepers -- the same session, exchange, handshake, link set,
+ * reliable store and control-socket server as the binary -- run in this one
+ * process over the in-memory transport (tp/mem.h) on a virtual clock, each
+ * with a scripted client attached through its real control socket.  One
+ * seed decides everything: the pair's configuration, the fault mix (swarm
+ * testing: each seed draws its own rates), every fault's time, every delay
+ * on the interconnect, every client action, every epoch and nonce.  The
+ * same seed replays the same run exactly.
+ *
+ * Checked at every step (safety):
+ *   - both handoffs agree on partner node, epoch and version whenever both
+ *     say connected;
+ *   - a client's messages arrive at the partner's client in the order sent,
+ *     each at most once;
+ *   - a window write that completed with status 0 is in the partner's
+ *     window;
+ *   - virtual time advances: no turn loop spins;
+ *   - no keeper exits, except when told to stop;
+ *   - what the interconnect holds in flight stays bounded.
+ * Checked at the end (liveness): once the faults stop, both sides reach
+ * connected with each other's current epoch within a bound, both clients
+ * attach, and messages and writes sent then all arrive.  After each seed
+ * every fd the run opened is closed again.
+ *
+ *   sim [--seeds N] [--first S] [--seed S] [-v] [--plant BUG]
+ *
+ * A failing seed prints the trace of its last events and the command that
+ * replays it. */
+#include <errno.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "client/ctl.h"
+#include "client/fdmsg.h"
+#include "daemon/session_int.h"
+#include "tp/mem.h"
+
+#define NODES       2
+#define PORTS       2
+#define PORT_SIZE   4096
+#define WRITE_AREA  1024          /* the partner writes [0, 1024) of a window */
+#define WRITE_SRC   2048          /* our writes' source bytes */
+#define WRITE_MAX   256
+#define TRACE_LINES 256
+#define SPIN_LIMIT  20000         /* turns without virtual time moving */
+#define IN_FLIGHT_MAX 50000
+
+/* --- the seeded generator ------------------------------------------------------ */
+
+struct rng {
+	uint64_t s;
+};
+
+static uint64_t rng_next(struct rng *r)
+{
+	uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static uint64_t rng_below(struct rng *r, uint64_t n)
+{
+	return n ? rng_next(r) % n : 0;
+}
+
+static uint64_t rng_range(struct rng *r, uint64_t lo, uint64_t hi)
+{
+	return lo + rng_below(r, hi - lo + 1);
+}
+
+/* True with probability per_million / 1e6. */
+static bool rng_chance(struct rng *r, uint32_t per_million)
+{
+	return rng_below(r, 1000000) < per_million;
+}
+
+static void rng_bytes(void *ctx, void *buf, size_t len)
+{
+	struct rng *r = ctx;
+	uint8_t *p = buf;
+
+	for (size_t i = 0; i < len; i++)
+		p[i] = (uint8_t)rng_next(r);
+}
+
+/* --- the run ------------------------------------------------------------------- */
+
+/* A message a scripted client sends: who, which incarnation, which one. */
+struct probe_msg {
+	uint32_t magic;
+	uint32_t node;
+	uint64_t boot;             /* the sender node's incarnation */
+	uint64_t inc;              /* the sender client's attachment */
+	uint64_t counter;
+};
+#define PROBE_MAGIC 0x53494d31u
+
+struct pending_write {
+	bool busy;
+	uint32_t tag;
+	uint32_t off, len;
+	uint64_t partner_boot;     /* the partner's incarnation when posted */
+	uint8_t bytes[WRITE_MAX];
+};
+
+struct sim_client {
+	int sock;                  /* -1: detached */
+	bool attached;             /* ATTACHED and every fd arrived */
+	int fds_due;
+	uint8_t *win[PORTS];
+	uint64_t inc;
+	uint32_t next_tag;
+	uint64_t tx_counter[PORTS];
+	struct pending_write wr[PORTS];
+	bool partner_ready;        /* PARTNER_READY/BACK since the last LOST */
+};
+
+/* What a receiving port last saw, to check order. */
+struct rx_mark {
+	uint64_t boot, inc, counter;
+};
+
+struct sim_node {
+	struct sim *sim;
+	int idx;
+	uint32_t id;
+	struct ccm_config cfg;
+	struct session_opts opts;
+	struct log log;
+	struct session *s;         /* NULL while down */
+	uint64_t boot;
+	uint64_t up_at;            /* down: boots again then (us) */
+	bool frozen;
+	uint64_t thaw_at;
+	bool stop_sent;            /* a graceful restart is under way */
+	struct sim_client cl;
+	struct rx_mark rx[PORTS];
+	uint64_t probe_from[PORTS];/* liveness: our counters past these must arrive */
+	uint64_t probe_got[PORTS];
+	char dir[64];
+};
+
+struct cut {
+	bool on;
+	uint64_t until;
+};
+
+struct fault_mix {
+	uint32_t cut, stall, crash, restart, jitter;  /* per million per ms */
+	uint32_t client_churn, client_send, client_write;
+};
+
+struct counters {
+	uint64_t steps, turns, cuts, stalls, crashes, restarts, jitters;
+	uint64_t msgs_delivered, writes_checked, resumes, rehandshakes, failovers;
+	uint64_t unreachables, attaches, connected_runs;
+};
+
+struct sim {
+	uint64_t seed;
+	struct rng rng;            /* the run's choices */
+	struct rng entropy;        /* epochs and nonces */
+	struct tp_mem_net *net;
+	uint64_t now;              /* us */
+	uint64_t fault_end, end;
+	int nlinks;
+	bool rdma;
+	struct fault_mix mix;
+	struct cut cuts[NODES][CCM_LINKS_MAX];  /* link l of node i is cut */
+	struct sim_node node[NODES];
+	struct counters c;
+	const char *plant;
+	bool verbose;
+	char failure[512];
+	char trace[TRACE_LINES][200];
+	int trace_next;
+	char root[48];
+	bool quiet_phase;
+	bool probing;
+};
+
+static void trace(struct sim *sim, int node, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void trace(struct sim *sim, int node, const char *fmt, ...)
+{
+	char *line = sim->trace[sim->trace_next++ % TRACE_LINES];
+	va_list ap;
+	int n;
+
+	n = snprintf(line, 200, "%8llu.%03llu %c ", (unsigned long long)(sim->now / 1000),
+		     (unsigned long long)(sim->now % 1000), node < 0 ? '*' : 'A' + node);
+	va_start(ap, fmt);
+	vsnprintf(line + n, (size_t)(200 - n), fmt, ap);
+	va_end(ap);
+	if (sim->verbose)
+		fprintf(stderr, "%s\n", line);
+}
+
+static void fail(struct sim *sim, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void fail(struct sim *sim, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (sim->failure[0])
+		return;
+	va_start(ap, fmt);
+	vsnprintf(sim->failure, sizeof(sim->failure), fmt, ap);
+	va_end(ap);
+	trace(sim, -1, "FAILED: %s", sim->failure);
+}
+
+/* The keepers' log lines go into the trace, and a few count as the
+ * "sometimes" properties a sweep must reach. */
+static void log_sink(void *ctx, int level, const char *msg)
+{
+	struct sim_node *n = ctx;
+	struct sim *sim = n->sim;
+
+	(void)level;
+	if (strstr(msg, "session resumed"))
+		sim->c.resumes++;
+	else if (strstr(msg, "handshaking again"))
+		sim->c.rehandshakes++;
+	else if (strstr(msg, "moving its traffic"))
+		sim->c.failovers++;
+	else if (strstr(msg, "partner unreachable"))
+		sim->c.unreachables++;
+	trace(sim, n->idx, "%s", msg);
+}
+
+/* --- files: each node's clients and state directories --------------------------- */
+
+static int write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		return -errno;
+	fputs(text, f);
+	return fclose(f) == 0 ? 0 : -errno;
+}
+
+static void rm_dir_files(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	char path[400];
+
+	if (!d)
+		return;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.') {
+			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+			unlink(path);
+		}
+	closedir(d);
+}
+
+static int make_dirs(struct sim *sim)
+{
+	char path[300], desc[64];
+
+	/* tmpfs: the handoff's fsyncs cost nothing there. */
+	snprintf(sim->root, sizeof(sim->root), "/dev/shm/ccm-sim-%d", (int)getpid());
+	if (mkdir(sim->root, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	for (int i = 0; i < NODES; i++) {
+		struct sim_node *n = &sim->node[i];
+
+		snprintf(n->dir, sizeof(n->dir), "%s/%c", sim->root, 'a' + i);
+		snprintf(path, sizeof(path), "%s/clients", n->dir);
+		if ((mkdir(n->dir, 0700) < 0 && errno != EEXIST) ||
+		    (mkdir(path, 0700) < 0 && errno != EEXIST))
+			return -errno;
+		snprintf(path, sizeof(path), "%s/clients/probe.conf", n->dir);
+		snprintf(desc, sizeof(desc), "ports = %d\nport-size = %d\n", PORTS, PORT_SIZE);
+		if (write_file(path, desc) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+static void remove_dirs(struct sim *sim)
+{
+	char path[300];
+
+	for (int i = 0; i < NODES; i++) {
+		snprintf(path, sizeof(path), "%s/state", sim->node[i].dir);
+		rm_dir_files(path);
+		rmdir(path);
+		snprintf(path, sizeof(path), "%s/clients", sim->node[i].dir);
+		rm_dir_files(path);
+		rmdir(path);
+		rmdir(sim->node[i].dir);
+	}
+	rmdir(sim->root);
+}
+
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* --- the scripted client ----------------------------------------------------------- */
+
+static struct sim_node *partner_of(struct sim_node *n)
+{
+	return &n->sim->node[1 - n->idx];
+}
+
+static void client_detach(struct sim_node *n, const char *why)
+{
+	struct sim_client *c = &n->cl;
+
+	if (c->sock < 0)
+		return;
+	trace(n->sim, n->idx, "client detaches (%s)", why);
+	close(c->sock);
+	for (int p = 0; p < PORTS; p++) {
+		if (c->win[p])
+			munmap(c->win[p], PORT_SIZE);
+		c->win[p] = NULL;
+		c->wr[p].busy = false;
+	}
+	c->sock = -1;
+	c->attached = false;
+	c->partner_ready = false;
+}
+
+static void client_attach(struct sim_node *n)
+{
+	struct sim_client *c = &n->cl;
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	struct ctl_attach req = { .name = "probe" };
+
+	c->sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->sock < 0)
+		return;
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s/state/%s", n->dir, CTL_SOCKET_NAME);
+	if (connect(c->sock, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    fdmsg_send(c->sock, CTL_ATTACH, &req, sizeof(req), -1) < 0) {
+		close(c->sock);
+		c->sock = -1;
+		return;
+	}
+	c->inc++;
+	c->fds_due = -1;
+	memset(c->tx_counter, 0, sizeof(c->tx_counter));
+	n->sim->c.attaches++;
+	trace(n->sim, n->idx, "client attaching (incarnation %llu)", (unsigned long long)c->inc);
+}
+
+/* The partner keeper's window of port p, where our writes land. */
+static const uint8_t *partner_window(struct sim_node *n, int p)
+{
+	struct sim_node *o = partner_of(n);
+	struct port_client *pc;
+
+	if (!o->s)
+		return NULL;
+	pc = ports_find(o->s->ports, "probe");
+	return pc && p < pc->nports ? pc->port[p].map : NULL;
+}
+
+static void on_done(struct sim_node *n, const struct ctl_done *d)
+{
+	struct sim_client *c = &n->cl;
+
+	for (int p = 0; p < PORTS; p++) {
+		struct pending_write *w = &c->wr[p];
+		const uint8_t *win;
+
+		if (!w->busy || w->tag != d->tag)
+			continue;
+		w->busy = false;
+		if (d->status != 0)
+			return;
+		/* Landed: it is there, unless the partner has rebooted since
+		 * (its windows are new ones then). */
+		win = partner_window(n, p);
+		if (!win || partner_of(n)->boot != w->partner_boot)
+			return;
+		n->sim->c.writes_checked++;
+		if (memcmp(win + w->off, w->bytes, w->len) != 0)
+			fail(n->sim, "node %c: write of %u bytes at %u on port %d completed, "
+			     "but the partner's window does not hold them", 'A' + n->idx, w->len,
+			     w->off, p);
+		return;
+	}
+	if (d->status != 0)
+		trace(n->sim, n->idx, "client: send %u failed: %s", d->tag, strerror(-d->status));
+}
+
+static void on_msg(struct sim_node *n, const uint8_t *data, uint32_t len)
+{
+	const struct ctl_send_hdr *h = (const void *)data;
+	struct probe_msg m;
+	struct rx_mark *mk;
+
+	if (len < sizeof(*h) + sizeof(m) || h->port >= PORTS) {
+		fail(n->sim, "node %c: a client message of %u bytes that no client sent", 'A' + n->idx,
+		     len);
+		return;
+	}
+	memcpy(&m, data + sizeof(*h), sizeof(m));
+	if (m.magic != PROBE_MAGIC || m.node != partner_of(n)->id) {
+		fail(n->sim, "node %c: a forged or corrupted client message", 'A' + n->idx);
+		return;
+	}
+	mk = &n->rx[h->port];
+	/* (boot, inc, counter) only grows: nothing twice, nothing out of order. */
+	if (m.boot < mk->boot || (m.boot == mk->boot && (m.inc < mk->inc ||
+	    (m.inc == mk->inc && m.counter <= mk->counter))))
+		fail(n->sim, "node %c port %u: message %llu/%llu/%llu after %llu/%llu/%llu: "
+		     "duplicated or reordered", 'A' + n->idx, h->port, (unsigned long long)m.boot,
+		     (unsigned long long)m.inc, (unsigned long long)m.counter,
+		     (unsigned long long)mk->boot, (unsigned long long)mk->inc,
+		     (unsigned long long)mk->counter);
+	mk->boot = m.boot;
+	mk->inc = m.inc;
+	mk->counter = m.counter;
+	n->sim->c.msgs_delivered++;
+	if (n->sim->probing && m.boot == partner_of(n)->boot &&
+	    m.inc == partner_of(n)->cl.inc && m.counter > partner_of(n)->probe_from[h->port])
+		n->probe_got[h->port]++;
+}
+
+static void client_read(struct sim_node *n)
+{
+	struct sim_client *c = &n->cl;
+	struct fdmsg m;
+	struct errbuf e;
+
+	while (c->sock >= 0) {
+		int r = fdmsg_recv(c->sock, &m, &e);
+
+		if (r == -EAGAIN)
+			return;
+		if (r <= 0) {
+			client_detach(n, r == 0 ? "the keeper closed the channel" : "receive failed");
+			return;
+		}
+		switch (m.type) {
+		case CTL_ATTACHED: {
+			struct ctl_attached a;
+
+			memcpy(&a, m.data, sizeof(a));
+			c->fds_due = 2 * a.nports;
+			c->partner_ready = a.partner_ready;
+			break;
+		}
+		case CTL_PORT_FD: {
+			struct ctl_port_fd pf;
+
+			memcpy(&pf, m.data, sizeof(pf));
+			if (pf.kind == CTL_FD_WINDOW && pf.index < PORTS && m.fd >= 0) {
+				void *w = mmap(NULL, PORT_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+					       m.fd, 0);
+
+				c->win[pf.index] = w == MAP_FAILED ? NULL : w;
+			}
+			fdmsg_close(&m);
+			if (--c->fds_due == 0)
+				c->attached = true;
+			break;
+		}
+		case CTL_DONE: {
+			struct ctl_done d;
+
+			memcpy(&d, m.data, sizeof(d));
+			on_done(n, &d);
+			break;
+		}
+		case CTL_EVENT: {
+			struct ctl_event ev;
+
+			memcpy(&ev, m.data, sizeof(ev));
+			if (ev.type == CTL_EV_TERMINATING) {
+				client_detach(n, "the keeper is terminating");
+				return;
+			}
+			if (ev.type == CTL_EV_PARTNER_READY || ev.type == CTL_EV_PARTNER_BACK)
+				c->partner_ready = true;
+			if (ev.type == CTL_EV_PARTNER_LOST)
+				c->partner_ready = false;
+			break;
+		}
+		case CTL_MSG:
+			on_msg(n, m.data, m.len);
+			break;
+		case CTL_ERROR:
+			client_detach(n, "attach refused");
+			return;
+		default:
+			fdmsg_close(&m);
+			break;
+		}
+	}
+}
+
+static void client_send(struct sim_node *n, int p)
+{
+	struct sim_client *c = &n->cl;
+	uint8_t buf[sizeof(struct ctl_send_hdr) + sizeof(struct probe_msg)];
+	struct ctl_send_hdr h = { .tag = ++c->next_tag, .port = (uint16_t)p };
+	struct probe_msg m = { .magic = PROBE_MAGIC, .node = n->id, .boot = n->boot,
+			       .inc = c->inc, .counter = ++c->tx_counter[p] };
+
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), &m, sizeof(m));
+	if (fdmsg_send(c->sock, CTL_SEND, buf, sizeof(buf), -1) < 0)
+		c->tx_counter[p]--;
+}
+
+static void client_write(struct sim_node *n, int p)
+{
+	struct sim_client *c = &n->cl;
+	struct pending_write *w = &c->wr[p];
+	struct ctl_rw rw;
+
+	if (w->busy || !c->win[p])
+		return;
+	w->len = (uint32_t)rng_range(&n->sim->rng, 1, WRITE_MAX);
+	w->off = (uint32_t)rng_below(&n->sim->rng, WRITE_AREA - w->len);
+	rng_bytes(&n->sim->rng, w->bytes, w->len);
+	memcpy(c->win[p] + WRITE_SRC + w->off, w->bytes, w->len);
+	w->tag = ++c->next_tag;
+	w->partner_boot = partner_of(n)->boot;
+	rw = (struct ctl_rw){ .tag = w->tag, .port = (uint16_t)p,
+			      .flags = rng_chance(&n->sim->rng, 500000) ? CTL_F_NOTIFY : 0,
+			      .local_off = WRITE_SRC + w->off, .remote_off = w->off, .len = w->len };
+	if (fdmsg_send(c->sock, CTL_WRITE, &rw, sizeof(rw), -1) == 0)
+		w->busy = true;
+}
+
+/* The client's turn: read what came, then perhaps act. */
+static void client_step(struct sim_node *n)
+{
+	struct sim *sim = n->sim;
+	struct sim_client *c = &n->cl;
+
+	if (!n->s || n->frozen)
+		return;
+	client_read(n);
+	if (c->sock < 0) {
+		if (!n->stop_sent && (sim->quiet_phase || rng_chance(&sim->rng, 20000)))
+			client_attach(n);
+		return;
+	}
+	if (!c->attached)
+		return;
+	if (!sim->quiet_phase && rng_chance(&sim->rng, sim->mix.client_churn)) {
+		client_detach(n, "churn");
+		return;
+	}
+	for (int p = 0; p < PORTS; p++) {
+		if (!sim->probing && rng_chance(&sim->rng, sim->mix.client_send))
+			client_send(n, p);
+		if (rng_chance(&sim->rng, sim->mix.client_write))
+			client_write(n, p);
+	}
+}
+
+/* --- nodes ------------------------------------------------------------------------ */
+
+static void node_config(struct sim *sim, struct sim_node *n)
+{
+	struct ccm_config *cfg = &n->cfg;
+	struct rng *r = &sim->rng;
+
+	config_defaults(cfg);
+	cfg->node_id = n->id;
+	snprintf(cfg->transport, sizeof(cfg->transport), "mem");
+	snprintf(cfg->clients_dir, sizeof(cfg->clients_dir), "%s/clients", n->dir);
+	snprintf(cfg->state_dir, sizeof(cfg->state_dir), "%s/state", n->dir);
+	cfg->nlinks = sim->nlinks;
+	for (int i = 0; i < sim->nlinks; i++) {
+		struct ccm_link *l = &cfg->links[i];
+
+		/* Link i: 127.0.i.1 (A) to 127.0.i.2 (B).  Nothing leaves the
+		 * process: these name endpoints of the mem network. */
+		snprintf(l->local.host, sizeof(l->local.host), "127.0.%d.%d", i, n->idx + 1);
+		snprintf(l->partner.host, sizeof(l->partner.host), "127.0.%d.%d", i, 2 - n->idx);
+		l->local.port = l->partner.port = 7471;
+		l->priority = (uint8_t)rng_below(r, 3);
+	}
+	cfg->set |= CFG_LINK;
+	cfg->link_policy = rng_below(r, 2) ? LINK_POLICY_STANDBY : LINK_POLICY_BALANCE;
+	cfg->heartbeat_ms = (uint32_t)rng_range(r, 50, 200);
+	cfg->heartbeat_misses = (uint32_t)rng_range(r, 3, 8);
+	cfg->link_heartbeat_ms = (uint32_t)rng_range(r, 10, 50);
+	cfg->link_misses = (uint32_t)rng_range(r, 2, 5);
+	cfg->link_damp_ms = (uint32_t)rng_range(r, 0, 1000);
+	cfg->timeout_s = rng_below(r, 2) ? 0 : (uint32_t)rng_range(r, 1, 5);
+	n->log = (struct log){ .verbose = sim->verbose ? LOG_DEBUG : LOG_STEP, .node = n->id,
+			       .sink = log_sink, .sink_ctx = n };
+	n->opts = (struct session_opts){ .handoff_fd = -1, .net = sim->net,
+					 .random = rng_bytes, .random_ctx = &sim->entropy };
+}
+
+static void node_boot(struct sim_node *n)
+{
+	struct sim *sim = n->sim;
+	char path[300];
+	int code;
+
+	snprintf(path, sizeof(path), "%s/state", n->dir);
+	rm_dir_files(path);  /* /run starts empty at boot */
+	n->boot++;
+	memset(n->rx, 0, sizeof(n->rx));
+	code = session_open(&n->cfg, &n->opts, &n->log, sim->now / 1000,
+			    (int64_t)(sim->now / 1000000), &n->s);
+	if (code != CCM_EXIT_OK) {
+		n->s = NULL;
+		fail(sim, "node %c: session_open failed with exit code %d", 'A' + n->idx, code);
+		return;
+	}
+	trace(sim, n->idx, "booted (incarnation %llu, epoch %016llx)", (unsigned long long)n->boot,
+	      (unsigned long long)n->s->epoch);
+}
+
+/* Down: at once (a crash, no goodbye) or after a graceful stop. */
+static void node_down(struct sim_node *n, uint64_t for_us)
+{
+	client_detach(n, "node down");
+	session_close(n->s);
+	n->s = NULL;
+	n->stop_sent = false;
+	if (n->frozen)
+		tp_mem_net_freeze(n->sim->net, n->id, false);
+	n->frozen = false;
+	n->up_at = n->sim->now + for_us;
+}
+
+static void node_turn(struct sim_node *n)
+{
+	struct sim *sim = n->sim;
+	int code;
+
+	if (!n->s) {
+		if (sim->now >= n->up_at)
+			node_boot(n);
+		return;
+	}
+	if (n->frozen)
+		return;
+	session_turn(n->s, sim->now / 1000, (int64_t)(sim->now / 1000000), true);
+	sim->c.turns++;
+	if (session_finished(n->s, &code)) {
+		if (!n->stop_sent)
+			fail(sim, "node %c: the keeper exited (code %d) without being told to stop",
+			     'A' + n->idx, code);
+		trace(sim, n->idx, "keeper stopped (code %d); restarting", code);
+		node_down(n, rng_range(&sim->rng, 1000, 500000));
+	}
+}
+
+/* --- faults ----------------------------------------------------------------------- */
+
+static void link_host(const struct sim *sim, int node, int link, char *host, size_t len)
+{
+	(void)sim;
+	snprintf(host, len, "127.0.%d.%d", link, node + 1);
+}
+
+static void faults(struct sim *sim, uint64_t dt_ms)
+{
+	struct rng *r = &sim->rng;
+	char host[64];
+
+	/* Restore what is due. */
+	for (int i = 0; i < NODES; i++)
+		for (int l = 0; l < sim->nlinks; l++)
+			if (sim->cuts[i][l].on && sim->now >= sim->cuts[i][l].until) {
+				sim->cuts[i][l].on = false;
+				link_host(sim, i, l, host, sizeof(host));
+				tp_mem_net_cut(sim->net, host, false);
+				trace(sim, i, "link %d restored", l);
+			}
+	for (int i = 0; i < NODES; i++) {
+		struct sim_node *n = &sim->node[i];
+
+		if (n->frozen && sim->now >= n->thaw_at) {
+			n->frozen = false;
+			tp_mem_net_freeze(sim->net, n->id, false);
+			trace(sim, i, "thawed");
+		}
+	}
+	if (sim->now >= sim->fault_end || !dt_ms)
+		return;
+	for (uint64_t t = 0; t < dt_ms && t < 50; t++) {
+		for (int i = 0; i < NODES; i++) {
+			struct sim_node *n = &sim->node[i];
+
+			if (rng_chance(r, sim->mix.cut)) {
+				int l = (int)rng_below(r, (uint64_t)sim->nlinks);
+
+				if (!sim->cuts[i][l].on) {
+					sim->cuts[i][l].on = true;
+					sim->cuts[i][l].until = sim->now + rng_range(r, 1000, 6000000);
+					link_host(sim, i, l, host, sizeof(host));
+					tp_mem_net_cut(sim->net, host, true);
+					sim->c.cuts++;
+					trace(sim, i, "link %d cut for %llu ms", l,
+					      (unsigned long long)((sim->cuts[i][l].until - sim->now) / 1000));
+				}
+			}
+			if (!n->s)
+				continue;
+			if (!n->frozen && rng_chance(r, sim->mix.stall)) {
+				n->frozen = true;
+				n->thaw_at = sim->now + rng_range(r, 1000, 4000000);
+				tp_mem_net_freeze(sim->net, n->id, true);
+				sim->c.stalls++;
+				trace(sim, i, "stalled for %llu ms",
+				      (unsigned long long)((n->thaw_at - sim->now) / 1000));
+			}
+			if (rng_chance(r, sim->mix.crash)) {
+				sim->c.crashes++;
+				trace(sim, i, "crashes");
+				node_down(n, rng_range(r, 1000, 3000000));
+				continue;
+			}
+			if (!n->stop_sent && !n->frozen && rng_chance(r, sim->mix.restart)) {
+				sim->c.restarts++;
+				trace(sim, i, "told to stop (a restart)");
+				n->stop_sent = true;
+				session_signal(n->s, sim->now / 1000, (int64_t)(sim->now / 1000000));
+			}
+		}
+		if (rng_chance(r, sim->mix.jitter)) {
+			uint32_t lo = (uint32_t)rng_range(r, 5, 500);
+			uint32_t hi = lo + (uint32_t)rng_range(r, 0, rng_below(r, 4) ? 2000 : 80000);
+
+			tp_mem_net_set_latency(sim->net, lo, hi);
+			sim->c.jitters++;
+			trace(sim, -1, "latency now %u..%u us", lo, hi);
+		}
+	}
+}
+
+/* The faults stop: everything comes back. */
+static void heal(struct sim *sim)
+{
+	char host[64];
+
+	for (int i = 0; i < NODES; i++) {
+		struct sim_node *n = &sim->node[i];
+
+		for (int l = 0; l < sim->nlinks; l++)
+			if (sim->cuts[i][l].on) {
+				sim->cuts[i][l].on = false;
+				link_host(sim, i, l, host, sizeof(host));
+				tp_mem_net_cut(sim->net, host, false);
+			}
+		if (n->frozen) {
+			n->frozen = false;
+			tp_mem_net_freeze(sim->net, n->id, false);
+		}
+	}
+	tp_mem_net_set_latency(sim->net, 10, 200);
+	trace(sim, -1, "faults stop: every link restored, every node running");
+}
+
+/* --- invariants ------------------------------------------------------------------- */
+
+static bool both_connected(const struct sim *sim)
+{
+	const struct session *a = sim->node[0].s, *b = sim->node[1].s;
+
+	return a && b && a->handoff_state == HANDOFF_CONNECTED &&
+	       b->handoff_state == HANDOFF_CONNECTED;
+}
+
+static void check_agreement(struct sim *sim)
+{
+	const struct session *a = sim->node[0].s, *b = sim->node[1].s;
+
+	if (!both_connected(sim))
+		return;
+	if (a->ex->peer.node_id != b->cfg->node_id || b->ex->peer.node_id != a->cfg->node_id ||
+	    a->ex->peer.epoch != b->epoch || b->ex->peer.epoch != a->epoch ||
+	    a->ex->version != b->ex->version)
+		fail(sim, "both handoffs say connected but disagree: A has partner %u epoch %016llx "
+		     "v%u, B is %u epoch %016llx; B has partner %u epoch %016llx v%u, A is %u "
+		     "epoch %016llx", a->ex->peer.node_id, (unsigned long long)a->ex->peer.epoch,
+		     a->ex->version, b->cfg->node_id, (unsigned long long)b->epoch,
+		     b->ex->peer.node_id, (unsigned long long)b->ex->peer.epoch, b->ex->version,
+		     a->cfg->node_id, (unsigned long long)a->epoch);
+}
+
+/* Which of a keeper's deadlines is due: for the spin report. */
+static void dump_deadlines(struct sim *sim, const struct session *s, int node)
+{
+	trace(sim, node, "deadlines at %llu: beat %llu hs-timer %d@%llu op %d/%d@%llu ready %d@%llu "
+	      "ex %d@%llu timeout %llu hb_seen %llu resend %llu links_written %llu stop %d@%llu "
+	      "hs %s stage %u connected %d unreachable %d", (unsigned long long)s->now,
+	      (unsigned long long)s->next_beat, s->timer_kind, (unsigned long long)s->timer_deadline,
+	      s->op.kind, s->op.posted, (unsigned long long)s->op.deadline, s->ready_posted,
+	      (unsigned long long)s->ready_deadline, s->ex_started,
+	      (unsigned long long)s->ex_deadline, (unsigned long long)s->deadline,
+	      (unsigned long long)s->hb_seen_at, (unsigned long long)s->resend_at,
+	      (unsigned long long)s->links_written_at, s->stopping,
+	      (unsigned long long)s->stop_deadline, hs_state_name(s->hs.state), s->stage,
+	      s->handoff_connected, s->unreachable);
+	for (int i = 0; i < s->nlinks; i++) {
+		const struct link *l = &s->links[i];
+
+		trace(sim, node, "  link %d: %s tp_up %d connecting %d@%llu hb_posted %d next %llu "
+		      "wanted %llu progress %llu damp %llu retry %llu", i,
+		      link_state_name(l->h.state), l->tp_up, l->connecting,
+		      (unsigned long long)l->connect_deadline, l->hb_posted,
+		      (unsigned long long)l->hb_next, (unsigned long long)l->hb_wanted_since,
+		      (unsigned long long)l->last_progress, (unsigned long long)l->h.damp_until,
+		      (unsigned long long)l->h.retry_at);
+	}
+}
+
+/* --- one seed --------------------------------------------------------------------- */
+
+static void draw_mix(struct sim *sim)
+{
+	struct rng *r = &sim->rng;
+	struct fault_mix *m = &sim->mix;
+
+	/* Swarm: each fault is on or off for the whole run, at its own rate. */
+	m->cut = rng_below(r, 3) ? (uint32_t)rng_range(r, 10, 2000) : 0;
+	m->stall = rng_below(r, 3) ? 0 : (uint32_t)rng_range(r, 10, 400);
+	m->crash = rng_below(r, 3) ? 0 : (uint32_t)rng_range(r, 5, 200);
+	m->restart = rng_below(r, 4) ? 0 : (uint32_t)rng_range(r, 5, 200);
+	m->jitter = rng_below(r, 2) ? 0 : (uint32_t)rng_range(r, 100, 2000);
+	m->client_churn = rng_below(r, 2) ? 0 : (uint32_t)rng_range(r, 10, 1000);
+	m->client_send = (uint32_t)rng_range(r, 1000, 100000);
+	m->client_write = (uint32_t)rng_range(r, 1000, 50000);
+	sim->nlinks = (int)rng_range(r, 1, 3);
+	sim->rdma = rng_below(r, 2);
+}
+
+static uint64_t next_time(struct sim *sim)
+{
+	uint64_t next = tp_mem_net_next(sim->net);
+
+	for (int i = 0; i < NODES; i++) {
+		struct sim_node *n = &sim->node[i];
+		uint64_t t;
+
+		if (!n->s)
+			t = n->up_at;
+		else if (n->frozen)
+			t = n->thaw_at;
+		else
+			t = session_wakeup(n->s) * 1000;
+		if (t < next)
+			next = t;
+		for (int l = 0; l < sim->nlinks; l++)
+			if (sim->cuts[i][l].on && sim->cuts[i][l].until < next)
+				next = sim->cuts[i][l].until;
+	}
+	/* The clients and the faults act at least once a millisecond. */
+	if (next > sim->now + 1000)
+		next = sim->now + 1000;
+	return next;
+}
+
+/* Liveness: once healed, both connected to each other, both clients
+ * attached and told the partner is ready, then a burst of messages and a
+ * write each way arrive whole. */
+static bool probe_done(struct sim *sim)
+{
+	for (int i = 0; i < NODES; i++) {
+		struct sim_node *n = &sim->node[i];
+
+		for (int p = 0; p < PORTS; p++)
+			if (n->probe_got[p] < 5 || n->cl.wr[p].busy)
+				return false;
+	}
+	return true;
+}
+
+static void probe_start(struct sim *sim)
+{
+	sim->probing = true;
+	for (int i = 0; i < NODES; i++) {
+		struct sim_node *n = &sim->node[i];
+
+		memset(n->probe_got, 0, sizeof(n->probe_got));
+		for (int p = 0; p < PORTS; p++) {
+			n->probe_from[p] = n->cl.tx_counter[p];
+			for (int k = 0; k < 5; k++)
+				client_send(n, p);
+		}
+	}
+	trace(sim, -1, "liveness probe: 5 messages per port each way");
+}
+
+static bool ready_to_probe(const struct sim *sim)
+{
+	if (!both_connected(sim))
+		return false;
+	for (int i = 0; i < NODES; i++)
+		if (!sim->node[i].cl.attached || !sim->node[i].cl.partner_ready ||
+		    sim->node[i].stop_sent)
+			return false;
+	return true;
+}
+
+static void run_seed(struct sim *sim)
+{
+	uint64_t last = 0, spins = 0, quiet_at = 0, probe_at = 0;
+	struct tp_mem_params np = { 0 };
+	struct tp_mem_stats st;
+
+	sim->rng.s = sim->seed;
+	sim->entropy.s = sim->seed ^ 0x5eed5eed5eed5eedull;
+	draw_mix(sim);
+	np.seed = rng_next(&sim->rng);
+	np.min_us = (uint32_t)rng_range(&sim->rng, 5, 100);
+	np.max_us = np.min_us + (uint32_t)rng_range(&sim->rng, 0, 2000);
+	np.detect_us = (uint32_t)rng_range(&sim->rng, 500000, 3000000);
+	np.nic_serves = sim->rdma;
+	if (tp_mem_net_create(&np, &sim->net) < 0) {
+		fail(sim, "cannot create the network");
+		return;
+	}
+	sim->fault_end = rng_range(&sim->rng, 1000000, 15000000);
+	sim->end = sim->fault_end + 60000000;  /* liveness bound: 60 s */
+	trace(sim, -1, "seed %llu: %d link(s), %s, cut %u stall %u crash %u restart %u jitter %u "
+	      "churn %u (per million per ms), faults until %llu ms",
+	      (unsigned long long)sim->seed, sim->nlinks, sim->rdma ? "rdma-like" : "tcp-like",
+	      sim->mix.cut, sim->mix.stall, sim->mix.crash, sim->mix.restart, sim->mix.jitter,
+	      sim->mix.client_churn, (unsigned long long)(sim->fault_end / 1000));
+	for (int i = 0; i < NODES; i++) {
+		struct sim_node *n = &sim->node[i];
+
+		n->sim = sim;
+		n->idx = i;
+		n->id = (uint32_t)(i + 1);
+		n->cl.sock = -1;
+		node_config(sim, n);
+		/* The second node starts a while after the first. */
+		n->up_at = i ? rng_below(&sim->rng, 3000000) : 0;
+	}
+	while (!sim->failure[0]) {
+		uint64_t next = next_time(sim), dt;
+
+		if (next < sim->now)
+			next = sim->now;
+		dt = (next - sim->now) / 1000 + (next > sim->now);
+		sim->now = next;
+		if (sim->now >= sim->end) {
+			fail(sim, "liveness: %s %llu ms after the faults stopped",
+			     !both_connected(sim) ? "the pair is not connected"
+			     : !ready_to_probe(sim) ? "the clients are not both attached and ready"
+			     : "the probe's messages and writes did not all arrive",
+			     (unsigned long long)((sim->now - sim->fault_end) / 1000));
+			break;
+		}
+		if (sim->now == last) {
+			if (++spins > SPIN_LIMIT) {
+				for (int i = 0; i < NODES; i++)
+					if (sim->node[i].s)
+						dump_deadlines(sim, sim->node[i].s, i);
+				fail(sim, "virtual time stopped at %llu us: a turn loop spins (net next "
+				     "%llu, A wakes %llu, B wakes %llu)", (unsigned long long)sim->now,
+				     (unsigned long long)tp_mem_net_next(sim->net),
+				     (unsigned long long)(sim->node[0].s ? session_wakeup(sim->node[0].s) * 1000 : 0),
+				     (unsigned long long)(sim->node[1].s ? session_wakeup(sim->node[1].s) * 1000 : 0));
+				break;
+			}
+		} else {
+			spins = 0;
+			last = sim->now;
+		}
+		sim->c.steps++;
+		if (!sim->quiet_phase && sim->now >= sim->fault_end) {
+			heal(sim);
+			sim->quiet_phase = true;
+			quiet_at = sim->now;
+		}
+		faults(sim, dt);
+		tp_mem_net_advance(sim->net, sim->now);
+		for (int i = 0; i < NODES && !sim->failure[0]; i++)
+			node_turn(&sim->node[i]);
+		for (int i = 0; i < NODES && !sim->failure[0]; i++)
+			client_step(&sim->node[i]);
+		check_agreement(sim);
+		tp_mem_net_stats(sim->net, &st);
+		if (st.in_flight > IN_FLIGHT_MAX)
+			fail(sim, "%d items in flight: unbounded", st.in_flight);
+		if (sim->quiet_phase && !sim->probing && ready_to_probe(sim)) {
+			probe_start(sim);
+			probe_at = sim->now;
+		}
+		if (sim->probing && probe_done(sim)) {
+			sim->c.connected_runs++;
+			trace(sim, -1, "liveness: connected %llu ms after the faults stopped; probe "
+			      "done in %llu ms", (unsigned long long)((probe_at - quiet_at) / 1000),
+			      (unsigned long long)((sim->now - probe_at) / 1000));
+			break;
+		}
+	}
+	for (int i = 0; i < NODES; i++)
+		if (sim->node[i].s) {
+			client_detach(&sim->node[i], "end of run");
+			session_close(sim->node[i].s);
+			sim->node[i].s = NULL;
+		}
+	tp_mem_net_destroy(sim->net);
+	sim->net = NULL;
+}
+
+static void print_trace(const struct sim *sim)
+{
+	int n = sim->trace_next < TRACE_LINES ? sim->trace_next : TRACE_LINES;
+
+	for (int i = sim->trace_next - n; i < sim->trace_next; i++)
+		fprintf(stderr, "  %s\n", sim->trace[i % TRACE_LINES]);
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: sim [--seeds N] [--first S] [--seed S] [-v]\n");
+	exit(2);
+}
+
+static uint64_t arg_u64(const char *s)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-')
+		usage();
+	return v;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "seeds", required_argument, NULL, 'n' },
+		{ "first", required_argument, NULL, 'f' },
+		{ "seed", required_argument, NULL, 's' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ NULL, 0, NULL, 0 },
+	};
+	uint64_t first = 1, seeds = 100, failed = 0, sim_us = 0;
+	struct counters total = { 0 };
+	struct sim *sim;
+	uint64_t t0;
+	bool verbose = false;
+	int c, fds0;
+
+	while ((c = getopt_long(argc, argv, "v", opts, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			seeds = arg_u64(optarg);
+			break;
+		case 'f':
+			first = arg_u64(optarg);
+			break;
+		case 's':
+			first = arg_u64(optarg);
+			seeds = 1;
+			break;
+		case 'v':
+			verbose = true;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+	sim = calloc(1, sizeof(*sim));
+	if (!sim || make_dirs(sim) < 0) {
+		fprintf(stderr, "sim: cannot set up its directories in /dev/shm\n");
+		return 1;
+	}
+	printf("sim: seeds %llu..%llu\n", (unsigned long long)first,
+	       (unsigned long long)(first + seeds - 1));
+	fflush(stdout);
+	t0 = clock_ms();
+	fds0 = count_fds();
+	for (uint64_t seed = first; seed < first + seeds; seed++) {
+		char root[48];
+		int fds;
+
+		memcpy(root, sim->root, sizeof(root));
+		memset(sim, 0, sizeof(*sim));
+		memcpy(sim->root, root, sizeof(root));
+		for (int i = 0; i < NODES; i++)
+			snprintf(sim->node[i].dir, sizeof(sim->node[i].dir), "%s/%c", root, 'a' + i);
+		sim->seed = seed;
+		sim->verbose = verbose;
+		run_seed(sim);
+		fds = count_fds();
+		if (!sim->failure[0] && fds != fds0)
+			fail(sim, "%d fd(s) open after the run, %d before: a leak", fds, fds0);
+		sim_us += sim->now;
+		total.steps += sim->c.steps;
+		total.turns += sim->c.turns;
+		total.cuts += sim->c.cuts;
+		total.stalls += sim->c.stalls;
+		total.crashes += sim->c.crashes;
+		total.restarts += sim->c.restarts;
+		total.jitters += sim->c.jitters;
+		total.msgs_delivered += sim->c.msgs_delivered;
+		total.writes_checked += sim->c.writes_checked;
+		total.resumes += sim->c.resumes;
+		total.rehandshakes += sim->c.rehandshakes;
+		total.failovers += sim->c.failovers;
+		total.unreachables += sim->c.unreachables;
+		total.attaches += sim->c.attaches;
+		total.connected_runs += sim->c.connected_runs;
+		if (sim->failure[0]) {
+			failed++;
+			printf("not ok %llu - seed %llu: %s\n", (unsigned long long)(seed - first + 1),
+			       (unsigned long long)seed, sim->failure);
+			fprintf(stderr, "seed %llu failed: %s\n  last events:\n",
+				(unsigned long long)seed, sim->failure);
+			print_trace(sim);
+			fprintf(stderr, "  replay: build/dev/tests/sim --seed %llu -v\n",
+				(unsigned long long)seed);
+		} else if (verbose || seeds <= 20) {
+			printf("ok %llu - seed %llu\n", (unsigned long long)(seed - first + 1),
+			       (unsigned long long)seed);
+		}
+		fflush(stdout);
+	}
+	{
+		double secs = (double)(clock_ms() - t0) / 1000.0;
+
+		if (secs <= 0)
+			secs = 0.001;
+		printf("sim: %llu seeds in %.1f s (%.0f seeds/s), %.2f simulated hours "
+		       "(%.1f simulated minutes per wall second), %llu steps (%.0f steps/s)\n",
+		       (unsigned long long)seeds, secs, (double)seeds / secs,
+		       (double)sim_us / 3.6e9, (double)sim_us / 6e7 / secs,
+		       (unsigned long long)total.steps, (double)total.steps / secs);
+		printf("sim: faults: %llu link cuts, %llu stalls, %llu crashes, %llu restarts, "
+		       "%llu latency changes\n", (unsigned long long)total.cuts,
+		       (unsigned long long)total.stalls, (unsigned long long)total.crashes,
+		       (unsigned long long)total.restarts, (unsigned long long)total.jitters);
+		printf("sim: reached: %llu resumes, %llu re-handshakes, %llu failovers, "
+		       "%llu unreachable, %llu client attaches, %llu messages delivered in order, "
+		       "%llu writes checked, %llu runs connected at the end\n",
+		       (unsigned long long)total.resumes, (unsigned long long)total.rehandshakes,
+		       (unsigned long long)total.failovers, (unsigned long long)total.unreachables,
+		       (unsigned long long)total.attaches, (unsigned long long)total.msgs_delivered,
+		       (unsigned long long)total.writes_checked,
+		       (unsigned long long)total.connected_runs);
+	}
+	if (!failed)
+		printf("ok %llu - %llu seeds, no invariant broken\n",
+		       (unsigned long long)(seeds <= 20 ? seeds + 1 : 1), (unsigned long long)seeds);
+	remove_dirs(sim);
+	free(sim);
+	printf("%llu passed, %llu failed\n", (unsigned long long)(seeds - failed),
+	       (unsigned long long)failed);
+	return failed ? 1 : 0;
+}
