@@ -5,8 +5,6 @@
  * what a failed link may have swallowed), telling them what happens to the
  * partner and the links, watching heartbeats, and stopping cleanly. */
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,11 +12,11 @@
 
 #include "client/fdmsg.h"
 #include "base/log.h"
-#include "daemon/sdnotify.h"
 #include "daemon/session_int.h"
 
 static void complete_op(struct session *s, struct client_op *op, int status);
 static int repost_ops(struct session *s, int from);
+static void flush_held(struct session *s);
 
 int serve_open(struct session *s, struct errbuf *e)
 {
@@ -44,49 +42,14 @@ static void tell_all(struct session *s, enum ctl_event_type type, int link)
 	keeper_event(s->keeper, NULL, &ev);
 }
 
-/* The boot may go on: say so to whoever waits, and become the keeper that
- * outlives the initramfs. */
+/* The boot may go on: the loop tells whoever waits, and the process
+ * becomes the keeper that outlives the initramfs (loop.c). */
 void serve_handed_off(struct session *s, bool connected)
 {
-	int fd;
-
-	/* A log reader that goes (the initramfs' journald at switch-root)
-	 * must not take the keeper with it: a write then fails with EPIPE. */
-	signal(SIGPIPE, SIG_IGN);
-
 	if (s->handed_off || s->opts->once)
 		return;
 	s->handed_off = true;
-	if (s->opts->handoff_fd >= 0) {
-		uint8_t code = connected ? CCM_EXIT_OK : CCM_EXIT_TIMEOUT;
-
-		if (write(s->opts->handoff_fd, &code, 1) != 1)
-			log_at(s->log, LOG_ERR, "cannot tell the parent: %s", strerror(errno));
-		close(s->opts->handoff_fd);
-	}
-	if (s->opts->foreground) {
-		char st[160];
-
-		if (connected)
-			snprintf(st, sizeof(st), "READY=1\nSTATUS=connected to node %u",
-				 s->ex->peer.node_id);
-		else
-			snprintf(st, sizeof(st), "READY=1\nSTATUS=degraded: no partner after %u s; "
-				 "still looking", s->cfg->timeout_s);
-		sdnotify(st);
-	}
-	/* systemd's root-storage-daemon rule: a process whose argv[0] starts
-	 * with '@' when /etc/initrd-release exists is left alone at
-	 * switch-root.  And keep nothing open on the initramfs. */
-	if (s->opts->argv0 && access("/etc/initrd-release", F_OK) == 0)
-		s->opts->argv0[0] = '@';
-	if (chdir("/") < 0)
-		log_at(s->log, LOG_ERR, "chdir /: %s", strerror(errno));
-	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		dup2(fd, 0);
-		close(fd);
-	}
+	s->notices |= connected ? SESSION_HANDED_OFF : SESSION_HANDED_OFF_DEGRADED;
 	log_at(s->log, LOG_NOTE, "handed off (%s); serving clients on %s",
 	       connected ? "connected" : "degraded", keeper_path(s->keeper));
 }
@@ -166,7 +129,7 @@ static bool other_link_up(const struct session *s, int except)
 static void links_changed(struct session *s)
 {
 	sess_refresh_handoff(s);
-	s->links_written_at = sess_now_ms();
+	s->links_written_at = s->now;
 }
 
 static void link_now_up(struct session *s, int li)
@@ -175,6 +138,7 @@ static void link_now_up(struct session *s, int li)
 	if (s->links[li].h.downs)
 		tell_all(s, CTL_EV_LINK_UP, li);
 	rebalance(s);
+	flush_held(s);
 	links_changed(s);
 }
 
@@ -186,7 +150,7 @@ void serve_link_connected(struct session *s, int li)
 	 * link's proof (serve_heartbeat_done). */
 	l->hb_posted = false;
 	l->hb_wanted_since = 0;
-	l->hb_next = l->last_progress = sess_now_ms();
+	l->hb_next = l->last_progress = s->now;
 }
 
 static void send_link_joins(struct session *s)
@@ -208,7 +172,7 @@ static void send_link_joins(struct session *s)
 
 void serve_connected(struct session *s)
 {
-	uint64_t now = sess_now_ms();
+	uint64_t now = s->now;
 
 	/* The handshake proved its own link; the others prove themselves. */
 	for (int i = 0; i < s->nlinks; i++) {
@@ -265,7 +229,7 @@ void serve_lost(struct session *s)
 static void go_unreachable(struct session *s, const char *why)
 {
 	char msg[200];
-	uint64_t now = sess_now_ms();
+	uint64_t now = s->now;
 
 	if (s->unreachable)
 		return;
@@ -298,7 +262,7 @@ static void go_unreachable(struct session *s, const char *why)
 
 static void resume(struct session *s, int li)
 {
-	uint64_t now = sess_now_ms();
+	uint64_t now = s->now;
 
 	log_at(s->log, LOG_NOTE, "partner reachable again over link %d: session resumed", li);
 	s->unreachable = false;
@@ -347,6 +311,7 @@ void serve_link_join(struct session *s, int arrived, const struct wire_msg *m, c
 	}
 	s->peer_keys |= 1u << li;
 	log_at(s->log, LOG_DEBUG, "partner's windows over link %d known", li);
+	flush_held(s);
 }
 
 /* Post a client's operation on its port's link. */
@@ -410,12 +375,36 @@ static int repost_ops(struct session *s, int from)
 	for (int i = 0; i < n; i++) {
 		int r = post_client_op(s, order[i]);
 
-		if (r < 0)
+		if (r == -EHOSTUNREACH && s->handoff_connected)
+			order[i]->link = -1;  /* held until a link reaches it */
+		else if (r < 0)
 			complete_op(s, order[i], r);
 		else
 			again++;
 	}
 	return again;
+}
+
+/* A link now reaches the partner's windows (it came up, or the partner's
+ * LINK_JOIN told us its windows over it): what was held for want of one
+ * goes now. */
+static void flush_held(struct session *s)
+{
+	if (!s->handoff_connected || s->unreachable)
+		return;
+	repost_ops(s, -1);
+	for (int i = 0; i < s->rel.nsent; i++) {
+		struct sent_msg *m = &s->rel.sent[i];
+
+		if (m->link >= 0)
+			continue;
+		m->link = port_link(s, m->port);
+		if (m->link < 0)
+			continue;
+		m->sent_at = s->now;
+		sess_send_on(s, m->link, m->frame, m->len);
+		s->links[m->link].h.msgs++;
+	}
 }
 
 /* A link failed with the session up: its ports go to the others, what was
@@ -426,7 +415,7 @@ void serve_link_failed(struct session *s, int li, const char *why)
 {
 	struct link *l = &s->links[li];
 	bool was_up = l->h.state == LINK_UP;
-	uint64_t now = sess_now_ms();
+	uint64_t now = s->now;
 	int again;
 
 	if (l->tp_up || l->connecting)
@@ -575,6 +564,10 @@ static void rw(struct session *s, const struct keeper_req *r, bool is_read)
 				  .gen = op->gen, .order = ++s->op_order };
 	memcpy(op->client, r->client, sizeof(op->client));
 	ret = post_client_op(s, op);
+	if (ret == -EHOSTUNREACH) {
+		op->link = -1;  /* held: no link reaches the partner's window yet */
+		return;
+	}
 	if (ret < 0) {
 		op->used = false;
 		keeper_done(s->keeper, r->conn, q->tag, ret);
@@ -582,12 +575,16 @@ static void rw(struct session *s, const struct keeper_req *r, bool is_read)
 }
 
 /* A client message (PORT_MSG or PORT_NOTIFY, in s->decoded, seq to be
- * given) to the partner over the port's link, kept until acknowledged. */
+ * given) to the partner over the port's link, kept until acknowledged.
+ * Connected, but with no link that reaches the partner's window of this
+ * port yet (the links are still proving themselves, or the partner's
+ * LINK_JOIN is on its way), it is kept and goes once one does
+ * (flush_held). */
 static int send_port_msg(struct session *s, struct port *p, struct wire_msg *m)
 {
 	int li = port_link(s, p), n, r;
 
-	if (li < 0)
+	if (li < 0 && !s->handoff_connected)
 		return -EHOSTUNREACH;
 	if (m->type == WIRE_PORT_MSG)
 		m->u.port_msg.seq = ++p->tx_seq;
@@ -596,16 +593,18 @@ static int send_port_msg(struct session *s, struct port *p, struct wire_msg *m)
 	n = wire_encode(m, s->msgbuf, CCM_MSG_MAX);
 	if (n < 0)
 		return n;
-	r = reliable_sent(&s->rel, p, p->tx_seq, li, sess_now_ms(), s->msgbuf, (uint32_t)n);
+	r = reliable_sent(&s->rel, p, p->tx_seq, li, s->now, s->msgbuf, (uint32_t)n);
 	if (r < 0)
 		return r;
 	if (!s->resend_at)
-		s->resend_at = sess_now_ms() + RESEND_AFTER_MS;
+		s->resend_at = s->now + RESEND_AFTER_MS;
+	p->load += (uint64_t)n;
+	if (li < 0)
+		return 0;
 	/* Not sent now (the link is just failing): it is kept, and goes
 	 * again with the link's traffic or when its time is up. */
 	sess_send_on(s, li, s->msgbuf, (uint32_t)n);
 	s->links[li].h.msgs++;
-	p->load += (uint64_t)n;
 	return 0;
 }
 
@@ -665,7 +664,7 @@ void serve_stop(struct session *s, uint64_t conn, bool restart, uint32_t grace_m
 {
 	if (!s->stopping) {
 		s->stopping = true;
-		s->stop_deadline = sess_now_ms() + grace_ms;
+		s->stop_deadline = s->now + grace_ms;
 		log_at(s->log, LOG_NOTE, "stopping%s: telling %d client(s), %u ms grace",
 		       restart ? " to handshake again" : "", keeper_attached_count(s->keeper),
 		       grace_ms);
@@ -852,7 +851,7 @@ void serve_heartbeat_done(struct session *s, int li, int status)
 	struct link *l = &s->links[li];
 	const uint8_t *buf = s->scratch + SCRATCH_HEARTBEAT + (size_t)li * LINK_HB_MAX;
 	struct status_own o;
-	uint64_t now = sess_now_ms();
+	uint64_t now = s->now;
 
 	l->hb_posted = false;
 	l->hb_wanted_since = 0;
@@ -1029,7 +1028,10 @@ static uint64_t earlier(uint64_t a, uint64_t b)
 
 uint64_t serve_next_deadline(const struct session *s, uint64_t next)
 {
-	if (s->handoff_connected) {
+	/* The same conditions as serve_timers': a deadline it would not act
+	 * on would have the loop spin (a stopping keeper did, for its whole
+	 * grace time). */
+	if (s->handoff_connected && !s->stopping) {
 		if (!s->unreachable)
 			next = earlier(next, s->hb_seen_at + hb_limit(s) + 1);
 		for (int i = 0; i < s->nlinks; i++) {
