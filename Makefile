@@ -260,6 +260,6 @@ clean:
 		ccm-early ccm-fmon ccm-nvmirror *.unstripped
 
 # The header dependencies -MMD wrote.
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/dev $(BUILD)/static $(BUILD)/fuzz $(BUILD)/sim $(BUILD)/bench -name '*.d' -type f 2>/dev/null)
 
 .PHONY: deps-build all dev fuzz fuzz-build bench test demo install clean sim
