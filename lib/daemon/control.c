@@ -16,6 +16,18 @@
 #include "client/fdmsg.h"
 
 #define KEEPER_CONNS_MAX 64
+/* What may wait for a client that reads slower than its messages come.
+ * More than the partner can have unacknowledged towards it
+ * (RELIABLE_BYTES_MAX) plus events: a burst after a resume fits whole. */
+#define KEEPER_OUT_MAX (4u << 20)
+
+/* A message that waits for the client's socket to take it. */
+struct kout {
+	struct kout *next;
+	uint16_t type;
+	uint32_t len;
+	uint8_t data[];
+};
 
 struct kconn {
 	int fd;                 /* -1: free */
@@ -24,6 +36,8 @@ struct kconn {
 	pid_t pid;
 	bool attached;
 	char client[CCM_NAME_MAX + 1];
+	struct kout *out_head, *out_tail;
+	size_t out_bytes;
 };
 
 struct keeper {
@@ -35,11 +49,19 @@ struct keeper {
 	struct fdmsg in;        /* the request being handed out */
 };
 
+static void conn_flush(struct keeper *k, struct kconn *c);
+
 static void conn_drop(struct keeper *k, struct kconn *c)
 {
 	if (c->fd >= 0) {
 		epoll_ctl(k->ep, EPOLL_CTL_DEL, c->fd, NULL);
 		close(c->fd);
+	}
+	while (c->out_head) {
+		struct kout *o = c->out_head;
+
+		c->out_head = o->next;
+		free(o);
 	}
 	memset(c, 0, sizeof(*c));
 	c->fd = -1;
@@ -276,7 +298,9 @@ int keeper_next(struct keeper *k, struct keeper_req *req)
 			continue;
 		}
 		c = &k->conns[evs[i].data.u64];
-		if (c->fd < 0)
+		if (c->fd >= 0 && (evs[i].events & EPOLLOUT))
+			conn_flush(k, c);
+		if (c->fd < 0 || !(evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 			continue;
 		r = fdmsg_recv(c->fd, &k->in, &e);
 		if (r == -EAGAIN || r == -EINTR)
@@ -302,17 +326,75 @@ int keeper_next(struct keeper *k, struct keeper_req *req)
 	return 0;
 }
 
+/* Ask for EPOLLOUT only while something waits. */
+static void conn_want_out(struct keeper *k, struct kconn *c, bool want)
+{
+	struct epoll_event ev = { .events = EPOLLIN | (want ? EPOLLOUT : 0) };
+
+	ev.data.u64 = (uint64_t)(c - k->conns);
+	if (epoll_ctl(k->ep, EPOLL_CTL_MOD, c->fd, &ev) < 0)
+		conn_drop(k, c);
+}
+
+/* Send what waits, in order, as far as the socket takes it. */
+static void conn_flush(struct keeper *k, struct kconn *c)
+{
+	while (c->out_head) {
+		struct kout *o = c->out_head;
+		int r = fdmsg_send(c->fd, o->type, o->data, o->len, -1);
+
+		if (r == -EAGAIN)
+			return;
+		if (r < 0) {
+			conn_drop(k, c);
+			return;
+		}
+		c->out_head = o->next;
+		if (!c->out_head)
+			c->out_tail = NULL;
+		c->out_bytes -= o->len;
+		free(o);
+	}
+	conn_want_out(k, c, false);
+}
+
 int keeper_reply(struct keeper *k, uint64_t conn, uint16_t type, const void *data, uint32_t len)
 {
 	struct kconn *c = conn_by_id(k, conn);
+	struct kout *o;
 	int r;
 
 	if (!c)
 		return -ENOTCONN;  /* gone since it asked */
-	r = fdmsg_send(c->fd, type, data, len, -1);
-	if (r < 0)
-		conn_drop(k, c);   /* a client that does not read is not served */
-	return r;
+	if (!c->out_head) {
+		r = fdmsg_send(c->fd, type, data, len, -1);
+		if (r != -EAGAIN) {
+			if (r < 0)
+				conn_drop(k, c);
+			return r;
+		}
+	}
+	/* Its socket is full: the message waits, in order behind the others,
+	 * up to a bound.  A client that lets more than that pile up does not
+	 * read at all, and is not served. */
+	o = c->out_bytes + len <= KEEPER_OUT_MAX ? malloc(sizeof(*o) + len) : NULL;
+	if (!o) {
+		conn_drop(k, c);
+		return -ENOBUFS;
+	}
+	o->next = NULL;
+	o->type = type;
+	o->len = len;
+	memcpy(o->data, data, len);
+	if (c->out_tail)
+		c->out_tail->next = o;
+	else
+		c->out_head = o;
+	if (!c->out_tail)
+		conn_want_out(k, c, true);
+	c->out_tail = o;
+	c->out_bytes += len;
+	return 0;
 }
 
 int keeper_error(struct keeper *k, uint64_t conn, int status, const char *msg)
