@@ -139,11 +139,23 @@ static int set_sockopts(int fd, struct errbuf *e)
 		{ IPPROTO_TCP, TCP_USER_TIMEOUT, "TCP_USER_TIMEOUT", &user_timeout },
 	};
 
+	/* Closing aborts (RST): whatever is still queued or unacknowledged
+	 * is discarded, never delivered after the connection was given up or
+	 * its process died.  Otherwise a WRITE that went again over another
+	 * link could be overtaken by its first copy, retransmitted once the
+	 * failed link came back, landing stale over newer bytes (the
+	 * simulator found it), and a dead keeper's last messages could reach
+	 * the partner's next session.  As an RDMA queue pair's destruction
+	 * does. */
+	static const struct linger abort_on_close = { .l_onoff = 1, .l_linger = 0 };
+
 	/* Every value is an int or unsigned: one size for all. */
 	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
 		if (setsockopt(fd, opts[i].level, opts[i].name, opts[i].val, sizeof(int)) < 0)
 			return errbuf_set(e, -errno, "setsockopt %s: %s", opts[i].what,
 					  strerror(errno));
+	if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_on_close, sizeof(abort_on_close)) < 0)
+		return errbuf_set(e, -errno, "setsockopt SO_LINGER: %s", strerror(errno));
 	return 0;
 }
 
