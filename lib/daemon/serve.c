@@ -129,7 +129,36 @@ static bool other_link_up(const struct session *s, int except)
 static void links_changed(struct session *s)
 {
 	sess_refresh_handoff(s);
-	s->links_written_at = s->now;
+	timer_set(&s->timers, T_LINKS_WRITE, s->now + LINKS_REFRESH_MS);
+}
+
+static uint64_t hb_limit(const struct session *s)
+{
+	return (uint64_t)s->cfg->heartbeat_ms * s->cfg->heartbeat_misses;
+}
+
+static uint64_t link_hb_limit(const struct session *s)
+{
+	return (uint64_t)s->cfg->link_heartbeat_ms * s->cfg->link_misses;
+}
+
+/* The partner's counter moved: it must move again within the limit. */
+static void partner_alive(struct session *s)
+{
+	s->hb_seen_at = s->now;
+	timer_set(&s->timers, T_PARTNER_HB, s->now + hb_limit(s) + 1);
+}
+
+/* A heartbeat is wanted on link li: it is late once neither it nor
+ * anything else has completed on the link for link-misses intervals. */
+static void arm_link_late(struct session *s, int li)
+{
+	const struct link *l = &s->links[li];
+	uint64_t from = l->hb_wanted_since > l->last_progress ? l->hb_wanted_since
+							      : l->last_progress;
+
+	if (l->hb_wanted_since)
+		timer_set(&s->timers, T_LINK_LATE + li, from + link_hb_limit(s) + 1);
 }
 
 static void link_now_up(struct session *s, int li)
@@ -140,6 +169,11 @@ static void link_now_up(struct session *s, int li)
 	rebalance(s);
 	flush_held(s);
 	links_changed(s);
+	/* A last link that was late waited for the partner's heartbeat; with
+	 * this one up, its lateness counts again. */
+	for (int i = 0; i < s->nlinks; i++)
+		if (i != li)
+			arm_link_late(s, i);
 }
 
 void serve_link_connected(struct session *s, int li)
@@ -150,7 +184,15 @@ void serve_link_connected(struct session *s, int li)
 	 * link's proof (serve_heartbeat_done). */
 	l->hb_posted = false;
 	l->hb_wanted_since = 0;
-	l->hb_next = l->last_progress = s->now;
+	l->last_progress = s->now;
+	timer_set(&s->timers, T_LINK_HB + li, s->now);
+	timer_stop(&s->timers, T_LINK_LATE + li);
+}
+
+void serve_link_progress(struct session *s, int li)
+{
+	/* The late deadline moves with it; its handler looks again. */
+	s->links[li].last_progress = s->now;
 }
 
 static void send_link_joins(struct session *s)
@@ -203,7 +245,7 @@ void serve_connected(struct session *s)
 	rebalance(s);
 	tell_all(s, s->was_lost ? CTL_EV_PARTNER_BACK : CTL_EV_PARTNER_READY, -1);
 	s->was_lost = false;
-	s->hb_seen_at = now;
+	partner_alive(s);
 	serve_handed_off(s, true);
 	links_changed(s);  /* the handoff was written before the links were up */
 }
@@ -247,8 +289,9 @@ static void go_unreachable(struct session *s, const char *why)
 			tp_disconnect(l->tp);
 		l->tp_up = l->connecting = l->hb_posted = false;
 		if (l->h.state != LINK_DOWN)
-			link_failed(&l->h, now, LINK_RETRY_MS);
+			sess_link_down(s, i);
 	}
+	timer_stop(&s->timers, T_PARTNER_HB);
 	if (s->hs_link >= 0)
 		s->hs_link = -1;
 	for (int c = 0; c < s->ports->nclients; c++)
@@ -257,7 +300,7 @@ static void go_unreachable(struct session *s, const char *why)
 	tell_all(s, CTL_EV_PARTNER_LOST, -1);
 	snprintf(msg, sizeof(msg), "partner unreachable: %.170s", why);
 	sess_write_handoff(s, HANDOFF_UNREACHABLE, msg);
-	s->links_written_at = now;
+	timer_set(&s->timers, T_LINKS_WRITE, now + LINKS_REFRESH_MS);
 }
 
 static void resume(struct session *s, int li)
@@ -267,13 +310,13 @@ static void resume(struct session *s, int li)
 	log_at(s->log, LOG_NOTE, "partner reachable again over link %d: session resumed", li);
 	s->unreachable = false;
 	s->was_lost = false;
-	s->hb_seen_at = now;
+	partner_alive(s);
 	s->hs_link = li;
 	/* What the partner had not acknowledged goes again now, and the
 	 * operations held meanwhile. */
 	for (int i = 0; i < s->rel.nsent; i++)
 		s->rel.sent[i].sent_at = now - RESEND_AFTER_MS;
-	s->resend_at = now;
+	timer_set(&s->timers, T_RESEND, now);
 	tell_all(s, CTL_EV_PARTNER_BACK, -1);
 	repost_ops(s, -1);
 	sess_write_handoff(s, HANDOFF_CONNECTED, NULL);
@@ -424,7 +467,7 @@ void serve_link_failed(struct session *s, int li, const char *why)
 	l->hb_posted = false;
 	if (l->h.state == LINK_DOWN)
 		return;
-	link_failed(&l->h, now, LINK_RETRY_MS);
+	sess_link_down(s, li);
 	if (li == s->hs_link) {
 		s->hs_link = -1;
 		for (int i = 0; i < s->nlinks && s->hs_link < 0; i++)
@@ -596,8 +639,8 @@ static int send_port_msg(struct session *s, struct port *p, struct wire_msg *m)
 	r = reliable_sent(&s->rel, p, p->tx_seq, li, s->now, s->msgbuf, (uint32_t)n);
 	if (r < 0)
 		return r;
-	if (!s->resend_at)
-		s->resend_at = s->now + RESEND_AFTER_MS;
+	if (!timer_armed(&s->timers, T_RESEND))
+		timer_set(&s->timers, T_RESEND, s->now + RESEND_AFTER_MS);
 	p->load += (uint64_t)n;
 	if (li < 0)
 		return 0;
@@ -664,7 +707,7 @@ void serve_stop(struct session *s, uint64_t conn, bool restart, uint32_t grace_m
 {
 	if (!s->stopping) {
 		s->stopping = true;
-		s->stop_deadline = s->now + grace_ms;
+		timer_set(&s->timers, T_STOP, s->now + grace_ms);
 		log_at(s->log, LOG_NOTE, "stopping%s: telling %d client(s), %u ms grace",
 		       restart ? " to handshake again" : "", keeper_attached_count(s->keeper),
 		       grace_ms);
@@ -815,16 +858,6 @@ void serve_partner_msg(struct session *s, const struct wire_msg *m, const uint8_
  * heartbeat-ms on whichever links: a partner that hangs, or whose machine
  * dies without a word, is found there. */
 
-static uint64_t hb_limit(const struct session *s)
-{
-	return (uint64_t)s->cfg->heartbeat_ms * s->cfg->heartbeat_misses;
-}
-
-static uint64_t link_hb_limit(const struct session *s)
-{
-	return (uint64_t)s->cfg->link_heartbeat_ms * s->cfg->link_misses;
-}
-
 static uint32_t hb_read_len(const struct session *s)
 {
 	return ACK_AREA_OFFSET + 8u * s->ex->peer_ports.count;
@@ -855,7 +888,8 @@ void serve_heartbeat_done(struct session *s, int li, int status)
 
 	l->hb_posted = false;
 	l->hb_wanted_since = 0;
-	l->hb_next = now + s->cfg->link_heartbeat_ms;
+	timer_set(&s->timers, T_LINK_HB + li, now + s->cfg->link_heartbeat_ms);
+	timer_stop(&s->timers, T_LINK_LATE + li);
 	if (!s->handoff_connected)
 		return;
 	if (status < 0) {
@@ -902,15 +936,17 @@ void serve_heartbeat_done(struct session *s, int li, int status)
 	}
 	if (o.heartbeat != s->hb_last) {
 		s->hb_last = o.heartbeat;
-		s->hb_seen_at = now;
+		partner_alive(s);
 	}
 	take_acks(s, buf, hb_read_len(s));
 	if (l->h.state == LINK_VERIFYING && (s->peer_keys & (1u << li))) {
-		if (link_verified(&l->h, now, s->cfg->link_damp_ms))
+		if (link_verified(&l->h, now, s->cfg->link_damp_ms)) {
 			link_now_up(s, li);
-		else
+		} else {
+			timer_set(&s->timers, T_LINK_DAMP + li, l->h.damp_until);
 			log_at(s->log, LOG_STEP, "link %d verified; damped for %u ms", li,
 			       s->cfg->link_damp_ms);
+		}
 		links_changed(s);
 	}
 }
@@ -920,14 +956,16 @@ static void post_link_heartbeat(struct session *s, int li, uint64_t now)
 	struct link *l = &s->links[li];
 	uint8_t *buf = s->scratch + SCRATCH_HEARTBEAT + (size_t)li * LINK_HB_MAX;
 
-	if (!l->hb_wanted_since)
+	if (!l->hb_wanted_since) {
 		l->hb_wanted_since = now;
+		arm_link_late(s, li);
+	}
 	/* A link whose queue is full takes no READ: it is late all the same. */
 	if (tp_read(l->tp, &l->peer_win, 0, buf, hb_read_len(s),
 		    ((uint64_t)OP_HEARTBEAT << 32) | (uint32_t)li) == 0)
 		l->hb_posted = true;
 	else
-		l->hb_next = now + s->cfg->link_heartbeat_ms;  /* try again then */
+		timer_set(&s->timers, T_LINK_HB + li, now + s->cfg->link_heartbeat_ms);
 }
 
 /* Late: its heartbeat has been due for link-misses intervals, and nothing
@@ -939,30 +977,25 @@ static bool link_late(const struct session *s, const struct link *l, uint64_t no
 	       now - l->last_progress > link_hb_limit(s);
 }
 
-static void link_timers(struct session *s, int li, uint64_t now)
+static void check_link_late(struct session *s, int li)
 {
 	struct link *l = &s->links[li];
+	char why[64];
 
-	if (link_tick(&l->h, now))
-		link_now_up(s, li);
-	if (l->h.state == LINK_DOWN && !l->connecting && now >= l->h.retry_at)
-		sess_link_connect(s, li);
-	if (!l->tp_up || l->h.state < LINK_VERIFYING)
+	if (!l->tp_up || l->h.state < LINK_VERIFYING || !l->hb_wanted_since)
 		return;
-	if (link_late(s, l, now)) {
-		/* The last link is given up by the partner's heartbeat only:
-		 * a stall of a few ms must not cost the whole session. */
-		if (l->h.state != LINK_UP || other_link_up(s, li)) {
-			char why[64];
-
-			snprintf(why, sizeof(why), "no heartbeat for %llu ms",
-				 (unsigned long long)(now - l->hb_wanted_since));
-			serve_link_failed(s, li, why);
-			return;
-		}
+	if (!link_late(s, l, s->now)) {
+		arm_link_late(s, li);  /* something completed meanwhile */
+		return;
 	}
-	if (!l->hb_posted && now >= l->hb_next)
-		post_link_heartbeat(s, li, now);
+	/* The last link is given up by the partner's heartbeat only: a stall
+	 * of a few ms must not cost the whole session (link_now_up looks
+	 * again once another link is up). */
+	if (l->h.state == LINK_UP && !other_link_up(s, li))
+		return;
+	snprintf(why, sizeof(why), "no heartbeat for %llu ms",
+		 (unsigned long long)(s->now - l->hb_wanted_since));
+	serve_link_failed(s, li, why);
 }
 
 /* Messages the partner has not acknowledged for a while go again (one
@@ -971,8 +1004,6 @@ static void resend_old(struct session *s, uint64_t now)
 {
 	uint64_t next = 0;
 
-	if (!s->resend_at || now < s->resend_at)
-		return;
 	for (int i = 0; i < s->rel.nsent; i++) {
 		struct sent_msg *m = &s->rel.sent[i];
 
@@ -984,81 +1015,87 @@ static void resend_old(struct session *s, uint64_t now)
 		if (!next || m->sent_at + RESEND_AFTER_MS < next)
 			next = m->sent_at + RESEND_AFTER_MS;
 	}
-	s->resend_at = next;
+	if (next)
+		timer_set(&s->timers, T_RESEND, next);
 }
 
-void serve_timers(struct session *s, uint64_t now)
+/* The handoff's link counters, rewritten now and then when they moved: a
+ * quiet keeper writes nothing. */
+static void refresh_links(struct session *s)
 {
-	if (s->handoff_connected && !s->stopping) {
-		if (!s->unreachable && now - s->hb_seen_at > hb_limit(s)) {
-			char why[96];
+	uint64_t sum = 0;
 
-			snprintf(why, sizeof(why), "no heartbeat for %llu ms",
-				 (unsigned long long)(now - s->hb_seen_at));
-			go_unreachable(s, why);
-		}
-		for (int i = 0; i < s->nlinks && s->handoff_connected; i++)
-			link_timers(s, i, now);
-		if (s->handoff_connected && !s->unreachable)
-			resend_old(s, now);
-		if (s->handoff_connected && now - s->links_written_at >= LINKS_REFRESH_MS) {
-			uint64_t sum = 0;
+	for (int i = 0; i < s->nlinks; i++)
+		sum += s->links[i].h.ops + s->links[i].h.msgs;
+	if (sum != s->links_written_sum)
+		links_changed(s);
+	else
+		timer_set(&s->timers, T_LINKS_WRITE, s->now + LINKS_REFRESH_MS);
+	s->links_written_sum = sum;
+}
 
-			for (int i = 0; i < s->nlinks; i++)
-				sum += s->links[i].h.ops + s->links[i].h.msgs;
-			/* Counters that moved, written now and then: a
-			 * quiet keeper writes nothing. */
-			if (sum != s->links_written_sum)
-				links_changed(s);
-			s->links_written_sum = sum;
-			s->links_written_at = now;
-		}
+static void check_partner_hb(struct session *s)
+{
+	char why[96];
+
+	if (s->unreachable)
+		return;
+	if (s->now - s->hb_seen_at <= hb_limit(s)) {
+		timer_set(&s->timers, T_PARTNER_HB, s->hb_seen_at + hb_limit(s) + 1);
+		return;
 	}
-	if (s->stopping && now >= s->stop_deadline && !s->finished) {
-		log_at(s->log, LOG_ERR, "%d client(s) still attached after the grace time",
-		       keeper_attached_count(s->keeper));
-		finish_stop(s);
+	snprintf(why, sizeof(why), "no heartbeat for %llu ms",
+		 (unsigned long long)(s->now - s->hb_seen_at));
+	go_unreachable(s, why);
+}
+
+void serve_on_timer(struct session *s, int id)
+{
+	int li = id >= T_LINK_CONNECT ? (id - T_LINK_CONNECT) % CCM_LINKS_MAX : -1;
+	struct link *l;
+
+	if (id == T_STOP) {
+		if (s->stopping && !s->finished) {
+			log_at(s->log, LOG_ERR, "%d client(s) still attached after the grace time",
+			       keeper_attached_count(s->keeper));
+			finish_stop(s);
+		}
+		return;
 	}
-}
-
-static uint64_t earlier(uint64_t a, uint64_t b)
-{
-	return a < b ? a : b;
-}
-
-uint64_t serve_next_deadline(const struct session *s, uint64_t next)
-{
-	/* The same conditions as serve_timers': a deadline it would not act
-	 * on would have the loop spin (a stopping keeper did, for its whole
-	 * grace time). */
-	if (s->handoff_connected && !s->stopping) {
+	/* The rest serve a connected session; becoming connected again arms
+	 * what it needs (serve_connected). */
+	if (!s->handoff_connected || s->stopping)
+		return;
+	switch (id) {
+	case T_PARTNER_HB:
+		check_partner_hb(s);
+		return;
+	case T_RESEND:
 		if (!s->unreachable)
-			next = earlier(next, s->hb_seen_at + hb_limit(s) + 1);
-		for (int i = 0; i < s->nlinks; i++) {
-			const struct link *l = &s->links[i];
-
-			if (l->h.state == LINK_DAMPED)
-				next = earlier(next, l->h.damp_until);
-			if (l->h.state == LINK_DOWN && !l->connecting)
-				next = earlier(next, l->h.retry_at);
-			if (!l->tp_up || l->h.state < LINK_VERIFYING)
-				continue;
-			if (!l->hb_posted)
-				next = earlier(next, l->hb_next);
-			/* Only a lateness that would fail the link wakes us:
-			 * the last one waits for the partner's heartbeat. */
-			if (l->hb_wanted_since && (l->h.state != LINK_UP || other_link_up(s, i))) {
-				uint64_t from = l->hb_wanted_since > l->last_progress
-						? l->hb_wanted_since : l->last_progress;
-
-				next = earlier(next, from + link_hb_limit(s) + 1);
-			}
-		}
-		if (s->resend_at && !s->unreachable)
-			next = earlier(next, s->resend_at);
-		next = earlier(next, s->links_written_at + LINKS_REFRESH_MS);
+			resend_old(s, s->now);
+		return;
+	case T_LINKS_WRITE:
+		refresh_links(s);
+		return;
 	}
-	if (s->stopping && s->stop_deadline < next)
-		next = s->stop_deadline;
-	return next;
+	if (li < 0 || li >= s->nlinks)
+		return;
+	l = &s->links[li];
+	switch (id - li) {
+	case T_LINK_RETRY:
+		if (l->h.state == LINK_DOWN && !l->connecting)
+			sess_link_connect(s, li);
+		break;
+	case T_LINK_DAMP:
+		if (link_tick(&l->h, s->now))
+			link_now_up(s, li);
+		break;
+	case T_LINK_HB:
+		if (l->tp_up && l->h.state >= LINK_VERIFYING && !l->hb_posted)
+			post_link_heartbeat(s, li, s->now);
+		break;
+	case T_LINK_LATE:
+		check_link_late(s, li);
+		break;
+	}
 }

@@ -162,7 +162,7 @@ static int post_hs_op(struct session *s)
 	}
 	if (r == 0) {
 		op->posted = true;
-		op->deadline = s->now + OP_TIMEOUT_MS;
+		timer_set(&s->timers, T_HS_OP, s->now + OP_TIMEOUT_MS);
 		s->op_link = s->hs_link;
 	}
 	return r;
@@ -196,7 +196,7 @@ void sess_link_connect(struct session *s, int i)
 	}
 	l->connecting = true;
 	link_connecting(&l->h);
-	l->connect_deadline = s->now + CONNECT_TIMEOUT_MS;
+	timer_set(&s->timers, T_LINK_CONNECT + i, s->now + CONNECT_TIMEOUT_MS);
 }
 
 /* The handshake needs a link: one already up, or try them all and the
@@ -285,7 +285,7 @@ static void apply(struct session *s, enum hs_state was, const struct hs_event *e
 	if (a->flags & (HS_ACT_WAIT | HS_ACT_BACKOFF)) {
 		s->timer_kind = (a->flags & HS_ACT_WAIT) ? HS_ACT_WAIT : HS_ACT_BACKOFF;
 		s->timer_seq = a->seq;
-		s->timer_deadline = s->now + a->wait_ms;
+		timer_set(&s->timers, T_HS, s->now + a->wait_ms);
 	}
 	if (a->flags & HS_ACT_READ)
 		start_hs_op(s, HS_ACT_READ, a->seq, 0);
@@ -383,7 +383,7 @@ static void post_ready(struct session *s)
 	if (l && tp_write(l->tp, &l->peer_win, STATUS_MBOX_OFFSET, s->scratch + SCRATCH_READY_WRITE,
 			  STATUS_MBOX_SIZE, wr_id) == 0) {
 		s->ready_posted = true;
-		s->ready_deadline = s->now + OP_TIMEOUT_MS;
+		timer_set(&s->timers, T_READY, s->now + OP_TIMEOUT_MS);
 		s->ready_link = s->hs_link;
 	}
 }
@@ -412,7 +412,9 @@ static void check_ready(struct session *s)
 		return;
 	s->handoff_connected = true;
 	s->told_waiting = false;
-	s->deadline = 0;  /* --timeout bounds the first connection only */
+	/* --timeout bounds the first connection only */
+	timer_stop(&s->timers, T_GIVE_UP);
+	timer_stop(&s->timers, T_EXCHANGE);
 	s->last_error[0] = '\0';
 	log_at(s->log, LOG_NOTE, "connected to node %u at version %u; %d client(s) matched",
 	       s->ex->peer.node_id, s->ex->version, s->ex->nmatch);
@@ -622,7 +624,7 @@ static void start_exchange(struct session *s)
 	}
 	ex_start(s->ex, &self, s->clients, nonce);
 	s->ex_started = true;
-	s->ex_deadline = s->now + EXCHANGE_TIMEOUT_MS;
+	timer_set(&s->timers, T_EXCHANGE, s->now + EXCHANGE_TIMEOUT_MS);
 	s->stage = STAGE_EXCHANGE;
 	publish_own(s);
 	log_at(s->log, LOG_STEP, "handshake complete with epoch %llu; exchanging descriptors",
@@ -745,6 +747,7 @@ static void on_tp_event(struct session *s, int li, const struct tp_event *ev)
 	switch (ev->type) {
 	case TP_EV_CONNECTED:
 		l->connecting = false;
+		timer_stop(&s->timers, T_LINK_CONNECT + li);
 		if (ev->status_window.len < STATUS_BLOCK_SIZE + ACK_AREA_SIZE) {
 			log_at(s->log, LOG_ERR, "link %d: partner's status window is %u bytes, "
 			       "too small", li, ev->status_window.len);
@@ -766,14 +769,15 @@ static void on_tp_event(struct session *s, int li, const struct tp_event *ev)
 		break;
 	case TP_EV_CONNECT_FAILED:
 		l->connecting = false;
-		link_failed(&l->h, s->now, LINK_RETRY_MS);
+		timer_stop(&s->timers, T_LINK_CONNECT + li);
+		sess_link_down(s, li);
 		log_at(s->log, LOG_DEBUG, "link %d: connect failed: %s", li, strerror(-ev->status));
 		if (s->op.kind && !s->op.posted && s->hs_link < 0 && !any_connecting(s))
 			fail_hs_op(s);
 		break;
 	case TP_EV_OP_DONE:
 		if (ev->status == 0)
-			l->last_progress = s->now;
+			serve_link_progress(s, li);
 		on_op_done(s, li, ev);
 		break;
 	case TP_EV_MESSAGE:
@@ -804,7 +808,7 @@ static void on_tp_event(struct session *s, int li, const struct tp_event *ev)
 			serve_link_failed(s, li, strerror(-ev->status));
 			break;
 		}
-		link_failed(&l->h, s->now, LINK_RETRY_MS);
+		sess_link_down(s, li);
 		if (li != s->hs_link)
 			break;
 		s->hs_link = -1;
@@ -838,85 +842,123 @@ static void on_tp_event(struct session *s, int li, const struct tp_event *ev)
 
 /* --- timers -------------------------------------------------------------------- */
 
-static void check_timers(struct session *s, uint64_t now)
+/* Our mailbox is written one-sidedly: nothing wakes us when it is.  Look
+ * at it regularly while an answer is due there. */
+static void arm_mailbox_look(struct session *s)
 {
-	if (s->timer_kind && now >= s->timer_deadline) {
-		struct hs_event ev = { .seq = s->timer_seq };
+	uint32_t every = 0;
 
-		ev.type = s->timer_kind == HS_ACT_WAIT ? HS_EV_TIMEOUT : HS_EV_BACKOFF_DONE;
-		s->timer_kind = 0;
-		hs_feed(s, &ev);
+	if ((s->hs.state == HS_WRITE5 && s->hs.wrote5) ||
+	    (s->stage == STAGE_READY && !s->handoff_connected))
+		every = POLL_FAST_MS;
+	else if (s->hs.state == HS_WAIT3)
+		every = POLL_WAIT3_MS;
+	if (!every)
+		timer_stop(&s->timers, T_MAILBOX);
+	else if (!timer_armed(&s->timers, T_MAILBOX))
+		timer_set(&s->timers, T_MAILBOX, s->now + every);
+}
+
+static void give_up_waiting(struct session *s)
+{
+	char why[320];
+
+	snprintf(why, sizeof(why), "timed out after %u s waiting for the partner "
+		 "(handshake in %s%s%s)", s->cfg->timeout_s, hs_state_name(s->hs.state),
+		 s->last_error[0] ? "; last " : "", s->last_error);
+	log_at(s->log, LOG_ERR, "%s", why);
+	if (s->opts->once) {
+		sess_finish(s, CCM_EXIT_TIMEOUT, why);
+		return;
 	}
-	for (int i = 0; i < s->nlinks; i++)
-		if (s->links[i].connecting && now >= s->links[i].connect_deadline) {
-			log_at(s->log, LOG_DEBUG, "link %d: connect timed out", i);
-			tp_disconnect(s->links[i].tp);  /* answers with CONNECT_FAILED */
+	/* Boot goes on degraded; the keeper keeps looking. */
+	sess_write_handoff(s, HANDOFF_HANDSHAKING, why);
+	serve_handed_off(s, false);
+}
+
+/* One deadline is due: act if what it guards still holds. */
+static void on_timer(struct session *s, int id)
+{
+	struct hs_event lost = { .type = HS_EV_PEER_LOST };
+
+	switch (id) {
+	case T_HS:
+		if (s->timer_kind) {
+			struct hs_event ev = { .seq = s->timer_seq };
+
+			ev.type = s->timer_kind == HS_ACT_WAIT ? HS_EV_TIMEOUT : HS_EV_BACKOFF_DONE;
+			s->timer_kind = 0;
+			hs_feed(s, &ev);
 		}
-	if (s->op.kind && s->op.posted && now >= s->op.deadline) {
-		log_at(s->log, LOG_DEBUG, "operation timed out; dropping link %d", s->op_link);
-		tp_disconnect(s->links[s->op_link].tp);  /* fails everything in flight */
-	}
-	if (s->ready_posted && now >= s->ready_deadline) {
-		log_at(s->log, LOG_DEBUG, "ready write timed out; dropping link %d", s->ready_link);
-		tp_disconnect(s->links[s->ready_link].tp);
-	}
-	if (s->ex_started && !s->handoff_connected && now >= s->ex_deadline) {
-		struct hs_event ev = { .type = HS_EV_PEER_LOST };
-
-		log_at(s->log, LOG_ERR, "exchange with the partner did not complete in %d ms (%s)",
-		       EXCHANGE_TIMEOUT_MS, ex_phase_name(s->ex->phase));
-		hs_feed(s, &ev);
-	}
-	if (now >= s->next_beat) {
+		break;
+	case T_HS_OP:
+		if (s->op.kind && s->op.posted) {
+			log_at(s->log, LOG_DEBUG, "operation timed out; dropping link %d", s->op_link);
+			tp_disconnect(s->links[s->op_link].tp);  /* fails everything in flight */
+		}
+		break;
+	case T_READY:
+		if (s->ready_posted) {
+			log_at(s->log, LOG_DEBUG, "ready write timed out; dropping link %d",
+			       s->ready_link);
+			tp_disconnect(s->links[s->ready_link].tp);
+		}
+		break;
+	case T_EXCHANGE:
+		if (s->ex_started && !s->handoff_connected) {
+			log_at(s->log, LOG_ERR, "exchange with the partner did not complete in %d ms "
+			       "(%s)", EXCHANGE_TIMEOUT_MS, ex_phase_name(s->ex->phase));
+			hs_feed(s, &lost);
+		}
+		break;
+	case T_BEAT:
 		s->heartbeat++;
 		publish_own(s);
-		s->next_beat = now + s->cfg->heartbeat_ms;
-	}
-	if (s->deadline && now >= s->deadline && !s->handoff_connected) {
-		char why[320];
+		timer_set(&s->timers, T_BEAT, s->now + s->cfg->heartbeat_ms);
+		break;
+	case T_GIVE_UP:
+		if (!s->handoff_connected)
+			give_up_waiting(s);
+		break;
+	case T_MAILBOX:
+		sync_mailbox(s);
+		break;
+	default:
+		if (id >= T_LINK_CONNECT && id < T_LINK_CONNECT + s->nlinks) {
+			int li = id - T_LINK_CONNECT;
 
-		snprintf(why, sizeof(why), "timed out after %u s waiting for the partner "
-			 "(handshake in %s%s%s)", s->cfg->timeout_s, hs_state_name(s->hs.state),
-			 s->last_error[0] ? "; last " : "", s->last_error);
-		log_at(s->log, LOG_ERR, "%s", why);
-		s->deadline = 0;
-		if (s->opts->once) {
-			sess_finish(s, CCM_EXIT_TIMEOUT, why);
-			return;
+			if (s->links[li].connecting) {
+				log_at(s->log, LOG_DEBUG, "link %d: connect timed out", li);
+				tp_disconnect(s->links[li].tp);  /* answers with CONNECT_FAILED */
+			}
+			break;
 		}
-		/* Boot goes on degraded; the keeper keeps looking. */
-		sess_write_handoff(s, HANDOFF_HANDSHAKING, why);
-		serve_handed_off(s, false);
+		serve_on_timer(s, id);
+		break;
 	}
-	serve_timers(s, now);
+}
+
+static void check_timers(struct session *s, uint64_t now)
+{
+	for (int id = 0; id < T_COUNT && !s->finished; id++)
+		if (timer_due(&s->timers, id, now))
+			on_timer(s, id);
+	if (!s->finished)
+		arm_mailbox_look(s);
 }
 
 static int poll_timeout(const struct session *s, uint64_t now)
 {
-	uint64_t next = s->next_beat;
+	uint64_t next = timer_next(&s->timers);
 
-	if (s->timer_kind && s->timer_deadline < next)
-		next = s->timer_deadline;
-	for (int i = 0; i < s->nlinks; i++)
-		if (s->links[i].connecting && s->links[i].connect_deadline < next)
-			next = s->links[i].connect_deadline;
-	if (s->op.kind && s->op.posted && s->op.deadline < next)
-		next = s->op.deadline;
-	if (s->ready_posted && s->ready_deadline < next)
-		next = s->ready_deadline;
-	if (s->ex_started && !s->handoff_connected && s->ex_deadline < next)
-		next = s->ex_deadline;
-	if (s->deadline && s->deadline < next)
-		next = s->deadline;
-	next = serve_next_deadline(s, next);
-	/* One-sided writes into our mailbox need not wake us (with RDMA they
-	 * never do): look at it regularly while an answer is due. */
-	if (s->hs.state == HS_WAIT3 && now + POLL_WAIT3_MS < next)
-		next = now + POLL_WAIT3_MS;
-	if (((s->hs.state == HS_WRITE5 && s->hs.wrote5) ||
-	     (s->stage == STAGE_READY && !s->handoff_connected)) && now + POLL_FAST_MS < next)
-		next = now + POLL_FAST_MS;
-	return next > now ? (int)(next - now) : 0;
+	return next > now ? (int)(next - now < INT32_MAX ? next - now : INT32_MAX) : 0;
+}
+
+/* A link failed: DOWN, and (connected) connect again in a while. */
+void sess_link_down(struct session *s, int li)
+{
+	link_failed(&s->links[li].h, s->now, LINK_RETRY_MS);
+	timer_set(&s->timers, T_LINK_RETRY + li, s->links[li].h.retry_at);
 }
 
 /* --- set-up, the loop, tear-down ----------------------------------------------- */
@@ -1178,8 +1220,8 @@ int session_open(const struct ccm_config *cfg, const struct session_opts *opts,
 		       ? CCM_EXIT_USAGE : CCM_EXIT_FAILURE;
 	}
 	if (cfg->timeout_s)
-		s->deadline = now + (uint64_t)cfg->timeout_s * 1000;
-	s->next_beat = now + cfg->heartbeat_ms;
+		timer_set(&s->timers, T_GIVE_UP, now + (uint64_t)cfg->timeout_s * 1000);
+	timer_set(&s->timers, T_BEAT, now + cfg->heartbeat_ms);
 	for (int i = 0; i < s->nlinks; i++) {
 		char where[24] = "";
 

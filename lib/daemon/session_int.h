@@ -17,6 +17,7 @@
 #include "daemon/ports.h"
 #include "proto/reliable.h"
 #include "daemon/session.h"
+#include "daemon/timers.h"
 #include "proto/status.h"
 #include "tp/transport.h"
 #include "proto/wire.h"
@@ -64,12 +65,10 @@ struct link {
 	struct link_health h;
 	bool tp_up;                /* our connection to the partner is up */
 	bool connecting;
-	uint64_t connect_deadline;
 	struct tp_remote peer_win; /* the partner's status window over it */
 	bool hb_posted;
 	uint64_t hb_wanted_since;  /* a heartbeat READ is due since (0: none);
 	                              it may not get posted on a full link */
-	uint64_t hb_next;
 	uint64_t last_progress;    /* an operation on it last completed */
 	uint8_t *early_join;       /* the partner's LINK_JOIN, come before we
 	                              were connected */
@@ -82,7 +81,6 @@ struct hs_op {
 	uint8_t write_state;
 	bool posted;
 	int torn_retries;
-	uint64_t deadline;
 };
 
 /* A client's one-sided operation in flight. */
@@ -131,7 +129,7 @@ struct session {
 	uint64_t epoch;
 	uint8_t stage;
 	uint32_t heartbeat;
-	uint64_t next_beat;
+	struct timers timers;      /* every deadline (timers.h) */
 
 	struct status_mbox mbox;   /* latest valid mailbox, as last fed */
 	bool have_mbox;
@@ -139,15 +137,12 @@ struct session {
 	struct hs_op op;           /* the machine's operation in flight */
 	struct hs_op next_op;      /* asked for while op was still in flight */
 	int timer_kind;            /* 0, HS_ACT_WAIT or HS_ACT_BACKOFF */
-	uint32_t timer_seq;
-	uint64_t timer_deadline;
+	uint32_t timer_seq;        /* T_HS answers with this seq */
 
 	struct exchange *ex;       /* large: on the heap */
 	bool ex_started;
-	uint64_t ex_deadline;
 	bool ready_posted;         /* our "ready" write is in flight */
 	bool ports_checked;        /* the partner's PORTS matched ours */
-	uint64_t ready_deadline;
 	bool handoff_connected;
 	bool told_waiting;         /* the handoff says we wait in state 3 */
 
@@ -167,7 +162,6 @@ struct session {
 	 * "ready" = once this side is ready).  -1 = never. */
 	int crash_at;
 
-	uint64_t deadline;         /* --timeout; 0 = none */
 	bool finished;
 	int exit_code;
 	char last_error[200];
@@ -184,14 +178,11 @@ struct session {
 	struct client_op cops[CLIENT_OPS_MAX];
 	uint64_t op_order;
 	struct reliable rel;       /* client messages until acknowledged */
-	uint64_t resend_at;        /* the oldest of them is due again; 0: none
-	                              kept (no scan of them on every turn) */
 	uint64_t hb_seen_at;       /* when the partner's counter last moved */
-	uint64_t links_written_at; /* the handoff's link counters: when last */
-	uint64_t links_written_sum;/* written, and what they summed to */
+	uint64_t links_written_sum;/* the handoff's link counters, summed, as
+	                              last written */
 	uint32_t hb_last;
 	bool stopping;             /* clients told; waiting for them */
-	uint64_t stop_deadline;
 	uint64_t stop_conn;        /* who asked, to answer; 0 = a signal */
 	bool restart;
 };
@@ -229,8 +220,12 @@ void serve_link_connected(struct session *s, int link);
 void serve_link_failed(struct session *s, int link, const char *why);
 /* How many ports link carries now. */
 int serve_link_ports(const struct session *s, int link);
-void serve_timers(struct session *s, uint64_t now);
-uint64_t serve_next_deadline(const struct session *s, uint64_t next);
+/* A deadline of the keeper's (T_PARTNER_HB and on) is due. */
+void serve_on_timer(struct session *s, int id);
+/* An operation on link completed: it is alive. */
+void serve_link_progress(struct session *s, int link);
+/* A link failed: DOWN, and connect again in a while. */
+void sess_link_down(struct session *s, int link);
 void serve_stop(struct session *s, uint64_t conn, bool restart, uint32_t grace_ms);
 
 #endif

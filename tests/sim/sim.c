@@ -816,31 +816,20 @@ static void check_agreement(struct sim *sim)
 		     a->cfg->node_id, (unsigned long long)a->epoch);
 }
 
-/* Which of a keeper's deadlines is due: for the spin report. */
+/* A keeper's armed deadlines and state: for the spin report. */
 static void dump_deadlines(struct sim *sim, const struct session *s, int node)
 {
-	trace(sim, node, "deadlines at %llu: beat %llu hs-timer %d@%llu op %d/%d@%llu ready %d@%llu "
-	      "ex %d@%llu timeout %llu hb_seen %llu resend %llu links_written %llu stop %d@%llu "
-	      "hs %s stage %u connected %d unreachable %d", (unsigned long long)s->now,
-	      (unsigned long long)s->next_beat, s->timer_kind, (unsigned long long)s->timer_deadline,
-	      s->op.kind, s->op.posted, (unsigned long long)s->op.deadline, s->ready_posted,
-	      (unsigned long long)s->ready_deadline, s->ex_started,
-	      (unsigned long long)s->ex_deadline, (unsigned long long)s->deadline,
-	      (unsigned long long)s->hb_seen_at, (unsigned long long)s->resend_at,
-	      (unsigned long long)s->links_written_at, s->stopping,
-	      (unsigned long long)s->stop_deadline, hs_state_name(s->hs.state), s->stage,
-	      s->handoff_connected, s->unreachable);
-	for (int i = 0; i < s->nlinks; i++) {
-		const struct link *l = &s->links[i];
+	char line[160];
+	int n = 0;
 
-		trace(sim, node, "  link %d: %s tp_up %d connecting %d@%llu hb_posted %d next %llu "
-		      "wanted %llu progress %llu damp %llu retry %llu", i,
-		      link_state_name(l->h.state), l->tp_up, l->connecting,
-		      (unsigned long long)l->connect_deadline, l->hb_posted,
-		      (unsigned long long)l->hb_next, (unsigned long long)l->hb_wanted_since,
-		      (unsigned long long)l->last_progress, (unsigned long long)l->h.damp_until,
-		      (unsigned long long)l->h.retry_at);
-	}
+	for (int id = 0; id < T_COUNT; id++)
+		if (timer_armed(&s->timers, id) && n < (int)sizeof(line) - 32)
+			n += snprintf(line + n, sizeof(line) - (size_t)n, " %s%s@%llu",
+				      timer_name(id), id >= T_LINK_CONNECT ? "/" : "",
+				      (unsigned long long)s->timers.at[id]);
+	trace(sim, node, "at %llu, hs %s, stage %u, connected %d, unreachable %d, stopping %d; "
+	      "timers:%s", (unsigned long long)s->now, hs_state_name(s->hs.state), s->stage,
+	      s->handoff_connected, s->unreachable, s->stopping, line);
 }
 
 /* --- one seed --------------------------------------------------------------------- */
