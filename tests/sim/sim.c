@@ -24,7 +24,15 @@
  * attach, and messages and writes sent then all arrive.  After each seed
  * every fd the run opened is closed again.
  *
- *   sim [--seeds N] [--first S] [--seed S] [-v] [--plant BUG]
+ *   sim [--seeds N] [--first S] [--seed S] [-v] [--plant rewind] [--stray]
+ *
+ * --plant rewind proves the checks can fail: now and then a receiving
+ * keeper forgets that it delivered a port's last message (its duplicate
+ * filter lets the next copy through); the run then reports how many seeds
+ * caught it, and fails if none did.
+ * --stray runs the pair without faults next to a third, misconfigured
+ * node whose partner address is A's: the pair must stay connected
+ * throughout (the design's promise without a key).
  *
  * A failing seed prints the trace of its last events and the command that
  * replays it. */
@@ -170,7 +178,7 @@ struct fault_mix {
 struct counters {
 	uint64_t steps, turns, cuts, stalls, crashes, restarts, jitters;
 	uint64_t msgs_delivered, writes_checked, resumes, rehandshakes, failovers;
-	uint64_t unreachables, attaches, connected_runs;
+	uint64_t unreachables, attaches, connected_runs, plants;
 };
 
 struct sim {
@@ -186,7 +194,11 @@ struct sim {
 	struct cut cuts[NODES][CCM_LINKS_MAX];  /* link l of node i is cut */
 	struct sim_node node[NODES];
 	struct counters c;
-	const char *plant;
+	bool plant_rewind;
+	bool stray;
+	struct sim_node third;     /* --stray: the misconfigured node */
+	bool pair_up;              /* --stray: both were connected once */
+	uint64_t plants;
 	bool verbose;
 	char failure[512];
 	char trace[TRACE_LINES][200];
@@ -283,8 +295,8 @@ static int make_dirs(struct sim *sim)
 	snprintf(sim->root, sizeof(sim->root), "/dev/shm/ccm-sim-%d", (int)getpid());
 	if (mkdir(sim->root, 0700) < 0 && errno != EEXIST)
 		return -errno;
-	for (int i = 0; i < NODES; i++) {
-		struct sim_node *n = &sim->node[i];
+	for (int i = 0; i <= NODES; i++) {
+		struct sim_node *n = i < NODES ? &sim->node[i] : &sim->third;
 
 		snprintf(n->dir, sizeof(n->dir), "%s/%c", sim->root, 'a' + i);
 		snprintf(path, sizeof(path), "%s/clients", n->dir);
@@ -303,14 +315,17 @@ static void remove_dirs(struct sim *sim)
 {
 	char path[300];
 
-	for (int i = 0; i < NODES; i++) {
-		snprintf(path, sizeof(path), "%s/state", sim->node[i].dir);
+	for (int i = 0; i <= NODES; i++) {
+		char dir[64];
+
+		snprintf(dir, sizeof(dir), "%s/%c", sim->root, 'a' + i);
+		snprintf(path, sizeof(path), "%s/state", dir);
 		rm_dir_files(path);
 		rmdir(path);
-		snprintf(path, sizeof(path), "%s/clients", sim->node[i].dir);
+		snprintf(path, sizeof(path), "%s/clients", dir);
 		rm_dir_files(path);
 		rmdir(path);
-		rmdir(sim->node[i].dir);
+		rmdir(dir);
 	}
 	rmdir(sim->root);
 }
@@ -625,6 +640,28 @@ static void node_config(struct sim *sim, struct sim_node *n)
 					 .random = rng_bytes, .random_ctx = &sim->entropy };
 }
 
+/* A third node, id 3, whose one link's partner address is A's first: a
+ * typo in its configuration.  It runs the whole handshake against A. */
+static void stray_config(struct sim *sim, struct sim_node *n)
+{
+	struct ccm_config *cfg = &n->cfg;
+
+	config_defaults(cfg);
+	cfg->node_id = n->id;
+	snprintf(cfg->transport, sizeof(cfg->transport), "mem");
+	snprintf(cfg->clients_dir, sizeof(cfg->clients_dir), "%s/clients", n->dir);
+	snprintf(cfg->state_dir, sizeof(cfg->state_dir), "%s/state", n->dir);
+	cfg->nlinks = 1;
+	snprintf(cfg->links[0].local.host, sizeof(cfg->links[0].local.host), "127.0.9.3");
+	snprintf(cfg->links[0].partner.host, sizeof(cfg->links[0].partner.host), "127.0.0.1");
+	cfg->links[0].local.port = cfg->links[0].partner.port = 7471;
+	cfg->set |= CFG_LINK;
+	n->log = (struct log){ .verbose = sim->verbose ? LOG_DEBUG : LOG_STEP, .node = n->id,
+			       .sink = log_sink, .sink_ctx = n };
+	n->opts = (struct session_opts){ .handoff_fd = -1, .net = sim->net,
+					 .random = rng_bytes, .random_ctx = &sim->entropy };
+}
+
 static void node_boot(struct sim_node *n)
 {
 	struct sim *sim = n->sim;
@@ -755,6 +792,18 @@ static void faults(struct sim *sim, uint64_t dt_ms)
 				session_signal(n->s, sim->now / 1000, (int64_t)(sim->now / 1000000));
 			}
 		}
+		if (sim->plant_rewind && rng_chance(r, 2000)) {
+			struct sim_node *n = &sim->node[rng_below(r, NODES)];
+			struct port_client *pc = n->s ? ports_find(n->s->ports, "probe") : NULL;
+			int p = (int)rng_below(r, PORTS);
+
+			if (pc && n->s->handoff_connected && pc->port[p].rx_seq > 0) {
+				pc->port[p].rx_seq--;
+				sim->c.plants++;
+				trace(sim, n->idx, "PLANTED: port %d forgets it delivered seq %llu", p,
+				      (unsigned long long)pc->port[p].rx_seq + 1);
+			}
+		}
 		if (rng_chance(r, sim->mix.jitter)) {
 			uint32_t lo = (uint32_t)rng_range(r, 5, 500);
 			uint32_t hi = lo + (uint32_t)rng_range(r, 0, rng_below(r, 4) ? 2000 : 80000);
@@ -850,6 +899,33 @@ static void draw_mix(struct sim *sim)
 	m->client_write = (uint32_t)rng_range(r, 1000, 50000);
 	sim->nlinks = (int)rng_range(r, 1, 3);
 	sim->rdma = rng_below(r, 2);
+	if (sim->stray)
+		m->cut = m->stall = m->crash = m->restart = m->jitter = m->client_churn = 0;
+}
+
+/* --stray: the third node comes and goes; the pair must not notice. */
+static void stray_step(struct sim *sim)
+{
+	struct sim_node *t = &sim->third;
+
+	if (!sim->pair_up && both_connected(sim))
+		sim->pair_up = true;
+	if (sim->pair_up && !both_connected(sim))
+		fail(sim, "a stray node (id 3, partner address A's) disturbed the connected pair: "
+		     "A is %s, B is %s", sim->node[0].s ? handoff_state_name(
+		     sim->node[0].s->handoff_state) : "down", sim->node[1].s ?
+		     handoff_state_name(sim->node[1].s->handoff_state) : "down");
+	if (!t->s && sim->now >= t->up_at && sim->now < sim->fault_end) {
+		node_boot(t);
+		return;
+	}
+	if (t->s && sim->now >= sim->fault_end) {
+		session_close(t->s);
+		t->s = NULL;
+		return;
+	}
+	if (t->s)
+		session_turn(t->s, sim->now / 1000, (int64_t)(sim->now / 1000000), false);
 }
 
 static uint64_t next_time(struct sim *sim)
@@ -956,6 +1032,17 @@ static void run_seed(struct sim *sim)
 		/* The second node starts a while after the first. */
 		n->up_at = i ? rng_below(&sim->rng, 3000000) : 0;
 	}
+	if (sim->stray) {
+		struct sim_node *t = &sim->third;
+
+		t->sim = sim;
+		t->idx = 2;
+		t->id = 3;
+		t->cl.sock = -1;
+		snprintf(t->dir, sizeof(t->dir), "%s/c", sim->root);
+		stray_config(sim, t);
+		t->up_at = rng_below(&sim->rng, sim->fault_end);
+	}
 	while (!sim->failure[0]) {
 		uint64_t next = next_time(sim), dt;
 
@@ -999,6 +1086,8 @@ static void run_seed(struct sim *sim)
 			node_turn(&sim->node[i]);
 		for (int i = 0; i < NODES && !sim->failure[0]; i++)
 			client_step(&sim->node[i]);
+		if (sim->stray)
+			stray_step(sim);
 		check_agreement(sim);
 		tp_mem_net_stats(sim->net, &st);
 		if (st.in_flight > IN_FLIGHT_MAX)
@@ -1021,6 +1110,10 @@ static void run_seed(struct sim *sim)
 			session_close(sim->node[i].s);
 			sim->node[i].s = NULL;
 		}
+	if (sim->third.s) {
+		session_close(sim->third.s);
+		sim->third.s = NULL;
+	}
 	tp_mem_net_destroy(sim->net);
 	sim->net = NULL;
 }
@@ -1058,13 +1151,16 @@ int main(int argc, char **argv)
 		{ "first", required_argument, NULL, 'f' },
 		{ "seed", required_argument, NULL, 's' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "plant", required_argument, NULL, 'p' },
+		{ "stray", no_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t first = 1, seeds = 100, failed = 0, sim_us = 0;
 	struct counters total = { 0 };
 	struct sim *sim;
 	uint64_t t0;
-	bool verbose = false;
+	bool verbose = false, plant = false, stray = false;
+	uint64_t first_caught = 0, caught = 0;
 	int c, fds0;
 
 	while ((c = getopt_long(argc, argv, "v", opts, NULL)) != -1) {
@@ -1081,6 +1177,14 @@ int main(int argc, char **argv)
 			break;
 		case 'v':
 			verbose = true;
+			break;
+		case 'p':
+			if (strcmp(optarg, "rewind") != 0)
+				usage();
+			plant = true;
+			break;
+		case 'S':
+			stray = true;
 			break;
 		default:
 			usage();
@@ -1109,6 +1213,8 @@ int main(int argc, char **argv)
 			snprintf(sim->node[i].dir, sizeof(sim->node[i].dir), "%s/%c", root, 'a' + i);
 		sim->seed = seed;
 		sim->verbose = verbose;
+		sim->plant_rewind = plant;
+		sim->stray = stray;
 		run_seed(sim);
 		fds = count_fds();
 		if (!sim->failure[0] && fds != fds0)
@@ -1129,6 +1235,15 @@ int main(int argc, char **argv)
 		total.unreachables += sim->c.unreachables;
 		total.attaches += sim->c.attaches;
 		total.connected_runs += sim->c.connected_runs;
+		total.plants += sim->c.plants;
+		if (plant) {
+			/* Every failure here is the planted bug caught. */
+			if (sim->failure[0] && !caught++)
+				first_caught = seed;
+			if (sim->failure[0] && verbose)
+				print_trace(sim);
+			continue;
+		}
 		if (sim->failure[0]) {
 			failed++;
 			printf("not ok %llu - seed %llu: %s\n", (unsigned long long)(seed - first + 1),
@@ -1166,6 +1281,24 @@ int main(int argc, char **argv)
 		       (unsigned long long)total.attaches, (unsigned long long)total.msgs_delivered,
 		       (unsigned long long)total.writes_checked,
 		       (unsigned long long)total.connected_runs);
+	}
+	if (plant) {
+		printf("sim: planted bug 'rewind' made %llu time(s)\n",
+		       (unsigned long long)total.plants);
+		remove_dirs(sim);
+		free(sim);
+		if (!caught) {
+			printf("not ok 1 - the planted bug 'rewind' was not caught in %llu seeds\n",
+			       (unsigned long long)seeds);
+			printf("0 passed, 1 failed\n");
+			return 1;
+		}
+		printf("ok 1 - the planted bug 'rewind' was caught by %llu of %llu seeds, first by "
+		       "seed %llu (%llu seed(s) in)\n", (unsigned long long)caught,
+		       (unsigned long long)seeds, (unsigned long long)first_caught,
+		       (unsigned long long)(first_caught - first + 1));
+		printf("1 passed, 0 failed\n");
+		return 0;
 	}
 	if (!failed)
 		printf("ok %llu - %llu seeds, no invariant broken\n",
