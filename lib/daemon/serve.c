@@ -153,7 +153,7 @@ static void partner_alive(struct session *s)
  * anything else has completed on the link for link-misses intervals. */
 static void arm_link_late(struct session *s, int li)
 {
-	const struct link *l = &s->links[li];
+	const struct peer_link *l = &s->links[li];
 	uint64_t from = l->hb_wanted_since > l->last_progress ? l->hb_wanted_since
 							      : l->last_progress;
 
@@ -178,7 +178,7 @@ static void link_now_up(struct session *s, int li)
 
 void serve_link_connected(struct session *s, int li)
 {
-	struct link *l = &s->links[li];
+	struct peer_link *l = &s->links[li];
 
 	/* The partner's status block over this link, at once: it is the
 	 * link's proof (serve_heartbeat_done). */
@@ -218,7 +218,7 @@ void serve_connected(struct session *s)
 
 	/* The handshake proved its own link; the others prove themselves. */
 	for (int i = 0; i < s->nlinks; i++) {
-		struct link *l = &s->links[i];
+		struct peer_link *l = &s->links[i];
 
 		if (i == s->hs_link) {
 			l->h.state = LINK_VERIFYING;
@@ -231,7 +231,7 @@ void serve_connected(struct session *s)
 	}
 	send_link_joins(s);
 	for (int i = 0; i < s->nlinks; i++) {
-		struct link *l = &s->links[i];
+		struct peer_link *l = &s->links[i];
 		uint8_t *early = l->early_join;
 		struct errbuf e;
 
@@ -280,7 +280,7 @@ static void go_unreachable(struct session *s, const char *why)
 	s->was_lost = true;
 	s->hb_at_loss = s->hb_last;
 	for (int i = 0; i < s->nlinks; i++) {
-		struct link *l = &s->links[i];
+		struct peer_link *l = &s->links[i];
 
 		/* Every link proves itself afresh. */
 		if (l->h.state == LINK_UP)
@@ -363,7 +363,7 @@ static int post_client_op(struct session *s, struct client_op *op)
 	struct port_client *pc = ports_find(s->ports, op->client);
 	struct port *p = pc && op->port < pc->nports ? &pc->port[op->port] : NULL;
 	uint32_t slot = (uint32_t)(op - s->cops);
-	struct link *l;
+	struct peer_link *l;
 	uint64_t wr_id;
 	int li, r;
 
@@ -456,7 +456,7 @@ static void flush_held(struct session *s)
  * of it.  The last link failing is the partner lost. */
 void serve_link_failed(struct session *s, int li, const char *why)
 {
-	struct link *l = &s->links[li];
+	struct peer_link *l = &s->links[li];
 	bool was_up = l->h.state == LINK_UP;
 	uint64_t now = s->now;
 	int again;
@@ -881,7 +881,7 @@ static void take_acks(struct session *s, const uint8_t *buf, uint32_t len)
 
 void serve_heartbeat_done(struct session *s, int li, int status)
 {
-	struct link *l = &s->links[li];
+	struct peer_link *l = &s->links[li];
 	const uint8_t *buf = s->scratch + SCRATCH_HEARTBEAT + (size_t)li * LINK_HB_MAX;
 	struct status_own o;
 	uint64_t now = s->now;
@@ -953,7 +953,7 @@ void serve_heartbeat_done(struct session *s, int li, int status)
 
 static void post_link_heartbeat(struct session *s, int li, uint64_t now)
 {
-	struct link *l = &s->links[li];
+	struct peer_link *l = &s->links[li];
 	uint8_t *buf = s->scratch + SCRATCH_HEARTBEAT + (size_t)li * LINK_HB_MAX;
 
 	if (!l->hb_wanted_since) {
@@ -971,7 +971,7 @@ static void post_link_heartbeat(struct session *s, int li, uint64_t now)
 /* Late: its heartbeat has been due for link-misses intervals, and nothing
  * else completed on it meanwhile either (a link busy with bulk data may
  * queue the heartbeat behind it, but it moves). */
-static bool link_late(const struct session *s, const struct link *l, uint64_t now)
+static bool link_late(const struct session *s, const struct peer_link *l, uint64_t now)
 {
 	return l->hb_wanted_since && now - l->hb_wanted_since > link_hb_limit(s) &&
 	       now - l->last_progress > link_hb_limit(s);
@@ -979,7 +979,7 @@ static bool link_late(const struct session *s, const struct link *l, uint64_t no
 
 static void check_link_late(struct session *s, int li)
 {
-	struct link *l = &s->links[li];
+	struct peer_link *l = &s->links[li];
 	char why[64];
 
 	if (!l->tp_up || l->h.state < LINK_VERIFYING || !l->hb_wanted_since)
@@ -1052,7 +1052,7 @@ static void check_partner_hb(struct session *s)
 void serve_on_timer(struct session *s, int id)
 {
 	int li = id >= T_LINK_CONNECT ? (id - T_LINK_CONNECT) % CCM_LINKS_MAX : -1;
-	struct link *l;
+	struct peer_link *l;
 
 	if (id == T_STOP) {
 		if (s->stopping && !s->finished) {

@@ -146,7 +146,7 @@ static int post_hs_op(struct session *s)
 {
 	struct hs_op *op = &s->op;
 	uint64_t wr_id = ((uint64_t)OP_HS << 32) | op->seq;
-	struct link *l;
+	struct peer_link *l;
 	int r;
 
 	if (s->hs_link < 0)
@@ -184,7 +184,7 @@ static void fail_hs_op(struct session *s)
 
 void sess_link_connect(struct session *s, int i)
 {
-	struct link *l = &s->links[i];
+	struct peer_link *l = &s->links[i];
 	int r;
 
 	if (l->tp_up || l->connecting)
@@ -377,7 +377,7 @@ static void post_ready(struct session *s)
 {
 	uint64_t wr_id = ((uint64_t)OP_READY << 32) | s->hs.seq;
 
-	struct link *l = s->hs_link >= 0 ? &s->links[s->hs_link] : NULL;
+	struct peer_link *l = s->hs_link >= 0 ? &s->links[s->hs_link] : NULL;
 
 	compose_mbox(s, s->scratch + SCRATCH_READY_WRITE, HS_CONNECTED);
 	if (l && tp_write(l->tp, &l->peer_win, STATUS_MBOX_OFFSET, s->scratch + SCRATCH_READY_WRITE,
@@ -654,7 +654,7 @@ static void reset_exchange(struct session *s, const char *why)
 	/* Fresh connections for the next round: the partner may be a new
 	 * incarnation behind the same addresses.  What we kept for it goes. */
 	for (int i = 0; i < s->nlinks; i++) {
-		struct link *l = &s->links[i];
+		struct peer_link *l = &s->links[i];
 
 		tp_disconnect(l->tp);
 		l->hb_posted = false;
@@ -742,7 +742,7 @@ static void on_op_done(struct session *s, int link, const struct tp_event *tev)
 static void on_tp_event(struct session *s, int li, const struct tp_event *ev)
 {
 	struct hs_event lost = { .type = HS_EV_PEER_LOST };
-	struct link *l = &s->links[li];
+	struct peer_link *l = &s->links[li];
 
 	switch (ev->type) {
 	case TP_EV_CONNECTED:
@@ -1143,7 +1143,7 @@ static int session_setup(struct session *s, struct errbuf *e)
 	s->nlinks = config_links(s->cfg, s->link_cfg);
 	for (int i = 0; i < s->nlinks; i++) {
 		const struct ccm_link *lc = &s->link_cfg[i];
-		struct link *l = &s->links[i];
+		struct peer_link *l = &s->links[i];
 		struct tp_config tc = {
 			.local = lc->local,
 			.partner = lc->partner,

@@ -59,7 +59,7 @@ _Static_assert(ACK_AREA_OFFSET + ACK_AREA_SIZE <= STATUS_WINDOW_SIZE,
 
 /* One interconnect: its own transport (and so its own device and queue
  * pairs, or sockets), over which the same windows are exposed. */
-struct link {
+struct peer_link {
 	struct tp *tp;
 	struct tp_remote win_handle, scratch_handle;
 	struct link_health h;
@@ -119,7 +119,7 @@ struct session {
 	uint8_t *win;              /* our status window (remote read/write) */
 	uint8_t *scratch;          /* local operation buffers */
 	struct ccm_link link_cfg[CCM_LINKS_MAX];
-	struct link links[CCM_LINKS_MAX];
+	struct peer_link links[CCM_LINKS_MAX];
 	int nlinks;
 	int hs_link;               /* the link the handshake runs on; -1 none */
 	int op_link, ready_link;   /* where s->op and the ready write went */
