@@ -35,7 +35,7 @@ static void tell_all(struct session *s, enum ctl_event_type type, int link)
 
 	if (!s->keeper)
 		return;
-	if (s->ex_started) {
+	if (sess_ex_started(s)) {
 		ev.partner_node = s->ex->peer.node_id;
 		ev.partner_epoch = s->ex->peer.epoch;
 	}
@@ -49,6 +49,7 @@ void serve_handed_off(struct session *s, bool connected)
 	if (s->handed_off || s->opts->once)
 		return;
 	s->handed_off = true;
+	sess_daemon_enter(s, DAEMON_SERVING);
 	s->notices |= connected ? SESSION_HANDED_OFF : SESSION_HANDED_OFF_DEGRADED;
 	log_at(s->log, LOG_NOTE, "handed off (%s); serving clients on %s",
 	       connected ? "connected" : "degraded", keeper_path(s->keeper));
@@ -257,10 +258,9 @@ void serve_lost(struct session *s)
 	for (int i = 0; i < CLIENT_OPS_MAX; i++)
 		if (s->cops[i].used && s->cops[i].link == -1)
 			complete_op(s, &s->cops[i], -ECONNABORTED);
-	if (!s->unreachable)
+	if (!sess_unreachable(s))
 		tell_all(s, CTL_EV_PARTNER_LOST, -1);
 	s->was_lost = true;
-	s->unreachable = false;
 }
 
 /* No link reaches the partner (the last one failed, or its heartbeat
@@ -273,10 +273,10 @@ static void go_unreachable(struct session *s, const char *why)
 	char msg[200];
 	uint64_t now = s->now;
 
-	if (s->unreachable)
+	if (sess_unreachable(s))
 		return;
 	log_at(s->log, LOG_ERR, "partner unreachable: %s", why);
-	s->unreachable = true;
+	sess_peer_enter(s, PEER_UNREACHABLE);
 	s->was_lost = true;
 	s->hb_at_loss = s->hb_last;
 	for (int i = 0; i < s->nlinks; i++) {
@@ -308,7 +308,7 @@ static void resume(struct session *s, int li)
 	uint64_t now = s->now;
 
 	log_at(s->log, LOG_NOTE, "partner reachable again over link %d: session resumed", li);
-	s->unreachable = false;
+	sess_peer_enter(s, PEER_CONNECTED);
 	s->was_lost = false;
 	partner_alive(s);
 	s->hs_link = li;
@@ -418,7 +418,7 @@ static int repost_ops(struct session *s, int from)
 	for (int i = 0; i < n; i++) {
 		int r = post_client_op(s, order[i]);
 
-		if (r == -EHOSTUNREACH && s->handoff_connected)
+		if (r == -EHOSTUNREACH && sess_connected(s))
 			order[i]->link = -1;  /* held until a link reaches it */
 		else if (r < 0)
 			complete_op(s, order[i], r);
@@ -433,7 +433,7 @@ static int repost_ops(struct session *s, int from)
  * goes now. */
 static void flush_held(struct session *s)
 {
-	if (!s->handoff_connected || s->unreachable)
+	if (!sess_connected(s) || sess_unreachable(s))
 		return;
 	repost_ops(s, -1);
 	for (int i = 0; i < s->rel.nsent; i++) {
@@ -474,7 +474,7 @@ void serve_link_failed(struct session *s, int li, const char *why)
 			if (s->links[i].h.state == LINK_UP)
 				s->hs_link = i;
 	}
-	if (!s->handoff_connected)
+	if (!sess_connected(s))
 		return;
 	if (!other_link_up(s, -1)) {
 		char msg[160];
@@ -541,7 +541,7 @@ static void attach(struct session *s, const struct keeper_req *r)
 	}
 	a.nports = pc->nports;
 	a.port_size = pc->port_size;
-	a.partner_ready = s->handoff_connected && !s->unreachable;
+	a.partner_ready = sess_connected(s) && !sess_unreachable(s);
 	if (a.partner_ready) {
 		a.partner_node = s->ex->peer.node_id;
 		a.partner_epoch = s->ex->peer.epoch;
@@ -561,7 +561,7 @@ static void attach(struct session *s, const struct keeper_req *r)
 					.partner_epoch = a.partner_epoch };
 
 		keeper_reply(s->keeper, r->conn, CTL_EVENT, &ev, sizeof(ev));
-	} else if (s->handoff_connected && s->unreachable) {
+	} else if (sess_connected(s) && sess_unreachable(s)) {
 		/* So that the PARTNER_BACK it will hear has a LOST before it. */
 		struct ctl_event ev = { .type = CTL_EV_PARTNER_LOST, .partner_node = s->ex->peer.node_id,
 					.partner_epoch = s->ex->peer.epoch };
@@ -590,7 +590,7 @@ static void rw(struct session *s, const struct keeper_req *r, bool is_read)
 		keeper_done(s->keeper, r->conn, q->tag, -EINVAL);
 		return;
 	}
-	if (!p->have_remote || !s->handoff_connected) {
+	if (!p->have_remote || !sess_connected(s)) {
 		keeper_done(s->keeper, r->conn, q->tag, -EHOSTUNREACH);
 		return;
 	}
@@ -627,7 +627,7 @@ static int send_port_msg(struct session *s, struct port *p, struct wire_msg *m)
 {
 	int li = port_link(s, p), n, r;
 
-	if (li < 0 && !s->handoff_connected)
+	if (li < 0 && !sess_connected(s))
 		return -EHOSTUNREACH;
 	if (m->type == WIRE_PORT_MSG)
 		m->u.port_msg.seq = ++p->tx_seq;
@@ -661,7 +661,7 @@ static void send_msg(struct session *s, const struct keeper_req *r)
 		keeper_done(s->keeper, r->conn, r->send.tag, -EINVAL);
 		return;
 	}
-	if (!s->handoff_connected || !pc->port[r->send.port].have_remote) {
+	if (!sess_connected(s) || !pc->port[r->send.port].have_remote) {
 		keeper_done(s->keeper, r->conn, r->send.tag, -EHOSTUNREACH);
 		return;
 	}
@@ -705,8 +705,8 @@ static void finish_stop(struct session *s)
 
 void serve_stop(struct session *s, uint64_t conn, bool restart, uint32_t grace_ms)
 {
-	if (!s->stopping) {
-		s->stopping = true;
+	if (!sess_stopping(s)) {
+		sess_daemon_enter(s, DAEMON_STOPPING);
 		timer_set(&s->timers, T_STOP, s->now + grace_ms);
 		log_at(s->log, LOG_NOTE, "stopping%s: telling %d client(s), %u ms grace",
 		       restart ? " to handshake again" : "", keeper_attached_count(s->keeper),
@@ -725,10 +725,10 @@ void serve_requests(struct session *s)
 	struct keeper_req r;
 
 	/* A bounded batch: the transport gets its turn too. */
-	for (int i = 0; i < 64 && !s->finished && keeper_next(s->keeper, &r) == 1; i++) {
+	for (int i = 0; i < 64 && !sess_finished(s) && keeper_next(s->keeper, &r) == 1; i++) {
 		switch (r.type) {
 		case KREQ_ATTACH:
-			if (s->stopping)
+			if (sess_stopping(s))
 				keeper_error(s->keeper, r.conn, -ESHUTDOWN, "the keeper is stopping");
 			else
 				attach(s, &r);
@@ -748,7 +748,7 @@ void serve_requests(struct session *s)
 			break;
 		case KREQ_DETACHED:
 			log_at(s->log, LOG_STEP, "pid %d detached from client %s", (int)r.pid, r.client);
-			if (s->stopping && keeper_attached_count(s->keeper) == 0)
+			if (sess_stopping(s) && keeper_attached_count(s->keeper) == 0)
 				finish_stop(s);
 			break;
 		}
@@ -790,13 +790,13 @@ void serve_op_done(struct session *s, int li, uint32_t id, int status)
 	if (!op || !op->used || op->link != li || op->gen != gen)
 		return;
 	h->out_bytes -= op->len < h->out_bytes ? op->len : h->out_bytes;
-	if (status < 0 && s->unreachable) {
+	if (status < 0 && sess_unreachable(s)) {
 		/* Held until the partner is back (then posted again) or the
 		 * session ends (then failed). */
 		op->link = -1;
 		return;
 	}
-	if (status < 0 && s->handoff_connected && other_link_up(s, li)) {
+	if (status < 0 && sess_connected(s) && other_link_up(s, li)) {
 		/* The link is failing: this operation goes again elsewhere,
 		 * with all else it had. */
 		serve_link_failed(s, li, "an operation on it failed");
@@ -890,7 +890,7 @@ void serve_heartbeat_done(struct session *s, int li, int status)
 	l->hb_wanted_since = 0;
 	timer_set(&s->timers, T_LINK_HB + li, now + s->cfg->link_heartbeat_ms);
 	timer_stop(&s->timers, T_LINK_LATE + li);
-	if (!s->handoff_connected)
+	if (!sess_connected(s))
 		return;
 	if (status < 0) {
 		serve_link_failed(s, li, "its heartbeat READ failed");
@@ -903,7 +903,7 @@ void serve_heartbeat_done(struct session *s, int li, int status)
 
 		snprintf(why, sizeof(why), "it reaches node %u epoch %llu, not the partner",
 			 o.node_id, (unsigned long long)o.epoch);
-		if ((l->h.state == LINK_UP || s->unreachable) && o.node_id == s->ex->peer.node_id)
+		if ((l->h.state == LINK_UP || sess_unreachable(s)) && o.node_id == s->ex->peer.node_id)
 			sess_lose_partner(s, "its status block shows another epoch");
 		else
 			serve_link_failed(s, li, why);
@@ -915,14 +915,14 @@ void serve_heartbeat_done(struct session *s, int li, int status)
 	if (o.state != HS_CONNECTED) {
 		char why[96];
 
-		if (l->h.state != LINK_UP && !s->unreachable)
+		if (l->h.state != LINK_UP && !sess_unreachable(s))
 			return;  /* not proven yet: it can wait */
 		snprintf(why, sizeof(why), "its handshake is in %s, not connected",
 			 hs_state_name(o.state));
 		sess_lose_partner(s, why);
 		return;
 	}
-	if (s->unreachable) {
+	if (sess_unreachable(s)) {
 		/* Resume only with a partner whose heartbeat moved: one that
 		 * hangs still answers READs over RDMA. */
 		if (o.heartbeat == s->hb_at_loss || !(s->peer_keys & (1u << li)))
@@ -1038,7 +1038,7 @@ static void check_partner_hb(struct session *s)
 {
 	char why[96];
 
-	if (s->unreachable)
+	if (sess_unreachable(s))
 		return;
 	if (s->now - s->hb_seen_at <= hb_limit(s)) {
 		timer_set(&s->timers, T_PARTNER_HB, s->hb_seen_at + hb_limit(s) + 1);
@@ -1055,7 +1055,7 @@ void serve_on_timer(struct session *s, int id)
 	struct peer_link *l;
 
 	if (id == T_STOP) {
-		if (s->stopping && !s->finished) {
+		if (sess_stopping(s) && !sess_finished(s)) {
 			log_at(s->log, LOG_ERR, "%d client(s) still attached after the grace time",
 			       keeper_attached_count(s->keeper));
 			finish_stop(s);
@@ -1064,14 +1064,14 @@ void serve_on_timer(struct session *s, int id)
 	}
 	/* The rest serve a connected session; becoming connected again arms
 	 * what it needs (serve_connected). */
-	if (!s->handoff_connected || s->stopping)
+	if (!sess_connected(s) || sess_stopping(s))
 		return;
 	switch (id) {
 	case T_PARTNER_HB:
 		check_partner_hb(s);
 		return;
 	case T_RESEND:
-		if (!s->unreachable)
+		if (!sess_unreachable(s))
 			resend_old(s, s->now);
 		return;
 	case T_LINKS_WRITE:

@@ -44,14 +44,14 @@ void sess_fill_handoff(const struct session *s, struct handoff *h, enum handoff_
 		 tp_format_addr(&s->link_cfg[0].local, addr, sizeof(addr)));
 	snprintf(h->hs_state, sizeof(h->hs_state), "%s", hs_state_name(s->hs.state));
 	snprintf(h->error, sizeof(h->error), "%s", error ? error : "");
-	if (s->ex_started && s->ex->version) {
+	if (sess_ex_started(s) && s->ex->version) {
 		h->partner_node = s->ex->peer.node_id;
 		h->partner_epoch = s->ex->peer.epoch;
 		h->version = s->ex->version;
 	}
 	/* Clients are listed once matched: before that, whether the partner
 	 * has them is unknown. */
-	handoff_set_clients(h, s->ex->match, s->ex_started ? s->ex->nmatch : 0, s->clients);
+	handoff_set_clients(h, s->ex->match, sess_ex_started(s) ? s->ex->nmatch : 0, s->clients);
 	snprintf(h->link_policy, sizeof(h->link_policy), "%s",
 		 config_policy_name(s->cfg->link_policy));
 	h->nlinks = s->nlinks;
@@ -273,12 +273,12 @@ static void apply(struct session *s, enum hs_state was, const struct hs_event *e
 			 hs_error_name(a->error));
 		log_at(s->log, LOG_ERR, "%s in %s; starting again in %u ms", s->last_error,
 		       hs_state_name(was), a->wait_ms);
-		if (!s->handoff_connected)
+		if (!sess_connected(s))
 			sess_write_handoff(s, HANDOFF_HANDSHAKING, s->last_error);
 	}
 	/* Scripts waiting on the handoff can see that we wait for the
 	 * partner; once per wait, not once per re-read. */
-	if (s->hs.state == HS_WAIT3 && !s->told_waiting && !s->handoff_connected) {
+	if (s->hs.state == HS_WAIT3 && !s->told_waiting && !sess_connected(s)) {
 		s->told_waiting = true;
 		sess_write_handoff(s, HANDOFF_HANDSHAKING, s->last_error[0] ? s->last_error : NULL);
 	}
@@ -398,7 +398,7 @@ static bool peer_ready(const struct session *s)
  * longer in flight, so the partner has had it (or is gone). */
 static void maybe_finish_once(struct session *s)
 {
-	if (s->opts->once && s->handoff_connected && !s->ready_posted)
+	if (s->opts->once && sess_connected(s) && !s->ready_posted)
 		sess_finish(s, CCM_EXIT_OK, NULL);
 }
 
@@ -408,9 +408,9 @@ static void maybe_finish_once(struct session *s)
  * already have finished and gone. */
 static void check_ready(struct session *s)
 {
-	if (s->handoff_connected || !s->ports_checked || !peer_ready(s))
+	if (sess_connected(s) || !s->ports_checked || !peer_ready(s))
 		return;
-	s->handoff_connected = true;
+	sess_peer_enter(s, PEER_CONNECTED);
 	s->told_waiting = false;
 	/* --timeout bounds the first connection only */
 	timer_stop(&s->timers, T_GIVE_UP);
@@ -420,7 +420,7 @@ static void check_ready(struct session *s)
 	       s->ex->peer.node_id, s->ex->version, s->ex->nmatch);
 	sess_write_handoff(s, HANDOFF_CONNECTED, NULL);
 	maybe_finish_once(s);
-	if (!s->finished)
+	if (!sess_finished(s))
 		serve_connected(s);
 }
 
@@ -549,7 +549,7 @@ static void handle_message(struct session *s, int link, const uint8_t *buf, uint
 	if (m->type == WIRE_PORT_MSG || m->type == WIRE_PORT_NOTIFY) {
 		/* Between clients, once both sides are ready; before that
 		 * there is no client to give it to. */
-		if (s->handoff_connected)
+		if (sess_connected(s))
 			serve_partner_msg(s, m, buf, len);
 		return;
 	}
@@ -623,7 +623,7 @@ static void start_exchange(struct session *s)
 		return;
 	}
 	ex_start(s->ex, &self, s->clients, nonce);
-	s->ex_started = true;
+	sess_peer_enter(s, PEER_EXCHANGING);
 	timer_set(&s->timers, T_EXCHANGE, s->now + EXCHANGE_TIMEOUT_MS);
 	s->stage = STAGE_EXCHANGE;
 	publish_own(s);
@@ -631,22 +631,22 @@ static void start_exchange(struct session *s)
 	       (unsigned long long)s->hs.peer_epoch);
 	send_outbox(s);
 	/* What the partner said before we got here. */
-	for (int i = 0; i < s->nqueue && s->ex_started && !s->finished; i++)
+	for (int i = 0; i < s->nqueue && sess_ex_started(s) && !sess_finished(s); i++)
 		handle_message(s, s->queue[i].link, s->queue[i].buf, s->queue[i].len);
 	drop_queue(s, -1);
 }
 
 static void reset_exchange(struct session *s, const char *why)
 {
-	if (!s->ex_started)
+	if (!sess_ex_started(s))
 		return;
 	log_at(s->log, LOG_NOTE, "session with the partner lost (%s); handshaking again", why);
 	/* Our windows stay, and the clients keep their fds: only the
 	 * partner's windows are gone until its next PORTS. */
 	ports_forget_remote(s->ports);
-	if (s->handoff_connected)
+	if (sess_connected(s))
 		serve_lost(s);
-	s->ex_started = false;
+	sess_peer_enter(s, PEER_HANDSHAKING);
 	s->ready_posted = s->ports_checked = false;
 	s->stage = STAGE_HANDSHAKE;
 	publish_own(s);
@@ -668,7 +668,6 @@ static void reset_exchange(struct session *s, const char *why)
 	reliable_clear(&s->rel);
 	memset(s->win + ACK_AREA_OFFSET, 0, ACK_AREA_SIZE);
 	/* The error report that follows rewrites the handoff. */
-	s->handoff_connected = false;
 }
 
 /* --- transport events ---------------------------------------------------------- */
@@ -682,7 +681,7 @@ static void on_op_done(struct session *s, int link, const struct tp_event *tev)
 		if (link != s->ready_link)
 			return;
 		s->ready_posted = false;
-		if (tev->status < 0 && s->ex_started)
+		if (tev->status < 0 && sess_ex_started(s))
 			log_at(s->log, LOG_STEP, "telling the partner we are ready failed: %s",
 			       strerror(-tev->status));
 		maybe_finish_once(s);
@@ -758,7 +757,7 @@ static void on_tp_event(struct session *s, int li, const struct tp_event *ev)
 		l->peer_win = ev->status_window;
 		link_connected(&l->h);
 		log_at(s->log, LOG_DEBUG, "link %d up to node %u", li, ev->peer_node);
-		if (s->handoff_connected) {
+		if (sess_connected(s)) {
 			serve_link_connected(s, li);
 			break;
 		}
@@ -784,7 +783,7 @@ static void on_tp_event(struct session *s, int li, const struct tp_event *ev)
 		/* The mailbox may have been written just before this message
 		 * on the same connection: let the machine see it first. */
 		sync_mailbox(s);
-		if (s->ex_started)
+		if (sess_ex_started(s))
 			handle_message(s, li, ev->msg, ev->msg_len);
 		else
 			queue_message(s, li, ev->msg, ev->msg_len);
@@ -793,16 +792,16 @@ static void on_tp_event(struct session *s, int li, const struct tp_event *ev)
 		l->tp_up = l->connecting = false;
 		log_at(s->log, LOG_DEBUG, "link %d to the partner down: %s", li,
 		       strerror(-ev->status));
-		if (li == s->hs_link && !s->handoff_connected) {
+		if (li == s->hs_link && !sess_connected(s)) {
 			/* What the partner wrote before it went counts first:
 			 * its "ready" may be in our mailbox. */
 			sync_mailbox(s);
-			if (s->ex_started)
+			if (sess_ex_started(s))
 				check_ready(s);
 		}
-		if (s->finished)
+		if (sess_finished(s))
 			break;
-		if (s->handoff_connected) {
+		if (sess_connected(s)) {
 			/* The keeper moves the link's traffic, or finds the
 			 * partner lost when it was the last. */
 			serve_link_failed(s, li, strerror(-ev->status));
@@ -829,7 +828,7 @@ static void on_tp_event(struct session *s, int li, const struct tp_event *ev)
 		 * (the ready write's completion, say) and then reports the
 		 * loss itself.  A partner that finished a --once run is not
 		 * lost before we have heard all it said. */
-		if (s->hs_link < 0 && !s->handoff_connected)
+		if (s->hs_link < 0 && !sess_connected(s))
 			hs_feed(s, &lost);
 		break;
 	case TP_EV_REJECTED:
@@ -849,7 +848,7 @@ static void arm_mailbox_look(struct session *s)
 	uint32_t every = 0;
 
 	if ((s->hs.state == HS_WRITE5 && s->hs.wrote5) ||
-	    (s->stage == STAGE_READY && !s->handoff_connected))
+	    (s->stage == STAGE_READY && !sess_connected(s)))
 		every = POLL_FAST_MS;
 	else if (s->hs.state == HS_WAIT3)
 		every = POLL_WAIT3_MS;
@@ -905,7 +904,7 @@ static void on_timer(struct session *s, int id)
 		}
 		break;
 	case T_EXCHANGE:
-		if (s->ex_started && !s->handoff_connected) {
+		if (sess_ex_started(s) && !sess_connected(s)) {
 			log_at(s->log, LOG_ERR, "exchange with the partner did not complete in %d ms "
 			       "(%s)", EXCHANGE_TIMEOUT_MS, ex_phase_name(s->ex->phase));
 			hs_feed(s, &lost);
@@ -917,7 +916,7 @@ static void on_timer(struct session *s, int id)
 		timer_set(&s->timers, T_BEAT, s->now + s->cfg->heartbeat_ms);
 		break;
 	case T_GIVE_UP:
-		if (!s->handoff_connected)
+		if (!sess_connected(s))
 			give_up_waiting(s);
 		break;
 	case T_MAILBOX:
@@ -940,10 +939,10 @@ static void on_timer(struct session *s, int id)
 
 static void check_timers(struct session *s, uint64_t now)
 {
-	for (int id = 0; id < T_COUNT && !s->finished; id++)
+	for (int id = 0; id < T_COUNT && !sess_finished(s); id++)
 		if (timer_due(&s->timers, id, now))
 			on_timer(s, id);
-	if (!s->finished)
+	if (!sess_finished(s))
 		arm_mailbox_look(s);
 }
 
@@ -965,9 +964,9 @@ void sess_link_down(struct session *s, int li)
 
 void sess_finish(struct session *s, int code, const char *error)
 {
-	if (s->finished)
+	if (sess_finished(s))
 		return;
-	s->finished = true;
+	sess_daemon_enter(s, DAEMON_FINISHED);
 	s->exit_code = code;
 	if (code != CCM_EXIT_OK)
 		sess_write_handoff(s, HANDOFF_ERROR, error);
@@ -981,13 +980,13 @@ void sess_terminate(struct session *s)
 	log_at(s->log, LOG_NOTE, "terminating");
 	s->stage = STAGE_TERMINATING;
 	publish_own(s);
-	if (s->hs_link >= 0 && s->ex_started) {
+	if (s->hs_link >= 0 && sess_ex_started(s)) {
 		n = wire_encode(&bye, s->msgbuf, CCM_MSG_MAX);
 		if (n > 0)
 			sess_send_on(s, s->hs_link, s->msgbuf, (uint32_t)n);
 	}
 	sess_write_handoff(s, HANDOFF_TERMINATED, NULL);
-	s->finished = true;
+	sess_daemon_enter(s, DAEMON_FINISHED);
 	s->exit_code = s->restart ? CCM_SESSION_RESTART : CCM_EXIT_OK;
 }
 
@@ -1014,6 +1013,65 @@ int sess_send_wire(struct session *s, const struct wire_msg *m)
 
 	return n < 0 ? n : sess_send_on(s, s->hs_link, s->msgbuf, (uint32_t)n);
 }
+
+/* --- the phases ------------------------------------------------------------------ */
+
+const char *peer_phase_name(enum peer_phase p)
+{
+	static const char *const names[] = { "handshaking", "exchanging", "connected",
+					     "unreachable" };
+
+	return (unsigned)p < sizeof(names) / sizeof(names[0]) ? names[p] : "?";
+}
+
+static const char *daemon_phase_name(enum daemon_phase p)
+{
+	static const char *const names[] = { "starting", "serving", "stopping", "finished" };
+
+	return (unsigned)p < sizeof(names) / sizeof(names[0]) ? names[p] : "?";
+}
+
+#define TO(p) (1u << (p))
+
+/* The moves each phase allows (session_int.h draws them). */
+static const unsigned peer_moves[] = {
+	[PEER_HANDSHAKING] = TO(PEER_EXCHANGING),
+	[PEER_EXCHANGING] = TO(PEER_CONNECTED) | TO(PEER_HANDSHAKING),
+	[PEER_CONNECTED] = TO(PEER_UNREACHABLE) | TO(PEER_HANDSHAKING),
+	[PEER_UNREACHABLE] = TO(PEER_CONNECTED) | TO(PEER_HANDSHAKING),
+};
+
+static const unsigned daemon_moves[] = {
+	[DAEMON_STARTING] = TO(DAEMON_SERVING) | TO(DAEMON_STOPPING) | TO(DAEMON_FINISHED),
+	[DAEMON_SERVING] = TO(DAEMON_STOPPING) | TO(DAEMON_FINISHED),
+	[DAEMON_STOPPING] = TO(DAEMON_FINISHED),
+	[DAEMON_FINISHED] = 0,
+};
+
+/* A move the tables do not allow is a bug here, not the partner's doing:
+ * say so loudly (the simulator fails on it), and make it anyway, so the
+ * keeper goes on as the code asked. */
+void sess_peer_enter(struct session *s, enum peer_phase to)
+{
+	if (!(peer_moves[s->peer] & TO(to)))
+		log_at(s->log, LOG_ERR, "internal error: session %s -> %s is not a move",
+		       peer_phase_name(s->peer), peer_phase_name(to));
+	log_at(s->log, LOG_DEBUG, "session %s -> %s", peer_phase_name(s->peer),
+	       peer_phase_name(to));
+	s->peer = to;
+}
+
+void sess_daemon_enter(struct session *s, enum daemon_phase to)
+{
+	if (!(daemon_moves[s->daemon] & TO(to)))
+		log_at(s->log, LOG_ERR, "internal error: keeper %s -> %s is not a move",
+		       daemon_phase_name(s->daemon), daemon_phase_name(to));
+	log_at(s->log, LOG_DEBUG, "keeper %s -> %s", daemon_phase_name(s->daemon),
+	       daemon_phase_name(to));
+	s->daemon = to;
+}
+
+#undef TO
 
 /* Random bytes: the kernel's, or the simulator's seeded ones. */
 int sess_random(struct session *s, void *buf, size_t len)
@@ -1253,24 +1311,24 @@ unsigned session_turn(struct session *s, uint64_t now, int64_t wall, bool contro
 
 	s->now = now;
 	s->wall = wall;
-	for (int li = 0; li < s->nlinks && !s->finished; li++) {
+	for (int li = 0; li < s->nlinks && !sess_finished(s); li++) {
 		do {
 			n = tp_progress(s->links[li].tp, evs, 16);
-			for (int i = 0; i < n && !s->finished; i++)
+			for (int i = 0; i < n && !sess_finished(s); i++)
 				on_tp_event(s, li, &evs[i]);
-			if (!s->finished)
+			if (!sess_finished(s))
 				sync_mailbox(s);
-		} while (n > 0 && !s->finished);
+		} while (n > 0 && !sess_finished(s));
 	}
-	if (!s->finished && s->ex_started)
+	if (!sess_finished(s) && sess_ex_started(s))
 		check_ready(s);
 	/* The keeper's socket is only read when it has something: a client's
 	 * round trip passes here twice.  It waits while the partner has not
 	 * acknowledged enough of the clients' messages: that is their back
 	 * pressure. */
-	if (!s->finished && s->keeper && control_ready && !reliable_full(&s->rel))
+	if (!sess_finished(s) && s->keeper && control_ready && !reliable_full(&s->rel))
 		serve_requests(s);
-	if (!s->finished)
+	if (!sess_finished(s))
 		check_timers(s, now);
 	notices = s->notices;
 	s->notices = 0;
@@ -1309,9 +1367,9 @@ int session_link_fd(const struct session *s, int link)
 
 bool session_finished(const struct session *s, int *exit_code)
 {
-	if (s->finished && exit_code)
+	if (sess_finished(s) && exit_code)
 		*exit_code = s->exit_code;
-	return s->finished;
+	return sess_finished(s);
 }
 
 const char *session_state_dir(const struct session *s)

@@ -75,6 +75,31 @@ struct peer_link {
 	uint32_t early_join_len;
 };
 
+/* The session with the partner, one at a time.  Allowed moves
+ * (sess_peer_enter checks them against peer_moves in session.c):
+ *   HANDSHAKING -> EXCHANGING     the handshake machine connected
+ *   EXCHANGING  -> CONNECTED      both sides ready (PORTS, "ready" write)
+ *   CONNECTED   -> UNREACHABLE    no link reaches the partner any more
+ *   UNREACHABLE -> CONNECTED      a link found the same partner, alive
+ *   any but HANDSHAKING -> HANDSHAKING   the session ended: start again */
+enum peer_phase {
+	PEER_HANDSHAKING = 0,
+	PEER_EXCHANGING,
+	PEER_CONNECTED,
+	PEER_UNREACHABLE,
+};
+
+/* The keeper's own life:
+ *   STARTING -> SERVING    handed off (connected, or --timeout passed)
+ *   STARTING or SERVING -> STOPPING    told to stop: clients' grace time
+ *   any -> FINISHED        the exit code is set; the loop ends */
+enum daemon_phase {
+	DAEMON_STARTING = 0,
+	DAEMON_SERVING,
+	DAEMON_STOPPING,
+	DAEMON_FINISHED,
+};
+
 struct hs_op {
 	int kind;               /* 0 none, HS_ACT_READ, HS_ACT_WRITE */
 	uint32_t seq;
@@ -139,11 +164,11 @@ struct session {
 	int timer_kind;            /* 0, HS_ACT_WAIT or HS_ACT_BACKOFF */
 	uint32_t timer_seq;        /* T_HS answers with this seq */
 
+	enum peer_phase peer;
+	enum daemon_phase daemon;
 	struct exchange *ex;       /* large: on the heap */
-	bool ex_started;
 	bool ready_posted;         /* our "ready" write is in flight */
 	bool ports_checked;        /* the partner's PORTS matched ours */
-	bool handoff_connected;
 	bool told_waiting;         /* the handoff says we wait in state 3 */
 
 	struct client_set *clients;
@@ -162,7 +187,6 @@ struct session {
 	 * "ready" = once this side is ready).  -1 = never. */
 	int crash_at;
 
-	bool finished;
 	int exit_code;
 	char last_error[200];
 	enum handoff_state handoff_state;  /* as last written */
@@ -170,10 +194,9 @@ struct session {
 
 	/* The keeper (serve.c): everything after the first handoff. */
 	struct keeper *keeper;     /* the control socket; NULL with --once */
-	bool handed_off;           /* connected once, or timed out: detached */
+	bool handed_off;           /* connected once, or timed out: detached
+	                              (still true when stopping afterwards) */
 	bool was_lost;             /* connected before: the next time is "back" */
-	bool unreachable;          /* connected, but no link reaches the partner:
-	                              the session waits for the first link back */
 	uint32_t hb_at_loss;       /* the partner's counter when it went */
 	struct client_op cops[CLIENT_OPS_MAX];
 	uint64_t op_order;
@@ -182,13 +205,42 @@ struct session {
 	uint64_t links_written_sum;/* the handoff's link counters, summed, as
 	                              last written */
 	uint32_t hb_last;
-	bool stopping;             /* clients told; waiting for them */
 	uint64_t stop_conn;        /* who asked, to answer; 0 = a signal */
 	bool restart;
 };
 
 
 int sess_random(struct session *s, void *buf, size_t len);
+void sess_peer_enter(struct session *s, enum peer_phase to);
+void sess_daemon_enter(struct session *s, enum daemon_phase to);
+const char *peer_phase_name(enum peer_phase p);
+
+/* What the phases say, named for what the code asks. */
+static inline bool sess_ex_started(const struct session *s)
+{
+	return s->peer >= PEER_EXCHANGING;
+}
+
+/* Both sides were ready: the clients are served (unreachable or not). */
+static inline bool sess_connected(const struct session *s)
+{
+	return s->peer >= PEER_CONNECTED;
+}
+
+static inline bool sess_unreachable(const struct session *s)
+{
+	return s->peer == PEER_UNREACHABLE;
+}
+
+static inline bool sess_stopping(const struct session *s)
+{
+	return s->daemon == DAEMON_STOPPING;
+}
+
+static inline bool sess_finished(const struct session *s)
+{
+	return s->daemon == DAEMON_FINISHED;
+}
 int sess_write_handoff(struct session *s, enum handoff_state state, const char *error);
 /* The same state again with the links as they are now, without fsync. */
 int sess_refresh_handoff(struct session *s);

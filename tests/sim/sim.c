@@ -248,6 +248,8 @@ static void log_sink(void *ctx, int level, const char *msg)
 	struct sim *sim = n->sim;
 
 	(void)level;
+	if (!strncmp(msg, "internal error", 14))
+		fail(sim, "node %c: %s", 'A' + n->idx, msg);
 	if (strstr(msg, "session resumed"))
 		sim->c.resumes++;
 	else if (strstr(msg, "handshaking again"))
@@ -797,7 +799,7 @@ static void faults(struct sim *sim, uint64_t dt_ms)
 			struct port_client *pc = n->s ? ports_find(n->s->ports, "probe") : NULL;
 			int p = (int)rng_below(r, PORTS);
 
-			if (pc && n->s->handoff_connected && pc->port[p].rx_seq > 0) {
+			if (pc && sess_connected(n->s) && pc->port[p].rx_seq > 0) {
 				pc->port[p].rx_seq--;
 				sim->c.plants++;
 				trace(sim, n->idx, "PLANTED: port %d forgets it delivered seq %llu", p,
@@ -878,7 +880,7 @@ static void dump_deadlines(struct sim *sim, const struct session *s, int node)
 				      (unsigned long long)s->timers.at[id]);
 	trace(sim, node, "at %llu, hs %s, stage %u, connected %d, unreachable %d, stopping %d; "
 	      "timers:%s", (unsigned long long)s->now, hs_state_name(s->hs.state), s->stage,
-	      s->handoff_connected, s->unreachable, s->stopping, line);
+	      sess_connected(s), sess_unreachable(s), sess_stopping(s), line);
 }
 
 /* --- one seed --------------------------------------------------------------------- */
