@@ -66,9 +66,8 @@ int tp_parse_addr(const char *s, uint16_t default_port, struct tp_addr *out,
 				  s, host, af == AF_INET ? "IPv4" : "IPv6");
 	if (port) {
 		if (num_parse_u32(port, 1, 65535, &pv) < 0)
-			return errbuf_set(e, -EINVAL,
-					  "address '%.80s': port '%.16s' is not a number in 1..65535",
-					  s, port);
+			return errbuf_set(e, -EINVAL, "address '%.80s': port '%.16s' is not a "
+					  "number in 1..65535", s, port);
 		pnum = (uint16_t)pv;
 	}
 	if (!inet_ntop(af, bin, out->host, sizeof(out->host)))

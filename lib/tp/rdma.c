@@ -522,7 +522,7 @@ static void cm_event(struct tp_rdma *t, struct rdma_cm_event *e)
 		case RDMA_CM_EVENT_ESTABLISHED:
 			r = active_established(t, priv, priv_len);
 			if (r < 0)
-				why_set(why, "the partner accepted without a valid CCMR private data");
+				why_set(why, "the partner's accept has no valid CCMR private data");
 			break;
 		case RDMA_CM_EVENT_REJECTED:
 			/* status: the CM's reject reason (28: the partner's

@@ -925,7 +925,8 @@ static void test_names(void)
 	CHECK(!bad, "name rules: valid and invalid client and cluster names");
 	CHECK(!client_name_valid("ab\0c", 4) && client_name_valid("ab\0c", 2),
 	      "a client name's length is n: a NUL within it is a bad byte");
-	CHECK(!client_name_valid(NULL, 0) && !wire_valid_cluster_name(NULL), "NULL names are invalid");
+	CHECK(!client_name_valid(NULL, 0) && !wire_valid_cluster_name(NULL),
+	      "NULL names are invalid");
 
 	CHECK(!strcmp(wire_type_name(WIRE_HELLO), "hello") &&
 	      !strcmp(wire_type_name(WIRE_CLIENTS), "clients") &&
