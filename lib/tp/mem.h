@@ -25,8 +25,11 @@
  *     the current one's close is reported (TP_EV_PEER_CLOSED).
  *   - tp_disconnect, a failed connection, or the partner destroyed:
  *     every operation still posted completes with an error status, in
- *     order, then TP_EV_DISCONNECTED.  A WRITE that had already arrived
- *     stays written (an RDMA write may land and still complete in error).
+ *     order, then TP_EV_DISCONNECTED.  It is an abort: what had not
+ *     arrived yet, either way, never does (tcp closes with SO_LINGER 0;
+ *     a destroyed queue pair retransmits nothing).  A WRITE that had
+ *     already arrived stays written (an RDMA write may land and still
+ *     complete in error).
  *
  * Faults, all of which a real interconnect can produce:
  *   - latency: each delivery takes a delay drawn from [min, max] us
