@@ -514,9 +514,14 @@ static void after_exchange_step(struct session *s)
 	if (s->ex->phase == EX_FAILED) {
 		log_at(s->log, LOG_ERR, "%s", s->ex->why);
 		/* Before the handoff the command says why it failed, with its
-		 * exit code.  A keeper has clients and a boot behind it: it
-		 * tries again, backing off, and says why in the handoff. */
-		if (!s->handed_off) {
+		 * exit code, when the two configurations cannot agree.  A
+		 * message it could not use (malformed, or out of order: a stale
+		 * one of an earlier round the partner had not left yet) is no
+		 * reason to fail a boot: like a keeper, which has clients and a
+		 * boot behind it, it tries again, backing off, and says why in
+		 * the handoff. */
+		if (!s->handed_off && s->ex->decline != DECLINE_MALFORMED &&
+		    s->ex->decline != DECLINE_PROTOCOL) {
 			sess_finish(s, exit_code_for(s->ex->decline), s->ex->why);
 		} else {
 			snprintf(s->last_error, sizeof(s->last_error), "%.*s",
