@@ -677,8 +677,20 @@ static void reset_exchange(struct session *s, const char *why)
 
 /* --- transport events ---------------------------------------------------------- */
 
+/* Why an event failed: the errno, and the transport's own diagnosis when
+ * it gave one (a completion's status, a CM event), never a bare EIO. */
+static const char *ev_why(const struct tp_event *ev, char *buf, size_t len)
+{
+	if (!ev->detail[0])
+		return strerror(-ev->status);
+	snprintf(buf, len, "%s: %.*s", strerror(-ev->status), (int)sizeof(ev->detail),
+		 ev->detail);
+	return buf;
+}
+
 static void on_op_done(struct session *s, int link, const struct tp_event *tev)
 {
+	char why[192];
 	uint32_t purpose = (uint32_t)(tev->wr_id >> 32);
 	uint32_t seq = (uint32_t)tev->wr_id;
 
@@ -688,7 +700,7 @@ static void on_op_done(struct session *s, int link, const struct tp_event *tev)
 		s->ready_posted = false;
 		if (tev->status < 0 && sess_ex_started(s))
 			log_at(s->log, LOG_STEP, "telling the partner we are ready failed: %s",
-			       strerror(-tev->status));
+			       ev_why(tev, why, sizeof(why)));
 		maybe_finish_once(s);
 		return;
 	}
@@ -705,7 +717,7 @@ static void on_op_done(struct session *s, int link, const struct tp_event *tev)
 		return;
 	if (tev->status < 0) {
 		log_at(s->log, LOG_DEBUG, "%s failed: %s", s->op.kind == HS_ACT_READ ? "read" : "write",
-		       strerror(-tev->status));
+		       ev_why(tev, why, sizeof(why)));
 		struct hs_event ev = { .seq = seq };
 
 		ev.type = s->op.kind == HS_ACT_READ ? HS_EV_READ_FAIL : HS_EV_WRITE_FAIL;
@@ -747,6 +759,7 @@ static void on_tp_event(struct session *s, int li, const struct tp_event *ev)
 {
 	struct hs_event lost = { .type = HS_EV_PEER_LOST };
 	struct peer_link *l = &s->links[li];
+	char why[192];
 
 	switch (ev->type) {
 	case TP_EV_CONNECTED:
@@ -775,7 +788,8 @@ static void on_tp_event(struct session *s, int li, const struct tp_event *ev)
 		l->connecting = false;
 		timer_stop(&s->timers, T_LINK_CONNECT + li);
 		sess_link_down(s, li);
-		log_at(s->log, LOG_DEBUG, "link %d: connect failed: %s", li, strerror(-ev->status));
+		log_at(s->log, LOG_DEBUG, "link %d: connect failed: %s", li,
+		       ev_why(ev, why, sizeof(why)));
 		if (s->op.kind && !s->op.posted && s->hs_link < 0 && !any_connecting(s))
 			fail_hs_op(s);
 		break;
@@ -796,7 +810,7 @@ static void on_tp_event(struct session *s, int li, const struct tp_event *ev)
 	case TP_EV_DISCONNECTED:
 		l->tp_up = l->connecting = false;
 		log_at(s->log, LOG_DEBUG, "link %d to the partner down: %s", li,
-		       strerror(-ev->status));
+		       ev_why(ev, why, sizeof(why)));
 		if (li == s->hs_link && !sess_connected(s)) {
 			/* What the partner wrote before it went counts first:
 			 * its "ready" may be in our mailbox. */
@@ -809,7 +823,7 @@ static void on_tp_event(struct session *s, int li, const struct tp_event *ev)
 		if (sess_connected(s)) {
 			/* The keeper moves the link's traffic, or finds the
 			 * partner lost when it was the last. */
-			serve_link_failed(s, li, strerror(-ev->status));
+			serve_link_failed(s, li, ev_why(ev, why, sizeof(why)));
 			break;
 		}
 		sess_link_down(s, li);
@@ -826,7 +840,8 @@ static void on_tp_event(struct session *s, int li, const struct tp_event *ev)
 		sess_link_connect(s, li);
 		break;
 	case TP_EV_PEER_CLOSED:
-		log_at(s->log, LOG_DEBUG, "the partner's connection to us on link %d closed", li);
+		log_at(s->log, LOG_DEBUG, "the partner's connection to us on link %d closed%s%.*s", li,
+		       ev->detail[0] ? ": " : "", (int)sizeof(ev->detail), ev->detail);
 		drop_queue(s, li);
 		/* While one of our own links to the partner is up, it is the
 		 * judge: it delivers what the partner answered before it went

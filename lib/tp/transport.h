@@ -70,7 +70,9 @@ struct tp_event {
 	uint32_t peer_node;              /* CONNECTED: node id the partner gave */
 	const uint8_t *msg;
 	uint32_t msg_len;
-	char detail[112];                /* REJECTED, PEER_CLOSED: what was wrong */
+	char detail[112];                /* REJECTED, PEER_CLOSED, CONNECT_FAILED,
+	                                    DISCONNECTED, a failed OP_DONE: the
+	                                    transport's own diagnosis, or empty */
 };
 
 struct tp_config {
