@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/signalfd.h>
@@ -80,7 +81,7 @@ static bool loop_once(struct session *s, int sigfd, const struct ccm_config *cfg
 
 	for (int i = 0; i < nlinks; i++)
 		pfd[2 + i] = (struct pollfd){ .fd = session_link_fd(s, i), .events = POLLIN };
-	timeout = wake > now ? (int)(wake - now) : 0;
+	timeout = wake <= now ? 0 : wake - now < INT32_MAX ? (int)(wake - now) : INT32_MAX;
 	n = poll(pfd, (nfds_t)(2 + nlinks), timeout);
 	if (n < 0 && errno != EINTR) {
 		log_at(log, LOG_ERR, "poll: %s", strerror(errno));

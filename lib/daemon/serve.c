@@ -633,7 +633,7 @@ static int send_port_msg(struct session *s, struct port *p, struct wire_msg *m)
 		m->u.port_msg.seq = ++p->tx_seq;
 	else
 		m->u.notify.seq = ++p->tx_seq;
-	n = wire_encode(m, s->msgbuf, CCM_MSG_MAX);
+	n = sess_encode(s, m);
 	if (n < 0)
 		return n;
 	r = reliable_sent(&s->rel, p, p->tx_seq, li, s->now, s->msgbuf, (uint32_t)n);

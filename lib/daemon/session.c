@@ -339,11 +339,19 @@ static void sync_mailbox(struct session *s)
 /* --- messages ------------------------------------------------------------------ */
 
 
+/* Encode a message of ours into s->msgbuf, stamped with both rounds. */
+int sess_encode(struct session *s, struct wire_msg *m)
+{
+	m->round = s->round;
+	m->peer_round = s->peer_round;
+	return wire_encode(m, s->msgbuf, CCM_MSG_MAX);
+}
+
 static void send_outbox(struct session *s)
 {
 	for (int i = 0; i < s->ex->noutbox; i++) {
-		const struct wire_msg *m = &s->ex->outbox[i];
-		int n = wire_encode(m, s->msgbuf, CCM_MSG_MAX);
+		struct wire_msg *m = &s->ex->outbox[i];
+		int n = sess_encode(s, m);
 
 		if (n < 0) {
 			log_at(s->log, LOG_ERR, "cannot encode %s: %s", wire_type_name(m->type),
@@ -531,6 +539,8 @@ static void after_exchange_step(struct session *s)
 	}
 }
 
+static void queue_message(struct session *s, int link, const uint8_t *buf, uint32_t len);
+
 static void handle_message(struct session *s, int link, const uint8_t *buf, uint32_t len)
 {
 	struct wire_msg *m = s->decoded;
@@ -544,6 +554,46 @@ static void handle_message(struct session *s, int link, const uint8_t *buf, uint
 		return;
 	}
 	log_at(s->log, LOG_DEBUG, "received %s", wire_type_name(m->type));
+	if (m->type == WIRE_HELLO && s->peer_round && m->round != s->peer_round) {
+		struct hs_event ev = { .type = HS_EV_PEER_LOST };
+
+		/* The partner left the exchange we share and began a new one
+		 * (it lost us; we had not noticed): meet it in the new one.
+		 * Its HELLO waits for our next exchange. */
+		log_at(s->log, LOG_NOTE, "the partner began a new exchange (round %08x; ours with "
+		       "it was %08x): meeting it again", m->round, s->peer_round);
+		hs_feed(s, &ev);
+		queue_message(s, link, buf, len);
+		return;
+	}
+	if (m->type == WIRE_HELLO && !s->peer_round) {
+		s->peer_round = m->round;
+		s->peer_seen = 0;
+		/* It has not seen our HELLO: it may have begun its exchange
+		 * after ours went out, to a round of its that is over.  Say it
+		 * again (a partner that did see it drops the copy). */
+		if (!m->peer_round) {
+			ex_hello_again(s->ex);
+			send_outbox(s);
+		}
+	} else if ((m->round != s->peer_round && !(m->type == WIRE_BYE && !s->peer_round)) ||
+		   (m->peer_round && m->peer_round != s->round)) {
+		/* Of an exchange that is over on one side or the other: it was
+		 * on its way when the new one began. */
+		log_at(s->log, LOG_DEBUG, "dropped %s of another exchange (round %08x for %08x; "
+		       "now %08x with %08x)", wire_type_name(m->type), m->round, m->peer_round,
+		       s->peer_round, s->round);
+		return;
+	}
+	if (m->type <= WIRE_DECLINE) {
+		/* The exchange's own messages come once a round: a second is a
+		 * copy of one said again (ex_hello_again). */
+		if (s->peer_seen & (1u << m->type)) {
+			log_at(s->log, LOG_DEBUG, "dropped a copy of %s", wire_type_name(m->type));
+			return;
+		}
+		s->peer_seen |= 1u << m->type;
+	}
 	if (m->type == WIRE_BYE) {
 		struct hs_event ev = { .type = HS_EV_PEER_LOST };
 
@@ -627,6 +677,15 @@ static void start_exchange(struct session *s)
 		sess_finish(s, CCM_EXIT_FAILURE, "no random bytes for the nonce");
 		return;
 	}
+	/* A fresh round: every message of this exchange carries it, and the
+	 * partner's round comes with its HELLO. */
+	s->round = 0;
+	while (!s->round)
+		if (sess_random(s, &s->round, sizeof(s->round)) < 0) {
+			sess_finish(s, CCM_EXIT_FAILURE, "no random bytes for the round");
+			return;
+		}
+	s->peer_round = 0;
 	ex_start(s->ex, &self, s->clients, nonce);
 	sess_peer_enter(s, PEER_EXCHANGING);
 	timer_set(&s->timers, T_EXCHANGE, s->now + EXCHANGE_TIMEOUT_MS);
@@ -966,13 +1025,6 @@ static void check_timers(struct session *s, uint64_t now)
 		arm_mailbox_look(s);
 }
 
-static int poll_timeout(const struct session *s, uint64_t now)
-{
-	uint64_t next = timer_next(&s->timers);
-
-	return next > now ? (int)(next - now < INT32_MAX ? next - now : INT32_MAX) : 0;
-}
-
 /* A link failed: DOWN, and (connected) connect again in a while. */
 void sess_link_down(struct session *s, int li)
 {
@@ -1001,7 +1053,7 @@ void sess_terminate(struct session *s)
 	s->stage = STAGE_TERMINATING;
 	publish_own(s);
 	if (s->hs_link >= 0 && sess_ex_started(s)) {
-		n = wire_encode(&bye, s->msgbuf, CCM_MSG_MAX);
+		n = sess_encode(s, &bye);
 		if (n > 0)
 			sess_send_on(s, s->hs_link, s->msgbuf, (uint32_t)n);
 	}
@@ -1027,9 +1079,9 @@ int sess_send_on(struct session *s, int link, const uint8_t *frame, uint32_t len
 
 /* A message of the session's own (not a client's): over the link the
  * handshake ran on. */
-int sess_send_wire(struct session *s, const struct wire_msg *m)
+int sess_send_wire(struct session *s, struct wire_msg *m)
 {
-	int n = wire_encode(m, s->msgbuf, CCM_MSG_MAX);
+	int n = sess_encode(s, m);
 
 	return n < 0 ? n : sess_send_on(s, s->hs_link, s->msgbuf, (uint32_t)n);
 }
@@ -1367,7 +1419,8 @@ void session_signal(struct session *s, uint64_t now, int64_t wall)
 
 uint64_t session_wakeup(const struct session *s)
 {
-	return s->now + (uint64_t)poll_timeout(s, s->now);
+	/* Our heartbeat's timer is always armed: never UINT64_MAX. */
+	return timer_next(&s->timers);
 }
 
 int session_control_fd(const struct session *s)

@@ -166,6 +166,9 @@ struct session {
 
 	enum peer_phase peer;
 	enum daemon_phase daemon;
+	uint32_t round;            /* our exchange's round (wire.h); 0: none */
+	uint32_t peer_round;       /* the partner's, from its HELLO; 0: not yet */
+	unsigned peer_seen;        /* bit t: its message of type t came this round */
 	struct exchange *ex;       /* large: on the heap */
 	bool ready_posted;         /* our "ready" write is in flight */
 	bool ports_checked;        /* the partner's PORTS matched ours */
@@ -249,7 +252,9 @@ void sess_fill_handoff(const struct session *s, struct handoff *h, enum handoff_
 void sess_finish(struct session *s, int code, const char *error);
 void sess_terminate(struct session *s);
 void sess_lose_partner(struct session *s, const char *why);
-int sess_send_wire(struct session *s, const struct wire_msg *m);
+int sess_send_wire(struct session *s, struct wire_msg *m);
+/* Encode m into s->msgbuf, stamped with our round and the partner's. */
+int sess_encode(struct session *s, struct wire_msg *m);
 /* The names of the clients both sides have, NULL-terminated. */
 void sess_shared_names(const struct session *s, const char *names[2 * CCM_CLIENTS_MAX + 1]);
 int sess_send_on(struct session *s, int link, const uint8_t *frame, uint32_t len);

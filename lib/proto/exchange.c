@@ -35,33 +35,44 @@ void ex_fail(struct exchange *ex, enum wire_decline_reason r, const char *fmt, .
 	}
 }
 
+/* Our HELLO, and without a key our CLIENTS with it: there is nothing to
+ * prove first, so CLIENTS goes a round trip earlier.  A partner that does
+ * require a key declines on our HELLO before it reads them. */
+static void say_hello(struct exchange *ex)
+{
+	struct wire_hello *h = &outbox_add(ex, WIRE_HELLO)->u.hello;
+
+	h->ver_min = ex->self.ver_min;
+	h->ver_max = ex->self.ver_max;
+	h->node_id = ex->self.node;
+	h->epoch = ex->self.epoch;
+	h->caps = WIRE_CAP_HEARTBEAT;
+	h->auth = ex->self.key ? 1 : 0;
+	snprintf(h->cluster, sizeof(h->cluster), "%s", ex->self.cluster);
+	memcpy(h->nonce, ex->nonce, CCM_NONCE_LEN);
+	if (!ex->self.key) {
+		outbox_add(ex, WIRE_CLIENTS)->u.clients = ex->local;
+		ex->clients_sent = true;
+	}
+}
+
 void ex_start(struct exchange *ex, const struct ex_self *self, const struct client_set *local,
 	      const uint8_t nonce[CCM_NONCE_LEN])
 {
-	struct wire_hello *h;
-
 	memset(ex, 0, sizeof(*ex));
 	ex->self = *self;
 	memcpy(ex->nonce, nonce, CCM_NONCE_LEN);
 	ex->local_set = local;
 	clients_to_wire(local, &ex->local);
-	h = &outbox_add(ex, WIRE_HELLO)->u.hello;
-	h->ver_min = self->ver_min;
-	h->ver_max = self->ver_max;
-	h->node_id = self->node;
-	h->epoch = self->epoch;
-	h->caps = WIRE_CAP_HEARTBEAT;
-	h->auth = self->key ? 1 : 0;
-	snprintf(h->cluster, sizeof(h->cluster), "%s", self->cluster);
-	memcpy(h->nonce, nonce, CCM_NONCE_LEN);
 	ex->phase = EX_HELLO_SENT;
-	/* Without a key there is nothing to prove first: CLIENTS goes with
-	 * HELLO, a round trip earlier.  A partner that does require a key
-	 * declines on our HELLO before it reads them. */
-	if (!self->key) {
-		outbox_add(ex, WIRE_CLIENTS)->u.clients = ex->local;
-		ex->clients_sent = true;
-	}
+	say_hello(ex);
+}
+
+void ex_hello_again(struct exchange *ex)
+{
+	ex->noutbox = 0;
+	if (ex->phase != EX_FAILED && ex->phase != EX_IDLE)
+		say_hello(ex);
 }
 
 static void send_clients(struct exchange *ex)

@@ -68,6 +68,12 @@ struct exchange {
 void ex_start(struct exchange *ex, const struct ex_self *self, const struct client_set *local,
 	      const uint8_t nonce[CCM_NONCE_LEN]);
 
+/* The partner's HELLO said it has not seen ours (it may have begun its
+ * exchange after ours went out): queue our HELLO again, and CLIENTS with
+ * it when they went with it.  The phase does not change; the driver drops
+ * the copies a partner that did see the first ones receives again. */
+void ex_hello_again(struct exchange *ex);
+
 /* One message from the partner.  Clears and refills the outbox. */
 void ex_on_msg(struct exchange *ex, const struct wire_msg *m);
 

@@ -453,6 +453,8 @@ int wire_decode(const uint8_t *buf, size_t len, struct wire_msg *m, struct errbu
 	getn(&r, &type, 1, "type");
 	get16(&r, &rsvd, "reserved");
 	get32(&r, &body, "body length");
+	get32(&r, &m->round, "round");
+	get32(&r, &m->peer_round, "peer round");
 	if (magic != WIRE_MAGIC)
 		return fail(&r, "bad magic 0x%08x (want 0x%08x \"CCMX\")",
 			    magic, WIRE_MAGIC);
@@ -677,6 +679,8 @@ int wire_encode(const struct wire_msg *m, uint8_t *buf, size_t cap)
 	hdr[5] = (uint8_t)m->type;
 	be_put(hdr + 6, 0, 2);
 	be_put(hdr + 8, w.len - WIRE_HEADER_LEN, 4);
+	be_put(hdr + 12, m->round, 4);
+	be_put(hdr + 16, m->peer_round, 4);
 	memcpy(buf, hdr, sizeof(hdr));
 	return (int)w.len;
 }

@@ -2,12 +2,19 @@
  * handshake (peer information, authentication, client descriptors, ports,
  * decline).  Pure: no I/O, no allocation.
  *
- * Every message starts with the same 12-byte header, big-endian:
+ * Every message starts with the same 20-byte header, big-endian:
  *   0 u32 magic "CCMX"
  *   4 u8  format (WIRE_FORMAT: the layout of this header and the bodies)
  *   5 u8  type (enum wire_type)
  *   6 u16 reserved, zero
  *   8 u32 body length (bytes after the header)
+ *  12 u32 round: the sender's exchange round, fresh for each exchange it
+ *         starts (0 outside one)
+ *  16 u32 peer round: the receiver's round, as the sender learned it from
+ *         the receiver's HELLO (0: not yet)
+ * The rounds tie every message to one exchange of the two sides: a message
+ * of an earlier round, still on its way when either side began a new one,
+ * is told apart and dropped rather than taken for the new one's.
  * The decoder checks, in order: the buffer holds a header; magic; format;
  * type; reserved; that the stated body length equals what is left in the
  * buffer; then every field of the body, every count against its limit
@@ -53,8 +60,8 @@
 #include "base/limits.h"
 
 #define WIRE_MAGIC      0x43434d58u /* "CCMX" */
-#define WIRE_FORMAT     1
-#define WIRE_HEADER_LEN 12
+#define WIRE_FORMAT     2
+#define WIRE_HEADER_LEN 20
 
 enum wire_type {
 	WIRE_HELLO = 1,
@@ -150,6 +157,7 @@ struct wire_port_notify {
 
 struct wire_msg {
 	enum wire_type type;
+	uint32_t round, peer_round;   /* the header's (see above) */
 	union {
 		struct wire_hello hello;
 		struct wire_auth auth;

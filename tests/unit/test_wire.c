@@ -46,6 +46,8 @@ static void b_hdr(struct bb *b, unsigned type)
 	b_int(b, type, 1);
 	b_int(b, 0, 2);
 	b_int(b, 0, 4);   /* body length: b_fix() */
+	b_int(b, 0, 4);   /* round */
+	b_int(b, 0, 4);   /* peer round */
 }
 
 /* Set the header's body length to what follows it. */
@@ -342,7 +344,8 @@ static void test_layout(void)
 	b_fix(&bb);
 	n = wire_encode(&msg, enc, sizeof(enc));
 	CHECK(n == (int)bb.n && !memcmp(enc, bb.b, bb.n), "layout: hello (%d bytes)", n);
-	CHECK(!memcmp(enc, "CCMX\x01\x01\x00\x00\x00\x00\x00", 11) && enc[11] == bb.n - 12,
+	CHECK(!memcmp(enc, "CCMX\x02\x01\x00\x00\x00\x00\x00", 11) && enc[11] == bb.n - 20 &&
+	      !memcmp(enc + 12, "\x00\x00\x00\x00\x00\x00\x00\x00", 8),
 	      "layout: header bytes spelled out");
 
 	mk_clients(&msg, 1, 3);
@@ -378,12 +381,12 @@ static void test_layout(void)
 
 	mk_auth(&msg);
 	n = wire_encode(&msg, enc, sizeof(enc));
-	CHECK(n == 12 + 2 + CCM_MAC_LEN && enc[12] == 0 && enc[13] == 1 && enc[14] == 0xff,
+	CHECK(n == 20 + 2 + CCM_MAC_LEN && enc[20] == 0 && enc[21] == 1 && enc[22] == 0xff,
 	      "layout: auth");
 	mk_bye(&msg, 0x0102);
 	msg.u.bye.reason = 3;
 	n = wire_encode(&msg, enc, sizeof(enc));
-	CHECK(n == 14 && enc[11] == 2 && enc[12] == 0 && enc[13] == 3, "layout: bye");
+	CHECK(n == 22 && enc[11] == 2 && enc[20] == 0 && enc[21] == 3, "layout: bye");
 }
 
 static void test_header(void)
@@ -392,14 +395,14 @@ static void test_header(void)
 
 	mk_bye(&msg, 0);
 	n = wire_encode(&msg, enc, sizeof(enc));
-	refused(enc, 0, "shorter than the 12-byte header", "empty buffer");
+	refused(enc, 0, "shorter than the 20-byte header", "empty buffer");
 	refused(enc, 11, "header: 11 bytes", "short header");
 	memcpy(enc2, enc, (size_t)n);
 	enc2[3] = 'Y';
 	refused(enc2, (size_t)n, "header: bad magic 0x4343", "bad magic");
 	memcpy(enc2, enc, (size_t)n);
-	enc2[4] = 2;
-	refused(enc2, (size_t)n, "header: format 2", "bad format");
+	enc2[4] = 3;
+	refused(enc2, (size_t)n, "header: format 3", "bad format");
 	memcpy(enc2, enc, (size_t)n);
 	enc2[5] = 0;
 	refused(enc2, (size_t)n, "header: unknown type 0", "type 0");
@@ -496,25 +499,25 @@ static void test_port_messages(void)
 
 	mk_port_msg(&msg, "fmon", 0, 4);
 	n = wire_encode(&msg, enc, sizeof(enc));
-	/* body at 12: u8 4, "fmon", u16 port at 17, u64 seq at 19, u16 len at 27 */
+	/* body at 20: u8 4, "fmon", u16 port at 25, u64 seq at 27, u16 len at 35 */
 	memcpy(enc2, enc, (size_t)n);
-	set_be(enc2 + 17, CCM_PORTS_MAX, 2);
+	set_be(enc2 + 25, CCM_PORTS_MAX, 2);
 	refused(enc2, (size_t)n, "PORT_MSG: port 64 is not below 64", "port message, port 64");
 	memcpy(enc2, enc, (size_t)n);
-	set_be(enc2 + 27, 0, 2);
+	set_be(enc2 + 35, 0, 2);
 	refused(enc2, (size_t)n, "PORT_MSG: len 0 is outside 1..3072", "port message, len 0");
 	memcpy(enc2, enc, (size_t)n);
-	set_be(enc2 + 27, 5, 2);
+	set_be(enc2 + 35, 5, 2);
 	refused(enc2, (size_t)n, "PORT_MSG: truncated at data", "port message, len beyond the body");
 	memcpy(enc2, enc, (size_t)n);
-	set_be(enc2 + 27, 3, 2);
+	set_be(enc2 + 35, 3, 2);
 	refused(enc2, (size_t)n, "trailing byte", "port message, len short of the body");
 	memcpy(enc2, enc, (size_t)n);
-	enc2[13] = 'F';
+	enc2[21] = 'F';
 	refused(enc2, (size_t)n, "PORT_MSG: client", "port message, client name with a capital");
 	mk_notify(&msg, "fmon", 0);
 	n = wire_encode(&msg, enc, sizeof(enc));
-	set_be(enc + 17, 1000, 2);
+	set_be(enc + 25, 1000, 2);
 	refused(enc, (size_t)n, "PORT_NOTIFY: port 1000 is not below 64", "notify, port 1000");
 
 	mk_port_msg(&msg, "fmon", 0, CCM_PORT_MSG_MAX + 1);
@@ -526,7 +529,7 @@ static void test_port_messages(void)
 }
 
 /* HELLO body offsets (from the frame start). */
-enum { H_VMIN = 12, H_VMAX = 14, H_AUTH = 36, H_CLEN = 37, H_CLUSTER = 38 };
+enum { H_VMIN = 20, H_VMAX = 22, H_AUTH = 44, H_CLEN = 45, H_CLUSTER = 46 };
 
 static void test_hello_rules(void)
 {
@@ -566,13 +569,13 @@ static void test_hello_rules(void)
 
 	/* Cluster length: 0, and one over the limit backed by real bytes. */
 	b_hdr(&bb, WIRE_HELLO);
-	b_bytes(&bb, enc + 12, H_CLEN - 12);
+	b_bytes(&bb, enc + 20, H_CLEN - 20);
 	b_int(&bb, 0, 1);
 	b_bytes(&bb, msg.u.hello.nonce, CCM_NONCE_LEN);
 	b_fix(&bb);
 	refused(bb.b, bb.n, "HELLO: cluster name is empty", "empty cluster name");
 	b_hdr(&bb, WIRE_HELLO);
-	b_bytes(&bb, enc + 12, H_CLEN - 12);
+	b_bytes(&bb, enc + 20, H_CLEN - 20);
 	b_int(&bb, CCM_CLUSTER_MAX + 1, 1);
 	for (int i = 0; i <= CCM_CLUSTER_MAX; i++)
 		b_int(&bb, 'a', 1);
@@ -586,7 +589,7 @@ static void test_hello_rules(void)
 	/* Nonce one byte short, and one byte long (trailing). */
 	refused(enc, (size_t)n - 1, "body length", "hello short by one");
 	memcpy(enc2, enc, (size_t)n);
-	set_be(enc2 + 8, (uint64_t)(n - 13), 4);
+	set_be(enc2 + 8, (uint64_t)(n - 21), 4);
 	refused(enc2, (size_t)n - 1, "HELLO: truncated at nonce (need 32 bytes, 31 left)",
 		"hello nonce short by one, length fixed");
 
@@ -616,7 +619,7 @@ static void test_auth_rules(void)
 	mk_auth(&msg);
 	n = wire_encode(&msg, enc, sizeof(enc));
 	memcpy(enc2, enc, (size_t)n);
-	set_be(enc2 + 12, 0, 2);
+	set_be(enc2 + 20, 0, 2);
 	refused(enc2, (size_t)n, "AUTH: version 0", "auth version 0");
 	msg.u.auth.version = 0;
 	CHECK(wire_encode(&msg, enc2, sizeof(enc2)) == -EINVAL, "encode: auth version 0");
@@ -685,7 +688,7 @@ static void test_clients_rules(void)
 	}
 	b_fix(&bb);
 	refused(bb.b, bb.n, "CLIENTS: count 40 exceeds the limit of 32", "40 clients");
-	set_be(bb.b + 12, 0xffff, 2);
+	set_be(bb.b + 20, 0xffff, 2);
 	refused(bb.b, bb.n, "CLIENTS: count 65535 exceeds", "65535 clients");
 	/* A count that claims more than follows. */
 	b_hdr(&bb, WIRE_CLIENTS);
@@ -780,7 +783,7 @@ static void test_ports_rules(void)
 	b_hdr(&bb, WIRE_PORTS);
 	b_int(&bb, 1, 1);
 	b_int(&bb, CCM_PORTS_TOTAL + 1, 2);
-	b_bytes(&bb, enc + 15, (size_t)n - 15);
+	b_bytes(&bb, enc + 23, (size_t)n - 23);
 	b_port(&bb, "extra", 0, 4096);
 	b_fix(&bb);
 	refused(bb.b, bb.n, "PORTS: count 257 exceeds the limit of 256", "257 ports");
@@ -823,17 +826,17 @@ static void test_decline_bye_rules(void)
 	mk_decline(&msg, "ok");
 	n = wire_encode(&msg, enc, sizeof(enc));
 	memcpy(enc2, enc, (size_t)n);
-	set_be(enc2 + 12, 99, 2);
+	set_be(enc2 + 20, 99, 2);
 	refused(enc2, (size_t)n, "DECLINE: unknown reason 99", "decline reason 99");
-	set_be(enc2 + 12, DECLINE_REASON_MAX + 1, 2);
+	set_be(enc2 + 20, DECLINE_REASON_MAX + 1, 2);
 	refused(enc2, (size_t)n, "DECLINE: unknown reason 8", "decline reason 8");
-	set_be(enc2 + 12, 0, 2);
+	set_be(enc2 + 20, 0, 2);
 	refused(enc2, (size_t)n, "DECLINE: reason 0", "decline reason 0");
 	memcpy(enc2, enc, (size_t)n);
-	enc2[16] = '\n';
+	enc2[24] = '\n';
 	refused(enc2, (size_t)n, "DECLINE: detail has a non-printable byte 0x0a at offset 1",
 		"decline detail with a newline");
-	enc2[16] = 0;
+	enc2[24] = 0;
 	refused(enc2, (size_t)n, "detail has a non-printable byte 0x00", "decline detail with a NUL");
 
 	b_hdr(&bb, WIRE_DECLINE);
@@ -847,7 +850,7 @@ static void test_decline_bye_rules(void)
 
 	mk_bye(&msg, 0);
 	n = wire_encode(&msg, enc, sizeof(enc));
-	set_be(enc + 12, DECLINE_REASON_MAX + 1, 2);
+	set_be(enc + 20, DECLINE_REASON_MAX + 1, 2);
 	refused(enc, (size_t)n, "BYE: unknown reason 8", "bye reason 8");
 
 	mk_decline(&msg, "x");
