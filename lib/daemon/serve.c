@@ -49,7 +49,9 @@ void serve_handed_off(struct session *s, bool connected)
 	if (s->handed_off || s->opts->once)
 		return;
 	s->handed_off = true;
-	sess_daemon_enter(s, DAEMON_SERVING);
+	/* Told to stop before it got here, it stays stopping. */
+	if (s->daemon == DAEMON_STARTING)
+		sess_daemon_enter(s, DAEMON_SERVING);
 	s->notices |= connected ? SESSION_HANDED_OFF : SESSION_HANDED_OFF_DEGRADED;
 	log_at(s->log, LOG_NOTE, "handed off (%s); serving clients on %s",
 	       connected ? "connected" : "degraded", keeper_path(s->keeper));
