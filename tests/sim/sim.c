@@ -119,6 +119,7 @@ struct probe_msg {
 	uint64_t counter;
 };
 #define PROBE_MAGIC 0x53494d31u
+#define PROBE_TAGS_MAX 64
 
 struct pending_write {
 	bool busy;
@@ -138,6 +139,9 @@ struct sim_client {
 	uint64_t tx_counter[PORTS];
 	struct pending_write wr[PORTS];
 	bool partner_ready;        /* PARTNER_READY/BACK since the last LOST */
+	uint32_t probe_tag[PROBE_TAGS_MAX];  /* the probe's sends, to send again */
+	uint8_t probe_port[PROBE_TAGS_MAX];  /* if the keeper refuses one */
+	int nprobe_tags;
 };
 
 /* What a receiving port last saw, to check order. */
@@ -162,6 +166,7 @@ struct sim_node {
 	struct rx_mark rx[PORTS];
 	uint64_t probe_from[PORTS];/* liveness: our counters past these must arrive */
 	uint64_t probe_got[PORTS];
+	int probe_todo[PORTS];     /* probe messages still to hand the keeper */
 	char dir[64];
 };
 
@@ -433,6 +438,11 @@ static void on_done(struct sim_node *n, const struct ctl_done *d)
 	}
 	if (d->status != 0)
 		trace(n->sim, n->idx, "client: send %u failed: %s", d->tag, strerror(-d->status));
+	for (int i = 0; i < c->nprobe_tags && d->status != 0; i++)
+		if (c->probe_tag[i] == d->tag) {
+			n->probe_todo[c->probe_port[i]]++;
+			c->probe_tag[i] = 0;
+		}
 }
 
 static void on_msg(struct sim_node *n, const uint8_t *data, uint32_t len)
@@ -464,6 +474,10 @@ static void on_msg(struct sim_node *n, const uint8_t *data, uint32_t len)
 	mk->inc = m.inc;
 	mk->counter = m.counter;
 	n->sim->c.msgs_delivered++;
+	if (n->sim->probing && n->sim->verbose)
+		trace(n->sim, n->idx, "client got message %llu/%llu/%llu on port %u",
+		      (unsigned long long)m.boot, (unsigned long long)m.inc,
+		      (unsigned long long)m.counter, h->port);
 	if (n->sim->probing && m.boot == partner_of(n)->boot &&
 	    m.inc == partner_of(n)->cl.inc && m.counter > partner_of(n)->probe_from[h->port])
 		n->probe_got[h->port]++;
@@ -542,7 +556,8 @@ static void client_read(struct sim_node *n)
 	}
 }
 
-static void client_send(struct sim_node *n, int p)
+/* 0, or -EAGAIN when the keeper's socket takes nothing now. */
+static int client_send(struct sim_node *n, int p)
 {
 	struct sim_client *c = &n->cl;
 	uint8_t buf[sizeof(struct ctl_send_hdr) + sizeof(struct probe_msg)];
@@ -552,8 +567,24 @@ static void client_send(struct sim_node *n, int p)
 
 	memcpy(buf, &h, sizeof(h));
 	memcpy(buf + sizeof(h), &m, sizeof(m));
-	if (fdmsg_send(c->sock, CTL_SEND, buf, sizeof(buf), -1) < 0)
+	if (fdmsg_send(c->sock, CTL_SEND, buf, sizeof(buf), -1) < 0) {
 		c->tx_counter[p]--;
+		return -EAGAIN;
+	}
+	if (n->sim->probing && c->nprobe_tags < PROBE_TAGS_MAX) {
+		c->probe_tag[c->nprobe_tags] = h.tag;
+		c->probe_port[c->nprobe_tags++] = (uint8_t)p;
+	}
+	return 0;
+}
+
+/* The probe's messages go out as the keeper takes them, and one that it
+ * refused goes again. */
+static void probe_send(struct sim_node *n)
+{
+	for (int p = 0; p < PORTS; p++)
+		while (n->probe_todo[p] && client_send(n, p) == 0)
+			n->probe_todo[p]--;
 }
 
 static void client_write(struct sim_node *n, int p)
@@ -597,6 +628,8 @@ static void client_step(struct sim_node *n)
 		client_detach(n, "churn");
 		return;
 	}
+	if (sim->probing)
+		probe_send(n);
 	for (int p = 0; p < PORTS; p++) {
 		if (!sim->probing && rng_chance(&sim->rng, sim->mix.client_send))
 			client_send(n, p);
@@ -978,11 +1011,12 @@ static void probe_start(struct sim *sim)
 		struct sim_node *n = &sim->node[i];
 
 		memset(n->probe_got, 0, sizeof(n->probe_got));
+		n->cl.nprobe_tags = 0;
 		for (int p = 0; p < PORTS; p++) {
 			n->probe_from[p] = n->cl.tx_counter[p];
-			for (int k = 0; k < 5; k++)
-				client_send(n, p);
+			n->probe_todo[p] = 5;
 		}
+		probe_send(n);
 	}
 	trace(sim, -1, "liveness probe: 5 messages per port each way");
 }
@@ -1053,11 +1087,31 @@ static void run_seed(struct sim *sim)
 		dt = (next - sim->now) / 1000 + (next > sim->now);
 		sim->now = next;
 		if (sim->now >= sim->end) {
-			fail(sim, "liveness: %s %llu ms after the faults stopped",
+			const struct sim_node *a = &sim->node[0], *b = &sim->node[1];
+
+			for (int i = 0; i < NODES; i++) {
+				struct session *ns = sim->node[i].s;
+				struct port_client *pc = ns ? ports_find(ns->ports, "probe") : NULL;
+
+				for (int p = 0; pc && p < PORTS; p++)
+					trace(sim, i, "port %d: tx_seq %llu acked %llu rx_seq %llu link %d; "
+					      "%d unacknowledged kept, %d held early, %llu dups", p,
+					      (unsigned long long)pc->port[p].tx_seq,
+					      (unsigned long long)pc->port[p].tx_acked,
+					      (unsigned long long)pc->port[p].rx_seq, pc->port[p].link,
+					      ns->rel.nsent, ns->rel.nheld,
+					      (unsigned long long)ns->rel.dups);
+			}
+			fail(sim, "liveness: %s %llu ms after the faults stopped (probe messages "
+			     "received: A %llu/%llu, B %llu/%llu of 5 per port; writes pending: "
+			     "A %d/%d, B %d/%d)",
 			     !both_connected(sim) ? "the pair is not connected"
 			     : !ready_to_probe(sim) ? "the clients are not both attached and ready"
 			     : "the probe's messages and writes did not all arrive",
-			     (unsigned long long)((sim->now - sim->fault_end) / 1000));
+			     (unsigned long long)((sim->now - sim->fault_end) / 1000),
+			     (unsigned long long)a->probe_got[0], (unsigned long long)a->probe_got[1],
+			     (unsigned long long)b->probe_got[0], (unsigned long long)b->probe_got[1],
+			     a->cl.wr[0].busy, a->cl.wr[1].busy, b->cl.wr[0].busy, b->cl.wr[1].busy);
 			break;
 		}
 		if (sim->now == last) {
