@@ -541,6 +541,29 @@ static void after_exchange_step(struct session *s)
 
 static void queue_message(struct session *s, int link, const uint8_t *buf, uint32_t len);
 
+/* The partner began a new exchange while ours with its previous one was
+ * still going: start ours over for it, in the same round of ours (and
+ * with the same nonce), as if its HELLO were the first. */
+static void adopt_partner_round(struct session *s, uint32_t round)
+{
+	struct ex_self self = s->ex->self;
+	uint8_t nonce[CCM_NONCE_LEN];
+
+	log_at(s->log, LOG_STEP, "the partner began a new exchange (round %08x; ours with it "
+	       "was %08x): taken up in ours (%08x)", round, s->peer_round, s->round);
+	memcpy(nonce, s->ex->nonce, sizeof(nonce));
+	ports_forget_remote(s->ports);
+	s->ports_checked = s->ready_posted = false;
+	s->peer_keys = 0;
+	if (s->stage == STAGE_READY) {
+		s->stage = STAGE_EXCHANGE;
+		publish_own(s);
+	}
+	ex_start(s->ex, &self, s->clients, nonce);
+	s->ex->noutbox = 0;  /* said again once its HELLO is taken */
+	s->peer_round = 0;
+}
+
 static void handle_message(struct session *s, int link, const uint8_t *buf, uint32_t len)
 {
 	struct wire_msg *m = s->decoded;
@@ -555,24 +578,31 @@ static void handle_message(struct session *s, int link, const uint8_t *buf, uint
 	}
 	log_at(s->log, LOG_DEBUG, "received %s", wire_type_name(m->type));
 	if (m->type == WIRE_HELLO && s->peer_round && m->round != s->peer_round) {
-		struct hs_event ev = { .type = HS_EV_PEER_LOST };
-
 		/* The partner left the exchange we share and began a new one
-		 * (it lost us; we had not noticed): meet it in the new one.
-		 * Its HELLO waits for our next exchange. */
-		log_at(s->log, LOG_NOTE, "the partner began a new exchange (round %08x; ours with "
-		       "it was %08x): meeting it again", m->round, s->peer_round);
-		hs_feed(s, &ev);
-		queue_message(s, link, buf, len);
-		return;
+		 * (it lost us; we had not noticed). */
+		if (sess_connected(s)) {
+			struct hs_event ev = { .type = HS_EV_PEER_LOST };
+
+			/* Our session with it is over too: meet it in a new
+			 * handshake; its HELLO waits for our next exchange. */
+			log_at(s->log, LOG_NOTE, "the partner began a new exchange (round %08x; "
+			       "ours with it was %08x): meeting it again", m->round, s->peer_round);
+			hs_feed(s, &ev);
+			queue_message(s, link, buf, len);
+			return;
+		}
+		/* Still exchanging: take its new round up in ours, which keeps
+		 * its own round, so the two sides never chase each other's new
+		 * rounds. */
+		adopt_partner_round(s, m->round);
 	}
 	if (m->type == WIRE_HELLO && !s->peer_round) {
 		s->peer_round = m->round;
 		s->peer_seen = 0;
-		/* It has not seen our HELLO: it may have begun its exchange
-		 * after ours went out, to a round of its that is over.  Say it
-		 * again (a partner that did see it drops the copy). */
-		if (!m->peer_round) {
+		/* It has not seen our HELLO of this round: it may have begun its
+		 * exchange after ours went out.  Say it again (a partner that
+		 * did see it drops the copy). */
+		if (m->peer_round != s->round) {
 			ex_hello_again(s->ex);
 			send_outbox(s);
 		}
