@@ -4,7 +4,7 @@
  *   ccm-early status ...    show the handoff state
  *   ccm-early devices       list RDMA devices
  *
- * Each verb parses its own options with getopt_long and has its own --help.
+ * Each subcommand parses its own options with getopt_long and has its own --help.
  * Exit codes are enum ccm_exit (base/exit.h). */
 #include <errno.h>
 #include <getopt.h>
@@ -454,7 +454,7 @@ int main(int argc, char **argv)
 		       CCM_PROTO_MIN, CCM_PROTO_MAX);
 		return CCM_EXIT_OK;
 	}
-	/* Each verb sees its own argv, with the verb as argv[0], named the
+	/* Each subcommand sees its own argv, with itself as argv[0], named the
 	 * way getopt's messages should name it. */
 	argc--;
 	argv++;
@@ -463,12 +463,12 @@ int main(int argc, char **argv)
 		const char *name;
 		int (*run)(int, char **);
 		char label[24];
-	} verbs[] = {
+	} commands[] = {
 		{ "status", cmd_status, "ccm-early status" },
 		{ "devices", cmd_devices, "ccm-early devices" },
-		{ "exec", verb_exec, "ccm-early exec" },
-		{ "stop", verb_stop, "ccm-early stop" },
-		{ "dump", verb_dump, "ccm-early dump" },
+		{ "exec", cmd_exec, "ccm-early exec" },
+		{ "stop", cmd_stop, "ccm-early stop" },
+		{ "dump", cmd_dump, "ccm-early dump" },
 	};
 	static char connect_name[] = "ccm-early connect";
 
@@ -476,10 +476,10 @@ int main(int argc, char **argv)
 		argv[0] = connect_name;
 		return cmd_connect(argc, argv, argv0);
 	}
-	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
-		if (strcmp(cmd, verbs[i].name) == 0) {
-			argv[0] = verbs[i].label;
-			return verbs[i].run(argc, argv);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(cmd, commands[i].name) == 0) {
+			argv[0] = commands[i].label;
+			return commands[i].run(argc, argv);
 		}
 	}
 	fprintf(stderr, "ccm-early: unknown command '%s'\n", cmd);

@@ -1,4 +1,4 @@
-/* verb_dump: `ccm-early dump`, what the partner's client mirrored into our
+/* cmd_dump: `ccm-early dump`, what the partner's client mirrored into our
  * window of one port, walked and checked with the mirror codec. */
 #include "cli/commands.h"
 
@@ -109,7 +109,7 @@ static int dump(struct ccm_client *c, int port, const char *name, bool payload,
 	return CCM_EXIT_OK;
 }
 
-int verb_dump(int argc, char **argv)
+int cmd_dump(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "state-dir", required_argument, NULL, 's' },

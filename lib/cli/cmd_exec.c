@@ -1,4 +1,4 @@
-/* verb_exec: `ccm-early exec CLIENT -- COMMAND`: attach to CLIENT the way
+/* cmd_exec: `ccm-early exec CLIENT -- COMMAND`: attach to CLIENT the way
  * libccm does (client_attach.h) and exec COMMAND with the channel, windows
  * and eventfds handed over as socket activation hands sockets (listenfds.h).
  * The channel itself goes along, so the service talks to the keeper over
@@ -60,7 +60,7 @@ static int hand_over(const struct client_fds *f, struct errbuf *e)
 	return listenfds_install(fds, names, n, e);
 }
 
-int verb_exec(int argc, char **argv)
+int cmd_exec(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "state-dir", required_argument, NULL, 's' },

@@ -1,4 +1,4 @@
-/* verb_stop: `ccm-early stop`: ask the keeper to stop (or restart) and
+/* cmd_stop: `ccm-early stop`: ask the keeper to stop (or restart) and
  * wait for its CTL_DONE, which it sends once it has told its clients and
  * the partner. */
 #include "cli/commands.h"
@@ -79,7 +79,7 @@ static int await_done(int sock, int timeout_ms, struct fdmsg *m, struct errbuf *
 	return 0;
 }
 
-int verb_stop(int argc, char **argv)
+int cmd_stop(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "state-dir", required_argument, NULL, 's' },

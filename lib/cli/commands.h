@@ -1,4 +1,4 @@
-/* verbs: the ccm-early commands that talk to a running keeper.  Each takes
+/* commands: the ccm-early subcommands that talk to a running keeper.  Each takes
  * its own argv (argv[0] = "ccm-early VERB"), parses it with getopt_long,
  * has --help, and returns the process exit code (enum ccm_exit, base/exit.h). */
 #ifndef CCM_VERBS_H
@@ -8,16 +8,16 @@
  * Fetch CLIENT's fds from the keeper and exec COMMAND with them at fd 3
  * onward, LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES set as socket activation
  * does ("ccm.control", "ccm.window.N", "ccm.event.N"). */
-int verb_exec(int argc, char **argv);
+int cmd_exec(int argc, char **argv);
 
 /* ccm-early stop [--state-dir DIR] [--restart] [--grace MS]
  * Ask the keeper to tell its clients, wait for them, tell the partner and
  * release everything; with --restart, handshake again. */
-int verb_stop(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
 
 /* ccm-early dump [--state-dir DIR] CLIENT [--port N]
  * Print what the partner's CLIENT mirrored into our window (the nvmirror
  * record format, mirror.h), checking every record's sequence and checksum. */
-int verb_dump(int argc, char **argv);
+int cmd_dump(int argc, char **argv);
 
 #endif

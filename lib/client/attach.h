@@ -1,5 +1,5 @@
 /* client_attach: the client side of the keeper's attach handshake (ctl.h),
- * shared by libccm (ccm_attach) and the verbs that talk to a keeper
+ * shared by libccm (ccm_attach) and the subcommands that talk to a keeper
  * (`ccm-early exec`, `ccm-early stop`), so the fds a service gets are
  * checked the same way whichever way it gets them.
  *

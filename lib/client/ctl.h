@@ -1,5 +1,5 @@
 /* ctl: the keeper's control protocol, between the keeper and the local
- * clients (and ccm-early's own verbs: exec, status, stop, dump).
+ * clients (and ccm-early's own subcommands: exec, status, stop, dump).
  *
  * Transport: the Unix SOCK_SEQPACKET socket STATE_DIR/ccm.sock, one fdmsg
  * (fdmsg.h) per message, fixed little structs in host byte order (both

@@ -1,4 +1,4 @@
-/* keeper: the control socket.  See keeper.h. */
+/* control: the control-socket server.  See control.h. */
 #include "daemon/control.h"
 
 #include <errno.h>
@@ -15,11 +15,11 @@
 #include "base/name.h"
 #include "client/fdmsg.h"
 
-#define KEEPER_CONNS_MAX 64
+#define CONTROL_CONNS_MAX 64
 /* What may wait for a client that reads slower than its messages come.
  * More than the partner can have unacknowledged towards it
  * (RELIABLE_BYTES_MAX) plus events: a burst after a resume fits whole. */
-#define KEEPER_OUT_MAX (4u << 20)
+#define CONTROL_OUT_MAX (4u << 20)
 
 /* A message that waits for the client's socket to take it. */
 struct kout {
@@ -40,18 +40,18 @@ struct kconn {
 	size_t out_bytes;
 };
 
-struct keeper {
+struct control {
 	int ep;
 	int lfd;
 	struct sockaddr_un addr;
 	uint64_t next_id;
-	struct kconn conns[KEEPER_CONNS_MAX];
+	struct kconn conns[CONTROL_CONNS_MAX];
 	struct fdmsg in;        /* the request being handed out */
 };
 
-static void conn_flush(struct keeper *k, struct kconn *c);
+static void conn_flush(struct control *k, struct kconn *c);
 
-static void conn_drop(struct keeper *k, struct kconn *c)
+static void conn_drop(struct control *k, struct kconn *c)
 {
 	if (c->fd >= 0) {
 		epoll_ctl(k->ep, EPOLL_CTL_DEL, c->fd, NULL);
@@ -67,9 +67,9 @@ static void conn_drop(struct keeper *k, struct kconn *c)
 	c->fd = -1;
 }
 
-static struct kconn *conn_by_id(struct keeper *k, uint64_t id)
+static struct kconn *conn_by_id(struct control *k, uint64_t id)
 {
-	for (int i = 0; i < KEEPER_CONNS_MAX; i++)
+	for (int i = 0; i < CONTROL_CONNS_MAX; i++)
 		if (k->conns[i].fd >= 0 && k->conns[i].id == id)
 			return &k->conns[i];
 	return NULL;
@@ -88,9 +88,9 @@ static bool socket_alive(const struct sockaddr_un *a)
 	return alive;
 }
 
-int keeper_open(const char *state_dir, struct keeper **out, struct errbuf *e)
+int control_open(const char *state_dir, struct control **out, struct errbuf *e)
 {
-	struct keeper *k = calloc(1, sizeof(*k));
+	struct control *k = calloc(1, sizeof(*k));
 	struct epoll_event ev = { .events = EPOLLIN };
 	int n, r;
 
@@ -98,7 +98,7 @@ int keeper_open(const char *state_dir, struct keeper **out, struct errbuf *e)
 		return errbuf_set(e, -ENOMEM, "out of memory");
 	k->lfd = k->ep = -1;
 	k->in.fd = -1;
-	for (int i = 0; i < KEEPER_CONNS_MAX; i++)
+	for (int i = 0; i < CONTROL_CONNS_MAX; i++)
 		k->conns[i].fd = -1;
 	k->addr.sun_family = AF_UNIX;
 	n = snprintf(k->addr.sun_path, sizeof(k->addr.sun_path), "%s/%s", state_dir, CTL_SOCKET_NAME);
@@ -154,11 +154,11 @@ fail:
 	return r;
 }
 
-void keeper_close(struct keeper *k)
+void control_close(struct control *k)
 {
 	if (!k)
 		return;
-	for (int i = 0; i < KEEPER_CONNS_MAX; i++)
+	for (int i = 0; i < CONTROL_CONNS_MAX; i++)
 		conn_drop(k, &k->conns[i]);
 	close(k->lfd);
 	close(k->ep);
@@ -167,17 +167,17 @@ void keeper_close(struct keeper *k)
 	free(k);
 }
 
-int keeper_fd(const struct keeper *k)
+int control_fd(const struct control *k)
 {
 	return k->ep;
 }
 
-const char *keeper_path(const struct keeper *k)
+const char *control_path(const struct control *k)
 {
 	return k->addr.sun_path;
 }
 
-static void accept_one(struct keeper *k)
+static void accept_one(struct control *k)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
 	struct kconn *c = NULL;
@@ -186,7 +186,7 @@ static void accept_one(struct keeper *k)
 	fd = accept4(k->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0)
 		return;
-	for (int i = 0; i < KEEPER_CONNS_MAX && !c; i++)
+	for (int i = 0; i < CONTROL_CONNS_MAX && !c; i++)
 		if (k->conns[i].fd < 0)
 			c = &k->conns[i];
 	if (!c) {
@@ -206,16 +206,16 @@ static void accept_one(struct keeper *k)
 		conn_drop(k, c);
 }
 
-static int refuse(struct keeper *k, struct kconn *c, int status, const char *msg)
+static int refuse(struct control *k, struct kconn *c, int status, const char *msg)
 {
-	keeper_error(k, c->id, status, msg);
+	control_error(k, c->id, status, msg);
 	conn_drop(k, c);
 	return 0;
 }
 
 /* Check one message from c and describe it in req: 1 when there is a
  * request, 0 when it was dealt with here. */
-static int parse(struct keeper *k, struct kconn *c, struct keeper_req *req)
+static int parse(struct control *k, struct kconn *c, struct control_req *req)
 {
 	struct fdmsg *m = &k->in;
 	struct errbuf e;
@@ -240,7 +240,7 @@ static int parse(struct keeper *k, struct kconn *c, struct keeper_req *req)
 		/* At most CCM_NAME_MAX bytes before a NUL: also NUL-terminated. */
 		if (!client_name_valid(a.name, strnlen(a.name, sizeof(a.name))))
 			return refuse(k, c, -EINVAL, "not a client name");
-		req->type = KREQ_ATTACH;
+		req->type = CREQ_ATTACH;
 		memcpy(req->client, a.name, sizeof(req->client));
 		return 1;
 	}
@@ -250,7 +250,7 @@ static int parse(struct keeper *k, struct kconn *c, struct keeper_req *req)
 			return refuse(k, c, -ENOTCONN, "attach first");
 		if (fdmsg_expect(m, sizeof(req->rw), sizeof(req->rw), &e) < 0)
 			return refuse(k, c, -EPROTO, e.msg);
-		req->type = m->type == CTL_WRITE ? KREQ_WRITE : KREQ_READ;
+		req->type = m->type == CTL_WRITE ? CREQ_WRITE : CREQ_READ;
 		memcpy(&req->rw, m->data, sizeof(req->rw));
 		return 1;
 	case CTL_SEND:
@@ -258,7 +258,7 @@ static int parse(struct keeper *k, struct kconn *c, struct keeper_req *req)
 			return refuse(k, c, -ENOTCONN, "attach first");
 		if (fdmsg_expect(m, sizeof(req->send) + 1, sizeof(req->send) + CTL_MSG_MAX, &e) < 0)
 			return refuse(k, c, -EPROTO, e.msg);
-		req->type = KREQ_SEND;
+		req->type = CREQ_SEND;
 		memcpy(&req->send, m->data, sizeof(req->send));
 		req->payload = m->data + sizeof(req->send);
 		req->len = m->len - (uint32_t)sizeof(req->send);
@@ -266,14 +266,14 @@ static int parse(struct keeper *k, struct kconn *c, struct keeper_req *req)
 	case CTL_STATUS:
 		if (m->len)
 			return refuse(k, c, -EPROTO, "STATUS takes no payload");
-		req->type = KREQ_STATUS;
+		req->type = CREQ_STATUS;
 		return 1;
 	case CTL_STOP:
 		if (fdmsg_expect(m, sizeof(req->stop), sizeof(req->stop), &e) < 0)
 			return refuse(k, c, -EPROTO, e.msg);
 		if (c->uid != 0)
 			return refuse(k, c, -EACCES, "only root may stop the keeper");
-		req->type = KREQ_STOP;
+		req->type = CREQ_STOP;
 		memcpy(&req->stop, m->data, sizeof(req->stop));
 		return 1;
 	default:
@@ -281,7 +281,7 @@ static int parse(struct keeper *k, struct kconn *c, struct keeper_req *req)
 	}
 }
 
-int keeper_next(struct keeper *k, struct keeper_req *req)
+int control_next(struct control *k, struct control_req *req)
 {
 	struct epoll_event evs[8];
 	int n;
@@ -309,7 +309,7 @@ int keeper_next(struct keeper *k, struct keeper_req *req)
 			bool was = c->attached;
 
 			memset(req, 0, sizeof(*req));
-			req->type = KREQ_DETACHED;
+			req->type = CREQ_DETACHED;
 			req->conn = c->id;
 			req->uid = c->uid;
 			req->pid = c->pid;
@@ -327,7 +327,7 @@ int keeper_next(struct keeper *k, struct keeper_req *req)
 }
 
 /* Ask for EPOLLOUT only while something waits. */
-static void conn_want_out(struct keeper *k, struct kconn *c, bool want)
+static void conn_want_out(struct control *k, struct kconn *c, bool want)
 {
 	struct epoll_event ev = { .events = EPOLLIN | (want ? EPOLLOUT : 0) };
 
@@ -337,7 +337,7 @@ static void conn_want_out(struct keeper *k, struct kconn *c, bool want)
 }
 
 /* Send what waits, in order, as far as the socket takes it. */
-static void conn_flush(struct keeper *k, struct kconn *c)
+static void conn_flush(struct control *k, struct kconn *c)
 {
 	while (c->out_head) {
 		struct kout *o = c->out_head;
@@ -358,7 +358,7 @@ static void conn_flush(struct keeper *k, struct kconn *c)
 	conn_want_out(k, c, false);
 }
 
-int keeper_reply(struct keeper *k, uint64_t conn, uint16_t type, const void *data, uint32_t len)
+int control_reply(struct control *k, uint64_t conn, uint16_t type, const void *data, uint32_t len)
 {
 	struct kconn *c = conn_by_id(k, conn);
 	struct kout *o;
@@ -377,7 +377,7 @@ int keeper_reply(struct keeper *k, uint64_t conn, uint16_t type, const void *dat
 	/* Its socket is full: the message waits, in order behind the others,
 	 * up to a bound.  A client that lets more than that pile up does not
 	 * read at all, and is not served. */
-	o = c->out_bytes + len <= KEEPER_OUT_MAX ? malloc(sizeof(*o) + len) : NULL;
+	o = c->out_bytes + len <= CONTROL_OUT_MAX ? malloc(sizeof(*o) + len) : NULL;
 	if (!o) {
 		conn_drop(k, c);
 		return -ENOBUFS;
@@ -397,22 +397,22 @@ int keeper_reply(struct keeper *k, uint64_t conn, uint16_t type, const void *dat
 	return 0;
 }
 
-int keeper_error(struct keeper *k, uint64_t conn, int status, const char *msg)
+int control_error(struct control *k, uint64_t conn, int status, const char *msg)
 {
 	struct ctl_error err = { .status = status };
 
 	snprintf(err.msg, sizeof(err.msg), "%s", msg);
-	return keeper_reply(k, conn, CTL_ERROR, &err, sizeof(err));
+	return control_reply(k, conn, CTL_ERROR, &err, sizeof(err));
 }
 
-int keeper_done(struct keeper *k, uint64_t conn, uint32_t tag, int status)
+int control_done(struct control *k, uint64_t conn, uint32_t tag, int status)
 {
 	struct ctl_done d = { .tag = tag, .status = status };
 
-	return keeper_reply(k, conn, CTL_DONE, &d, sizeof(d));
+	return control_reply(k, conn, CTL_DONE, &d, sizeof(d));
 }
 
-int keeper_attached(struct keeper *k, uint64_t conn, const char *client,
+int control_attached(struct control *k, uint64_t conn, const char *client,
 		    const struct ctl_attached *a, const int *fds, const uint16_t *idx,
 		    const uint16_t *kinds, int nfds)
 {
@@ -436,17 +436,17 @@ int keeper_attached(struct keeper *k, uint64_t conn, const char *client,
 	return 0;
 }
 
-void keeper_event(struct keeper *k, const char *client, const struct ctl_event *ev)
+void control_event(struct control *k, const char *client, const struct ctl_event *ev)
 {
-	for (int i = 0; i < KEEPER_CONNS_MAX; i++) {
+	for (int i = 0; i < CONTROL_CONNS_MAX; i++) {
 		struct kconn *c = &k->conns[i];
 
 		if (c->fd >= 0 && c->attached && (!client || !strcmp(c->client, client)))
-			keeper_reply(k, c->id, CTL_EVENT, ev, sizeof(*ev));
+			control_reply(k, c->id, CTL_EVENT, ev, sizeof(*ev));
 	}
 }
 
-void keeper_msg(struct keeper *k, const char *client, uint16_t port, const void *data,
+void control_msg(struct control *k, const char *client, uint16_t port, const void *data,
 		uint32_t len)
 {
 	uint8_t buf[sizeof(struct ctl_send_hdr) + CTL_MSG_MAX];
@@ -456,19 +456,19 @@ void keeper_msg(struct keeper *k, const char *client, uint16_t port, const void 
 		return;
 	memcpy(buf, &h, sizeof(h));
 	memcpy(buf + sizeof(h), data, len);
-	for (int i = 0; i < KEEPER_CONNS_MAX; i++) {
+	for (int i = 0; i < CONTROL_CONNS_MAX; i++) {
 		struct kconn *c = &k->conns[i];
 
 		if (c->fd >= 0 && c->attached && !strcmp(c->client, client))
-			keeper_reply(k, c->id, CTL_MSG, buf, (uint32_t)sizeof(h) + len);
+			control_reply(k, c->id, CTL_MSG, buf, (uint32_t)sizeof(h) + len);
 	}
 }
 
-int keeper_attached_count(const struct keeper *k)
+int control_attached_count(const struct control *k)
 {
 	int n = 0;
 
-	for (int i = 0; i < KEEPER_CONNS_MAX; i++)
+	for (int i = 0; i < CONTROL_CONNS_MAX; i++)
 		n += k->conns[i].fd >= 0 && k->conns[i].attached;
 	return n;
 }

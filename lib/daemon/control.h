@@ -1,14 +1,15 @@
-/* keeper: the control socket the long-running ccm-early serves to local
- * clients and to its own verbs (ctl.h has the protocol).
+/* control: the control-socket server.  The keeper (the long-running
+ * ccm-early) serves it to local clients and to its own subcommands
+ * (client/ctl.h has the protocol).
  *
- * Like a transport, it turns a socket into requests: keeper_next() accepts
+ * Like a transport, it turns a socket into requests: control_next() accepts
  * connections, reads, checks and decodes what they send and hands back one
  * request at a time; the session carries it out and answers with the
- * keeper_* calls below.  Connections are named by an id that is never
+ * control_* calls below.  Connections are named by an id that is never
  * reused, so an answer for a connection that has gone since is dropped
  * rather than sent to a stranger. */
-#ifndef CCM_KEEPER_H
-#define CCM_KEEPER_H
+#ifndef CCM_CONTROL_H
+#define CCM_CONTROL_H
 
 #include <stdint.h>
 #include <sys/types.h>
@@ -16,64 +17,64 @@
 #include "client/ctl.h"
 #include "base/errbuf.h"
 
-struct keeper;
+struct control;
 
-enum keeper_req_type {
-	KREQ_ATTACH = 1,  /* name: make this connection the client's channel */
-	KREQ_WRITE,       /* rw */
-	KREQ_READ,        /* rw */
-	KREQ_SEND,        /* send, payload, len */
-	KREQ_STATUS,
-	KREQ_STOP,        /* stop (the caller is root: checked already) */
-	KREQ_DETACHED,    /* an attached client's channel closed */
+enum control_req_type {
+	CREQ_ATTACH = 1,  /* name: make this connection the client's channel */
+	CREQ_WRITE,       /* rw */
+	CREQ_READ,        /* rw */
+	CREQ_SEND,        /* send, payload, len */
+	CREQ_STATUS,
+	CREQ_STOP,        /* stop (the caller is root: checked already) */
+	CREQ_DETACHED,    /* an attached client's channel closed */
 };
 
-struct keeper_req {
-	enum keeper_req_type type;
+struct control_req {
+	enum control_req_type type;
 	uint64_t conn;             /* who asked: for the answer */
 	uid_t uid;                 /* SO_PEERCRED of the caller */
 	pid_t pid;
 	char client[CCM_NAME_MAX + 1]; /* ATTACH: asked for; others: attached to */
 	struct ctl_rw rw;
 	struct ctl_send_hdr send;
-	const uint8_t *payload;    /* SEND: valid until the next keeper_next */
+	const uint8_t *payload;    /* SEND: valid until the next control_next */
 	uint32_t len;
 	struct ctl_stop stop;
 };
 
 /* Bind STATE_DIR/ccm.sock (a stale socket of a dead keeper is replaced; a
  * live one is an error) and listen. */
-int keeper_open(const char *state_dir, struct keeper **out, struct errbuf *e);
+int control_open(const char *state_dir, struct control **out, struct errbuf *e);
 
 /* Close every connection and remove the socket. */
-void keeper_close(struct keeper *k);
+void control_close(struct control *k);
 
-/* Pollable: readable when keeper_next may have something. */
-int keeper_fd(const struct keeper *k);
+/* Pollable: readable when control_next may have something. */
+int control_fd(const struct control *k);
 
 /* 1 and *req filled, or 0 when nothing is waiting.  A connection that
  * breaks the protocol is answered with CTL_ERROR and dropped here. */
-int keeper_next(struct keeper *k, struct keeper_req *req);
+int control_next(struct control *k, struct control_req *req);
 
 /* ATTACH granted: CTL_ATTACHED, then one CTL_PORT_FD per fd (fds[i] of
  * kinds[i] for port idx[i]); the connection is now client's channel. */
-int keeper_attached(struct keeper *k, uint64_t conn, const char *client,
+int control_attached(struct control *k, uint64_t conn, const char *client,
 		    const struct ctl_attached *a, const int *fds, const uint16_t *idx,
 		    const uint16_t *kinds, int nfds);
 
-int keeper_error(struct keeper *k, uint64_t conn, int status, const char *msg);
-int keeper_done(struct keeper *k, uint64_t conn, uint32_t tag, int status);
-int keeper_reply(struct keeper *k, uint64_t conn, uint16_t type, const void *data, uint32_t len);
+int control_error(struct control *k, uint64_t conn, int status, const char *msg);
+int control_done(struct control *k, uint64_t conn, uint32_t tag, int status);
+int control_reply(struct control *k, uint64_t conn, uint16_t type, const void *data, uint32_t len);
 
 /* To every channel of client (NULL: of every client). */
-void keeper_event(struct keeper *k, const char *client, const struct ctl_event *ev);
-void keeper_msg(struct keeper *k, const char *client, uint16_t port, const void *data,
+void control_event(struct control *k, const char *client, const struct ctl_event *ev);
+void control_msg(struct control *k, const char *client, uint16_t port, const void *data,
 		uint32_t len);
 
 /* How many client channels are open. */
-int keeper_attached_count(const struct keeper *k);
+int control_attached_count(const struct control *k);
 
 /* The path of the socket, for messages. */
-const char *keeper_path(const struct keeper *k);
+const char *control_path(const struct control *k);
 
 #endif

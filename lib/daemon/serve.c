@@ -20,26 +20,26 @@ static void flush_held(struct session *s);
 
 int serve_open(struct session *s, struct errbuf *e)
 {
-	return keeper_open(s->state_dir, &s->keeper, e);
+	return control_open(s->state_dir, &s->control, e);
 }
 
 void serve_close(struct session *s)
 {
-	keeper_close(s->keeper);
-	s->keeper = NULL;
+	control_close(s->control);
+	s->control = NULL;
 }
 
 static void tell_all(struct session *s, enum ctl_event_type type, int link)
 {
 	struct ctl_event ev = { .type = (uint16_t)type, .link = (uint16_t)(link < 0 ? 0 : link) };
 
-	if (!s->keeper)
+	if (!s->control)
 		return;
 	if (sess_ex_started(s)) {
 		ev.partner_node = s->ex->peer.node_id;
 		ev.partner_epoch = s->ex->peer.epoch;
 	}
-	keeper_event(s->keeper, NULL, &ev);
+	control_event(s->control, NULL, &ev);
 }
 
 /* The boot may go on: the loop tells whoever waits, and the process
@@ -54,7 +54,7 @@ void serve_handed_off(struct session *s, bool connected)
 		sess_daemon_enter(s, DAEMON_SERVING);
 	s->notices |= connected ? SESSION_HANDED_OFF : SESSION_HANDED_OFF_DEGRADED;
 	log_at(s->log, LOG_NOTE, "handed off (%s); serving clients on %s",
-	       connected ? "connected" : "degraded", keeper_path(s->keeper));
+	       connected ? "connected" : "degraded", control_path(s->control));
 }
 
 /* --- the links --------------------------------------------------------------- */
@@ -518,7 +518,7 @@ static const struct client_desc *find_desc(const struct session *s, const char *
 	return NULL;
 }
 
-static void attach(struct session *s, const struct keeper_req *r)
+static void attach(struct session *s, const struct control_req *r)
 {
 	const struct client_desc *d = find_desc(s, r->client);
 	struct port_client *pc = ports_find(s->ports, r->client);
@@ -530,14 +530,14 @@ static void attach(struct session *s, const struct keeper_req *r)
 
 	if (!d || !pc) {
 		snprintf(why, sizeof(why), "no client '%s' on this node", r->client);
-		keeper_error(s->keeper, r->conn, -ENOENT, why);
+		control_error(s->control, r->conn, -ENOENT, why);
 		log_at(s->log, LOG_STEP, "pid %d: %s", (int)r->pid, why);
 		return;
 	}
 	if (r->uid != 0 && r->uid != d->uid) {
 		snprintf(why, sizeof(why), "uid %u may not attach to client '%s'", (unsigned)r->uid,
 			 r->client);
-		keeper_error(s->keeper, r->conn, -EACCES, why);
+		control_error(s->control, r->conn, -EACCES, why);
 		log_at(s->log, LOG_ERR, "pid %d: %s", (int)r->pid, why);
 		return;
 	}
@@ -552,7 +552,7 @@ static void attach(struct session *s, const struct keeper_req *r)
 		fds[n] = pc->port[i].memfd, idx[n] = (uint16_t)i, kinds[n++] = CTL_FD_WINDOW;
 		fds[n] = pc->port[i].eventfd, idx[n] = (uint16_t)i, kinds[n++] = CTL_FD_EVENT;
 	}
-	if (keeper_attached(s->keeper, r->conn, r->client, &a, fds, idx, kinds, n) < 0)
+	if (control_attached(s->control, r->conn, r->client, &a, fds, idx, kinds, n) < 0)
 		return;
 	log_at(s->log, LOG_STEP, "pid %d (uid %u) attached to client %s", (int)r->pid,
 	       (unsigned)r->uid, r->client);
@@ -562,17 +562,17 @@ static void attach(struct session *s, const struct keeper_req *r)
 		struct ctl_event ev = { .type = CTL_EV_PARTNER_READY, .partner_node = a.partner_node,
 					.partner_epoch = a.partner_epoch };
 
-		keeper_reply(s->keeper, r->conn, CTL_EVENT, &ev, sizeof(ev));
+		control_reply(s->control, r->conn, CTL_EVENT, &ev, sizeof(ev));
 	} else if (sess_connected(s) && sess_unreachable(s)) {
 		/* So that the PARTNER_BACK it will hear has a LOST before it. */
 		struct ctl_event ev = { .type = CTL_EV_PARTNER_LOST, .partner_node = s->ex->peer.node_id,
 					.partner_epoch = s->ex->peer.epoch };
 
-		keeper_reply(s->keeper, r->conn, CTL_EVENT, &ev, sizeof(ev));
+		control_reply(s->control, r->conn, CTL_EVENT, &ev, sizeof(ev));
 	}
 }
 
-static void rw(struct session *s, const struct keeper_req *r, bool is_read)
+static void rw(struct session *s, const struct control_req *r, bool is_read)
 {
 	struct port_client *pc = ports_find(s->ports, r->client);
 	const struct ctl_rw *q = &r->rw;
@@ -581,7 +581,7 @@ static void rw(struct session *s, const struct keeper_req *r, bool is_read)
 	int ret;
 
 	if (!pc || q->port >= pc->nports) {
-		keeper_done(s->keeper, r->conn, q->tag, -EINVAL);
+		control_done(s->control, r->conn, q->tag, -EINVAL);
 		return;
 	}
 	p = &pc->port[q->port];
@@ -589,18 +589,18 @@ static void rw(struct session *s, const struct keeper_req *r, bool is_read)
 	if (!q->len || q->len > CCM_OP_MAX || q->local_off > pc->port_size ||
 	    q->len > pc->port_size - q->local_off || q->remote_off > pc->port_size ||
 	    q->len > pc->port_size - q->remote_off || (is_read && (q->flags & CTL_F_NOTIFY))) {
-		keeper_done(s->keeper, r->conn, q->tag, -EINVAL);
+		control_done(s->control, r->conn, q->tag, -EINVAL);
 		return;
 	}
 	if (!p->have_remote || !sess_connected(s)) {
-		keeper_done(s->keeper, r->conn, q->tag, -EHOSTUNREACH);
+		control_done(s->control, r->conn, q->tag, -EHOSTUNREACH);
 		return;
 	}
 	for (int i = 0; i < CLIENT_OPS_MAX && !op; i++)
 		if (!s->cops[i].used)
 			op = &s->cops[i];
 	if (!op) {
-		keeper_done(s->keeper, r->conn, q->tag, -EBUSY);
+		control_done(s->control, r->conn, q->tag, -EBUSY);
 		return;
 	}
 	*op = (struct client_op){ .used = true, .is_read = is_read, .conn = r->conn, .tag = q->tag,
@@ -615,7 +615,7 @@ static void rw(struct session *s, const struct keeper_req *r, bool is_read)
 	}
 	if (ret < 0) {
 		op->used = false;
-		keeper_done(s->keeper, r->conn, q->tag, ret);
+		control_done(s->control, r->conn, q->tag, ret);
 	}
 }
 
@@ -653,18 +653,18 @@ static int send_port_msg(struct session *s, struct port *p, struct wire_msg *m)
 	return 0;
 }
 
-static void send_msg(struct session *s, const struct keeper_req *r)
+static void send_msg(struct session *s, const struct control_req *r)
 {
 	struct port_client *pc = ports_find(s->ports, r->client);
 	struct wire_msg *m = s->decoded;  /* free between partner messages */
 	int ret;
 
 	if (!pc || r->send.port >= pc->nports) {
-		keeper_done(s->keeper, r->conn, r->send.tag, -EINVAL);
+		control_done(s->control, r->conn, r->send.tag, -EINVAL);
 		return;
 	}
 	if (!sess_connected(s) || !pc->port[r->send.port].have_remote) {
-		keeper_done(s->keeper, r->conn, r->send.tag, -EHOSTUNREACH);
+		control_done(s->control, r->conn, r->send.tag, -EHOSTUNREACH);
 		return;
 	}
 	memset(m, 0, sizeof(*m));
@@ -674,10 +674,10 @@ static void send_msg(struct session *s, const struct keeper_req *r)
 	m->u.port_msg.len = (uint16_t)r->len;
 	memcpy(m->u.port_msg.data, r->payload, r->len);
 	ret = send_port_msg(s, &pc->port[r->send.port], m);
-	keeper_done(s->keeper, r->conn, r->send.tag, ret < 0 ? ret : 0);
+	control_done(s->control, r->conn, r->send.tag, ret < 0 ? ret : 0);
 }
 
-static void status(struct session *s, const struct keeper_req *r)
+static void status(struct session *s, const struct control_req *r)
 {
 	struct handoff *h = malloc(sizeof(*h));
 	char *buf = malloc(HANDOFF_TEXT_MAX);
@@ -691,9 +691,9 @@ static void status(struct session *s, const struct keeper_req *r)
 	if (n > FDMSG_PAYLOAD_MAX)
 		n = -EMSGSIZE;
 	if (n < 0)
-		keeper_error(s->keeper, r->conn, n, "cannot format the state");
+		control_error(s->control, r->conn, n, "cannot format the state");
 	else
-		keeper_reply(s->keeper, r->conn, CTL_STATUS_REPLY, buf, (uint32_t)n);
+		control_reply(s->control, r->conn, CTL_STATUS_REPLY, buf, (uint32_t)n);
 	free(h);
 	free(buf);
 }
@@ -701,7 +701,7 @@ static void status(struct session *s, const struct keeper_req *r)
 static void finish_stop(struct session *s)
 {
 	if (s->stop_conn)
-		keeper_done(s->keeper, s->stop_conn, 0, 0);
+		control_done(s->control, s->stop_conn, 0, 0);
 	sess_terminate(s);
 }
 
@@ -711,46 +711,46 @@ void serve_stop(struct session *s, uint64_t conn, bool restart, uint32_t grace_m
 		sess_daemon_enter(s, DAEMON_STOPPING);
 		timer_set(&s->timers, T_STOP, s->now + grace_ms);
 		log_at(s->log, LOG_NOTE, "stopping%s: telling %d client(s), %u ms grace",
-		       restart ? " to handshake again" : "", keeper_attached_count(s->keeper),
+		       restart ? " to handshake again" : "", control_attached_count(s->control),
 		       grace_ms);
 		tell_all(s, CTL_EV_TERMINATING, -1);
 	}
 	s->restart = s->restart || restart;
 	if (conn)
 		s->stop_conn = conn;
-	if (keeper_attached_count(s->keeper) == 0)
+	if (control_attached_count(s->control) == 0)
 		finish_stop(s);
 }
 
 void serve_requests(struct session *s)
 {
-	struct keeper_req r;
+	struct control_req r;
 
 	/* A bounded batch: the transport gets its turn too. */
-	for (int i = 0; i < 64 && !sess_finished(s) && keeper_next(s->keeper, &r) == 1; i++) {
+	for (int i = 0; i < 64 && !sess_finished(s) && control_next(s->control, &r) == 1; i++) {
 		switch (r.type) {
-		case KREQ_ATTACH:
+		case CREQ_ATTACH:
 			if (sess_stopping(s))
-				keeper_error(s->keeper, r.conn, -ESHUTDOWN, "the keeper is stopping");
+				control_error(s->control, r.conn, -ESHUTDOWN, "the keeper is stopping");
 			else
 				attach(s, &r);
 			break;
-		case KREQ_WRITE:
-		case KREQ_READ:
-			rw(s, &r, r.type == KREQ_READ);
+		case CREQ_WRITE:
+		case CREQ_READ:
+			rw(s, &r, r.type == CREQ_READ);
 			break;
-		case KREQ_SEND:
+		case CREQ_SEND:
 			send_msg(s, &r);
 			break;
-		case KREQ_STATUS:
+		case CREQ_STATUS:
 			status(s, &r);
 			break;
-		case KREQ_STOP:
+		case CREQ_STOP:
 			serve_stop(s, r.conn, r.stop.restart != 0, r.stop.grace_ms);
 			break;
-		case KREQ_DETACHED:
+		case CREQ_DETACHED:
 			log_at(s->log, LOG_STEP, "pid %d detached from client %s", (int)r.pid, r.client);
-			if (sess_stopping(s) && keeper_attached_count(s->keeper) == 0)
+			if (sess_stopping(s) && control_attached_count(s->control) == 0)
 				finish_stop(s);
 			break;
 		}
@@ -777,8 +777,8 @@ static void complete_op(struct session *s, struct client_op *op, int status)
 		 * whichever link each went over. */
 		send_port_msg(s, p, m);
 	}
-	if (s->keeper)
-		keeper_done(s->keeper, op->conn, op->tag, status);
+	if (s->control)
+		control_done(s->control, op->conn, op->tag, status);
 }
 
 void serve_op_done(struct session *s, int li, uint32_t id, int status)
@@ -810,8 +810,8 @@ void serve_op_done(struct session *s, int li, uint32_t id, int status)
 static void deliver(struct session *s, const struct wire_msg *m, struct port *p)
 {
 	if (m->type == WIRE_PORT_MSG) {
-		if (s->keeper)
-			keeper_msg(s->keeper, m->u.port_msg.client, m->u.port_msg.port,
+		if (s->control)
+			control_msg(s->control, m->u.port_msg.client, m->u.port_msg.port,
 				   m->u.port_msg.data, m->u.port_msg.len);
 	} else {
 		uint64_t one = 1;
@@ -1059,7 +1059,7 @@ void serve_on_timer(struct session *s, int id)
 	if (id == T_STOP) {
 		if (sess_stopping(s) && !sess_finished(s)) {
 			log_at(s->log, LOG_ERR, "%d client(s) still attached after the grace time",
-			       keeper_attached_count(s->keeper));
+			       control_attached_count(s->control));
 			finish_stop(s);
 		}
 		return;

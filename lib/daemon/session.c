@@ -1428,7 +1428,7 @@ unsigned session_turn(struct session *s, uint64_t now, int64_t wall, bool contro
 	 * round trip passes here twice.  It waits while the partner has not
 	 * acknowledged enough of the clients' messages: that is their back
 	 * pressure. */
-	if (!sess_finished(s) && s->keeper && control_ready && !reliable_full(&s->rel))
+	if (!sess_finished(s) && s->control && control_ready && !reliable_full(&s->rel))
 		serve_requests(s);
 	if (!sess_finished(s))
 		check_timers(s, now);
@@ -1441,7 +1441,7 @@ void session_signal(struct session *s, uint64_t now, int64_t wall)
 {
 	s->now = now;
 	s->wall = wall;
-	if (s->keeper)
+	if (s->control)
 		serve_stop(s, 0, false, STOP_GRACE_MS);
 	else
 		sess_terminate(s);
@@ -1455,7 +1455,7 @@ uint64_t session_wakeup(const struct session *s)
 
 int session_control_fd(const struct session *s)
 {
-	return s->keeper && !reliable_full(&s->rel) ? keeper_fd(s->keeper) : -1;
+	return s->control && !reliable_full(&s->rel) ? control_fd(s->control) : -1;
 }
 
 int session_nlinks(const struct session *s)

@@ -196,7 +196,7 @@ struct session {
 	char handoff_error[200];
 
 	/* The keeper (serve.c): everything after the first handoff. */
-	struct keeper *keeper;     /* the control socket; NULL with --once */
+	struct control *control;    /* the control socket; NULL with --once */
 	bool handed_off;           /* connected once, or timed out: detached
 	                              (still true when stopping afterwards) */
 	bool was_lost;             /* connected before: the next time is "back" */

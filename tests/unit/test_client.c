@@ -1,4 +1,4 @@
-/* Unit tests of libccm (client.c) and the keeper verbs' client side against
+/* Unit tests of libccm (client/libccm.c) and the subcommands' client side against
  * a fake keeper below the control protocol.
  *
  * The fake keeper is a forked child that accepts one connection on a real
@@ -45,7 +45,7 @@
 #define PORTS 2
 #define SIZE  8192u
 
-struct keeper {
+struct control {
 	char dir[64];
 	int lsock;
 	int nports;
@@ -118,7 +118,7 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int make_ports(struct keeper *k, int nports, uint32_t size)
+static int make_ports(struct control *k, int nports, uint32_t size)
 {
 	int p;
 
@@ -136,7 +136,7 @@ static int make_ports(struct keeper *k, int nports, uint32_t size)
 	return 0;
 }
 
-static void drop_ports(struct keeper *k)
+static void drop_ports(struct control *k)
 {
 	int p;
 
@@ -148,7 +148,7 @@ static void drop_ports(struct keeper *k)
 	k->nports = 0;
 }
 
-static int keeper_init(struct keeper *k)
+static int keeper_init(struct control *k)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 
@@ -164,7 +164,7 @@ static int keeper_init(struct keeper *k)
 	return make_ports(k, PORTS, SIZE);
 }
 
-static void keeper_fini(struct keeper *k)
+static void keeper_fini(struct control *k)
 {
 	char path[128];
 
@@ -221,7 +221,7 @@ static void send_msg(int conn, int port, const char *text)
 
 /* The answer to CTL_ATTACH; hostile ones break the last port, so the
  * client has fds in hand to release when it notices. */
-static void answer_attach(int conn, const struct keeper *k, enum answer a)
+static void answer_attach(int conn, const struct control *k, enum answer a)
 {
 	struct ctl_attached at = {
 		.nports = (uint16_t)k->nports, .partner_ready = 1, .port_size = k->size,
@@ -299,7 +299,7 @@ static void answer_stop(int conn, const struct fdmsg *m, enum answer a)
 /* Accept one connection, answer its first request, hand the connection
  * and that request back over `back`, exit.  The alarm ends a child whose
  * client never came. */
-static void child_keeper(const struct keeper *k, int back, enum answer a)
+static void child_keeper(const struct control *k, int back, enum answer a)
 {
 	struct fdmsg m;
 	int conn;
@@ -322,7 +322,7 @@ struct fake {
 	int back;
 };
 
-static int fake_start(struct fake *f, const struct keeper *k, enum answer a)
+static int fake_start(struct fake *f, const struct control *k, enum answer a)
 {
 	int sv[2];
 
@@ -354,7 +354,7 @@ static int fake_finish(struct fake *f, struct fdmsg *first)
 }
 
 /* ccm_attach through the socket with the fake keeper answering a. */
-static int attach_via(const struct keeper *k, enum answer a, struct ccm_client **c, int *conn,
+static int attach_via(const struct control *k, enum answer a, struct ccm_client **c, int *conn,
 		      struct ctl_attach *req)
 {
 	struct fdmsg first;
@@ -373,7 +373,7 @@ static int attach_via(const struct keeper *k, enum answer a, struct ccm_client *
 
 /* A good attach and the keeper's end, nonblocking so that "nothing came"
  * reads as -EAGAIN. */
-static struct ccm_client *attach_ok(const struct keeper *k, int *conn)
+static struct ccm_client *attach_ok(const struct control *k, int *conn)
 {
 	struct ccm_client *c = NULL;
 
@@ -392,7 +392,7 @@ static int recv_type(int conn, struct fdmsg *m)
 
 /* --- attach --------------------------------------------------------------------- */
 
-static void test_attach(struct keeper *k)
+static void test_attach(struct control *k)
 {
 	struct ccm_client *c = NULL;
 	struct ctl_attach req;
@@ -425,7 +425,7 @@ static void test_attach(struct keeper *k)
 	ccm_detach(NULL);
 }
 
-static void test_attach_64_ports(struct keeper *k)
+static void test_attach_64_ports(struct control *k)
 {
 	struct ccm_client *c = NULL;
 	int conn, r, p, ok = 1, before;
@@ -450,7 +450,7 @@ static void test_attach_64_ports(struct keeper *k)
 	make_ports(k, PORTS, SIZE);
 }
 
-static void test_refused(struct keeper *k)
+static void test_refused(struct control *k)
 {
 	static const struct {
 		enum answer a;
@@ -492,7 +492,7 @@ static void test_refused(struct keeper *k)
 	}
 }
 
-static void test_too_many(struct keeper *k)
+static void test_too_many(struct control *k)
 {
 	struct ccm_client *c = NULL;
 	struct ccm_event ev;
@@ -538,7 +538,7 @@ static void test_no_keeper(void)
 
 /* --- requests -------------------------------------------------------------------- */
 
-static void test_requests(struct keeper *k)
+static void test_requests(struct control *k)
 {
 	struct ccm_client *c;
 	struct ctl_send_hdr sh;
@@ -602,7 +602,7 @@ static void test_requests(struct keeper *k)
 
 /* --- events ---------------------------------------------------------------------- */
 
-static void test_events(struct keeper *k)
+static void test_events(struct control *k)
 {
 	struct ccm_client *c;
 	struct ccm_event ev;
@@ -675,7 +675,7 @@ static void test_events(struct keeper *k)
 }
 
 /* The keeper breaks the protocol after attaching: -EPROTO, and it stays. */
-static void test_broken_keeper(struct keeper *k)
+static void test_broken_keeper(struct control *k)
 {
 	static const struct {
 		uint16_t type;
@@ -716,7 +716,7 @@ static void test_broken_keeper(struct keeper *k)
 
 /* --- the *_sync calls ------------------------------------------------------------ */
 
-static void test_sync(struct keeper *k)
+static void test_sync(struct control *k)
 {
 	const uint8_t *first;
 	struct ccm_client *c;
@@ -803,7 +803,7 @@ static void test_sync(struct keeper *k)
 
 /* --- LISTEN_FDS ------------------------------------------------------------------ */
 
-static void test_listen_fds(struct keeper *k)
+static void test_listen_fds(struct control *k)
 {
 	static const char *const names[] = {
 		"ccm.control", "ccm.window.0", "ccm.event.0", "ccm.window.1", "ccm.event.1",
@@ -864,7 +864,7 @@ static void test_listen_fds(struct keeper *k)
 	(void)k;
 }
 
-/* --- the verbs ------------------------------------------------------------------- */
+/* --- the subcommands ------------------------------------------------------------------- */
 
 static int call_verb(int (*verb)(int, char **), char **argv)
 {
@@ -890,7 +890,7 @@ static int call_verb(int (*verb)(int, char **), char **argv)
 	return r;
 }
 
-static void test_stop(struct keeper *k)
+static void test_stop(struct control *k)
 {
 	char name[] = "ccm-early stop", sd[] = "--state-dir", restart[] = "--restart",
 	     grace[] = "--grace", ms[] = "1500", bad[] = "15x", huge[] = "99999999999",
@@ -904,11 +904,11 @@ static void test_stop(struct keeper *k)
 	struct fake f;
 	int r, conn;
 
-	CHECK(call_verb(verb_stop, argv_bad) == 2 && call_verb(verb_stop, argv_huge) == 2,
+	CHECK(call_verb(cmd_stop, argv_bad) == 2 && call_verb(cmd_stop, argv_huge) == 2,
 	      "stop --grace 15x or 99999999999: usage error, 2");
-	CHECK(call_verb(verb_stop, argv_none) == 1, "stop with no keeper: 1");
+	CHECK(call_verb(cmd_stop, argv_none) == 1, "stop with no keeper: 1");
 	fake_start(&f, k, A_STOP_DONE);
-	r = call_verb(verb_stop, argv_ok);
+	r = call_verb(cmd_stop, argv_ok);
 	conn = fake_finish(&f, &first);
 	if (first.len == sizeof(s))
 		memcpy(&s, first.data, sizeof(s));
@@ -917,7 +917,7 @@ static void test_stop(struct keeper *k)
 	      "CTL_STOP{restart 1, grace 1500}");
 	close(conn);
 	fake_start(&f, k, A_STOP_REFUSED);
-	r = call_verb(verb_stop, argv_ok);
+	r = call_verb(cmd_stop, argv_ok);
 	close(fake_finish(&f, &first));
 	CHECK(r == 1, "stop refused with CTL_ERROR: 1");
 }
@@ -945,7 +945,7 @@ static int service_main(void)
 	return r == 0 ? 0 : 13;
 }
 
-static void test_exec(struct keeper *k)
+static void test_exec(struct control *k)
 {
 	char name[] = "ccm-early exec", sd[] = "--state-dir", svc[] = "svc", dash[] = "--",
 	     self[] = "/proc/self/exe", as[] = "--as-service", none[] = "/nonexistent",
@@ -961,16 +961,16 @@ static void test_exec(struct keeper *k)
 	int conn, status = -1;
 	pid_t pid;
 
-	CHECK(call_verb(verb_exec, argv_nodash) == 2, "exec without --: usage error, 2");
-	CHECK(call_verb(verb_exec, argv_bad) == 2, "exec with a bad client name: 2");
-	CHECK(call_verb(verb_exec, argv_none) == 1, "exec with no keeper: 1");
+	CHECK(call_verb(cmd_exec, argv_nodash) == 2, "exec without --: usage error, 2");
+	CHECK(call_verb(cmd_exec, argv_bad) == 2, "exec with a bad client name: 2");
+	CHECK(call_verb(cmd_exec, argv_none) == 1, "exec with no keeper: 1");
 
 	memcpy(k->map[0], "from keeper", 11);
 	fake_start(&f, k, A_OK);
 	fflush(stdout);
 	pid = fork();
 	if (pid == 0)
-		_exit(call_verb(verb_exec, argv_ok));
+		_exit(call_verb(cmd_exec, argv_ok));
 	conn = fake_finish(&f, &first);
 	pfd = (struct pollfd){ .fd = conn, .events = POLLIN };
 	CHECK(conn >= 0 && poll(&pfd, 1, 10000) == 1 && recv_type(conn, &m) == CTL_WRITE &&
@@ -1003,7 +1003,7 @@ static void test_names(void)
 
 int main(int argc, char **argv)
 {
-	struct keeper k;
+	struct control k;
 
 	if (argc == 2 && !strcmp(argv[1], "--as-service"))
 		return service_main();
