@@ -1,4 +1,4 @@
-/* fuzz_keeper: arbitrary bytes from a local client, as one datagram on the
+/* fuzz_control: arbitrary bytes from a local client, as one datagram on the
  * keeper's control socket.  control_next must decode or refuse it without
  * crashing, and hand out only requests whose fields are within bounds. */
 #include <errno.h>
