@@ -53,6 +53,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "base/num.h"
 #include "client/ctl.h"
 #include "client/fdmsg.h"
 #include "daemon/session_int.h"
@@ -1190,12 +1191,9 @@ static void usage(void)
 
 static uint64_t arg_u64(const char *s)
 {
-	char *end;
-	unsigned long long v;
+	uint64_t v;
 
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s || *end || s[0] == '-')
+	if (num_parse_u64(s, 1, UINT64_MAX / 2, &v) < 0)
 		usage();
 	return v;
 }
