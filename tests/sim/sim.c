@@ -1185,7 +1185,7 @@ static void print_trace(const struct sim *sim)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: sim [--seeds N] [--first S] [--seed S] [-v]\n");
+	fprintf(stderr, "usage: sim [--seeds N] [--first S] [--seed S] [-v] [--plant rewind] [--stray]\n");
 	exit(2);
 }
 
