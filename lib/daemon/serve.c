@@ -90,18 +90,6 @@ static int port_link(struct session *s, struct port *p)
 }
 
 /* Spread the ports over the UP links again: a link came (back). */
-static struct port *port_of(struct session *s, const char *client, uint16_t port);
-
-/* Has port p operations posted on a link (not held)? */
-static bool port_busy(struct session *s, const struct port *p)
-{
-	for (int i = 0; i < CLIENT_OPS_MAX; i++)
-		if (s->cops[i].used && s->cops[i].link >= 0 &&
-		    port_of(s, s->cops[i].client, s->cops[i].port) == p)
-			return true;
-	return false;
-}
-
 static void rebalance(struct session *s)
 {
 	struct port *ps[CCM_PORTS_TOTAL];
@@ -125,15 +113,6 @@ static void rebalance(struct session *s)
 	if (moved < 0)
 		return;
 	for (int k = 0; k < n; k++) {
-		/* A port with operations in flight on a link that still works
-		 * stays there: one that moved could have a later write land
-		 * before an earlier one over the other link (the simulator
-		 * found it).  It moves once idle, at the next balancing. */
-		if (assign[k] != ps[k]->link && ps[k]->link >= 0 &&
-		    s->links[ps[k]->link].h.state == LINK_UP && port_busy(s, ps[k])) {
-			moved--;
-			continue;
-		}
 		ps[k]->link = assign[k];
 		ps[k]->load /= 2;  /* recent traffic counts most */
 	}
