@@ -567,6 +567,7 @@ static void adopt_partner_round(struct session *s, uint32_t round)
 static void handle_message(struct session *s, int link, const uint8_t *buf, uint32_t len)
 {
 	struct wire_msg *m = s->decoded;
+	bool adopted = false;
 	struct errbuf e;
 
 	if (wire_decode(buf, len, m, &e) < 0) {
@@ -595,17 +596,31 @@ static void handle_message(struct session *s, int link, const uint8_t *buf, uint
 		 * its own round, so the two sides never chase each other's new
 		 * rounds. */
 		adopt_partner_round(s, m->round);
+		adopted = true;
 	}
 	if (m->type == WIRE_HELLO && !s->peer_round) {
 		s->peer_round = m->round;
 		s->peer_seen = 0;
-		/* It has not seen our HELLO of this round: it may have begun its
-		 * exchange after ours went out.  Say it again (a partner that
-		 * did see it drops the copy). */
-		if (m->peer_round != s->round) {
+		/* Taken up anew: if its new round has not seen our HELLO, say it
+		 * again (a partner that did see it drops the copy).  Not in the
+		 * ordinary case, where the two HELLOs cross: every message more
+		 * costs a receive slot on rdma. */
+		if (adopted && m->peer_round != s->round) {
 			ex_hello_again(s->ex);
 			send_outbox(s);
 		}
+	} else if (m->type != WIRE_HELLO && !s->peer_round && m->peer_round == s->round &&
+		   !sess_connected(s)) {
+		struct hs_event ev = { .type = HS_EV_PEER_LOST };
+
+		/* It answers our round, but its HELLO never reached us: its
+		 * round began after ours went out, and our HELLO was lost to
+		 * its earlier one.  Meet it in a new handshake: our new HELLO
+		 * makes it take our new round up. */
+		log_at(s->log, LOG_NOTE, "the partner's %s answers our exchange (%08x) but its "
+		       "HELLO never came: meeting it again", wire_type_name(m->type), s->round);
+		hs_feed(s, &ev);
+		return;
 	} else if ((m->round != s->peer_round && !(m->type == WIRE_BYE && !s->peer_round)) ||
 		   (m->peer_round && m->peer_round != s->round)) {
 		/* Of an exchange that is over on one side or the other: it was
