@@ -1490,11 +1490,6 @@ bool session_finished(const struct session *s, int *exit_code)
 	return sess_finished(s);
 }
 
-const char *session_state_dir(const struct session *s)
-{
-	return s->state_dir;
-}
-
 uint32_t session_partner_node(const struct session *s)
 {
 	return s->ex->peer.node_id;

@@ -74,7 +74,6 @@ int session_control_fd(const struct session *s);
 int session_nlinks(const struct session *s);
 int session_link_fd(const struct session *s, int link);
 bool session_finished(const struct session *s, int *exit_code);
-const char *session_state_dir(const struct session *s);
 uint32_t session_partner_node(const struct session *s);
 void session_close(struct session *s);
 

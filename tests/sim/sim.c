@@ -204,7 +204,6 @@ struct sim {
 	bool stray;
 	struct sim_node third;     /* --stray: the misconfigured node */
 	bool pair_up;              /* --stray: both were connected once */
-	uint64_t plants;
 	bool verbose;
 	char failure[512];
 	char trace[TRACE_LINES][200];
