@@ -41,7 +41,8 @@
 #define RDMA_REGIONS_MAX   (CCM_PORTS_TOTAL + 8)
 #define RDMA_PASSIVE_MAX   2      /* the partner's current connection, and one it left */
 #define RDMA_PENDING_MAX   64
-#define RDMA_RECV_SLOTS    4
+#define RDMA_RECV_SLOTS    16     /* the partner's messages in flight before it waits (RNR) */
+#define RNR_NAK_TIMER      14     /* IB code 14: the partner retries a send after 1.28 ms */
 #define RDMA_SEND_SLOTS    4
 #define RDMA_PRIV_MAGIC    0x43434d52u /* "CCMR" */
 #define ACK_TIMEOUT        14
@@ -558,7 +559,14 @@ static void cm_event(struct tp_rdma *t, struct rdma_cm_event *e)
 	switch (type) {
 	case RDMA_CM_EVENT_ESTABLISHED: {
 		struct tp_event ev = { .type = TP_EV_PEER_CONNECTED, .peer_node = c->peer_node };
+		struct ibv_qp_attr qa = { .min_rnr_timer = RNR_NAK_TIMER };
 
+		/* The CM leaves our receive side's RNR NAK timer at code 0,
+		 * which is 655 ms: a burst that finds every receive slot taken
+		 * would stall the partner's messages that long.  Best effort
+		 * (an RTS-to-RTS change a provider may refuse): the slots are
+		 * reposted within a turn, so a short wait is what fits. */
+		(void)ibv_modify_qp(id->qp, &qa, IBV_QP_MIN_RNR_TIMER);
 		c->established = true;
 		tp_evq_push(&t->evq, &ev);
 		break;
@@ -630,7 +638,6 @@ static void cq_entry(struct tp_rdma *t, const struct ibv_wc *wc)
 			post_recv(t, c, (int)slot);
 			return;
 		}
-		c->held[slot] = true;
 		ev.msg = c->recv + (size_t)slot * CCM_MSG_MAX;
 		ev.msg_len = wc->byte_len;
 		tp_evq_push(&t->evq, &ev);
@@ -854,10 +861,34 @@ static int rdma_tp_fd(struct tp *tp)
 	return to_rdma(tp)->ep;
 }
 
+/* The messages among the events handed out: their receive slots go back
+ * to the partner at the next progress, once the caller is done with them.
+ * Not sooner: a message still waiting in the event queue lives in its
+ * slot, and a slot posted again is the NIC's to overwrite. */
+static void held_out(struct tp_rdma *t, const struct tp_event *ev, int n)
+{
+	for (int i = 0; i < n; i++) {
+		uintptr_t m = (uintptr_t)ev[i].msg;
+
+		if (ev[i].type != TP_EV_MESSAGE)
+			continue;
+		for (int k = 0; k < RDMA_PASSIVE_MAX; k++) {
+			struct rdma_conn *c = &t->pas[k];
+			uintptr_t base = (uintptr_t)c->recv;
+
+			if (c->recv && m >= base && m - base < (size_t)RDMA_RECV_SLOTS * CCM_MSG_MAX) {
+				c->held[(m - base) / CCM_MSG_MAX] = true;
+				break;
+			}
+		}
+	}
+}
+
 static int rdma_tp_progress(struct tp *tp, struct tp_event *out, int max)
 {
 	struct tp_rdma *t = to_rdma(tp);
 	struct rdma_cm_event *e;
+	int n;
 
 	reaper_collect(&t->reaper);
 	/* Messages handed out last time have been consumed: their buffers
@@ -874,9 +905,9 @@ static int rdma_tp_progress(struct tp *tp, struct tp_event *out, int max)
 	 * slow path look at the channels, with one non-blocking system call. */
 	if (t->evq.len == 0 && poll_cq(t) == 0) {
 		struct epoll_event evs[2];
-		int n = epoll_wait(t->ep, evs, 2, 0);
+		int nfd = epoll_wait(t->ep, evs, 2, 0);
 
-		for (int i = 0; i < n; i++) {
+		for (int i = 0; i < nfd; i++) {
 			if (evs[i].data.fd == t->cc->fd)
 				cq_notified(t);
 			else
@@ -884,7 +915,9 @@ static int rdma_tp_progress(struct tp *tp, struct tp_event *out, int max)
 					cm_event(t, e);
 		}
 	}
-	return tp_evq_take(&t->evq, out, max);
+	n = tp_evq_take(&t->evq, out, max);
+	held_out(t, out, n);
+	return n;
 }
 
 static void rdma_tp_destroy(struct tp *tp)
