@@ -28,6 +28,7 @@
 
 #define MEM_REGIONS_MAX (CCM_PORTS_TOTAL + 8)
 #define MEM_PENDING_MAX 64      /* as tcp and rdma: posted operations per connection */
+#define MEM_SEND_SLOTS  4       /* as rdma: messages posted that have not landed yet */
 #define NEVER           UINT64_MAX
 
 enum item_kind { IT_CONN_REQ, IT_CONN_REP, IT_READ, IT_WRITE, IT_DONE, IT_MSG, IT_CLOSE };
@@ -102,6 +103,7 @@ struct mem_tp {
 	struct mem_conn *act;
 	struct pending pend[MEM_PENDING_MAX];   /* a ring: completions come in post order */
 	int pend_head, pend_len;
+	int sends;                      /* messages on their way: tp_send is busy at MEM_SEND_SLOTS */
 	uint32_t next_req;
 	uint64_t current;               /* the partner's current connection to us, 0 none */
 	struct inbox_ev *in_head, *in_tail;
@@ -258,6 +260,10 @@ static struct item *dequeue(struct tp_mem_net *n, struct mem_conn *c, int dir)
 		c->q[dir].tail = NULL;
 	c->items--;
 	n->st.in_flight--;
+	/* A message landed or was dropped: its send slot is free again (rdma:
+	 * the send's completion, or its failure). */
+	if (it->kind == IT_MSG && dir == TO_PAS && c->act && c->act->sends > 0)
+		c->act->sends--;
 	return it;
 }
 
@@ -308,6 +314,7 @@ static void active_close(struct tp_mem_net *n, struct mem_tp *t, int status, boo
 	inbox_push(t, &ev, NULL, 0);
 	t->act = NULL;
 	t->state = ACT_IDLE;
+	t->sends = 0;
 	c->act = NULL;
 	drop_queue(n, c, TO_ACT);  /* answers nobody waits for any more */
 	/* An abort, as tcp's close (SO_LINGER 0) and an RDMA queue pair's
@@ -720,6 +727,8 @@ static int mem_send(struct tp *tp, const void *msg, uint32_t len)
 		return -ENOTCONN;
 	if (!len || len > CCM_MSG_MAX)
 		return -EMSGSIZE;
+	if (t->sends >= MEM_SEND_SLOTS)
+		return -EBUSY;
 	it = calloc(1, sizeof(*it) + len);
 	if (!it)
 		return -ENOMEM;
@@ -727,6 +736,7 @@ static int mem_send(struct tp *tp, const void *msg, uint32_t len)
 	it->len = len;
 	memcpy(it->data, msg, len);
 	enqueue(t->net, t->act, TO_PAS, it);
+	t->sends++;
 	return 0;
 }
 

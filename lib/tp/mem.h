@@ -17,6 +17,8 @@
  *     does: -EINVAL unknown key or local-only region, -EFAULT out of
  *     bounds, -EACCES write to a read-only region); its completion comes
  *     back one latency later.
+ *   - a bounded send queue: at most 4 messages of one connection on their
+ *     way (rdma's send slots); tp_send says -EBUSY beyond, until one lands.
  *   - connections: tp_connect answers TP_EV_CONNECTED (with the partner's
  *     status window and node id) or TP_EV_CONNECT_FAILED (-ECONNREFUSED:
  *     nobody listens there); the listener sees TP_EV_PEER_CONNECTED, and
