@@ -89,6 +89,71 @@ static int port_link(struct session *s, struct port *p)
 	return p->link;
 }
 
+/* --- the clients' messages on the wire -----------------------------------------
+ * A link takes only so many messages at a time (rdma: its send slots; tcp:
+ * its output buffer).  A message that finds its link full is queued, and
+ * so is every later one while any waits: they go in the order they were
+ * kept, each link as far as it takes them, at the end of every turn (a
+ * send completing makes room).  Each port's messages so reach the partner
+ * in order, and the partner needs no room for early ones.  Before, the
+ * message was left for its resend 200 ms later: under load the resends
+ * filled the links, the partner's room for early messages overflowed, and
+ * a two-link rdma stream stalled for good after one link was cut. */
+
+/* Resent when not acknowledged by then: acknowledgements come with the
+ * link heartbeats' READs, so give them two. */
+static uint64_t resend_after(const struct session *s)
+{
+	return RESEND_AFTER_MS + 2ull * s->cfg->link_heartbeat_ms;
+}
+
+static void queue_msg(struct session *s, struct sent_msg *m)
+{
+	if (!m->queued) {
+		m->queued = true;
+		s->rel.nqueued++;
+	}
+}
+
+/* m onto the wire over its port's link, unless no link reaches the
+ * partner's window of that port or the link is full (noted in *full:
+ * nothing later goes on it this turn). */
+static bool put_msg(struct session *s, struct sent_msg *m, unsigned *full)
+{
+	int li = port_link(s, m->port), r;
+
+	if (li < 0 || (*full & (1u << li)))
+		return false;
+	r = sess_send_on(s, li, m->frame, m->len);
+	if (r == -EBUSY || r == -ENOBUFS || r == -EAGAIN || r == -ENOTCONN) {
+		*full |= 1u << li;
+		return false;
+	}
+	/* Any other error counts as sent: its resend brings it again. */
+	m->link = li;
+	m->sent_at = s->now;
+	s->links[li].h.msgs++;
+	if (!timer_armed(&s->timers, T_RESEND))
+		timer_set(&s->timers, T_RESEND, s->now + resend_after(s));
+	return true;
+}
+
+void serve_send_queued(struct session *s)
+{
+	unsigned full = 0;
+
+	if (!s->rel.nqueued || !sess_connected(s) || sess_unreachable(s))
+		return;
+	for (int i = 0; i < s->rel.nsent && s->rel.nqueued; i++) {
+		struct sent_msg *m = &s->rel.sent[i];
+
+		if (m->queued && put_msg(s, m, &full)) {
+			m->queued = false;
+			s->rel.nqueued--;
+		}
+	}
+}
+
 /* Spread the ports over the UP links again: a link came (back). */
 static void rebalance(struct session *s)
 {
@@ -307,8 +372,6 @@ static void go_unreachable(struct session *s, const char *why)
 
 static void resume(struct session *s, int li)
 {
-	uint64_t now = s->now;
-
 	log_at(s->log, LOG_NOTE, "partner reachable again over link %d: session resumed", li);
 	sess_peer_enter(s, PEER_CONNECTED);
 	s->was_lost = false;
@@ -317,10 +380,10 @@ static void resume(struct session *s, int li)
 	/* What the partner had not acknowledged goes again now, and the
 	 * operations held meanwhile. */
 	for (int i = 0; i < s->rel.nsent; i++)
-		s->rel.sent[i].sent_at = now - RESEND_AFTER_MS;
-	timer_set(&s->timers, T_RESEND, now);
+		queue_msg(s, &s->rel.sent[i]);
 	tell_all(s, CTL_EV_PARTNER_BACK, -1);
 	repost_ops(s, -1);
+	serve_send_queued(s);
 	sess_write_handoff(s, HANDOFF_CONNECTED, NULL);
 }
 
@@ -438,18 +501,7 @@ static void flush_held(struct session *s)
 	if (!sess_connected(s) || sess_unreachable(s))
 		return;
 	repost_ops(s, -1);
-	for (int i = 0; i < s->rel.nsent; i++) {
-		struct sent_msg *m = &s->rel.sent[i];
-
-		if (m->link >= 0)
-			continue;
-		m->link = port_link(s, m->port);
-		if (m->link < 0)
-			continue;
-		m->sent_at = s->now;
-		sess_send_on(s, m->link, m->frame, m->len);
-		s->links[m->link].h.msgs++;
-	}
+	serve_send_queued(s);
 }
 
 /* A link failed with the session up: its ports go to the others, what was
@@ -460,7 +512,6 @@ void serve_link_failed(struct session *s, int li, const char *why)
 {
 	struct peer_link *l = &s->links[li];
 	bool was_up = l->h.state == LINK_UP;
-	uint64_t now = s->now;
 	int again;
 
 	if (l->tp_up || l->connecting)
@@ -492,13 +543,12 @@ void serve_link_failed(struct session *s, int li, const char *why)
 	for (int i = 0; i < s->rel.nsent; i++) {
 		struct sent_msg *m = &s->rel.sent[i];
 
-		if (m->link != li)
-			continue;
-		m->link = port_link(s, m->port);
-		m->sent_at = now;
-		sess_send_on(s, m->link, m->frame, m->len);
-		again++;
+		if (m->link == li && !m->queued) {
+			queue_msg(s, m);
+			again++;
+		}
 	}
+	serve_send_queued(s);
 	l->h.reissued += (uint64_t)again;
 	if (again)
 		log_at(s->log, LOG_STEP, "%d operation(s) and message(s) of link %d sent again", again,
@@ -623,13 +673,15 @@ static void rw(struct session *s, const struct control_req *r, bool is_read)
  * given) to the partner over the port's link, kept until acknowledged.
  * Connected, but with no link that reaches the partner's window of this
  * port yet (the links are still proving themselves, or the partner's
- * LINK_JOIN is on its way), it is kept and goes once one does
- * (flush_held). */
+ * LINK_JOIN is on its way), or behind others still waiting, it is queued
+ * and goes once it can (serve_send_queued). */
 static int send_port_msg(struct session *s, struct port *p, struct wire_msg *m)
 {
-	int li = port_link(s, p), n, r;
+	struct sent_msg *kept;
+	unsigned full = 0;
+	int n, r;
 
-	if (li < 0 && !sess_connected(s))
+	if (port_link(s, p) < 0 && !sess_connected(s))
 		return -EHOSTUNREACH;
 	if (m->type == WIRE_PORT_MSG)
 		m->u.port_msg.seq = ++p->tx_seq;
@@ -638,18 +690,14 @@ static int send_port_msg(struct session *s, struct port *p, struct wire_msg *m)
 	n = sess_encode(s, m);
 	if (n < 0)
 		return n;
-	r = reliable_sent(&s->rel, p, p->tx_seq, li, s->now, s->msgbuf, (uint32_t)n);
+	r = reliable_sent(&s->rel, p, p->tx_seq, -1, s->now, s->msgbuf, (uint32_t)n);
 	if (r < 0)
 		return r;
-	if (!timer_armed(&s->timers, T_RESEND))
-		timer_set(&s->timers, T_RESEND, s->now + RESEND_AFTER_MS);
 	p->load += (uint64_t)n;
-	if (li < 0)
-		return 0;
-	/* Not sent now (the link is just failing): it is kept, and goes
-	 * again with the link's traffic or when its time is up. */
-	sess_send_on(s, li, s->msgbuf, (uint32_t)n);
-	s->links[li].h.msgs++;
+	kept = &s->rel.sent[s->rel.nsent - 1];
+	/* Straight out when nothing waits ahead of it: the common case. */
+	if (s->rel.nqueued || sess_unreachable(s) || !put_msg(s, kept, &full))
+		queue_msg(s, kept);
 	return 0;
 }
 
@@ -1001,21 +1049,20 @@ static void check_link_late(struct session *s, int li)
 }
 
 /* Messages the partner has not acknowledged for a while go again (one
- * that came early there and found no room, say). */
+ * that came early there and found no room, say), behind what waits. */
 static void resend_old(struct session *s, uint64_t now)
 {
-	uint64_t next = 0;
+	uint64_t after = resend_after(s), next = 0;
 
+	for (int i = 0; i < s->rel.nsent; i++)
+		if (!s->rel.sent[i].queued && now - s->rel.sent[i].sent_at >= after)
+			queue_msg(s, &s->rel.sent[i]);
+	serve_send_queued(s);
 	for (int i = 0; i < s->rel.nsent; i++) {
-		struct sent_msg *m = &s->rel.sent[i];
+		const struct sent_msg *m = &s->rel.sent[i];
 
-		if (now - m->sent_at >= RESEND_AFTER_MS) {
-			m->link = port_link(s, m->port);
-			m->sent_at = now;
-			sess_send_on(s, m->link, m->frame, m->len);
-		}
-		if (!next || m->sent_at + RESEND_AFTER_MS < next)
-			next = m->sent_at + RESEND_AFTER_MS;
+		if (!m->queued && (!next || m->sent_at + after < next))
+			next = m->sent_at + after;
 	}
 	if (next)
 		timer_set(&s->timers, T_RESEND, next);

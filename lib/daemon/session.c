@@ -1446,6 +1446,8 @@ unsigned session_turn(struct session *s, uint64_t now, int64_t wall, bool contro
 	if (!sess_finished(s) && s->control && control_ready && !reliable_full(&s->rel))
 		serve_requests(s);
 	if (!sess_finished(s))
+		serve_send_queued(s);
+	if (!sess_finished(s))
 		check_timers(s, now);
 	notices = s->notices;
 	s->notices = 0;

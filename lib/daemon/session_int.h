@@ -31,7 +31,8 @@
 #define QUEUE_MAX            8      /* partner messages held until we are connected */
 #define STOP_GRACE_MS        5000   /* SIGTERM: how long clients get to detach */
 #define LINK_RETRY_MS        100    /* a failed link: try connecting this often */
-#define RESEND_AFTER_MS      200    /* a message not acknowledged by then goes again */
+#define RESEND_AFTER_MS      200    /* a message not acknowledged by then (and two
+                                       link heartbeats, which bring the acks) goes again */
 #define LINKS_REFRESH_MS     1000   /* the handoff's link counters: this fresh */
 
 /* What a posted operation was for; the high half of its wr_id. */
@@ -267,6 +268,9 @@ void serve_handed_off(struct session *s, bool connected);
 void serve_connected(struct session *s);
 void serve_lost(struct session *s);
 void serve_requests(struct session *s);
+/* The clients' messages that wait for room on their links, in order, as
+ * far as the links take them: at the end of every turn. */
+void serve_send_queued(struct session *s);
 void serve_op_done(struct session *s, int link, uint32_t slot, int status);
 void serve_heartbeat_done(struct session *s, int link, int status);
 void serve_partner_msg(struct session *s, const struct wire_msg *m, const uint8_t *frame,

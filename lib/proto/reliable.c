@@ -29,6 +29,7 @@ int reliable_sent(struct reliable *r, struct port *p, uint64_t seq, int link, ui
 	m->seq = seq;
 	m->link = link;
 	m->sent_at = now;
+	m->queued = false;
 	m->len = len;
 	r->nsent++;
 	r->sent_bytes += len;
@@ -44,6 +45,7 @@ void reliable_acked(struct reliable *r)
 
 		if (m->seq <= m->port->tx_acked) {
 			r->sent_bytes -= m->len;
+			r->nqueued -= m->queued;
 			free(m->frame);
 		} else {
 			r->sent[keep++] = *m;

@@ -39,6 +39,7 @@ struct sent_msg {
 	uint64_t seq;
 	int link;                /* where it went last */
 	uint64_t sent_at;        /* ms, when it went last */
+	bool queued;             /* to go (again): waits for its port's link to take it */
 	uint32_t len;
 	uint8_t *frame;          /* the encoded message */
 };
@@ -53,6 +54,7 @@ struct held_msg {
 struct reliable {
 	struct sent_msg *sent;   /* in the order sent */
 	int nsent, capsent;
+	int nqueued;             /* how many of them are queued */
 	size_t sent_bytes;
 	struct held_msg held[RELIABLE_HOLD_MAX];
 	int nheld;
