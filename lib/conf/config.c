@@ -192,6 +192,16 @@ static int set_addr(struct tp_addr *a, const char *key, const char *v,
 	return rc < 0 ? errbuf_prefix(e, rc, "%s", key) : 0;
 }
 
+static int set_partner_node(struct ccm_config *c, const char *key, const char *v,
+			    struct errbuf *e)
+{
+	if (num_parse_u32(v, 1, UINT32_MAX - 1, &c->partner_node) < 0)
+		return errbuf_set(e, -EINVAL,
+				  "%s: '%.64s' is not a number in 1..%u", key, v,
+				  UINT32_MAX - 1);
+	return 0;
+}
+
 static int set_listen(struct ccm_config *c, const char *key, const char *v,
 		      struct errbuf *e)
 {
@@ -446,6 +456,7 @@ static const struct {
 	{ "link-heartbeat-ms", set_link_heartbeat_ms },
 	{ "link-misses", set_link_misses },
 	{ "link-damp-ms", set_link_damp_ms },
+	{ "partner-node", set_partner_node },
 };
 #define CONFIG_NKEYS (int)(sizeof(config_table) / sizeof(config_table[0]))
 
@@ -564,6 +575,8 @@ int config_check(const struct ccm_config *c, struct errbuf *e)
 
 	if (!(c->set & CFG_NODE_ID))
 		return errbuf_set(e, -EINVAL, "node-id is not set");
+	if (c->partner_node == c->node_id)
+		return errbuf_set(e, -EINVAL, "partner-node is this node's own id (%u)", c->node_id);
 	if (c->nlinks) {
 		if (c->set & (CFG_LISTEN | CFG_PARTNER | CFG_DEVICE))
 			return errbuf_set(e, -EINVAL, "give either link or listen/partner/device, "

@@ -62,6 +62,11 @@
  *                  working link is only given up by heartbeat-ms/-misses
  *   link-damp-ms   a link that went down must stay up this long before it
  *                  carries ports again, 0..600000 (default 1000)
+ *   partner-node   the partner's node id, 1..4294967294: connections from
+ *                  any other node are refused, and a node at the partner's
+ *                  address with another id is not talked to (default: the
+ *                  first node that completes a session; once connected,
+ *                  only it is let in until the session ends)
  * Numbers are decimal digits only: no sign, no spaces, no hex. */
 #ifndef CCM_CONFIG_H
 #define CCM_CONFIG_H
@@ -98,6 +103,7 @@ enum config_key {
 	CFG_LINK_HEARTBEAT_MS = 1u << 15,
 	CFG_LINK_MISSES = 1u << 16,
 	CFG_LINK_DAMP_MS = 1u << 17,
+	CFG_PARTNER_NODE = 1u << 18,
 };
 
 enum link_policy {
@@ -131,6 +137,7 @@ struct ccm_config {
 	uint32_t link_heartbeat_ms;
 	uint32_t link_misses;
 	uint32_t link_damp_ms;
+	uint32_t partner_node;             /* 0 = whichever node comes first */
 	int verbose;                       /* 0..3; command line only (-v) */
 	unsigned set;                      /* enum config_key bits given */
 };

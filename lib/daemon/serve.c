@@ -284,6 +284,12 @@ void serve_connected(struct session *s)
 {
 	uint64_t now = s->now;
 
+	/* A live session: only this partner may connect to us now (its
+	 * reboot included); anything else that reaches our address is
+	 * refused before it can touch the status block. */
+	for (int i = 0; i < s->nlinks; i++)
+		tp_admit(s->links[i].tp, s->ex->peer.node_id);
+
 	/* The handshake proved its own link; the others prove themselves. */
 	for (int i = 0; i < s->nlinks; i++) {
 		struct peer_link *l = &s->links[i];

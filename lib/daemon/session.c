@@ -766,6 +766,8 @@ static void reset_exchange(struct session *s, const char *why)
 		struct peer_link *l = &s->links[i];
 
 		tp_disconnect(l->tp);
+		/* Whoever comes may be the partner now, unless configured. */
+		tp_admit(l->tp, s->cfg->partner_node);
 		l->hb_posted = false;
 		l->h.state = l->connecting ? LINK_CONNECTING : LINK_DOWN;
 		l->h.failed_before = false;
@@ -875,7 +877,17 @@ static void on_tp_event(struct session *s, int li, const struct tp_event *ev)
 			tp_disconnect(l->tp);
 			return;
 		}
+		if (s->cfg->partner_node && ev->peer_node != s->cfg->partner_node) {
+			if (!l->refused_said)
+				log_at(s->log, LOG_ERR, "link %d: the node at the partner's address is "
+				       "node %u, not partner-node %u: not talking to it", li,
+				       ev->peer_node, s->cfg->partner_node);
+			l->refused_said = true;
+			tp_disconnect(l->tp);
+			return;
+		}
 		l->tp_up = true;
+		l->refused_said = false;
 		l->peer_win = ev->status_window;
 		link_connected(&l->h);
 		log_at(s->log, LOG_DEBUG, "link %d up to node %u", li, ev->peer_node);
@@ -892,6 +904,14 @@ static void on_tp_event(struct session *s, int li, const struct tp_event *ev)
 		l->connecting = false;
 		timer_stop(&s->timers, T_LINK_CONNECT + li);
 		sess_link_down(s, li);
+		if (ev->status == -EPERM && !l->refused_said) {
+			/* Typed: the node there has another partner.  A wrong
+			 * partner= (or node-id) here, most likely. */
+			log_at(s->log, LOG_ERR, "link %d: the node at the partner's address refused "
+			       "us: it is connected to another partner (check partner= and "
+			       "node-id)", li);
+			l->refused_said = true;
+		}
 		log_at(s->log, LOG_DEBUG, "link %d: connect failed: %s", li,
 		       ev_why(ev, why, sizeof(why)));
 		if (s->op.kind && !s->op.posted && s->hs_link < 0 && !any_connecting(s))
@@ -956,6 +976,16 @@ static void on_tp_event(struct session *s, int li, const struct tp_event *ev)
 			hs_feed(s, &lost);
 		break;
 	case TP_EV_REJECTED:
+		if (ev->status == -EPERM) {
+			/* A stranger: said once per node, however often it
+			 * tries; it heard why. */
+			l->strangers++;
+			if (ev->peer_node != l->stranger_said)
+				log_at(s->log, LOG_NOTE, "link %d: refused a connection: %s", li,
+				       ev->detail);
+			l->stranger_said = ev->peer_node;
+			break;
+		}
 		/* The detail says why: a malformed frame, or no resources
 		 * to take the connection. */
 		log_at(s->log, LOG_ERR, "link %d: refused a connection to us: %s", li, ev->detail);
@@ -1333,6 +1363,7 @@ static int session_setup(struct session *s, struct errbuf *e)
 		r = ops->create(&tc, &l->tp, e);
 		if (r < 0)
 			return s->nlinks > 1 ? errbuf_prefix(e, r, "link %d", i) : r;
+		tp_admit(l->tp, s->cfg->partner_node);
 		/* The same status window and scratch on every link. */
 		r = tp_expose(l->tp, s->win, STATUS_WINDOW_SIZE, TP_EXPOSE_STATUS | TP_EXPOSE_WRITE,
 			      &l->win_handle);

@@ -74,6 +74,10 @@ struct peer_link {
 	uint8_t *early_join;       /* the partner's LINK_JOIN, come before we
 	                              were connected */
 	uint32_t early_join_len;
+	bool refused_said;         /* our connect was refused as a stranger, and
+	                              the log said so: once until it connects */
+	uint32_t stranger_said;    /* the last stranger whose refusal the log told */
+	uint64_t strangers;        /* connection attempts refused as strangers */
 };
 
 /* The session with the partner, one at a time.  Allowed moves
@@ -123,7 +127,13 @@ struct client_op {
 	bool notify;               /* tell the partner once it has landed */
 	uint32_t local_off, remote_off, len;
 };
-#define CLIENT_OPS_MAX 64
+/* The clients' READs and WRITEs in flight, over all links together: fewer
+ * than a link takes, so that the keeper's own (the link heartbeat READ,
+ * the ready WRITE) always find room.  At the link's limit the heartbeat
+ * could not be posted, and a healthy partner under load was declared
+ * unreachable (the simulator's --stray runs, which allow no loss, found
+ * it). */
+#define CLIENT_OPS_MAX (TP_OPS_MAX - 8)
 
 struct queued_msg {
 	uint8_t *buf;

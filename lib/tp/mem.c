@@ -27,7 +27,7 @@
 #include "base/limits.h"
 
 #define MEM_REGIONS_MAX (CCM_PORTS_TOTAL + 8)
-#define MEM_PENDING_MAX 64      /* as tcp and rdma: posted operations per connection */
+#define MEM_PENDING_MAX TP_OPS_MAX
 #define MEM_SEND_SLOTS  4       /* as rdma: messages posted that have not landed yet */
 #define NEVER           UINT64_MAX
 
@@ -106,6 +106,7 @@ struct mem_tp {
 	int sends;                      /* messages on their way: tp_send is busy at MEM_SEND_SLOTS */
 	uint32_t next_req;
 	uint64_t current;               /* the partner's current connection to us, 0 none */
+	uint32_t admit;                 /* tp_admit: the one node let in, 0 any */
 	struct inbox_ev *in_head, *in_tail;
 	struct inbox_ev *held;          /* handed out by the last progress */
 };
@@ -381,7 +382,15 @@ static void accept_conn(struct tp_mem_net *n, struct mem_conn *c, struct item *i
 	const struct region *st;
 
 	it->status = -ECONNREFUSED;
-	if (l) {
+	if (l && l->admit && c->act_node != l->admit) {
+		struct tp_event no = { .type = TP_EV_REJECTED, .status = -EPERM,
+				       .peer_node = c->act_node };
+
+		snprintf(no.detail, sizeof(no.detail), "node %u is not our partner (node %u)",
+			 c->act_node, l->admit);
+		inbox_push(l, &no, NULL, 0);
+		it->status = -EPERM;
+	} else if (l) {
 		/* The newest connection is the partner's current one. */
 		c->pas = l;
 		l->current = c->id;
@@ -740,6 +749,29 @@ static int mem_send(struct tp *tp, const void *msg, uint32_t len)
 	return 0;
 }
 
+static void mem_admit(struct tp *tp, uint32_t node)
+{
+	struct mem_tp *t = to_mem(tp);
+	struct tp_mem_net *n = t->net;
+	struct mem_conn *c, *next;
+	uint64_t newest = 0;
+
+	t->admit = node;
+	if (!n || !node)
+		return;
+	/* The newest connection from the one let in is the partner's current
+	 * one again; those from other nodes go, unannounced. */
+	for (c = n->conns; c; c = c->next)
+		if (c->pas == t && c->act_node == node && c->id > newest)
+			newest = c->id;
+	t->current = newest;
+	for (c = n->conns; c; c = next) {
+		next = c->next;
+		if (c->pas == t && c->act_node != node)
+			conn_fail(n, c, -EPERM);
+	}
+}
+
 static int mem_fd(struct tp *tp)
 {
 	(void)tp;
@@ -816,6 +848,7 @@ const struct tp_ops tp_mem_ops = {
 	.read = mem_read,
 	.write = mem_write,
 	.send = mem_send,
+	.admit = mem_admit,
 	.fd = mem_fd,
 	.progress = mem_progress,
 	.destroy = mem_destroy,

@@ -40,11 +40,12 @@
 
 #define RDMA_REGIONS_MAX   (CCM_PORTS_TOTAL + 8)
 #define RDMA_PASSIVE_MAX   2      /* the partner's current connection, and one it left */
-#define RDMA_PENDING_MAX   64
+#define RDMA_PENDING_MAX   TP_OPS_MAX
 #define RDMA_RECV_SLOTS    16     /* the partner's messages in flight before it waits (RNR) */
 #define RNR_NAK_TIMER      14     /* IB code 14: the partner retries a send after 1.28 ms */
 #define RDMA_SEND_SLOTS    4
 #define RDMA_PRIV_MAGIC    0x43434d52u /* "CCMR" */
+#define REJECT_NOT_PARTNER 1      /* a reject's private data: magic, then this code */
 #define ACK_TIMEOUT        14
 #define RETRY_COUNT        3
 #define RNR_RETRY_FOREVER  7
@@ -107,7 +108,10 @@ struct tp_rdma {
 	enum active_state act_state;
 	struct rdma_conn act;
 	struct rdma_conn pas[RDMA_PASSIVE_MAX];
-	uint32_t greetings;
+	uint32_t greetings;     /* connection requests taken */
+	uint32_t current;       /* the gen of the partner's current connection:
+	                           its newest (admitted) one */
+	uint32_t admit;         /* tp_admit: the one node let in, 0 any */
 	struct rdma_pending pend[RDMA_PENDING_MAX];
 	uint32_t gen;
 	uint8_t *send;
@@ -384,6 +388,23 @@ static void reject(struct tp_rdma *t, struct rdma_cm_id *id, const char *why)
 	rdma_destroy_id(id);
 }
 
+/* A request from a node tp_admit keeps out, refused before it takes a
+ * passive slot: the reject's private data tells it why (its connect fails
+ * with -EPERM), and the session hears who it was. */
+static void refuse_stranger(struct tp_rdma *t, struct rdma_cm_id *id, uint32_t node)
+{
+	struct tp_event ev = { .type = TP_EV_REJECTED, .status = -EPERM, .peer_node = node };
+	uint8_t priv[5];
+
+	be_put32(priv, RDMA_PRIV_MAGIC);
+	priv[4] = REJECT_NOT_PARTNER;
+	snprintf(ev.detail, sizeof(ev.detail), "node %u is not our partner (node %u)", node,
+		 t->admit);
+	tp_evq_push(&t->evq, &ev);
+	rdma_reject(id, priv, sizeof(priv));
+	rdma_destroy_id(id);
+}
+
 /* The event is acknowledged already; id is the new connection's. */
 static void passive_request(struct tp_rdma *t, struct rdma_cm_id *id, const uint8_t *req_body)
 {
@@ -397,6 +418,10 @@ static void passive_request(struct tp_rdma *t, struct rdma_cm_id *id, const uint
 
 	if (!req_body || tcpwire_decode_conn_req(req_body, TCPWIRE_CONN_REQ_LEN, &req, NULL) < 0) {
 		reject(t, id, "connection request without a valid CCMR private data");
+		return;
+	}
+	if (t->admit && req.node_id != t->admit) {
+		refuse_stranger(t, id, req.node_id);
 		return;
 	}
 	if (t->status_key < 0) {
@@ -416,7 +441,7 @@ static void passive_request(struct tp_rdma *t, struct rdma_cm_id *id, const uint
 		conn_destroy(t, c);
 	}
 	c->id = id;
-	c->gen = ++t->greetings;
+	c->gen = t->current = ++t->greetings;
 	c->peer_node = req.node_id;
 	c->recv = aligned_alloc(4096, (size_t)RDMA_RECV_SLOTS * CCM_MSG_MAX);
 	if (!c->recv) {
@@ -463,7 +488,7 @@ fail:
 static void passive_closed(struct tp_rdma *t, struct rdma_conn *c)
 {
 	struct tp_event ev = { .type = TP_EV_PEER_CLOSED };
-	bool current = c->established && c->gen == t->greetings;
+	bool current = c->established && c->gen == t->current;
 
 	snprintf(ev.detail, sizeof(ev.detail), "%s", c->why);
 	conn_destroy(t, c);
@@ -528,6 +553,12 @@ static void cm_event(struct tp_rdma *t, struct rdma_cm_event *e)
 		case RDMA_CM_EVENT_REJECTED:
 			/* status: the CM's reject reason (28: the partner's
 			 * manager refused; its log says why). */
+			if (priv_len >= 5 && be_get32(priv) == RDMA_PRIV_MAGIC &&
+			    priv[4] == REJECT_NOT_PARTNER) {
+				r = -EPERM;
+				why_set(why, "refused: the node there has another partner");
+				break;
+			}
 			r = -ECONNREFUSED;
 			why_set(why, "%s (reason %d)", rdma_event_str(type), status);
 			break;
@@ -632,7 +663,7 @@ static void cq_entry(struct tp_rdma *t, const struct ibv_wc *wc)
 				why_wc(c->why, "receive", wc);
 			return;
 		}
-		if (c->gen != t->greetings) {
+		if (c->gen != t->current) {
 			/* Only the partner's current connection speaks for
 			 * it; the buffer goes straight back. */
 			post_recv(t, c, (int)slot);
@@ -856,6 +887,24 @@ static int rdma_tp_send(struct tp *tp, const void *msg, uint32_t len)
 	return 0;
 }
 
+static void rdma_tp_admit(struct tp *tp, uint32_t node)
+{
+	struct tp_rdma *t = to_rdma(tp);
+
+	t->admit = node;
+	if (!node)
+		return;
+	/* The newest connection of the node let in is the current one; the
+	 * others' go, unannounced. */
+	t->current = 0;
+	for (int i = 0; i < RDMA_PASSIVE_MAX; i++)
+		if (t->pas[i].id && t->pas[i].peer_node == node && t->pas[i].gen > t->current)
+			t->current = t->pas[i].gen;
+	for (int i = 0; i < RDMA_PASSIVE_MAX; i++)
+		if (t->pas[i].id && t->pas[i].peer_node != node)
+			conn_destroy(t, &t->pas[i]);
+}
+
 static int rdma_tp_fd(struct tp *tp)
 {
 	return to_rdma(tp)->ep;
@@ -1038,6 +1087,7 @@ const struct tp_ops tp_rdma_ops = {
 	.read = rdma_tp_read,
 	.write = rdma_tp_write,
 	.send = rdma_tp_send,
+	.admit = rdma_tp_admit,
 	.fd = rdma_tp_fd,
 	.progress = rdma_tp_progress,
 	.destroy = rdma_tp_destroy,

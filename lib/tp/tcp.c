@@ -30,7 +30,7 @@
 
 #define TCP_REGIONS_MAX   (CCM_PORTS_TOTAL + 8)
 #define TCP_PASSIVE_MAX   4
-#define TCP_PENDING_MAX   64
+#define TCP_PENDING_MAX   TP_OPS_MAX
 #define TCP_OUT_MAX       (4u * (TCPWIRE_HDR_LEN + TCPWIRE_MAX_BODY))
 
 struct tcp_region {
@@ -52,6 +52,7 @@ struct tcp_conn {
 	size_t out_len, out_off, out_cap;
 	bool want_out;          /* EPOLLOUT armed */
 	uint32_t greeted;       /* passive: which CONN_REQ this was, 0 = none yet */
+	uint32_t node;          /* passive: the node id its CONN_REQ gave */
 	struct errbuf why;      /* what broke the protocol, for TP_EV_REJECTED */
 };
 
@@ -83,8 +84,10 @@ struct tp_tcp {
 	uint8_t *spare;         /* a body buffer to give the next connection that
 	                           hands its own out, so none is allocated per
 	                           message */
-	uint32_t greetings;     /* CONN_REQs served; the newest is the partner's
-	                           current connection */
+	uint32_t greetings;     /* CONN_REQs served */
+	uint32_t current;       /* the greeting of the partner's current
+	                           connection: its newest (admitted) one */
+	uint32_t admit;         /* tp_admit: the one node let in, 0 any */
 };
 
 static struct tp_tcp *to_tcp(struct tp *t)
@@ -286,6 +289,24 @@ static void *region_span(struct tp_tcp *t, uint32_t rkey, uint64_t addr, uint32_
 
 /* --- the passive side: serving the partner, as a NIC would ------------------ */
 
+/* A greeting from a node tp_admit keeps out: it hears so (CONN_REP with
+ * EPERM, which its connect reports), the session hears who it was, and
+ * the connection goes before it could touch anything. */
+static int refuse_stranger(struct tp_tcp *t, struct tcp_conn *c, uint32_t node)
+{
+	static const struct linger graceful = { 0 };
+	struct tcpwire_hdr rep = { .type = TCPWIRE_CONN_REP, .req_id = c->h.req_id, .status = EPERM };
+	struct tp_event ev = { .type = TP_EV_REJECTED, .status = -EPERM, .peer_node = node };
+
+	snprintf(ev.detail, sizeof(ev.detail), "node %u is not our partner (node %u)", node,
+		 t->admit);
+	tp_evq_push(&t->evq, &ev);
+	/* Closed gracefully, so that the answer is not lost to the reset. */
+	(void)setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &graceful, sizeof(graceful));
+	conn_queue(t, c, &rep, NULL, 0, NULL, 0);
+	return errbuf_set(&c->why, -EPERM, "node %u refused", node);
+}
+
 static int serve_frame(struct tp_tcp *t, struct tcp_conn *c)
 {
 	struct tcpwire_hdr rep = { .req_id = c->h.req_id };
@@ -308,7 +329,10 @@ static int serve_frame(struct tp_tcp *t, struct tcp_conn *c)
 			return errbuf_set(&c->why, -EPROTO, "a second CONN_REQ");
 		if (tcpwire_decode_conn_req(c->body, c->h.body_len, &req, &c->why) < 0)
 			return -EPROTO;
-		c->greeted = ++t->greetings;
+		if (t->admit && req.node_id != t->admit)
+			return refuse_stranger(t, c, req.node_id);
+		c->greeted = t->current = ++t->greetings;
+		c->node = req.node_id;
 		ev.peer_node = req.node_id;
 		tp_evq_push(&t->evq, &ev);
 		rep.type = TCPWIRE_CONN_REP;
@@ -345,7 +369,7 @@ static int serve_frame(struct tp_tcp *t, struct tcp_conn *c)
 		struct tp_event ev = { .type = TP_EV_MESSAGE };
 
 		/* Only the partner's current connection speaks for it. */
-		if (c->greeted != t->greetings)
+		if (c->greeted != t->current)
 			return errbuf_set(&c->why, -EPROTO, "a message on a superseded connection");
 		/* Hand the body itself out until the next progress; the
 		 * connection reads on into the spare buffer. */
@@ -408,7 +432,7 @@ static int accept_one(struct tp_tcp *t)
 static void passive_closed(struct tp_tcp *t, struct tcp_conn *c, int status)
 {
 	struct tp_event ev = { .status = status };
-	bool current = c->greeted && c->greeted == t->greetings;
+	bool current = c->greeted && c->greeted == t->current;
 
 	if (status == -EBADMSG || status == -EPROTO) {
 		ev.type = TP_EV_REJECTED;
@@ -752,6 +776,24 @@ static int tcp_send(struct tp *tp, const void *msg, uint32_t len)
 	return conn_queue(t, &t->act, &h, msg, len, NULL, 0);
 }
 
+static void tcp_admit(struct tp *tp, uint32_t node)
+{
+	struct tp_tcp *t = to_tcp(tp);
+
+	t->admit = node;
+	if (!node)
+		return;
+	/* The newest connection of the node let in is the current one; the
+	 * others' go, unannounced. */
+	t->current = 0;
+	for (int i = 0; i < TCP_PASSIVE_MAX; i++)
+		if (t->pas[i].greeted && t->pas[i].node == node && t->pas[i].greeted > t->current)
+			t->current = t->pas[i].greeted;
+	for (int i = 0; i < TCP_PASSIVE_MAX; i++)
+		if (t->pas[i].greeted && t->pas[i].node != node)
+			conn_close(t, &t->pas[i]);
+}
+
 static int tcp_fd(struct tp *tp)
 {
 	return to_tcp(tp)->ep;
@@ -842,6 +884,7 @@ const struct tp_ops tp_tcp_ops = {
 	.read = tcp_read,
 	.write = tcp_write,
 	.send = tcp_send,
+	.admit = tcp_admit,
 	.fd = tcp_fd,
 	.progress = tcp_progress,
 	.destroy = tcp_destroy,

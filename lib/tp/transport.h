@@ -59,7 +59,9 @@ enum tp_event_type {
 	                         from its earlier connections are stale */
 	TP_EV_PEER_CLOSED,    /* the partner's current connection to us closed */
 	TP_EV_REJECTED,       /* a connection to us broke the protocol and was
-	                         dropped; status and detail say how */
+	                         dropped, or came from a node tp_admit keeps
+	                         out (status -EPERM, peer_node says which);
+	                         status and detail say how */
 };
 
 struct tp_event {
@@ -67,7 +69,8 @@ struct tp_event {
 	int status;
 	uint64_t wr_id;
 	struct tp_remote status_window;  /* CONNECTED: the partner's status window */
-	uint32_t peer_node;              /* CONNECTED: node id the partner gave */
+	uint32_t peer_node;              /* CONNECTED, PEER_CONNECTED, REJECTED
+	                                    (-EPERM): the node id it gave */
 	const uint8_t *msg;
 	uint32_t msg_len;
 	char detail[112];                /* REJECTED, PEER_CLOSED, CONNECT_FAILED,
@@ -113,6 +116,7 @@ struct tp_ops {
 	int (*read)(struct tp *t, const struct tp_remote *w, uint64_t off, void *dst, uint32_t len, uint64_t wr_id);
 	int (*write)(struct tp *t, const struct tp_remote *w, uint64_t off, const void *src, uint32_t len, uint64_t wr_id);
 	int (*send)(struct tp *t, const void *msg, uint32_t len);
+	void (*admit)(struct tp *t, uint32_t node);
 	int (*fd)(struct tp *t);
 	int (*progress)(struct tp *t, struct tp_event *ev, int max);
 	void (*destroy)(struct tp *t);
@@ -131,9 +135,19 @@ static inline int tp_read(struct tp *t, const struct tp_remote *w, uint64_t off,
 static inline int tp_write(struct tp *t, const struct tp_remote *w, uint64_t off, const void *src, uint32_t len, uint64_t wr_id)
 { return t->ops->write(t, w, off, src, len, wr_id); }
 static inline int tp_send(struct tp *t, const void *msg, uint32_t len) { return t->ops->send(t, msg, len); }
+/* From now on only node `node` may connect to us (0: any node): another's
+ * greeting is refused with a typed answer (its connect fails with -EPERM)
+ * and a TP_EV_REJECTED here naming it; connections other nodes already
+ * have go at once, and the newest of `node`'s is the current one.  A
+ * stray or misconfigured node can so never disturb a live session. */
+static inline void tp_admit(struct tp *t, uint32_t node) { t->ops->admit(t, node); }
 static inline int tp_fd(struct tp *t) { return t->ops->fd(t); }
 static inline int tp_progress(struct tp *t, struct tp_event *ev, int max) { return t->ops->progress(t, ev, max); }
 static inline void tp_destroy(struct tp *t) { if (t) t->ops->destroy(t); }
+
+/* Every backend takes this many READs and WRITEs posted on one connection
+ * at once; one more is -EBUSY until a completion. */
+#define TP_OPS_MAX 64
 
 /* For backends: the events a backend has made but not yet handed out.
  * Each holds one per operation in flight plus connection events, so it

@@ -1071,6 +1071,12 @@ static void run_seed(struct sim *sim)
 	if (sim->stray) {
 		struct sim_node *t = &sim->third;
 
+		/* Nothing may go unreachable here, so the pair agrees on its
+		 * heartbeat: with B beating slower than A's limit, A declares
+		 * a healthy B lost (a hazard of its own, noted in the README). */
+		sim->node[1].cfg.heartbeat_ms = sim->node[0].cfg.heartbeat_ms;
+		sim->node[1].cfg.heartbeat_misses = sim->node[0].cfg.heartbeat_misses;
+
 		t->sim = sim;
 		t->idx = 2;
 		t->id = 3;
