@@ -100,6 +100,57 @@ EOS
 		"$(state_get "$t/share/run-2" CCM_EPOCH)"
 }
 
+# A third node (id 3, on rxe1 at another port) whose partner address is node
+# 1's, next to the connected pair: node 1 refuses it before it touches
+# anything (a reject whose private data says why), and the pair goes on.
+test_veth_a_stray_node_never_disturbs_the_pair() {
+	lab_ready || return 0
+	mkdir -p "$t/share"
+	{ preamble; cat <<'EOS'
+mkdir -p /tmp/c3 && cp /tmp/c1/* /tmp/c3/
+keeper() {
+	_id=$1 _me=$2 _peer=$3
+	shift 3
+	$CCM connect --node-id $_id --listen $_me --partner $_peer --transport rdma \
+		--clients /tmp/c$_id --state-dir /tmp/run-$_id --foreground -v "$@" \
+		>> /out/node-$_id.log 2>&1 &
+}
+# Keepers: their state (and control socket) off the 9p share.
+kstate() { grep "^$2=" /tmp/run-$1/state 2>/dev/null | cut -d"'" -f2; }
+keeper 1 10.0.0.1 10.0.0.2; p1=$!
+keeper 2 10.0.0.2 10.0.0.1; p2=$!
+for i in $(seq 300); do
+	[ "$(state 1 CCM_STATE)" = connected ] && [ "$(state 2 CCM_STATE)" = connected ] && break
+	sleep 0.2
+done
+for n in 1 2; do kstate $n CCM_PARTNER_EPOCH > /out/before-$n.epoch; done
+keeper 3 10.0.0.2:7472 10.0.0.1; p3=$!
+i=0
+until grep -q "refused us" /out/node-3.log || [ $i -ge 150 ]; do sleep 0.2; i=$((i + 1)); done
+sleep 5
+for n in 1 2; do
+	kstate $n CCM_STATE > /out/after-$n.state
+	kstate $n CCM_PARTNER_EPOCH > /out/after-$n.epoch
+done
+kill -TERM $p3 $p1 $p2
+wait
+EOS
+	} >"$t/s.sh"
+	lab veth "$t/share" "$t/s.sh" --timeout 120
+	assertEquals "scenario status (see $t/share)" 0 "$VM_RC_a"
+	for n in 1 2; do
+		assertEquals "node $n still connected" connected "$(cat "$t/share/after-$n.state")"
+		assertEquals "node $n: the same partner epoch" "$(cat "$t/share/before-$n.epoch")" \
+			"$(cat "$t/share/after-$n.epoch")"
+		assertFalse "node $n never lost its session" \
+			"grep -q 'session with the partner lost\|-> error\|unreachable' '$t/share/node-$n.log'"
+	done
+	assertContains "node 1 refused node 3" "$(cat "$t/share/node-1.log")" \
+		"refused a connection: node 3 is not our partner (node 2)"
+	assertContains "node 3 heard why" "$(cat "$t/share/node-3.log")" \
+		"refused us: it is connected to another partner"
+}
+
 # ---------------------------------------------------------------- two guests
 
 # dgram scenario: guest a runs node 1, guest b node 2.
