@@ -20,7 +20,7 @@ static void flush_held(struct session *s);
 
 int serve_open(struct session *s, struct errbuf *e)
 {
-	return control_open(s->state_dir, &s->control, e);
+	return control_open(s->state_dir, s->log, &s->control, e);
 }
 
 void serve_close(struct session *s)
