@@ -283,7 +283,7 @@ test_exec_hands_over_listen_fds() {
 	assertContains "$out" "fd 3 ccm.control socket seqpacket inheritable"
 	assertContains "the window is a memfd of 4096 bytes" "$out" \
 		"fd 4 ccm.window.0 memfd 4096 inheritable"
-	assertContains "$out" "fd 5 ccm.event.0 eventfd inheritable"
+	assertContains "$out" "fd 5 ccm.event.0 pipe read-only inheritable"
 	assertContains "$out" "fd 6 closed"
 	assertContains "fds 3-5 added to the caller's, nothing else leaked into the service" "$out" \
 		"fds $(printf '%s\n' $base 3 4 5 | sort -nu | tr '\n' ' ' | sed 's/ *$//')"
@@ -292,7 +292,7 @@ test_exec_hands_over_listen_fds() {
 	assertEquals "nvmirror probe exit status: $out" 0 $?
 	assertContains "$out" "LISTEN_FDS=5 LISTEN_FDNAMES=ccm.control:ccm.window.0:ccm.event.0:ccm.window.1:ccm.event.1"
 	assertContains "$out" "fd 6 ccm.window.1 memfd 1048576 inheritable"
-	assertContains "$out" "fd 7 ccm.event.1 eventfd inheritable"
+	assertContains "$out" "fd 7 ccm.event.1 pipe read-only inheritable"
 	assertContains "$out" "fd 8 closed"
 	assertContains "two ports, nothing else leaked" "$out" \
 		"fds $(printf '%s\n' $base 3 4 5 6 7 | sort -nu | tr '\n' ' ' | sed 's/ *$//')"
