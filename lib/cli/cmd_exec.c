@@ -1,6 +1,6 @@
 /* cmd_exec: `ccm-early exec CLIENT -- COMMAND`: attach to CLIENT the way
  * libccm does (client_attach.h) and exec COMMAND with the channel, windows
- * and eventfds handed over as socket activation hands sockets (listenfds.h).
+ * and event fds handed over as socket activation hands sockets (listenfds.h).
  * The channel itself goes along, so the service talks to the keeper over
  * the connection this process attached, with no second attach. */
 #include "cli/commands.h"
@@ -28,7 +28,7 @@ static void usage(FILE *out)
 		"\n"
 		"Attach to CLIENT's ports on the running keeper and run COMMAND with them,\n"
 		"as systemd socket activation passes sockets: fd 3 is the control channel,\n"
-		"then each port's window memfd and eventfd, with LISTEN_FDS, LISTEN_PID and\n"
+		"then each port's window memfd and event fd, with LISTEN_FDS, LISTEN_PID and\n"
 		"LISTEN_FDNAMES=ccm.control:ccm.window.0:ccm.event.0:... set.  libccm's\n"
 		"ccm_attach() takes them.  At most %d ports can be handed over this way.\n"
 		"\n"

@@ -19,7 +19,7 @@ struct client_fds {
 	int nports;
 	uint32_t port_size;
 	int window[CCM_PORTS_MAX];      /* memfd of port_size bytes */
-	int event[CCM_PORTS_MAX];       /* eventfd the partner's notifies signal */
+	int event[CCM_PORTS_MAX];       /* event fd (a pipe's read end) notifies signal */
 	struct ctl_attached att;        /* as the keeper said it (zero via LISTEN_FDS) */
 };
 

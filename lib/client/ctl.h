@@ -18,7 +18,7 @@
  * pulls the partner's bytes into ours -- one-sided operations carried out
  * by the keeper, which owns the transport, with no copy on our side.
  * CTL_F_NOTIFY on a WRITE makes the partner's keeper signal the partner
- * client's eventfd for that port once the bytes have landed. */
+ * client's event fd (a pipe) for that port once the bytes have landed. */
 #ifndef CCM_CTL_H
 #define CCM_CTL_H
 

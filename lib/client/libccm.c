@@ -2,7 +2,7 @@
  * the attach handshake it shares with `ccm-early exec` (client_attach.h).
  *
  * One struct ccm_client holds everything: the channel, one epoll fd that
- * stands for the channel and every port's eventfd (so ccm_fd is one fd),
+ * stands for the channel and every port's event fd (so ccm_fd is one fd),
  * the mapped windows, and the events a *_sync call saw while it waited. */
 #include "client/ccm.h"
 #include "client/attach.h"
@@ -134,7 +134,8 @@ int client_window_check(int fd, uint32_t *size, struct errbuf *e)
 	return 0;
 }
 
-/* An eventfd has no file type of its own; what we can rule out is a window,
+/* A port's event fd is a pipe's read end (an older keeper's: an eventfd,
+ * which has no file type of its own); what we can rule out is a window,
  * socket or directory standing where it should be. */
 static int event_check(int fd, struct errbuf *e)
 {
@@ -143,7 +144,7 @@ static int event_check(int fd, struct errbuf *e)
 	if (fstat(fd, &st) < 0)
 		return errbuf_set(e, -EPROTO, "event fd: %s", strerror(errno));
 	if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) || S_ISSOCK(st.st_mode))
-		return errbuf_set(e, -EPROTO, "event fd is not an eventfd (mode 0%o)",
+		return errbuf_set(e, -EPROTO, "event fd is not a pipe or eventfd (mode 0%o)",
 				  (unsigned)st.st_mode);
 	return 0;
 }
@@ -699,8 +700,26 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Wait up to timeout_ms (-1: for ever) for the channel or an eventfd.
- * Eventfds that fired are drained into c->notify.  1 with *ev when the
+/* Take everything an event fd holds: 1 if it held something.  A pipe (one
+ * byte per notify) is read until a short read; an eventfd gives its count
+ * in one read of 8 bytes, a short read of this buffer.  Either way one
+ * notify stands for all that came before it. */
+static int event_drain(int fd)
+{
+	char buf[512];
+	ssize_t n;
+	int got = 0;
+
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		got = 1;
+		if ((size_t)n < sizeof(buf))
+			break;
+	}
+	return got;
+}
+
+/* Wait up to timeout_ms (-1: for ever) for the channel or an event fd.
+ * Event fds that fired are drained into c->notify.  1 with *ev when the
  * channel had a message (or closed), 0 when only notifies came, -EAGAIN
  * when nothing did in time, or -errno. */
 static int wait_io(struct ccm_client *c, struct fdmsg *m, struct ccm_event *ev, int timeout_ms)
@@ -708,7 +727,6 @@ static int wait_io(struct ccm_client *c, struct fdmsg *m, struct ccm_event *ev, 
 	struct epoll_event evs[CCM_PORTS_MAX + 1];
 	int64_t deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
 	int n, i, chan = 0, left = timeout_ms;
-	uint64_t cnt;
 
 	for (;;) {
 		n = epoll_wait(c->ep, evs, CCM_PORTS_MAX + 1, left);
@@ -717,7 +735,7 @@ static int wait_io(struct ccm_client *c, struct fdmsg *m, struct ccm_event *ev, 
 		for (i = 0; i < n; i++) {
 			if (evs[i].data.u32 == CHANNEL_KEY)
 				chan = 1;
-			else if (read(c->event[evs[i].data.u32], &cnt, sizeof(cnt)) == sizeof(cnt))
+			else if (event_drain(c->event[evs[i].data.u32]))
 				c->notify |= 1ull << evs[i].data.u32;
 		}
 		if (chan) {

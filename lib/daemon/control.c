@@ -12,10 +12,22 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/name.h"
 #include "client/fdmsg.h"
 
 #define CONTROL_CONNS_MAX 64
+/* What one non-root uid may hold at once.  A client needs one channel, and
+ * `ccm-early exec` or a status query one more for a moment; 16 leaves room
+ * for several clients of one user.  One user's idle connections cannot
+ * lock out the others. */
+#define CONTROL_CONNS_PER_UID 16
+/* Slots only root may take: however many uids fill their share, root's
+ * `status` and `stop` still get in. */
+#define CONTROL_CONNS_ROOT_ONLY 8
+/* A refusal is logged at most once in this long (a flood must not fill the
+ * log); the next line counts those it kept quiet about. */
+#define CONTROL_REFUSE_LOG_MS 10000
 /* What may wait for a client that reads slower than its messages come.
  * More than the partner can have unacknowledged towards it
  * (RELIABLE_BYTES_MAX) plus events: a burst after a resume fits whole. */
@@ -41,8 +53,11 @@ struct kconn {
 };
 
 struct control {
+	const struct log *log;
 	int ep;
 	int lfd;
+	uint64_t refused_logged_ms;  /* when a refusal was last logged; 0 never */
+	unsigned refused_quiet;      /* refused since, not logged */
 	struct sockaddr_un addr;
 	uint64_t next_id;
 	struct kconn conns[CONTROL_CONNS_MAX];
@@ -88,7 +103,8 @@ static bool socket_alive(const struct sockaddr_un *a)
 	return alive;
 }
 
-int control_open(const char *state_dir, struct control **out, struct errbuf *e)
+int control_open(const char *state_dir, const struct log *log, struct control **out,
+		 struct errbuf *e)
 {
 	struct control *k = calloc(1, sizeof(*k));
 	struct epoll_event ev = { .events = EPOLLIN };
@@ -96,6 +112,7 @@ int control_open(const char *state_dir, struct control **out, struct errbuf *e)
 
 	if (!k)
 		return errbuf_set(e, -ENOMEM, "out of memory");
+	k->log = log;
 	k->lfd = k->ep = -1;
 	k->in.fd = -1;
 	for (int i = 0; i < CONTROL_CONNS_MAX; i++)
@@ -177,30 +194,83 @@ const char *control_path(const struct control *k)
 	return k->addr.sun_path;
 }
 
+/* NULL when uid may have no more connections, else a free slot. */
+static struct kconn *conn_slot(struct control *k, uid_t uid, const char **why)
+{
+	struct kconn *free_slot = NULL;
+	int mine = 0, nonroot = 0;
+
+	for (int i = 0; i < CONTROL_CONNS_MAX; i++) {
+		struct kconn *c = &k->conns[i];
+
+		if (c->fd < 0) {
+			free_slot = free_slot ? free_slot : c;
+			continue;
+		}
+		mine += c->uid == uid;
+		nonroot += c->uid != 0;
+	}
+	*why = "too many connections";
+	if (uid == 0 || !free_slot)
+		return free_slot;
+	if (mine >= CONTROL_CONNS_PER_UID) {
+		*why = "too many connections from this uid";
+		return NULL;
+	}
+	if (nonroot >= CONTROL_CONNS_MAX - CONTROL_CONNS_ROOT_ONLY)
+		return NULL;  /* the rest is root's */
+	return free_slot;
+}
+
+static void refuse_conn(struct control *k, int fd, uid_t uid, pid_t pid, const char *why)
+{
+	struct ctl_error err = { .status = -EMFILE };
+	uint64_t now = clock_ms();
+
+	snprintf(err.msg, sizeof(err.msg), "%s", why);
+	fdmsg_send(fd, CTL_ERROR, &err, sizeof(err), -1);
+	close(fd);
+	if (k->refused_logged_ms && now - k->refused_logged_ms < CONTROL_REFUSE_LOG_MS) {
+		k->refused_quiet++;
+		return;
+	}
+	if (k->log)
+		log_at(k->log, LOG_ERR,
+		       "control socket: refused a connection from uid %u (pid %d): %s; "
+		       "%u more refused quietly since the last such line",
+		       (unsigned)uid, (int)pid, why, k->refused_quiet);
+	k->refused_logged_ms = now ? now : 1;
+	k->refused_quiet = 0;
+}
+
+/* The accepted socket is ours alone (its own open file description, made
+ * non-blocking here): what a client does to its end cannot make our sends
+ * block. */
 static void accept_one(struct control *k)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
-	struct kconn *c = NULL;
+	struct kconn *c;
+	const char *why;
+	uid_t uid;
+	pid_t pid;
 	int fd;
 
 	fd = accept4(k->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0)
 		return;
-	for (int i = 0; i < CONTROL_CONNS_MAX && !c; i++)
-		if (k->conns[i].fd < 0)
-			c = &k->conns[i];
-	if (!c) {
-		fdmsg_send(fd, CTL_ERROR, &(struct ctl_error){ -EMFILE, "too many connections" },
-			   sizeof(struct ctl_error), -1);
+	if (fdmsg_peer_cred(fd, &uid, &pid) < 0) {
 		close(fd);
+		return;
+	}
+	c = conn_slot(k, uid, &why);
+	if (!c) {
+		refuse_conn(k, fd, uid, pid, why);
 		return;
 	}
 	c->fd = fd;
 	c->id = ++k->next_id;
-	if (fdmsg_peer_cred(fd, &c->uid, &c->pid) < 0) {
-		conn_drop(k, c);
-		return;
-	}
+	c->uid = uid;
+	c->pid = pid;
 	ev.data.u64 = (uint64_t)(c - k->conns);
 	if (epoll_ctl(k->ep, EPOLL_CTL_ADD, fd, &ev) < 0)
 		conn_drop(k, c);

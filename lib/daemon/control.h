@@ -16,6 +16,7 @@
 
 #include "client/ctl.h"
 #include "base/errbuf.h"
+#include "base/log.h"
 
 struct control;
 
@@ -43,8 +44,10 @@ struct control_req {
 };
 
 /* Bind STATE_DIR/ccm.sock (a stale socket of a dead keeper is replaced; a
- * live one is an error) and listen. */
-int control_open(const char *state_dir, struct control **out, struct errbuf *e);
+ * live one is an error) and listen.  Connections are bounded per uid, with
+ * slots kept for root (control.c); refusals go to log (may be NULL). */
+int control_open(const char *state_dir, const struct log *log, struct control **out,
+		 struct errbuf *e);
 
 /* Close every connection and remove the socket. */
 void control_close(struct control *k);

@@ -5,7 +5,6 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -18,10 +17,12 @@ static void port_release(struct port *p, uint32_t size, struct tp *const *tps, i
 		munmap(p->map, size);
 	if (p->memfd >= 0)
 		close(p->memfd);
-	if (p->eventfd >= 0)
-		close(p->eventfd);
+	if (p->event >= 0)
+		close(p->event);
+	if (p->event_wr >= 0)
+		close(p->event_wr);
 	memset(p, 0, sizeof(*p));
-	p->memfd = p->eventfd = -1;
+	p->memfd = p->event = p->event_wr = -1;
 	p->link = -1;
 }
 
@@ -29,10 +30,10 @@ static int port_create(struct port *p, struct tp *const *tps, int ntp, const cha
 		       int index, uint32_t size, struct errbuf *e)
 {
 	char name[CCM_NAME_MAX + 16];
-	int r;
+	int r, ends[2];
 
 	memset(p, 0, sizeof(*p));
-	p->memfd = p->eventfd = -1;
+	p->memfd = p->event = p->event_wr = -1;
 	p->link = -1;
 	snprintf(name, sizeof(name), "ccm-%s-%d", client, index);
 	p->memfd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
@@ -51,11 +52,16 @@ static int port_create(struct port *p, struct tp *const *tps, int ntp, const cha
 		r = errbuf_set(e, -errno, "port %s: mmap: %s", name, strerror(errno));
 		goto fail;
 	}
-	p->eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (p->eventfd < 0) {
-		r = errbuf_set(e, -errno, "port %s: eventfd: %s", name, strerror(errno));
+	/* Not an eventfd: the client would share its open file description,
+	 * and a client that saturates the counter and clears O_NONBLOCK makes
+	 * our write block.  A pipe's write end is a description of its own
+	 * that no client ever holds. */
+	if (pipe2(ends, O_CLOEXEC | O_NONBLOCK) < 0) {
+		r = errbuf_set(e, -errno, "port %s: pipe: %s", name, strerror(errno));
 		goto fail;
 	}
+	p->event = ends[0];
+	p->event_wr = ends[1];
 	/* The same pages on every link: any link can carry any operation. */
 	for (int l = 0; l < ntp; l++) {
 		r = tp_expose(tps[l], p->map, size, TP_EXPOSE_WRITE, &p->local[l]);

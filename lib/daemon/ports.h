@@ -20,8 +20,12 @@
 
 struct port {
 	int memfd;
-	int eventfd;              /* signalled when the partner's write with
-	                             notify has landed in this window */
+	int event;                /* a pipe's read end, the clients': readable
+	                             when the partner's write with notify has
+	                             landed in this window */
+	int event_wr;             /* its write end, ours alone, O_NONBLOCK:
+	                             one byte per notify; a full pipe already
+	                             says "notified" */
 	uint8_t *map;
 	struct tp_remote local[CCM_LINKS_MAX];   /* how the partner reaches this
 	                                            window over each link */

@@ -20,7 +20,7 @@ static void flush_held(struct session *s);
 
 int serve_open(struct session *s, struct errbuf *e)
 {
-	return control_open(s->state_dir, &s->control, e);
+	return control_open(s->state_dir, s->log, &s->control, e);
 }
 
 void serve_close(struct session *s)
@@ -606,7 +606,7 @@ static void attach(struct session *s, const struct control_req *r)
 	}
 	for (int i = 0; i < pc->nports; i++) {
 		fds[n] = pc->port[i].memfd, idx[n] = (uint16_t)i, kinds[n++] = CTL_FD_WINDOW;
-		fds[n] = pc->port[i].eventfd, idx[n] = (uint16_t)i, kinds[n++] = CTL_FD_EVENT;
+		fds[n] = pc->port[i].event, idx[n] = (uint16_t)i, kinds[n++] = CTL_FD_EVENT;
 	}
 	if (control_attached(s->control, r->conn, r->client, &a, fds, idx, kinds, n) < 0)
 		return;
@@ -868,9 +868,9 @@ static void deliver(struct session *s, const struct wire_msg *m, struct port *p)
 			control_msg(s->control, m->u.port_msg.client, m->u.port_msg.port,
 				   m->u.port_msg.data, m->u.port_msg.len);
 	} else {
-		uint64_t one = 1;
-
-		if (write(p->eventfd, &one, sizeof(one)) != sizeof(one))
+		/* Never blocks (ports.h).  A full pipe is a client that has
+		 * not read its notifies yet: it will see them. */
+		if (write(p->event_wr, "", 1) != 1 && errno != EAGAIN)
 			log_at(s->log, LOG_DEBUG, "notify %s port %u: %s", m->u.notify.client,
 			       m->u.notify.port, strerror(errno));
 	}

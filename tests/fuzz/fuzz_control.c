@@ -20,7 +20,7 @@ static void setup(void)
 {
 	struct errbuf e;
 
-	if (!mkdtemp(dir) || control_open(dir, &keeper, &e) < 0)
+	if (!mkdtemp(dir) || control_open(dir, NULL, &keeper, &e) < 0)
 		abort();
 }
 

@@ -4,8 +4,20 @@
   ctl_probe.py status SOCKET      send CTL_STATUS, print the JSON reply
   ctl_probe.py notify PATH SECS   bind a notify socket at PATH and print every
                                   datagram that arrives within SECS seconds
+  ctl_probe.py flood SOCKET N SECS
+                                  open N idle connections, print "opened
+                                  held=K" (K: those the keeper kept open)
+                                  and hold them for SECS seconds
+  ctl_probe.py saturate           under `ccm-early exec`: make every port's
+                                  event fd as hostile as a client can (an
+                                  eventfd's counter saturated, a pipe shrunk
+                                  to one page, O_NONBLOCK cleared on our
+                                  copy), print "saturated KIND..." and sleep
 """
+import errno
+import fcntl
 import json
+import os
 import socket
 import struct
 import sys
@@ -38,8 +50,55 @@ def notify(path, secs):
             pass
 
 
+def flood(path, n, secs):
+    conns = []
+    for _ in range(n):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        s.connect(path)
+        conns.append(s)
+    time.sleep(0.5)
+    held = 0
+    for s in conns:
+        try:
+            s.recv(8 + 4096, socket.MSG_DONTWAIT)  # CTL_ERROR or EOF: refused
+        except BlockingIOError:
+            held += 1
+        except OSError:
+            pass
+    print("opened held=%d" % held, flush=True)
+    time.sleep(secs)
+
+
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+
+
+def saturate():
+    names = os.environ["LISTEN_FDNAMES"].split(":")
+    kinds = []
+    for i, name in enumerate(names):
+        if not name.startswith("ccm.event."):
+            continue
+        fd = 3 + i
+        try:
+            os.write(fd, struct.pack("=Q", 0xfffffffffffffffe))
+            kinds.append("eventfd")
+        except OSError as e:
+            if e.errno != errno.EBADF:
+                raise
+            fcntl.fcntl(fd, F_SETPIPE_SZ, 4096)  # a read end: as small as it goes
+            kinds.append("pipe")
+        fl = fcntl.fcntl(fd, fcntl.F_GETFL)
+        fcntl.fcntl(fd, fcntl.F_SETFL, fl & ~os.O_NONBLOCK)
+    print("saturated " + " ".join(kinds), flush=True)
+    time.sleep(3600)   # attached, never reading
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "status":
         status(sys.argv[2])
+    elif sys.argv[1] == "flood":
+        flood(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
+    elif sys.argv[1] == "saturate":
+        saturate()
     else:
         notify(sys.argv[2], float(sys.argv[3]))

@@ -6,7 +6,7 @@ the fds handed over as LISTEN_FDS, one line each, for test_keeper.sh.
   pid ok | pid mismatch LISTEN_PID=X getpid=Y
   fd 3 ccm.control socket seqpacket inheritable
   fd 4 ccm.window.0 memfd 4096 inheritable
-  fd 5 ccm.event.0 eventfd inheritable
+  fd 5 ccm.event.0 pipe read-only inheritable
   fd 6 closed                          (the first fd after the hand-over)
   fds 0 1 2 3 4 5                      (every fd open)
 
@@ -15,6 +15,7 @@ With --fds, only the last line (what a command gets without exec).
 Exit status 0 when the environment is there at all; the test judges the
 lines.  Only the standard library, and nothing opened before the fds are
 looked at, so no fd of ours can be mistaken for one handed over."""
+import fcntl
 import os
 import socket
 import stat
@@ -40,6 +41,9 @@ def describe(fd, name):
         what = f"memfd {st.st_size}"
     elif target == "anon_inode:[eventfd]":
         what = "eventfd"
+    elif target.startswith("pipe:"):
+        acc = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
+        what = "pipe " + ("read-only" if acc == os.O_RDONLY else "writable")
     else:
         what = f"other {target} {st.st_size}"
     return f"fd {fd} {name or '?'} {what} {inh}"

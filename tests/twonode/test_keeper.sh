@@ -283,7 +283,7 @@ test_exec_hands_over_listen_fds() {
 	assertContains "$out" "fd 3 ccm.control socket seqpacket inheritable"
 	assertContains "the window is a memfd of 4096 bytes" "$out" \
 		"fd 4 ccm.window.0 memfd 4096 inheritable"
-	assertContains "$out" "fd 5 ccm.event.0 eventfd inheritable"
+	assertContains "$out" "fd 5 ccm.event.0 pipe read-only inheritable"
 	assertContains "$out" "fd 6 closed"
 	assertContains "fds 3-5 added to the caller's, nothing else leaked into the service" "$out" \
 		"fds $(printf '%s\n' $base 3 4 5 | sort -nu | tr '\n' ' ' | sed 's/ *$//')"
@@ -292,7 +292,7 @@ test_exec_hands_over_listen_fds() {
 	assertEquals "nvmirror probe exit status: $out" 0 $?
 	assertContains "$out" "LISTEN_FDS=5 LISTEN_FDNAMES=ccm.control:ccm.window.0:ccm.event.0:ccm.window.1:ccm.event.1"
 	assertContains "$out" "fd 6 ccm.window.1 memfd 1048576 inheritable"
-	assertContains "$out" "fd 7 ccm.event.1 eventfd inheritable"
+	assertContains "$out" "fd 7 ccm.event.1 pipe read-only inheritable"
 	assertContains "$out" "fd 8 closed"
 	assertContains "two ports, nothing else leaked" "$out" \
 		"fds $(printf '%s\n' $base 3 4 5 6 7 | sort -nu | tr '\n' ' ' | sed 's/ *$//')"
@@ -553,6 +553,104 @@ terminating" "$out"
 	pids="$pid_b"
 	stop_node b
 	assert_no_sanitizer_report
+}
+
+# --- 10. local hardening --------------------------------------------------------
+
+# STATUS through the socket (`ccm-early status` reads the handoff files).
+sock_status() {  # NODE
+	timeout 1 python3 "$here/ctl_probe.py" status "$t/$1/run/ccm.sock" 2>&1
+}
+
+# An unprivileged user holding more idle connections than it may gets its
+# share and no more: root (and another user) still get in, and root's
+# stop still stops the keeper.  The refusals are logged once, not per
+# connection.
+test_idle_connections_of_one_user_leave_root_its_way_in() {
+	local out rc py
+	# Another user may not reach a python of root's own (pyenv's, say);
+	# the script comes on stdin, so its path need not be open either.
+	py=/usr/bin/python3
+	[ -x "$py" ] || py=$(command -v python3)
+	start_node a
+	start_node b
+	assert_pair_connected || return
+	open_path_to "$t/a/run"
+	as_nobody "$py" - flood "$t/a/run/ccm.sock" 80 60 <"$here/ctl_probe.py" \
+		>"$t/flood.out" 2>&1 &
+	pids="$pids $!"
+	wait_for 10 in_file "opened" "$t/flood.out" || { fail "no flood: $(cat "$t/flood.out")"; return; }
+	assertEquals "uid $NOBODY holds its share" "opened held=16" "$(cat "$t/flood.out")"
+	out=$(sock_status a)
+	assertEquals "root's STATUS answered: $out" 0 $?
+	assertContains "$out" '"state": "connected"'
+	out=$(setpriv --reuid=65533 --regid=65533 --clear-groups \
+		timeout 1 "$py" - status "$t/a/run/ccm.sock" <"$here/ctl_probe.py" 2>&1)
+	assertEquals "another uid's STATUS answered: $out" 0 $?
+	out=$("${CCM}" status --state-dir "$t/a/run" 2>&1)
+	assertEquals "ccm-early status: $out" 0 $?
+	assertEquals "one line for all the refusals" 1 \
+		"$(grep -c "refused a connection from uid $NOBODY" "$t/a/log")"
+	assertContains "$(cat "$t/a/log")" "too many connections from this uid"
+	out=$(timeout 10 "${CCM}" stop --state-dir "$t/a/run" 2>&1)
+	assertEquals "root's ccm-early stop: $out" 0 $?
+	assertContains "$out" "keeper stopped"
+	wait_exit "$pid_a" 5
+	assertEquals "the keeper exits 0" 0 "$ccm_rc"
+	pids="$pid_b"
+	stop_node b
+	assert_no_sanitizer_report
+}
+
+# A client attached to nvmirror makes its event fds as hostile as it can
+# (a saturated eventfd counter, O_NONBLOCK cleared on its copy) and never
+# reads them; the partner's nvmirror then writes with notify towards it.
+# The keeper goes on serving: STATUS answers, heartbeats keep both sides
+# connected, the partner's writes complete.
+test_a_client_cannot_block_the_keeper_with_its_event_fds() {
+	local out rc
+	start_node a
+	start_node b
+	assert_pair_connected || return
+	"${CCM}" exec --state-dir "$t/a/run" nvmirror -- python3 "$here/ctl_probe.py" saturate \
+		>"$t/sat.out" 2>&1 &
+	pids="$pids $!"
+	wait_for 10 in_file "saturated" "$t/sat.out" || { fail "no client: $(cat "$t/sat.out")"; return; }
+	head -c 262144 /dev/urandom > "$t/nvlog"
+	timeout 20 "${NVMIRROR}" --state-dir "$t/b/run" --log "$t/nvlog" --once -v \
+		>"$t/b/nvmirror.log" 2>&1
+	rc=$?
+	assertEquals "B's nvmirror --once: $(tail -3 "$t/b/nvmirror.log")" 0 "$rc"
+	out=$(sock_status a)
+	assertEquals "A's STATUS answered within a second: $out" 0 $?
+	assertContains "$out" '"state": "connected"'
+	sleep 1.5   # three times heartbeat-ms x heartbeat-misses
+	out=$(sock_status a)
+	assertEquals "and still: $out" 0 $?
+	assertEquals "A still connected" connected "$(state_get "$t/a/run" CCM_STATE)"
+	assertEquals "B still connected" connected "$(state_get "$t/b/run" CCM_STATE)"
+	assertNotContains "B never lost A" "$(cat "$t/b/log")" "partner unreachable"
+	assertTrue "the hostile client is still attached" "in_file 'saturated' '$t/sat.out'"
+	stop_pair
+}
+
+# The modes README documents, under umask 077 to tell the modes set from
+# the ones left to the umask: the state directory as mkdir makes it (0755
+# less the umask), the socket 0666 whatever the umask (who may do
+# what is decided per request), the handoff files 0644.
+test_state_dir_and_socket_modes() {
+	local old
+	old=$(umask)
+	umask 077
+	start_node a
+	start_node b
+	umask "$old"
+	assert_pair_connected || return
+	assertEquals "state directory" 700 "$(stat -c %a "$t/a/run")"
+	assertEquals "socket" "666 socket" "$(stat -c '%a %F' "$t/a/run/ccm.sock")"
+	assertEquals "handoff file" 644 "$(stat -c %a "$t/a/run/state")"
+	assertEquals "handoff JSON" 644 "$(stat -c %a "$t/a/run/state.json")"
+	stop_pair
 }
 
 . shunit2
