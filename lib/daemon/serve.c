@@ -725,7 +725,9 @@ static void send_msg(struct session *s, const struct control_req *r)
 	control_done(s->control, r->conn, r->send.tag, ret < 0 ? ret : 0);
 }
 
-static void status(struct session *s, const struct control_req *r)
+/* What the keeper knows now, as JSON (STATUS) or as the state file's text
+ * (STATE): the truth even when the handoff file could not be written. */
+static void status(struct session *s, const struct control_req *r, bool shell)
 {
 	struct handoff *h = malloc(sizeof(*h));
 	char *buf = malloc(HANDOFF_TEXT_MAX);
@@ -733,7 +735,8 @@ static void status(struct session *s, const struct control_req *r)
 
 	if (h && buf) {
 		sess_fill_handoff(s, h, s->handoff_state, s->handoff_error);
-		n = handoff_format_json(h, buf, HANDOFF_TEXT_MAX);
+		n = shell ? handoff_format_shell(h, buf, HANDOFF_TEXT_MAX)
+			  : handoff_format_json(h, buf, HANDOFF_TEXT_MAX);
 	}
 	/* The reply must fit one control message. */
 	if (n > FDMSG_PAYLOAD_MAX)
@@ -741,7 +744,8 @@ static void status(struct session *s, const struct control_req *r)
 	if (n < 0)
 		control_error(s->control, r->conn, n, "cannot format the state");
 	else
-		control_reply(s->control, r->conn, CTL_STATUS_REPLY, buf, (uint32_t)n);
+		control_reply(s->control, r->conn, shell ? CTL_STATE_REPLY : CTL_STATUS_REPLY, buf,
+			      (uint32_t)n);
 	free(h);
 	free(buf);
 }
@@ -791,7 +795,8 @@ void serve_requests(struct session *s)
 			send_msg(s, &r);
 			break;
 		case CREQ_STATUS:
-			status(s, &r);
+		case CREQ_STATE:
+			status(s, &r, r.type == CREQ_STATE);
 			break;
 		case CREQ_STOP:
 			serve_stop(s, r.conn, r.stop.restart != 0, r.stop.grace_ms);
