@@ -121,22 +121,6 @@ static void usage_connect(FILE *out)
 	print_exit_codes(out);
 }
 
-static void usage_status(FILE *out)
-{
-	fprintf(out,
-		"Usage: ccm-early status [--state-dir DIR] [--json]\n"
-		"\n"
-		"Show the handoff state that 'ccm-early connect' wrote.\n"
-		"\n"
-		"  --state-dir DIR   handoff directory (default /run/ccm)\n"
-		"  --json            print the state as JSON\n"
-		"  -h, --help        this help\n"
-		"\n"
-		"Exit codes: %d connected; %d not connected (or no state yet);\n"
-		"%d usage error or a corrupt state file.\n",
-		CCM_EXIT_OK, CCM_EXIT_FAILURE, CCM_EXIT_USAGE);
-}
-
 static void usage_devices(FILE *out)
 {
 	fprintf(out, "Usage: ccm-early devices\n\nList the RDMA devices this machine has.\n");
@@ -305,102 +289,6 @@ static int cmd_connect(int argc, char **argv, char *argv0)
 	 * new epoch; the keeper's process lives on. */
 	while ((r = session_run(&cfg, &sopts, &log)) == CCM_SESSION_RESTART)
 		sopts.handoff_fd = -1;
-	return r;
-}
-
-/* --- status ------------------------------------------------------------------- */
-
-static void print_status(const struct handoff *h)
-{
-	printf("state:      %s\n", handoff_state_name(h->state));
-	printf("node:       %u (epoch %llu), listening on %s\n", h->node,
-	       (unsigned long long)h->epoch, h->listen_addr);
-	if (h->partner_node)
-		printf("partner:    %u (epoch %llu) at %s\n", h->partner_node,
-		       (unsigned long long)h->partner_epoch, h->partner_addr);
-	else
-		printf("partner:    not yet known, at %s\n", h->partner_addr);
-	printf("transport:  %s, cluster %s", h->transport, h->cluster);
-	if (h->version)
-		printf(", protocol version %u", h->version);
-	printf("\nhandshake:  %s\n", h->hs_state);
-	printf("clients:    %d\n", h->nclients);
-	for (int i = 0; i < h->nclients; i++)
-		printf("  %-20s %-14s %u port(s) x %u bytes\n", h->clients[i].name,
-		       client_match_name(h->clients[i].status), h->clients[i].nports,
-		       h->clients[i].port_size);
-	for (int i = 0; i < h->nbad; i++)
-		printf("  bad descriptor: %s\n", h->bad[i]);
-	if (h->nlinks > 1 || (h->nlinks == 1 && h->links[0].downs))
-		for (int i = 0; i < h->nlinks; i++) {
-			const struct handoff_link *l = &h->links[i];
-
-			printf("link %d:     %-10s %s -> %s%s%s, %u port(s), %llu ops, %llu msgs, "
-			       "%llu down(s)\n", i, link_state_name(l->state), l->local, l->partner,
-			       l->device[0] ? " on " : "", l->device, l->ports,
-			       (unsigned long long)l->ops, (unsigned long long)l->msgs,
-			       (unsigned long long)l->downs);
-		}
-	if (h->error[0])
-		printf("error:      %s\n", h->error);
-	printf("pid:        %u, updated %llu\n", h->pid, (unsigned long long)h->updated);
-}
-
-static int cmd_status(int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{ "state-dir", required_argument, NULL, 's' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *dir = "/run/ccm";
-	bool json = false;
-	struct handoff *h;
-	struct errbuf e;
-	int c, r;
-
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			dir = optarg;
-			break;
-		case 'j':
-			json = true;
-			break;
-		case 'h':
-			usage_status(stdout);
-			return CCM_EXIT_OK;
-		default:
-			usage_status(stderr);
-			return CCM_EXIT_USAGE;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "ccm-early status: unexpected argument '%s'\n", argv[optind]);
-		return CCM_EXIT_USAGE;
-	}
-	h = calloc(1, sizeof(*h));
-	if (!h)
-		return CCM_EXIT_FAILURE;
-	r = handoff_read(dir, h, &e);
-	if (r < 0) {
-		fprintf(stderr, "ccm-early status: %s\n", e.msg);
-		free(h);
-		return r == -ENOENT ? CCM_EXIT_FAILURE : CCM_EXIT_USAGE;
-	}
-	if (json) {
-		char *buf = malloc(HANDOFF_TEXT_MAX);
-
-		r = buf ? handoff_format_json(h, buf, HANDOFF_TEXT_MAX) : -ENOMEM;
-		if (r > 0)
-			fwrite(buf, 1, (size_t)r, stdout);
-		free(buf);
-	} else {
-		print_status(h);
-	}
-	r = h->state == HANDOFF_CONNECTED ? CCM_EXIT_OK : CCM_EXIT_FAILURE;
-	free(h);
 	return r;
 }
 

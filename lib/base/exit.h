@@ -12,6 +12,8 @@ enum ccm_exit {
 	CCM_EXIT_TIMEOUT = 3,     /* timed out waiting for the partner */
 	CCM_EXIT_NO_VERSION = 4,  /* no common protocol version */
 	CCM_EXIT_AUTH = 5,        /* authentication failed */
+	CCM_EXIT_STALE = 6,       /* status: the handoff is stale (its writer is
+	                             gone, or is not the keeper, or does not answer) */
 	CCM_SESSION_RESTART = -1, /* not an exit code: `stop --restart` asks the
 	                             caller to run a fresh session */
 };

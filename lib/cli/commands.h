@@ -4,6 +4,12 @@
 #ifndef CCM_VERBS_H
 #define CCM_VERBS_H
 
+/* ccm-early status [--state-dir DIR] [--json]
+ * Print the running keeper's state (asked over its socket), or else the
+ * handoff file, shown as stale when the process it names is gone, is
+ * another process, or does not answer. */
+int cmd_status(int argc, char **argv);
+
 /* ccm-early exec [--state-dir DIR] CLIENT -- COMMAND [ARGS...]
  * Fetch CLIENT's fds from the keeper and exec COMMAND with them at fd 3
  * onward, LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES set as socket activation

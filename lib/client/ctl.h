@@ -37,6 +37,7 @@ enum ctl_type {
 	CTL_SEND = 4,        /* struct ctl_send_hdr + payload */
 	CTL_STATUS = 5,      /* empty */
 	CTL_STOP = 6,        /* struct ctl_stop (root only) */
+	CTL_STATE = 7,       /* empty */
 	/* keeper -> client */
 	CTL_ATTACHED = 64,   /* struct ctl_attached */
 	CTL_PORT_FD = 65,    /* struct ctl_port_fd, with the fd */
@@ -45,6 +46,10 @@ enum ctl_type {
 	CTL_MSG = 68,        /* struct ctl_send_hdr + payload: from the partner's client */
 	CTL_STATUS_REPLY = 69, /* the handoff as JSON text */
 	CTL_ERROR = 70,      /* struct ctl_error: a request refused */
+	CTL_STATE_REPLY = 71, /* the handoff as the `state` file's text (what the
+	                         keeper knows now, even when it could not write
+	                         the file); CTL_ERROR -EMSGSIZE if it does not
+	                         fit one message */
 };
 
 enum ctl_event_type {

@@ -338,6 +338,11 @@ static int parse(struct control *k, struct kconn *c, struct control_req *req)
 			return refuse(k, c, -EPROTO, "STATUS takes no payload");
 		req->type = CREQ_STATUS;
 		return 1;
+	case CTL_STATE:
+		if (m->len)
+			return refuse(k, c, -EPROTO, "STATE takes no payload");
+		req->type = CREQ_STATE;
+		return 1;
 	case CTL_STOP:
 		if (fdmsg_expect(m, sizeof(req->stop), sizeof(req->stop), &e) < 0)
 			return refuse(k, c, -EPROTO, e.msg);

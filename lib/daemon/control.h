@@ -28,6 +28,7 @@ enum control_req_type {
 	CREQ_STATUS,
 	CREQ_STOP,        /* stop (the caller is root: checked already) */
 	CREQ_DETACHED,    /* an attached client's channel closed */
+	CREQ_STATE,       /* the handoff as shell text (`ccm-early status`) */
 };
 
 struct control_req {

@@ -731,7 +731,9 @@ static void send_msg(struct session *s, const struct control_req *r)
 	control_done(s->control, r->conn, r->send.tag, ret < 0 ? ret : 0);
 }
 
-static void status(struct session *s, const struct control_req *r)
+/* What the keeper knows now, as JSON (STATUS) or as the state file's text
+ * (STATE): the truth even when the handoff file could not be written. */
+static void status(struct session *s, const struct control_req *r, bool shell)
 {
 	struct handoff *h = malloc(sizeof(*h));
 	char *buf = malloc(HANDOFF_TEXT_MAX);
@@ -739,7 +741,8 @@ static void status(struct session *s, const struct control_req *r)
 
 	if (h && buf) {
 		sess_fill_handoff(s, h, s->handoff_state, s->handoff_error);
-		n = handoff_format_json(h, buf, HANDOFF_TEXT_MAX);
+		n = shell ? handoff_format_shell(h, buf, HANDOFF_TEXT_MAX)
+			  : handoff_format_json(h, buf, HANDOFF_TEXT_MAX);
 	}
 	/* The reply must fit one control message. */
 	if (n > FDMSG_PAYLOAD_MAX)
@@ -747,7 +750,8 @@ static void status(struct session *s, const struct control_req *r)
 	if (n < 0)
 		control_error(s->control, r->conn, n, "cannot format the state");
 	else
-		control_reply(s->control, r->conn, CTL_STATUS_REPLY, buf, (uint32_t)n);
+		control_reply(s->control, r->conn, shell ? CTL_STATE_REPLY : CTL_STATUS_REPLY, buf,
+			      (uint32_t)n);
 	free(h);
 	free(buf);
 }
@@ -797,7 +801,8 @@ void serve_requests(struct session *s)
 			send_msg(s, &r);
 			break;
 		case CREQ_STATUS:
-			status(s, &r);
+		case CREQ_STATE:
+			status(s, &r, r.type == CREQ_STATE);
 			break;
 		case CREQ_STOP:
 			serve_stop(s, r.conn, r.stop.restart != 0, r.stop.grace_ms);
@@ -1075,17 +1080,24 @@ static void resend_old(struct session *s, uint64_t now)
 }
 
 /* The handoff's link counters, rewritten now and then when they moved: a
- * quiet keeper writes nothing. */
+ * quiet keeper writes nothing.  A handoff that could not be written is
+ * written again, whole, every HANDOFF_RETRY_MS until it is. */
 static void refresh_links(struct session *s)
 {
 	uint64_t sum = 0;
 
 	for (int i = 0; i < s->nlinks; i++)
 		sum += s->links[i].h.ops + s->links[i].h.msgs;
-	if (sum != s->links_written_sum)
-		links_changed(s);
-	else
+	if (s->handoff_unwritten && s->now >= s->handoff_retry_at) {
+		/* Durable: the file must catch up with what it missed. */
+		sess_write_handoff(s, s->handoff_state,
+				   s->handoff_error[0] ? s->handoff_error : NULL);
 		timer_set(&s->timers, T_LINKS_WRITE, s->now + LINKS_REFRESH_MS);
+	} else if (sum != s->links_written_sum) {
+		links_changed(s);
+	} else {
+		timer_set(&s->timers, T_LINKS_WRITE, s->now + LINKS_REFRESH_MS);
+	}
 	s->links_written_sum = sum;
 }
 

@@ -89,10 +89,23 @@ static int write_handoff(struct session *s, enum handoff_state state, const char
 	sess_fill_handoff(s, h, state, error);
 	r = durable ? handoff_write_at(s->state_dirfd, s->state_dir, h, &e)
 		    : handoff_refresh_at(s->state_dirfd, s->state_dir, h, &e);
-	if (r < 0)
-		log_at(s->log, LOG_ERR, "cannot write the handoff: %s", e.msg);
-	else
-		log_at(s->log, LOG_DEBUG, "handoff written: %s", handoff_state_name(state));
+	/* Every write is the whole state, so the first one that succeeds
+	 * after failures makes the file true again; until then the file
+	 * still holds the last state written (write_atomic never replaces it
+	 * with a partial one), and `status` asks the keeper instead. */
+	if (r < 0) {
+		log_at(s->log, LOG_ERR, "cannot write the handoff (%s): %s",
+		       handoff_state_name(state), e.msg);
+		s->handoff_unwritten = true;
+		s->handoff_retry_at = s->now + HANDOFF_RETRY_MS;
+	} else {
+		if (s->handoff_unwritten)
+			log_at(s->log, LOG_NOTE, "handoff written again: %s",
+			       handoff_state_name(state));
+		else
+			log_at(s->log, LOG_DEBUG, "handoff written: %s", handoff_state_name(state));
+		s->handoff_unwritten = false;
+	}
 	free(h);
 	return r;
 }

@@ -34,6 +34,7 @@
 #define RESEND_AFTER_MS      200    /* a message not acknowledged by then (and two
                                        link heartbeats, which bring the acks) goes again */
 #define LINKS_REFRESH_MS     1000   /* the handoff's link counters: this fresh */
+#define HANDOFF_RETRY_MS     5000   /* a handoff that could not be written: again */
 
 /* What a posted operation was for; the high half of its wr_id. */
 enum op_purpose {
@@ -203,8 +204,11 @@ struct session {
 
 	int exit_code;
 	char last_error[200];
-	enum handoff_state handoff_state;  /* as last written */
+	enum handoff_state handoff_state;  /* as last written (or tried) */
 	char handoff_error[200];
+	bool handoff_unwritten;    /* the last write failed: the file lags, and
+	                              the keeper writes it again (whole) */
+	uint64_t handoff_retry_at; /* not before then */
 
 	/* The keeper (serve.c): everything after the first handoff. */
 	struct control *control;    /* the control socket; NULL with --once */

@@ -420,7 +420,7 @@ static void js_key(struct out *o, const char *key)
 	out_s(o, "\":");
 }
 
-int handoff_format_json(const struct handoff *h, char *buf, size_t cap)
+static int format_json(const struct handoff *h, const char *stale, char *buf, size_t cap)
 {
 	struct out o = { buf, cap, 0 };
 	char name[CLIENTS_FILE_MAX];
@@ -435,7 +435,12 @@ int handoff_format_json(const struct handoff *h, char *buf, size_t cap)
 		p = (const char *)h + f->off;
 		out_s(&o, ",\n");
 		js_key(&o, f->key);
-		if (f->type == HF_STATE)
+		if (f->type == HF_STATE && stale) {
+			out_s(&o, "\"stale\",\n\"last_state\":");
+			js_str(&o, state_names[h->state], strlen(state_names[h->state]));
+			out_s(&o, ",\n\"stale\":true,\n\"stale_reason\":");
+			js_str(&o, stale, strlen(stale));
+		} else if (f->type == HF_STATE)
 			js_str(&o, state_names[h->state], strlen(state_names[h->state]));
 		else if (f->type == HF_NUM)
 			out_u(&o, get_num(p, f->size));
@@ -500,6 +505,38 @@ int handoff_format_json(const struct handoff *h, char *buf, size_t cap)
 	}
 	out_s(&o, "]}\n");
 	return out_end(&o);
+}
+
+int handoff_format_json(const struct handoff *h, char *buf, size_t cap)
+{
+	return format_json(h, NULL, buf, cap);
+}
+
+int handoff_format_json_stale(const struct handoff *h, const char *why, char *buf, size_t cap)
+{
+	return format_json(h, why, buf, cap);
+}
+
+/* --- staleness ---------------------------------------------------------------- */
+
+bool handoff_stale(const struct handoff *h, const struct handoff_writer *w, char *why,
+		   size_t cap)
+{
+	why[0] = 0;
+	/* The writer's last word: true after it is gone. */
+	if (h->state == HANDOFF_TERMINATED || h->state == HANDOFF_ERROR)
+		return false;
+	if (!w->exists || w->zombie)
+		snprintf(why, cap, "pid %u, which wrote it, is gone", h->pid);
+	else if (w->started && w->started > h->updated + HANDOFF_CLOCK_SLACK_S)
+		snprintf(why, cap, "pid %u is another process, started after the state was written",
+			 h->pid);
+	else if (w->keeper_pid > 0 && (uint32_t)w->keeper_pid != h->pid)
+		snprintf(why, cap, "pid %u wrote it, but the keeper now is pid %d", h->pid,
+			 w->keeper_pid);
+	else if (w->keeper_silent)
+		snprintf(why, cap, "the keeper, pid %u, does not answer", h->pid);
+	return why[0] != 0;
 }
 
 /* --- the reader -------------------------------------------------------------- */

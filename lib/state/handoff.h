@@ -33,7 +33,8 @@
  *       CCM_EPOCH          our boot epoch (decimal, 64 bits)
  *       CCM_PARTNER_EPOCH  the partner's, 0 = not known
  *       CCM_HS_STATE       the handshake state machine's state name
- *       CCM_PID            the manager's pid
+ *       CCM_PID            the manager's pid (`status` calls the file
+ *                          stale when it is gone: handoff_stale)
  *       CCM_UPDATED        when this was written, seconds since 1970
  *       CCM_ERROR          the last error, free text, '' = none
  *       CCM_CLIENTS        names of the clients whose status is ok,
@@ -79,6 +80,7 @@
 #ifndef CCM_HANDOFF_H
 #define CCM_HANDOFF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -175,6 +177,32 @@ int handoff_mkdir(const char *dir, struct errbuf *e);
  * client name that would not be a safe shell variable name). */
 int handoff_format_shell(const struct handoff *h, char *buf, size_t cap);
 int handoff_format_json(const struct handoff *h, char *buf, size_t cap);
+
+/* The same with CCM_STATE replaced: "state":"stale", "last_state" (what
+ * the file says), "stale":true and "stale_reason":why.  For `status`. */
+int handoff_format_json_stale(const struct handoff *h, const char *why, char *buf, size_t cap);
+
+/* What `ccm-early status` found out about the process a handoff names
+ * (CCM_PID), when the keeper did not answer for itself. */
+struct handoff_writer {
+	bool exists;          /* /proc/PID is there and kill(PID, 0) did not say ESRCH */
+	bool zombie;          /* it has exited; only its parent has not reaped it */
+	uint64_t started;     /* when it started, seconds since 1970; 0 = unknown */
+	int keeper_pid;       /* who answers on the keeper's socket: 0 = nobody */
+	bool keeper_silent;   /* the socket's owner is PID but gave no answer */
+};
+
+/* Process start and file stamp come from two readings of a clock that
+ * early boot may step: a second or two apart is the same moment. */
+#define HANDOFF_CLOCK_SLACK_S 2
+
+/* Whether h can no longer be believed: its writer is gone (or a zombie),
+ * the pid is now another process's (started after h->updated, or not the
+ * keeper's), or the keeper does not answer.  A handoff that says
+ * terminated or error is the writer's last word and is never stale.  The
+ * reason, if stale, in why (cap bytes).  Pure: no I/O. */
+bool handoff_stale(const struct handoff *h, const struct handoff_writer *w, char *why,
+		   size_t cap);
 
 /* The strict reader of `state`: the header line, known keys only, each at
  * most once, quoting exactly as written, numbers in range, CCM_STATE and

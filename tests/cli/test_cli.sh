@@ -428,11 +428,16 @@ test_status_without_state() {
 	assertContains "message" "$(cat "$t/err")" "no handoff state"
 }
 
-test_status_after_once_pair() {
+# After --once no process holds the connection: the file says connected,
+# but its writer is gone, so status calls it stale (exit 6) and still shows
+# what the file says.
+test_status_after_once_pair_is_stale() {
 	run_pair
 	run_ccm status --state-dir "$t/a/run"
-	assertEquals "exit status; $(shown)" 0 "$rc"
-	assertTrue "state line: $(shown)" "grep -qE '^state: +connected$' '$t/out'"
+	assertEquals "exit status; $(shown)" 6 "$rc"
+	assertTrue "state line: $(shown)" "grep -qE '^state: +stale \(the file says connected\)$' '$t/out'"
+	assertTrue "stale line: $(shown)" \
+		"grep -qE '^stale: +pid $(state_get "$t/a/run" CCM_PID), which wrote it, is gone$' '$t/out'"
 	assertTrue "partner line: $(shown)" "grep -qE '^partner: +2 \(epoch [0-9]+\) at 127\.0\.0\.3:$port$' '$t/out'"
 	assertTrue "clients count: $(shown)" "grep -qE '^clients: +2$' '$t/out'"
 	assertTrue "fmon line: $(shown)" "grep -qE '^ +fmon +ok +1 port' '$t/out'"
@@ -442,12 +447,14 @@ test_status_after_once_pair() {
 test_status_json() {
 	run_pair
 	run_ccm status --state-dir "$t/b/run" --json
-	assertEquals "exit status; $(shown)" 0 "$rc"
+	assertEquals "exit status (stale: the --once process is gone); $(shown)" 6 "$rc"
 	# shellcheck disable=SC2016
 	python3 -c '
 import json, sys
 d = json.load(sys.stdin)
-assert d["state"] == "connected", d["state"]
+assert d["state"] == "stale" and d["stale"] is True, d["state"]
+assert d["last_state"] == "connected", d["last_state"]
+assert "is gone" in d["stale_reason"], d["stale_reason"]
 assert d["node"] == 2 and d["partner_node"] == 1, d
 assert isinstance(d["clients"], list), d["clients"]
 names = sorted(c["name"] for c in d["clients"])
@@ -456,8 +463,17 @@ assert all(c["status"] == "ok" for c in d["clients"]), d["clients"]
 ' <"$t/out" 2>"$t/py"
 	_rc=$?
 	assertEquals "status --json is valid JSON with the facts: $(cat "$t/py"; shown)" 0 "$_rc"
-	# The same as the state.json the run wrote.
-	assertEquals "status --json matches state.json" "$(cat "$t/b/run/state.json")" "$(cat "$t/out")"
+	# The same as the state.json the run wrote, but for the stale marks.
+	python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+f = json.load(open(sys.argv[2]))
+d["state"] = d.pop("last_state")
+del d["stale"], d["stale_reason"]
+assert d == f, (d, f)
+' "$t/out" "$t/b/run/state.json" 2>"$t/py"
+	_rc=$?
+	assertEquals "status --json matches state.json: $(cat "$t/py")" 0 "$_rc"
 }
 
 test_status_corrupt_state_file() {
@@ -530,7 +546,8 @@ test_state_file_is_safe_to_source() {
 			"connected|$cluster|a a_port $long x__9 z_|ok|1|4096||a=ok|a_port=ok|$long=ok|x__9=ok|z_=ok" \
 			"$got"
 		run_ccm status --state-dir "$t/$n/run"
-		assertEquals "node $n: status reads back what connect wrote; $(shown)" 0 "$rc"
+		assertEquals "node $n: status reads back what connect wrote (stale after --once); $(shown)" \
+			6 "$rc"
 		assertTrue "node $n: status shows the cluster" "grep -qF 'cluster $cluster,' '$t/out'"
 	done
 }
@@ -547,7 +564,7 @@ test_bad_descriptor_names_are_safe_to_source() {
 	assertFalse "sourcing ran nothing" "[ -e '$t/pwned' ]"
 	assertContains "the refused files are listed: $(cat "$t/bad")" "$(cat "$t/bad")" "pwned"
 	run_ccm status --state-dir "$t/a/run"
-	assertEquals "status reads it back; $(shown)" 0 "$rc"
+	assertEquals "status reads it back (stale after --once); $(shown)" 6 "$rc"
 	python3 -c 'import json,sys; d=json.load(sys.stdin); assert len(d["bad_descriptors"]) == 2, d' \
 		<"$t/a/run/state.json" 2>"$t/py"
 	_rc=$?

@@ -5,8 +5,10 @@
 # two ccm-fmon, the nvmirror log mirrored byte for byte, failover and
 # giveback, a silent partner found by the heartbeat alone, `ccm-early exec`
 # and LISTEN_FDS, refusals, a keeper started in an "initrd" serving a
-# service in the pivoted root, 100 stop/restart cycles without leaks, and
-# `ccm-early stop` with a client attached.
+# service in the pivoted root, 100 stop/restart cycles without leaks,
+# `ccm-early stop` with a client attached, local hardening (connection
+# limits, event fds a client cannot block, modes), and `status` telling the
+# truth about a killed keeper and about a keeper whose state disk is full.
 set -u
 . "$(dirname "$0")/../lib/common.sh"
 
@@ -651,6 +653,113 @@ test_state_dir_and_socket_modes() {
 	assertEquals "handoff file" 644 "$(stat -c %a "$t/a/run/state")"
 	assertEquals "handoff JSON" 644 "$(stat -c %a "$t/a/run/state.json")"
 	stop_pair
+}
+
+# --- 11. truthful state ---------------------------------------------------------
+
+# run_status NODE [ccm-early status args...]: `ccm-early status` of that node,
+# output in $t/status.out, exit status in status_rc.
+run_status() {
+	local n=$1
+	shift
+	"${CCM}" status --state-dir "$t/$n/run" "$@" >"$t/status.out" 2>&1
+	status_rc=$?
+}
+
+# A keeper killed outright leaves its handoff saying connected: status must
+# not believe it, neither while the dead keeper is a zombie nor once reaped.
+test_status_of_a_killed_keeper_is_stale() {
+	local rc
+	start_node a
+	start_node b
+	assert_pair_connected || return
+	run_status a
+	assertEquals "with the keeper alive: connected; $(cat "$t/status.out")" 0 "$status_rc"
+	kill -KILL "$pid_a"
+	wait_for 5 eval "grep -q '^State:.*zombie' /proc/$pid_a/status 2>/dev/null"
+	assertEquals "the file still says connected" connected "$(state_get "$t/a/run" CCM_STATE)"
+	run_status a
+	assertEquals "a zombie keeper: stale, exit 6; $(cat "$t/status.out")" 6 "$status_rc"
+	assertTrue "state shown as stale: $(cat "$t/status.out")" \
+		"grep -qE '^state: +stale \(the file says connected\)$' '$t/status.out'"
+	wait_exit "$pid_a" 5
+	run_status a
+	assertEquals "a reaped keeper: stale, exit 6; $(cat "$t/status.out")" 6 "$status_rc"
+	assertTrue "the reason names the pid: $(cat "$t/status.out")" \
+		"grep -qE '^stale: +pid $pid_a, which wrote it, is gone$' '$t/status.out'"
+	run_status a --json
+	assertEquals "status --json: exit 6" 6 "$status_rc"
+	python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+assert d["state"] == "stale" and d["stale"] is True, d
+assert d["last_state"] == "connected", d
+assert "is gone" in d["stale_reason"], d
+' <"$t/status.out" 2>"$t/py"
+	rc=$?
+	assertEquals "JSON says stale, with the reason: $(cat "$t/py" "$t/status.out")" 0 "$rc"
+	pids="$pid_b"
+	stop_node b
+	assert_no_sanitizer_report
+}
+
+# The state directory on a full file system: the keeper cannot write that
+# its partner died.  It says so in its log, the old file stays whole, status
+# asks the keeper and does not say connected, and once there is room again
+# the next write brings the whole truth to the file.
+test_status_with_the_state_dir_on_a_full_disk() {
+	local k rc
+	mkdir -p "$t/a/run" "$t/mnt"
+	unshare -m --propagation private sh -c 'mount -t tmpfs -o size=64k tmpfs "$1"' sh "$t/mnt"
+	assertEquals "a 64 KiB tmpfs can be mounted in a mount namespace" 0 $? || return
+	# Node A in its own mount namespace, its state directory a 64 KiB tmpfs.
+	unshare -m --propagation private sh -c '
+		mount -t tmpfs -o size=64k,mode=0755 tmpfs "$1" || exit 99
+		shift
+		exec "$@"' sh "$t/a/run" \
+		"${CCM}" connect --node-id 1 --listen "127.0.0.2:$port" --partner "127.0.0.3:$port" \
+		--clients "$t/a/clients" --state-dir "$t/a/run" -v --foreground \
+		>>"$t/a/log" 2>&1 </dev/null &
+	pid_a=$!
+	pids="$pids $pid_a"
+	start_node b
+	k="nsenter -t $pid_a -m"
+	wait_for 15 eval "$k grep -qx \"CCM_STATE='connected'\" '$t/a/run/state' 2>/dev/null"
+	rc=$?
+	assertTrue "A connected on its tmpfs: $(cat "$t/a/log")" "$rc" || return
+	assertTrue "A's state dir is the tmpfs" "$k findmnt -n -t tmpfs '$t/a/run' >/dev/null"
+	connected b || { fail "B not connected: $(cat "$t/b/log")"; return; }
+	# Fill it.
+	$k sh -c "dd if=/dev/zero of='$t/a/run/fill' bs=1k 2>/dev/null; exit 0"
+	assertEquals "the tmpfs is full" 0 "$($k df --output=avail -k "$t/a/run" | tail -1 | tr -d ' ')"
+	kill -KILL "$pid_b"
+	wait_exit "$pid_b" 5
+	wait_for 10 in_file "cannot write the handoff (unreachable)" "$t/a/log"
+	rc=$?
+	assertTrue "the keeper logs the failed write: $(tail -5 "$t/a/log")" "$rc"
+	assertContains "with the reason" "$(cat "$t/a/log")" "No space left on device"
+	assertEquals "the old file is whole, and says connected" connected \
+		"$($k sh -c ". '$t/a/run/state'; printf %s \"\$CCM_STATE\"")"
+	assertEquals "no temporary file left" "ccm.sock fill state state.json" \
+		"$($k ls -A "$t/a/run" | tr '\n' ' ' | sed 's/ $//')"
+	$k "${CCM}" status --state-dir "$t/a/run" >"$t/status.out" 2>&1
+	status_rc=$?
+	assertNotEquals "status does not exit 0: $(cat "$t/status.out")" 0 "$status_rc"
+	assertFalse "status does not say connected: $(cat "$t/status.out")" \
+		"grep -qE '^state: +connected' '$t/status.out'"
+	assertTrue "the keeper's own answer: unreachable: $(cat "$t/status.out")" \
+		"grep -qE '^state: +unreachable$' '$t/status.out'"
+	# Room again: the keeper writes the whole state, unasked.
+	$k rm -f "$t/a/run/fill"
+	wait_for 10 eval "$k grep -qx \"CCM_STATE='unreachable'\" '$t/a/run/state'"
+	rc=$?
+	assertTrue "the next write carries the truth: $(tail -5 "$t/a/log")" "$rc"
+	assertContains "and says so" "$(cat "$t/a/log")" "handoff written again: unreachable"
+	kill -TERM "$pid_a"
+	wait_exit "$pid_a" 10
+	assertEquals "A stops cleanly" 0 "$ccm_rc"
+	pids=""
+	assert_no_sanitizer_report
 }
 
 . shunit2

@@ -3,9 +3,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -532,6 +534,98 @@ static void test_set_clients(void)
 	      !strcmp(handoff_state_name((enum handoff_state)7), "?"), "state names");
 }
 
+/* The staleness rule, fact by fact. */
+static void test_stale(void)
+{
+	static struct handoff h;
+	static const struct {
+		enum handoff_state state;
+		struct handoff_writer w;
+		const char *want;           /* in the reason; NULL = not stale */
+	} cases[] = {
+		{ HANDOFF_CONNECTED, { .exists = true, .started = 1699999990 }, NULL },
+		{ HANDOFF_CONNECTED, { .exists = true, .keeper_pid = 4242 }, NULL },
+		{ HANDOFF_CONNECTED, { .exists = true, .started = 1700000002 }, NULL },
+		{ HANDOFF_CONNECTED, { .exists = false }, "pid 4242, which wrote it, is gone" },
+		{ HANDOFF_CONNECTED, { .exists = true, .zombie = true }, "is gone" },
+		{ HANDOFF_UNREACHABLE, { .exists = false }, "is gone" },
+		{ HANDOFF_HANDSHAKING, { .exists = false }, "is gone" },
+		{ HANDOFF_CONNECTED, { .exists = true, .started = 1700000003 },
+		  "pid 4242 is another process" },
+		{ HANDOFF_CONNECTED, { .exists = true, .keeper_pid = 77 },
+		  "the keeper now is pid 77" },
+		{ HANDOFF_CONNECTED, { .exists = true, .keeper_pid = 4242, .keeper_silent = true },
+		  "does not answer" },
+		/* The writer's last word stays true after it is gone. */
+		{ HANDOFF_TERMINATED, { .exists = false }, NULL },
+		{ HANDOFF_ERROR, { .exists = false }, NULL },
+		{ HANDOFF_TERMINATED, { .exists = true, .keeper_pid = 77 }, NULL },
+	};
+	char why[160];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		bool stale;
+
+		sample(&h);
+		h.state = cases[i].state;
+		stale = handoff_stale(&h, &cases[i].w, why, sizeof(why));
+		if (cases[i].want)
+			CHECK(stale && strstr(why, cases[i].want), "stale case %zu: '%s'", i, why);
+		else
+			CHECK(!stale && !why[0], "stale case %zu: believed ('%s')", i, why);
+	}
+
+	static const char want_json[] =
+		"{\"format\":1,\n\"state\":\"stale\",\n\"last_state\":\"connected\",\n"
+		"\"stale\":true,\n\"stale_reason\":\"pid 4242, which wrote it, is gone\",\n"
+		"\"node\":1,";
+
+	sample(&h);
+	CHECK(handoff_format_json_stale(&h, "pid 4242, which wrote it, is gone", buf,
+					sizeof(buf)) > 0 &&
+	      !strncmp(buf, want_json, sizeof(want_json) - 1),
+	      "stale JSON: state stale, last_state, stale, stale_reason (%.140s)", buf);
+}
+
+/* A write that fails midway (here: the file size limit, as a full disk
+ * would) leaves the previous files whole and no temporary file. */
+static void test_failed_write_keeps_the_old_file(void)
+{
+	static struct handoff h, g;
+	char dir[300];
+	struct errbuf e;
+	int rc, hidden, n, status;
+	pid_t pid;
+
+	snprintf(dir, sizeof(dir), "%s/full", tmpdir);
+	sample(&h);
+	rc = handoff_write(dir, &h, &e);
+	CHECK(rc == 0, "first write (%s)", rc ? e.msg : "ok");
+	pid = fork();
+	if (pid == 0) {
+		struct rlimit rl = { 100, 100 };
+
+		signal(SIGXFSZ, SIG_IGN);
+		setrlimit(RLIMIT_FSIZE, &rl);
+		h.state = HANDOFF_UNREACHABLE;
+		rc = handoff_write(dir, &h, &e);
+		_exit(rc == -EFBIG && strstr(e.msg, "write: File too large") ? 0 : 1);
+	}
+	CHECK(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+	      WEXITSTATUS(status) == 0, "a write over the size limit fails with EFBIG and says so");
+	rc = handoff_read(dir, &g, &e);
+	CHECK(rc == 0 && same(&h, &g), "the previous state is whole (%s)", rc ? e.msg : "ok");
+	n = count_entries(dir, &hidden);
+	CHECK(n == 2 && hidden == 0, "no temporary file left (%d entries, %d hidden)", n, hidden);
+	h.state = HANDOFF_UNREACHABLE;
+	rc = handoff_write(dir, &h, &e);
+	rc = rc ? rc : handoff_read(dir, &g, &e);
+	CHECK(rc == 0 && same(&h, &g), "the next write carries the whole state (%s)",
+	      rc ? e.msg : "ok");
+	snprintf(dir, sizeof(dir), "rm -rf %s/full", tmpdir);
+	CHECK(run(dir) == 0, "clean up");
+}
+
 int main(void)
 {
 	if (!mkdtemp(tmpdir))
@@ -542,6 +636,8 @@ int main(void)
 	test_parse_strict();
 	test_files();
 	test_set_clients();
+	test_stale();
+	test_failed_write_keeps_the_old_file();
 	rmdir(tmpdir);
 	return check_done();
 }

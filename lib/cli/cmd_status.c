@@ -1,0 +1,274 @@
+/* cmd_status: `ccm-early status`: what the keeper says, or else the handoff
+ * file, judged.  A running keeper is asked over its socket (CTL_STATE): it
+ * knows the state even when it could not write the file (a full disk).
+ * Without an answer the file is read, and believed only if the process it
+ * names is still there and is the keeper; otherwise it is stale. */
+#include "cli/commands.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "base/exit.h"
+#include "client/attach.h"
+#include "client/ctl.h"
+#include "client/fdmsg.h"
+#include "conf/client_desc.h"
+#include "proto/link_policy.h"
+#include "state/handoff.h"
+
+#define ANSWER_MS 2000  /* a keeper that takes longer is not serving */
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: ccm-early status [--state-dir DIR] [--json]\n"
+		"\n"
+		"Show the state of this node: the running keeper's answer over its socket,\n"
+		"or else the handoff file that 'ccm-early connect' wrote.  A file whose\n"
+		"writer is gone, or is not the keeper, or does not answer, is shown as\n"
+		"stale.\n"
+		"\n"
+		"  --state-dir DIR   handoff directory (default /run/ccm)\n"
+		"  --json            print the state as JSON\n"
+		"  -h, --help        this help\n"
+		"\n"
+		"Exit codes: %d connected; %d not connected (or no state yet);\n"
+		"%d usage error or a corrupt state file; %d stale state.\n",
+		CCM_EXIT_OK, CCM_EXIT_FAILURE, CCM_EXIT_USAGE, CCM_EXIT_STALE);
+}
+
+static void print_status(const struct handoff *h, const char *stale)
+{
+	if (stale)
+		printf("state:      stale (the file says %s)\n", handoff_state_name(h->state));
+	else
+		printf("state:      %s\n", handoff_state_name(h->state));
+	printf("node:       %u (epoch %llu), listening on %s\n", h->node,
+	       (unsigned long long)h->epoch, h->listen_addr);
+	if (h->partner_node)
+		printf("partner:    %u (epoch %llu) at %s\n", h->partner_node,
+		       (unsigned long long)h->partner_epoch, h->partner_addr);
+	else
+		printf("partner:    not yet known, at %s\n", h->partner_addr);
+	printf("transport:  %s, cluster %s", h->transport, h->cluster);
+	if (h->version)
+		printf(", protocol version %u", h->version);
+	printf("\nhandshake:  %s\n", h->hs_state);
+	printf("clients:    %d\n", h->nclients);
+	for (int i = 0; i < h->nclients; i++)
+		printf("  %-20s %-14s %u port(s) x %u bytes\n", h->clients[i].name,
+		       client_match_name(h->clients[i].status), h->clients[i].nports,
+		       h->clients[i].port_size);
+	for (int i = 0; i < h->nbad; i++)
+		printf("  bad descriptor: %s\n", h->bad[i]);
+	if (h->nlinks > 1 || (h->nlinks == 1 && h->links[0].downs))
+		for (int i = 0; i < h->nlinks; i++) {
+			const struct handoff_link *l = &h->links[i];
+
+			printf("link %d:     %-10s %s -> %s%s%s, %u port(s), %llu ops, %llu msgs, "
+			       "%llu down(s)\n", i, link_state_name(l->state), l->local, l->partner,
+			       l->device[0] ? " on " : "", l->device, l->ports,
+			       (unsigned long long)l->ops, (unsigned long long)l->msgs,
+			       (unsigned long long)l->downs);
+		}
+	if (h->error[0])
+		printf("error:      %s\n", h->error);
+	if (stale)
+		printf("stale:      %s\n", stale);
+	printf("pid:        %u, updated %llu\n", h->pid, (unsigned long long)h->updated);
+}
+
+/* --- the keeper's answer --------------------------------------------------------- */
+
+/* Ask the keeper for its state.  1 and *h when it answered; 0 when there
+ * is no keeper or it gave no usable answer (*keeper_pid: who owns the
+ * socket, 0 = nobody; *silent: it owns it but did not answer in time). */
+static int ask_keeper(const char *dir, struct handoff *h, int *keeper_pid, bool *silent)
+{
+	struct pollfd p = { .events = POLLIN };
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+	struct fdmsg *m = NULL;
+	struct errbuf e;
+	int sock, r = 0;
+
+	*keeper_pid = 0;
+	*silent = false;
+	if (client_connect(dir, &sock, &e) < 0)
+		return 0;
+	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0)
+		*keeper_pid = (int)cred.pid;
+	m = malloc(sizeof(*m));
+	if (!m || fdmsg_send(sock, CTL_STATE, NULL, 0, -1) < 0)
+		goto out;
+	p.fd = sock;
+	do
+		r = poll(&p, 1, ANSWER_MS);
+	while (r < 0 && errno == EINTR);
+	if (r <= 0) {
+		*silent = r == 0;
+		r = 0;
+		goto out;
+	}
+	r = fdmsg_recv(sock, m, &e);
+	if (r > 0)
+		fdmsg_close(m);
+	/* An older keeper refuses CTL_STATE; a state too large for one
+	 * message is refused too.  Either way the keeper is there and
+	 * serving: its file is judged as a live keeper's. */
+	r = r > 0 && m->type == CTL_STATE_REPLY &&
+	    handoff_parse((const char *)m->data, m->len, h, &e) == 0;
+out:
+	free(m);
+	close(sock);
+	return r;
+}
+
+/* --- the file's writer ----------------------------------------------------------- */
+
+/* /proc/PID/stat: the state letter and the start time (clock ticks since
+ * boot, field 22).  The command name (field 2) may hold anything. */
+static int proc_stat(pid_t pid, char *state, unsigned long long *start)
+{
+	char path[40], buf[1024], *p;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 1, " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d "
+			  "%*d %*d %*d %*d %llu", state, start) != 2)
+		return -EPROTO;
+	return 0;
+}
+
+static unsigned long long boot_time(void)
+{
+	char line[128];
+	unsigned long long t = 0;
+	FILE *f = fopen("/proc/stat", "re");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "btime %llu", &t) == 1)
+			break;
+	fclose(f);
+	return t;
+}
+
+static void find_writer(uint32_t pid, struct handoff_writer *w)
+{
+	unsigned long long start, btime;
+	long hz = sysconf(_SC_CLK_TCK);
+	char st;
+	int r;
+
+	w->exists = pid > 0 && (kill((pid_t)pid, 0) == 0 || errno != ESRCH);
+	if (!w->exists)
+		return;
+	r = proc_stat((pid_t)pid, &st, &start);
+	if (r == -ENOENT) {
+		w->exists = false;
+		return;
+	}
+	if (r < 0)
+		return;
+	w->zombie = st == 'Z' || st == 'X';
+	btime = boot_time();
+	if (btime && hz > 0)
+		w->started = btime + start / (unsigned long long)hz;
+}
+
+/* --- the command ----------------------------------------------------------------- */
+
+static int show(const struct handoff *h, const char *stale, bool json)
+{
+	if (json) {
+		char *buf = malloc(HANDOFF_TEXT_MAX);
+		int n = -ENOMEM;
+
+		if (buf)
+			n = stale ? handoff_format_json_stale(h, stale, buf, HANDOFF_TEXT_MAX)
+				  : handoff_format_json(h, buf, HANDOFF_TEXT_MAX);
+		if (n > 0)
+			fwrite(buf, 1, (size_t)n, stdout);
+		free(buf);
+	} else {
+		print_status(h, stale);
+	}
+	if (stale)
+		return CCM_EXIT_STALE;
+	return h->state == HANDOFF_CONNECTED ? CCM_EXIT_OK : CCM_EXIT_FAILURE;
+}
+
+int cmd_status(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "state-dir", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct handoff_writer w = { 0 };
+	const char *dir = "/run/ccm";
+	char why[160];
+	bool json = false, stale;
+	struct handoff *h;
+	struct errbuf e;
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			dir = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return CCM_EXIT_OK;
+		default:
+			usage(stderr);
+			return CCM_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "%s: unexpected argument '%s'\n", argv[0], argv[optind]);
+		return CCM_EXIT_USAGE;
+	}
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return CCM_EXIT_FAILURE;
+	if (ask_keeper(dir, h, &w.keeper_pid, &w.keeper_silent)) {
+		r = show(h, NULL, json);  /* the keeper's answer is the truth */
+		free(h);
+		return r;
+	}
+	r = handoff_read(dir, h, &e);
+	if (r < 0) {
+		fprintf(stderr, "%s: %s\n", argv[0], e.msg);
+		free(h);
+		return r == -ENOENT ? CCM_EXIT_FAILURE : CCM_EXIT_USAGE;
+	}
+	find_writer(h->pid, &w);
+	stale = handoff_stale(h, &w, why, sizeof(why));
+	r = show(h, stale ? why : NULL, json);
+	free(h);
+	return r;
+}
