@@ -1080,24 +1080,17 @@ static void resend_old(struct session *s, uint64_t now)
 }
 
 /* The handoff's link counters, rewritten now and then when they moved: a
- * quiet keeper writes nothing.  A handoff that could not be written is
- * written again, whole, every HANDOFF_RETRY_MS until it is. */
+ * quiet keeper writes nothing. */
 static void refresh_links(struct session *s)
 {
 	uint64_t sum = 0;
 
 	for (int i = 0; i < s->nlinks; i++)
 		sum += s->links[i].h.ops + s->links[i].h.msgs;
-	if (s->handoff_unwritten && s->now >= s->handoff_retry_at) {
-		/* Durable: the file must catch up with what it missed. */
-		sess_write_handoff(s, s->handoff_state,
-				   s->handoff_error[0] ? s->handoff_error : NULL);
-		timer_set(&s->timers, T_LINKS_WRITE, s->now + LINKS_REFRESH_MS);
-	} else if (sum != s->links_written_sum) {
+	if (sum != s->links_written_sum)
 		links_changed(s);
-	} else {
+	else
 		timer_set(&s->timers, T_LINKS_WRITE, s->now + LINKS_REFRESH_MS);
-	}
 	s->links_written_sum = sum;
 }
 

@@ -97,7 +97,7 @@ static int write_handoff(struct session *s, enum handoff_state state, const char
 		log_at(s->log, LOG_ERR, "cannot write the handoff (%s): %s",
 		       handoff_state_name(state), e.msg);
 		s->handoff_unwritten = true;
-		s->handoff_retry_at = s->now + HANDOFF_RETRY_MS;
+		timer_set(&s->timers, T_HANDOFF, s->now + HANDOFF_RETRY_MS);
 	} else {
 		if (s->handoff_unwritten)
 			log_at(s->log, LOG_NOTE, "handoff written again: %s",
@@ -105,6 +105,7 @@ static int write_handoff(struct session *s, enum handoff_state state, const char
 		else
 			log_at(s->log, LOG_DEBUG, "handoff written: %s", handoff_state_name(state));
 		s->handoff_unwritten = false;
+		timer_stop(&s->timers, T_HANDOFF);
 	}
 	free(h);
 	return r;
@@ -1076,6 +1077,12 @@ static void on_timer(struct session *s, int id)
 			       "(%s)", EXCHANGE_TIMEOUT_MS, ex_phase_name(s->ex->phase));
 			hs_feed(s, &lost);
 		}
+		break;
+	case T_HANDOFF:
+		/* In any phase: the file must catch up with what it missed. */
+		if (s->handoff_unwritten)
+			sess_write_handoff(s, s->handoff_state,
+					   s->handoff_error[0] ? s->handoff_error : NULL);
 		break;
 	case T_BEAT:
 		s->heartbeat++;

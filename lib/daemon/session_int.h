@@ -207,8 +207,7 @@ struct session {
 	enum handoff_state handoff_state;  /* as last written (or tried) */
 	char handoff_error[200];
 	bool handoff_unwritten;    /* the last write failed: the file lags, and
-	                              the keeper writes it again (whole) */
-	uint64_t handoff_retry_at; /* not before then */
+	                              the keeper writes it again, whole (T_HANDOFF) */
 
 	/* The keeper (serve.c): everything after the first handoff. */
 	struct control *control;    /* the control socket; NULL with --once */

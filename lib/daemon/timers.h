@@ -26,6 +26,7 @@ enum timer_id {
 	T_RESEND,      /* unacknowledged messages are due again */
 	T_LINKS_WRITE, /* refresh the handoff's link counters */
 	T_STOP,        /* the clients' grace time is over */
+	T_HANDOFF,     /* a handoff write failed: write it again, whole */
 	/* One of each per link: T_LINK_x + link. */
 	T_LINK_CONNECT,                       /* its connect must have completed */
 	T_LINK_RETRY = T_LINK_CONNECT + CCM_LINKS_MAX, /* DOWN: connect again */
