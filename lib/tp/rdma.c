@@ -433,9 +433,12 @@ static void passive_request(struct tp_rdma *t, struct rdma_cm_id *id, const uint
 			c = &t->pas[i];
 	if (!c) {
 		/* A partner that restarted leaves its old connection behind
-		 * until the QP notices; the newest is the one that matters. */
+		 * until the QP notices: make room by dropping the oldest, but
+		 * not the partner's current one while another can go. */
+		if (t->pas[oldest].gen == t->current)
+			oldest = 1;
 		for (i = 1; i < RDMA_PASSIVE_MAX; i++)
-			if (t->pas[i].gen < t->pas[oldest].gen)
+			if (t->pas[i].gen < t->pas[oldest].gen && t->pas[i].gen != t->current)
 				oldest = i;
 		c = &t->pas[oldest];
 		conn_destroy(t, c);

@@ -402,10 +402,14 @@ static int accept_one(struct tp_tcp *t)
 			slot = &t->pas[i];
 	if (!slot) {
 		/* A partner that restarted leaves its old connection behind
-		 * until TCP notices; the newest connection is the one that
-		 * matters, so make room by dropping the oldest. */
-		conn_close(t, &t->pas[0]);
-		memmove(&t->pas[0], &t->pas[1], sizeof(t->pas[0]) * (TCP_PASSIVE_MAX - 1));
+		 * until TCP notices; make room by dropping the oldest -- but
+		 * never the partner's current one, whatever else keeps
+		 * connecting (a flood of idle connections must not cut it). */
+		int victim = t->pas[0].greeted && t->pas[0].greeted == t->current ? 1 : 0;
+
+		conn_close(t, &t->pas[victim]);
+		memmove(&t->pas[victim], &t->pas[victim + 1],
+			sizeof(t->pas[0]) * (size_t)(TCP_PASSIVE_MAX - 1 - victim));
 		slot = &t->pas[TCP_PASSIVE_MAX - 1];
 		conn_init(slot);
 		/* The moved connections' epoll data point at their old slots. */

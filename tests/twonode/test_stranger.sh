@@ -75,6 +75,31 @@ test_a_misconfigured_third_node_never_disturbs_the_pair() {
 	stop_pair
 }
 
+# Idle connections that never greet (8, more than the 4 passive slots):
+# each new one makes room by dropping an old one, never the partner's.
+test_idle_connections_never_evict_the_partners_own() {
+	local fds=() fd i b_epoch
+	start_node a
+	start_node b
+	connected a && connected b || { cat "$t/a/log" "$t/b/log"; fail "the pair never connected"; return; }
+	b_epoch=$(state_get "$t/a/run" CCM_PARTNER_EPOCH)
+	for i in 1 2 3 4 5 6 7 8; do
+		exec {fd}<>"/dev/tcp/127.0.0.2/$port" || { fail "connect $i"; break; }
+		fds+=("$fd")
+		sleep 0.1
+	done
+	sleep 2
+	for fd in "${fds[@]}"; do exec {fd}>&-; done
+	assertEquals "A still connected" connected "$(state_get "$t/a/run" CCM_STATE)"
+	assertEquals "B still connected" connected "$(state_get "$t/b/run" CCM_STATE)"
+	assertEquals "A's partner epoch unchanged" "$b_epoch" "$(state_get "$t/a/run" CCM_PARTNER_EPOCH)"
+	for n in a b; do
+		assertFalse "$n never lost its session or link: $(grep -m2 'unreachable\|lost\|reset' "$t/$n/log")" \
+			"grep -q 'session with the partner lost\|unreachable\|reset by peer' '$t/$n/log'"
+	done
+	stop_pair
+}
+
 test_partner_node_refuses_others_before_any_session() {
 	start_node a --partner-node 2
 	start_stray
