@@ -627,6 +627,45 @@ static void test_newest(void)
 	sim_free(s);
 }
 
+/* tp_admit: a stranger (node 3) is refused with -EPERM and named to the
+ * listener; the one it already had goes, the partner's stays current. */
+static void test_admit(void)
+{
+	struct sim *s = pair(&P_FIXED, false);
+	struct node *a = &s->node[0], *b = &s->node[1];
+	struct node *c = node_new(s, 2, HOST_C, PORT, HOST_B, PORT, 3, true, false);
+	int mark = s->nrec;
+	const struct rec *r;
+
+	tp_connect(c->tp);
+	run_for(s, 5000);
+	CHECK(nth(s, mark, 2, TP_EV_CONNECTED, 0), "no admit yet: node 3 gets in");
+	mark = s->nrec;
+	tp_admit(b->tp, 1);
+	send32(c, 7);
+	send32(a, 8);
+	run_for(s, 5000);
+	r = nth(s, mark, 1, TP_EV_MESSAGE, 0);
+	CHECK(r && r->msg_val == 8 && count(s, mark, 1, TP_EV_MESSAGE) == 1,
+	      "admitted node 1: its connection is current again, node 3's message is lost");
+	CHECK(nth(s, mark, 2, TP_EV_DISCONNECTED, 0) && count(s, mark, 1, TP_EV_PEER_CLOSED) == 0,
+	      "node 3's connection went, unannounced to the listener");
+	mark = s->nrec;
+	tp_connect(c->tp);
+	run_for(s, 5000);
+	r = nth(s, mark, 2, TP_EV_CONNECT_FAILED, 0);
+	CHECK(r && r->status == -EPERM, "node 3 connecting again: -EPERM (%d)", r ? r->status : 0);
+	r = nth(s, mark, 1, TP_EV_REJECTED, 0);
+	CHECK(r && r->status == -EPERM && r->peer == 3 && strstr(r->detail, "not our partner"),
+	      "the listener hears whom it refused: %s", r ? r->detail : "nothing");
+	mark = s->nrec;
+	tp_admit(b->tp, 0);
+	tp_connect(c->tp);
+	run_for(s, 5000);
+	CHECK(nth(s, mark, 2, TP_EV_CONNECTED, 0), "admit 0: any node again");
+	sim_free(s);
+}
+
 /* Cut shorter than detect_us: late, but whole and in order. */
 static void test_cut_short(void)
 {
@@ -982,6 +1021,7 @@ int main(void)
 	test_messages();
 	test_disconnect();
 	test_newest();
+	test_admit();
 	test_cut_short();
 	test_cut_long();
 	test_freeze();
