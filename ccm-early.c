@@ -62,6 +62,7 @@ static void usage_main(FILE *out)
 		"  exec      run a service with a client's ports (LISTEN_FDS)\n"
 		"  stop      stop the keeper (and with --restart, handshake again)\n"
 		"  dump      print what the partner mirrored into a client's window\n"
+		"  keygen    write a new pre-shared key file and print its id\n"
 		"  devices   list RDMA devices\n"
 		"  version   print the version\n"
 		"\n"
@@ -360,6 +361,7 @@ int main(int argc, char **argv)
 		{ "exec", cmd_exec, "ccm-early exec" },
 		{ "stop", cmd_stop, "ccm-early stop" },
 		{ "dump", cmd_dump, "ccm-early dump" },
+		{ "keygen", cmd_keygen, "ccm-early keygen" },
 	};
 	static char connect_name[] = "ccm-early connect";
 

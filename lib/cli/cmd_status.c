@@ -61,6 +61,7 @@ static void print_status(const struct handoff *h, const char *stale)
 	printf("transport:  %s, cluster %s", h->transport, h->cluster);
 	if (h->version)
 		printf(", protocol version %u", h->version);
+	printf("\nkey:        %s%s", h->key_id[0] ? "id " : "none (no authentication)", h->key_id);
 	printf("\nhandshake:  %s\n", h->hs_state);
 	printf("clients:    %d\n", h->nclients);
 	for (int i = 0; i < h->nclients; i++)

@@ -26,4 +26,9 @@ int cmd_stop(int argc, char **argv);
  * record format, mirror.h), checking every record's sequence and checksum. */
 int cmd_dump(int argc, char **argv);
 
+/* ccm-early keygen [--force] FILE
+ * Write a new pre-shared key to FILE (mode 0600, never over an existing
+ * file unless forced) and print its id (auth_key_id). */
+int cmd_keygen(int argc, char **argv);
+
 #endif

@@ -38,6 +38,8 @@ void sess_fill_handoff(const struct session *s, struct handoff *h, enum handoff_
 	h->updated = s->wall;
 	snprintf(h->transport, sizeof(h->transport), "%s", s->cfg->transport);
 	snprintf(h->cluster, sizeof(h->cluster), "%s", s->cfg->cluster);
+	if (s->have_key)
+		auth_key_id(&s->key, h->key_id);
 	snprintf(h->partner_addr, sizeof(h->partner_addr), "%s",
 		 tp_format_addr(&s->link_cfg[0].partner, addr, sizeof(addr)));
 	snprintf(h->listen_addr, sizeof(h->listen_addr), "%s",

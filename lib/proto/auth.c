@@ -84,12 +84,12 @@ void auth_wipe_key(struct auth_key *k)
 	sodium_memzero(k, sizeof(*k));
 }
 
-int auth_nonce(uint8_t nonce[CCM_NONCE_LEN])
+int auth_random(uint8_t *buf, size_t len)
 {
 	size_t got = 0;
 
-	while (got < CCM_NONCE_LEN) {
-		ssize_t n = getrandom(nonce + got, CCM_NONCE_LEN - got, 0);
+	while (got < len) {
+		ssize_t n = getrandom(buf + got, len - got, 0);
 
 		if (n < 0 && errno != EINTR)
 			return -errno;
@@ -97,6 +97,29 @@ int auth_nonce(uint8_t nonce[CCM_NONCE_LEN])
 			got += (size_t)n;
 	}
 	return 0;
+}
+
+int auth_nonce(uint8_t nonce[CCM_NONCE_LEN])
+{
+	return auth_random(nonce, CCM_NONCE_LEN);
+}
+
+void auth_key_id(const struct auth_key *k, char id[AUTH_KEY_ID_LEN + 1])
+{
+	static const char label[] = "ccm-early key id 1";
+	static const char hex[] = "0123456789abcdef";
+	uint8_t mac[crypto_auth_hmacsha256_BYTES];
+	crypto_auth_hmacsha256_state st;
+
+	crypto_auth_hmacsha256_init(&st, k->bytes, k->len);
+	crypto_auth_hmacsha256_update(&st, (const uint8_t *)label, sizeof(label) - 1);
+	crypto_auth_hmacsha256_final(&st, mac);
+	for (int i = 0; i < AUTH_KEY_ID_LEN / 2; i++) {
+		id[2 * i] = hex[mac[i] >> 4];
+		id[2 * i + 1] = hex[mac[i] & 15];
+	}
+	id[AUTH_KEY_ID_LEN] = 0;
+	sodium_memzero(&st, sizeof(st));
 }
 
 

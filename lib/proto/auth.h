@@ -10,6 +10,7 @@
 #ifndef CCM_AUTH_H
 #define CCM_AUTH_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/errbuf.h"
@@ -32,6 +33,15 @@ struct auth_party {
 int auth_load_key(const char *path, struct auth_key *k, struct errbuf *e);
 
 void auth_wipe_key(struct auth_key *k);
+
+/* A key's public name: 16 hex digits of an HMAC of a fixed label under the
+ * key.  Shown by status on both nodes, so an operator sees that they hold
+ * the same key, and which, without either revealing it. */
+#define AUTH_KEY_ID_LEN 16
+void auth_key_id(const struct auth_key *k, char id[AUTH_KEY_ID_LEN + 1]);
+
+/* len fresh random bytes from the kernel (getrandom). */
+int auth_random(uint8_t *buf, size_t len);
 
 /* Fresh random bytes from the kernel; blocks only until the kernel's pool
  * is initialised, once per boot. */

@@ -30,6 +30,7 @@
  *       CCM_VERSION        the agreed protocol version, 0 = none yet
  *       CCM_TRANSPORT      tcp | rdma
  *       CCM_CLUSTER        the cluster name
+ *       CCM_KEY_ID         the pre-shared key's id (auth_key_id), '' = no key
  *       CCM_EPOCH          our boot epoch (decimal, 64 bits)
  *       CCM_PARTNER_EPOCH  the partner's, 0 = not known
  *       CCM_HS_STATE       the handshake state machine's state name
@@ -133,6 +134,7 @@ struct handoff {
 	uint16_t version;
 	char transport[16];
 	char cluster[CCM_CLUSTER_MAX + 1];
+	char key_id[17];                    /* AUTH_KEY_ID_LEN hex digits, or "" */
 	uint64_t epoch;
 	uint64_t partner_epoch;
 	char hs_state[24];

@@ -488,9 +488,9 @@ test_status_corrupt_state_file() {
 		assertEquals "$name: exit status; $(shown)" 2 "$rc"
 		assertContains "$name: message names the line" "$(cat "$t/err")" "$msg"
 	done <<-'EOF'
-		unknown-key|state:37: CCM_COLOUR: unknown key|echo "CCM_COLOUR='blue'" >>state
-		unknown-client-suffix|state:37: CCM_CLIENT_fmon_SPEED: unknown key|echo "CCM_CLIENT_fmon_SPEED='1'" >>state
-		repeated-key|state:37: CCM_NODE: given twice|echo "CCM_NODE='1'" >>state
+		unknown-key|state:38: CCM_COLOUR: unknown key|echo "CCM_COLOUR='blue'" >>state
+		unknown-client-suffix|state:38: CCM_CLIENT_fmon_SPEED: unknown key|echo "CCM_CLIENT_fmon_SPEED='1'" >>state
+		repeated-key|state:38: CCM_NODE: given twice|echo "CCM_NODE='1'" >>state
 		unquoted|state:9: CCM_CLUSTER: value is not in single quotes|sed -i "s/^CCM_CLUSTER=.*/CCM_CLUSTER=ccm/" state
 		double-quoted|state:9: CCM_CLUSTER: value is not in single quotes|sed -i "s/^CCM_CLUSTER=.*/CCM_CLUSTER=\"ccm\"/" state
 		unterminated|state:9: CCM_CLUSTER: unterminated quote|sed -i "s/^CCM_CLUSTER=.*/CCM_CLUSTER='ccm/" state
@@ -618,6 +618,31 @@ test_no_temp_files_left_in_state_dir() {
 			"$(ls -A "$t/$n/run" | tr '\n' ' ' | sed 's/ $//')"
 	done
 	pids=""
+}
+
+# --- keygen ------------------------------------------------------------------------
+
+test_keygen_writes_a_private_key_and_never_overwrites_one() {
+	local first
+	( umask 000; "${CCM}" keygen "$t/key" >"$t/out" 2>"$t/err" ); rc=$?
+	assertEquals "keygen exit status: $(cat "$t/err")" 0 "$rc"
+	assertEquals "mode 600 whatever the umask" 600 "$(stat -c %a "$t/key")"
+	assertEquals "64 hex digits and a newline" 65 "$(wc -c <"$t/key")"
+	assertTrue "hex only" "grep -qxE '[0-9a-f]{64}' '$t/key'"
+	assertTrue "it printed the id" "grep -qE '^key written to .* \(id [0-9a-f]{16}\)$' '$t/out'"
+	first=$(cat "$t/key")
+	run_ccm keygen "$t/key"
+	assertEquals "an existing key is not replaced: exit 2" 2 "$rc"
+	assertContains "$(cat "$t/err")" "--force replaces it"
+	assertEquals "the key is unchanged" "$first" "$(cat "$t/key")"
+	run_ccm keygen --force "$t/key"
+	assertEquals "--force replaces it" 0 "$rc"
+	assertNotEquals "with a new key" "$first" "$(cat "$t/key")"
+	ln -s "$t/key" "$t/link"
+	run_ccm keygen --force "$t/link"
+	assertEquals "never through a symbolic link" 1 "$rc"
+	run_ccm keygen
+	assertEquals "no FILE: usage error" 2 "$rc"
 }
 
 # --- devices and signals --------------------------------------------------------

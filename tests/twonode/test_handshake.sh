@@ -168,6 +168,23 @@ test_same_psk_connects() {
 	stop_pair
 }
 
+# A key from keygen works on both nodes, and both show the id keygen said.
+test_keygen_key_connects_and_both_show_its_id() {
+	local out id
+	out=$("${CCM}" keygen "$t/key") || { fail "keygen: $out"; return; }
+	id=$(printf '%s\n' "$out" | sed -n 's/.*(id \([0-9a-f]\{16\}\))$/\1/p')
+	assertNotEquals "keygen printed an id: $out" "" "$id"
+	start_node a --psk-file "$t/key"
+	start_node b --psk-file "$t/key"
+	assert_pair_connected
+	assertEquals "A's handoff names the key" "$id" "$(state_get "$t/a/run" CCM_KEY_ID)"
+	assertEquals "B's too" "$id" "$(state_get "$t/b/run" CCM_KEY_ID)"
+	assertContains "status shows it" "$("${CCM}" status --state-dir "$t/a/run")" "key:        id $id"
+	assertNotContains "the key itself is nowhere in the handoff" \
+		"$(cat "$t/a/run/state" "$t/a/run/state.json")" "$(cat "$t/key")"
+	stop_pair
+}
+
 test_wrong_psk_fails_with_5_and_hides_clients() {
 	make_key "$t/a/key" "correct horse battery staple"
 	make_key "$t/b/key" "incorrect horse battery staple"
