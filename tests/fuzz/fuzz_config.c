@@ -14,7 +14,7 @@ static const char *const keys[] = {
 	"node-id", "listen", "partner", "transport", "device", "clients",
 	"state-dir", "psk-file", "cluster", "timeout", "proto-versions",
 	"heartbeat-ms", "heartbeat-misses", "link", "link-policy", "link-heartbeat-ms",
-	"link-misses", "link-damp-ms",
+	"link-misses", "link-damp-ms", "partner-node",
 };
 
 /* Append `key = value`; 0 if the value cannot be written in the format
@@ -92,6 +92,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case CFG_LINK_MISSES: snprintf(v, sizeof(v), "%u", (unsigned)c.link_misses); break;
 		case CFG_LINK_DAMP_MS: snprintf(v, sizeof(v), "%u", (unsigned)c.link_damp_ms); break;
+		case CFG_PARTNER_NODE: snprintf(v, sizeof(v), "%u", (unsigned)c.partner_node); break;
 		default: snprintf(v, sizeof(v), "%u-%u", c.ver_min, c.ver_max); break;
 		}
 		if (!emit(text, sizeof(text), &len, keys[i], v))
