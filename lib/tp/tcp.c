@@ -25,6 +25,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/limits.h"
 #include "proto/tcpwire.h"
 
@@ -32,6 +33,7 @@
 #define TCP_PASSIVE_MAX   4
 #define TCP_PENDING_MAX   TP_OPS_MAX
 #define TCP_OUT_MAX       (4u * (TCPWIRE_HDR_LEN + TCPWIRE_MAX_BODY))
+#define GREETING_MS       5000    /* a connection to us that has not greeted by then goes */
 
 struct tcp_region {
 	bool used;
@@ -53,6 +55,7 @@ struct tcp_conn {
 	bool want_out;          /* EPOLLOUT armed */
 	uint32_t greeted;       /* passive: which CONN_REQ this was, 0 = none yet */
 	uint32_t node;          /* passive: the node id its CONN_REQ gave */
+	uint64_t accepted_ms;   /* passive: when it was accepted (clock_ms) */
 	struct errbuf why;      /* what broke the protocol, for TP_EV_REJECTED */
 };
 
@@ -417,6 +420,7 @@ static int accept_one(struct tp_tcp *t)
 			epoll_set(t, &t->pas[i], EPOLL_CTL_MOD);
 	}
 	slot->fd = fd;
+	slot->accepted_ms = clock_ms();
 	r = set_sockopts(fd, &e);
 	if (r == 0 && (r = epoll_set(t, slot, EPOLL_CTL_ADD)) < 0)
 		errbuf_set(&e, r, "epoll: %s", strerror(-r));
@@ -803,6 +807,19 @@ static int tcp_fd(struct tp *tp)
 	return to_tcp(tp)->ep;
 }
 
+/* A connection to us that has not greeted within GREETING_MS goes,
+ * without a word: connections that never speak would otherwise sit in
+ * the passive slots for good. */
+static void drop_silent(struct tp_tcp *t)
+{
+	uint64_t now = clock_ms();
+
+	for (int i = 0; i < TCP_PASSIVE_MAX; i++)
+		if (t->pas[i].fd >= 0 && !t->pas[i].greeted &&
+		    now - t->pas[i].accepted_ms > GREETING_MS)
+			conn_close(t, &t->pas[i]);
+}
+
 static int tcp_progress(struct tp *tp, struct tp_event *out, int max)
 {
 	struct tp_tcp *t = to_tcp(tp);
@@ -816,6 +833,7 @@ static int tcp_progress(struct tp *tp, struct tp_event *out, int max)
 		t->spare = t->msg_hold;
 		t->msg_hold = NULL;
 	}
+	drop_silent(t);
 	if (t->evq.len == 0) {
 		n = epoll_wait(t->ep, evs, 8, 0);
 		/* Our own connection first: what the partner answered on it

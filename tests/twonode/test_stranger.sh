@@ -100,6 +100,23 @@ test_idle_connections_never_evict_the_partners_own() {
 	stop_pair
 }
 
+# A connection that never greets is dropped after 5 s, not kept for good.
+test_a_connection_that_never_greets_goes_after_5_s() {
+	local fd t0 took
+	start_node a
+	start_node b
+	connected a && connected b || { cat "$t/a/log" "$t/b/log"; fail "the pair never connected"; return; }
+	exec {fd}<>"/dev/tcp/127.0.0.2/$port" || { fail "connect"; return; }
+	t0=$(now_ms)
+	timeout 15 cat <&"$fd" >/dev/null 2>&1
+	took=$(( $(now_ms) - t0 ))
+	exec {fd}>&-
+	echo "# the silent connection was closed after ${took} ms" >&2
+	assertTrue "closed after 5 s (took ${took} ms)" "[ $took -ge 4500 ] && [ $took -lt 10000 ]"
+	assertEquals "A still connected" connected "$(state_get "$t/a/run" CCM_STATE)"
+	stop_pair
+}
+
 test_partner_node_refuses_others_before_any_session() {
 	start_node a --partner-node 2
 	start_stray
