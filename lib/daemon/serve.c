@@ -229,6 +229,21 @@ static void arm_link_late(struct session *s, int li)
 		timer_set(&s->timers, T_LINK_LATE + li, from + link_hb_limit(s) + 1);
 }
 
+void serve_paused(struct session *s, uint64_t gap_ms)
+{
+	log_at(s->log, LOG_NOTE, "this keeper was not scheduled for %llu ms: the partner's "
+	       "silence meanwhile does not count", (unsigned long long)gap_ms);
+	partner_alive(s);
+	for (int i = 0; i < s->nlinks; i++) {
+		struct peer_link *l = &s->links[i];
+
+		l->last_progress = s->now;
+		if (l->hb_wanted_since)
+			l->hb_wanted_since = s->now;
+		arm_link_late(s, i);
+	}
+}
+
 static void link_now_up(struct session *s, int li)
 {
 	log_at(s->log, LOG_NOTE, "link %d up%s", li, s->links[li].h.downs ? " again" : "");

@@ -1481,6 +1481,13 @@ unsigned session_turn(struct session *s, uint64_t now, int64_t wall, bool contro
 
 	s->now = now;
 	s->wall = wall;
+	/* Connected, a turn comes at least every heartbeat-ms (T_BEAT); a gap
+	 * of twice that is this process not being scheduled, and silence it
+	 * did not watch must not count as the partner's. */
+	if (s->last_turn && now - s->last_turn > 2ull * s->cfg->heartbeat_ms &&
+	    sess_connected(s) && !sess_unreachable(s) && !sess_stopping(s))
+		serve_paused(s, now - s->last_turn);
+	s->last_turn = now;
 	for (int li = 0; li < s->nlinks && !sess_finished(s); li++) {
 		do {
 			n = tp_progress(s->links[li].tp, evs, 16);

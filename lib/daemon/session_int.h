@@ -219,6 +219,7 @@ struct session {
 	uint64_t op_order;
 	struct reliable rel;       /* client messages until acknowledged */
 	uint64_t hb_seen_at;       /* when the partner's counter last moved */
+	uint64_t last_turn;        /* when session_turn last ran (0: never) */
 	uint64_t links_written_sum;/* the handoff's link counters, summed, as
 	                              last written */
 	uint32_t hb_last;
@@ -284,6 +285,10 @@ void serve_requests(struct session *s);
 /* The clients' messages that wait for room on their links, in order, as
  * far as the links take them: at the end of every turn. */
 void serve_send_queued(struct session *s);
+/* This process was not scheduled for gap_ms (a stall of its own, seen by
+ * the gap between turns): the partner's and the links' silence during it
+ * is not counted against them; their clocks start again now. */
+void serve_paused(struct session *s, uint64_t gap_ms);
 void serve_op_done(struct session *s, int link, uint32_t slot, int status);
 void serve_heartbeat_done(struct session *s, int link, int status);
 void serve_partner_msg(struct session *s, const struct wire_msg *m, const uint8_t *frame,

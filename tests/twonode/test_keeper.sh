@@ -260,6 +260,26 @@ test_heartbeat_loss_without_a_word() {
 	stop_pair
 }
 
+# A keeper that was not scheduled for a while (SIGSTOP here; a starved VM in
+# life) does not blame its partner for the silence it did not watch: A,
+# which saw B go quiet, says unreachable and resumes; B says it was paused.
+test_a_paused_keeper_does_not_call_its_partner_unreachable() {
+	start_node a --heartbeat-ms 100 --heartbeat-misses 5
+	start_node b --heartbeat-ms 100 --heartbeat-misses 5
+	assert_pair_connected || return
+	kill -STOP "$pid_b"
+	sleep 1.5
+	kill -CONT "$pid_b"
+	sleep 2
+	assertTrue "B said it was not scheduled: $(tail -3 "$t/b/log")" \
+		"grep -q 'this keeper was not scheduled for' '$t/b/log'"
+	assertFalse "B did not call A unreachable: $(grep -m2 unreachable "$t/b/log")" \
+		"grep -q 'partner unreachable' '$t/b/log'"
+	assertTrue "A did call B unreachable" "grep -q 'partner unreachable' '$t/a/log'"
+	assert_pair_connected || return
+	stop_pair
+}
+
 # --- 5. exec and LISTEN_FDS -----------------------------------------------------
 
 test_exec_hands_over_listen_fds() {
