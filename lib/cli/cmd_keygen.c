@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/bytes.h"
 #include "base/exit.h"
 #include "proto/auth.h"
 
@@ -35,22 +36,6 @@ static void usage(FILE *out)
 		KEY_RANDOM_BYTES);
 }
 
-/* The whole text to fd, then to disk. */
-static int write_all(int fd, const char *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return fsync(fd) < 0 ? -errno : 0;
-}
-
 int cmd_keygen(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -58,7 +43,6 @@ int cmd_keygen(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	static const char hex[] = "0123456789abcdef";
 	uint8_t raw[KEY_RANDOM_BYTES];
 	char text[2 * KEY_RANDOM_BYTES + 1], id[AUTH_KEY_ID_LEN + 1];
 	struct auth_key key = { .len = 2 * KEY_RANDOM_BYTES };
@@ -90,11 +74,8 @@ int cmd_keygen(int argc, char **argv)
 		fprintf(stderr, "%s: no random bytes: %s\n", argv[0], strerror(-r));
 		return CCM_EXIT_FAILURE;
 	}
-	for (size_t i = 0; i < sizeof(raw); i++) {
-		text[2 * i] = hex[raw[i] >> 4];
-		text[2 * i + 1] = hex[raw[i] & 15];
-	}
-	text[sizeof(text) - 1] = '\n';
+	hex_encode(text, raw, sizeof(raw));
+	text[sizeof(text) - 1] = '\n';  /* over the NUL: the file is text */
 	/* O_EXCL unless forced; the mode is the file's from its creation on,
 	 * and a replaced file is made private before the key goes in. */
 	fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (force ? O_TRUNC : O_EXCL),
@@ -105,7 +86,8 @@ int cmd_keygen(int argc, char **argv)
 		r = errno == EEXIST ? CCM_EXIT_USAGE : CCM_EXIT_FAILURE;
 		goto out;
 	}
-	if (fchmod(fd, 0600) < 0 || (r = write_all(fd, text, sizeof(text))) < 0) {
+	if (fchmod(fd, 0600) < 0 || (r = write_all(fd, text, sizeof(text))) < 0 ||
+	    (r = fsync(fd) < 0 ? -errno : 0) < 0) {
 		r = r < 0 ? r : -errno;
 		fprintf(stderr, "%s: %s: %s\n", argv[0], path, strerror(-r));
 		close(fd);

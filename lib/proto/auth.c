@@ -1,5 +1,6 @@
 #include "proto/auth.h"
 #include "base/be.h"
+#include "base/bytes.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -107,18 +108,13 @@ int auth_nonce(uint8_t nonce[CCM_NONCE_LEN])
 void auth_key_id(const struct auth_key *k, char id[AUTH_KEY_ID_LEN + 1])
 {
 	static const char label[] = "ccm-early key id 1";
-	static const char hex[] = "0123456789abcdef";
 	uint8_t mac[crypto_auth_hmacsha256_BYTES];
 	crypto_auth_hmacsha256_state st;
 
 	crypto_auth_hmacsha256_init(&st, k->bytes, k->len);
 	crypto_auth_hmacsha256_update(&st, (const uint8_t *)label, sizeof(label) - 1);
 	crypto_auth_hmacsha256_final(&st, mac);
-	for (int i = 0; i < AUTH_KEY_ID_LEN / 2; i++) {
-		id[2 * i] = hex[mac[i] >> 4];
-		id[2 * i + 1] = hex[mac[i] & 15];
-	}
-	id[AUTH_KEY_ID_LEN] = 0;
+	hex_encode(id, mac, AUTH_KEY_ID_LEN / 2);
 	sodium_memzero(&st, sizeof(st));
 }
 

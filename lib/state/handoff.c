@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/bytes.h"
 #include "base/name.h"
 #include "base/num.h"
 #include "conf/config.h"
@@ -884,22 +885,6 @@ int handoff_mkdir(const char *dir, struct errbuf *e)
 			return errbuf_set(e, -errno, "%s: cannot create: %s", p,
 					  strerror(errno));
 		p[i] = dir[i];
-	}
-	return 0;
-}
-
-static int write_all(int fd, const char *buf, size_t n)
-{
-	ssize_t r;
-
-	while (n) {
-		r = write(fd, buf, n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		buf += r;
-		n -= (size_t)r;
 	}
 	return 0;
 }
