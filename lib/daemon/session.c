@@ -995,7 +995,6 @@ static void on_tp_event(struct session *s, int li, const struct tp_event *ev)
 		if (ev->status == -EPERM) {
 			/* A stranger: said once per node, however often it
 			 * tries; it heard why. */
-			l->strangers++;
 			if (ev->peer_node != l->stranger_said)
 				log_at(s->log, LOG_NOTE, "link %d: refused a connection: %s", li,
 				       ev->detail);

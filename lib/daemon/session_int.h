@@ -78,7 +78,6 @@ struct peer_link {
 	bool refused_said;         /* our connect was refused as a stranger, and
 	                              the log said so: once until it connects */
 	uint32_t stranger_said;    /* the last stranger whose refusal the log told */
-	uint64_t strangers;        /* connection attempts refused as strangers */
 };
 
 /* The session with the partner, one at a time.  Allowed moves
