@@ -812,12 +812,20 @@ static int tcp_fd(struct tp *tp)
  * the passive slots for good. */
 static void drop_silent(struct tp_tcp *t)
 {
-	uint64_t now = clock_ms();
+	uint64_t now = 0;
 
-	for (int i = 0; i < TCP_PASSIVE_MAX; i++)
-		if (t->pas[i].fd >= 0 && !t->pas[i].greeted &&
-		    now - t->pas[i].accepted_ms > GREETING_MS)
-			conn_close(t, &t->pas[i]);
+	/* Every progress passes here: the clock is read only when some
+	 * connection has not greeted yet, which is rare. */
+	for (int i = 0; i < TCP_PASSIVE_MAX; i++) {
+		struct tcp_conn *c = &t->pas[i];
+
+		if (c->fd < 0 || c->greeted)
+			continue;
+		if (!now)
+			now = clock_ms();
+		if (now - c->accepted_ms > GREETING_MS)
+			conn_close(t, c);
+	}
 }
 
 static int tcp_progress(struct tp *tp, struct tp_event *out, int max)
