@@ -414,7 +414,7 @@ static void passive_request(struct tp_rdma *t, struct rdma_cm_id *id, const uint
 	struct rdma_conn_param p;
 	struct rdma_conn *c = NULL;
 	char why[WHY_MAX] = "";
-	int i, oldest = 0, r;
+	int i, oldest = -1, r;
 
 	if (!req_body || tcpwire_decode_conn_req(req_body, TCPWIRE_CONN_REQ_LEN, &req, NULL) < 0) {
 		reject(t, id, "connection request without a valid CCMR private data");
@@ -434,11 +434,11 @@ static void passive_request(struct tp_rdma *t, struct rdma_cm_id *id, const uint
 	if (!c) {
 		/* A partner that restarted leaves its old connection behind
 		 * until the QP notices: make room by dropping the oldest, but
-		 * not the partner's current one while another can go. */
-		if (t->pas[oldest].gen == t->current)
-			oldest = 1;
-		for (i = 1; i < RDMA_PASSIVE_MAX; i++)
-			if (t->pas[i].gen < t->pas[oldest].gen && t->pas[i].gen != t->current)
+		 * never the partner's current one (the slots are full and only
+		 * one is current, so another is there to go). */
+		for (i = 0; i < RDMA_PASSIVE_MAX; i++)
+			if (t->pas[i].gen != t->current &&
+			    (oldest < 0 || t->pas[i].gen < t->pas[oldest].gen))
 				oldest = i;
 		c = &t->pas[oldest];
 		conn_destroy(t, c);
