@@ -38,8 +38,8 @@ void sess_fill_handoff(const struct session *s, struct handoff *h, enum handoff_
 	h->updated = s->wall;
 	snprintf(h->transport, sizeof(h->transport), "%s", s->cfg->transport);
 	snprintf(h->cluster, sizeof(h->cluster), "%s", s->cfg->cluster);
-	if (s->have_key)
-		auth_key_id(&s->key, h->key_id);
+	if (s->keys.n)
+		auth_key_id(&s->keys.slot[0], h->key_id);
 	snprintf(h->partner_addr, sizeof(h->partner_addr), "%s",
 		 tp_format_addr(&s->link_cfg[0].partner, addr, sizeof(addr)));
 	snprintf(h->listen_addr, sizeof(h->listen_addr), "%s",
@@ -730,7 +730,8 @@ static void start_exchange(struct session *s)
 		.ver_min = s->cfg->ver_min,
 		.ver_max = s->cfg->ver_max,
 		.cluster = s->cfg->cluster,
-		.key = s->have_key ? &s->key : NULL,
+		.key = s->keys.n ? &s->keys.slot[0] : NULL,
+		.also = s->keys.n > 1 ? &s->keys.slot[1] : NULL,
 	};
 	uint8_t nonce[CCM_NONCE_LEN];
 
@@ -928,6 +929,23 @@ static void on_tp_event(struct session *s, int li, const struct tp_event *ev)
 			       "node-id)", li);
 			l->refused_said = true;
 		}
+		if (ev->status == -EACCES) {
+			/* The node at the partner's address and we do not
+			 * share a key.  Before the handoff that ends the run,
+			 * as a failed proof in the exchange does; a keeper
+			 * says so once and goes on trying: the partner's key
+			 * may be about to change (rotation). */
+			char msg[sizeof(ev->detail) + 32];
+
+			snprintf(msg, sizeof(msg), "pre-shared key: %s", ev_why(ev, why, sizeof(why)));
+			if (!s->handed_off) {
+				sess_finish(s, CCM_EXIT_AUTH, msg);
+				break;
+			}
+			if (!l->refused_said)
+				log_at(s->log, LOG_ERR, "link %d: %s", li, msg);
+			l->refused_said = true;
+		}
 		log_at(s->log, LOG_DEBUG, "link %d: connect failed: %s", li,
 		       ev_why(ev, why, sizeof(why)));
 		if (s->op.kind && !s->op.posted && s->hs_link < 0 && !any_connecting(s))
@@ -992,9 +1010,21 @@ static void on_tp_event(struct session *s, int li, const struct tp_event *ev)
 			hs_feed(s, &lost);
 		break;
 	case TP_EV_REJECTED:
-		if (ev->status == -EPERM) {
-			/* A stranger: said once per node, however often it
-			 * tries; it heard why. */
+		if (ev->status == -EACCES && ev->from_partner_addr && !s->handed_off &&
+		    (!s->cfg->partner_node || ev->peer_node == s->cfg->partner_node)) {
+			/* The partner's own address, and not our key: the
+			 * same misconfiguration our connect to it finds,
+			 * said here too in case that never gets through.
+			 * Anyone else without the key is only refused. */
+			char msg[sizeof(ev->detail) + 32];
+
+			snprintf(msg, sizeof(msg), "pre-shared key: %s", ev->detail);
+			sess_finish(s, CCM_EXIT_AUTH, msg);
+			break;
+		}
+		if (ev->status == -EPERM || ev->status == -EACCES) {
+			/* A stranger, or a node without our key: said once
+			 * per node, however often it tries; it heard why. */
 			if (ev->peer_node != l->stranger_said)
 				log_at(s->log, LOG_NOTE, "link %d: refused a connection: %s", li,
 				       ev->detail);
@@ -1302,7 +1332,8 @@ void session_close(struct session *s)
 		munmap(s->scratch, SCRATCH_SIZE);
 	if (s->state_dirfd >= 0)
 		close(s->state_dirfd);
-	auth_wipe_key(&s->key);
+	for (int i = 0; i < AUTH_SLOTS; i++)
+		auth_wipe_key(&s->keys.slot[i]);
 	free(s->ex);
 	free(s->clients);
 	free(s->ports);
@@ -1358,10 +1389,10 @@ static int session_setup(struct session *s, struct errbuf *e)
 		log_at(s->log, LOG_ERR, "client descriptor %s left out: %s", s->clients->bad[i].file,
 		       s->clients->bad[i].why);
 	if (s->cfg->psk_file[0]) {
-		r = auth_load_key(s->cfg->psk_file, &s->key, e);
+		r = auth_load_key(s->cfg->psk_file, &s->keys.slot[0], e);
 		if (r < 0)
 			return r;
-		s->have_key = true;
+		s->keys.n = 1;
 	}
 	if (!ops)
 		return errbuf_set(e, -ENOTSUP, "transport '%s' is not available in this build",
@@ -1378,6 +1409,7 @@ static int session_setup(struct session *s, struct errbuf *e)
 			.op_timeout_ms = OP_TIMEOUT_MS,
 			.connect_timeout_ms = CONNECT_TIMEOUT_MS,
 			.net = s->opts->net,
+			.keys = &s->keys,
 		};
 
 		l->h.priority = lc->priority;

@@ -187,8 +187,7 @@ struct session {
 
 	struct client_set *clients;
 	struct port_table *ports;
-	struct auth_key key;
-	bool have_key;
+	struct auth_keyring keys;  /* every link's transport reads them */
 
 	struct queued_msg queue[QUEUE_MAX];
 	int nqueue;

@@ -105,17 +105,78 @@ int auth_nonce(uint8_t nonce[CCM_NONCE_LEN])
 	return auth_random(nonce, CCM_NONCE_LEN);
 }
 
-void auth_key_id(const struct auth_key *k, char id[AUTH_KEY_ID_LEN + 1])
+/* HMAC-SHA-256 under k of label then data. */
+static void hmac_labelled(const struct auth_key *k, const char *label, const uint8_t *data,
+			  size_t len, uint8_t mac[crypto_auth_hmacsha256_BYTES])
 {
-	static const char label[] = "ccm-early key id 1";
-	uint8_t mac[crypto_auth_hmacsha256_BYTES];
 	crypto_auth_hmacsha256_state st;
 
 	crypto_auth_hmacsha256_init(&st, k->bytes, k->len);
-	crypto_auth_hmacsha256_update(&st, (const uint8_t *)label, sizeof(label) - 1);
+	crypto_auth_hmacsha256_update(&st, (const uint8_t *)label, strlen(label));
+	if (len)
+		crypto_auth_hmacsha256_update(&st, data, len);
 	crypto_auth_hmacsha256_final(&st, mac);
-	hex_encode(id, mac, AUTH_KEY_ID_LEN / 2);
 	sodium_memzero(&st, sizeof(st));
+}
+
+void auth_key_id_bytes(const struct auth_key *k, uint8_t id[AUTH_KEY_ID_BYTES])
+{
+	uint8_t mac[crypto_auth_hmacsha256_BYTES];
+
+	hmac_labelled(k, "ccm-early key id 1", NULL, 0, mac);
+	memcpy(id, mac, AUTH_KEY_ID_BYTES);
+}
+
+void auth_key_id(const struct auth_key *k, char id[AUTH_KEY_ID_LEN + 1])
+{
+	uint8_t raw[AUTH_KEY_ID_BYTES];
+
+	auth_key_id_bytes(k, raw);
+	hex_encode(id, raw, sizeof(raw));
+}
+
+const struct auth_key *auth_keyring_find(const struct auth_keyring *r,
+					 const uint8_t id[AUTH_KEY_ID_BYTES])
+{
+	uint8_t have[AUTH_KEY_ID_BYTES];
+
+	for (int i = 0; i < r->n && i < AUTH_SLOTS; i++) {
+		auth_key_id_bytes(&r->slot[i], have);
+		if (memcmp(have, id, sizeof(have)) == 0)
+			return &r->slot[i];
+	}
+	return NULL;
+}
+
+static const char *const greeting_label[] = {
+	[AUTH_PASSIVE] = "ccm-early tcp greeting passive 1",
+	[AUTH_ACTIVE] = "ccm-early tcp greeting active 1",
+};
+
+void auth_greeting_mac(const struct auth_key *k, enum auth_role prover,
+		       const uint8_t *transcript, size_t len, uint8_t mac[CCM_MAC_LEN])
+{
+	hmac_labelled(k, greeting_label[prover], transcript, len, mac);
+}
+
+int auth_greeting_verify(const struct auth_key *k, enum auth_role prover,
+			 const uint8_t *transcript, size_t len, const uint8_t mac[CCM_MAC_LEN])
+{
+	uint8_t want[CCM_MAC_LEN];
+	int r;
+
+	auth_greeting_mac(k, prover, transcript, len, want);
+	r = crypto_verify_32(want, mac) == 0 ? 0 : -EACCES;
+	sodium_memzero(want, sizeof(want));
+	return r;
+}
+
+void auth_session_keys(const struct auth_key *k, const uint8_t *transcript, size_t len,
+		       uint8_t to_passive[AUTH_SESSION_KEY_LEN],
+		       uint8_t to_active[AUTH_SESSION_KEY_LEN])
+{
+	hmac_labelled(k, "ccm-early tcp key to passive 1", transcript, len, to_passive);
+	hmac_labelled(k, "ccm-early tcp key to active 1", transcript, len, to_active);
 }
 
 

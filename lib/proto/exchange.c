@@ -139,7 +139,8 @@ static void on_auth(struct exchange *ex, const struct wire_auth *a)
 			a->version, ex->version);
 		return;
 	}
-	if (auth_verify(ex->self.key, &peer, &me, ex->version, a->mac) < 0) {
+	if (auth_verify(ex->self.key, &peer, &me, ex->version, a->mac) < 0 &&
+	    (!ex->self.also || auth_verify(ex->self.also, &peer, &me, ex->version, a->mac) < 0)) {
 		ex_fail(ex, DECLINE_AUTH_FAILED, "the partner's proof does not match our "
 			"pre-shared key");
 		return;

@@ -41,6 +41,8 @@ struct ex_self {
 	uint16_t ver_min, ver_max;
 	const char *cluster;
 	const struct auth_key *key;   /* NULL: no key configured */
+	const struct auth_key *also;  /* a second key the partner may prove
+	                                 with (rotation), or NULL */
 };
 
 #define EX_OUTBOX_MAX 2

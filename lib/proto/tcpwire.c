@@ -9,6 +9,7 @@
 #include "base/be.h"
 
 #include <errno.h>
+#include <string.h>
 
 
 
@@ -21,6 +22,7 @@ static const char *const type_names[] = {
 	[TCPWIRE_WRITE_REQ] = "write-req",
 	[TCPWIRE_WRITE_REP] = "write-rep",
 	[TCPWIRE_MSG] = "msg",
+	[TCPWIRE_CONN_PROOF] = "conn-proof",
 };
 
 /* Body length bounds for each type when status is 0.  A reply with a
@@ -28,18 +30,19 @@ static const char *const type_names[] = {
 static const struct {
 	uint32_t min, max;
 } body_bounds[] = {
-	[TCPWIRE_CONN_REQ] = { TCPWIRE_CONN_REQ_LEN, TCPWIRE_CONN_REQ_LEN },
-	[TCPWIRE_CONN_REP] = { TCPWIRE_CONN_REP_LEN, TCPWIRE_CONN_REP_LEN },
+	[TCPWIRE_CONN_REQ] = { TCPWIRE_CONN_REQ_LEN, TCPWIRE_CONN_REQ_KEYED_LEN },
+	[TCPWIRE_CONN_REP] = { TCPWIRE_CONN_REP_LEN, TCPWIRE_CONN_REP_KEYED_LEN },
 	[TCPWIRE_READ_REQ] = { TCPWIRE_RW_LEN, TCPWIRE_RW_LEN },
 	[TCPWIRE_READ_REP] = { 1, CCM_OP_MAX },
 	[TCPWIRE_WRITE_REQ] = { TCPWIRE_RW_LEN + 1, TCPWIRE_MAX_BODY },
 	[TCPWIRE_WRITE_REP] = { 0, 0 },
 	[TCPWIRE_MSG] = { 1, CCM_MSG_MAX },
+	[TCPWIRE_CONN_PROOF] = { TCPWIRE_CONN_PROOF_LEN, TCPWIRE_CONN_PROOF_LEN },
 };
 
 const char *tcpwire_type_name(unsigned type)
 {
-	return type >= TCPWIRE_CONN_REQ && type <= TCPWIRE_MSG ?
+	return type >= TCPWIRE_CONN_REQ && type <= TCPWIRE_CONN_PROOF ?
 	       type_names[type] : "unknown";
 }
 
@@ -55,7 +58,7 @@ static int check_hdr(const struct tcpwire_hdr *h, struct errbuf *e)
 	const char *name = tcpwire_type_name(h->type);
 	uint32_t min, max;
 
-	if (h->type < TCPWIRE_CONN_REQ || h->type > TCPWIRE_MSG)
+	if (h->type < TCPWIRE_CONN_REQ || h->type > TCPWIRE_CONN_PROOF)
 		return errbuf_set(e, -EBADMSG, "header: unknown type %u", h->type);
 	if (h->status && !is_reply(h->type))
 		return errbuf_set(e, -EBADMSG, "header: status %u in a %s (only replies carry one)",
@@ -113,6 +116,16 @@ static int check_len(const char *what, size_t len, size_t want, struct errbuf *e
 	return errbuf_set(e, -EBADMSG, "%s: body length %zu, want %zu", what, len, want);
 }
 
+/* A greeting body: plain or keyed, nothing in between. */
+static int check_len2(const char *what, size_t len, size_t plain, size_t keyed,
+		      struct errbuf *e)
+{
+	if (len == plain || len == keyed)
+		return 0;
+	return errbuf_set(e, -EBADMSG, "%s: body length %zu, want %zu or %zu (with a key)",
+			  what, len, plain, keyed);
+}
+
 static int check_conn_req(const struct tcpwire_conn_req *r, struct errbuf *e)
 {
 	if (!r->proto_min)
@@ -128,23 +141,32 @@ int tcpwire_decode_conn_req(const uint8_t *body, size_t len,
 {
 	int err;
 
-	if ((err = check_len("conn-req", len, TCPWIRE_CONN_REQ_LEN, e)))
+	if ((err = check_len2("conn-req", len, TCPWIRE_CONN_REQ_LEN, TCPWIRE_CONN_REQ_KEYED_LEN, e)))
 		return err;
 	r->proto_min = (uint16_t)be_get(body, 2);
 	r->proto_max = (uint16_t)be_get(body + 2, 2);
 	r->node_id = be_get(body + 4, 4);
+	r->keyed = len == TCPWIRE_CONN_REQ_KEYED_LEN;
+	if (r->keyed) {
+		memcpy(r->key_id, body + TCPWIRE_CONN_REQ_LEN, TCPWIRE_KEY_ID_LEN);
+		memcpy(r->nonce, body + TCPWIRE_CONN_REQ_LEN + TCPWIRE_KEY_ID_LEN, CCM_NONCE_LEN);
+	}
 	return check_conn_req(r, e);
 }
 
 int tcpwire_encode_conn_req(const struct tcpwire_conn_req *r,
-			    uint8_t out[TCPWIRE_CONN_REQ_LEN])
+			    uint8_t out[TCPWIRE_CONN_REQ_KEYED_LEN])
 {
 	if (check_conn_req(r, NULL))
 		return -EINVAL;
 	be_put(out, r->proto_min, 2);
 	be_put(out + 2, r->proto_max, 2);
 	be_put(out + 4, r->node_id, 4);
-	return 0;
+	if (!r->keyed)
+		return TCPWIRE_CONN_REQ_LEN;
+	memcpy(out + TCPWIRE_CONN_REQ_LEN, r->key_id, TCPWIRE_KEY_ID_LEN);
+	memcpy(out + TCPWIRE_CONN_REQ_LEN + TCPWIRE_KEY_ID_LEN, r->nonce, CCM_NONCE_LEN);
+	return TCPWIRE_CONN_REQ_KEYED_LEN;
 }
 
 static int check_conn_rep(const struct tcpwire_conn_rep *r, struct errbuf *e)
@@ -161,18 +183,23 @@ int tcpwire_decode_conn_rep(const uint8_t *body, size_t len,
 {
 	int err;
 
-	if ((err = check_len("conn-rep", len, TCPWIRE_CONN_REP_LEN, e)))
+	if ((err = check_len2("conn-rep", len, TCPWIRE_CONN_REP_LEN, TCPWIRE_CONN_REP_KEYED_LEN, e)))
 		return err;
 	r->proto = (uint16_t)be_get(body, 2);
 	r->node_id = be_get(body + 2, 4);
 	r->status_addr = be_get64(body + 6);
 	r->status_rkey = be_get(body + 14, 4);
 	r->status_len = be_get(body + 18, 4);
+	r->keyed = len == TCPWIRE_CONN_REP_KEYED_LEN;
+	if (r->keyed) {
+		memcpy(r->nonce, body + TCPWIRE_CONN_REP_LEN, CCM_NONCE_LEN);
+		memcpy(r->mac, body + TCPWIRE_CONN_REP_MACED_LEN, CCM_MAC_LEN);
+	}
 	return check_conn_rep(r, e);
 }
 
 int tcpwire_encode_conn_rep(const struct tcpwire_conn_rep *r,
-			    uint8_t out[TCPWIRE_CONN_REP_LEN])
+			    uint8_t out[TCPWIRE_CONN_REP_KEYED_LEN])
 {
 	if (check_conn_rep(r, NULL))
 		return -EINVAL;
@@ -181,7 +208,11 @@ int tcpwire_encode_conn_rep(const struct tcpwire_conn_rep *r,
 	be_put(out + 6, r->status_addr, 8);
 	be_put(out + 14, r->status_rkey, 4);
 	be_put(out + 18, r->status_len, 4);
-	return 0;
+	if (!r->keyed)
+		return TCPWIRE_CONN_REP_LEN;
+	memcpy(out + TCPWIRE_CONN_REP_LEN, r->nonce, CCM_NONCE_LEN);
+	memcpy(out + TCPWIRE_CONN_REP_MACED_LEN, r->mac, CCM_MAC_LEN);
+	return TCPWIRE_CONN_REP_KEYED_LEN;
 }
 
 static int check_rw(const char *what, const struct tcpwire_rw *rw, struct errbuf *e)

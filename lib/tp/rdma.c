@@ -331,17 +331,18 @@ static int active_route_resolved(struct tp_rdma *t, char why[WHY_MAX])
 {
 	struct tcpwire_conn_req req = { .proto_min = CCM_PROTO_MIN, .proto_max = CCM_PROTO_MAX,
 					.node_id = t->cfg.node_id };
-	uint8_t priv[4 + TCPWIRE_CONN_REQ_LEN];
+	uint8_t priv[4 + TCPWIRE_CONN_REQ_KEYED_LEN];
 	struct rdma_conn_param p;
-	int r;
+	int r, n;
 
 	r = create_qp(t, t->act.id, false, why);
 	if (r < 0)
 		return r;
 	be_put32(priv, RDMA_PRIV_MAGIC);
-	if (tcpwire_encode_conn_req(&req, priv + 4) < 0)
+	n = tcpwire_encode_conn_req(&req, priv + 4);
+	if (n < 0)
 		return -EINVAL;
-	p = conn_param(t, priv, sizeof(priv));
+	p = conn_param(t, priv, 4 + (size_t)n);
 	if (rdma_connect(t->act.id, &p)) {
 		r = -errno;
 		why_set(why, "rdma_connect: %s", strerror(-r));
@@ -410,11 +411,11 @@ static void passive_request(struct tp_rdma *t, struct rdma_cm_id *id, const uint
 {
 	struct tcpwire_conn_req req;
 	struct tcpwire_conn_rep rep = { .proto = CCM_PROTO_MAX, .node_id = t->cfg.node_id };
-	uint8_t priv[4 + TCPWIRE_CONN_REP_LEN];
+	uint8_t priv[4 + TCPWIRE_CONN_REP_KEYED_LEN];
 	struct rdma_conn_param p;
 	struct rdma_conn *c = NULL;
 	char why[WHY_MAX] = "";
-	int i, oldest = -1, r;
+	int i, oldest = -1, r, n;
 
 	if (!req_body || tcpwire_decode_conn_req(req_body, TCPWIRE_CONN_REQ_LEN, &req, NULL) < 0) {
 		reject(t, id, "connection request without a valid CCMR private data");
@@ -470,11 +471,12 @@ static void passive_request(struct tp_rdma *t, struct rdma_cm_id *id, const uint
 	rep.status_rkey = t->regions[t->status_key].mr->rkey;
 	rep.status_len = (uint32_t)t->regions[t->status_key].len;
 	be_put32(priv, RDMA_PRIV_MAGIC);
-	if (tcpwire_encode_conn_rep(&rep, priv + 4) < 0) {
+	n = tcpwire_encode_conn_rep(&rep, priv + 4);
+	if (n < 0) {
 		why_set(why, "cannot encode our CONN_REP");
 		goto fail;
 	}
-	p = conn_param(t, priv, sizeof(priv));
+	p = conn_param(t, priv, 4 + (size_t)n);
 	if (rdma_accept(id, &p)) {
 		why_set(why, "rdma_accept: %s", strerror(errno));
 		goto fail;

@@ -6,6 +6,12 @@
  * the way a NIC would, without the handshake or the exchange ever seeing
  * them.  Frames are tcpwire.h's.
  *
+ * With a key (tcp_config.keys), the greeting proves it both ways and every
+ * frame after it is sealed (tcpwire.h, seal.h): a connection to us is
+ * served -- and may become the partner's current one -- only once it
+ * proved the key, so whatever cannot prove it can neither read, write,
+ * inject nor displace anything.
+ *
  * One epoll fd covers the listening socket, our active connection and the
  * partner's connections to us; it is the transport's pollable fd.  Sockets
  * are read exactly one frame part at a time (header, then body), never
@@ -25,14 +31,19 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "base/clock.h"
+#include "base/bytes.h"
 #include "base/limits.h"
+#include "proto/auth.h"
+#include "proto/seal.h"
 #include "proto/tcpwire.h"
 
 #define TCP_REGIONS_MAX   (CCM_PORTS_TOTAL + 8)
 #define TCP_PASSIVE_MAX   4
 #define TCP_PENDING_MAX   TP_OPS_MAX
-#define TCP_OUT_MAX       (4u * (TCPWIRE_HDR_LEN + TCPWIRE_MAX_BODY))
+#define TCP_OUT_MAX       (4u * (TCPWIRE_HDR_LEN + TCPWIRE_MAX_BODY + SEAL_TAG_LEN))
 #define GREETING_MS       5000    /* a connection to us that has not greeted by then goes */
 
 struct tcp_region {
@@ -57,6 +68,14 @@ struct tcp_conn {
 	uint32_t node;          /* passive: the node id its CONN_REQ gave */
 	uint64_t accepted_ms;   /* passive: when it was accepted (clock_ms) */
 	struct errbuf why;      /* what broke the protocol, for TP_EV_REJECTED */
+	/* With a key: */
+	bool proving;           /* passive: CONN_REP went, CONN_PROOF is due */
+	uint8_t want_proof[CCM_MAC_LEN];   /* passive: the proof that will do */
+	uint8_t greeting[TCPWIRE_CONN_REQ_KEYED_LEN];  /* active: our CONN_REQ */
+	bool seal_in, seal_out; /* frames in / out are sealed */
+	struct seal rx, tx;
+	uint8_t tag[SEAL_TAG_LEN];
+	size_t tag_got;
 };
 
 struct tcp_pending {
@@ -91,6 +110,7 @@ struct tp_tcp {
 	uint32_t current;       /* the greeting of the partner's current
 	                           connection: its newest (admitted) one */
 	uint32_t admit;         /* tp_admit: the one node let in, 0 any */
+	struct auth_key act_key;   /* the key our active greeting named */
 };
 
 static struct tp_tcp *to_tcp(struct tp *t)
@@ -112,7 +132,14 @@ static void conn_close(struct tp_tcp *t, struct tcp_conn *c)
 	}
 	free(c->body);
 	free(c->out);
+	seal_wipe(&c->rx);
+	seal_wipe(&c->tx);
 	conn_init(c);
+}
+
+static bool have_key(const struct tp_tcp *t)
+{
+	return t->cfg.keys && t->cfg.keys->n > 0;
 }
 
 
@@ -196,7 +223,8 @@ static int conn_flush(struct tp_tcp *t, struct tcp_conn *c)
 static int conn_queue(struct tp_tcp *t, struct tcp_conn *c, const struct tcpwire_hdr *h,
 		      const void *b1, size_t l1, const void *b2, size_t l2)
 {
-	size_t need = TCPWIRE_HDR_LEN + l1 + l2;
+	size_t need = TCPWIRE_HDR_LEN + l1 + l2 + (c->seal_out ? SEAL_TAG_LEN : 0);
+	uint8_t *frame;
 
 	if (c->out_len + need > TCP_OUT_MAX)
 		return -ENOBUFS;
@@ -212,13 +240,17 @@ static int conn_queue(struct tp_tcp *t, struct tcp_conn *c, const struct tcpwire
 		c->out = p;
 		c->out_cap = cap;
 	}
-	if (tcpwire_encode_hdr(h, c->out + c->out_len) < 0)
+	frame = c->out + c->out_len;
+	if (tcpwire_encode_hdr(h, frame) < 0)
 		return -EINVAL;
-	c->out_len += TCPWIRE_HDR_LEN;
 	if (l1)
-		memcpy(c->out + c->out_len, b1, l1), c->out_len += l1;
+		memcpy(frame + TCPWIRE_HDR_LEN, b1, l1);
 	if (l2)
-		memcpy(c->out + c->out_len, b2, l2), c->out_len += l2;
+		memcpy(frame + TCPWIRE_HDR_LEN + l1, b2, l2);
+	if (c->seal_out && seal_close(&c->tx, frame, TCPWIRE_HDR_LEN, frame + TCPWIRE_HDR_LEN,
+				      l1 + l2, frame + TCPWIRE_HDR_LEN + l1 + l2) < 0)
+		return -EOVERFLOW;
+	c->out_len += need;
 	return conn_flush(t, c);
 }
 
@@ -242,7 +274,7 @@ static int conn_read_frame(struct tcp_conn *c)
 			return 0;
 		if (tcpwire_decode_hdr(c->hdr, &c->h, &c->why) < 0)
 			return -EBADMSG;
-		c->body_got = 0;
+		c->body_got = c->tag_got = 0;
 		if (c->h.body_len && !c->body) {
 			c->body = malloc(TCPWIRE_MAX_BODY);
 			if (!c->body)
@@ -258,6 +290,25 @@ static int conn_read_frame(struct tcp_conn *c)
 		c->body_got += (size_t)n;
 		if (c->body_got < c->h.body_len)
 			return 0;
+	}
+	if (c->seal_in) {
+		if (c->tag_got < SEAL_TAG_LEN) {
+			n = recv(c->fd, c->tag + c->tag_got, SEAL_TAG_LEN - c->tag_got, MSG_DONTWAIT);
+			if (n == 0)
+				return -ECONNRESET;
+			if (n < 0)
+				return (errno == EAGAIN || errno == EINTR) ? 0 : -errno;
+			c->tag_got += (size_t)n;
+			if (c->tag_got < SEAL_TAG_LEN)
+				return 0;
+		}
+		/* An empty body has no buffer; the tag stands in, untouched. */
+		if (seal_open(&c->rx, c->hdr, TCPWIRE_HDR_LEN, c->body ? c->body : c->tag,
+			      c->h.body_len, c->tag) < 0) {
+			errbuf_set(&c->why, -EBADMSG, "a %s frame failed authentication (forged, "
+				   "replayed or damaged)", tcpwire_type_name(c->h.type));
+			return -EBADMSG;
+		}
 	}
 	c->hdr_got = 0;  /* ready for the next frame once this one is handled */
 	return 1;
@@ -310,6 +361,141 @@ static int refuse_stranger(struct tp_tcp *t, struct tcp_conn *c, uint32_t node)
 	return errbuf_set(&c->why, -EPERM, "node %u refused", node);
 }
 
+/* A connection that proved itself (or, without a key, greeted) becomes
+ * the partner's current one: the newest speaks for it. */
+static void greeted(struct tp_tcp *t, struct tcp_conn *c, uint32_t node)
+{
+	struct tp_event ev = { .type = TP_EV_PEER_CONNECTED, .peer_node = node };
+
+	c->greeted = t->current = ++t->greetings;
+	c->node = node;
+	tp_evq_push(&t->evq, &ev);
+}
+
+/* A greeting whose key is not ours (or that has none, or brings one we do
+ * not have): it hears EACCES, the session hears why, the connection goes. */
+/* Whether fd's other end is the partner's configured address. */
+static bool from_partner_addr(const struct tp_tcp *t, int fd)
+{
+	struct sockaddr_storage want, got;
+	socklen_t len = sizeof(got);
+
+	if (tp_to_sockaddr(&t->cfg.partner, 0, &want) < 0 ||
+	    getpeername(fd, (struct sockaddr *)&got, &len) < 0 || got.ss_family != want.ss_family)
+		return false;
+	if (got.ss_family == AF_INET)
+		return !memcmp(&((struct sockaddr_in *)&got)->sin_addr,
+			       &((struct sockaddr_in *)&want)->sin_addr, sizeof(struct in_addr));
+	return !memcmp(&((struct sockaddr_in6 *)&got)->sin6_addr,
+		       &((struct sockaddr_in6 *)&want)->sin6_addr, sizeof(struct in6_addr));
+}
+
+static int refuse_key(struct tp_tcp *t, struct tcp_conn *c, uint32_t node, const char *why)
+{
+	static const struct linger graceful = { 0 };
+	struct tcpwire_hdr rep = { .type = TCPWIRE_CONN_REP, .req_id = c->h.req_id, .status = EACCES };
+	struct tp_event ev = { .type = TP_EV_REJECTED, .status = -EACCES, .peer_node = node,
+			       .from_partner_addr = from_partner_addr(t, c->fd) };
+
+	snprintf(ev.detail, sizeof(ev.detail), "node %u %s", node, why);
+	tp_evq_push(&t->evq, &ev);
+	(void)setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &graceful, sizeof(graceful));
+	conn_queue(t, c, &rep, NULL, 0, NULL, 0);
+	return errbuf_set(&c->why, -EACCES, "node %u %s", node, why);
+}
+
+static int serve_greeting(struct tp_tcp *t, struct tcp_conn *c)
+{
+	struct tcpwire_conn_req req;
+	struct tcpwire_conn_rep cr = { .proto = CCM_PROTO_MAX, .node_id = t->cfg.node_id };
+	struct tcpwire_hdr rep = { .type = TCPWIRE_CONN_REP, .req_id = c->h.req_id };
+	uint8_t transcript[TCPWIRE_CONN_REQ_KEYED_LEN + TCPWIRE_CONN_REP_KEYED_LEN];
+	uint8_t to_passive[AUTH_SESSION_KEY_LEN], to_active[AUTH_SESSION_KEY_LEN];
+	const struct auth_key *key = NULL;
+	size_t tlen;
+	int n;
+
+	if (c->greeted || c->proving)
+		return errbuf_set(&c->why, -EPROTO, "a second CONN_REQ");
+	if (tcpwire_decode_conn_req(c->body, c->h.body_len, &req, &c->why) < 0)
+		return -EPROTO;
+	if (t->admit && req.node_id != t->admit)
+		return refuse_stranger(t, c, req.node_id);
+	if (have_key(t) && !req.keyed)
+		return refuse_key(t, c, req.node_id, "has no pre-shared key; ours is required");
+	if (!have_key(t) && req.keyed)
+		return refuse_key(t, c, req.node_id, "has a pre-shared key; none is configured here");
+	if (req.keyed && !(key = auth_keyring_find(t->cfg.keys, req.key_id))) {
+		/* A key's id is no secret: it says which key to look for. */
+		char id[AUTH_KEY_ID_LEN + 1], why[64];
+
+		hex_encode(id, req.key_id, sizeof(req.key_id));
+		snprintf(why, sizeof(why), "proves with key %s, which we do not hold", id);
+		return refuse_key(t, c, req.node_id, why);
+	}
+	if (t->status_key < 0) {
+		rep.status = ENODEV;
+		return conn_queue(t, c, &rep, NULL, 0, NULL, 0);
+	}
+	cr.status_addr = 0;
+	cr.status_rkey = (uint32_t)t->status_key;
+	cr.status_len = (uint32_t)t->regions[t->status_key].len;
+	if (!key) {
+		greeted(t, c, req.node_id);
+		n = tcpwire_encode_conn_rep(&cr, transcript);
+		if (n < 0)
+			return -EINVAL;
+		rep.body_len = (uint32_t)n;
+		return conn_queue(t, c, &rep, transcript, (size_t)n, NULL, 0);
+	}
+	/* The transcript: its CONN_REQ as it came, then our CONN_REP up to
+	 * the mac, which goes in last. */
+	cr.keyed = 1;
+	if (auth_random(cr.nonce, sizeof(cr.nonce)) < 0)
+		return errbuf_set(&c->why, -EIO, "no random bytes for the nonce");
+	memcpy(transcript, c->body, c->h.body_len);
+	tlen = c->h.body_len;
+	n = tcpwire_encode_conn_rep(&cr, transcript + tlen);
+	if (n < 0)
+		return -EINVAL;
+	tlen += TCPWIRE_CONN_REP_MACED_LEN;
+	auth_greeting_mac(key, AUTH_PASSIVE, transcript, tlen, transcript + tlen);
+	auth_greeting_mac(key, AUTH_ACTIVE, transcript, tlen, c->want_proof);
+	auth_session_keys(key, transcript, tlen, to_passive, to_active);
+	seal_init(&c->rx, to_passive);
+	seal_init(&c->tx, to_active);
+	sodium_memzero(to_passive, sizeof(to_passive));
+	sodium_memzero(to_active, sizeof(to_active));
+	c->node = req.node_id;
+	c->proving = true;
+	rep.body_len = (uint32_t)n;
+	n = conn_queue(t, c, &rep, transcript + c->h.body_len, (size_t)n, NULL, 0);
+	c->seal_out = true;
+	return n;
+}
+
+/* The active side's proof: from here on the connection is the partner's
+ * (its newest), and what it sends is sealed. */
+static int serve_proof(struct tp_tcp *t, struct tcp_conn *c)
+{
+	if (!c->proving)
+		return errbuf_set(&c->why, -EPROTO, "CONN_PROOF %s",
+				  c->greeted ? "twice" : "before CONN_REQ");
+	if (sodium_memcmp(c->body, c->want_proof, CCM_MAC_LEN) != 0) {
+		struct tp_event ev = { .type = TP_EV_REJECTED, .status = -EACCES,
+				       .peer_node = c->node };
+
+		snprintf(ev.detail, sizeof(ev.detail), "node %u did not prove the key it named",
+			 c->node);
+		tp_evq_push(&t->evq, &ev);
+		return errbuf_set(&c->why, -EACCES, "node %u did not prove the key it named", c->node);
+	}
+	c->proving = false;
+	c->seal_in = true;
+	greeted(t, c, c->node);
+	return 0;
+}
+
 static int serve_frame(struct tp_tcp *t, struct tcp_conn *c)
 {
 	struct tcpwire_hdr rep = { .req_id = c->h.req_id };
@@ -317,40 +503,16 @@ static int serve_frame(struct tp_tcp *t, struct tcp_conn *c)
 	uint16_t status;
 	void *p;
 
-	if (!c->greeted && c->h.type != TCPWIRE_CONN_REQ)
-		return errbuf_set(&c->why, -EPROTO, "%s before CONN_REQ",
-				  tcpwire_type_name(c->h.type));
+	if (c->h.type == TCPWIRE_CONN_REQ)
+		return serve_greeting(t, c);
+	if (c->h.type == TCPWIRE_CONN_PROOF)
+		return serve_proof(t, c);
+	/* Nothing is served, nothing touched, before the greeting (and,
+	 * with a key, its proof) is complete. */
+	if (!c->greeted)
+		return errbuf_set(&c->why, -EPROTO, "%s before %s", tcpwire_type_name(c->h.type),
+				  c->proving ? "the proof of the key" : "CONN_REQ");
 	switch (c->h.type) {
-	case TCPWIRE_CONN_REQ: {
-		struct tcpwire_conn_req req;
-		struct tcpwire_conn_rep cr = { .proto = CCM_PROTO_MAX, .node_id = t->cfg.node_id };
-		uint8_t body[TCPWIRE_CONN_REP_LEN];
-
-		struct tp_event ev = { .type = TP_EV_PEER_CONNECTED };
-
-		if (c->greeted)
-			return errbuf_set(&c->why, -EPROTO, "a second CONN_REQ");
-		if (tcpwire_decode_conn_req(c->body, c->h.body_len, &req, &c->why) < 0)
-			return -EPROTO;
-		if (t->admit && req.node_id != t->admit)
-			return refuse_stranger(t, c, req.node_id);
-		c->greeted = t->current = ++t->greetings;
-		c->node = req.node_id;
-		ev.peer_node = req.node_id;
-		tp_evq_push(&t->evq, &ev);
-		rep.type = TCPWIRE_CONN_REP;
-		if (t->status_key < 0) {
-			rep.status = ENODEV;
-			return conn_queue(t, c, &rep, NULL, 0, NULL, 0);
-		}
-		cr.status_addr = 0;
-		cr.status_rkey = (uint32_t)t->status_key;
-		cr.status_len = (uint32_t)t->regions[t->status_key].len;
-		if (tcpwire_encode_conn_rep(&cr, body) < 0)
-			return -EINVAL;
-		rep.body_len = sizeof(body);
-		return conn_queue(t, c, &rep, body, sizeof(body), NULL, 0);
-	}
 	case TCPWIRE_READ_REQ:
 		if (tcpwire_decode_read_req(c->body, c->h.body_len, &rw, &c->why) < 0)
 			return -EPROTO;
@@ -474,6 +636,8 @@ static void active_down(struct tp_tcp *t, int status)
 	enum active_state was = t->act_state;
 	struct tp_event ev = { .status = status };
 
+	/* What went wrong, when we found it ourselves (a failed proof). */
+	snprintf(ev.detail, sizeof(ev.detail), "%.*s", (int)sizeof(ev.detail) - 1, t->act.why.msg);
 	conn_close(t, &t->act);
 	t->act_state = ACT_IDLE;
 	fail_pending(t, status ? status : -ECONNRESET);
@@ -495,6 +659,39 @@ static struct tcp_pending *pending_take(struct tp_tcp *t, uint32_t req_id)
 	return NULL;
 }
 
+/* With a key, the partner's CONN_REP must prove it over the greeting;
+ * then we prove it in turn, and both directions are sealed from here. */
+static int active_check_proof(struct tp_tcp *t, const struct tcpwire_conn_rep *cr)
+{
+	struct tcp_conn *c = &t->act;
+	struct tcpwire_hdr h = { .type = TCPWIRE_CONN_PROOF, .body_len = TCPWIRE_CONN_PROOF_LEN };
+	uint8_t transcript[TCPWIRE_CONN_REQ_KEYED_LEN + TCPWIRE_CONN_REP_MACED_LEN];
+	uint8_t to_passive[AUTH_SESSION_KEY_LEN], to_active[AUTH_SESSION_KEY_LEN];
+	uint8_t proof[CCM_MAC_LEN];
+	int r;
+
+	if (!have_key(t))
+		return cr->keyed ? errbuf_set(&c->why, -EPROTO, "a keyed CONN_REP to a plain "
+					      "CONN_REQ") : 0;
+	/* A partner answering without a key would be a downgrade. */
+	if (!cr->keyed)
+		return errbuf_set(&c->why, -EACCES, "the node there answered without a pre-shared key");
+	memcpy(transcript, c->greeting, TCPWIRE_CONN_REQ_KEYED_LEN);
+	memcpy(transcript + TCPWIRE_CONN_REQ_KEYED_LEN, c->body, TCPWIRE_CONN_REP_MACED_LEN);
+	if (auth_greeting_verify(&t->act_key, AUTH_PASSIVE, transcript, sizeof(transcript),
+				 cr->mac) < 0)
+		return errbuf_set(&c->why, -EACCES, "the node there did not prove our pre-shared key");
+	auth_greeting_mac(&t->act_key, AUTH_ACTIVE, transcript, sizeof(transcript), proof);
+	auth_session_keys(&t->act_key, transcript, sizeof(transcript), to_passive, to_active);
+	seal_init(&c->tx, to_passive);
+	seal_init(&c->rx, to_active);
+	sodium_memzero(to_passive, sizeof(to_passive));
+	sodium_memzero(to_active, sizeof(to_active));
+	r = conn_queue(t, c, &h, proof, sizeof(proof), NULL, 0);
+	c->seal_in = c->seal_out = true;
+	return r;
+}
+
 static int active_frame(struct tp_tcp *t)
 {
 	struct tcp_conn *c = &t->act;
@@ -503,13 +700,22 @@ static int active_frame(struct tp_tcp *t)
 
 	if (t->act_state == ACT_GREETING) {
 		struct tcpwire_conn_rep cr;
+		int r;
 
 		if (c->h.type != TCPWIRE_CONN_REP)
 			return -EPROTO;
+		if (c->h.status == EACCES)
+			return errbuf_set(&c->why, -EACCES, have_key(t) ?
+					  "the node there holds another pre-shared key, or none" :
+					  "the node there requires a pre-shared key; none is "
+					  "configured here");
 		if (c->h.status)
 			return c->h.status < 4096 ? -(int)c->h.status : -EIO;
 		if (tcpwire_decode_conn_rep(c->body, c->h.body_len, &cr, NULL) < 0)
 			return -EPROTO;
+		r = active_check_proof(t, &cr);
+		if (r < 0)
+			return r;
 		t->act_state = ACT_UP;
 		ev.type = TP_EV_CONNECTED;
 		ev.status_window.addr = cr.status_addr;
@@ -545,9 +751,8 @@ static int active_connected(struct tp_tcp *t)
 {
 	struct tcpwire_conn_req req = { .proto_min = CCM_PROTO_MIN, .proto_max = CCM_PROTO_MAX,
 					.node_id = t->cfg.node_id };
-	struct tcpwire_hdr h = { .type = TCPWIRE_CONN_REQ, .body_len = TCPWIRE_CONN_REQ_LEN };
-	uint8_t body[TCPWIRE_CONN_REQ_LEN];
-	int err = 0;
+	struct tcpwire_hdr h = { .type = TCPWIRE_CONN_REQ };
+	int err = 0, n;
 	socklen_t len = sizeof(err);
 
 	if (getsockopt(t->act.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
@@ -555,9 +760,20 @@ static int active_connected(struct tp_tcp *t)
 	if (err)
 		return -err;
 	t->act_state = ACT_GREETING;
-	if (tcpwire_encode_conn_req(&req, body) < 0)
+	if (have_key(t)) {
+		/* We prove with the first key; the partner may hold it in
+		 * either of its slots. */
+		req.keyed = 1;
+		auth_key_id_bytes(&t->cfg.keys->slot[0], req.key_id);
+		if (auth_random(req.nonce, sizeof(req.nonce)) < 0)
+			return -EIO;
+		t->act_key = t->cfg.keys->slot[0];
+	}
+	n = tcpwire_encode_conn_req(&req, t->act.greeting);
+	if (n < 0)
 		return -EINVAL;
-	return conn_queue(t, &t->act, &h, body, sizeof(body), NULL, 0);
+	h.body_len = (uint32_t)n;
+	return conn_queue(t, &t->act, &h, t->act.greeting, (size_t)n, NULL, 0);
 }
 
 static void active_event(struct tp_tcp *t, uint32_t events)
@@ -874,6 +1090,7 @@ static void tcp_destroy(struct tp *tp)
 	if (t->lfd >= 0)
 		close(t->lfd);
 	close(t->ep);
+	auth_wipe_key(&t->act_key);
 	free(t->msg_hold);
 	free(t->spare);
 	free(t);

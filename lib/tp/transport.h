@@ -24,6 +24,7 @@
 #ifndef CCM_TP_H
 #define CCM_TP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -49,7 +50,8 @@ struct tp_addr {
 
 enum tp_event_type {
 	TP_EV_CONNECTED = 1,  /* our active connection is up; status = 0 */
-	TP_EV_CONNECT_FAILED, /* status = -errno (e.g. -ECONNREFUSED) */
+	TP_EV_CONNECT_FAILED, /* status = -errno (e.g. -ECONNREFUSED; -EACCES:
+	                         the node there holds another key, or none) */
 	TP_EV_OP_DONE,        /* wr_id, status: a posted READ/WRITE finished */
 	TP_EV_MESSAGE,        /* msg, msg_len: valid until the next tp_progress */
 	TP_EV_DISCONNECTED,   /* our active connection failed or closed; all
@@ -60,8 +62,10 @@ enum tp_event_type {
 	TP_EV_PEER_CLOSED,    /* the partner's current connection to us closed */
 	TP_EV_REJECTED,       /* a connection to us broke the protocol and was
 	                         dropped, or came from a node tp_admit keeps
-	                         out (status -EPERM, peer_node says which);
-	                         status and detail say how */
+	                         out (status -EPERM, peer_node says which),
+	                         or did not prove our key (-EACCES, peer_node
+	                         the node it claimed); status and detail say
+	                         how */
 };
 
 struct tp_event {
@@ -70,13 +74,17 @@ struct tp_event {
 	uint64_t wr_id;
 	struct tp_remote status_window;  /* CONNECTED: the partner's status window */
 	uint32_t peer_node;              /* CONNECTED, PEER_CONNECTED, REJECTED
-	                                    (-EPERM): the node id it gave */
+	                                    (-EPERM, -EACCES): the node id it gave */
+	bool from_partner_addr;          /* REJECTED (-EACCES): it came from the
+	                                    partner's configured address */
 	const uint8_t *msg;
 	uint32_t msg_len;
 	char detail[112];                /* REJECTED, PEER_CLOSED, CONNECT_FAILED,
 	                                    DISCONNECTED, a failed OP_DONE: the
 	                                    transport's own diagnosis, or empty */
 };
+
+struct auth_keyring;
 
 struct tp_config {
 	struct tp_addr local;     /* where we listen */
@@ -90,6 +98,12 @@ struct tp_config {
 	/* mem: the simulated interconnect this transport joins (tp/mem.h);
 	 * the real backends ignore it. */
 	struct tp_mem_net *net;
+	/* The pre-shared keys (proto/auth.h), NULL or none in it: no key.
+	 * Read at each greeting, so the owner may change them in place
+	 * (rotation); connections already up keep their own keys.  tcp:
+	 * with a key, a connection is served only once it proved the key,
+	 * and every frame after the greeting is sealed (tcpwire.h). */
+	const struct auth_keyring *keys;
 };
 
 /* Expose flags. */

@@ -33,11 +33,11 @@ static int body(unsigned type, const uint8_t *b, size_t len, uint8_t *o)
 	case TCPWIRE_CONN_REQ:
 		if ((rc = tcpwire_decode_conn_req(b, len, &rq, &e)))
 			break;
-		return tcpwire_encode_conn_req(&rq, o) ? (abort(), 1) : 0;
+		return tcpwire_encode_conn_req(&rq, o) != (int)len ? (abort(), 1) : 0;
 	case TCPWIRE_CONN_REP:
 		if ((rc = tcpwire_decode_conn_rep(b, len, &rp, &e)))
 			break;
-		return tcpwire_encode_conn_rep(&rp, o) ? (abort(), 1) : 0;
+		return tcpwire_encode_conn_rep(&rp, o) != (int)len ? (abort(), 1) : 0;
 	case TCPWIRE_READ_REQ:
 	case TCPWIRE_WRITE_REQ:
 		rc = type == TCPWIRE_READ_REQ ? tcpwire_decode_read_req(b, len, &rw, &e) :

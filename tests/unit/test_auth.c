@@ -1,4 +1,5 @@
-/* test_auth: the pre-shared key's file rules and its public id. */
+/* test_auth: the pre-shared key's file rules, its public id, the key ring,
+ * and the tcp greeting's proofs and connection keys. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -35,6 +36,54 @@ static int load(const char *path, struct auth_key *k)
 	return auth_load_key(path, k, &e);
 }
 
+/* The ring finds a key by its id, in either slot, and nothing else. */
+static void ring(const struct auth_key *a, const struct auth_key *b)
+{
+	struct auth_keyring r = { .n = 1 };
+	uint8_t ida[AUTH_KEY_ID_BYTES], idb[AUTH_KEY_ID_BYTES];
+
+	r.slot[0] = *a;
+	r.slot[1] = *b;
+	auth_key_id_bytes(a, ida);
+	auth_key_id_bytes(b, idb);
+	CHECK(!memcmp(ida, "\xbb\x9a\xb6\x2e\xca\x00\x1f\x66", 8), "id bytes are the hex id's");
+	CHECK(auth_keyring_find(&r, ida) == &r.slot[0], "ring: the first slot's key by its id");
+	CHECK(!auth_keyring_find(&r, idb), "ring: a slot not in use is not searched");
+	r.n = 2;
+	CHECK(auth_keyring_find(&r, idb) == &r.slot[1], "ring: the second slot's key by its id");
+	r.n = 0;
+	CHECK(!auth_keyring_find(&r, ida), "ring: an empty ring holds nothing");
+}
+
+static void greeting(const struct auth_key *a, const struct auth_key *b)
+{
+	uint8_t t[86], mac[CCM_MAC_LEN], tp[32], ta[32], tp2[32], ta2[32];
+
+	for (size_t i = 0; i < sizeof(t); i++)
+		t[i] = (uint8_t)i;
+	auth_greeting_mac(a, AUTH_PASSIVE, t, sizeof(t), mac);
+	CHECK(auth_greeting_verify(a, AUTH_PASSIVE, t, sizeof(t), mac) == 0,
+	      "greeting: the passive side's proof verifies");
+	CHECK(auth_greeting_verify(a, AUTH_ACTIVE, t, sizeof(t), mac) == -EACCES,
+	      "greeting: it is not the active side's (no reflection)");
+	CHECK(auth_greeting_verify(b, AUTH_PASSIVE, t, sizeof(t), mac) == -EACCES,
+	      "greeting: not under another key");
+	t[40] ^= 1;
+	CHECK(auth_greeting_verify(a, AUTH_PASSIVE, t, sizeof(t), mac) == -EACCES,
+	      "greeting: not for another transcript (a nonce, a version, a node id)");
+	CHECK(auth_greeting_verify(a, AUTH_PASSIVE, t, sizeof(t) - 1, mac) == -EACCES,
+	      "greeting: not for a shorter one");
+	auth_session_keys(a, t, sizeof(t), tp, ta);
+	auth_session_keys(a, t, sizeof(t), tp2, ta2);
+	CHECK(!memcmp(tp, tp2, 32) && !memcmp(ta, ta2, 32), "keys: both sides derive the same");
+	CHECK(memcmp(tp, ta, 32), "keys: one per direction");
+	t[0] ^= 1;
+	auth_session_keys(a, t, sizeof(t), tp2, ta2);
+	CHECK(memcmp(tp, tp2, 32) && memcmp(ta, ta2, 32), "keys: fresh for another transcript");
+	auth_session_keys(b, t, sizeof(t), tp, ta);
+	CHECK(memcmp(tp, tp2, 32) && memcmp(ta, ta2, 32), "keys: and under another key");
+}
+
 int main(void)
 {
 	struct auth_key a, b;
@@ -53,6 +102,8 @@ int main(void)
 	 * compare the two nodes' ids. */
 	CHECK(!strcmp(ida, "bb9ab62eca001f66"), "the id of a known key: %s", ida);
 	CHECK(!strcmp(idb, "bd150f7fd3c014a3"), "another key, another id: %s", idb);
+	ring(&a, &b);
+	greeting(&a, &b);
 	CHECK(load(key_file("g", "correct horse battery staple\n", 0640), &a) == -EPERM,
 	      "readable by the group: refused");
 	CHECK(load(key_file("s", "short\n", 0600), &a) == -EINVAL, "fewer than 16 bytes: refused");

@@ -57,13 +57,14 @@ static void test_header(void)
 		uint32_t min, max;
 		int reply;
 	} t[] = {
-		{ TCPWIRE_CONN_REQ, 8, 8, 0 },
-		{ TCPWIRE_CONN_REP, 22, 22, 1 },
+		{ TCPWIRE_CONN_REQ, 8, 48, 0 },
+		{ TCPWIRE_CONN_REP, 22, 86, 1 },
 		{ TCPWIRE_READ_REQ, 16, 16, 0 },
 		{ TCPWIRE_READ_REP, 1, CCM_OP_MAX, 1 },
 		{ TCPWIRE_WRITE_REQ, 17, 16 + CCM_OP_MAX, 0 },
 		{ TCPWIRE_WRITE_REP, 0, 0, 1 },
 		{ TCPWIRE_MSG, 1, CCM_MSG_MAX, 0 },
+		{ TCPWIRE_CONN_PROOF, 32, 32, 0 },
 	};
 	struct tcpwire_hdr h;
 	uint8_t b[TCPWIRE_HDR_LEN];
@@ -110,8 +111,8 @@ static void test_header(void)
 	hdr_refused(b, "header: format 2 is not 1", "bad format");
 	mkhdr(b, TCPWIRE_MAGIC, 1, 0, 0, 10, 0);
 	hdr_refused(b, "header: unknown type 0", "type 0");
-	mkhdr(b, TCPWIRE_MAGIC, 1, 8, 0, 10, 0);
-	hdr_refused(b, "header: unknown type 8", "type 8");
+	mkhdr(b, TCPWIRE_MAGIC, 1, 9, 0, 10, 0);
+	hdr_refused(b, "header: unknown type 9", "type 9");
 	mkhdr(b, TCPWIRE_MAGIC, 1, TCPWIRE_READ_REQ, 1, 16, 0);
 	hdr_refused(b, "header: status 1 in a read-req", "status in a request");
 	mkhdr(b, TCPWIRE_MAGIC, 1, TCPWIRE_MSG, 3, 10, 0);
@@ -139,45 +140,79 @@ static void test_header(void)
 	      "TCPWIRE_MAX_BODY holds every body");
 }
 
+#define REQ(a, b, n) ((struct tcpwire_conn_req){ .proto_min = (a), .proto_max = (b), .node_id = (n) })
+#define REP(p, n, ad, k, l) ((struct tcpwire_conn_rep){ .proto = (p), .node_id = (n), \
+	.status_addr = (ad), .status_rkey = (k), .status_len = (l) })
+
+static int same_req(const struct tcpwire_conn_req *a, const struct tcpwire_conn_req *b)
+{
+	return a->proto_min == b->proto_min && a->proto_max == b->proto_max &&
+	       a->node_id == b->node_id && a->keyed == b->keyed &&
+	       (!a->keyed || (!memcmp(a->key_id, b->key_id, sizeof(a->key_id)) &&
+			      !memcmp(a->nonce, b->nonce, sizeof(a->nonce))));
+}
+
 static void test_conn(void)
 {
-	struct tcpwire_conn_req rq = { 1, 3, 0xdeadbeef }, rq2;
-	struct tcpwire_conn_rep rp = { 2, 7, 0x00007f0012345000ull, 0x1234, 4096 }, rp2;
-	uint8_t b[64], c[64];
+	struct tcpwire_conn_req rq = REQ(1, 3, 0xdeadbeef), rq2;
+	struct tcpwire_conn_rep rp = REP(2, 7, 0x00007f0012345000ull, 0x1234, 4096), rp2;
+	uint8_t b[128], c[128];
 	struct errbuf e = { "" };
 	int bad = 0, rc;
 
-	CHECK(tcpwire_encode_conn_req(&rq, b) == 0 &&
+	CHECK(tcpwire_encode_conn_req(&rq, b) == 8 &&
 	      !memcmp(b, "\x00\x01\x00\x03\xde\xad\xbe\xef", 8), "layout: conn-req");
 	rc = tcpwire_decode_conn_req(b, 8, &rq2, &e);
-	CHECK(rc == 0 && rq2.proto_min == 1 && rq2.proto_max == 3 && rq2.node_id == 0xdeadbeef,
-	      "round trip: conn-req \"%s\"", e.msg);
-	rq = (struct tcpwire_conn_req){ UINT16_MAX, UINT16_MAX, UINT32_MAX };
-	rc = tcpwire_encode_conn_req(&rq, b) || tcpwire_decode_conn_req(b, 8, &rq2, &e);
-	CHECK(!rc && !memcmp(&rq, &rq2, sizeof(rq)), "round trip: conn-req limits");
+	CHECK(rc == 0 && rq2.proto_min == 1 && rq2.proto_max == 3 && rq2.node_id == 0xdeadbeef &&
+	      !rq2.keyed, "round trip: conn-req \"%s\"", e.msg);
+	rq = REQ(UINT16_MAX, UINT16_MAX, UINT32_MAX);
+	rc = tcpwire_encode_conn_req(&rq, b) != 8 || tcpwire_decode_conn_req(b, 8, &rq2, &e);
+	CHECK(!rc && same_req(&rq, &rq2), "round trip: conn-req limits");
 
-	CHECK(tcpwire_encode_conn_rep(&rp, b) == 0 &&
+	CHECK(tcpwire_encode_conn_rep(&rp, b) == 22 &&
 	      !memcmp(b, "\x00\x02\x00\x00\x00\x07\x00\x00\x7f\x00\x12\x34\x50\x00"
 		      "\x00\x00\x12\x34\x00\x00\x10\x00", 22), "layout: conn-rep");
 	rc = tcpwire_decode_conn_rep(b, 22, &rp2, &e);
 	CHECK(rc == 0 && rp2.proto == 2 && rp2.node_id == 7 && rp2.status_addr == rp.status_addr &&
-	      rp2.status_rkey == 0x1234 && rp2.status_len == 4096, "round trip: conn-rep \"%s\"", e.msg);
-	rp = (struct tcpwire_conn_rep){ UINT16_MAX, UINT32_MAX, UINT64_MAX, UINT32_MAX, UINT32_MAX };
-	rc = tcpwire_encode_conn_rep(&rp, b) || tcpwire_decode_conn_rep(b, 22, &rp2, &e);
+	      rp2.status_rkey == 0x1234 && rp2.status_len == 4096 && !rp2.keyed,
+	      "round trip: conn-rep \"%s\"", e.msg);
+	rp = REP(UINT16_MAX, UINT32_MAX, UINT64_MAX, UINT32_MAX, UINT32_MAX);
+	rc = tcpwire_encode_conn_rep(&rp, b) != 22 || tcpwire_decode_conn_rep(b, 22, &rp2, &e);
 	CHECK(!rc && rp2.proto == rp.proto && rp2.node_id == rp.node_id &&
 	      rp2.status_addr == rp.status_addr && rp2.status_rkey == rp.status_rkey &&
 	      rp2.status_len == rp.status_len, "round trip: conn-rep limits");
 
-	/* Every length but the exact one. */
-	rq = (struct tcpwire_conn_req){ 1, 1, 1 };
-	rp = (struct tcpwire_conn_rep){ 1, 1, 1, 1, 1 };
+	/* With a key: key id and nonce after the plain request; nonce and
+	 * mac after the plain reply, the mac last. */
+	rq = REQ(1, 3, 5);
+	rq.keyed = 1;
+	memset(rq.key_id, 0xab, sizeof(rq.key_id));
+	memset(rq.nonce, 0xcd, sizeof(rq.nonce));
+	CHECK(tcpwire_encode_conn_req(&rq, b) == 48 && b[8] == 0xab && b[15] == 0xab &&
+	      b[16] == 0xcd && b[47] == 0xcd, "layout: keyed conn-req");
+	rc = tcpwire_decode_conn_req(b, 48, &rq2, &e);
+	CHECK(!rc && same_req(&rq, &rq2), "round trip: keyed conn-req \"%s\"", e.msg);
+	rp = REP(1, 2, 0, 3, 64);
+	rp.keyed = 1;
+	memset(rp.nonce, 0x11, sizeof(rp.nonce));
+	memset(rp.mac, 0x22, sizeof(rp.mac));
+	CHECK(tcpwire_encode_conn_rep(&rp, c) == 86 && c[22] == 0x11 && c[53] == 0x11 &&
+	      c[TCPWIRE_CONN_REP_MACED_LEN] == 0x22 && c[85] == 0x22, "layout: keyed conn-rep");
+	rc = tcpwire_decode_conn_rep(c, 86, &rp2, &e);
+	CHECK(!rc && rp2.keyed && !memcmp(rp.nonce, rp2.nonce, sizeof(rp.nonce)) &&
+	      !memcmp(rp.mac, rp2.mac, sizeof(rp.mac)) && rp2.status_len == 64,
+	      "round trip: keyed conn-rep \"%s\"", e.msg);
+
+	/* Every length but the two exact ones. */
+	rq = REQ(1, 1, 1);
+	rp = REP(1, 1, 1, 1, 1);
 	tcpwire_encode_conn_req(&rq, b);
 	tcpwire_encode_conn_rep(&rp, c);
 	for (size_t n = 0; n < sizeof(b); n++) {
-		if (n != 8)
+		if (n != 8 && n != 48)
 			bad += !EXPECT(tcpwire_decode_conn_req(b, n, &rq2, &e) == -EBADMSG &&
 				       strstr(e.msg, "conn-req: body length"), "conn-req len %zu", n);
-		if (n != 22)
+		if (n != 22 && n != 86)
 			bad += !EXPECT(tcpwire_decode_conn_rep(c, n, &rp2, &e) == -EBADMSG &&
 				       strstr(e.msg, "conn-rep: body length"), "conn-rep len %zu", n);
 	}
@@ -198,13 +233,13 @@ static void test_conn(void)
 	CHECK(tcpwire_decode_conn_rep(c, 22, &rp2, &e) == -EBADMSG &&
 	      strstr(e.msg, "conn-rep: status_len is 0"), "refuse conn-rep status_len 0: \"%s\"", e.msg);
 
-	rq = (struct tcpwire_conn_req){ 0, 1, 1 };
+	rq = REQ(0, 1, 1);
 	CHECK(tcpwire_encode_conn_req(&rq, b) == -EINVAL, "encode: conn-req proto_min 0");
-	rq = (struct tcpwire_conn_req){ 2, 1, 1 };
+	rq = REQ(2, 1, 1);
 	CHECK(tcpwire_encode_conn_req(&rq, b) == -EINVAL, "encode: conn-req proto_min > max");
-	rp = (struct tcpwire_conn_rep){ 0, 1, 1, 1, 1 };
+	rp = REP(0, 1, 1, 1, 1);
 	CHECK(tcpwire_encode_conn_rep(&rp, b) == -EINVAL, "encode: conn-rep proto 0");
-	rp = (struct tcpwire_conn_rep){ 1, 1, 1, 1, 0 };
+	rp = REP(1, 1, 1, 1, 0);
 	CHECK(tcpwire_encode_conn_rep(&rp, b) == -EINVAL, "encode: conn-rep status_len 0");
 }
 
@@ -297,8 +332,9 @@ static void test_names(void)
 	CHECK(!strcmp(tcpwire_type_name(TCPWIRE_CONN_REQ), "conn-req") &&
 	      !strcmp(tcpwire_type_name(TCPWIRE_READ_REP), "read-rep") &&
 	      !strcmp(tcpwire_type_name(TCPWIRE_MSG), "msg") &&
+	      !strcmp(tcpwire_type_name(TCPWIRE_CONN_PROOF), "conn-proof") &&
 	      !strcmp(tcpwire_type_name(0), "unknown") &&
-	      !strcmp(tcpwire_type_name(8), "unknown"), "type names");
+	      !strcmp(tcpwire_type_name(9), "unknown"), "type names");
 }
 
 int main(void)
