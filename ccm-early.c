@@ -93,6 +93,9 @@ static void usage_connect(FILE *out)
 		"  --clients DIR          client descriptors (default /etc/ccm/clients.d)\n"
 		"  --state-dir DIR        handoff directory (default /run/ccm)\n"
 		"  --psk-file FILE        pre-shared key; both sides must hold the same\n"
+		"  --psk-accept-file FILE a second key the partner may prove with, while\n"
+		"                         keys are rotated (absent file: none); both are\n"
+		"                         read again on SIGHUP\n"
 		"  --cluster NAME         cluster name; both sides must agree (default ccm)\n"
 		"  --timeout SEC          give up after SEC seconds (default 0: never)\n"
 		"  --proto-versions MIN-MAX  versions to offer (testing)\n"
@@ -191,6 +194,7 @@ static int cmd_connect(int argc, char **argv, char *argv0)
 		{ "clients", required_argument, NULL, 0 },
 		{ "state-dir", required_argument, NULL, 0 },
 		{ "psk-file", required_argument, NULL, 0 },
+		{ "psk-accept-file", required_argument, NULL, 0 },
 		{ "cluster", required_argument, NULL, 0 },
 		{ "timeout", required_argument, NULL, 0 },
 		{ "proto-versions", required_argument, NULL, 0 },

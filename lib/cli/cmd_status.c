@@ -62,6 +62,8 @@ static void print_status(const struct handoff *h, const char *stale)
 	if (h->version)
 		printf(", protocol version %u", h->version);
 	printf("\nkey:        %s%s", h->key_id[0] ? "id " : "none (no authentication)", h->key_id);
+	if (h->key_accept_id[0])
+		printf(", also accepting id %s (rotation)", h->key_accept_id);
 	printf("\nhandshake:  %s\n", h->hs_state);
 	printf("clients:    %d\n", h->nclients);
 	for (int i = 0; i < h->nclients; i++)

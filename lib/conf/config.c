@@ -290,6 +290,12 @@ static int set_psk_file(struct ccm_config *c, const char *key, const char *v,
 	return set_path(c->psk_file, 1, key, v, e);
 }
 
+static int set_psk_accept_file(struct ccm_config *c, const char *key, const char *v,
+			       struct errbuf *e)
+{
+	return set_path(c->psk_accept_file, 1, key, v, e);
+}
+
 static int set_cluster(struct ccm_config *c, const char *key, const char *v,
 		       struct errbuf *e)
 {
@@ -457,6 +463,7 @@ static const struct {
 	{ "link-misses", set_link_misses },
 	{ "link-damp-ms", set_link_damp_ms },
 	{ "partner-node", set_partner_node },
+	{ "psk-accept-file", set_psk_accept_file },
 };
 #define CONFIG_NKEYS (int)(sizeof(config_table) / sizeof(config_table[0]))
 
@@ -577,6 +584,9 @@ int config_check(const struct ccm_config *c, struct errbuf *e)
 		return errbuf_set(e, -EINVAL, "node-id is not set");
 	if (c->partner_node == c->node_id)
 		return errbuf_set(e, -EINVAL, "partner-node is this node's own id (%u)", c->node_id);
+	if (c->psk_accept_file[0] && !c->psk_file[0])
+		return errbuf_set(e, -EINVAL, "psk-accept-file without psk-file: a second key "
+				  "accepted needs a first to prove with");
 	if (c->nlinks) {
 		if (c->set & (CFG_LISTEN | CFG_PARTNER | CFG_DEVICE))
 			return errbuf_set(e, -EINVAL, "give either link or listen/partner/device, "

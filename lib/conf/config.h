@@ -34,6 +34,9 @@
  *   clients        client descriptor directory (default /etc/ccm/clients.d)
  *   state-dir      handoff state directory (default /run/ccm)
  *   psk-file       pre-shared key file (default: none, no authentication)
+ *   psk-accept-file  a second key accepted from the partner while keys are
+ *                  rotated; a file that does not exist means none (default:
+ *                  none).  Both files are read again on SIGHUP.
  *   cluster        cluster name, printable, no spaces, at most 63 bytes
  *                  (default ccm)
  *   timeout        seconds to wait for the partner, 0..86400, 0 = forever
@@ -104,6 +107,7 @@ enum config_key {
 	CFG_LINK_MISSES = 1u << 16,
 	CFG_LINK_DAMP_MS = 1u << 17,
 	CFG_PARTNER_NODE = 1u << 18,
+	CFG_PSK_ACCEPT_FILE = 1u << 19,
 };
 
 enum link_policy {
@@ -126,6 +130,7 @@ struct ccm_config {
 	char clients_dir[CONFIG_PATH_MAX + 1];
 	char state_dir[CONFIG_PATH_MAX + 1];
 	char psk_file[CONFIG_PATH_MAX + 1];/* "" = no key */
+	char psk_accept_file[CONFIG_PATH_MAX + 1];  /* "" = none */
 	char cluster[CCM_CLUSTER_MAX + 1];
 	uint32_t timeout_s;                /* 0 = wait forever */
 	uint16_t ver_min, ver_max;

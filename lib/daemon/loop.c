@@ -1,9 +1,9 @@
 /* loop: the one event loop of the real daemon.  It owns the clock, the
  * signals and the fds: it polls the session's fds, reads the clock once per
- * turn, turns signals into session_signal, and carries out what the
- * session asks of the process (session_notice): telling the parent or
- * systemd that the boot may go on, and becoming a keeper that survives
- * switch_root.  Everything it drives is in session.c and serve.c. */
+ * turn, turns signals into session_signal (SIGHUP: session_reload_keys),
+ * and carries out what the session asks of the process (session_notice):
+ * telling the parent or systemd that the boot may go on, and becoming a
+ * keeper that survives switch_root.  Everything it drives is in session.c and serve.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -90,7 +90,11 @@ static bool loop_once(struct session *s, int sigfd, const struct ccm_config *cfg
 	if (pfd[0].revents & POLLIN) {
 		struct signalfd_siginfo si;
 
-		if (read(sigfd, &si, sizeof(si)) == sizeof(si)) {
+		if (read(sigfd, &si, sizeof(si)) != sizeof(si)) {
+			/* Nothing after all. */
+		} else if (si.ssi_signo == SIGHUP) {
+			session_reload_keys(s);
+		} else {
 			log_at(log, LOG_NOTE, "%s: stopping", strsignal((int)si.ssi_signo));
 			session_signal(s, clock_ms(), wall_now());
 			if (session_finished(s, NULL))
@@ -113,6 +117,7 @@ int session_run(const struct ccm_config *cfg, const struct session_opts *opts,
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
 	sigfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sigfd < 0) {

@@ -40,6 +40,8 @@ void sess_fill_handoff(const struct session *s, struct handoff *h, enum handoff_
 	snprintf(h->cluster, sizeof(h->cluster), "%s", s->cfg->cluster);
 	if (s->keys.n)
 		auth_key_id(&s->keys.slot[0], h->key_id);
+	if (s->keys.n > 1)
+		auth_key_id(&s->keys.slot[1], h->key_accept_id);
 	snprintf(h->partner_addr, sizeof(h->partner_addr), "%s",
 		 tp_format_addr(&s->link_cfg[0].partner, addr, sizeof(addr)));
 	snprintf(h->listen_addr, sizeof(h->listen_addr), "%s",
@@ -1356,6 +1358,60 @@ static int crash_point(void)
 	return -1;
 }
 
+/* psk-file into the first slot; psk-accept-file, if the file exists, into
+ * the second. */
+static int load_keys(const struct ccm_config *cfg, struct auth_keyring *r, struct errbuf *e)
+{
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	if (!cfg->psk_file[0])
+		return 0;
+	rc = auth_load_key(cfg->psk_file, &r->slot[0], e);
+	if (rc < 0)
+		return rc;
+	r->n = 1;
+	if (!cfg->psk_accept_file[0])
+		return 0;
+	rc = auth_load_key(cfg->psk_accept_file, &r->slot[1], e);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0) {
+		auth_wipe_key(&r->slot[0]);
+		r->n = 0;
+		return rc;
+	}
+	r->n = 2;
+	return 0;
+}
+
+void session_reload_keys(struct session *s)
+{
+	struct auth_keyring r;
+	char id0[AUTH_KEY_ID_LEN + 1], id1[AUTH_KEY_ID_LEN + 1] = "";
+	struct errbuf e;
+
+	if (!s->cfg->psk_file[0]) {
+		log_at(s->log, LOG_NOTE, "no psk-file is configured: no key to read again");
+		return;
+	}
+	if (load_keys(s->cfg, &r, &e) < 0) {
+		log_at(s->log, LOG_ERR, "keys not read again; the ones in use stay: %s", e.msg);
+		return;
+	}
+	/* In place: every link's transport reads them at its next greeting;
+	 * connections already up keep their own keys. */
+	s->keys = r;
+	for (int i = 0; i < AUTH_SLOTS; i++)
+		auth_wipe_key(&r.slot[i]);
+	auth_key_id(&s->keys.slot[0], id0);
+	if (s->keys.n > 1)
+		auth_key_id(&s->keys.slot[1], id1);
+	log_at(s->log, LOG_NOTE, "keys read again: proving with id %s%s%s", id0,
+	       id1[0] ? ", also accepting id " : "", id1);
+	sess_refresh_handoff(s);
+}
+
 static int session_setup(struct session *s, struct errbuf *e)
 {
 	const struct tp_ops *ops = tp_lookup(s->cfg->transport);
@@ -1388,12 +1444,9 @@ static int session_setup(struct session *s, struct errbuf *e)
 	for (int i = 0; i < s->clients->nbad; i++)
 		log_at(s->log, LOG_ERR, "client descriptor %s left out: %s", s->clients->bad[i].file,
 		       s->clients->bad[i].why);
-	if (s->cfg->psk_file[0]) {
-		r = auth_load_key(s->cfg->psk_file, &s->keys.slot[0], e);
-		if (r < 0)
-			return r;
-		s->keys.n = 1;
-	}
+	r = load_keys(s->cfg, &s->keys, e);
+	if (r < 0)
+		return r;
 	if (!ops)
 		return errbuf_set(e, -ENOTSUP, "transport '%s' is not available in this build",
 				  s->cfg->transport);

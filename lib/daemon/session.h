@@ -66,6 +66,11 @@ enum session_notice {
 unsigned session_turn(struct session *s, uint64_t now, int64_t wall, bool control_ready);
 /* SIGTERM or SIGINT: stop (clients get their grace time). */
 void session_signal(struct session *s, uint64_t now, int64_t wall);
+
+/* SIGHUP: read the key files again (psk-file, psk-accept-file) and use
+ * them from the next greeting on; if they cannot be read, the keys in use
+ * stay.  A live session is not touched: that is how keys are rotated. */
+void session_reload_keys(struct session *s);
 /* When the next turn is due at the latest (monotonic ms). */
 uint64_t session_wakeup(const struct session *s);
 /* The fds a loop polls: the control socket (-1 while it must not be

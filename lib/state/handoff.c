@@ -43,6 +43,7 @@ static const struct hf hf_fields[] = {
 	HF("CCM_TRANSPORT", HF_STR, transport),
 	HF("CCM_CLUSTER", HF_STR, cluster),
 	HF("CCM_KEY_ID", HF_STR, key_id),
+	HF("CCM_KEY_ACCEPT_ID", HF_STR, key_accept_id),
 	HF("CCM_EPOCH", HF_ID, epoch),
 	HF("CCM_PARTNER_EPOCH", HF_ID, partner_epoch),
 	HF("CCM_HS_STATE", HF_STR, hs_state),

@@ -31,6 +31,8 @@
  *       CCM_TRANSPORT      tcp | rdma
  *       CCM_CLUSTER        the cluster name
  *       CCM_KEY_ID         the pre-shared key's id (auth_key_id), '' = no key
+ *       CCM_KEY_ACCEPT_ID  the id of the second key accepted while keys are
+ *                          rotated (psk-accept-file), '' = none
  *       CCM_EPOCH          our boot epoch (decimal, 64 bits)
  *       CCM_PARTNER_EPOCH  the partner's, 0 = not known
  *       CCM_HS_STATE       the handshake state machine's state name
@@ -135,6 +137,7 @@ struct handoff {
 	char transport[16];
 	char cluster[CCM_CLUSTER_MAX + 1];
 	char key_id[17];                    /* AUTH_KEY_ID_LEN hex digits, or "" */
+	char key_accept_id[17];             /* the same, or "" */
 	uint64_t epoch;
 	uint64_t partner_epoch;
 	char hs_state[24];

@@ -14,7 +14,7 @@ static const char *const keys[] = {
 	"node-id", "listen", "partner", "transport", "device", "clients",
 	"state-dir", "psk-file", "cluster", "timeout", "proto-versions",
 	"heartbeat-ms", "heartbeat-misses", "link", "link-policy", "link-heartbeat-ms",
-	"link-misses", "link-damp-ms", "partner-node",
+	"link-misses", "link-damp-ms", "partner-node", "psk-accept-file",
 };
 
 /* Append `key = value`; 0 if the value cannot be written in the format
@@ -66,6 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case CFG_CLIENTS: snprintf(v, sizeof(v), "%s", c.clients_dir); break;
 		case CFG_STATE_DIR: snprintf(v, sizeof(v), "%s", c.state_dir); break;
 		case CFG_PSK_FILE: snprintf(v, sizeof(v), "%s", c.psk_file); break;
+		case CFG_PSK_ACCEPT_FILE: snprintf(v, sizeof(v), "%s", c.psk_accept_file); break;
 		case CFG_CLUSTER: snprintf(v, sizeof(v), "%s", c.cluster); break;
 		case CFG_TIMEOUT: snprintf(v, sizeof(v), "%u", (unsigned)c.timeout_s); break;
 		case CFG_HEARTBEAT_MS: snprintf(v, sizeof(v), "%u", (unsigned)c.heartbeat_ms); break;

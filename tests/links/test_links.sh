@@ -11,7 +11,8 @@
 # Scenarios: one link cut mid-stream; its return after the damping time;
 # the standby policy; both links cut (partner lost, then back over one);
 # a link flapping for 10 s (no error, no leak, little CPU, ports stay on
-# the stable link); a single --link against a plain --listen/--partner.
+# the stable link); a single --link against a plain --listen/--partner;
+# the pre-shared key rotated on both nodes, step by step, mid-stream.
 
 # Variables set by common.sh (t, port, ccm_rc) and by eval (pid_a, send_a):
 # shellcheck disable=SC2154
@@ -589,6 +590,89 @@ test_single_link_is_the_plain_case() {
 	restore_link 0
 	wait_for 20 connected a && wait_for 10 connected b
 	assertTrue "connected again: A $(tail -3 "$t/a/log")" "connected a && connected b"
+	stop_pair
+}
+
+# --- 7. key rotation ----------------------------------------------------------------
+
+key_id_of_file() {  # FILE: keygen's id of the key in FILE
+	"${CCM}" keygen --force "$1" | sed -n 's/.*(id \([0-9a-f]\{16\}\))$/\1/p'
+}
+
+# relink: link 0 cut and back, so that both ends greet again under the
+# keys each holds now.
+relink() {
+	cut_link 0
+	wait_for 10 link_not_up 0 || { fail "link 0 never went down: $(links_summary a)"; return 1; }
+	restore_link 0
+	wait_for 15 link_is 0 up || { fail "link 0 never came back: A $(links_summary a); \
+		$(grep -i 'key' "$t/a/log" "$t/b/log" | tail -4)"; return 1; }
+}
+
+reload_keys() {  # NODE ID0 [ID1]: SIGHUP, and the keeper says it took them
+	local n=$1 want="proving with id $2${3:+, also accepting id $3}" pid
+	eval "pid=\$pid_$n"
+	kill -HUP "$pid"
+	wait_for 5 grep -q "keys read again: $want\$" "$t/$n/log" ||
+		fail "$n did not take the keys ($want): $(grep -i key "$t/$n/log" | tail -2)"
+}
+
+# The three steps of the README, with both streams running: the new key
+# accepted on both; then proved with, node by node (A proves with the new
+# key while B still proves with the old one); then the old one dropped.
+# After each step link 0 is cut and comes back, so a fresh greeting is
+# made under that step's keys.  The session never notices; nothing is lost.
+test_keys_rotated_while_streaming() {
+	local old new n
+	suite_ok || return
+	old=$(key_id_of_file "$t/old") && new=$(key_id_of_file "$t/new") || { fail keygen; return; }
+	for n in a b; do
+		mkdir -p "$t/$n"
+		install -m 600 "$t/old" "$t/$n/key"
+	done
+	start_node a --psk-file "$t/a/key" --psk-accept-file "$t/a/next"
+	start_node b --psk-file "$t/b/key" --psk-accept-file "$t/b/next"
+	assert_pair_up || return
+	assertEquals "A proves with the old key" "$old" "$(state_get "$t/a/run" CCM_KEY_ID)"
+	start_streams || return
+	# 1. The new key accepted on both.
+	for n in a b; do
+		install -m 600 "$t/new" "$t/$n/next"
+		reload_keys "$n" "$old" "$new"
+	done
+	assertEquals "A's handoff names the key accepted too" "$new" \
+		"$(state_get "$t/a/run" CCM_KEY_ACCEPT_ID)"
+	relink || return
+	# 2. Proved with, A first: the two nodes prove with different keys.
+	for n in a b; do
+		install -m 600 "$t/new" "$t/$n/key"
+		install -m 600 "$t/old" "$t/$n/next"
+		reload_keys "$n" "$new" "$old"
+		relink || return
+	done
+	# 3. The old key dropped on both.
+	for n in a b; do
+		rm "$t/$n/next"
+		reload_keys "$n" "$new"
+	done
+	relink || return
+	# A key file that cannot be read leaves the keys in use.
+	chmod 644 "$t/a/key"
+	kill -HUP "$pid_a"
+	wait_for 5 grep -q "keys not read again; the ones in use stay" "$t/a/log" ||
+		fail "A did not refuse a group-readable key file: $(tail -2 "$t/a/log")"
+	chmod 600 "$t/a/key"
+	sleep 1
+	end_streams
+	assert_streams_clean
+	assert_events partner_lost -eq 0
+	for n in a b; do
+		assertTrue "$n still connected" "connected $n"
+		assertEquals "$n proves with the new key" "$new" "$(state_get "$t/$n/run" CCM_KEY_ID)"
+		assertEquals "$n accepts no other" "" "$(state_get "$t/$n/run" CCM_KEY_ACCEPT_ID)"
+		assertFalse "$n never lost its session: $(grep -m3 'lost\|-> error' "$t/$n/log")" \
+			"grep -q 'session with the partner lost\|-> error' '$t/$n/log'"
+	done
 	stop_pair
 }
 

@@ -21,6 +21,7 @@ static const struct {
 	{ "device", "en-p1.s0" },
 	{ "clients", "/etc/ccm/clients.d" }, { "clients", "relative/dir" },
 	{ "state-dir", "/run/ccm" }, { "psk-file", "" }, { "psk-file", "/etc/ccm/psk" },
+	{ "psk-accept-file", "/etc/ccm/psk.next" },
 	{ "cluster", "a" }, { "cluster", "storage-a.1" },
 	{ "timeout", "0" }, { "timeout", "86400" },
 	{ "proto-versions", "1-1" }, { "proto-versions", "1-65535" },

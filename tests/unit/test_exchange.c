@@ -9,7 +9,7 @@
 struct side {
 	struct exchange ex;
 	struct client_set clients;
-	struct auth_key key;
+	struct auth_key key, also;
 	struct ex_self self;
 	uint8_t nonce[CCM_NONCE_LEN];
 };
@@ -169,6 +169,30 @@ static void test_same_key(void)
 	side_init(&b, 2, 200, "correct horse battery staple");
 	run(&a, &b);
 	CHECK(a.ex.phase == EX_DONE && b.ex.phase == EX_DONE, "same key: both done");
+}
+
+/* Rotation: A proves with the new key, B still with the old one; each
+ * accepts the other's as its second key, and both get through. */
+static void test_keys_in_rotation(void)
+{
+	static struct side a, b;
+
+	side_init(&a, 1, 100, "the new key, 16 bytes or more");
+	side_init(&b, 2, 200, "correct horse battery staple");
+	memcpy(&a.also, &b.key, sizeof(a.also));
+	memcpy(&b.also, &a.key, sizeof(b.also));
+	a.self.also = &a.also;
+	b.self.also = &b.also;
+	run(&a, &b);
+	CHECK(a.ex.phase == EX_DONE && b.ex.phase == EX_DONE, "keys in rotation: both done");
+
+	side_init(&a, 1, 100, "the new key, 16 bytes or more");
+	side_init(&b, 2, 200, "correct horse battery staple");
+	memcpy(&a.also, &b.key, sizeof(a.also));
+	a.self.also = &a.also;
+	run(&a, &b);
+	CHECK(a.ex.phase == EX_FAILED && b.ex.phase == EX_FAILED,
+	      "a second key on one side only: B does not accept A's new key, and says so");
 }
 
 static void test_wrong_key(void)
@@ -333,6 +357,7 @@ int main(void)
 	test_no_common_version();
 	test_same_key();
 	test_wrong_key();
+	test_keys_in_rotation();
 	test_key_on_one_side();
 	test_replayed_proof_is_refused();
 	test_reflected_proof_is_refused();
