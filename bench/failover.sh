@@ -13,6 +13,7 @@
 #   throughput  64 KiB writes, 4 in flight on each of 8 ports, two links
 #               (balance) against one link, rounds interleaved;
 #               goal: ratio >= 1.7 where the links are independent
+# BENCH_PSK=FILE gives both keepers that pre-shared key (its cost).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 CCM=$(readlink -f -- "${CCM:-$top/ccm-early}")
@@ -72,7 +73,8 @@ pair() {
 			i=$((i + 1))
 		done
 		"$CCM" connect --node-id $id "${links[@]}" --clients "$tmp/$name/$n/clients" \
-			--state-dir "$tmp/$name/$n/run" --foreground "${@:i+2}" 2>"$tmp/$name/$n.log" &
+			--state-dir "$tmp/$name/$n/run" --foreground ${BENCH_PSK:+--psk-file "$BENCH_PSK"} \
+			"${@:i+2}" 2>"$tmp/$name/$n.log" &
 		pids+=($!)
 	done
 	for n in a b; do

@@ -5,7 +5,10 @@
  * <= 1.5), the bare exec cost of each binary, and the RSS of ccm-early once
  * connected (goal <= 4 MiB).
  *
- *   handshake [-n RUNS] [-v] [-d] [-k] CCM_BINARY
+ *   handshake [-n RUNS] [-v] [-d] [-k] [-K] CCM_BINARY
+ *
+ * -K gives both nodes a pre-shared key: the same handshake with the keyed
+ * greeting, the proofs and every frame sealed -- what the key costs.
  *
  * Each run starts node A (127.0.0.2) and node B (127.0.0.3) on a fresh port
  * with fresh state directories, t0 taken just before the first spawn and t1
@@ -844,7 +847,7 @@ static int bl_client(const char *host, const char *port, const char *from)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: handshake [-n RUNS] [-v] [-d] [-k] [-t tcp|rdma] [-a ADDR -b ADDR]\n"
+	fprintf(f, "Usage: handshake [-n RUNS] [-v] [-d] [-k] [-K] [-t tcp|rdma] [-a ADDR -b ADDR]\n"
 		   "                 [-r RPING] CCM_BINARY\n"
 		   "  -n RUNS  timed runs of each pair (default 30)\n"
 		   "  -t       the nodes' transport (default tcp)\n"
@@ -854,7 +857,8 @@ static void usage(FILE *f)
 		   "  -v       print every run's times\n"
 		   "  -d       run the nodes with -vv (slower; their logs show on failure)\n"
 		   "  -k       keep going when a ccm-early pair fails or hangs: count it,\n"
-		   "           leave it out of the figures, exit 1 at the end\n");
+		   "           leave it out of the figures, exit 1 at the end\n"
+		   "  -K       both nodes hold a pre-shared key (its cost)\n");
 }
 
 static const char *fs_kind(const char *path)
@@ -887,6 +891,7 @@ int main(int argc, char **argv)
 	struct rss rss;
 	double *ccm, *base, *ex_ccm, *ex_self, med_ccm, med_base, med_ex_ccm, med_ex_self;
 	int runs = 30, opt, nok = 0, status = 0;
+	bool keyed = false;
 	ssize_t n;
 
 	/* The baseline's two sides and the bare exec: this same binary. */
@@ -900,7 +905,7 @@ int main(int argc, char **argv)
 	b.transport = "tcp";
 	b.addr_a = ADDR_A;
 	b.addr_b = ADDR_B;
-	while ((opt = getopt(argc, argv, "n:vdkht:a:b:r:")) != -1) {
+	while ((opt = getopt(argc, argv, "n:vdkKht:a:b:r:")) != -1) {
 		switch (opt) {
 		case 't':
 			b.transport = optarg;
@@ -929,6 +934,9 @@ int main(int argc, char **argv)
 			break;
 		case 'k':
 			b.keep_going = true;
+			break;
+		case 'K':
+			keyed = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -967,6 +975,17 @@ int main(int argc, char **argv)
 	make_tmproot();
 	pathf(b.conf, "%s/ccm.conf", tmproot);
 	write_file(b.conf, "");
+	if (keyed) {
+		/* 32 bytes as hex, as keygen writes them; mode 0600. */
+		char path[PATHLEN], conf[PATHLEN + 16];
+
+		pathf(path, "%s/key", tmproot);
+		write_file(path, "4e6f7420612073656372657420627574206c6f6e6720656e6f7567682e2e2e\n");
+		if (chmod(path, 0600) < 0)
+			die("chmod %s: %s", path, strerror(errno));
+		snprintf(conf, sizeof(conf), "psk-file = %s\n", path);
+		write_file(b.conf, conf);
+	}
 	pathf(b.clients, "%s/clients", tmproot);
 	make_dir(b.clients);
 	{
@@ -985,6 +1004,8 @@ int main(int argc, char **argv)
 
 	printf("ccm-early: %s\nstate dirs: %s (%s)\n", b.ccm, tmproot, fs_kind(tmproot));
 	printf("runs: %d of each pair, interleaved, after one warm-up of each\n", runs);
+	if (keyed)
+		printf("pre-shared key: yes (keyed greeting, every frame sealed)\n");
 	fflush(stdout);
 
 	/* Warm-up: page cache, binaries, first-time kernel paths. */

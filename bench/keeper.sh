@@ -9,6 +9,7 @@
 #              open, so only the heartbeat can tell) to our client hearing
 #              "partner lost", against the configured bound
 #              (heartbeat-ms x heartbeat-misses)
+# BENCH_PSK=FILE gives both keepers that pre-shared key (its cost).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 CCM=${CCM:-$top/ccm-early}
@@ -33,7 +34,8 @@ keeper() {
 	local n=$1 id=$2 me=$3 peer=$4
 	"$CCM" connect --node-id "$id" --listen "$me:$port" --partner "$peer:$port" \
 		--clients "$tmp/$n/clients" --state-dir "$tmp/$n/run" --foreground \
-		--heartbeat-ms "$HB_MS" --heartbeat-misses "$HB_MISSES" 2>"$tmp/$n.log" &
+		--heartbeat-ms "$HB_MS" --heartbeat-misses "$HB_MISSES" \
+		${BENCH_PSK:+--psk-file "$BENCH_PSK"} 2>"$tmp/$n.log" &
 	pids+=($!)
 }
 connected() {

@@ -39,5 +39,13 @@ bench "keeper: messages between clients, detection of a frozen partner" bench/ke
 bench "links: failover time of a cut link, two links against one (tcp, needs root)" bench/failover.sh
 # The rdma figures come from a lab guest (tests/vm), which runs the tree's
 # static ./ccm-early.
+# The cost of the pre-shared key: the tcp figures again with one.
+keydir=$(mktemp -d)
+trap 'rm -rf "$keydir"' EXIT
+"$CCM" keygen "$keydir/key" >/dev/null
+# shellcheck disable=SC2086
+bench "handshake over tcp, with a pre-shared key" "$BENCH_DIR/handshake" $BENCH_ARGS -K "$CCM"
+bench "keeper, with a pre-shared key" env BENCH_PSK="$keydir/key" bench/keeper.sh
+bench "links, with a pre-shared key (needs root)" env BENCH_PSK="$keydir/key" bench/failover.sh
 bench "rdma in a Soft-RoCE guest (handshake, port window write and read)" bench/rdma.sh
 exit "$failed"

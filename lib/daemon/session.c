@@ -1168,8 +1168,12 @@ void sess_finish(struct session *s, int code, const char *error)
 		return;
 	sess_daemon_enter(s, DAEMON_FINISHED);
 	s->exit_code = code;
-	if (code != CCM_EXIT_OK)
-		sess_write_handoff(s, HANDOFF_ERROR, error);
+	if (code == CCM_EXIT_OK)
+		return;
+	/* Said where whoever ran us looks first, not only in the handoff. */
+	if (error && *error)
+		log_at(s->log, LOG_ERR, "giving up: %s", error);
+	sess_write_handoff(s, HANDOFF_ERROR, error);
 }
 
 void sess_terminate(struct session *s)

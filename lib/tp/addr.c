@@ -95,6 +95,19 @@ int tp_to_sockaddr(const struct tp_addr *a, uint16_t port, struct sockaddr_stora
 	return -EINVAL;
 }
 
+bool tp_same_host(const struct sockaddr *sa, const struct tp_addr *a)
+{
+	struct sockaddr_storage want;
+
+	if (!sa || tp_to_sockaddr(a, 0, &want) < 0 || sa->sa_family != want.ss_family)
+		return false;
+	if (sa->sa_family == AF_INET)
+		return !memcmp(&((const struct sockaddr_in *)sa)->sin_addr,
+			       &((struct sockaddr_in *)&want)->sin_addr, sizeof(struct in_addr));
+	return !memcmp(&((const struct sockaddr_in6 *)sa)->sin6_addr,
+		       &((struct sockaddr_in6 *)&want)->sin6_addr, sizeof(struct in6_addr));
+}
+
 const char *tp_format_addr(const struct tp_addr *a, char *buf, size_t len)
 {
 	const char *fmt = strchr(a->host, ':') ? "[%s]:%u" : "%s:%u";

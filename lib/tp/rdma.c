@@ -11,6 +11,18 @@
  * behind a "CCMR" magic, the protocol range and node id one way and the
  * status window's address, length and rkey the other (at most 56 bytes).
  *
+ * With a key, behind a "CCMK" magic, it carries tcpwire's keyed greeting
+ * (key id, both nonces, the passive side's proof), and the status
+ * window's address and rkey travel sealed behind it (seal.h, under the
+ * connection's key towards the active side): only a holder of the key
+ * learns them.  The active side's first message is its CONN_PROOF; until
+ * it came, the connection is not the partner's, its messages are not
+ * taken, and without it within GREETING_MS it goes.  Every message after
+ * it carries a tag (seal.h), checked before it is handed out.  An rkey
+ * is a capability the NIC honours for any queue pair of our protection
+ * domain: who has none of them cannot read or write, but the rkeys are
+ * what the key protects, not each operation (README: threat model).
+ *
  * Dead partners are found by the QP itself: an ACK timeout of 4.096 us x
  * 2^ACK_TIMEOUT (67 ms) and RETRY_COUNT retries make an operation on a
  * vanished partner fail in about a quarter of a second, and the session's
@@ -33,8 +45,14 @@
 #include <infiniband/verbs.h>
 #include <rdma/rdma_cma.h>
 
-#include "base/limits.h"
+#include <sodium.h>
+
 #include "base/be.h"
+#include "base/bytes.h"
+#include "base/clock.h"
+#include "base/limits.h"
+#include "proto/auth.h"
+#include "proto/seal.h"
 #include "proto/tcpwire.h"
 #include "tp/rdma_reaper.h"
 
@@ -45,7 +63,16 @@
 #define RNR_NAK_TIMER      14     /* IB code 14: the partner retries a send after 1.28 ms */
 #define RDMA_SEND_SLOTS    4
 #define RDMA_PRIV_MAGIC    0x43434d52u /* "CCMR" */
+#define RDMA_PRIV_MAGIC_KEYED 0x43434d4bu /* "CCMK" */
 #define REJECT_NOT_PARTNER 1      /* a reject's private data: magic, then this code */
+#define REJECT_KEY         2      /* ... or this: not our key, or none */
+/* A message slot: the longest message and its tag. */
+#define RDMA_MSG_SLOT      (CCM_MSG_MAX + SEAL_TAG_LEN)
+/* The sealed status window behind a keyed CONN_REP: u64 addr, u32 rkey,
+ * u32 len, then the tag. */
+#define SEALED_WINDOW_LEN  (16 + SEAL_TAG_LEN)
+#define GREETING_MS        5000   /* a connection that has not proved the key by then goes */
+#define PRIV_MAX           196    /* the CM's longest private data (a REP) */
 #define ACK_TIMEOUT        14
 #define RETRY_COUNT        3
 #define RNR_RETRY_FOREVER  7
@@ -82,6 +109,13 @@ struct rdma_conn {
 	bool held[RDMA_RECV_SLOTS];  /* handed out; repost at the next progress */
 	char why[WHY_MAX];      /* "" or what is known of why it is failing,
 	                           for the detail of its going down */
+	/* With a key: */
+	bool proving;           /* passive: accepted, its CONN_PROOF not yet come */
+	uint8_t want_proof[CCM_MAC_LEN];
+	uint64_t accepted_ms;   /* passive: when (clock_ms) */
+	bool sealed;            /* messages carry a tag: ours out (active), the
+	                           partner's in (passive) */
+	struct seal seal;
 };
 
 struct rdma_pending {
@@ -112,6 +146,8 @@ struct tp_rdma {
 	uint32_t current;       /* the gen of the partner's current connection:
 	                           its newest (admitted) one */
 	uint32_t admit;         /* tp_admit: the one node let in, 0 any */
+	uint8_t act_greeting[TCPWIRE_CONN_REQ_KEYED_LEN];  /* our keyed CONN_REQ */
+	struct auth_key act_key;   /* the key it named */
 	struct rdma_pending pend[RDMA_PENDING_MAX];
 	uint32_t gen;
 	uint8_t *send;
@@ -166,15 +202,18 @@ static int set_nonblock(int fd)
 
 /* The payload behind the magic, or NULL.  The CM pads private data to its
  * maximum, so it may be longer than what was sent, never shorter. */
-static const uint8_t *priv_body(const void *data, uint8_t len, size_t want)
+static const uint8_t *priv_body(const void *data, uint8_t len, size_t want, uint32_t magic)
 {
 	const uint8_t *p = data;
 
-	if (!p || len < 4 + want)
-		return NULL;
-	if (((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]) != RDMA_PRIV_MAGIC)
+	if (!p || len < 4 + want || be_get32(p) != magic)
 		return NULL;
 	return p + 4;
+}
+
+static bool have_key(const struct tp_rdma *t)
+{
+	return t->cfg.keys && t->cfg.keys->n > 0;
 }
 
 /* --- connections ---------------------------------------------------------------- */
@@ -184,7 +223,7 @@ static void conn_free_buffers(struct rdma_conn *c)
 	if (c->recv_mr)
 		ibv_dereg_mr(c->recv_mr);
 	free(c->recv);
-	memset(c, 0, sizeof(*c));
+	sodium_memzero(c, sizeof(*c));
 }
 
 static void conn_destroy_now(struct rdma_conn *c)
@@ -212,7 +251,7 @@ static void conn_destroy(struct tp_rdma *t, struct rdma_conn *c)
 		ibv_modify_qp(c->id->qp, &a, IBV_QP_STATE);
 	}
 	if (reaper_bury(&t->reaper, &it))
-		memset(c, 0, sizeof(*c));
+		sodium_memzero(c, sizeof(*c));
 	else
 		conn_destroy_now(c);  /* no reaper, or it is that far behind: wait */
 }
@@ -220,8 +259,8 @@ static void conn_destroy(struct tp_rdma *t, struct rdma_conn *c)
 static int post_recv(struct tp_rdma *t, struct rdma_conn *c, int slot)
 {
 	struct ibv_sge sge = {
-		.addr = (uintptr_t)(c->recv + (size_t)slot * CCM_MSG_MAX),
-		.length = CCM_MSG_MAX,
+		.addr = (uintptr_t)(c->recv + (size_t)slot * RDMA_MSG_SLOT),
+		.length = RDMA_MSG_SLOT,
 		.lkey = c->recv_mr->lkey,
 	};
 	struct ibv_recv_wr wr = { .sg_list = &sge, .num_sge = 1 }, *bad;
@@ -338,11 +377,23 @@ static int active_route_resolved(struct tp_rdma *t, char why[WHY_MAX])
 	r = create_qp(t, t->act.id, false, why);
 	if (r < 0)
 		return r;
-	be_put32(priv, RDMA_PRIV_MAGIC);
+	if (have_key(t)) {
+		/* We prove with the first key; the partner may hold it in
+		 * either of its slots. */
+		req.keyed = 1;
+		t->act_key = t->cfg.keys->slot[0];
+		auth_key_id_bytes(&t->act_key, req.key_id);
+		if (auth_random(req.nonce, sizeof(req.nonce)) < 0) {
+			why_set(why, "no random bytes for the nonce");
+			return -EIO;
+		}
+	}
+	be_put32(priv, req.keyed ? RDMA_PRIV_MAGIC_KEYED : RDMA_PRIV_MAGIC);
 	n = tcpwire_encode_conn_req(&req, priv + 4);
 	if (n < 0)
 		return -EINVAL;
-	p = conn_param(t, priv, 4 + (size_t)n);
+	memcpy(t->act_greeting, priv + 4, (size_t)n);
+	p = conn_param(t, priv, (uint8_t)(4 + n));
 	if (rdma_connect(t->act.id, &p)) {
 		r = -errno;
 		why_set(why, "rdma_connect: %s", strerror(-r));
@@ -352,14 +403,75 @@ static int active_route_resolved(struct tp_rdma *t, char why[WHY_MAX])
 	return 0;
 }
 
-static int active_established(struct tp_rdma *t, const void *priv, uint8_t len)
+static int post_send(struct tp_rdma *t, const void *msg, uint32_t len);
+
+/* With a key: the partner's accept must prove the key over our request
+ * and bring the status window sealed; then our proof is the first thing we
+ * send, and every message after it is sealed. */
+static int active_check_proof(struct tp_rdma *t, const uint8_t *body, struct tcpwire_conn_rep *rep,
+			      char why[WHY_MAX])
 {
-	const uint8_t *body = priv_body(priv, len, TCPWIRE_CONN_REP_LEN);
+	uint8_t transcript[TCPWIRE_CONN_REQ_KEYED_LEN + TCPWIRE_CONN_REP_MACED_LEN];
+	uint8_t to_passive[AUTH_SESSION_KEY_LEN], to_active[AUTH_SESSION_KEY_LEN];
+	uint8_t proof[CCM_MAC_LEN], window[SEALED_WINDOW_LEN];
+	struct seal w;
+	int r = -EACCES;
+
+	memcpy(transcript, t->act_greeting, TCPWIRE_CONN_REQ_KEYED_LEN);
+	memcpy(transcript + TCPWIRE_CONN_REQ_KEYED_LEN, body, TCPWIRE_CONN_REP_MACED_LEN);
+	if (auth_greeting_verify(&t->act_key, AUTH_PASSIVE, transcript, sizeof(transcript),
+				 rep->mac) < 0) {
+		why_set(why, "the node there did not prove our pre-shared key");
+		return -EACCES;
+	}
+	auth_session_keys(&t->act_key, transcript, sizeof(transcript), to_passive, to_active);
+	seal_init(&w, to_active);
+	memcpy(window, body + TCPWIRE_CONN_REP_KEYED_LEN, sizeof(window));
+	if (seal_open(&w, NULL, 0, window, 16, window + 16) < 0) {
+		why_set(why, "the node there sent a status window that is not sealed with our key");
+		goto out;
+	}
+	rep->status_addr = be_get64(window);
+	rep->status_rkey = be_get32(window + 8);
+	rep->status_len = be_get32(window + 12);
+	auth_greeting_mac(&t->act_key, AUTH_ACTIVE, transcript, sizeof(transcript), proof);
+	r = post_send(t, proof, sizeof(proof));
+	if (r < 0) {
+		why_set(why, "cannot send our proof of the key: %s", strerror(-r));
+		goto out;
+	}
+	seal_init(&t->act.seal, to_passive);
+	t->act.sealed = true;
+out:
+	seal_wipe(&w);
+	sodium_memzero(to_passive, sizeof(to_passive));
+	sodium_memzero(to_active, sizeof(to_active));
+	return r;
+}
+
+static int active_established(struct tp_rdma *t, const void *priv, uint8_t len, char why[WHY_MAX])
+{
+	bool keyed = have_key(t);
+	const uint8_t *body = keyed ?
+		priv_body(priv, len, TCPWIRE_CONN_REP_KEYED_LEN + SEALED_WINDOW_LEN,
+			  RDMA_PRIV_MAGIC_KEYED) :
+		priv_body(priv, len, TCPWIRE_CONN_REP_LEN, RDMA_PRIV_MAGIC);
 	struct tcpwire_conn_rep rep;
 	struct tp_event ev = { .type = TP_EV_CONNECTED };
+	int r;
 
-	if (!body || tcpwire_decode_conn_rep(body, TCPWIRE_CONN_REP_LEN, &rep, NULL) < 0)
+	if (!body && keyed) {
+		/* A partner answering without a key would be a downgrade. */
+		why_set(why, "the node there answered without a pre-shared key");
+		return -EACCES;
+	}
+	if (!body || tcpwire_decode_conn_rep(body, keyed ? TCPWIRE_CONN_REP_KEYED_LEN :
+					     TCPWIRE_CONN_REP_LEN, &rep, NULL) < 0) {
+		why_set(why, "the partner's accept has no valid CCMR private data");
 		return -EPROTO;
+	}
+	if (keyed && (r = active_check_proof(t, body, &rep, why)) < 0)
+		return r;
 	t->act_state = ACT_UP;
 	ev.status_window.addr = rep.status_addr;
 	ev.status_window.rkey = rep.status_rkey;
@@ -406,23 +518,115 @@ static void refuse_stranger(struct tp_rdma *t, struct rdma_cm_id *id, uint32_t n
 	rdma_destroy_id(id);
 }
 
-/* The event is acknowledged already; id is the new connection's. */
-static void passive_request(struct tp_rdma *t, struct rdma_cm_id *id, const uint8_t *req_body)
+/* A request whose key is not ours (or that has none, or brings one we do
+ * not have): the reject says so (its connect fails with -EACCES), the
+ * session hears why. */
+static void refuse_key(struct tp_rdma *t, struct rdma_cm_id *id, uint32_t node, const char *why)
 {
+	struct tp_event ev = { .type = TP_EV_REJECTED, .status = -EACCES, .peer_node = node,
+			       .from_partner_addr = tp_same_host(rdma_get_peer_addr(id),
+								 &t->cfg.partner) };
+	uint8_t priv[5];
+
+	be_put32(priv, RDMA_PRIV_MAGIC);
+	priv[4] = REJECT_KEY;
+	snprintf(ev.detail, sizeof(ev.detail), "node %u %s", node, why);
+	tp_evq_push(&t->evq, &ev);
+	rdma_reject(id, priv, sizeof(priv));
+	rdma_destroy_id(id);
+}
+
+static void page_round(size_t *n)
+{
+	*n = (*n + 4095) / 4096 * 4096;
+}
+
+/* Our accept's private data for a keyed request (req_body as it came):
+ * the keyed CONN_REP with our proof, then the status window sealed to the
+ * active side; c learns the proof due and the key its messages come
+ * sealed with.  The length, or -errno. */
+static int keyed_accept(struct rdma_conn *c, const struct auth_key *key,
+			const uint8_t *req_body, struct tcpwire_conn_rep *rep,
+			uint8_t priv[4 + TCPWIRE_CONN_REP_KEYED_LEN + SEALED_WINDOW_LEN])
+{
+	uint8_t transcript[TCPWIRE_CONN_REQ_KEYED_LEN + TCPWIRE_CONN_REP_KEYED_LEN];
+	uint8_t to_passive[AUTH_SESSION_KEY_LEN], to_active[AUTH_SESSION_KEY_LEN];
+	uint8_t *window = priv + 4 + TCPWIRE_CONN_REP_KEYED_LEN;
+	size_t tlen = TCPWIRE_CONN_REQ_KEYED_LEN;
+	struct seal w;
+	int n;
+
+	/* Address and rkey go sealed behind the reply, not in it. */
+	be_put(window, rep->status_addr, 8);
+	be_put(window + 8, rep->status_rkey, 4);
+	be_put(window + 12, rep->status_len, 4);
+	rep->status_addr = rep->status_rkey = 0;
+	rep->keyed = 1;
+	if (auth_random(rep->nonce, sizeof(rep->nonce)) < 0)
+		return -EIO;
+	memcpy(transcript, req_body, tlen);
+	n = tcpwire_encode_conn_rep(rep, transcript + tlen);
+	if (n < 0)
+		return n;
+	tlen += TCPWIRE_CONN_REP_MACED_LEN;
+	auth_greeting_mac(key, AUTH_PASSIVE, transcript, tlen, transcript + tlen);
+	auth_greeting_mac(key, AUTH_ACTIVE, transcript, tlen, c->want_proof);
+	auth_session_keys(key, transcript, tlen, to_passive, to_active);
+	seal_init(&w, to_active);
+	seal_close(&w, NULL, 0, window, 16, window + 16);
+	seal_wipe(&w);
+	seal_init(&c->seal, to_passive);
+	sodium_memzero(to_passive, sizeof(to_passive));
+	sodium_memzero(to_active, sizeof(to_active));
+	be_put32(priv, RDMA_PRIV_MAGIC_KEYED);
+	memcpy(priv + 4, transcript + TCPWIRE_CONN_REQ_KEYED_LEN, TCPWIRE_CONN_REP_KEYED_LEN);
+	c->proving = true;
+	c->accepted_ms = clock_ms();
+	return 4 + TCPWIRE_CONN_REP_KEYED_LEN + SEALED_WINDOW_LEN;
+}
+
+/* The event is acknowledged already; id is the new connection's, priv
+ * its private data. */
+static void passive_request(struct tp_rdma *t, struct rdma_cm_id *id, const uint8_t *priv,
+			    uint8_t priv_len)
+{
+	const uint8_t *plain = priv_body(priv, priv_len, TCPWIRE_CONN_REQ_LEN, RDMA_PRIV_MAGIC);
+	const uint8_t *keyed = priv_body(priv, priv_len, TCPWIRE_CONN_REQ_KEYED_LEN,
+					 RDMA_PRIV_MAGIC_KEYED);
 	struct tcpwire_conn_req req;
 	struct tcpwire_conn_rep rep = { .proto = CCM_PROTO_MAX, .node_id = t->cfg.node_id };
-	uint8_t priv[4 + TCPWIRE_CONN_REP_KEYED_LEN];
+	uint8_t out[4 + TCPWIRE_CONN_REP_KEYED_LEN + SEALED_WINDOW_LEN];
+	const struct auth_key *key = NULL;
 	struct rdma_conn_param p;
 	struct rdma_conn *c = NULL;
 	char why[WHY_MAX] = "";
+	size_t bufsize = (size_t)RDMA_RECV_SLOTS * RDMA_MSG_SLOT;
 	int i, oldest = -1, r, n;
 
-	if (!req_body || tcpwire_decode_conn_req(req_body, TCPWIRE_CONN_REQ_LEN, &req, NULL) < 0) {
+	if ((!plain && !keyed) ||
+	    tcpwire_decode_conn_req(keyed ? keyed : plain, keyed ? TCPWIRE_CONN_REQ_KEYED_LEN :
+				    TCPWIRE_CONN_REQ_LEN, &req, NULL) < 0) {
 		reject(t, id, "connection request without a valid CCMR private data");
 		return;
 	}
 	if (t->admit && req.node_id != t->admit) {
 		refuse_stranger(t, id, req.node_id);
+		return;
+	}
+	if (have_key(t) && !keyed) {
+		refuse_key(t, id, req.node_id, "has no pre-shared key; ours is required");
+		return;
+	}
+	if (!have_key(t) && keyed) {
+		refuse_key(t, id, req.node_id, "has a pre-shared key; none is configured here");
+		return;
+	}
+	if (keyed && !(key = auth_keyring_find(t->cfg.keys, req.key_id))) {
+		char kid[AUTH_KEY_ID_LEN + 1];
+
+		hex_encode(kid, req.key_id, sizeof(req.key_id));
+		snprintf(why, sizeof(why), "proves with key %s, which we do not hold", kid);
+		refuse_key(t, id, req.node_id, why);
 		return;
 	}
 	if (t->status_key < 0) {
@@ -445,15 +649,18 @@ static void passive_request(struct tp_rdma *t, struct rdma_cm_id *id, const uint
 		conn_destroy(t, c);
 	}
 	c->id = id;
-	c->gen = t->current = ++t->greetings;
+	c->gen = ++t->greetings;
+	/* With a key, only its proof makes it the partner's. */
+	if (!key)
+		t->current = c->gen;
 	c->peer_node = req.node_id;
-	c->recv = aligned_alloc(4096, (size_t)RDMA_RECV_SLOTS * CCM_MSG_MAX);
+	page_round(&bufsize);
+	c->recv = aligned_alloc(4096, bufsize);
 	if (!c->recv) {
 		why_set(why, "no memory for receive buffers");
 		goto fail;
 	}
-	c->recv_mr = ibv_reg_mr(t->pd, c->recv, (size_t)RDMA_RECV_SLOTS * CCM_MSG_MAX,
-				IBV_ACCESS_LOCAL_WRITE);
+	c->recv_mr = ibv_reg_mr(t->pd, c->recv, bufsize, IBV_ACCESS_LOCAL_WRITE);
 	if (!c->recv_mr) {
 		why_set(why, "ibv_reg_mr: %s", strerror(errno));
 		goto fail;
@@ -470,13 +677,18 @@ static void passive_request(struct tp_rdma *t, struct rdma_cm_id *id, const uint
 	rep.status_addr = (uintptr_t)t->regions[t->status_key].base;
 	rep.status_rkey = t->regions[t->status_key].mr->rkey;
 	rep.status_len = (uint32_t)t->regions[t->status_key].len;
-	be_put32(priv, RDMA_PRIV_MAGIC);
-	n = tcpwire_encode_conn_rep(&rep, priv + 4);
+	if (key) {
+		n = keyed_accept(c, key, keyed, &rep, out);
+	} else {
+		be_put32(out, RDMA_PRIV_MAGIC);
+		n = tcpwire_encode_conn_rep(&rep, out + 4);
+		n = n < 0 ? n : 4 + n;
+	}
 	if (n < 0) {
-		why_set(why, "cannot encode our CONN_REP");
+		why_set(why, "cannot make our accept: %s", strerror(-n));
 		goto fail;
 	}
-	p = conn_param(t, priv, 4 + (size_t)n);
+	p = conn_param(t, out, (uint8_t)n);
 	if (rdma_accept(id, &p)) {
 		why_set(why, "rdma_accept: %s", strerror(errno));
 		goto fail;
@@ -507,7 +719,7 @@ static void cm_event(struct tp_rdma *t, struct rdma_cm_event *e)
 {
 	enum rdma_cm_event_type type = e->event;
 	struct rdma_cm_id *id = e->id;
-	uint8_t priv[64];
+	uint8_t priv[PRIV_MAX];
 	uint8_t priv_len = e->param.conn.private_data_len;
 	int status = e->status;
 	char why[WHY_MAX] = "";
@@ -524,7 +736,7 @@ static void cm_event(struct tp_rdma *t, struct rdma_cm_event *e)
 	rdma_ack_cm_event(e);
 
 	if (type == RDMA_CM_EVENT_CONNECT_REQUEST) {
-		passive_request(t, id, priv_body(priv, priv_len, TCPWIRE_CONN_REQ_LEN));
+		passive_request(t, id, priv, priv_len);
 		return;
 	}
 	if (type == RDMA_CM_EVENT_DEVICE_REMOVAL) {
@@ -551,9 +763,7 @@ static void cm_event(struct tp_rdma *t, struct rdma_cm_event *e)
 			r = active_route_resolved(t, why);
 			break;
 		case RDMA_CM_EVENT_ESTABLISHED:
-			r = active_established(t, priv, priv_len);
-			if (r < 0)
-				why_set(why, "the partner's accept has no valid CCMR private data");
+			r = active_established(t, priv, priv_len, why);
 			break;
 		case RDMA_CM_EVENT_REJECTED:
 			/* status: the CM's reject reason (28: the partner's
@@ -562,6 +772,15 @@ static void cm_event(struct tp_rdma *t, struct rdma_cm_event *e)
 			    priv[4] == REJECT_NOT_PARTNER) {
 				r = -EPERM;
 				why_set(why, "refused: the node there has another partner");
+				break;
+			}
+			if (priv_len >= 5 && be_get32(priv) == RDMA_PRIV_MAGIC &&
+			    priv[4] == REJECT_KEY) {
+				r = -EACCES;
+				why_set(why, have_key(t) ?
+					"the node there holds another pre-shared key, or none" :
+					"the node there requires a pre-shared key; none is "
+					"configured here");
 				break;
 			}
 			r = -ECONNREFUSED;
@@ -604,7 +823,10 @@ static void cm_event(struct tp_rdma *t, struct rdma_cm_event *e)
 		 * reposted within a turn, so a short wait is what fits. */
 		(void)ibv_modify_qp(id->qp, &qa, IBV_QP_MIN_RNR_TIMER);
 		c->established = true;
-		tp_evq_push(&t->evq, &ev);
+		/* With a key, its proof makes it the partner's (and may come
+		 * first: then this is the moment). */
+		if (!c->proving)
+			tp_evq_push(&t->evq, &ev);
 		break;
 	}
 	case RDMA_CM_EVENT_DISCONNECTED:
@@ -620,6 +842,49 @@ static void cm_event(struct tp_rdma *t, struct rdma_cm_event *e)
 			why_set(c->why, "after an unexpected %s (status %d)",
 				rdma_event_str(type), status);
 		break;
+	}
+}
+
+/* A keyed connection's first message: its proof of the key.  Right, and
+ * the connection is the partner's newest, its messages sealed from here;
+ * wrong, and it goes. */
+static void passive_proof(struct tp_rdma *t, struct rdma_conn *c, const uint8_t *msg,
+			  uint32_t len)
+{
+	if (len != CCM_MAC_LEN || sodium_memcmp(msg, c->want_proof, CCM_MAC_LEN) != 0) {
+		struct tp_event ev = { .type = TP_EV_REJECTED, .status = -EACCES,
+				       .peer_node = c->peer_node };
+
+		why_set(ev.detail, "node %u did not prove the key it named", c->peer_node);
+		tp_evq_push(&t->evq, &ev);
+		conn_destroy(t, c);
+		return;
+	}
+	c->proving = false;
+	c->sealed = true;
+	t->current = c->gen;
+	if (c->established) {
+		struct tp_event ev = { .type = TP_EV_PEER_CONNECTED, .peer_node = c->peer_node };
+
+		tp_evq_push(&t->evq, &ev);
+	}
+}
+
+/* Keyed connections that have not proved the key within GREETING_MS go,
+ * without a word: they would otherwise hold a passive slot for good. */
+static void drop_unproven(struct tp_rdma *t)
+{
+	uint64_t now = 0;
+
+	for (int i = 0; i < RDMA_PASSIVE_MAX; i++) {
+		struct rdma_conn *c = &t->pas[i];
+
+		if (!c->id || !c->proving)
+			continue;
+		if (!now)
+			now = clock_ms();
+		if (now - c->accepted_ms > GREETING_MS)
+			conn_destroy(t, c);
 	}
 }
 
@@ -668,14 +933,35 @@ static void cq_entry(struct tp_rdma *t, const struct ibv_wc *wc)
 				why_wc(c->why, "receive", wc);
 			return;
 		}
+		ev.msg = c->recv + (size_t)slot * RDMA_MSG_SLOT;
+		ev.msg_len = wc->byte_len;
+		if (c->proving) {
+			passive_proof(t, c, ev.msg, ev.msg_len);
+			if (c->id)
+				post_recv(t, c, (int)slot);
+			return;
+		}
 		if (c->gen != t->current) {
 			/* Only the partner's current connection speaks for
 			 * it; the buffer goes straight back. */
 			post_recv(t, c, (int)slot);
 			return;
 		}
-		ev.msg = c->recv + (size_t)slot * CCM_MSG_MAX;
-		ev.msg_len = wc->byte_len;
+		if (c->sealed) {
+			if (ev.msg_len <= SEAL_TAG_LEN ||
+			    seal_open(&c->seal, NULL, 0, (uint8_t *)ev.msg, ev.msg_len - SEAL_TAG_LEN,
+				      ev.msg + ev.msg_len - SEAL_TAG_LEN) < 0) {
+				struct tp_event rej = { .type = TP_EV_REJECTED, .status = -EBADMSG };
+
+				why_set(rej.detail, "a message from node %u failed authentication "
+					"(forged, replayed or damaged)", c->peer_node);
+				tp_evq_push(&t->evq, &rej);
+				memcpy(c->why, rej.detail, sizeof(c->why));
+				passive_closed(t, c);
+				return;
+			}
+			ev.msg_len -= SEAL_TAG_LEN;
+		}
 		tp_evq_push(&t->evq, &ev);
 	}
 }
@@ -861,24 +1147,26 @@ static int rdma_tp_write(struct tp *tp, const struct tp_remote *w, uint64_t off,
 	return post_rw(to_rdma(tp), w, off, (void *)src, len, wr_id, false);
 }
 
-static int rdma_tp_send(struct tp *tp, const void *msg, uint32_t len)
+/* One message out on our connection, sealed once the greeting made it so. */
+static int post_send(struct tp_rdma *t, const void *msg, uint32_t len)
 {
-	struct tp_rdma *t = to_rdma(tp);
 	struct ibv_send_wr wr = { 0 }, *bad;
 	struct ibv_sge sge;
+	uint8_t *buf;
 	int slot;
 
-	if (t->act_state != ACT_UP)
-		return -ENOTCONN;
-	if (!len || len > CCM_MSG_MAX)
-		return -EMSGSIZE;
 	for (slot = 0; slot < RDMA_SEND_SLOTS && t->send_gen[slot]; slot++)
 		;
 	if (slot == RDMA_SEND_SLOTS)
 		return -EBUSY;
-	memcpy(t->send + (size_t)slot * CCM_MSG_MAX, msg, len);
-	sge = (struct ibv_sge){ .addr = (uintptr_t)(t->send + (size_t)slot * CCM_MSG_MAX),
-				.length = len, .lkey = t->send_mr->lkey };
+	buf = t->send + (size_t)slot * RDMA_MSG_SLOT;
+	memcpy(buf, msg, len);
+	if (t->act.sealed) {
+		if (seal_close(&t->act.seal, NULL, 0, buf, len, buf + len) < 0)
+			return -EOVERFLOW;
+		len += SEAL_TAG_LEN;
+	}
+	sge = (struct ibv_sge){ .addr = (uintptr_t)buf, .length = len, .lkey = t->send_mr->lkey };
 	t->send_gen[slot] = next_gen(t);
 	wr.wr_id = wr_make(WR_SEND, t->send_gen[slot], (unsigned)slot);
 	wr.sg_list = &sge;
@@ -886,10 +1174,23 @@ static int rdma_tp_send(struct tp *tp, const void *msg, uint32_t len)
 	wr.opcode = IBV_WR_SEND;
 	wr.send_flags = IBV_SEND_SIGNALED;
 	if (ibv_post_send(t->act.id->qp, &wr, &bad)) {
+		/* A sealed message not sent leaves the counts apart: the
+		 * connection is of no more use (the caller sees why). */
 		t->send_gen[slot] = 0;
 		return -errno;
 	}
 	return 0;
+}
+
+static int rdma_tp_send(struct tp *tp, const void *msg, uint32_t len)
+{
+	struct tp_rdma *t = to_rdma(tp);
+
+	if (t->act_state != ACT_UP)
+		return -ENOTCONN;
+	if (!len || len > CCM_MSG_MAX)
+		return -EMSGSIZE;
+	return post_send(t, msg, len);
 }
 
 static void rdma_tp_admit(struct tp *tp, uint32_t node)
@@ -930,8 +1231,8 @@ static void held_out(struct tp_rdma *t, const struct tp_event *ev, int n)
 			struct rdma_conn *c = &t->pas[k];
 			uintptr_t base = (uintptr_t)c->recv;
 
-			if (c->recv && m >= base && m - base < (size_t)RDMA_RECV_SLOTS * CCM_MSG_MAX) {
-				c->held[(m - base) / CCM_MSG_MAX] = true;
+			if (c->recv && m >= base && m - base < (size_t)RDMA_RECV_SLOTS * RDMA_MSG_SLOT) {
+				c->held[(m - base) / RDMA_MSG_SLOT] = true;
 				break;
 			}
 		}
@@ -945,6 +1246,7 @@ static int rdma_tp_progress(struct tp *tp, struct tp_event *out, int max)
 	int n;
 
 	reaper_collect(&t->reaper);
+	drop_unproven(t);
 	/* Messages handed out last time have been consumed: their buffers
 	 * go back to the partner's connection. */
 	for (int i = 0; i < RDMA_PASSIVE_MAX; i++)
@@ -1001,6 +1303,7 @@ static void rdma_tp_destroy(struct tp *tp)
 		rdma_destroy_event_channel(t->cm);
 	if (t->ep >= 0)
 		close(t->ep);
+	auth_wipe_key(&t->act_key);
 	free(t);
 }
 
@@ -1012,6 +1315,7 @@ static int setup_device(struct tp_rdma *t, struct errbuf *e)
 	struct ibv_device_attr attr;
 	struct epoll_event ev = { .events = EPOLLIN };
 	const char *name;
+	size_t sendsize = (size_t)RDMA_SEND_SLOTS * RDMA_MSG_SLOT;
 
 	t->cm = rdma_create_event_channel();
 	if (!t->cm)
@@ -1044,9 +1348,9 @@ static int setup_device(struct tp_rdma *t, struct errbuf *e)
 	if (!t->cq || set_nonblock(t->cc->fd) < 0 || ibv_req_notify_cq(t->cq, 0))
 		return errbuf_set(e, -ENOMEM, "%s: cannot set up a protection domain and "
 				  "completion queue", name);
-	t->send = aligned_alloc(4096, (size_t)RDMA_SEND_SLOTS * CCM_MSG_MAX);
-	t->send_mr = t->send ? ibv_reg_mr(t->pd, t->send, (size_t)RDMA_SEND_SLOTS * CCM_MSG_MAX,
-					  IBV_ACCESS_LOCAL_WRITE) : NULL;
+	page_round(&sendsize);
+	t->send = aligned_alloc(4096, sendsize);
+	t->send_mr = t->send ? ibv_reg_mr(t->pd, t->send, sendsize, IBV_ACCESS_LOCAL_WRITE) : NULL;
 	if (!t->send_mr)
 		return errbuf_set(e, -ENOMEM, "%s: cannot register send buffers", name);
 	t->ep = epoll_create1(EPOLL_CLOEXEC);

@@ -377,17 +377,11 @@ static void greeted(struct tp_tcp *t, struct tcp_conn *c, uint32_t node)
 /* Whether fd's other end is the partner's configured address. */
 static bool from_partner_addr(const struct tp_tcp *t, int fd)
 {
-	struct sockaddr_storage want, got;
+	struct sockaddr_storage got;
 	socklen_t len = sizeof(got);
 
-	if (tp_to_sockaddr(&t->cfg.partner, 0, &want) < 0 ||
-	    getpeername(fd, (struct sockaddr *)&got, &len) < 0 || got.ss_family != want.ss_family)
-		return false;
-	if (got.ss_family == AF_INET)
-		return !memcmp(&((struct sockaddr_in *)&got)->sin_addr,
-			       &((struct sockaddr_in *)&want)->sin_addr, sizeof(struct in_addr));
-	return !memcmp(&((struct sockaddr_in6 *)&got)->sin6_addr,
-		       &((struct sockaddr_in6 *)&want)->sin6_addr, sizeof(struct in6_addr));
+	return getpeername(fd, (struct sockaddr *)&got, &len) == 0 &&
+	       tp_same_host((struct sockaddr *)&got, &t->cfg.partner);
 }
 
 static int refuse_key(struct tp_tcp *t, struct tcp_conn *c, uint32_t node, const char *why)

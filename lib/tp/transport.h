@@ -193,5 +193,8 @@ const char *tp_format_addr(const struct tp_addr *a, char *buf, size_t len);
  * for bind() and connect(), or -EINVAL if the host is not numeric. */
 struct sockaddr_storage;
 int tp_to_sockaddr(const struct tp_addr *a, uint16_t port, struct sockaddr_storage *ss);
+/* Whether sa's host (any port) is a's. */
+struct sockaddr;
+bool tp_same_host(const struct sockaddr *sa, const struct tp_addr *a);
 
 #endif

@@ -151,6 +151,81 @@ EOS
 		"refused us: it is connected to another partner"
 }
 
+# With a pre-shared key: the pair connects over the keyed greeting (the
+# status window sealed in the accept, the active side's proof, every
+# message sealed), and hands over the same key id.  Then node 3, posing as
+# node 2 from node 2's own address, once with another key and once with
+# none: node 1 refuses both before they touch anything, each hears why
+# and exits 5, and the pair goes on.
+test_veth_with_a_key_only_the_key_holder_gets_in() {
+	lab_ready || return 0
+	mkdir -p "$t/share"
+	"${CCM}" keygen "$t/share/key" >/dev/null || { fail keygen; return; }
+	"${CCM}" keygen "$t/share/other" >/dev/null || { fail keygen; return; }
+	{ preamble; cat <<'EOS'
+mkdir -p /tmp/c3 && cp /tmp/c1/* /tmp/c3/
+cp /out/key /tmp/key && chmod 600 /tmp/key
+cp /out/other /tmp/other && chmod 600 /tmp/other
+keeper() {
+	_id=$1 _me=$2 _peer=$3
+	shift 3
+	$CCM connect --node-id $_id --listen $_me --partner $_peer --transport rdma \
+		--clients /tmp/c$_id --state-dir /tmp/run-$_id --foreground -v "$@" \
+		>> /out/node-$_id.log 2>&1 &
+}
+kstate() { grep "^$2=" /tmp/run-$1/state 2>/dev/null | cut -d"'" -f2; }
+keeper 1 10.0.0.1 10.0.0.2 --psk-file /tmp/key; p1=$!
+keeper 2 10.0.0.2 10.0.0.1 --psk-file /tmp/key; p2=$!
+for i in $(seq 300); do
+	[ "$(kstate 1 CCM_STATE)" = connected ] && [ "$(kstate 2 CCM_STATE)" = connected ] && break
+	sleep 0.2
+done
+for n in 1 2; do
+	kstate $n CCM_STATE > /out/before-$n.state
+	kstate $n CCM_PARTNER_EPOCH > /out/before-$n.epoch
+	kstate $n CCM_KEY_ID > /out/key-$n.id
+done
+# Node "2" again, from 10.0.0.2 at another port: another key, then none.
+$CCM connect --node-id 2 --listen 10.0.0.2:7472 --partner 10.0.0.1 --transport rdma \
+	--clients /tmp/c3 --state-dir /tmp/run-3 --timeout 20 -v --psk-file /tmp/other \
+	>> /out/node-3.log 2>&1
+echo $? > /out/other.rc
+$CCM connect --node-id 2 --listen 10.0.0.2:7473 --partner 10.0.0.1 --transport rdma \
+	--clients /tmp/c3 --state-dir /tmp/run-4 --timeout 20 -v >> /out/node-4.log 2>&1
+echo $? > /out/none.rc
+sleep 2
+for n in 1 2; do
+	kstate $n CCM_STATE > /out/after-$n.state
+	kstate $n CCM_PARTNER_EPOCH > /out/after-$n.epoch
+done
+kill -TERM $p1 $p2
+wait
+EOS
+	} >"$t/s.sh"
+	lab veth "$t/share" "$t/s.sh" --timeout 150
+	# RDMA_SAVE=DIR keeps the guest's files (shunit2 removes $t).
+	[ -z "${RDMA_SAVE:-}" ] || { mkdir -p "$RDMA_SAVE" && cp -a "$t/share/." "$RDMA_SAVE/"; }
+	assertEquals "scenario status (see $t/share)" 0 "$VM_RC_a"
+	for n in 1 2; do
+		assertEquals "node $n connected with the key" connected "$(cat "$t/share/before-$n.state")"
+		assertEquals "node $n still connected" connected "$(cat "$t/share/after-$n.state")"
+		assertEquals "node $n: the same partner epoch" "$(cat "$t/share/before-$n.epoch")" \
+			"$(cat "$t/share/after-$n.epoch")"
+		assertFalse "node $n never lost its session" \
+			"grep -q 'session with the partner lost\|-> error\|unreachable' '$t/share/node-$n.log'"
+	done
+	assertNotEquals "a key id" "" "$(cat "$t/share/key-1.id")"
+	assertEquals "both hold the same key" "$(cat "$t/share/key-1.id")" "$(cat "$t/share/key-2.id")"
+	assertEquals "another key: exit 5 (authentication)" 5 "$(cat "$t/share/other.rc")"
+	assertEquals "no key: exit 5" 5 "$(cat "$t/share/none.rc")"
+	assertContains "node 1 said why (another key)" "$(cat "$t/share/node-1.log")" \
+		"which we do not hold"
+	assertContains "the one with another key heard why" "$(cat "$t/share/node-3.log")" \
+		"holds another pre-shared key, or none"
+	assertContains "the one with none heard why" "$(cat "$t/share/node-4.log")" \
+		"requires a pre-shared key"
+}
+
 # ---------------------------------------------------------------- two guests
 
 # dgram scenario: guest a runs node 1, guest b node 2.
