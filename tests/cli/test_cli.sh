@@ -488,9 +488,9 @@ test_status_corrupt_state_file() {
 		assertEquals "$name: exit status; $(shown)" 2 "$rc"
 		assertContains "$name: message names the line" "$(cat "$t/err")" "$msg"
 	done <<-'EOF'
-		unknown-key|state:38: CCM_COLOUR: unknown key|echo "CCM_COLOUR='blue'" >>state
-		unknown-client-suffix|state:38: CCM_CLIENT_fmon_SPEED: unknown key|echo "CCM_CLIENT_fmon_SPEED='1'" >>state
-		repeated-key|state:38: CCM_NODE: given twice|echo "CCM_NODE='1'" >>state
+		unknown-key|state:39: CCM_COLOUR: unknown key|echo "CCM_COLOUR='blue'" >>state
+		unknown-client-suffix|state:39: CCM_CLIENT_fmon_SPEED: unknown key|echo "CCM_CLIENT_fmon_SPEED='1'" >>state
+		repeated-key|state:39: CCM_NODE: given twice|echo "CCM_NODE='1'" >>state
 		unquoted|state:9: CCM_CLUSTER: value is not in single quotes|sed -i "s/^CCM_CLUSTER=.*/CCM_CLUSTER=ccm/" state
 		double-quoted|state:9: CCM_CLUSTER: value is not in single quotes|sed -i "s/^CCM_CLUSTER=.*/CCM_CLUSTER=\"ccm\"/" state
 		unterminated|state:9: CCM_CLUSTER: unterminated quote|sed -i "s/^CCM_CLUSTER=.*/CCM_CLUSTER='ccm/" state
@@ -500,7 +500,7 @@ test_status_corrupt_state_file() {
 		bad-number|state:3: CCM_NODE: not a decimal number|sed -i "s/^CCM_NODE=.*/CCM_NODE='0x1'/" state
 		truncated-mid-line|no newline at the end|head -c 200 state >s && mv s state
 		truncated-no-newline|no newline at the end|head -c -1 state >s && mv s state
-		truncated-lines|state: client 'nvmirror' lacks one of|head -n 21 state >s && mv s state
+		truncated-lines|state: client 'nvmirror' lacks one of|head -n 22 state >s && mv s state
 		no-header|state:1: not a ccm-early handoff file|sed -i 1d state
 		garbage|state:1:|head -c 300 /dev/urandom >state; printf '\n' >>state
 		binary-header-ok|state:2:|{ head -n 1 state; printf '\001\002\377garbage\n'; } >s && mv s state
