@@ -456,8 +456,10 @@ static void node_argv(const struct bench *b, struct kid *k, int id, const char *
 	k->argv[i++] = dupf("%s", b->clients);
 	k->argv[i++] = dupf("--state-dir");
 	k->state = k->argv[i++] = dupf("%s", state);
-	if (once)
-		k->argv[i++] = dupf("--once");
+	/* Without --once, in the foreground: the process we started is the
+	 * keeper itself, whose memory we measure and which our SIGTERM
+	 * stops -- a keeper that detached would be neither. */
+	k->argv[i++] = dupf(once ? "--once" : "--foreground");
 	if (b->debug)
 		k->argv[i++] = dupf("-vv");
 	k->argv[i] = NULL;
@@ -704,6 +706,14 @@ static void measure_rss(struct bench *b, struct rss *out)
 	for (int i = 0; i < 2; i++) {
 		out->rss[i] = proc_kib(ks[i].pid, "VmRSS");
 		out->hwm[i] = proc_kib(ks[i].pid, "VmHWM");
+		/* A figure or nothing: never -1 printed as if it were one. */
+		if (out->rss[i] < 0 || out->hwm[i] < 0) {
+			for (int k = 0; k < 2; k++)
+				kill(ks[k].pid, SIGTERM);
+			kids_finish(ks, 2, "stopping the nodes with SIGTERM", TERM_TIMEOUT_MS, NULL);
+			die("cannot read %s's memory from /proc/%d/status", ks[i].name,
+			    (int)ks[i].pid);
+		}
 	}
 	for (int i = 0; i < 2; i++)
 		kill(ks[i].pid, SIGTERM);
