@@ -45,6 +45,10 @@
 #define TCP_PENDING_MAX   TP_OPS_MAX
 #define TCP_OUT_MAX       (4u * (TCPWIRE_HDR_LEN + TCPWIRE_MAX_BODY + SEAL_TAG_LEN))
 #define GREETING_MS       5000    /* a connection to us that has not greeted by then goes */
+/* Frames served on one connection per progress call: a connection that
+ * floods READs waits its turn behind the others and the keeper's own
+ * timers (its heartbeats), as each NIC queue pair gets its share. */
+#define SERVE_BUDGET      32
 
 struct tcp_region {
 	bool used;
@@ -798,9 +802,12 @@ static void passive_event(struct tp_tcp *t, struct tcp_conn *c, uint32_t events)
 
 	if (events & EPOLLOUT)
 		r = conn_flush(t, c);
-	/* Serve until the socket runs dry or a message is handed out: a
-	 * message's buffer must live until the next progress call. */
-	while (r >= 0 && (events & (EPOLLIN | EPOLLERR | EPOLLHUP))) {
+	/* Serve until the socket runs dry, the budget is spent (the rest
+	 * stays in the kernel, and the level-triggered fd says so again) or
+	 * a message is handed out: its buffer must live until the next
+	 * progress call. */
+	for (int served = 0; r >= 0 && (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) &&
+	     served < SERVE_BUDGET; served++) {
 		r = conn_read_frame(c);
 		if (r <= 0)
 			break;
