@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "base/limits.h"
+#include "proto/auth.h"
 
 #define MEM_REGIONS_MAX (CCM_PORTS_TOTAL + 8)
 #define MEM_PENDING_MAX TP_OPS_MAX
@@ -58,6 +59,13 @@ struct mem_conn {
 	char act_host[64], pas_host[64];
 	uint16_t pas_port;
 	uint32_t act_node;
+	/* The key the connecting side proves with (tp_config.keys' first),
+	 * by its id.  The greeting's outcome is modelled, not its
+	 * cryptography, which tcp and rdma carry out for real: a
+	 * connection proves the key exactly when the listener holds one
+	 * with this id. */
+	bool act_keyed;
+	uint8_t act_key_id[AUTH_KEY_ID_BYTES];
 	struct queue q[2];
 	int items;
 	struct item *close;     /* the FIN, allocated up front so closing cannot fail */
@@ -375,6 +383,19 @@ static const struct region *status_region(const struct mem_tp *t)
 	return NULL;
 }
 
+static bool has_key(const struct mem_tp *t)
+{
+	return t->cfg.keys && t->cfg.keys->n > 0;
+}
+
+/* Whether c's greeting would prove a key l accepts (or both have none). */
+static bool key_proved(const struct mem_tp *l, const struct mem_conn *c)
+{
+	if (!has_key(l) || !c->act_keyed)
+		return !has_key(l) && !c->act_keyed;
+	return auth_keyring_find(l->cfg.keys, c->act_key_id) != NULL;
+}
+
 static void accept_conn(struct tp_mem_net *n, struct mem_conn *c, struct item *it)
 {
 	struct mem_tp *l = listener(n, c->pas_host, c->pas_port);
@@ -382,7 +403,17 @@ static void accept_conn(struct tp_mem_net *n, struct mem_conn *c, struct item *i
 	const struct region *st;
 
 	it->status = -ECONNREFUSED;
-	if (l && l->admit && c->act_node != l->admit) {
+	if (l && !key_proved(l, c)) {
+		struct tp_event no = { .type = TP_EV_REJECTED, .status = -EACCES,
+				       .peer_node = c->act_node,
+				       .from_partner_addr = !strcmp(c->act_host, l->cfg.partner.host) };
+
+		snprintf(no.detail, sizeof(no.detail), "node %u %s", c->act_node,
+			 c->act_keyed ? "does not prove a key we hold" :
+			 "has no pre-shared key; ours is required");
+		inbox_push(l, &no, NULL, 0);
+		it->status = -EACCES;
+	} else if (l && l->admit && c->act_node != l->admit) {
 		struct tp_event no = { .type = TP_EV_REJECTED, .status = -EPERM,
 				       .peer_node = c->act_node };
 
@@ -651,6 +682,9 @@ static int mem_connect(struct tp *tp)
 	c->act_host[sizeof(c->act_host) - 1] = c->pas_host[sizeof(c->pas_host) - 1] = 0;
 	c->pas_port = t->cfg.partner.port;
 	c->act_node = t->cfg.node_id;
+	c->act_keyed = has_key(t);
+	if (c->act_keyed)
+		auth_key_id_bytes(&t->cfg.keys->slot[0], c->act_key_id);
 	c->stall_since = c->doom_at = NEVER;
 	c->next = n->conns;
 	n->conns = c;

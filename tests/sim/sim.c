@@ -25,6 +25,7 @@
  * every fd the run opened is closed again.
  *
  *   sim [--seeds N] [--first S] [--seed S] [-v] [--plant rewind] [--stray]
+ *       [--impostor]
  *
  * --plant rewind proves the checks can fail: now and then a receiving
  * keeper forgets that it delivered a port's last message (its duplicate
@@ -33,6 +34,10 @@
  * --stray runs the pair without faults next to a third, misconfigured
  * node whose partner address is A's: the pair must stay connected
  * throughout (the design's promise without a key).
+ * --impostor is --stray with a pre-shared key: the pair holds one, and the
+ * third node claims to be B (node id 2) with another key or none, over and
+ * over: it must never get in, and the pair must never notice.  (The mem
+ * transport models the greeting's outcome; tcp and rdma do its crypto.)
  *
  * A failing seed prints the trace of its last events and the command that
  * replays it. */
@@ -202,6 +207,7 @@ struct sim {
 	struct counters c;
 	bool plant_rewind;
 	bool stray;
+	bool impostor;             /* --impostor: the third claims B's id, without our key */
 	struct sim_node third;     /* --stray: the misconfigured node */
 	bool pair_up;              /* --stray: both were connected once */
 	bool verbose;
@@ -314,6 +320,11 @@ static int make_dirs(struct sim *sim)
 		snprintf(desc, sizeof(desc), "ports = %d\nport-size = %d\n", PORTS, PORT_SIZE);
 		if (write_file(path, desc) < 0)
 			return -errno;
+		/* --impostor: the pair's key, and the third node's own. */
+		snprintf(path, sizeof(path), "%s/key", n->dir);
+		if (write_file(path, i < NODES ? "the pair's own key, 32 bytes..\n" :
+			       "an impostor's key, not the pair's\n") < 0 || chmod(path, 0600) < 0)
+			return -errno;
 	}
 	return 0;
 }
@@ -332,6 +343,8 @@ static void remove_dirs(struct sim *sim)
 		snprintf(path, sizeof(path), "%s/clients", dir);
 		rm_dir_files(path);
 		rmdir(path);
+		snprintf(path, sizeof(path), "%s/key", dir);
+		unlink(path);
 		rmdir(dir);
 	}
 	rmdir(sim->root);
@@ -650,6 +663,8 @@ static void node_config(struct sim *sim, struct sim_node *n)
 	snprintf(cfg->transport, sizeof(cfg->transport), "mem");
 	snprintf(cfg->clients_dir, sizeof(cfg->clients_dir), "%s/clients", n->dir);
 	snprintf(cfg->state_dir, sizeof(cfg->state_dir), "%s/state", n->dir);
+	if (sim->impostor)
+		snprintf(cfg->psk_file, sizeof(cfg->psk_file), "%s/key", n->dir);
 	cfg->nlinks = sim->nlinks;
 	for (int i = 0; i < sim->nlinks; i++) {
 		struct ccm_link *l = &cfg->links[i];
@@ -946,10 +961,20 @@ static void stray_step(struct sim *sim)
 	if (!sim->pair_up && both_connected(sim))
 		sim->pair_up = true;
 	if (sim->pair_up && !both_connected(sim))
-		fail(sim, "a stray node (id 3, partner address A's) disturbed the connected pair: "
-		     "A is %s, B is %s", sim->node[0].s ? handoff_state_name(
-		     sim->node[0].s->handoff_state) : "down", sim->node[1].s ?
-		     handoff_state_name(sim->node[1].s->handoff_state) : "down");
+		fail(sim, "a stray node (%s, partner address A's) disturbed the connected pair: "
+		     "A is %s, B is %s", sim->impostor ? "claiming B's id without our key" : "id 3",
+		     sim->node[0].s ? handoff_state_name(sim->node[0].s->handoff_state) : "down",
+		     sim->node[1].s ? handoff_state_name(sim->node[1].s->handoff_state) : "down");
+	if (t->s && t->s->handoff_state == HANDOFF_CONNECTED)
+		fail(sim, "the stray node got in: it is connected");
+	if (t->s && session_finished(t->s, NULL)) {
+		/* Refused (an impostor's connect run ends with exit 5): it
+		 * tries again a while later, as a retrying unit would. */
+		session_close(t->s);
+		t->s = NULL;
+		t->up_at = sim->now + 500000;
+		return;
+	}
 	if (!t->s && sim->now >= t->up_at && sim->now < sim->fault_end) {
 		node_boot(t);
 		return;
@@ -1084,6 +1109,12 @@ static void run_seed(struct sim *sim)
 		snprintf(t->dir, sizeof(t->dir), "%s/c", sim->root);
 		stray_config(sim, t);
 		t->up_at = rng_below(&sim->rng, sim->fault_end);
+		if (sim->impostor) {
+			/* Posing as B, with a key of its own or none. */
+			t->cfg.node_id = 2;
+			if (rng_below(&sim->rng, 2))
+				snprintf(t->cfg.psk_file, sizeof(t->cfg.psk_file), "%s/key", t->dir);
+		}
 	}
 	while (!sim->failure[0]) {
 		uint64_t next = next_time(sim), dt;
@@ -1190,7 +1221,8 @@ static void print_trace(const struct sim *sim)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: sim [--seeds N] [--first S] [--seed S] [-v] [--plant rewind] [--stray]\n");
+	fprintf(stderr, "usage: sim [--seeds N] [--first S] [--seed S] [-v] [--plant rewind] [--stray]\n"
+			"           [--impostor]\n");
 	exit(2);
 }
 
@@ -1212,13 +1244,14 @@ int main(int argc, char **argv)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "plant", required_argument, NULL, 'p' },
 		{ "stray", no_argument, NULL, 'S' },
+		{ "impostor", no_argument, NULL, 'I' },
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t first = 1, seeds = 100, failed = 0, sim_us = 0;
 	struct counters total = { 0 };
 	struct sim *sim;
 	uint64_t t0;
-	bool verbose = false, plant = false, stray = false;
+	bool verbose = false, plant = false, stray = false, impostor = false;
 	uint64_t first_caught = 0, caught = 0;
 	int c, fds0;
 
@@ -1244,6 +1277,9 @@ int main(int argc, char **argv)
 			break;
 		case 'S':
 			stray = true;
+			break;
+		case 'I':
+			stray = impostor = true;
 			break;
 		default:
 			usage();
@@ -1274,6 +1310,7 @@ int main(int argc, char **argv)
 		sim->verbose = verbose;
 		sim->plant_rewind = plant;
 		sim->stray = stray;
+		sim->impostor = impostor;
 		run_seed(sim);
 		fds = count_fds();
 		if (!sim->failure[0] && fds != fds0)

@@ -8,6 +8,7 @@
 
 #include "check.h"
 #include "base/limits.h"
+#include "proto/auth.h"
 #include "tp/mem.h"
 
 #define HOST_A   "10.0.0.1"
@@ -50,6 +51,7 @@ struct sim {
 	struct node node[NODES];
 	struct rec rec[RECS_MAX];
 	int nrec;
+	const struct auth_keyring *keys;   /* node_new gives the next node these */
 };
 
 static const struct tp_mem_params P_FIXED = { .seed = 1, .min_us = 100, .max_us = 100,
@@ -104,7 +106,7 @@ static struct node *node_new(struct sim *s, int i, const char *host, uint16_t po
 {
 	struct node *nd = &s->node[i];
 	struct tp_config cfg = { .local.port = port, .partner.port = pport, .node_id = id,
-				 .net = s->net };
+				 .net = s->net, .keys = s->keys };
 	struct errbuf e = { "" };
 
 	snprintf(cfg.local.host, sizeof(cfg.local.host), "%s", host);
@@ -666,6 +668,67 @@ static void test_admit(void)
 	sim_free(s);
 }
 
+static void ring_of(struct auth_keyring *r, const char *text)
+{
+	memset(r, 0, sizeof(*r));
+	r->n = 1;
+	r->slot[0].len = (uint32_t)strlen(text);
+	memcpy(r->slot[0].bytes, text, r->slot[0].len);
+}
+
+/* The greeting's outcome with keys: in only with a key the listener
+ * holds; otherwise -EACCES on both ends, and never the current one. */
+static void test_keys(void)
+{
+	struct sim *s = pair(&P_FIXED, false);
+	struct auth_keyring held, k2;
+	struct node *c;
+	const struct rec *r;
+	int mark;
+
+	ring_of(&held, "the first key, 16 bytes or more");
+	ring_of(&k2, "the second key, 16 bytes or more");
+	/* Node 2 listens at C holding the first key; node 3 connects with
+	 * the second, then with none. */
+	s->keys = &held;
+	node_new(s, 2, HOST_C, PORT, HOST_A, PORT, 2, true, true);
+	s->keys = &k2;
+	c = node_new(s, 3, HOST_A, PORT + 1, HOST_C, PORT, 3, true, false);
+	mark = s->nrec;
+	tp_connect(c->tp);
+	run_for(s, 5000);
+	r = nth(s, mark, 3, TP_EV_CONNECT_FAILED, 0);
+	CHECK(r && r->status == -EACCES, "another key: connect fails -EACCES (%d)", r ? r->status : 0);
+	r = nth(s, mark, 2, TP_EV_REJECTED, 0);
+	CHECK(r && r->status == -EACCES && r->peer == 3 && strstr(r->detail, "does not prove"),
+	      "the listener hears why: %s", r ? r->detail : "nothing");
+	CHECK(!nth(s, mark, 2, TP_EV_PEER_CONNECTED, 0), "and never takes it for the partner");
+	tp_destroy(c->tp);
+	free(c->mem);
+	s->keys = NULL;
+	c = node_new(s, 3, HOST_A, PORT + 1, HOST_C, PORT, 3, true, false);
+	mark = s->nrec;
+	tp_connect(c->tp);
+	run_for(s, 5000);
+	r = nth(s, mark, 2, TP_EV_REJECTED, 0);
+	CHECK(r && r->status == -EACCES && strstr(r->detail, "no pre-shared key"),
+	      "no key: refused, and said so: %s", r ? r->detail : "nothing");
+	tp_destroy(c->tp);
+	free(c->mem);
+	/* Rotation: the listener's keys change in place; the second key is
+	 * now accepted too, and the same node gets in. */
+	held.slot[1] = k2.slot[0];
+	held.n = 2;
+	s->keys = &k2;
+	c = node_new(s, 3, HOST_A, PORT + 1, HOST_C, PORT, 3, true, false);
+	mark = s->nrec;
+	tp_connect(c->tp);
+	run_for(s, 5000);
+	CHECK(nth(s, mark, 3, TP_EV_CONNECTED, 0) && nth(s, mark, 2, TP_EV_PEER_CONNECTED, 0),
+	      "a key in the listener's second slot: connected");
+	sim_free(s);
+}
+
 /* Cut shorter than detect_us: late, but whole and in order. */
 static void test_cut_short(void)
 {
@@ -1022,6 +1085,7 @@ int main(void)
 	test_disconnect();
 	test_newest();
 	test_admit();
+	test_keys();
 	test_cut_short();
 	test_cut_long();
 	test_freeze();
