@@ -21,6 +21,12 @@ if [ ! -x "$CCM" ]; then
 fi
 
 failed=0
+# The product's processes (keepers, clients): a benchmark must leave none
+# behind, or every later figure would pay for them.
+our_pids() {
+	pgrep -f '^([^ ]*/)?@?ccm-(early|fmon|nvmirror|stream)( |$)' | sort
+}
+before=$(our_pids)
 # bench NAME CMD...: run one benchmark under a header; a failure is noted
 # and the others still run.
 bench() {
@@ -48,4 +54,14 @@ bench "handshake over tcp, with a pre-shared key" "$BENCH_DIR/handshake" $BENCH_
 bench "keeper, with a pre-shared key" env BENCH_PSK="$keydir/key" bench/keeper.sh
 bench "links, with a pre-shared key (needs root)" env BENCH_PSK="$keydir/key" bench/failover.sh
 bench "rdma in a Soft-RoCE guest (handshake, port window write and read)" bench/rdma.sh
+sleep 1
+left=$(comm -13 <(printf '%s\n' "$before") <(our_pids) | sed '/^$/d')
+if [ -n "$left" ]; then
+	for p in $left; do
+		echo "bench/run.sh: left behind: $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)" >&2
+		kill -9 "$p" 2>/dev/null
+	done
+	echo "=== FAILED: the benchmarks left $(echo "$left" | wc -l) process(es) running ===" >&2
+	failed=1
+fi
 exit "$failed"
