@@ -50,7 +50,15 @@ for op in write read; do
 		"$share/pp_$op.txt")
 	[ -n "$ib" ] && [ -n "$pp" ] || { echo "bench/rdma.sh: no $op figures" >&2;
 		cat "$share/ib_$op.txt" "$share/pp_$op.txt" >&2; exit 1; }
+	# A figure is a finite number above 0, or the measurement failed: never
+	# a ratio printed from "inf" or 0.
 	awk -v op="$op" -v ib="$ib" -v pp="$pp" -v size="$SIZE" 'BEGIN {
+		if (ib !~ /^[0-9]+(\.[0-9]+)?$/ || pp !~ /^[0-9]+(\.[0-9]+)?$/ || ib + 0 <= 0 || pp + 0 <= 0) {
+			printf "bench/rdma.sh: %s: no usable figure (ib_%s_lat \"%s\", portping \"%s\")\n",
+				op, op, ib, pp > "/dev/stderr"
+			exit 1
+		}
 		printf "%s %d bytes: ccm-early port window median %.2f us, ib_%s_lat typical %.2f us, ratio %.2f (goal <= 1.2)\n",
-			op, size, pp, op, ib, pp / ib }'
+			op, size, pp, op, ib, pp / ib }' || { cat "$share/ib_$op.txt" >&2; failed=1; }
 done
+exit "${failed:-0}"
