@@ -159,16 +159,22 @@ void auth_greeting_mac(const struct auth_key *k, enum auth_role prover,
 	hmac_labelled(k, greeting_label[prover], transcript, len, mac);
 }
 
+/* 0 if mac is want, -EACCES if not, in constant time; want is wiped. */
+static int mac_matches(uint8_t want[CCM_MAC_LEN], const uint8_t mac[CCM_MAC_LEN])
+{
+	int r = crypto_verify_32(want, mac) == 0 ? 0 : -EACCES;
+
+	sodium_memzero(want, CCM_MAC_LEN);
+	return r;
+}
+
 int auth_greeting_verify(const struct auth_key *k, enum auth_role prover,
 			 const uint8_t *transcript, size_t len, const uint8_t mac[CCM_MAC_LEN])
 {
 	uint8_t want[CCM_MAC_LEN];
-	int r;
 
 	auth_greeting_mac(k, prover, transcript, len, want);
-	r = crypto_verify_32(want, mac) == 0 ? 0 : -EACCES;
-	sodium_memzero(want, sizeof(want));
-	return r;
+	return mac_matches(want, mac);
 }
 
 void auth_session_keys(const struct auth_key *k, const uint8_t *transcript, size_t len,
@@ -204,10 +210,7 @@ int auth_verify(const struct auth_key *k, const struct auth_party *sender,
 		const struct auth_party *receiver, uint16_t version, const uint8_t mac[CCM_MAC_LEN])
 {
 	uint8_t want[CCM_MAC_LEN];
-	int r;
 
 	auth_mac(k, sender, receiver, version, want);
-	r = crypto_verify_32(want, mac) == 0 ? 0 : -EACCES;
-	sodium_memzero(want, sizeof(want));
-	return r;
+	return mac_matches(want, mac);
 }

@@ -260,22 +260,30 @@ static int conn_queue(struct tp_tcp *t, struct tcp_conn *c, const struct tcpwire
 
 /* --- input ----------------------------------------------------------------- */
 
+/* Read on into buf until *got reaches want: 1 once it has, 0 not yet,
+ * negative when the connection is finished. */
+static int recv_part(int fd, uint8_t *buf, size_t want, size_t *got)
+{
+	ssize_t n = recv(fd, buf + *got, want - *got, MSG_DONTWAIT);
+
+	if (n == 0)
+		return -ECONNRESET;
+	if (n < 0)
+		return (errno == EAGAIN || errno == EINTR) ? 0 : -errno;
+	*got += (size_t)n;
+	return *got == want;
+}
+
 /* Read the rest of the current frame.  1 = a whole frame is in c->h and
  * c->body, 0 = not yet, negative = the connection is finished (EOF, error
  * or a malformed header). */
 static int conn_read_frame(struct tcp_conn *c)
 {
-	ssize_t n;
+	int r;
 
 	if (c->hdr_got < TCPWIRE_HDR_LEN) {
-		n = recv(c->fd, c->hdr + c->hdr_got, TCPWIRE_HDR_LEN - c->hdr_got, MSG_DONTWAIT);
-		if (n == 0)
-			return -ECONNRESET;
-		if (n < 0)
-			return (errno == EAGAIN || errno == EINTR) ? 0 : -errno;
-		c->hdr_got += (size_t)n;
-		if (c->hdr_got < TCPWIRE_HDR_LEN)
-			return 0;
+		if ((r = recv_part(c->fd, c->hdr, TCPWIRE_HDR_LEN, &c->hdr_got)) <= 0)
+			return r;
 		if (tcpwire_decode_hdr(c->hdr, &c->h, &c->why) < 0)
 			return -EBADMSG;
 		c->body_got = c->tag_got = 0;
@@ -285,27 +293,13 @@ static int conn_read_frame(struct tcp_conn *c)
 				return -ENOMEM;
 		}
 	}
-	if (c->body_got < c->h.body_len) {
-		n = recv(c->fd, c->body + c->body_got, c->h.body_len - c->body_got, MSG_DONTWAIT);
-		if (n == 0)
-			return -ECONNRESET;
-		if (n < 0)
-			return (errno == EAGAIN || errno == EINTR) ? 0 : -errno;
-		c->body_got += (size_t)n;
-		if (c->body_got < c->h.body_len)
-			return 0;
-	}
+	if (c->body_got < c->h.body_len &&
+	    (r = recv_part(c->fd, c->body, c->h.body_len, &c->body_got)) <= 0)
+		return r;
 	if (c->seal_in) {
-		if (c->tag_got < SEAL_TAG_LEN) {
-			n = recv(c->fd, c->tag + c->tag_got, SEAL_TAG_LEN - c->tag_got, MSG_DONTWAIT);
-			if (n == 0)
-				return -ECONNRESET;
-			if (n < 0)
-				return (errno == EAGAIN || errno == EINTR) ? 0 : -errno;
-			c->tag_got += (size_t)n;
-			if (c->tag_got < SEAL_TAG_LEN)
-				return 0;
-		}
+		if (c->tag_got < SEAL_TAG_LEN &&
+		    (r = recv_part(c->fd, c->tag, SEAL_TAG_LEN, &c->tag_got)) <= 0)
+			return r;
 		/* An empty body has no buffer; the tag stands in, untouched. */
 		if (seal_open(&c->rx, c->hdr, TCPWIRE_HDR_LEN, c->body ? c->body : c->tag,
 			      c->h.body_len, c->tag) < 0) {

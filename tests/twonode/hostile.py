@@ -3,47 +3,14 @@
 and sends it malformed and out-of-bounds frames.  Exits 0 when every
 answer was the one a careful NIC would give (an error status, or the
 connection dropped), 1 otherwise.  Usage: hostile.py HOST PORT"""
+import os
 import socket
 import struct
 import sys
 
-MAGIC = 0x43434D54
-CONN_REQ, CONN_REP, READ_REQ, READ_REP, WRITE_REQ, WRITE_REP, MSG = range(1, 8)
-EINVAL, EFAULT = 22, 14
-
-
-def frame(ftype, body=b"", req_id=0, status=0, body_len=None):
-    n = len(body) if body_len is None else body_len
-    return struct.pack(">IBBHII", MAGIC, 1, ftype, status, n, req_id) + body
-
-
-def recv_exact(s, n):
-    buf = b""
-    while len(buf) < n:
-        chunk = s.recv(n - len(buf))
-        if not chunk:
-            return None
-        buf += chunk
-    return buf
-
-
-def recv_frame(s):
-    hdr = recv_exact(s, 16)
-    if hdr is None:
-        return None
-    magic, fmt, ftype, status, n, req_id = struct.unpack(">IBBHII", hdr)
-    body = recv_exact(s, n) if n else b""
-    return ftype, status, body, req_id
-
-
-def closed_by_peer(s):
-    s.settimeout(5)
-    try:
-        return s.recv(1) == b""
-    except ConnectionResetError:
-        return True
-    except socket.timeout:
-        return False
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tcpframes import (CONN_REP, CONN_REQ, EFAULT, EINVAL, MSG, READ_REP,  # noqa: E402
+                       READ_REQ, WRITE_REP, WRITE_REQ, closed_by_peer, frame, recv_frame)
 
 
 def dial(host, port):

@@ -25,15 +25,13 @@ import sys
 import time
 import zlib
 
-MAGIC = 0x43434D54
-CONN_REQ, CONN_REP, READ_REQ, READ_REP, WRITE_REQ, WRITE_REP, MSG, CONN_PROOF = range(1, 9)
-EACCES = 13
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tcpframes import (CONN_PROOF, CONN_REP, CONN_REQ, EACCES, MSG,  # noqa: E402
+                       READ_REP, READ_REQ, WRITE_REP, WRITE_REQ, closed_by_peer, frame,
+                       recv_frame)
+
 WIRE_MAGIC, WIRE_FORMAT = 0x43434D58, 2
 WIRE_BYE, WIRE_PORT_MSG, WIRE_LINK_JOIN = 6, 7, 9
-
-
-def frame(ftype, body=b"", req_id=0, status=0):
-    return struct.pack(">IBBHII", MAGIC, 1, ftype, status, len(body), req_id) + body
 
 
 def wire(mtype, body):
@@ -44,39 +42,6 @@ def wstr(s):
     return bytes([len(s)]) + s.encode()
 
 
-def recv_exact(s, n):
-    buf = b""
-    while len(buf) < n:
-        chunk = s.recv(n - len(buf))
-        if not chunk:
-            return None
-        buf += chunk
-    return buf
-
-
-def recv_frame(s):
-    try:
-        hdr = recv_exact(s, 16)
-    except (ConnectionResetError, socket.timeout):
-        return None
-    if hdr is None:
-        return None
-    _, _, ftype, status, n, req_id = struct.unpack(">IBBHII", hdr)
-    body = recv_exact(s, n) if n else b""
-    return ftype, status, body, req_id
-
-
-def closed_without_data(s):
-    """True when the peer closes without sending one more byte."""
-    s.settimeout(5)
-    try:
-        return s.recv(1) == b""
-    except ConnectionResetError:
-        return True
-    except socket.timeout:
-        return False
-
-
 def dropped_after(s, *frames):
     """Send frames; True when the peer drops the connection without one
     byte in answer (a reset while we still send counts: it is the drop)."""
@@ -85,7 +50,7 @@ def dropped_after(s, *frames):
             s.sendall(f)
     except (BrokenPipeError, ConnectionResetError):
         return True
-    return closed_without_data(s)
+    return closed_by_peer(s)
 
 
 def conn_req(node, key_id=None):
@@ -120,7 +85,7 @@ def attack(host, port, node, key_id):
     rep = recv_frame(s)
     check("a greeting without a key: answered EACCES",
           rep is not None and rep[0] == CONN_REP and rep[1] == EACCES and rep[2] == b"")
-    check("... and dropped", closed_without_data(s))
+    check("... and dropped", closed_by_peer(s))
     s.close()
 
     s = dial()
