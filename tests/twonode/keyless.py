@@ -7,8 +7,8 @@
       and try everything that worked before the transport was authenticated:
       a plain greeting; a keyed greeting naming the real key id (no secret:
       status prints it) and then, without a proof, READ the status window,
-      WRITE its mailbox, send BYE, LINK_JOIN and a client message; a forged
-      proof; a forged sealed frame.  Each must be refused before it touches
+      WRITE its mailbox, send BYE, DECLINE, LINK_JOIN and a client message
+      (a monitor's heartbeat is one); a forged proof; a forged sealed frame.  Each must be refused before it touches
       anything: the connection answers EACCES or is dropped, and not one
       byte of the node's memory comes back.  Exit 0 if every answer was so.
 
@@ -31,7 +31,8 @@ from tcpframes import (CONN_PROOF, CONN_REP, CONN_REQ, EACCES, MSG,  # noqa: E40
                        recv_frame)
 
 WIRE_MAGIC, WIRE_FORMAT = 0x43434D58, 2
-WIRE_BYE, WIRE_PORT_MSG, WIRE_LINK_JOIN = 6, 7, 9
+WIRE_DECLINE, WIRE_BYE, WIRE_PORT_MSG, WIRE_LINK_JOIN = 5, 6, 7, 9
+DECLINE_AUTH_FAILED = 3
 
 
 def wire(mtype, body):
@@ -100,11 +101,13 @@ def attack(host, port, node, key_id):
     bye = wire(WIRE_BYE, struct.pack(">H", 0))
     join = wire(WIRE_LINK_JOIN, bytes([1]) + struct.pack(">H", 1) + wstr("alpha") +
                 struct.pack(">HQII", 0, 0, 1, 4096))
+    decline = wire(WIRE_DECLINE, struct.pack(">H", DECLINE_AUTH_FAILED) + wstr("forged"))
     pmsg = wire(WIRE_PORT_MSG, wstr("fmon") + struct.pack(">HQH", 0, 1, 5) + b"forge")
     unproven = [
         ("READ of the status window", lambda k: frame(READ_REQ, struct.pack(">IIQ", k, 64, 0), 2)),
         ("WRITE of the mailbox", lambda k: frame(WRITE_REQ, struct.pack(">IIQ", k, 32, 32) + mbox, 3)),
         ("BYE", lambda k: frame(MSG, bye)),
+        ("DECLINE (authentication failed)", lambda k: frame(MSG, decline)),
         ("LINK_JOIN", lambda k: frame(MSG, join)),
         ("a client message", lambda k: frame(MSG, pmsg)),
     ]
