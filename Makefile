@@ -211,6 +211,13 @@ $(BUILD)/bench/%: bench/%.c $(STATIC_AR)
 	@echo "  BENCH      $@"
 	$(Q)$(STATIC_CC) $(STATIC_CFLAGS) -O2 $(STATIC_LDFLAGS) -o $@ $< $(STATIC_AR) $(STATIC_LIBS)
 
+# --- keyless_rdma, the keyless host of tests/vm/test_rdma.sh: static musl
+# with the verbs stack, for the qemu guests, like the benchmarks above.
+$(BUILD)/tests/keyless_rdma: tests/vm/keyless_rdma.c $(STATIC_AR)
+	@mkdir -p $(@D)
+	@echo "  LD (musl)  $@"
+	$(Q)$(STATIC_CC) $(STATIC_CFLAGS) -O2 $(STATIC_LDFLAGS) -o $@ $< $(STATIC_AR) $(STATIC_LIBS)
+
 # --- ccm-stream, the streaming test client of tests/links (libccm only):
 # under the sanitizers for the tests here, static musl for the qemu guests.
 # (bench/failover is a benchmark like the others: the rule above builds it.)
@@ -231,7 +238,7 @@ bench: ccm-early $(BENCH_BIN)
 # --- the one-command jobs -----------------------------------------------------
 test:
 	scripts/deps.sh test
-	$(MAKE) -j2 ccm-early $(CLIENT_PROGS) $(BENCH_BIN)
+	$(MAKE) -j2 ccm-early $(CLIENT_PROGS) $(BENCH_BIN) $(BUILD)/tests/keyless_rdma
 	$(MAKE) -j2 dev fuzz-build
 	tests/run
 
@@ -259,7 +266,7 @@ install: ccm-early $(CLIENT_PROGS) $(BUILD)/libccm.a
 	install -m 0644 dracut/95ccm/ccm-early.service $(DESTDIR)/usr/lib/dracut/modules.d/95ccm/
 
 clean:
-	rm -rf $(BUILD)/static $(BUILD)/dev $(BUILD)/fuzz $(BUILD)/sim $(BUILD)/bench $(BUILD)/libccm.a \
+	rm -rf $(BUILD)/static $(BUILD)/dev $(BUILD)/fuzz $(BUILD)/sim $(BUILD)/bench $(BUILD)/tests $(BUILD)/libccm.a \
 		ccm-early ccm-fmon ccm-nvmirror *.unstripped
 
 # The header dependencies -MMD wrote.

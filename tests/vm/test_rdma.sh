@@ -14,7 +14,8 @@ set -u
 . "$(dirname "$0")/../lib/common.sh"
 # shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
-LAB_ADD=(--add "$VM_TOP/build/bench/portping:/usr/bin/portping")
+LAB_ADD=(--add "$VM_TOP/build/bench/portping:/usr/bin/portping"
+	 --add "$VM_TOP/build/tests/keyless_rdma:/usr/bin/keyless_rdma")
 # shellcheck source=tests/vm/suite.sh
 . "$(dirname "$0")/suite.sh"
 
@@ -156,7 +157,9 @@ EOS
 # message sealed), and hands over the same key id.  Then node 3, posing as
 # node 2 from node 2's own address, once with another key and once with
 # none: node 1 refuses both before they touch anything, each hears why
-# and exits 5, and the pair goes on.
+# and exits 5.  Then a host that names the real key id but cannot prove it
+# (keyless_rdma): the accept hides the status window from it, and it is
+# dropped, whether it sends nothing or a BYE.  The pair goes on.
 test_veth_with_a_key_only_the_key_holder_gets_in() {
 	lab_ready || return 0
 	mkdir -p "$t/share"
@@ -193,6 +196,9 @@ echo $? > /out/other.rc
 $CCM connect --node-id 2 --listen 10.0.0.2:7473 --partner 10.0.0.1 --transport rdma \
 	--clients /tmp/c3 --state-dir /tmp/run-4 --timeout 20 -v >> /out/node-4.log 2>&1
 echo $? > /out/none.rc
+# And one that names the real key id but cannot prove it (tests/vm/keyless_rdma.c).
+keyless_rdma 10.0.0.2 10.0.0.1 2 "$(kstate 1 CCM_KEY_ID)" > /out/keyless.log 2>&1
+echo $? > /out/keyless.rc
 sleep 2
 for n in 1 2; do
 	kstate $n CCM_STATE > /out/after-$n.state
@@ -224,6 +230,14 @@ EOS
 		"holds another pre-shared key, or none"
 	assertContains "the one with none heard why" "$(cat "$t/share/node-4.log")" \
 		"requires a pre-shared key"
+	assertEquals "a keyless host naming the key id: every check held: $(cat "$t/share/keyless.log")" \
+		0 "$(cat "$t/share/keyless.rc")"
+	assertContains "$(cat "$t/share/keyless.log")" \
+		"held - the accept shows neither the status window's address nor its rkey"
+	assertContains "$(cat "$t/share/keyless.log")" \
+		"held - no proof at all: the keeper drops the connection"
+	assertContains "$(cat "$t/share/keyless.log")" \
+		"held - a BYE instead of the proof: the keeper drops the connection"
 }
 
 # ---------------------------------------------------------------- two guests
