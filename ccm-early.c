@@ -61,6 +61,7 @@ static void usage_main(FILE *out)
 		"  status    show the handoff state written by connect\n"
 		"  exec      run a service with a client's ports (LISTEN_FDS)\n"
 		"  stop      stop the keeper (and with --restart, handshake again)\n"
+		"  reload-keys  read the key files again (key rotation)\n"
 		"  dump      print what the partner mirrored into a client's window\n"
 		"  keygen    write a new pre-shared key file and print its id\n"
 		"  devices   list RDMA devices\n"
@@ -95,7 +96,7 @@ static void usage_connect(FILE *out)
 		"  --psk-file FILE        pre-shared key; both sides must hold the same\n"
 		"  --psk-accept-file FILE a second key the partner may prove with, while\n"
 		"                         keys are rotated (absent file: none); both are\n"
-		"                         read again on SIGHUP\n"
+		"                         read again by 'ccm-early reload-keys' or SIGHUP\n"
 		"  --cluster NAME         cluster name; both sides must agree (default ccm)\n"
 		"  --timeout SEC          give up after SEC seconds (default 0: never)\n"
 		"  --proto-versions MIN-MAX  versions to offer (testing)\n"
@@ -364,6 +365,7 @@ int main(int argc, char **argv)
 		{ "devices", cmd_devices, "ccm-early devices" },
 		{ "exec", cmd_exec, "ccm-early exec" },
 		{ "stop", cmd_stop, "ccm-early stop" },
+		{ "reload-keys", cmd_reload_keys, "ccm-early reload-keys" },
 		{ "dump", cmd_dump, "ccm-early dump" },
 		{ "keygen", cmd_keygen, "ccm-early keygen" },
 	};

@@ -15,6 +15,8 @@
 #define CCM_MAC_LEN       32
 #define CCM_PSK_MIN       16       /* bytes of key material in a PSK file */
 #define CCM_PSK_MAX       256
+/* Where the keeper's handoff files and socket are, unless told otherwise. */
+#define CCM_STATE_DIR_DEFAULT "/run/ccm"
 #define CCM_DETAIL_MAX    127      /* decline detail text */
 #define CCM_MSG_MAX       16384u   /* one small message over any transport: the
                                       largest, PORTS with 256 ports, is 12.6 KiB */

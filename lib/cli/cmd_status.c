@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "base/exit.h"
+#include "base/limits.h"
 #include "client/attach.h"
 #include "client/ctl.h"
 #include "client/fdmsg.h"
@@ -228,7 +229,7 @@ int cmd_status(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct handoff_writer w = { 0 };
-	const char *dir = "/run/ccm";
+	const char *dir = CCM_STATE_DIR_DEFAULT;
 	char why[160];
 	bool json = false, stale;
 	struct handoff *h;

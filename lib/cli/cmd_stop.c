@@ -3,19 +3,13 @@
  * the partner. */
 #include "cli/commands.h"
 
-#include <errno.h>
 #include <getopt.h>
-#include <poll.h>
 #include <stdio.h>
-#include <string.h>
-#include <unistd.h>
 
 #include "base/exit.h"
-#include "client/ccm.h"
-#include "client/attach.h"
-#include "client/ctl.h"
-#include "client/fdmsg.h"
 #include "base/num.h"
+#include "cli/keeper_request.h"
+#include "client/ctl.h"
 
 #define GRACE_DEFAULT_MS 5000u
 #define GRACE_MAX_MS     3600000u  /* an hour: anything longer is a typo */
@@ -42,43 +36,6 @@ static void usage(FILE *out)
 		GRACE_MAX_MS, GRACE_DEFAULT_MS, CCM_EXIT_OK, CCM_EXIT_FAILURE, CCM_EXIT_USAGE);
 }
 
-/* Wait for the keeper's one answer.  0 when it says done, else a message
- * in e and -errno. */
-static int await_done(int sock, int timeout_ms, struct fdmsg *m, struct errbuf *e)
-{
-	struct pollfd p = { .fd = sock, .events = POLLIN };
-	struct ctl_error err;
-	struct ctl_done d;
-	int r;
-
-	do
-		r = poll(&p, 1, timeout_ms);
-	while (r < 0 && errno == EINTR);
-	if (r < 0)
-		return errbuf_set(e, -errno, "waiting for the keeper: %s", strerror(errno));
-	if (r == 0)
-		return errbuf_set(e, -ETIMEDOUT, "no answer from the keeper within %d ms", timeout_ms);
-	r = fdmsg_recv(sock, m, e);
-	if (r == 0 || r == -ECONNRESET)
-		return errbuf_set(e, -ENOTCONN, "the keeper closed the connection without answering");
-	if (r < 0)
-		return errbuf_prefix(e, r, "the keeper's answer");
-	fdmsg_close(m);  /* no answer to STOP carries an fd */
-	if (m->type == CTL_ERROR && m->len == sizeof(err)) {
-		memcpy(&err, m->data, sizeof(err));
-		err.msg[sizeof(err.msg) - 1] = '\0';
-		return errbuf_set(e, err.status < 0 ? err.status : -EPROTO, "the keeper refused: %s",
-				  err.msg[0] ? err.msg : ccm_strerror(err.status));
-	}
-	if (m->type != CTL_DONE || m->len != sizeof(d))
-		return errbuf_set(e, -EPROTO, "unexpected answer (type %u, %u bytes)", m->type, m->len);
-	memcpy(&d, m->data, sizeof(d));
-	if (d.status < 0)
-		return errbuf_set(e, d.status, "the keeper could not stop cleanly: %s",
-				  strerror(-d.status));
-	return 0;
-}
-
 int cmd_stop(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -91,8 +48,7 @@ int cmd_stop(int argc, char **argv)
 	struct ctl_stop req = { .restart = 0, .grace_ms = GRACE_DEFAULT_MS };
 	const char *dir = NULL;
 	struct errbuf e = { "" };
-	struct fdmsg m;
-	int c, r, sock;
+	int c, r;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
@@ -121,17 +77,8 @@ int cmd_stop(int argc, char **argv)
 		fprintf(stderr, "%s: unexpected argument '%s'\n", argv[0], argv[optind]);
 		return CCM_EXIT_USAGE;
 	}
-	r = client_connect(dir, &sock, &e);
-	if (r < 0) {
-		fprintf(stderr, "%s: %s\n", argv[0], e.msg);
-		return CCM_EXIT_FAILURE;
-	}
-	r = fdmsg_send(sock, CTL_STOP, &req, sizeof(req), -1);
-	if (r < 0)
-		errbuf_set(&e, r, "sending the request: %s", strerror(-r));
-	else
-		r = await_done(sock, (int)req.grace_ms + ANSWER_SLACK_MS, &m, &e);
-	close(sock);
+	r = keeper_request(dir, CTL_STOP, &req, sizeof(req), (int)req.grace_ms + ANSWER_SLACK_MS,
+			   "stop cleanly", &e);
 	if (r < 0) {
 		fprintf(stderr, "%s: %s\n", argv[0], e.msg);
 		return CCM_EXIT_FAILURE;

@@ -21,6 +21,11 @@ int cmd_exec(int argc, char **argv);
  * release everything; with --restart, handshake again. */
 int cmd_stop(int argc, char **argv);
 
+/* ccm-early reload-keys [--state-dir DIR]
+ * Ask the keeper to read its key files again, as SIGHUP does (root only),
+ * and print the ids it holds now. */
+int cmd_reload_keys(int argc, char **argv);
+
 /* ccm-early dump [--state-dir DIR] CLIENT [--port N]
  * Print what the partner's CLIENT mirrored into our window (the nvmirror
  * record format, mirror.h), checking every record's sequence and checksum. */

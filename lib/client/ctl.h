@@ -38,6 +38,8 @@ enum ctl_type {
 	CTL_STATUS = 5,      /* empty */
 	CTL_STOP = 6,        /* struct ctl_stop (root only) */
 	CTL_STATE = 7,       /* empty */
+	CTL_RELOAD_KEYS = 8, /* empty (root only): read the key files again;
+	                        CTL_DONE, or CTL_ERROR saying why not */
 	/* keeper -> client */
 	CTL_ATTACHED = 64,   /* struct ctl_attached */
 	CTL_PORT_FD = 65,    /* struct ctl_port_fd, with the fd */

@@ -6,6 +6,7 @@
  * the mapped windows, and the events a *_sync call saw while it waited. */
 #include "client/ccm.h"
 #include "client/attach.h"
+#include "base/limits.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,7 +27,6 @@
 #include "client/fdmsg.h"
 #include "client/listenfds.h"
 
-#define DEFAULT_STATE_DIR  "/run/ccm"
 #define ATTACH_TIMEOUT_MS  10000   /* a keeper answers at once; this only ends a hang */
 #define QUEUE_MAX          64      /* events a *_sync call keeps for ccm_next */
 #define CHANNEL_KEY        UINT32_MAX  /* epoll data of the channel; ports are 0..63 */
@@ -67,7 +67,7 @@ void client_fds_close(struct client_fds *f)
 int client_connect(const char *state_dir, int *sock, struct errbuf *e)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	const char *dir = state_dir ? state_dir : DEFAULT_STATE_DIR;
+	const char *dir = state_dir ? state_dir : CCM_STATE_DIR_DEFAULT;
 	int fd, n, r;
 
 	n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", dir, CTL_SOCKET_NAME);

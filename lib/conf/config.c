@@ -484,7 +484,7 @@ void config_defaults(struct ccm_config *c)
 	c->partner.port = CCM_DEFAULT_PORT;
 	strcpy(c->transport, "tcp");
 	strcpy(c->clients_dir, "/etc/ccm/clients.d");
-	strcpy(c->state_dir, "/run/ccm");
+	strcpy(c->state_dir, CCM_STATE_DIR_DEFAULT);
 	strcpy(c->cluster, "ccm");
 	c->ver_min = CCM_PROTO_MIN;
 	c->ver_max = CCM_PROTO_MAX;

@@ -36,7 +36,8 @@
  *   psk-file       pre-shared key file (default: none, no authentication)
  *   psk-accept-file  a second key accepted from the partner while keys are
  *                  rotated; a file that does not exist means none (default:
- *                  none).  Both files are read again on SIGHUP.
+ *                  none).  Both files are read again on SIGHUP or
+ *                  `ccm-early reload-keys`.
  *   cluster        cluster name, printable, no spaces, at most 63 bytes
  *                  (default ccm)
  *   timeout        seconds to wait for the partner, 0..86400, 0 = forever

@@ -343,6 +343,13 @@ static int parse(struct control *k, struct kconn *c, struct control_req *req)
 			return refuse(k, c, -EPROTO, "STATE takes no payload");
 		req->type = CREQ_STATE;
 		return 1;
+	case CTL_RELOAD_KEYS:
+		if (m->len)
+			return refuse(k, c, -EPROTO, "RELOAD_KEYS takes no payload");
+		if (c->uid != 0)
+			return refuse(k, c, -EACCES, "only root may change the keeper's keys");
+		req->type = CREQ_RELOAD_KEYS;
+		return 1;
 	case CTL_STOP:
 		if (fdmsg_expect(m, sizeof(req->stop), sizeof(req->stop), &e) < 0)
 			return refuse(k, c, -EPROTO, e.msg);

@@ -29,6 +29,7 @@ enum control_req_type {
 	CREQ_STOP,        /* stop (the caller is root: checked already) */
 	CREQ_DETACHED,    /* an attached client's channel closed */
 	CREQ_STATE,       /* the handoff as shell text (`ccm-early status`) */
+	CREQ_RELOAD_KEYS, /* read the key files again (the caller is root) */
 };
 
 struct control_req {

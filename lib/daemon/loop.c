@@ -93,7 +93,9 @@ static bool loop_once(struct session *s, int sigfd, const struct ccm_config *cfg
 		if (read(sigfd, &si, sizeof(si)) != sizeof(si)) {
 			/* Nothing after all. */
 		} else if (si.ssi_signo == SIGHUP) {
-			session_reload_keys(s);
+			struct errbuf e;
+
+			(void)session_reload_keys(s, &e);  /* it logs either way */
 		} else {
 			log_at(log, LOG_NOTE, "%s: stopping", strsignal((int)si.ssi_signo));
 			session_signal(s, clock_ms(), wall_now());

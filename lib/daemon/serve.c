@@ -822,6 +822,16 @@ void serve_requests(struct session *s)
 		case CREQ_STOP:
 			serve_stop(s, r.conn, r.stop.restart != 0, r.stop.grace_ms);
 			break;
+		case CREQ_RELOAD_KEYS: {
+			struct errbuf e;
+			int rc = session_reload_keys(s, &e);
+
+			if (rc < 0)
+				control_error(s->control, r.conn, rc, e.msg);
+			else
+				control_done(s->control, r.conn, 0, 0);
+			break;
+		}
 		case CREQ_DETACHED:
 			log_at(s->log, LOG_STEP, "pid %d detached from client %s", (int)r.pid, r.client);
 			if (sess_stopping(s) && control_attached_count(s->control) == 0)

@@ -1389,19 +1389,20 @@ static int load_keys(const struct ccm_config *cfg, struct auth_keyring *r, struc
 	return 0;
 }
 
-void session_reload_keys(struct session *s)
+int session_reload_keys(struct session *s, struct errbuf *e)
 {
 	struct auth_keyring r;
 	char id0[AUTH_KEY_ID_LEN + 1], id1[AUTH_KEY_ID_LEN + 1] = "";
-	struct errbuf e;
+	int rc;
 
 	if (!s->cfg->psk_file[0]) {
 		log_at(s->log, LOG_NOTE, "no psk-file is configured: no key to read again");
-		return;
+		return errbuf_set(e, -ENOKEY, "no psk-file is configured: no key to read again");
 	}
-	if (load_keys(s->cfg, &r, &e) < 0) {
-		log_at(s->log, LOG_ERR, "keys not read again; the ones in use stay: %s", e.msg);
-		return;
+	rc = load_keys(s->cfg, &r, e);
+	if (rc < 0) {
+		log_at(s->log, LOG_ERR, "keys not read again; the ones in use stay: %s", e->msg);
+		return rc;
 	}
 	/* In place: every link's transport reads them at its next greeting;
 	 * connections already up keep their own keys. */
@@ -1414,6 +1415,7 @@ void session_reload_keys(struct session *s)
 	log_at(s->log, LOG_NOTE, "keys read again: proving with id %s%s%s", id0,
 	       id1[0] ? ", also accepting id " : "", id1);
 	sess_refresh_handoff(s);
+	return 0;
 }
 
 static int session_setup(struct session *s, struct errbuf *e)

@@ -67,10 +67,12 @@ unsigned session_turn(struct session *s, uint64_t now, int64_t wall, bool contro
 /* SIGTERM or SIGINT: stop (clients get their grace time). */
 void session_signal(struct session *s, uint64_t now, int64_t wall);
 
-/* SIGHUP: read the key files again (psk-file, psk-accept-file) and use
- * them from the next greeting on; if they cannot be read, the keys in use
- * stay.  A live session is not touched: that is how keys are rotated. */
-void session_reload_keys(struct session *s);
+/* SIGHUP, or `ccm-early reload-keys`: read the key files again (psk-file,
+ * psk-accept-file) and use them from the next greeting on; if they cannot
+ * be read, the keys in use stay, and e says why (-errno).  A live session
+ * is not touched: that is how keys are rotated. */
+struct errbuf;
+int session_reload_keys(struct session *s, struct errbuf *e);
 /* When the next turn is due at the latest (monotonic ms). */
 uint64_t session_wakeup(const struct session *s);
 /* The fds a loop polls: the control socket (-1 while it must not be

@@ -609,10 +609,18 @@ relink() {
 		$(grep -i 'key' "$t/a/log" "$t/b/log" | tail -4)"; return 1; }
 }
 
-reload_keys() {  # NODE ID0 [ID1]: SIGHUP, and the keeper says it took them
-	local n=$1 want="proving with id $2${3:+, also accepting id $3}" pid
-	eval "pid=\$pid_$n"
-	kill -HUP "$pid"
+# reload_keys NODE ID0 [ID1]: A by SIGHUP, B by `ccm-early reload-keys`;
+# either way the keeper says it took them.
+reload_keys() {
+	local n=$1 want="proving with id $2${3:+, also accepting id $3}" pid out
+	if [ "$n" = a ]; then
+		eval "pid=\$pid_$n"
+		kill -HUP "$pid"
+	else
+		out=$("${CCM}" reload-keys --state-dir "$t/$n/run" 2>&1)
+		assertEquals "reload-keys on $n: $out" 0 $?
+		assertEquals "reload-keys says what it holds now" "keys read again: $want" "$out"
+	fi
 	wait_for 5 grep -q "keys read again: $want\$" "$t/$n/log" ||
 		fail "$n did not take the keys ($want): $(grep -i key "$t/$n/log" | tail -2)"
 }
@@ -623,7 +631,7 @@ reload_keys() {  # NODE ID0 [ID1]: SIGHUP, and the keeper says it took them
 # After each step link 0 is cut and comes back, so a fresh greeting is
 # made under that step's keys.  The session never notices; nothing is lost.
 test_keys_rotated_while_streaming() {
-	local old new n
+	local old new n out
 	suite_ok || return
 	old=$(key_id_of_file "$t/old") && new=$(key_id_of_file "$t/new") || { fail keygen; return; }
 	for n in a b; do
@@ -661,6 +669,9 @@ test_keys_rotated_while_streaming() {
 	kill -HUP "$pid_a"
 	wait_for 5 grep -q "keys not read again; the ones in use stay" "$t/a/log" ||
 		fail "A did not refuse a group-readable key file: $(tail -2 "$t/a/log")"
+	out=$("${CCM}" reload-keys --state-dir "$t/a/run" 2>&1)
+	assertEquals "reload-keys fails then: $out" 1 $?
+	assertContains "and says why" "$out" "accessible by group or others"
 	chmod 600 "$t/a/key"
 	sleep 1
 	end_streams

@@ -546,6 +546,12 @@ test_stop_tells_the_client_and_waits_for_it() {
 	out=$(as_nobody "${CCM}" stop --state-dir "$t/a/run" 2>&1)
 	assertNotEquals "a stop by uid $NOBODY is refused: $out" 0 $?
 	assertContains "$out" "only root may stop the keeper"
+	out=$(as_nobody "${CCM}" reload-keys --state-dir "$t/a/run" 2>&1)
+	assertNotEquals "reload-keys by uid $NOBODY is refused: $out" 0 $?
+	assertContains "$out" "only root may change the keeper's keys"
+	out=$("${CCM}" reload-keys --state-dir "$t/a/run" 2>&1)
+	assertNotEquals "reload-keys by root on a keeper without a key: $out" 0 $?
+	assertContains "$out" "no psk-file is configured"
 	sleep 0.2
 	assertTrue "the keeper still runs" "kill -0 $pid_a"
 	assertTrue "and so does its client" "kill -0 $fmon_a"

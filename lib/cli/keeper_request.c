@@ -1,0 +1,66 @@
+#include "cli/keeper_request.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client/attach.h"
+#include "client/ccm.h"
+#include "client/ctl.h"
+#include "client/fdmsg.h"
+
+/* Wait for the keeper's one answer.  0 when it says done, else a message
+ * in e and -errno. */
+static int await_done(int sock, int timeout_ms, const char *what, struct errbuf *e)
+{
+	struct pollfd p = { .fd = sock, .events = POLLIN };
+	struct ctl_error err;
+	struct ctl_done d;
+	struct fdmsg m;
+	int r;
+
+	do
+		r = poll(&p, 1, timeout_ms);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return errbuf_set(e, -errno, "waiting for the keeper: %s", strerror(errno));
+	if (r == 0)
+		return errbuf_set(e, -ETIMEDOUT, "no answer from the keeper within %d ms", timeout_ms);
+	r = fdmsg_recv(sock, &m, e);
+	if (r == 0 || r == -ECONNRESET)
+		return errbuf_set(e, -ENOTCONN, "the keeper closed the connection without answering");
+	if (r < 0)
+		return errbuf_prefix(e, r, "the keeper's answer");
+	fdmsg_close(&m);  /* no answer to these requests carries an fd */
+	if (m.type == CTL_ERROR && m.len == sizeof(err)) {
+		memcpy(&err, m.data, sizeof(err));
+		err.msg[sizeof(err.msg) - 1] = '\0';
+		return errbuf_set(e, err.status < 0 ? err.status : -EPROTO, "the keeper refused: %s",
+				  err.msg[0] ? err.msg : ccm_strerror(err.status));
+	}
+	if (m.type != CTL_DONE || m.len != sizeof(d))
+		return errbuf_set(e, -EPROTO, "unexpected answer (type %u, %u bytes)", m.type, m.len);
+	memcpy(&d, m.data, sizeof(d));
+	if (d.status < 0)
+		return errbuf_set(e, d.status, "the keeper could not %s: %s", what,
+				  strerror(-d.status));
+	return 0;
+}
+
+int keeper_request(const char *state_dir, uint16_t type, const void *req, size_t len,
+		   int timeout_ms, const char *what, struct errbuf *e)
+{
+	int sock, r;
+
+	r = client_connect(state_dir, &sock, e);
+	if (r < 0)
+		return r;
+	r = fdmsg_send(sock, type, req, len, -1);
+	if (r < 0)
+		errbuf_set(e, r, "sending the request: %s", strerror(-r));
+	else
+		r = await_done(sock, timeout_ms, what, e);
+	close(sock);
+	return r;
+}
