@@ -112,6 +112,12 @@ done
 
 # The host's timing options, commas for spaces (kernel command line word).
 keeper_args=$(echo "${keeper_args:-}" | tr , ' ')
+# psk=HEX: both keepers hold that pre-shared key (kept off the 9p share).
+if [ -n "${psk:-}" ]; then
+	printf '%s\n' "$psk" >/tmp/key
+	chmod 600 /tmp/key
+	keeper_args="$keeper_args --psk-file /tmp/key"
+fi
 # shellcheck disable=SC2086  # keeper_args: several words
 $CCM connect --node-id $id --transport rdma \
 	--link "$ccm_local_0=$ccm_peer_0,device=$ccm_dev_0" \
@@ -227,6 +233,18 @@ show_logs() {
 }
 
 test_dgram_two_rdma_links_cut_one_mid_stream() {
+	cut_one_mid_stream ""
+}
+
+# The same with a pre-shared key: every message the stream makes is
+# sealed, and link 0's return is a fresh keyed greeting.
+test_dgram_two_rdma_links_cut_one_mid_stream_with_a_key() {
+	cut_one_mid_stream "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+}
+
+# cut_one_mid_stream PSK_HEX (empty: no key)
+cut_one_mid_stream() {
+	local psk=$1
 	lab_ready || return 0
 	[ -x "$STREAM" ] || { fail "no $STREAM (tests/links/stream.c, make build/ccm-stream)"; return; }
 	"$CCM_STATIC" connect --help 2>&1 | grep -q -- '--link ' ||
@@ -235,7 +253,7 @@ test_dgram_two_rdma_links_cut_one_mid_stream() {
 	mkdir -p "$s"
 	write_scenario >"$t/s.sh"
 	vm_start dgram "$s" "$t/s.sh" --links 2 --timeout "$GUEST_TIMEOUT" \
-		--append "stream_secs=$STREAM_SECS keeper_args=$(echo "$KEEPER_ARGS" | tr ' ' ,)" ||
+		--append "stream_secs=$STREAM_SECS keeper_args=$(echo "$KEEPER_ARGS" | tr ' ' ,)${psk:+ psk=$psk}" ||
 		{ fail "vm_start"; return; }
 	if ! { wait_file "$s/a.streaming" 90 && wait_file "$s/b.streaming" 30; }; then
 		vm_kill_all
@@ -263,6 +281,9 @@ test_dgram_two_rdma_links_cut_one_mid_stream() {
 		assertEquals "$r: ccm-stream recv exit status ($(complaints "$s/$r.recv.err"))" 0 "$(res $r recv)"
 		assertEquals "$r: link 0 up before the cut" up "$(json_link "$s/$r.status-both.json" 0 state)"
 		assertEquals "$r: link 1 up before the cut" up "$(json_link "$s/$r.status-both.json" 1 state)"
+		[ -z "$psk" ] || assertNotEquals "$r: the keeper held the key" "" "$(python3 -c \
+			'import json, sys; print(json.load(open(sys.argv[1])).get("key_id", ""))' \
+			"$s/$r.status-both.json" 2>/dev/null)"
 		assertTrue "$r: link 0 down or reconnecting while cut, not '$(json_link "$s/$r.status-down.json" 0 state)'" \
 			"json_link '$s/$r.status-down.json' 0 state | grep -qxE 'down|connecting'"
 		assertEquals "$r: link 0 carries no port while cut" 0 "$(json_link "$s/$r.status-down.json" 0 ports)"
