@@ -9,6 +9,9 @@
  *
  * -K gives both nodes a pre-shared key: the same handshake with the keyed
  * greeting, the proofs and every frame sealed -- what the key costs.
+ * -c CLIENTS -p PORTS gives both nodes that many clients of that many 4K
+ * ports each (default 1 x 1): what the exchange and the ports cost as
+ * they grow.
  *
  * Each run starts node A (127.0.0.2) and node B (127.0.0.3) on a fresh port
  * with fresh state directories, t0 taken just before the first spawn and t1
@@ -857,7 +860,8 @@ static int bl_client(const char *host, const char *port, const char *from)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: handshake [-n RUNS] [-v] [-d] [-k] [-K] [-t tcp|rdma] [-a ADDR -b ADDR]\n"
+	fprintf(f, "Usage: handshake [-n RUNS] [-v] [-d] [-k] [-K] [-c CLIENTS -p PORTS]\n"
+		   "                 [-t tcp|rdma] [-a ADDR -b ADDR]\n"
 		   "                 [-r RPING] CCM_BINARY\n"
 		   "  -n RUNS  timed runs of each pair (default 30)\n"
 		   "  -t       the nodes' transport (default tcp)\n"
@@ -868,7 +872,8 @@ static void usage(FILE *f)
 		   "  -d       run the nodes with -vv (slower; their logs show on failure)\n"
 		   "  -k       keep going when a ccm-early pair fails or hangs: count it,\n"
 		   "           leave it out of the figures, exit 1 at the end\n"
-		   "  -K       both nodes hold a pre-shared key (its cost)\n");
+		   "  -K       both nodes hold a pre-shared key (its cost)\n"
+		   "  -c, -p   CLIENTS clients of PORTS 4K ports each on both nodes (default 1, 1)\n");
 }
 
 static const char *fs_kind(const char *path)
@@ -902,6 +907,7 @@ int main(int argc, char **argv)
 	double *ccm, *base, *ex_ccm, *ex_self, med_ccm, med_base, med_ex_ccm, med_ex_self;
 	int runs = 30, opt, nok = 0, status = 0;
 	bool keyed = false;
+	int nclients = 1, nports = 1;
 	ssize_t n;
 
 	/* The baseline's two sides and the bare exec: this same binary. */
@@ -915,7 +921,7 @@ int main(int argc, char **argv)
 	b.transport = "tcp";
 	b.addr_a = ADDR_A;
 	b.addr_b = ADDR_B;
-	while ((opt = getopt(argc, argv, "n:vdkKht:a:b:r:")) != -1) {
+	while ((opt = getopt(argc, argv, "n:vdkKht:a:b:r:c:p:")) != -1) {
 		switch (opt) {
 		case 't':
 			b.transport = optarg;
@@ -947,6 +953,20 @@ int main(int argc, char **argv)
 			break;
 		case 'K':
 			keyed = true;
+			break;
+		case 'c':
+			nclients = atoi(optarg);
+			if (nclients < 1 || nclients > 1000) {
+				fprintf(stderr, "handshake: -c wants 1..1000\n");
+				return 2;
+			}
+			break;
+		case 'p':
+			nports = atoi(optarg);
+			if (nports < 1 || nports > 1000) {
+				fprintf(stderr, "handshake: -p wants 1..1000\n");
+				return 2;
+			}
 			break;
 		case 'h':
 			usage(stdout);
@@ -1001,8 +1021,17 @@ int main(int argc, char **argv)
 	{
 		char path[PATHLEN];
 
-		pathf(path, "%s/fmon.conf", b.clients);
-		write_file(path, "ports = 1\nport-size = 4K\n");
+		char desc[64];
+
+		/* One client "fmon" by default, as a failover monitor has. */
+		snprintf(desc, sizeof(desc), "ports = %d\nport-size = 4K\n", nports);
+		for (int i = 0; i < nclients; i++) {
+			if (nclients == 1)
+				pathf(path, "%s/fmon.conf", b.clients);
+			else
+				pathf(path, "%s/c%03d.conf", b.clients, i);
+			write_file(path, desc);
+		}
 	}
 
 	ccm = calloc((size_t)runs, sizeof(*ccm));
@@ -1016,6 +1045,9 @@ int main(int argc, char **argv)
 	printf("runs: %d of each pair, interleaved, after one warm-up of each\n", runs);
 	if (keyed)
 		printf("pre-shared key: yes (keyed greeting, every frame sealed)\n");
+	if (nclients > 1 || nports > 1)
+		printf("clients: %d of %d port(s) each, %d ports per node\n", nclients, nports,
+		       nclients * nports);
 	fflush(stdout);
 
 	/* Warm-up: page cache, binaries, first-time kernel paths. */

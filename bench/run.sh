@@ -45,6 +45,9 @@ bench "keeper: messages between clients, detection of a frozen partner" bench/ke
 bench "links: failover time of a cut link, two links against one (tcp, needs root)" bench/failover.sh
 # The rdma figures come from a lab guest (tests/vm), which runs the tree's
 # static ./ccm-early.
+# The most ports a node may have (CCM_PORTS_TOTAL), against the run above.
+# shellcheck disable=SC2086
+bench "handshake over tcp, 32 clients x 8 ports" "$BENCH_DIR/handshake" $BENCH_ARGS -c 32 -p 8 "$CCM"
 # The cost of the pre-shared key: the tcp figures again with one.
 keydir=$(mktemp -d)
 trap 'rm -rf "$keydir"' EXIT
