@@ -35,7 +35,7 @@ CCM_CMDLINE_ERR=$CCM_RUN_DIR/cmdline.err # why they are not valid (rd.ccm.requir
 CCM_LINKS=$CCM_RUN_DIR/cmdline.links     # rd.ccm.link= values, one a line
 CCM_RXE=$CCM_RUN_DIR/cmdline.rxe         # rd.ccm.rxe=: the netdevs to put Soft-RoCE on, one a line
 CCM_DONE=$CCM_RUN_DIR/connect.done       # the connect step has run (initqueue finished hook)
-CCM_QUEUED=$CCM_RUN_DIR/connect.queued   # the connect job is in the initqueue
+CCM_QUEUED=$CCM_RUN_DIR/connect.queued   # the settled hook started the connect
 CCM_DEFAULT_TIMEOUT=60
 CCM_DEFAULT_PORT=7471
 CCM_LINKS_MAX=4 # lib/base/limits.h

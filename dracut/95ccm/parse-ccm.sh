@@ -56,9 +56,8 @@
 # does the connect after dracut-initqueue.service and network-online.target):
 #   initqueue/finished  [ -e /run/ccm/connect.done ]: the initqueue, and so
 #                       the switch to the real root, waits for the connect step
-#   initqueue/settled   ccm-connect settled: each pass, once the listen address
-#                       is configured, queues the one-time job
-#                       `initqueue --onetime --unique --name ccm-early ccm-connect`
+#   initqueue/settled   ccm-connect settled: in the first pass that finds every
+#                       listen address configured, runs the connect step
 #   initqueue/timeout   ccm-connect timeout: the network never came up
 
 command -v getarg > /dev/null || . /lib/dracut-lib.sh

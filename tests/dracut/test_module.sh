@@ -959,28 +959,33 @@ test_connect_required_with_bad_arguments_dies_without_running() {
 	assertEquals "ccm-early not run" "" "$(cat "$t/ccm-args")"
 }
 
-test_settled_queues_once_the_listen_address_is_up() {
+# The settled pass that finds the listen address up connects right there:
+# once, and queueing nothing.
+test_settled_connects_once_the_listen_address_is_up() {
+	fake_ccm 0
 	on_fragment
 	run_connect settled
-	assertEquals "address not there: nothing queued; $(shown)" "" "$(cat "$t/initqueue")"
+	assertEquals "address not there: not run; $(shown)" "" "$(cat "$t/ccm-args")"
 	local_addrs=10.0.0.1/24 tentative=1
 	run_connect settled
-	assertEquals "tentative: nothing queued; $(shown)" "" "$(cat "$t/initqueue")"
+	assertEquals "tentative: not run; $(shown)" "" "$(cat "$t/ccm-args")"
 	tentative=""
 	run_connect settled
-	assertEquals "queued; $(shown)" "--onetime --unique --name ccm-early /sbin/ccm-connect" \
-		"$(cat "$t/initqueue")"
+	assertEquals "run; $(shown)" 1 "$(grep -c '^connect ' "$t/ccm-args")"
+	assertTrue "done: the initqueue may finish" "[ -e '$CCM_ROOT/run/ccm/connect.done' ]"
 	run_connect settled
-	assertEquals "queued once" 1 "$(wc -l < "$t/initqueue")"
+	assertEquals "run once" 1 "$(grep -c '^connect ' "$t/ccm-args")"
+	assertEquals "nothing queued" "" "$(cat "$t/initqueue")"
 	# The address from the fragment, not ccm.conf.
-	rm "$CCM_ROOT/run/ccm/connect.queued" && : > "$t/initqueue"
+	rm -f "$CCM_ROOT/run/ccm/connect.queued" "$CCM_ROOT/run/ccm/connect.done"
+	: > "$t/ccm-args"
 	on_fragment "listen = [fd00::5]:7471
 "
 	run_connect settled
-	assertEquals "fragment's listen not up; $(shown)" "" "$(cat "$t/initqueue")"
+	assertEquals "fragment's listen not up; $(shown)" "" "$(cat "$t/ccm-args")"
 	local_addrs="10.0.0.1/24 fd00::5/64"
 	run_connect settled
-	assertEquals "fragment's listen up; $(shown)" 1 "$(wc -l < "$t/initqueue")"
+	assertEquals "fragment's listen up; $(shown)" 1 "$(grep -c '^connect ' "$t/ccm-args")"
 }
 
 test_timeout_hook() {
@@ -1104,25 +1109,28 @@ test_settled_waits_for_every_link_address() {
 	on_fragment
 	printf '%s\n' "10.0.1.1=10.0.1.2,device=rxe0" "[fd02::1]:7000=[fd02::2]:7000" \
 		> "$CCM_ROOT/run/ccm/cmdline.links"
+	fake_ccm 0
 	local_addrs=10.0.1.1/24
 	run_connect settled
-	assertEquals "one of two: nothing queued; $(shown)" "" "$(cat "$t/initqueue")"
+	assertEquals "one of two: not run; $(shown)" "" "$(cat "$t/ccm-args")"
 	local_addrs="10.0.1.1/24 fd02::1/64"
 	run_connect settled
-	assertEquals "both: queued; $(shown)" "--onetime --unique --name ccm-early /sbin/ccm-connect" \
-		"$(cat "$t/initqueue")"
+	assertEquals "both: run; $(shown)" 1 "$(grep -c '^connect ' "$t/ccm-args")"
 	# ccm.conf's links, when the command line has none.
-	rm -f "$CCM_ROOT/run/ccm/connect.queued" "$CCM_ROOT/run/ccm/cmdline.links" && : > "$t/initqueue"
+	rm -f "$CCM_ROOT/run/ccm/connect.queued" "$CCM_ROOT/run/ccm/connect.done" \
+		"$CCM_ROOT/run/ccm/cmdline.links"
+	: > "$t/ccm-args"
 	printf 'node-id = 1\nlink = 10.0.3.1=10.0.3.2\nlink = "10.0.4.1:7000=10.0.4.2,priority=1"\n' \
 		> "$CCM_ROOT/etc/ccm/ccm.conf"
 	local_addrs="10.0.3.1/24 10.0.1.1/24"
 	run_connect settled
-	assertEquals "ccm.conf's second link not up; $(shown)" "" "$(cat "$t/initqueue")"
+	assertEquals "ccm.conf's second link not up; $(shown)" "" "$(cat "$t/ccm-args")"
 	local_addrs="10.0.3.1/24 10.0.4.1/24"
 	run_connect settled
-	assertEquals "ccm.conf's links up; $(shown)" 1 "$(wc -l < "$t/initqueue")"
+	assertEquals "ccm.conf's links up; $(shown)" 1 "$(grep -c '^connect ' "$t/ccm-args")"
 	# The timeout hook names the address that never came up.
-	rm -f "$CCM_ROOT/run/ccm/connect.queued" && : > "$t/log"
+	rm -f "$CCM_ROOT/run/ccm/connect.queued" "$CCM_ROOT/run/ccm/connect.done"
+	: > "$t/log" && : > "$t/ccm-args"
 	local_addrs=10.0.3.1/24
 	fake_ccm 0
 	run_connect timeout
