@@ -370,8 +370,6 @@ static void greeted(struct tp_tcp *t, struct tcp_conn *c, uint32_t node)
 	tp_evq_push(&t->evq, &ev);
 }
 
-/* A greeting whose key is not ours (or that has none, or brings one we do
- * not have): it hears EACCES, the session hears why, the connection goes. */
 /* Whether fd's other end is the partner's configured address. */
 static bool from_partner_addr(const struct tp_tcp *t, int fd)
 {
@@ -382,6 +380,8 @@ static bool from_partner_addr(const struct tp_tcp *t, int fd)
 	       tp_same_host((struct sockaddr *)&got, &t->cfg.partner);
 }
 
+/* A greeting whose key is not ours (or that has none, or brings one we do
+ * not have): it hears EACCES, the session hears why, the connection goes. */
 static int refuse_key(struct tp_tcp *t, struct tcp_conn *c, uint32_t node, const char *why)
 {
 	static const struct linger graceful = { 0 };
