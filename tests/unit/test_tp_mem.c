@@ -676,13 +676,28 @@ static void ring_of(struct auth_keyring *r, const char *text)
 	memcpy(r->slot[0].bytes, text, r->slot[0].len);
 }
 
+/* Node 3 (slot 3) connects to node 2 at C holding keys (NULL: none), and
+ * the simulation runs on; the record mark before it is returned. */
+static int connect_node3(struct sim *s, const struct auth_keyring *keys)
+{
+	struct node *c;
+	int mark;
+
+	node_destroy(s, 3);
+	s->keys = keys;
+	c = node_new(s, 3, HOST_A, PORT + 1, HOST_C, PORT, 3, true, false);
+	mark = s->nrec;
+	tp_connect(c->tp);
+	run_for(s, 5000);
+	return mark;
+}
+
 /* The greeting's outcome with keys: in only with a key the listener
  * holds; otherwise -EACCES on both ends, and never the current one. */
 static void test_keys(void)
 {
 	struct sim *s = pair(&P_FIXED, false);
 	struct auth_keyring held, k2;
-	struct node *c;
 	const struct rec *r;
 	int mark;
 
@@ -692,38 +707,22 @@ static void test_keys(void)
 	 * the second, then with none. */
 	s->keys = &held;
 	node_new(s, 2, HOST_C, PORT, HOST_A, PORT, 2, true, true);
-	s->keys = &k2;
-	c = node_new(s, 3, HOST_A, PORT + 1, HOST_C, PORT, 3, true, false);
-	mark = s->nrec;
-	tp_connect(c->tp);
-	run_for(s, 5000);
+	mark = connect_node3(s, &k2);
 	r = nth(s, mark, 3, TP_EV_CONNECT_FAILED, 0);
 	CHECK(r && r->status == -EACCES, "another key: connect fails -EACCES (%d)", r ? r->status : 0);
 	r = nth(s, mark, 2, TP_EV_REJECTED, 0);
 	CHECK(r && r->status == -EACCES && r->peer == 3 && strstr(r->detail, "does not prove"),
 	      "the listener hears why: %s", r ? r->detail : "nothing");
 	CHECK(!nth(s, mark, 2, TP_EV_PEER_CONNECTED, 0), "and never takes it for the partner");
-	tp_destroy(c->tp);
-	free(c->mem);
-	s->keys = NULL;
-	c = node_new(s, 3, HOST_A, PORT + 1, HOST_C, PORT, 3, true, false);
-	mark = s->nrec;
-	tp_connect(c->tp);
-	run_for(s, 5000);
+	mark = connect_node3(s, NULL);
 	r = nth(s, mark, 2, TP_EV_REJECTED, 0);
 	CHECK(r && r->status == -EACCES && strstr(r->detail, "no pre-shared key"),
 	      "no key: refused, and said so: %s", r ? r->detail : "nothing");
-	tp_destroy(c->tp);
-	free(c->mem);
 	/* Rotation: the listener's keys change in place; the second key is
 	 * now accepted too, and the same node gets in. */
 	held.slot[1] = k2.slot[0];
 	held.n = 2;
-	s->keys = &k2;
-	c = node_new(s, 3, HOST_A, PORT + 1, HOST_C, PORT, 3, true, false);
-	mark = s->nrec;
-	tp_connect(c->tp);
-	run_for(s, 5000);
+	mark = connect_node3(s, &k2);
 	CHECK(nth(s, mark, 3, TP_EV_CONNECTED, 0) && nth(s, mark, 2, TP_EV_PEER_CONNECTED, 0),
 	      "a key in the listener's second slot: connected");
 	sim_free(s);
