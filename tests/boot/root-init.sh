@@ -15,7 +15,13 @@
 #   boot_hold=SEC     (default 5)
 #   boot_max=SEC      (default 90)
 #   boot_wait=FILE    also hold until the share has FILE (the host's say-so)
-#   boot_sync=0|1     after NAME.final, wait (up to 30 s) for PEER.final, so
+#   boot_settle=SEC   before NAME.final, wait (up to SEC s, default 30) for
+#                     the keeper's handoff to say connected: the final
+#                     report is of the pair at rest, not of a recovery in
+#                     progress (a TCG guest on a busy host can stand still
+#                     for 10 s, and its partner then has to reconnect: see
+#                     tests/vm/test_freeze.sh); FINAL_SETTLE_S says how long
+#   boot_sync=0|1     after NAME.final, wait (up to 60 s) for PEER.final, so
 #                     that both final reports are taken with both guests up
 #                     (default 1; 0 for a guest that is to go away first)
 #   boot_after=SEC    then wait (up to 60 s) for PEER.done, the partner
@@ -60,7 +66,7 @@ mount -t 9p -o trans=virtio,version=9p2000.L out /out || {
 	poweroff -f
 }
 
-name=x peer='' hold=5 max=90 waitfile='' sync=1 after=
+name=x peer='' hold=5 max=90 waitfile='' sync=1 after= settle=30
 # shellcheck disable=SC2013 # words, not lines
 for w in $(cat /proc/cmdline); do
 	case $w in
@@ -71,6 +77,7 @@ for w in $(cat /proc/cmdline); do
 	boot_wait=*) waitfile=${w#*=} ;;
 	boot_sync=*) sync=${w#*=} ;;
 	boot_after=*) after=${w#*=} ;;
+	boot_settle=*) settle=${w#*=} ;;
 	esac
 done
 o=/out/$name
@@ -151,7 +158,13 @@ while :; do
 	sleep 1
 done
 
+waited=0
+while [ $waited -lt "$settle" ] && ! grep -qx "CCM_STATE='connected'" /run/ccm/state 2>/dev/null; do
+	sleep 1
+	waited=$((waited + 1))
+done
 {
+	echo "FINAL_SETTLE_S=$waited"
 	keeper
 	[ -z "$unit" ] || echo "FMON_UNIT=$(systemctl is-active "$unit")"
 	echo "---- state"
@@ -161,7 +174,7 @@ mv "$o.final.tmp" "$o.final"
 fmon_log
 if [ "$sync" = 1 ] && [ -n "$peer" ]; then
 	n=0
-	while [ ! -e "/out/$peer.final" ] && [ $n -lt 30 ]; do sleep 1; n=$((n + 1)); done
+	while [ ! -e "/out/$peer.final" ] && [ $n -lt 60 ]; do sleep 1; n=$((n + 1)); done
 fi
 if [ -n "$after" ] && [ -n "$peer" ]; then
 	n=0

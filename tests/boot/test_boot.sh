@@ -99,7 +99,10 @@ serial() {
 # found may already be a later one: the keeper goes on writing it after
 # switch_root.
 assert_booted_connected() {
-	local n=$1 s=$t/share said=${2:-"dracut: ccm: connected to node"}
+	local n=$1 s=$t/share said=${2:-"dracut: ccm: connected to node"} waited
+	waited=$(boot_val "$s/$n.final" FINAL_SETTLE_S)
+	[ "${waited:-0}" = 0 ] ||
+		echo "# $n: its final report waited ${waited}s for the keeper to be connected again; stalls its keeper saw: $(serial "$n" | grep -o 'not scheduled for [0-9]* ms' | tr '\n' ';' | grep . || echo none)" >&2
 	assertContains "$n: connected in the initramfs (see $s/$n.serial)" "$(serial "$n")" "$said"
 	assertEquals "$n: transport" rdma "$(boot_val "$s/$n.boot" CCM_TRANSPORT)"
 	assertEquals "$n: connected at the end (see $s/$n.final)" connected "$(kept "$n" STATE)"

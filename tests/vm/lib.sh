@@ -12,6 +12,7 @@
 #                                 (guest b, if delayed, is started by vm_wait
 #                                 or vm_start_b); then vm_monitor, vm_wait
 #   vm_monitor ROLE 'CMD'         a qemu monitor command (e.g. set_link n0 off)
+#   vm_freeze ROLE stop|cont      freeze a guest (SIGSTOP of its qemu), thaw it
 #   vm_set_link ROLE LINK on|off  dgram: connect or cut link LINK at ROLE's
 #                                 end (its netdev nLINK; the NIC is nicLINK)
 #   vm_wait                       wait for every guest, kill what is left,
@@ -193,6 +194,24 @@ vm_set_link() {
 	local out
 	out=$(vm_monitor "$1" "set_link n$2 $3") || return 1
 	[ -z "$out" ] || { vm_log "set_link n$2 $3 on $1: $out"; return 1; }
+}
+
+# vm_freeze ROLE stop|cont: stop ROLE's qemu process (SIGSTOP), or let it
+# go on (SIGCONT). The whole guest, kernel and Soft-RoCE included, stands
+# still while its clock runs on: a VM its hypervisor does not schedule, or
+# a host that starves it. (The monitor's `stop` stops the guest's clock
+# too, so the guest would not know it had been away.)
+vm_freeze() {
+	local p
+	# The pid kept is timeout(1)'s (setpriv execs it); qemu is its child.
+	p=$(pgrep -P "$(_vm_pid "$1")" | head -1)
+	[ -n "$p" ] && grep -q qemu "/proc/$p/comm" 2>/dev/null ||
+		{ vm_log "vm_freeze: no qemu process for guest $1"; return 1; }
+	case $2 in
+	stop) kill -STOP "$p" ;;
+	cont) kill -CONT "$p" ;;
+	*) vm_log "vm_freeze: stop or cont, not $2"; return 2 ;;
+	esac
 }
 
 # _vm_pid ROLE: the pid of ROLE's guest.
