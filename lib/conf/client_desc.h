@@ -1,5 +1,5 @@
-/* clients: the local clients' descriptors, and matching them against the
- * partner's.
+/* clients: the local clients' descriptors (matching them against the
+ * partner's is the exchange's: proto/client_match.h).
  *
  * A clients directory (default /etc/ccm/clients.d) holds one file per local
  * client, NAME.conf, where NAME is the client's name ([a-z][a-z0-9_]{0,30}).
@@ -27,6 +27,7 @@
 
 #include "base/errbuf.h"
 #include "base/limits.h"
+#include "proto/client_match.h"
 #include "proto/wire.h"
 
 #define CLIENTS_FILE_MAX (CCM_NAME_MAX + 16) /* a recorded bad file name */
@@ -66,39 +67,7 @@ int clients_load_dir(const char *dir, struct client_set *out, struct errbuf *e);
 int clients_parse(const char *fname, const char *text, size_t len,
 		  struct client_desc *out, struct errbuf *e);
 
-/* --- matching against the partner's descriptors (pure) ----------------- */
-
-enum client_match_status {
-	MATCH_OK = 0,           /* both sides, same ports and size */
-	MATCH_LOCAL_ONLY,       /* only here: no ports until the partner has it */
-	MATCH_REMOTE_ONLY,      /* only on the partner */
-	MATCH_SIZE_MISMATCH,    /* both sides, different ports or size */
-};
-#define CLIENT_MATCH_NSTATUS 4
-
-struct client_match {
-	char name[CCM_NAME_MAX + 1];
-	enum client_match_status status;
-	uint16_t nports;              /* local; 0 if remote-only */
-	uint32_t port_size;
-	uint16_t remote_nports;       /* remote; 0 if local-only */
-	uint32_t remote_port_size;
-};
-
-/* Join local and remote by name into out[0..max), sorted by name, each name
- * once (a name the partner repeats counts once, its first entry).  Returns
- * the count, or -ENOSPC if max is too small (2 * CCM_CLIENTS_MAX always
- * suffices). */
-int clients_match(const struct client_set *local,
-		  const struct wire_clients *remote, struct client_match *out,
-		  int max);
-
+/* Our clients as the exchange sends them (CLIENTS). */
 void clients_to_wire(const struct client_set *s, struct wire_clients *w);
-
-/* "ok", "local-only", "remote-only", "size-mismatch"; "?" if out of range. */
-const char *client_match_name(enum client_match_status s);
-
-/* The reverse: 0 and *s, or -EINVAL. */
-int client_match_parse(const char *name, enum client_match_status *s);
 
 #endif

@@ -59,16 +59,6 @@ void serve_handed_off(struct session *s, bool connected)
 
 /* --- the links --------------------------------------------------------------- */
 
-int serve_link_ports(const struct session *s, int link)
-{
-	int n = 0;
-
-	for (int c = 0; c < s->ports->nclients; c++)
-		for (int i = 0; i < s->ports->c[c].nports; i++)
-			n += s->ports->c[c].port[i].link == link;
-	return n;
-}
-
 /* The link that carries port p now; it is given one when it has none, or
  * when its link stopped carrying. */
 static int port_link(struct session *s, struct port *p)
@@ -83,7 +73,7 @@ static int port_link(struct session *s, struct port *p)
 		/* Only where the partner's window is known. */
 		if (!(p->have_remote & (1u << i)))
 			h[i].state = LINK_DOWN;
-		counts[i] = serve_link_ports(s, i);
+		counts[i] = sess_link_ports(s, i);
 	}
 	p->link = links_pick(h, counts, s->nlinks, s->cfg->link_policy);
 	return p->link;
@@ -965,7 +955,7 @@ static void take_acks(struct session *s, const uint8_t *buf, uint32_t len)
 	reliable_acked(&s->rel);
 }
 
-void serve_heartbeat_done(struct session *s, int li, int status)
+bool serve_heartbeat_done(struct session *s, int li, int status, char *lost_why, size_t len)
 {
 	struct peer_link *l = &s->links[li];
 	const uint8_t *buf = s->scratch + SCRATCH_HEARTBEAT + (size_t)li * LINK_HB_MAX;
@@ -977,48 +967,46 @@ void serve_heartbeat_done(struct session *s, int li, int status)
 	timer_set(&s->timers, T_LINK_HB + li, now + s->cfg->link_heartbeat_ms);
 	timer_stop(&s->timers, T_LINK_LATE + li);
 	if (!sess_connected(s))
-		return;
+		return false;
 	if (status < 0) {
 		serve_link_failed(s, li, "its heartbeat READ failed");
-		return;
+		return false;
 	}
 	if (status_decode_own(buf, STATUS_OWN_SIZE, &o, NULL) < 0)
-		return;  /* caught mid-update: the next look will do */
+		return false;  /* caught mid-update: the next look will do */
 	if (o.epoch != s->hs.peer_epoch || o.node_id != s->ex->peer.node_id) {
 		char why[128];
 
 		snprintf(why, sizeof(why), "it reaches node %u epoch %llu, not the partner",
 			 o.node_id, (unsigned long long)o.epoch);
-		if ((l->h.state == LINK_UP || sess_unreachable(s)) && o.node_id == s->ex->peer.node_id)
-			sess_lose_partner(s, "its status block shows another epoch");
-		else
-			serve_link_failed(s, li, why);
-		return;
+		if ((l->h.state == LINK_UP || sess_unreachable(s)) && o.node_id == s->ex->peer.node_id) {
+			snprintf(lost_why, len, "its status block shows another epoch");
+			return true;
+		}
+		serve_link_failed(s, li, why);
+		return false;
 	}
 	/* A partner whose handshake left the session (it lost us, while we
 	 * did not lose it) must be met again: otherwise we would wait on,
 	 * connected to a partner that is not. */
 	if (o.state != HS_CONNECTED) {
-		char why[96];
-
 		if (l->h.state != LINK_UP && !sess_unreachable(s))
-			return;  /* not proven yet: it can wait */
-		snprintf(why, sizeof(why), "its handshake is in %s, not connected",
+			return false;  /* not proven yet: it can wait */
+		snprintf(lost_why, len, "its handshake is in %s, not connected",
 			 hs_state_name(o.state));
-		sess_lose_partner(s, why);
-		return;
+		return true;
 	}
 	if (sess_unreachable(s)) {
 		/* Resume only with a partner whose heartbeat moved: one that
 		 * hangs still answers READs over RDMA. */
 		if (o.heartbeat == s->hb_at_loss || !(s->peer_keys & (1u << li)))
-			return;
+			return false;
 		s->hb_last = o.heartbeat;
 		take_acks(s, buf, hb_read_len(s));
 		l->h.state = LINK_UP;  /* the first back carries at once */
 		resume(s, li);
 		link_now_up(s, li);
-		return;
+		return false;
 	}
 	if (o.heartbeat != s->hb_last) {
 		s->hb_last = o.heartbeat;
@@ -1035,6 +1023,7 @@ void serve_heartbeat_done(struct session *s, int li, int status)
 		}
 		links_changed(s);
 	}
+	return false;
 }
 
 static void post_link_heartbeat(struct session *s, int li, uint64_t now)

@@ -23,123 +23,7 @@
 #include "proto/wire.h"
 #include "daemon/session_int.h"
 
-/* --- the handoff ------------------------------------------------------------- */
-
-void sess_fill_handoff(const struct session *s, struct handoff *h, enum handoff_state state,
-		       const char *error)
-{
-	char addr[96];
-
-	memset(h, 0, sizeof(*h));
-	h->state = state;
-	h->node = s->cfg->node_id;
-	h->epoch = s->epoch;
-	h->pid = (uint32_t)getpid();
-	h->updated = s->wall;
-	snprintf(h->transport, sizeof(h->transport), "%s", s->cfg->transport);
-	snprintf(h->cluster, sizeof(h->cluster), "%s", s->cfg->cluster);
-	if (s->keys.n)
-		auth_key_id(&s->keys.slot[0], h->key_id);
-	if (s->keys.n > 1)
-		auth_key_id(&s->keys.slot[1], h->key_accept_id);
-	snprintf(h->partner_addr, sizeof(h->partner_addr), "%s",
-		 tp_format_addr(&s->link_cfg[0].partner, addr, sizeof(addr)));
-	snprintf(h->listen_addr, sizeof(h->listen_addr), "%s",
-		 tp_format_addr(&s->link_cfg[0].local, addr, sizeof(addr)));
-	snprintf(h->hs_state, sizeof(h->hs_state), "%s", hs_state_name(s->hs.state));
-	snprintf(h->error, sizeof(h->error), "%s", error ? error : "");
-	if (sess_ex_started(s) && s->ex->version) {
-		h->partner_node = s->ex->peer.node_id;
-		h->partner_epoch = s->ex->peer.epoch;
-		h->version = s->ex->version;
-	}
-	/* Clients are listed once matched: before that, whether the partner
-	 * has them is unknown. */
-	handoff_set_clients(h, s->ex->match, sess_ex_started(s) ? s->ex->nmatch : 0, s->clients);
-	snprintf(h->link_policy, sizeof(h->link_policy), "%s",
-		 config_policy_name(s->cfg->link_policy));
-	h->nlinks = s->nlinks;
-	for (int i = 0; i < s->nlinks; i++) {
-		struct handoff_link *hl = &h->links[i];
-		const struct link_health *lh = &s->links[i].h;
-
-		hl->state = lh->state;
-		tp_format_addr(&s->link_cfg[i].local, hl->local, sizeof(hl->local));
-		tp_format_addr(&s->link_cfg[i].partner, hl->partner, sizeof(hl->partner));
-		snprintf(hl->device, sizeof(hl->device), "%s", s->link_cfg[i].device);
-		hl->priority = s->link_cfg[i].priority;
-		hl->ports = (uint32_t)serve_link_ports(s, i);
-		hl->ops = lh->ops;
-		hl->bytes = lh->bytes;
-		hl->msgs = lh->msgs;
-		hl->downs = lh->downs;
-		hl->reissued = lh->reissued;
-	}
-}
-
-static int write_handoff(struct session *s, enum handoff_state state, const char *error,
-			 bool durable)
-{
-	struct handoff *h = malloc(sizeof(*h));
-	struct errbuf e;
-	int r;
-
-	if (!h) {
-		log_at(s->log, LOG_ERR, "handoff: out of memory");
-		return -ENOMEM;
-	}
-	s->handoff_state = state;
-	snprintf(s->handoff_error, sizeof(s->handoff_error), "%s", error ? error : "");
-	sess_fill_handoff(s, h, state, error);
-	r = durable ? handoff_write_at(s->state_dirfd, s->state_dir, h, &e)
-		    : handoff_refresh_at(s->state_dirfd, s->state_dir, h, &e);
-	/* Every write is the whole state, so the first one that succeeds
-	 * after failures makes the file true again; until then the file
-	 * still holds the last state written (write_atomic never replaces it
-	 * with a partial one), and `status` asks the keeper instead. */
-	if (r < 0) {
-		log_at(s->log, LOG_ERR, "cannot write the handoff (%s): %s",
-		       handoff_state_name(state), e.msg);
-		s->handoff_unwritten = true;
-		timer_set(&s->timers, T_HANDOFF, s->now + HANDOFF_RETRY_MS);
-	} else {
-		if (s->handoff_unwritten)
-			log_at(s->log, LOG_NOTE, "handoff written again: %s",
-			       handoff_state_name(state));
-		else
-			log_at(s->log, LOG_DEBUG, "handoff written: %s", handoff_state_name(state));
-		s->handoff_unwritten = false;
-		timer_stop(&s->timers, T_HANDOFF);
-	}
-	free(h);
-	return r;
-}
-
-int sess_write_handoff(struct session *s, enum handoff_state state, const char *error)
-{
-	return write_handoff(s, state, error, true);
-}
-
-int sess_refresh_handoff(struct session *s)
-{
-	return write_handoff(s, s->handoff_state, s->handoff_error[0] ? s->handoff_error : NULL,
-			     false);
-}
-
 /* --- the status block ---------------------------------------------------------- */
-
-static void publish_own(struct session *s)
-{
-	struct status_own o = {
-		.state = (uint8_t)s->hs.state,
-		.stage = s->stage,
-		.node_id = s->cfg->node_id,
-		.epoch = s->epoch,
-		.heartbeat = s->heartbeat,
-	};
-
-	status_encode_own(&o, s->win + STATUS_OWN_OFFSET);
-}
 
 /* Compose a mailbox for the partner in one of our scratch slots. */
 static void compose_mbox(struct session *s, uint8_t *slot, uint8_t state)
@@ -198,23 +82,6 @@ static void fail_hs_op(struct session *s)
 	ev.type = s->op.kind == HS_ACT_READ ? HS_EV_READ_FAIL : HS_EV_WRITE_FAIL;
 	op_slot_free(s);
 	hs_feed(s, &ev);
-}
-
-void sess_link_connect(struct session *s, int i)
-{
-	struct peer_link *l = &s->links[i];
-	int r;
-
-	if (l->tp_up || l->connecting)
-		return;
-	r = tp_connect(l->tp);
-	if (r < 0 && r != -EALREADY) {
-		log_at(s->log, LOG_DEBUG, "link %d: connect: %s", i, strerror(-r));
-		return;
-	}
-	l->connecting = true;
-	link_connecting(&l->h);
-	timer_set(&s->timers, T_LINK_CONNECT + i, s->now + CONNECT_TIMEOUT_MS);
 }
 
 /* The handshake needs a link: one already up, or try them all and the
@@ -279,7 +146,7 @@ static void apply(struct session *s, enum hs_state was, const struct hs_event *e
 	if (a->flags & HS_ACT_PUBLISH) {
 		if ((int)s->hs.state == s->crash_at)
 			raise(SIGKILL);
-		publish_own(s);
+		sess_publish_own(s);
 		log_at(s->log, LOG_STEP, "handshake %s -> %s (%s)", hs_state_name(was),
 		       hs_state_name(s->hs.state), hs_event_name(ev->type));
 	}
@@ -325,6 +192,16 @@ static void hs_feed(struct session *s, const struct hs_event *ev)
 	apply(s, was, ev, &a);
 }
 
+/* The partner is lost (it rebooted, or its handshake left the session):
+ * the machine decides what follows. */
+static void lose_partner(struct session *s, const char *why)
+{
+	struct hs_event ev = { .type = HS_EV_PEER_LOST };
+
+	log_at(s->log, LOG_ERR, "partner lost: %s", why);
+	hs_feed(s, &ev);
+}
+
 /* Level-triggered: hand the machine the mailbox whenever its contents
  * differ from what it was last given. */
 static void sync_mailbox(struct session *s)
@@ -355,15 +232,6 @@ static void sync_mailbox(struct session *s)
 }
 
 /* --- messages ------------------------------------------------------------------ */
-
-
-/* Encode a message of ours into s->msgbuf, stamped with both rounds. */
-int sess_encode(struct session *s, struct wire_msg *m)
-{
-	m->round = s->round;
-	m->peer_round = s->peer_round;
-	return wire_encode(m, s->msgbuf, CCM_MSG_MAX);
-}
 
 static void send_outbox(struct session *s)
 {
@@ -450,17 +318,6 @@ static void check_ready(struct session *s)
 		serve_connected(s);
 }
 
-/* The names of the clients both sides have, NULL-terminated. */
-void sess_shared_names(const struct session *s, const char *names[2 * CCM_CLIENTS_MAX + 1])
-{
-	int n = 0;
-
-	for (int i = 0; i < s->ex->nmatch; i++)
-		if (s->ex->match[i].status == MATCH_OK)
-			names[n++] = s->ex->match[i].name;
-	names[n] = NULL;
-}
-
 /* Every local client has its ports from the start (a failover monitor must
  * run with no partner at all); the exchange decides which the partner may
  * use, and those are described to it. */
@@ -515,7 +372,7 @@ static void after_exchange_step(struct session *s)
 			s->stage = STAGE_READY;
 			if (s->crash_at == HS_NSTATES)
 				raise(SIGKILL);
-			publish_own(s);
+			sess_publish_own(s);
 			log_at(s->log, LOG_STEP, "ports created; telling the partner we are ready");
 			post_ready(s);
 		}
@@ -552,12 +409,22 @@ static void after_exchange_step(struct session *s)
 		} else {
 			snprintf(s->last_error, sizeof(s->last_error), "%.*s",
 				 (int)sizeof(s->last_error) - 1, s->ex->why);
-			sess_lose_partner(s, s->ex->why);
+			lose_partner(s, s->ex->why);
 		}
 	}
 }
 
 static void queue_message(struct session *s, int link, const uint8_t *buf, uint32_t len);
+
+/* The exchange machine, begun afresh with our clients in their wire form. */
+static void begin_exchange(struct session *s, const struct ex_self *self,
+			   const uint8_t nonce[CCM_NONCE_LEN])
+{
+	struct wire_clients ours;
+
+	clients_to_wire(s->clients, &ours);
+	ex_start(s->ex, self, &ours, nonce);
+}
 
 /* The partner began a new exchange while ours with its previous one was
  * still going: start ours over for it, in the same round of ours (and
@@ -575,9 +442,9 @@ static void adopt_partner_round(struct session *s, uint32_t round)
 	s->peer_keys = 0;
 	if (s->stage == STAGE_READY) {
 		s->stage = STAGE_EXCHANGE;
-		publish_own(s);
+		sess_publish_own(s);
 	}
-	ex_start(s->ex, &self, s->clients, nonce);
+	begin_exchange(s, &self, nonce);
 	s->ex->noutbox = 0;  /* said again once its HELLO is taken */
 	s->peer_round = 0;
 }
@@ -750,11 +617,11 @@ static void start_exchange(struct session *s)
 			return;
 		}
 	s->peer_round = 0;
-	ex_start(s->ex, &self, s->clients, nonce);
+	begin_exchange(s, &self, nonce);
 	sess_peer_enter(s, PEER_EXCHANGING);
 	timer_set(&s->timers, T_EXCHANGE, s->now + EXCHANGE_TIMEOUT_MS);
 	s->stage = STAGE_EXCHANGE;
-	publish_own(s);
+	sess_publish_own(s);
 	log_at(s->log, LOG_STEP, "handshake complete with epoch %llu; exchanging descriptors",
 	       (unsigned long long)s->hs.peer_epoch);
 	send_outbox(s);
@@ -777,7 +644,7 @@ static void reset_exchange(struct session *s, const char *why)
 	sess_peer_enter(s, PEER_HANDSHAKING);
 	s->ready_posted = s->ports_checked = false;
 	s->stage = STAGE_HANDSHAKE;
-	publish_own(s);
+	sess_publish_own(s);
 	drop_queue(s, -1);
 	/* Fresh connections for the next round: the partner may be a new
 	 * incarnation behind the same addresses.  What we kept for it goes. */
@@ -830,7 +697,10 @@ static void on_op_done(struct session *s, int link, const struct tp_event *tev)
 		return;
 	}
 	if (purpose == OP_HEARTBEAT) {
-		serve_heartbeat_done(s, link, tev->status);
+		char lost_why[96];
+
+		if (serve_heartbeat_done(s, link, tev->status, lost_why, sizeof(lost_why)))
+			lose_partner(s, lost_why);
 		return;
 	}
 	if (purpose == OP_CLIENT) {
@@ -1119,7 +989,7 @@ static void on_timer(struct session *s, int id)
 		break;
 	case T_BEAT:
 		s->heartbeat++;
-		publish_own(s);
+		sess_publish_own(s);
 		timer_set(&s->timers, T_BEAT, s->now + s->cfg->heartbeat_ms);
 		break;
 	case T_GIVE_UP:
@@ -1153,147 +1023,7 @@ static void check_timers(struct session *s, uint64_t now)
 		arm_mailbox_look(s);
 }
 
-/* A link failed: DOWN, and (connected) connect again in a while. */
-void sess_link_down(struct session *s, int li)
-{
-	link_failed(&s->links[li].h, s->now, LINK_RETRY_MS);
-	timer_set(&s->timers, T_LINK_RETRY + li, s->links[li].h.retry_at);
-}
-
 /* --- set-up, the loop, tear-down ----------------------------------------------- */
-
-void sess_finish(struct session *s, int code, const char *error)
-{
-	if (sess_finished(s))
-		return;
-	sess_daemon_enter(s, DAEMON_FINISHED);
-	s->exit_code = code;
-	if (code == CCM_EXIT_OK)
-		return;
-	/* Said where whoever ran us looks first, not only in the handoff. */
-	if (error && *error)
-		log_at(s->log, LOG_ERR, "giving up: %s", error);
-	sess_write_handoff(s, HANDOFF_ERROR, error);
-}
-
-void sess_terminate(struct session *s)
-{
-	struct wire_msg bye = { .type = WIRE_BYE };
-	int n;
-
-	log_at(s->log, LOG_NOTE, "terminating");
-	s->stage = STAGE_TERMINATING;
-	publish_own(s);
-	if (s->hs_link >= 0 && sess_ex_started(s)) {
-		n = sess_encode(s, &bye);
-		if (n > 0)
-			sess_send_on(s, s->hs_link, s->msgbuf, (uint32_t)n);
-	}
-	sess_write_handoff(s, HANDOFF_TERMINATED, NULL);
-	sess_daemon_enter(s, DAEMON_FINISHED);
-	s->exit_code = s->restart ? CCM_SESSION_RESTART : CCM_EXIT_OK;
-}
-
-void sess_lose_partner(struct session *s, const char *why)
-{
-	struct hs_event ev = { .type = HS_EV_PEER_LOST };
-
-	log_at(s->log, LOG_ERR, "partner lost: %s", why);
-	hs_feed(s, &ev);
-}
-
-int sess_send_on(struct session *s, int link, const uint8_t *frame, uint32_t len)
-{
-	if (link < 0 || link >= s->nlinks || !s->links[link].tp_up)
-		return -ENOTCONN;
-	return tp_send(s->links[link].tp, frame, len);
-}
-
-/* A message of the session's own (not a client's): over the link the
- * handshake ran on. */
-int sess_send_wire(struct session *s, struct wire_msg *m)
-{
-	int n = sess_encode(s, m);
-
-	return n < 0 ? n : sess_send_on(s, s->hs_link, s->msgbuf, (uint32_t)n);
-}
-
-/* --- the phases ------------------------------------------------------------------ */
-
-const char *peer_phase_name(enum peer_phase p)
-{
-	static const char *const names[] = { "handshaking", "exchanging", "connected",
-					     "unreachable" };
-
-	return (unsigned)p < sizeof(names) / sizeof(names[0]) ? names[p] : "?";
-}
-
-static const char *daemon_phase_name(enum daemon_phase p)
-{
-	static const char *const names[] = { "starting", "serving", "stopping", "finished" };
-
-	return (unsigned)p < sizeof(names) / sizeof(names[0]) ? names[p] : "?";
-}
-
-#define TO(p) (1u << (p))
-
-/* The moves each phase allows (session_int.h draws them). */
-static const unsigned peer_moves[] = {
-	[PEER_HANDSHAKING] = TO(PEER_EXCHANGING),
-	[PEER_EXCHANGING] = TO(PEER_CONNECTED) | TO(PEER_HANDSHAKING),
-	[PEER_CONNECTED] = TO(PEER_UNREACHABLE) | TO(PEER_HANDSHAKING),
-	[PEER_UNREACHABLE] = TO(PEER_CONNECTED) | TO(PEER_HANDSHAKING),
-};
-
-static const unsigned daemon_moves[] = {
-	[DAEMON_STARTING] = TO(DAEMON_SERVING) | TO(DAEMON_STOPPING) | TO(DAEMON_FINISHED),
-	[DAEMON_SERVING] = TO(DAEMON_STOPPING) | TO(DAEMON_FINISHED),
-	[DAEMON_STOPPING] = TO(DAEMON_FINISHED),
-	[DAEMON_FINISHED] = 0,
-};
-
-/* A move the tables do not allow is a bug here, not the partner's doing:
- * say so loudly (the simulator fails on it), and make it anyway, so the
- * keeper goes on as the code asked. */
-void sess_peer_enter(struct session *s, enum peer_phase to)
-{
-	if (!(peer_moves[s->peer] & TO(to)))
-		log_at(s->log, LOG_ERR, "internal error: session %s -> %s is not a move",
-		       peer_phase_name(s->peer), peer_phase_name(to));
-	log_at(s->log, LOG_DEBUG, "session %s -> %s", peer_phase_name(s->peer),
-	       peer_phase_name(to));
-	s->peer = to;
-}
-
-void sess_daemon_enter(struct session *s, enum daemon_phase to)
-{
-	if (!(daemon_moves[s->daemon] & TO(to)))
-		log_at(s->log, LOG_ERR, "internal error: keeper %s -> %s is not a move",
-		       daemon_phase_name(s->daemon), daemon_phase_name(to));
-	log_at(s->log, LOG_DEBUG, "keeper %s -> %s", daemon_phase_name(s->daemon),
-	       daemon_phase_name(to));
-	s->daemon = to;
-}
-
-#undef TO
-
-/* Random bytes: the kernel's, or the simulator's seeded ones. */
-int sess_random(struct session *s, void *buf, size_t len)
-{
-	if (s->opts->random) {
-		s->opts->random(s->opts->random_ctx, buf, len);
-		return 0;
-	}
-	for (size_t got = 0; got < len;) {
-		ssize_t n = getrandom((uint8_t *)buf + got, len - got, 0);
-
-		if (n < 0 && errno != EINTR)
-			return -errno;
-		if (n > 0)
-			got += (size_t)n;
-	}
-	return 0;
-}
 
 static int new_epoch(struct session *s, uint64_t *epoch)
 {
@@ -1362,62 +1092,6 @@ static int crash_point(void)
 	return -1;
 }
 
-/* psk-file into the first slot; psk-accept-file, if the file exists, into
- * the second. */
-static int load_keys(const struct ccm_config *cfg, struct auth_keyring *r, struct errbuf *e)
-{
-	int rc;
-
-	memset(r, 0, sizeof(*r));
-	if (!cfg->psk_file[0])
-		return 0;
-	rc = auth_load_key(cfg->psk_file, &r->slot[0], e);
-	if (rc < 0)
-		return rc;
-	r->n = 1;
-	if (!cfg->psk_accept_file[0])
-		return 0;
-	rc = auth_load_key(cfg->psk_accept_file, &r->slot[1], e);
-	if (rc == -ENOENT)
-		return 0;
-	if (rc < 0) {
-		auth_wipe_key(&r->slot[0]);
-		r->n = 0;
-		return rc;
-	}
-	r->n = 2;
-	return 0;
-}
-
-int session_reload_keys(struct session *s, struct errbuf *e)
-{
-	struct auth_keyring r;
-	char id0[AUTH_KEY_ID_LEN + 1], id1[AUTH_KEY_ID_LEN + 1] = "";
-	int rc;
-
-	if (!s->cfg->psk_file[0]) {
-		log_at(s->log, LOG_NOTE, "no psk-file is configured: no key to read again");
-		return errbuf_set(e, -ENOKEY, "no psk-file is configured: no key to read again");
-	}
-	rc = load_keys(s->cfg, &r, e);
-	if (rc < 0) {
-		log_at(s->log, LOG_ERR, "keys not read again; the ones in use stay: %s", e->msg);
-		return rc;
-	}
-	/* In place: every link's transport reads them at its next greeting;
-	 * connections already up keep their own keys. */
-	s->keys = r;
-	for (int i = 0; i < AUTH_SLOTS; i++)
-		auth_wipe_key(&r.slot[i]);
-	auth_key_id(&s->keys.slot[0], id0);
-	if (s->keys.n > 1)
-		auth_key_id(&s->keys.slot[1], id1);
-	log_at(s->log, LOG_NOTE, "keys read again: proving with id %s%s%s", id0,
-	       id1[0] ? ", also accepting id " : "", id1);
-	sess_refresh_handoff(s);
-	return 0;
-}
-
 static int session_setup(struct session *s, struct errbuf *e)
 {
 	const struct tp_ops *ops = tp_lookup(s->cfg->transport);
@@ -1450,7 +1124,7 @@ static int session_setup(struct session *s, struct errbuf *e)
 	for (int i = 0; i < s->clients->nbad; i++)
 		log_at(s->log, LOG_ERR, "client descriptor %s left out: %s", s->clients->bad[i].file,
 		       s->clients->bad[i].why);
-	r = load_keys(s->cfg, &s->keys, e);
+	r = sess_load_keys(s->cfg, &s->keys, e);
 	if (r < 0)
 		return r;
 	if (!ops)
@@ -1497,7 +1171,7 @@ static int session_setup(struct session *s, struct errbuf *e)
 	hs_init(&s->hs, s->epoch, &hs_default_timing);
 	/* Publish before listening: a partner that can connect must find a
 	 * valid block. */
-	publish_own(s);
+	sess_publish_own(s);
 	for (int i = 0; i < s->nlinks && r == 0; i++) {
 		r = s->links[i].tp ? tp_listen(s->links[i].tp, e) : -EINVAL;
 		if (r < 0 && s->nlinks > 1)

@@ -226,6 +226,7 @@ struct session {
 };
 
 
+/* session_base.c: what session.c and serve.c both use; it calls neither. */
 int sess_random(struct session *s, void *buf, size_t len);
 void sess_peer_enter(struct session *s, enum peer_phase to);
 void sess_daemon_enter(struct session *s, enum daemon_phase to);
@@ -264,7 +265,6 @@ void sess_fill_handoff(const struct session *s, struct handoff *h, enum handoff_
 		       const char *error);
 void sess_finish(struct session *s, int code, const char *error);
 void sess_terminate(struct session *s);
-void sess_lose_partner(struct session *s, const char *why);
 int sess_send_wire(struct session *s, struct wire_msg *m);
 /* Encode m into s->msgbuf, stamped with our round and the partner's. */
 int sess_encode(struct session *s, struct wire_msg *m);
@@ -272,8 +272,16 @@ int sess_encode(struct session *s, struct wire_msg *m);
 void sess_shared_names(const struct session *s, const char *names[2 * CCM_CLIENTS_MAX + 1]);
 int sess_send_on(struct session *s, int link, const uint8_t *frame, uint32_t len);
 void sess_link_connect(struct session *s, int link);
+/* A link failed: DOWN, and connect again in a while. */
+void sess_link_down(struct session *s, int link);
+/* How many ports link carries now. */
+int sess_link_ports(const struct session *s, int link);
+/* The configured keys, read and checked. */
+int sess_load_keys(const struct ccm_config *cfg, struct auth_keyring *r, struct errbuf *e);
+/* Our status block's own part, as the session stands. */
+void sess_publish_own(struct session *s);
 
-/* serve.c: the keeper's side. */
+/* serve.c: the keeper's side.  It calls session_base.c only. */
 int serve_open(struct session *s, struct errbuf *e);
 void serve_close(struct session *s);
 void serve_handed_off(struct session *s, bool connected);
@@ -288,21 +296,20 @@ void serve_send_queued(struct session *s);
  * is not counted against them; their clocks start again now. */
 void serve_paused(struct session *s, uint64_t gap_ms);
 void serve_op_done(struct session *s, int link, uint32_t slot, int status);
-void serve_heartbeat_done(struct session *s, int link, int status);
+/* A link's heartbeat READ completed.  True when what it read says the
+ * partner is lost (rebooted, or its handshake left the session): lost_why
+ * says why, and the caller, which drives the handshake, acts on it. */
+bool serve_heartbeat_done(struct session *s, int link, int status, char *lost_why, size_t len);
 void serve_partner_msg(struct session *s, const struct wire_msg *m, const uint8_t *frame,
 		       uint32_t len);
 void serve_link_join(struct session *s, int link, const struct wire_msg *m, const uint8_t *frame,
 		     uint32_t len);
 void serve_link_connected(struct session *s, int link);
 void serve_link_failed(struct session *s, int link, const char *why);
-/* How many ports link carries now. */
-int serve_link_ports(const struct session *s, int link);
 /* A deadline of the keeper's (T_PARTNER_HB and on) is due. */
 void serve_on_timer(struct session *s, int id);
 /* An operation on link completed: it is alive. */
 void serve_link_progress(struct session *s, int link);
-/* A link failed: DOWN, and connect again in a while. */
-void sess_link_down(struct session *s, int link);
 void serve_stop(struct session *s, uint64_t conn, bool restart, uint32_t grace_ms);
 
 #endif

@@ -56,14 +56,13 @@ static void say_hello(struct exchange *ex)
 	}
 }
 
-void ex_start(struct exchange *ex, const struct ex_self *self, const struct client_set *local,
+void ex_start(struct exchange *ex, const struct ex_self *self, const struct wire_clients *local,
 	      const uint8_t nonce[CCM_NONCE_LEN])
 {
 	memset(ex, 0, sizeof(*ex));
 	ex->self = *self;
 	memcpy(ex->nonce, nonce, CCM_NONCE_LEN);
-	ex->local_set = local;
-	clients_to_wire(local, &ex->local);
+	ex->local = *local;
 	ex->phase = EX_HELLO_SENT;
 	say_hello(ex);
 }
@@ -176,7 +175,7 @@ void ex_on_msg(struct exchange *ex, const struct wire_msg *m)
 		break;
 	case EX_CLIENTS_WAIT:
 		if (m->type == WIRE_CLIENTS) {
-			ex->nmatch = clients_match(ex->local_set, &m->u.clients, ex->match,
+			ex->nmatch = clients_match(&ex->local, &m->u.clients, ex->match,
 						   (int)(sizeof(ex->match) / sizeof(ex->match[0])));
 			ex->phase = EX_PORTS_NEEDED;
 			return;

@@ -21,7 +21,7 @@
 #include <stdint.h>
 
 #include "proto/auth.h"
-#include "conf/client_desc.h"
+#include "proto/client_match.h"
 #include "proto/wire.h"
 
 enum ex_phase {
@@ -53,7 +53,6 @@ struct exchange {
 	uint8_t nonce[CCM_NONCE_LEN];
 	struct wire_hello peer;        /* the partner's HELLO */
 	uint16_t version;              /* agreed; 0 until HELLO is answered */
-	const struct client_set *local_set; /* ours; outlives the exchange */
 	struct wire_clients local;     /* our descriptors, to send */
 	bool clients_sent;
 	struct client_match match[2 * CCM_CLIENTS_MAX];
@@ -67,7 +66,7 @@ struct exchange {
 };
 
 /* Begin: queues our HELLO.  The nonce must be fresh random bytes. */
-void ex_start(struct exchange *ex, const struct ex_self *self, const struct client_set *local,
+void ex_start(struct exchange *ex, const struct ex_self *self, const struct wire_clients *local,
 	      const uint8_t nonce[CCM_NONCE_LEN]);
 
 /* The partner's HELLO said it has not seen ours (it may have begun its

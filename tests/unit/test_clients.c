@@ -10,6 +10,17 @@
 #include "check.h"
 #include "conf/client_desc.h"
 
+/* clients_match with our side as a set, in its wire form as the exchange
+ * sends it. */
+static int match(const struct client_set *local, const struct wire_clients *remote,
+		 struct client_match *out, int max)
+{
+	static struct wire_clients ours;
+
+	clients_to_wire(local, &ours);
+	return clients_match(&ours, remote, out, max);
+}
+
 static const struct {
 	const char *fname, *text, *name;
 	uint16_t nports;
@@ -210,7 +221,7 @@ static void test_match(void)
 	wdesc(&remote, "c", 3, 4096);
 	wdesc(&remote, "c", 9, 4096);      /* repeated: first one counts */
 	wdesc(&remote, "f", 4, 8192);
-	n = clients_match(&local, &remote, m, 2 * CCM_CLIENTS_MAX);
+	n = match(&local, &remote, m, 2 * CCM_CLIENTS_MAX);
 	CHECK(n == 6, "six names (%d)", n);
 	if (n != 6)
 		return;
@@ -230,30 +241,30 @@ static void test_match(void)
 	CHECK(!strcmp(m[4].name, "e") && m[4].status == MATCH_REMOTE_ONLY, "e remote-only");
 	CHECK(!strcmp(m[5].name, "f") && m[5].status == MATCH_SIZE_MISMATCH,
 	      "f size-mismatch (ports)");
-	CHECK(clients_match(&local, &remote, m, 5) == -ENOSPC, "max too small");
-	CHECK(clients_match(&local, &remote, m, 2) == -ENOSPC, "max smaller than local");
+	CHECK(match(&local, &remote, m, 5) == -ENOSPC, "max too small");
+	CHECK(match(&local, &remote, m, 2) == -ENOSPC, "max smaller than local");
 
 	/* A remote name without its NUL must not be read past. */
 	memset(&w, 0, sizeof(w));
 	w.count = 1;
 	memset(w.c[0].name, 'z', sizeof(w.c[0].name));
 	w.c[0].nports = 1;
-	n = clients_match(&local, &w, m, 2 * CCM_CLIENTS_MAX);
+	n = match(&local, &w, m, 2 * CCM_CLIENTS_MAX);
 	CHECK(n == 5 && strlen(m[4].name) == CCM_NAME_MAX, "unterminated remote name");
 	memset(&w, 0, sizeof(w));
 	w.count = 1000;      /* a bogus count is clamped, never overrun */
-	n = clients_match(&local, &w, m, 2 * CCM_CLIENTS_MAX);
+	n = match(&local, &w, m, 2 * CCM_CLIENTS_MAX);
 	CHECK(n == 5, "bogus remote count clamped (%d)", n);
 
 	memset(&w, 0, sizeof(w));
 	local.count = 0;
-	CHECK(clients_match(&local, &w, m, 0) == 0, "nothing on either side");
+	CHECK(match(&local, &w, m, 0) == 0, "nothing on either side");
 	desc(&local, "a", 4, 1u << 20);
 	desc(&local, "b", 2, 4096);
 	clients_to_wire(&local, &w);
 	CHECK(w.count == 2 && !strcmp(w.c[1].name, "b") && w.c[1].nports == 2 &&
 	      w.c[1].port_size == 4096, "clients_to_wire");
-	n = clients_match(&local, &w, m, 4);
+	n = match(&local, &w, m, 4);
 	CHECK(n == 2 && m[0].status == MATCH_OK && m[1].status == MATCH_OK,
 	      "a set matches its own wire form");
 

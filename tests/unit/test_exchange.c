@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "conf/client_desc.h"
 #include "proto/exchange.h"
 
 struct side {
@@ -66,6 +67,16 @@ static void fake_ports(struct exchange *ex)
 	ex_ports_created(ex, &p);
 }
 
+/* ex_start with a side's clients in their wire form, as the driver does. */
+static void start(struct exchange *ex, const struct ex_self *self, const struct client_set *c,
+		  const uint8_t nonce[CCM_NONCE_LEN])
+{
+	struct wire_clients w;
+
+	clients_to_wire(c, &w);
+	ex_start(ex, self, &w, nonce);
+}
+
 /* What one side has sent and the other not yet read, encoded and decoded
  * through the real codec on the way, as the driver does. */
 struct wire_queue {
@@ -109,9 +120,9 @@ static void run(struct side *a, struct side *b)
 
 	memset(&to_a, 0, sizeof(to_a));
 	memset(&to_b, 0, sizeof(to_b));
-	ex_start(&a->ex, &a->self, &a->clients, a->nonce);
+	start(&a->ex, &a->self, &a->clients, a->nonce);
 	flush(a, &to_b);
-	ex_start(&b->ex, &b->self, &b->clients, b->nonce);
+	start(&b->ex, &b->self, &b->clients, b->nonce);
 	flush(b, &to_a);
 	for (int n = 0; n < 64; n++)
 		if (!step(a, &to_a, &to_b) && !step(b, &to_b, &to_a))
@@ -228,22 +239,22 @@ static void test_replayed_proof_is_refused(void)
 	/* Capture B's HELLO and its proof for A's first nonce. */
 	side_init(&a, 1, 100, "correct horse battery staple");
 	side_init(&b, 2, 200, "correct horse battery staple");
-	ex_start(&a.ex, &a.self, &a.clients, a.nonce);
-	ex_start(&b.ex, &b.self, &b.clients, b.nonce);
+	start(&a.ex, &a.self, &a.clients, a.nonce);
+	start(&b.ex, &b.self, &b.clients, b.nonce);
 	b_hello = b.ex.outbox[0];
 	ex_on_msg(&b.ex, &a.ex.outbox[0]);
 	b_auth = b.ex.outbox[0];
 	CHECK(b_auth.type == WIRE_AUTH, "B's proof captured");
 
 	/* The proof is good for the nonce it was made for ... */
-	ex_start(&a.ex, &a.self, &a.clients, a.nonce);
+	start(&a.ex, &a.self, &a.clients, a.nonce);
 	ex_on_msg(&a.ex, &b_hello);
 	ex_on_msg(&a.ex, &b_auth);
 	CHECK(a.ex.phase == EX_CLIENTS_WAIT, "the captured proof passes for its own nonce");
 
 	/* ... and refused when replayed against a fresh one. */
 	memset(a.nonce, 0x77, sizeof(a.nonce));
-	ex_start(&a.ex, &a.self, &a.clients, a.nonce);
+	start(&a.ex, &a.self, &a.clients, a.nonce);
 	ex_on_msg(&a.ex, &b_hello);
 	ex_on_msg(&a.ex, &b_auth);
 	CHECK(a.ex.phase == EX_FAILED && a.ex.decline == DECLINE_AUTH_FAILED,
@@ -259,7 +270,7 @@ static void test_reflected_proof_is_refused(void)
 	/* An attacker without the key echoes A's own HELLO nonce and A's own
 	 * proof back at it. */
 	side_init(&a, 1, 100, "correct horse battery staple");
-	ex_start(&a.ex, &a.self, &a.clients, a.nonce);
+	start(&a.ex, &a.self, &a.clients, a.nonce);
 	hello.u.hello = a.ex.outbox[0].u.hello;
 	hello.u.hello.node_id = 2;
 	a.ex.noutbox = 0;
@@ -297,7 +308,7 @@ static void test_out_of_order_messages(void)
 
 	for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
 		side_init(&a, 1, 100, NULL);
-		ex_start(&a.ex, &a.self, &a.clients, a.nonce);
+		start(&a.ex, &a.self, &a.clients, a.nonce);
 		memset(&m, 0, sizeof(m));
 		m.type = wrong[i];
 		if (m.type == WIRE_AUTH)
@@ -311,7 +322,7 @@ static void test_out_of_order_messages(void)
 	CHECK(refused == 3, "AUTH, CLIENTS and PORTS before HELLO are each declined");
 
 	side_init(&a, 1, 100, NULL);
-	ex_start(&a.ex, &a.self, &a.clients, a.nonce);
+	start(&a.ex, &a.self, &a.clients, a.nonce);
 	ex_on_malformed(&a.ex, "HELLO: truncated");
 	CHECK(a.ex.phase == EX_FAILED && a.ex.decline == DECLINE_MALFORMED &&
 	      strstr(a.ex.outbox[0].u.decline.detail, "truncated"),
@@ -324,7 +335,7 @@ static void test_decline_from_peer(void)
 	struct wire_msg d = { .type = WIRE_DECLINE };
 
 	side_init(&a, 1, 100, NULL);
-	ex_start(&a.ex, &a.self, &a.clients, a.nonce);
+	start(&a.ex, &a.self, &a.clients, a.nonce);
 	d.u.decline.reason = DECLINE_AUTH_FAILED;
 	strcpy(d.u.decline.detail, "bad proof");
 	a.ex.noutbox = 0;
@@ -340,7 +351,7 @@ static void test_decline_detail_is_sanitised(void)
 	static struct side a;
 
 	side_init(&a, 1, 100, NULL);
-	ex_start(&a.ex, &a.self, &a.clients, a.nonce);
+	start(&a.ex, &a.self, &a.clients, a.nonce);
 	a.ex.noutbox = 0;
 	ex_fail(&a.ex, DECLINE_PROTOCOL, "tab\there, newline\nthere");
 	CHECK(strchr(a.ex.outbox[0].u.decline.detail, '\n') == NULL &&
