@@ -31,6 +31,10 @@ struct session_opts {
 	struct tp_mem_net *net;   /* transport "mem" joins this network */
 	void (*random)(void *ctx, void *buf, size_t len);  /* NULL: the kernel's */
 	void *random_ctx;
+	/* A fault the simulator injects into every handoff write: 0, or the
+	 * -errno the write fails with (-ENOSPC: a full disk). NULL: none. */
+	int (*handoff_fault)(void *ctx);
+	void *fault_ctx;
 };
 
 /* Run until connected (once) or until SIGTERM/SIGINT or `ccm-early stop`;

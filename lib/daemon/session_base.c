@@ -83,8 +83,12 @@ static int write_handoff(struct session *s, enum handoff_state state, const char
 	s->handoff_state = state;
 	snprintf(s->handoff_error, sizeof(s->handoff_error), "%s", error ? error : "");
 	sess_fill_handoff(s, h, state, error);
-	r = durable ? handoff_write_at(s->state_dirfd, s->state_dir, h, &e)
-		    : handoff_refresh_at(s->state_dirfd, s->state_dir, h, &e);
+	r = s->opts->handoff_fault ? s->opts->handoff_fault(s->opts->fault_ctx) : 0;
+	if (r < 0)
+		errbuf_set(&e, r, "%s: %s", s->state_dir, strerror(-r));
+	else
+		r = durable ? handoff_write_at(s->state_dirfd, s->state_dir, h, &e)
+			    : handoff_refresh_at(s->state_dirfd, s->state_dir, h, &e);
 	/* Every write is the whole state, so the first one that succeeds
 	 * after failures makes the file true again; until then the file
 	 * still holds the last state written (write_atomic never replaces it

@@ -167,6 +167,9 @@ struct sim_node {
 	uint64_t up_at;            /* down: boots again then (us) */
 	bool frozen;
 	uint64_t thaw_at;
+	bool disk_full;            /* its state directory's disk: every handoff
+	                              write fails with ENOSPC until disk_room_at */
+	uint64_t disk_room_at;     /* ... and since when it has room again (us) */
 	bool stop_sent;            /* a graceful restart is under way */
 	struct sim_client cl;
 	struct rx_mark rx[PORTS];
@@ -182,12 +185,12 @@ struct cut {
 };
 
 struct fault_mix {
-	uint32_t cut, stall, crash, restart, jitter;  /* per million per ms */
+	uint32_t cut, stall, crash, restart, jitter, disk;  /* per million per ms */
 	uint32_t client_churn, client_send, client_write;
 };
 
 struct counters {
-	uint64_t steps, turns, cuts, stalls, crashes, restarts, jitters;
+	uint64_t steps, turns, cuts, stalls, crashes, restarts, jitters, disks_full;
 	uint64_t msgs_delivered, writes_checked, resumes, rehandshakes, failovers;
 	uint64_t unreachables, attaches, connected_runs, plants;
 };
@@ -196,6 +199,10 @@ struct sim {
 	uint64_t seed;
 	struct rng rng;            /* the run's choices */
 	struct rng entropy;        /* epochs and nonces */
+	struct rng disk_rng;       /* full disks: a stream of their own, so that
+	                              every other choice a seed made before they
+	                              were modelled stays the same (the kept
+	                              regression seeds replay as they failed) */
 	struct tp_mem_net *net;
 	uint64_t now;              /* us */
 	uint64_t fault_end, end;
@@ -653,6 +660,14 @@ static void client_step(struct sim_node *n)
 
 /* --- nodes ------------------------------------------------------------------------ */
 
+/* session_opts.handoff_fault: a full disk fails every handoff write. */
+static int disk_fault(void *ctx)
+{
+	const struct sim_node *n = ctx;
+
+	return n->disk_full ? -ENOSPC : 0;
+}
+
 static void node_config(struct sim *sim, struct sim_node *n)
 {
 	struct ccm_config *cfg = &n->cfg;
@@ -687,7 +702,8 @@ static void node_config(struct sim *sim, struct sim_node *n)
 	n->log = (struct log){ .verbose = sim->verbose ? LOG_DEBUG : LOG_STEP, .node = n->id,
 			       .sink = log_sink, .sink_ctx = n };
 	n->opts = (struct session_opts){ .handoff_fd = -1, .net = sim->net,
-					 .random = rng_bytes, .random_ctx = &sim->entropy };
+					 .random = rng_bytes, .random_ctx = &sim->entropy,
+					 .handoff_fault = disk_fault, .fault_ctx = n };
 }
 
 /* A third node, id 3, whose one link's partner address is A's first: a
@@ -743,6 +759,7 @@ static void node_down(struct sim_node *n, uint64_t for_us)
 	if (n->frozen)
 		tp_mem_net_freeze(n->sim->net, n->id, false);
 	n->frozen = false;
+	n->disk_full = false;  /* /run starts empty at boot */
 	n->up_at = n->sim->now + for_us;
 }
 
@@ -797,7 +814,13 @@ static void faults(struct sim *sim, uint64_t dt_ms)
 		if (n->frozen && sim->now >= n->thaw_at) {
 			n->frozen = false;
 			tp_mem_net_freeze(sim->net, n->id, false);
+			if (n->disk_room_at < sim->now)
+				n->disk_room_at = sim->now;  /* its retry timer runs from now */
 			trace(sim, i, "thawed");
+		}
+		if (n->disk_full && sim->now >= n->disk_room_at) {
+			n->disk_full = false;
+			trace(sim, i, "its disk has room again");
 		}
 	}
 	if (sim->now >= sim->fault_end || !dt_ms)
@@ -828,6 +851,13 @@ static void faults(struct sim *sim, uint64_t dt_ms)
 				sim->c.stalls++;
 				trace(sim, i, "stalled for %llu ms",
 				      (unsigned long long)((n->thaw_at - sim->now) / 1000));
+			}
+			if (!n->disk_full && rng_chance(&sim->disk_rng, sim->mix.disk)) {
+				n->disk_full = true;
+				n->disk_room_at = sim->now + rng_range(&sim->disk_rng, 1000, 8000000);
+				sim->c.disks_full++;
+				trace(sim, i, "its disk is full for %llu ms",
+				      (unsigned long long)((n->disk_room_at - sim->now) / 1000));
 			}
 			if (rng_chance(r, sim->mix.crash)) {
 				sim->c.crashes++;
@@ -883,6 +913,10 @@ static void heal(struct sim *sim)
 			n->frozen = false;
 			tp_mem_net_freeze(sim->net, n->id, false);
 		}
+		if (n->disk_full || n->disk_room_at > sim->now) {
+			n->disk_full = false;
+			n->disk_room_at = sim->now;
+		}
 	}
 	tp_mem_net_set_latency(sim->net, 10, 200);
 	trace(sim, -1, "faults stop: every link restored, every node running");
@@ -915,6 +949,47 @@ static void check_agreement(struct sim *sim)
 		     a->cfg->node_id, (unsigned long long)a->epoch);
 }
 
+/* A full disk loses no state: once it has room again, the keeper writes
+ * the whole handoff at its next retry (or sooner, at its next change). */
+static void check_disk(struct sim *sim)
+{
+	for (int i = 0; i < NODES; i++) {
+		const struct sim_node *n = &sim->node[i];
+
+		if (!n->s || n->frozen || n->disk_full || !n->s->handoff_unwritten)
+			continue;
+		if (sim->now > n->disk_room_at + (HANDOFF_RETRY_MS + 100) * 1000ull)
+			fail(sim, "node %c: its handoff is still not written %llu ms after its disk "
+			     "had room again", 'A' + i,
+			     (unsigned long long)((sim->now - n->disk_room_at) / 1000));
+	}
+}
+
+/* At the end, connected: the file a script reads says what the keeper
+ * knows, whatever the disk did meanwhile. */
+static void check_handoff_files(struct sim *sim)
+{
+	for (int i = 0; i < NODES && !sim->failure[0]; i++) {
+		const struct sim_node *n = &sim->node[i];
+		char path[300], want[96], text[8192];
+		FILE *f;
+		size_t len;
+
+		snprintf(path, sizeof(path), "%s/state/state", n->dir);
+		f = fopen(path, "r");
+		len = f ? fread(text, 1, sizeof(text) - 1, f) : 0;
+		if (f)
+			fclose(f);
+		text[len] = '\0';
+		snprintf(want, sizeof(want), "CCM_PARTNER_EPOCH='%llu'",
+			 (unsigned long long)n->s->ex->peer.epoch);
+		if (!strstr(text, "CCM_STATE='connected'") || !strstr(text, want))
+			fail(sim, "node %c: its handoff file does not say connected to epoch %016llx "
+			     "(%s)", 'A' + i, (unsigned long long)n->s->ex->peer.epoch,
+			     f ? "see the file" : "no file");
+	}
+}
+
 /* A keeper's armed deadlines and state: for the spin report. */
 static void dump_deadlines(struct sim *sim, const struct session *s, int node)
 {
@@ -944,13 +1019,14 @@ static void draw_mix(struct sim *sim)
 	m->crash = rng_below(r, 3) ? 0 : (uint32_t)rng_range(r, 5, 200);
 	m->restart = rng_below(r, 4) ? 0 : (uint32_t)rng_range(r, 5, 200);
 	m->jitter = rng_below(r, 2) ? 0 : (uint32_t)rng_range(r, 100, 2000);
+	m->disk = rng_below(&sim->disk_rng, 3) ? 0 : (uint32_t)rng_range(&sim->disk_rng, 5, 200);
 	m->client_churn = rng_below(r, 2) ? 0 : (uint32_t)rng_range(r, 10, 1000);
 	m->client_send = (uint32_t)rng_range(r, 1000, 100000);
 	m->client_write = (uint32_t)rng_range(r, 1000, 50000);
 	sim->nlinks = (int)rng_range(r, 1, 3);
 	sim->rdma = rng_below(r, 2);
 	if (sim->stray)
-		m->cut = m->stall = m->crash = m->restart = m->jitter = m->client_churn = 0;
+		m->cut = m->stall = m->crash = m->restart = m->jitter = m->disk = m->client_churn = 0;
 }
 
 /* --stray: the third node comes and goes; the pair must not notice. */
@@ -1016,7 +1092,7 @@ static uint64_t next_time(struct sim *sim)
 
 /* Liveness: once healed, both connected to each other, both clients
  * attached and told the partner is ready, then a burst of messages and a
- * write each way arrive whole. */
+ * write each way arrive whole, and both handoff files are written. */
 static bool probe_done(struct sim *sim)
 {
 	for (int i = 0; i < NODES; i++) {
@@ -1025,6 +1101,10 @@ static bool probe_done(struct sim *sim)
 		for (int p = 0; p < PORTS; p++)
 			if (n->probe_got[p] < 5 || n->cl.wr[p].busy)
 				return false;
+		/* A handoff a full disk held back is written at the keeper's
+		 * next retry (check_disk bounds it): then the files are read. */
+		if (n->s->handoff_unwritten)
+			return false;
 	}
 	return true;
 }
@@ -1065,6 +1145,7 @@ static void run_seed(struct sim *sim)
 
 	sim->rng.s = sim->seed;
 	sim->entropy.s = sim->seed ^ 0x5eed5eed5eed5eedull;
+	sim->disk_rng.s = sim->seed ^ 0xd15cf011d15cf011ull;
 	draw_mix(sim);
 	np.seed = rng_next(&sim->rng);
 	np.min_us = (uint32_t)rng_range(&sim->rng, 5, 100);
@@ -1078,10 +1159,10 @@ static void run_seed(struct sim *sim)
 	sim->fault_end = rng_range(&sim->rng, 1000000, 15000000);
 	sim->end = sim->fault_end + 60000000;  /* liveness bound: 60 s */
 	trace(sim, -1, "seed %llu: %d link(s), %s, cut %u stall %u crash %u restart %u jitter %u "
-	      "churn %u (per million per ms), faults until %llu ms",
+	      "disk %u churn %u (per million per ms), faults until %llu ms",
 	      (unsigned long long)sim->seed, sim->nlinks, sim->rdma ? "rdma-like" : "tcp-like",
 	      sim->mix.cut, sim->mix.stall, sim->mix.crash, sim->mix.restart, sim->mix.jitter,
-	      sim->mix.client_churn, (unsigned long long)(sim->fault_end / 1000));
+	      sim->mix.disk, sim->mix.client_churn, (unsigned long long)(sim->fault_end / 1000));
 	for (int i = 0; i < NODES; i++) {
 		struct sim_node *n = &sim->node[i];
 
@@ -1182,6 +1263,7 @@ static void run_seed(struct sim *sim)
 		if (sim->stray)
 			stray_step(sim);
 		check_agreement(sim);
+		check_disk(sim);
 		tp_mem_net_stats(sim->net, &st);
 		if (st.in_flight > IN_FLIGHT_MAX)
 			fail(sim, "%d items in flight: unbounded", st.in_flight);
@@ -1190,6 +1272,9 @@ static void run_seed(struct sim *sim)
 			probe_at = sim->now;
 		}
 		if (sim->probing && probe_done(sim)) {
+			check_handoff_files(sim);
+			if (sim->failure[0])
+				break;
 			sim->c.connected_runs++;
 			trace(sim, -1, "liveness: connected %llu ms after the faults stopped; probe "
 			      "done in %llu ms", (unsigned long long)((probe_at - quiet_at) / 1000),
@@ -1323,6 +1408,7 @@ int main(int argc, char **argv)
 		total.crashes += sim->c.crashes;
 		total.restarts += sim->c.restarts;
 		total.jitters += sim->c.jitters;
+		total.disks_full += sim->c.disks_full;
 		total.msgs_delivered += sim->c.msgs_delivered;
 		total.writes_checked += sim->c.writes_checked;
 		total.resumes += sim->c.resumes;
@@ -1366,9 +1452,10 @@ int main(int argc, char **argv)
 		       (double)sim_us / 3.6e9, (double)sim_us / 6e7 / secs,
 		       (unsigned long long)total.steps, (double)total.steps / secs);
 		printf("sim: faults: %llu link cuts, %llu stalls, %llu crashes, %llu restarts, "
-		       "%llu latency changes\n", (unsigned long long)total.cuts,
+		       "%llu latency changes, %llu full disks\n", (unsigned long long)total.cuts,
 		       (unsigned long long)total.stalls, (unsigned long long)total.crashes,
-		       (unsigned long long)total.restarts, (unsigned long long)total.jitters);
+		       (unsigned long long)total.restarts, (unsigned long long)total.jitters,
+		       (unsigned long long)total.disks_full);
 		printf("sim: reached: %llu resumes, %llu re-handshakes, %llu failovers, "
 		       "%llu unreachable, %llu client attaches, %llu messages delivered in order, "
 		       "%llu writes checked, %llu runs connected at the end\n",
