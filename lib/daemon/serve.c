@@ -433,7 +433,35 @@ void serve_link_join(struct session *s, int arrived, const struct wire_msg *m, c
 	flush_held(s);
 }
 
-/* Post a client's operation on its port's link. */
+/* Must op wait behind an earlier operation of its port that is in flight
+ * on another link than li, or held?  Then it does: one connection keeps
+ * its operations in order, two do not, and a later write that landed
+ * first would be overwritten by the earlier one (the simulator found it,
+ * with a port moved back to a restored link while its writes were stuck
+ * on the other, cut one). */
+static bool fenced(const struct session *s, const struct client_op *op, int li)
+{
+	for (int i = 0; i < CLIENT_OPS_MAX; i++) {
+		const struct client_op *o = &s->cops[i];
+
+		if (o != op && o->used && o->order < op->order && o->link != li &&
+		    o->port == op->port && !strcmp(o->client, op->client))
+			return true;
+	}
+	return false;
+}
+
+static bool any_held(const struct session *s)
+{
+	for (int i = 0; i < CLIENT_OPS_MAX; i++)
+		if (s->cops[i].used && s->cops[i].link == -1)
+			return true;
+	return false;
+}
+
+/* Post a client's operation on its port's link: -EHOSTUNREACH when no
+ * link reaches the partner's window, -EINPROGRESS when it must wait
+ * behind an earlier one of its port (fenced). */
 static int post_client_op(struct session *s, struct client_op *op)
 {
 	struct port_client *pc = ports_find(s->ports, op->client);
@@ -448,6 +476,8 @@ static int post_client_op(struct session *s, struct client_op *op)
 	li = port_link(s, p);
 	if (li < 0)
 		return -EHOSTUNREACH;
+	if (fenced(s, op, li))
+		return -EINPROGRESS;
 	l = &s->links[li];
 	op->gen = (op->gen + 1) & 0xffffff;
 	wr_id = ((uint64_t)OP_CLIENT << 32) | ((uint64_t)op->gen << 8) | slot;
@@ -494,8 +524,9 @@ static int repost_ops(struct session *s, int from)
 	for (int i = 0; i < n; i++) {
 		int r = post_client_op(s, order[i]);
 
-		if (r == -EHOSTUNREACH && sess_connected(s))
-			order[i]->link = -1;  /* held until a link reaches it */
+		if ((r == -EHOSTUNREACH && sess_connected(s)) || r == -EINPROGRESS)
+			order[i]->link = -1;  /* held until a link reaches it, or
+			                         its port's earlier ones are done */
 		else if (r < 0)
 			complete_op(s, order[i], r);
 		else
@@ -670,8 +701,9 @@ static void rw(struct session *s, const struct control_req *r, bool is_read)
 				  .gen = op->gen, .order = ++s->op_order };
 	memcpy(op->client, r->client, sizeof(op->client));
 	ret = post_client_op(s, op);
-	if (ret == -EHOSTUNREACH) {
-		op->link = -1;  /* held: no link reaches the partner's window yet */
+	if (ret == -EHOSTUNREACH || ret == -EINPROGRESS) {
+		op->link = -1;  /* held: no link reaches the partner's window
+		                   yet, or its port's earlier ones are not done */
 		return;
 	}
 	if (ret < 0) {
@@ -879,6 +911,9 @@ void serve_op_done(struct session *s, int li, uint32_t id, int status)
 		return;
 	}
 	complete_op(s, op, status);
+	/* Operations that waited behind it may go now. */
+	if (any_held(s))
+		flush_held(s);
 }
 
 static void deliver(struct session *s, const struct wire_msg *m, struct port *p)

@@ -68,8 +68,13 @@
 #define PORTS       2
 #define PORT_SIZE   4096
 #define WRITE_AREA  1024          /* the partner writes [0, 1024) of a window */
-#define WRITE_SRC   2048          /* our writes' source bytes */
+#define WRITE_SRC   2048          /* our writes' source bytes: one slice per
+                                     write in flight */
 #define WRITE_MAX   256
+#define WRITES_IN_FLIGHT 4        /* per port: several, so that a later write
+                                     can overtake an earlier one if the
+                                     keeper lets it (over another link) */
+_Static_assert(WRITE_SRC + WRITES_IN_FLIGHT * WRITE_MAX <= PORT_SIZE, "write slices");
 #define TRACE_LINES 256
 #define SPIN_LIMIT  20000         /* turns without virtual time moving */
 #define IN_FLIGHT_MAX 50000
@@ -143,7 +148,14 @@ struct sim_client {
 	uint64_t inc;
 	uint32_t next_tag;
 	uint64_t tx_counter[PORTS];
-	struct pending_write wr[PORTS];
+	struct pending_write wr[PORTS][WRITES_IN_FLIGHT];
+	/* What each port's partner window must hold once no write of ours is
+	 * in flight: every byte as the latest write issued over it left it,
+	 * where that write succeeded (known); for the partner's incarnation
+	 * shadow_boot. */
+	uint8_t shadow[PORTS][WRITE_AREA];
+	bool known[PORTS][WRITE_AREA];
+	uint64_t shadow_boot[PORTS];
 	bool partner_ready;        /* PARTNER_READY/BACK since the last LOST */
 	uint32_t probe_tag[PROBE_TAGS_MAX];  /* the probe's sends, to send again */
 	uint8_t probe_port[PROBE_TAGS_MAX];  /* if the keeper refuses one */
@@ -389,7 +401,15 @@ static void client_detach(struct sim_node *n, const char *why)
 		if (c->win[p])
 			munmap(c->win[p], PORT_SIZE);
 		c->win[p] = NULL;
-		c->wr[p].busy = false;
+		/* Their outcome is never heard: the bytes they cover are no
+		 * longer known. */
+		for (int k = 0; k < WRITES_IN_FLIGHT; k++) {
+			struct pending_write *w = &c->wr[p][k];
+
+			if (w->busy)
+				memset(c->known[p] + w->off, 0, w->len);
+			w->busy = false;
+		}
 	}
 	c->sock = -1;
 	c->attached = false;
@@ -431,31 +451,52 @@ static const uint8_t *partner_window(struct sim_node *n, int p)
 	return pc && p < pc->nports ? pc->port[p].map : NULL;
 }
 
+static bool writes_in_flight(const struct sim_client *c, int p)
+{
+	for (int k = 0; k < WRITES_IN_FLIGHT; k++)
+		if (c->wr[p][k].busy)
+			return true;
+	return false;
+}
+
 static void on_done(struct sim_node *n, const struct ctl_done *d)
 {
 	struct sim_client *c = &n->cl;
 
-	for (int p = 0; p < PORTS; p++) {
-		struct pending_write *w = &c->wr[p];
-		const uint8_t *win;
+	for (int p = 0; p < PORTS; p++)
+		for (int k = 0; k < WRITES_IN_FLIGHT; k++) {
+			struct pending_write *w = &c->wr[p][k];
+			const uint8_t *win;
 
-		if (!w->busy || w->tag != d->tag)
-			continue;
-		w->busy = false;
-		if (d->status != 0)
+			if (!w->busy || w->tag != d->tag)
+				continue;
+			w->busy = false;
+			if (d->status != 0) {
+				memset(c->known[p] + w->off, 0, w->len);
+				return;
+			}
+			/* Landed: it is there, unless the partner has rebooted
+			 * since (its windows are new ones then). */
+			win = partner_window(n, p);
+			if (!win || partner_of(n)->boot != w->partner_boot)
+				return;
+			n->sim->c.writes_checked++;
+			/* With none of ours in flight, every known byte is the
+			 * latest write's: an earlier write that landed after a
+			 * later one (over another link) shows here. */
+			if (writes_in_flight(c, p) || c->shadow_boot[p] != w->partner_boot)
+				return;
+			for (uint32_t i = 0; i < WRITE_AREA; i++)
+				if (c->known[p][i] && win[i] != c->shadow[p][i]) {
+					fail(n->sim, "node %c: port %d's writes all completed, but the "
+					     "partner's window at byte %u holds %02x, not %02x: an "
+					     "earlier write landed after a later one (the last "
+					     "completed: %u bytes at %u)", 'A' + n->idx, p, i, win[i],
+					     c->shadow[p][i], w->len, w->off);
+					return;
+				}
 			return;
-		/* Landed: it is there, unless the partner has rebooted since
-		 * (its windows are new ones then). */
-		win = partner_window(n, p);
-		if (!win || partner_of(n)->boot != w->partner_boot)
-			return;
-		n->sim->c.writes_checked++;
-		if (memcmp(win + w->off, w->bytes, w->len) != 0)
-			fail(n->sim, "node %c: write of %u bytes at %u on port %d completed, "
-			     "but the partner's window does not hold them", 'A' + n->idx, w->len,
-			     w->off, p);
-		return;
-	}
+		}
 	if (d->status != 0)
 		trace(n->sim, n->idx, "client: send %u failed: %s", d->tag, strerror(-d->status));
 	for (int i = 0; i < c->nprobe_tags && d->status != 0; i++)
@@ -610,22 +651,38 @@ static void probe_send(struct sim_node *n)
 static void client_write(struct sim_node *n, int p)
 {
 	struct sim_client *c = &n->cl;
-	struct pending_write *w = &c->wr[p];
+	struct pending_write *w = NULL;
+	uint64_t boot = partner_of(n)->boot;
 	struct ctl_rw rw;
+	uint32_t src;
+	int k;
 
-	if (w->busy || !c->win[p])
+	if (!c->win[p])
 		return;
+	for (k = 0; k < WRITES_IN_FLIGHT && !w; k++)
+		if (!c->wr[p][k].busy)
+			w = &c->wr[p][k];
+	if (!w)
+		return;
+	src = WRITE_SRC + (uint32_t)(k - 1) * WRITE_MAX;
 	w->len = (uint32_t)rng_range(&n->sim->rng, 1, WRITE_MAX);
 	w->off = (uint32_t)rng_below(&n->sim->rng, WRITE_AREA - w->len);
 	rng_bytes(&n->sim->rng, w->bytes, w->len);
-	memcpy(c->win[p] + WRITE_SRC + w->off, w->bytes, w->len);
+	memcpy(c->win[p] + src, w->bytes, w->len);
 	w->tag = ++c->next_tag;
-	w->partner_boot = partner_of(n)->boot;
+	w->partner_boot = boot;
 	rw = (struct ctl_rw){ .tag = w->tag, .port = (uint16_t)p,
 			      .flags = rng_chance(&n->sim->rng, 500000) ? CTL_F_NOTIFY : 0,
-			      .local_off = WRITE_SRC + w->off, .remote_off = w->off, .len = w->len };
-	if (fdmsg_send(c->sock, CTL_WRITE, &rw, sizeof(rw), -1) == 0)
-		w->busy = true;
+			      .local_off = src, .remote_off = w->off, .len = w->len };
+	if (fdmsg_send(c->sock, CTL_WRITE, &rw, sizeof(rw), -1) < 0)
+		return;
+	w->busy = true;
+	if (c->shadow_boot[p] != boot) {
+		memset(c->known[p], 0, sizeof(c->known[p]));
+		c->shadow_boot[p] = boot;
+	}
+	memcpy(c->shadow[p] + w->off, w->bytes, w->len);
+	memset(c->known[p] + w->off, 1, w->len);
 }
 
 /* The client's turn: read what came, then perhaps act. */
@@ -1099,7 +1156,7 @@ static bool probe_done(struct sim *sim)
 		struct sim_node *n = &sim->node[i];
 
 		for (int p = 0; p < PORTS; p++)
-			if (n->probe_got[p] < 5 || n->cl.wr[p].busy)
+			if (n->probe_got[p] < 5 || writes_in_flight(&n->cl, p))
 				return false;
 		/* A handoff a full disk held back is written at the keeper's
 		 * next retry (check_disk bounds it): then the files are read. */
@@ -1229,7 +1286,8 @@ static void run_seed(struct sim *sim)
 			     (unsigned long long)((sim->now - sim->fault_end) / 1000),
 			     (unsigned long long)a->probe_got[0], (unsigned long long)a->probe_got[1],
 			     (unsigned long long)b->probe_got[0], (unsigned long long)b->probe_got[1],
-			     a->cl.wr[0].busy, a->cl.wr[1].busy, b->cl.wr[0].busy, b->cl.wr[1].busy);
+			     writes_in_flight(&a->cl, 0), writes_in_flight(&a->cl, 1),
+			     writes_in_flight(&b->cl, 0), writes_in_flight(&b->cl, 1));
 			break;
 		}
 		if (sim->now == last) {
