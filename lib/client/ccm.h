@@ -78,6 +78,10 @@ void *ccm_window(const struct ccm_client *c, int port, size_t *len);
 /* One-sided, asynchronous: *tag comes back in a CCM_EV_DONE.
  * write: our window [local_off, +len) -> the partner's window at remote_off.
  * read:  the partner's window [remote_off, +len) -> ours at local_off.
+ * One port's operations take effect in the order they were asked for,
+ * whatever the links do meanwhile (a port moved to another link waits for
+ * its earlier operations first): a later write to the same bytes lands
+ * last.  Leave the source bytes alone until the write's DONE.
  * A DONE status of -EHOSTUNREACH: the partner cannot be reached now (not
  * connected yet, or every link is down); -ENOTCONN is kept for the keeper
  * itself having gone. */
