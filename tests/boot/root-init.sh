@@ -66,7 +66,7 @@ mount -t 9p -o trans=virtio,version=9p2000.L out /out || {
 	poweroff -f
 }
 
-name=x peer='' hold=5 max=90 waitfile='' sync=1 after= settle=30
+name=x peer='' hold=5 max=90 waitfile='' sync=1 after='' settle=30
 # shellcheck disable=SC2013 # words, not lines
 for w in $(cat /proc/cmdline); do
 	case $w in

@@ -5,6 +5,8 @@
 # A tree planted with an upward call and with a cycle proves the check
 # can fail.
 set -u
+# shellcheck disable=SC2154  # t comes from common.sh
+# shellcheck source=tests/lib/common.sh
 . "$(dirname "$0")/../lib/common.sh"
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
