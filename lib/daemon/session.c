@@ -669,6 +669,32 @@ static void reset_exchange(struct session *s, const char *why)
 
 /* --- transport events ---------------------------------------------------------- */
 
+/* The node at the partner's address refused our key, or said it holds
+ * another (its connection to us failed our proof).  A misconfiguration,
+ * most likely -- but a refusal carries no proof (it cannot: we share no
+ * key with whoever sends it), so anyone who can answer at that address
+ * could send it.  It is a diagnosis, not a verdict: said once per link,
+ * and the run tries on; --timeout ends it with exit 5 if it is still so
+ * (give_up_waiting), so a forged refusal cannot end a boot that the real
+ * partner's connection would have made.  A keeper, after the handoff,
+ * goes on trying (the partner's key may be about to change: rotation). */
+static void key_refused(struct session *s, int li, const char *msg)
+{
+	struct peer_link *l = &s->links[li];
+
+	bool first = !s->key_refused;
+
+	snprintf(s->last_error, sizeof(s->last_error), "%s", msg);
+	s->key_refused = true;
+	if (!l->refused_said)
+		log_at(s->log, LOG_ERR, "link %d: %s%s", li, msg,
+		       s->handed_off ? "" : "; trying on until the timeout");
+	l->refused_said = true;
+	/* Before the handoff, status shows why the wait goes on. */
+	if (first && !s->handed_off)
+		sess_write_handoff(s, HANDOFF_HANDSHAKING, msg);
+}
+
 /* Why an event failed: the errno, and the transport's own diagnosis when
  * it gave one (a completion's status, a CM event), never a bare EIO. */
 static const char *ev_why(const struct tp_event *ev, char *buf, size_t len)
@@ -777,6 +803,7 @@ static void on_tp_event(struct session *s, int li, const struct tp_event *ev)
 		}
 		l->tp_up = true;
 		l->refused_said = false;
+		s->key_refused = false;
 		l->peer_win = ev->status_window;
 		link_connected(&l->h);
 		log_at(s->log, LOG_DEBUG, "link %d up to node %u", li, ev->peer_node);
@@ -802,21 +829,10 @@ static void on_tp_event(struct session *s, int li, const struct tp_event *ev)
 			l->refused_said = true;
 		}
 		if (ev->status == -EACCES) {
-			/* The node at the partner's address and we do not
-			 * share a key.  Before the handoff that ends the run,
-			 * as a failed proof in the exchange does; a keeper
-			 * says so once and goes on trying: the partner's key
-			 * may be about to change (rotation). */
 			char msg[sizeof(ev->detail) + 32];
 
 			snprintf(msg, sizeof(msg), "pre-shared key: %s", ev_why(ev, why, sizeof(why)));
-			if (!s->handed_off) {
-				sess_finish(s, CCM_EXIT_AUTH, msg);
-				break;
-			}
-			if (!l->refused_said)
-				log_at(s->log, LOG_ERR, "link %d: %s", li, msg);
-			l->refused_said = true;
+			key_refused(s, li, msg);
 		}
 		log_at(s->log, LOG_DEBUG, "link %d: connect failed: %s", li,
 		       ev_why(ev, why, sizeof(why)));
@@ -891,7 +907,7 @@ static void on_tp_event(struct session *s, int li, const struct tp_event *ev)
 			char msg[sizeof(ev->detail) + 32];
 
 			snprintf(msg, sizeof(msg), "pre-shared key: %s", ev->detail);
-			sess_finish(s, CCM_EXIT_AUTH, msg);
+			key_refused(s, li, msg);
 			break;
 		}
 		if (ev->status == -EPERM || ev->status == -EACCES) {
@@ -937,6 +953,12 @@ static void give_up_waiting(struct session *s)
 		 "(handshake in %s%s%s)", s->cfg->timeout_s, hs_state_name(s->hs.state),
 		 s->last_error[0] ? "; last " : "", s->last_error);
 	log_at(s->log, LOG_ERR, "%s", why);
+	if (s->key_refused) {
+		/* Refused for our key until the end: the run fails as a
+		 * failed proof does (exit 5), keeper or not. */
+		sess_finish(s, CCM_EXIT_AUTH, why);
+		return;
+	}
 	if (s->opts->once) {
 		sess_finish(s, CCM_EXIT_TIMEOUT, why);
 		return;

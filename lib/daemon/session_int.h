@@ -202,6 +202,8 @@ struct session {
 
 	int exit_code;
 	char last_error[200];
+	bool key_refused;          /* the partner's address refused our key and
+	                              no link has connected since */
 	enum handoff_state handoff_state;  /* as last written (or tried) */
 	char handoff_error[200];
 	bool handoff_unwritten;    /* the last write failed: the file lags, and

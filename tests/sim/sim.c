@@ -1101,8 +1101,9 @@ static void stray_step(struct sim *sim)
 	if (t->s && t->s->handoff_state == HANDOFF_CONNECTED)
 		fail(sim, "the stray node got in: it is connected");
 	if (t->s && session_finished(t->s, NULL)) {
-		/* Refused (an impostor's connect run ends with exit 5): it
-		 * tries again a while later, as a retrying unit would. */
+		/* Ended (an impostor refused for its key tries on until a
+		 * --timeout, and the stray has none: seldom): it starts
+		 * again a while later, as a retrying unit would. */
 		session_close(t->s);
 		t->s = NULL;
 		t->up_at = sim->now + 500000;

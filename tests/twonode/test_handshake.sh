@@ -185,12 +185,22 @@ test_keygen_key_connects_and_both_show_its_id() {
 	stop_pair
 }
 
-test_wrong_psk_fails_with_5_and_hides_clients() {
+# A refusal of our key carries no proof (anyone at the partner's address
+# could send one): the run tries on, and its --timeout ends it with exit 5.
+test_wrong_psk_fails_with_5_at_the_timeout_and_hides_clients() {
 	make_key "$t/a/key" "correct horse battery staple"
 	make_key "$t/b/key" "incorrect horse battery staple"
 	make_client "$t/b/clients" secretclient 1 4K
-	start_node a --psk-file "$t/a/key"
-	start_node b --psk-file "$t/b/key"
+	start_node a --psk-file "$t/a/key" --timeout 3
+	start_node b --psk-file "$t/b/key" --timeout 3
+	local n=0
+	until grep -q "^CCM_ERROR='pre-shared key: " "$t/a/run/state" 2>/dev/null || [ $n -ge 50 ]; do
+		sleep 0.05
+		n=$((n + 1))
+	done
+	assertTrue "A's handoff says why it waits, before its timeout: $(state_get "$t/a/run" CCM_ERROR)" \
+		"grep -q \"^CCM_ERROR='pre-shared key: \" '$t/a/run/state'"
+	assertEquals "A still waits" handshaking "$(state_get "$t/a/run" CCM_STATE)"
 	wait_exit "$pid_a" 15
 	assertEquals "A exit status" 5 "$ccm_rc"
 	wait_exit "$pid_b" 15
@@ -198,14 +208,17 @@ test_wrong_psk_fails_with_5_and_hides_clients() {
 	pids=""
 	assertEquals error "$(state_get "$t/a/run" CCM_STATE)"
 	assertContains "$(state_get "$t/a/run" CCM_ERROR)" "pre-shared key"
+	assertContains "$(state_get "$t/a/run" CCM_ERROR)" "timed out after 3 s"
+	assertEquals "the refusal said once, not at every try" 1 \
+		"$(grep -c 'pre-shared key: .*trying on until the timeout' "$t/a/log")"
 	assertNotContains "A never learned B's clients" "$(cat "$t/a/run/state" "$t/a/log")" secretclient
 	assertNotContains "no CLIENTS went out" "$(cat "$t/a/log" "$t/b/log")" "sent clients"
 }
 
 test_psk_on_one_side_only_fails_with_5() {
 	make_key "$t/key" "correct horse battery staple"
-	start_node a --psk-file "$t/key"
-	start_node b
+	start_node a --psk-file "$t/key" --timeout 3
+	start_node b --timeout 3
 	wait_exit "$pid_a" 15
 	assertEquals "A exit status" 5 "$ccm_rc"
 	wait_exit "$pid_b" 15

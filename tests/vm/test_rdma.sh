@@ -156,8 +156,8 @@ EOS
 # status window sealed in the accept, the active side's proof, every
 # message sealed), and hands over the same key id.  Then node 3, posing as
 # node 2 from node 2's own address, once with another key and once with
-# none: node 1 refuses both before they touch anything, each hears why
-# and exits 5.  Then a host that names the real key id but cannot prove it
+# none: node 1 refuses both before they touch anything, each hears why,
+# tries on (a refusal carries no proof) and exits 5 at its --timeout.  Then a host that names the real key id but cannot prove it
 # (keyless_rdma): the accept hides the status window from it, and it is
 # dropped, whether it sends nothing or a BYE.  The pair goes on.
 test_veth_with_a_key_only_the_key_holder_gets_in() {
@@ -190,11 +190,11 @@ for n in 1 2; do
 done
 # Node "2" again, from 10.0.0.2 at another port: another key, then none.
 $CCM connect --node-id 2 --listen 10.0.0.2:7472 --partner 10.0.0.1 --transport rdma \
-	--clients /tmp/c3 --state-dir /tmp/run-3 --timeout 20 -v --psk-file /tmp/other \
+	--clients /tmp/c3 --state-dir /tmp/run-3 --timeout 6 -v --psk-file /tmp/other \
 	>> /out/node-3.log 2>&1
 echo $? > /out/other.rc
 $CCM connect --node-id 2 --listen 10.0.0.2:7473 --partner 10.0.0.1 --transport rdma \
-	--clients /tmp/c3 --state-dir /tmp/run-4 --timeout 20 -v >> /out/node-4.log 2>&1
+	--clients /tmp/c3 --state-dir /tmp/run-4 --timeout 6 -v >> /out/node-4.log 2>&1
 echo $? > /out/none.rc
 # And one that names the real key id but cannot prove it (tests/vm/keyless_rdma.c).
 keyless_rdma 10.0.0.2 10.0.0.1 2 "$(kstate 1 CCM_KEY_ID)" > /out/keyless.log 2>&1
