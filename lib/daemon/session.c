@@ -919,6 +919,11 @@ static void on_tp_event(struct session *s, int li, const struct tp_event *ev)
 			l->stranger_said = ev->peer_node;
 			break;
 		}
+		if (ev->status == -ETIMEDOUT) {
+			/* Stale: its sender gave up on it while we did not run. */
+			log_at(s->log, LOG_DEBUG, "link %d: dropped %s", li, ev->detail);
+			break;
+		}
 		/* The detail says why: a malformed frame, or no resources
 		 * to take the connection. */
 		log_at(s->log, LOG_ERR, "link %d: refused a connection to us: %s", li, ev->detail);

@@ -146,6 +146,9 @@ struct tp_rdma {
 	uint32_t current;       /* the gen of the partner's current connection:
 	                           its newest (admitted) one */
 	uint32_t admit;         /* tp_admit: the one node let in, 0 any */
+	bool qp_made;           /* a queue pair was created here once: our
+	                           attributes are good, and a later EINVAL is
+	                           the request's (stale_request) */
 	uint8_t act_greeting[TCPWIRE_CONN_REQ_KEYED_LEN];  /* our keyed CONN_REQ */
 	struct auth_key act_key;   /* the key it named */
 	struct rdma_pending pend[RDMA_PENDING_MAX];
@@ -305,6 +308,7 @@ static int create_qp(struct tp_rdma *t, struct rdma_cm_id *id, bool passive, cha
 		why_set(why, "rdma_create_qp: %s", strerror(-err));
 		return err;
 	}
+	t->qp_made = true;
 	return 0;
 }
 
@@ -501,6 +505,18 @@ static void reject(struct tp_rdma *t, struct rdma_cm_id *id, const char *why)
 	rdma_destroy_id(id);
 }
 
+/* A connection request its sender had already given up on: the session
+ * hears of it only as -ETIMEDOUT (for its debug log). */
+static void stale_request(struct tp_rdma *t, struct rdma_cm_id *id)
+{
+	struct tp_event ev = { .type = TP_EV_REJECTED, .status = -ETIMEDOUT };
+
+	snprintf(ev.detail, sizeof(ev.detail), "a connection request its sender had given up on");
+	tp_evq_push(&t->evq, &ev);
+	rdma_reject(id, NULL, 0);
+	rdma_destroy_id(id);
+}
+
 /* A request from a node tp_admit keeps out, refused before it takes a
  * passive slot: the reject's private data tells it why (its connect fails
  * with -EPERM), and the session hears who it was. */
@@ -665,7 +681,20 @@ static void passive_request(struct tp_rdma *t, struct rdma_cm_id *id, const uint
 		why_set(why, "ibv_reg_mr: %s", strerror(errno));
 		goto fail;
 	}
-	if (create_qp(t, id, true, why) < 0)
+	r = create_qp(t, id, true, why);
+	if (r == -EINVAL && t->qp_made) {
+		/* The CM no longer holds the request: its sender gave up on it
+		 * while it waited in our queue (this node was not running --
+		 * a stalled VM lets a dozen pile up).  Nothing to refuse, nor
+		 * to worry anyone with; its sender has long tried again. */
+		c->id = NULL;
+		conn_destroy(t, c);
+		if (id->qp)
+			rdma_destroy_qp(id);
+		stale_request(t, id);
+		return;
+	}
+	if (r < 0)
 		goto fail;
 	for (i = 0; i < RDMA_RECV_SLOTS; i++) {
 		r = post_recv(t, c, i);

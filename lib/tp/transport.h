@@ -64,8 +64,10 @@ enum tp_event_type {
 	                         dropped, or came from a node tp_admit keeps
 	                         out (status -EPERM, peer_node says which),
 	                         or did not prove our key (-EACCES, peer_node
-	                         the node it claimed); status and detail say
-	                         how */
+	                         the node it claimed), or had been given up
+	                         on by its sender before we took it
+	                         (-ETIMEDOUT: nothing wrong); status and
+	                         detail say how */
 };
 
 struct tp_event {

@@ -170,6 +170,12 @@ test_dgram_b_frozen_10s_then_both_connected_again() {
 		assertEquals "$r: the keeper stopped cleanly" 0 "$(res $r stop)"
 	done
 	assertEquals "a: b unreachable while frozen" unreachable "$(hv a.state-frozen CCM_STATE)"
+	# The connection requests a sent meanwhile queued up at b, given up on
+	# by their sender: b drops them without an error line.
+	assertNotContains "b: no refusal logged for the stale requests" \
+		"$(cat "$s/b.keeper.log" 2>/dev/null)" "refused a connection"
+	assertContains "b: but it saw its own stall" \
+		"$(cat "$s/b.keeper.log" 2>/dev/null)" "this keeper was not scheduled for"
 	for r in a b; do
 		snd=$(grep '^stream send: ' "$s/$r.send.out" 2>/dev/null)
 		rcv=$(grep '^stream recv: ' "$s/$r.recv.out" 2>/dev/null)
