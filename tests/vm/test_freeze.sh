@@ -22,13 +22,9 @@ set -u
 # shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-STREAM=$VM_TOP/build/ccm-stream
-[ -x "$STREAM" ] || (cd "$VM_TOP" && make build/ccm-stream >&2) || true
-if [ -x "$STREAM" ]; then
-	LAB_ADD=(--add "$STREAM:/usr/bin/ccm-stream")
-else
-	LAB_ADD=()
-fi
+SAVE_TO=${FREEZE_SAVE:-}
+# shellcheck source=tests/vm/stream.sh
+. "$(dirname "$0")/stream.sh"
 # shellcheck source=tests/vm/suite.sh
 . "$(dirname "$0")/suite.sh"
 
@@ -106,32 +102,8 @@ result stop $?
 EOS
 }
 
-wait_file() {
-	local end=$((SECONDS + $2))
-	while [ ! -e "$1" ]; do
-		[ $SECONDS -lt "$end" ] || return 1
-		_vm_running || [ -e "$1" ] || return 1
-		sleep 0.05
-	done
-}
-
-res() { sed -n "s/^$2 //p" "$t/share/$1.res" 2>/dev/null | head -1; }
+# hv FILE KEY: a saved handoff's value.
 hv() { sed -n "s/^$2='\(.*\)'\$/\1/p" "$t/share/$1" 2>/dev/null; }
-field() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1; }
-
-save_share() {
-	[ -z "${FREEZE_SAVE:-}" ] || { mkdir -p "$FREEZE_SAVE" && cp -a "$t/share/." "$FREEZE_SAVE/"; }
-}
-
-show_logs() {
-	local f
-	save_share
-	for f in "$t"/share/*.log "$t"/share/*.err "$t"/share/*.res; do
-		[ -s "$f" ] || continue
-		echo "---- $f ----"
-		tail -n 40 "$f"
-	done >&2
-}
 
 test_dgram_b_frozen_10s_then_both_connected_again() {
 	lab_ready || return 0

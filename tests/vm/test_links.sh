@@ -25,15 +25,9 @@ set -u
 # shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-STREAM=$VM_TOP/build/ccm-stream
-# The stream client comes with tests/links/stream.c (its own Makefile
-# target); build it when it is not there yet, as suite.sh does ccm-early.
-[ -x "$STREAM" ] || (cd "$VM_TOP" && make build/ccm-stream >&2) || true
-if [ -x "$STREAM" ]; then
-	LAB_ADD=(--add "$STREAM:/usr/bin/ccm-stream")
-else
-	LAB_ADD=()
-fi
+SAVE_TO=${LINKS_SAVE:-}
+# shellcheck source=tests/vm/stream.sh
+. "$(dirname "$0")/stream.sh"
 # shellcheck source=tests/vm/suite.sh
 . "$(dirname "$0")/suite.sh"
 
@@ -51,17 +45,6 @@ STREAM_SECS=${LINKS_STREAM_SECS:-20}
 KEEPER_ARGS=${LINKS_KEEPER_ARGS---link-heartbeat-ms 100 --link-misses 10 --heartbeat-ms 200 --heartbeat-misses 10}
 # Guest timeout: boot (~5 s), connect, the stream, the stop.
 GUEST_TIMEOUT=$((STREAM_SECS + 120))
-
-# wait_file FILE SECS: FILE exists (the guests write into the share); 1 if
-# a guest ended first or SECS passed.
-wait_file() {
-	local end=$((SECONDS + $2))
-	while [ ! -e "$1" ]; do
-		[ $SECONDS -lt "$end" ] || return 1
-		_vm_running || [ -e "$1" ] || return 1
-		sleep 0.05
-	done
-}
 
 # The guests' side. Both run the same script; a is node 1, b node 2.
 write_scenario() {
@@ -212,26 +195,6 @@ EOF
 # complaints FILE: a stream client's stderr without its -v event lines.
 complaints() { grep -v '^ccm-stream \[' "$1" 2>/dev/null | head -3 | tr '\n' ';'; }
 
-# save_share: shunit2 removes $t at the end; LINKS_SAVE=DIR keeps the
-# guests' files.
-save_share() {
-	[ -z "${LINKS_SAVE:-}" ] || { mkdir -p "$LINKS_SAVE" && cp -a "$t/share/." "$LINKS_SAVE/"; }
-}
-
-# res ROLE KEY: a guest's result value.
-res() { sed -n "s/^$2 //p" "$t/share/$1.res" 2>/dev/null | head -1; }
-
-# show_logs: the guests' logs on stderr (a run that stopped early).
-show_logs() {
-	local f
-	save_share
-	for f in "$t"/share/*.log "$t"/share/*.out "$t"/share/*.err "$t"/share/*.trace; do
-		[ -s "$f" ] || continue
-		echo "---- $f ----"
-		tail -n 40 "$f"
-	done >&2
-}
-
 test_dgram_two_rdma_links_cut_one_mid_stream() {
 	cut_one_mid_stream ""
 }
@@ -298,9 +261,6 @@ cut_one_mid_stream() {
 	check_stream from_b b a
 	report_failover
 }
-
-# field LINE KEY: KEY=VALUE's value in a ccm-stream summary line.
-field() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1; }
 
 # check_stream CLIENT SENDER RECEIVER: the receiver got the sender's
 # stream whole and in order, the windows' checksum is the same on both
