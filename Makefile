@@ -239,7 +239,7 @@ bench: ccm-early $(BENCH_BIN)
 test:
 	scripts/deps.sh test
 	$(MAKE) -j2 ccm-early $(CLIENT_PROGS) $(BENCH_BIN) $(BUILD)/tests/keyless_rdma
-	$(MAKE) -j2 dev fuzz-build
+	$(MAKE) -j2 dev fuzz-build $(BUILD)/sim/sim
 	tests/run
 
 demo:

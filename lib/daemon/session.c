@@ -829,7 +829,7 @@ static void on_tp_event(struct session *s, int li, const struct tp_event *ev)
 			l->refused_said = true;
 		}
 		if (ev->status == -EACCES) {
-			char msg[sizeof(ev->detail) + 32];
+			char msg[sizeof(why) + 32];
 
 			snprintf(msg, sizeof(msg), "pre-shared key: %s", ev_why(ev, why, sizeof(why)));
 			key_refused(s, li, msg);
