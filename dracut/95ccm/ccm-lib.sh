@@ -43,13 +43,17 @@ CCM_LINKS_MAX=4 # lib/base/limits.h
 ccm_why=
 ccm_value=
 
-# The blanks the config file lexer trims.
-ccm_trim() {
-    _ccm_t=$1
-    _ccm_t=${_ccm_t#"${_ccm_t%%[! 	]*}"}
-    _ccm_t=${_ccm_t%"${_ccm_t##*[! 	]}"}
-    printf '%s' "$_ccm_t"
+# The blanks the config file lexer trims: ccm_trimmed is S without them at
+# either end.  It sets a variable rather than print, so that a caller needs
+# no subshell: under TCG each costs milliseconds, and reading ccm.conf once
+# took a few dozen of them per line.
+ccm_trim_set() {
+    ccm_trimmed=${1#"${1%%[! 	]*}"}
+    ccm_trimmed=${ccm_trimmed%"${ccm_trimmed##*[! 	]}"}
 }
+
+# A carriage return, as a DOS line end leaves it.
+ccm_cr=$(printf '\r')
 
 ccm_valid_uint() {
     ccm_why='' ccm_value=''
@@ -352,15 +356,17 @@ ccm_conf_get_all() {
     [ -r "$2" ] || return 1
     _ccm_found=1
     while IFS= read -r _ccm_l || [ -n "$_ccm_l" ]; do
-        _ccm_l=${_ccm_l%"$(printf '\r')"}
-        _ccm_l=$(ccm_trim "$_ccm_l")
+        ccm_trim_set "${_ccm_l%"$ccm_cr"}"
+        _ccm_l=$ccm_trimmed
         case $_ccm_l in
             '' | '#'*) continue ;;
             *=*) ;;
             *) continue ;;
         esac
-        [ "$(ccm_trim "${_ccm_l%%=*}")" = "$1" ] || continue
-        _ccm_v=$(ccm_trim "${_ccm_l#*=}")
+        ccm_trim_set "${_ccm_l%%=*}"
+        [ "$ccm_trimmed" = "$1" ] || continue
+        ccm_trim_set "${_ccm_l#*=}"
+        _ccm_v=$ccm_trimmed
         case $_ccm_v in
             \"*\") _ccm_v=${_ccm_v#\"} _ccm_v=${_ccm_v%\"} ;;
         esac
