@@ -71,11 +71,23 @@ ccm_bad() {
     ccm_errors="${ccm_errors:+$ccm_errors; }$1=$2: $3"
 }
 
+# ccm_mentions NAME: the command line (ccm_cmdline, read once by
+# ccm_parse_cmdline) has NAME=... or NAME.  Only then is getarg asked: it
+# reads the command line again and runs dracut-getarg at every call, in
+# subshells, which under TCG costs a noticeable part of a second each.
+ccm_mentions() {
+    case $ccm_cmdline in
+        *" $1="* | *" $1 "*) return 0 ;;
+    esac
+    return 1
+}
+
 # ccm_arg NAME KEY CHECK [ARGS...]: validate rd.ccm.NAME= and add it to the
 # fragment as KEY.
 ccm_arg() {
     _ccm_name=$1 _ccm_key=$2 _ccm_check=$3
     shift 3
+    ccm_mentions "$_ccm_name" || return 0
     _ccm_val=$(getarg "$_ccm_name=") || return 0
     if "$_ccm_check" "$_ccm_val" "$@"; then
         [ -n "$ccm_value" ] && [ "$_ccm_check" = ccm_valid_uint ] && _ccm_val=$ccm_value
@@ -92,13 +104,14 @@ ccm_arg() {
 ccm_check_links_exclusive() {
     for _ccm_k in listen partner device; do
         if [ -n "$ccm_links" ]; then
-            if _ccm_av=$(getarg "rd.ccm.$_ccm_k="); then
+            if ccm_mentions "rd.ccm.$_ccm_k" && _ccm_av=$(getarg "rd.ccm.$_ccm_k="); then
                 ccm_bad "rd.ccm.$_ccm_k" "$_ccm_av" "not with rd.ccm.link, which replaces rd.ccm.listen, rd.ccm.partner and rd.ccm.device"
             elif ccm_conf_get "$_ccm_k" "$CCM_CONF" > /dev/null; then
                 ccm_bad rd.ccm.link "${ccm_links%%
 *}" "it replaces listen, partner and device, but ${CCM_CONF#"${CCM_ROOT:-}"} sets '$_ccm_k'"
             fi
-        elif _ccm_av=$(getarg "rd.ccm.$_ccm_k=") && ccm_conf_get link "$CCM_CONF" > /dev/null; then
+        elif ccm_mentions "rd.ccm.$_ccm_k" && _ccm_av=$(getarg "rd.ccm.$_ccm_k=") &&
+            ccm_conf_get link "$CCM_CONF" > /dev/null; then
             ccm_bad "rd.ccm.$_ccm_k" "$_ccm_av" "${CCM_CONF#"${CCM_ROOT:-}"} has 'link' lines, which replace $_ccm_k"
         fi
     done
@@ -106,12 +119,13 @@ ccm_check_links_exclusive() {
 
 ccm_parse_cmdline() {
     ccm_errors='' ccm_fragment='' ccm_links=''
+    ccm_cmdline=" $(getcmdline) "
 
     # A fresh start: nothing of an earlier run of this hook counts.
     rm -f -- "$CCM_FRAGMENT" "$CCM_CMDLINE_ERR" "$CCM_LINKS" "$CCM_RXE" "$CCM_DONE" "$CCM_QUEUED" \
         "$hookdir/initqueue/finished/ccm-early.sh"
 
-    if ! getargbool 1 rd.ccm; then
+    if ccm_mentions rd.ccm && ! getargbool 1 rd.ccm; then
         info "ccm: off (rd.ccm=0)"
         return 0
     fi
@@ -123,7 +137,7 @@ ccm_parse_cmdline() {
     ccm_arg rd.ccm.device device ccm_valid_device
     ccm_arg rd.ccm.timeout timeout ccm_valid_uint 0 86400
     ccm_rxe=''
-    if _ccm_val=$(getarg rd.ccm.rxe=); then
+    if ccm_mentions rd.ccm.rxe && _ccm_val=$(getarg rd.ccm.rxe=); then
         if ccm_valid_netdevs "$_ccm_val"; then
             ccm_rxe=$_ccm_val
         else
@@ -137,8 +151,9 @@ ccm_parse_cmdline() {
     IFS='
 '
     set -f
-    _ccm_nlinks=0 _ccm_locals=''
-    for _ccm_l in $(getargs rd.ccm.link=); do
+    _ccm_nlinks=0 _ccm_locals='' _ccm_given=''
+    ccm_mentions rd.ccm.link && _ccm_given=$(getargs rd.ccm.link=)
+    for _ccm_l in $_ccm_given; do
         _ccm_nlinks=$((_ccm_nlinks + 1))
         if [ "$_ccm_nlinks" -gt "$CCM_LINKS_MAX" ]; then
             ccm_bad rd.ccm.link "$_ccm_l" "more than $CCM_LINKS_MAX links"
@@ -162,7 +177,7 @@ ccm_parse_cmdline() {
 
     # A typo must not fall back to ccm.conf silently.  getargs drops an
     # empty rd.ccm.link=; the words show it.
-    for _ccm_w in $(getcmdline); do
+    for _ccm_w in $ccm_cmdline; do
         if [ "$_ccm_w" = rd.ccm.link= ]; then
             _ccm_nlinks=$((_ccm_nlinks + 1))
             ccm_bad rd.ccm.link "" "empty value"
@@ -194,7 +209,7 @@ ${_ccm_k%%:*} = "*) continue ;;
 
     mkdir -p -- "$CCM_RUN_DIR"
     if [ -n "$ccm_errors" ]; then
-        if getargbool 0 rd.ccm.required; then
+        if ccm_mentions rd.ccm.required && getargbool 0 rd.ccm.required; then
             warn "ccm: rd.ccm.required is set and the rd.ccm arguments are wrong: the boot will stop at the ccm connect step"
             printf '%s\n' "$ccm_errors" > "$CCM_CMDLINE_ERR"
         else

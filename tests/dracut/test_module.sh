@@ -64,6 +64,7 @@ tearDown() {
 
 getarg() {
 	local want=$1 a out="" found=1
+	echo "getarg $want" >> "$t/asked"
 	while IFS= read -r a; do
 		[ -n "$a" ] || continue
 		case $want in
@@ -79,6 +80,7 @@ getarg() {
 }
 getargs() {
 	local want=$1 a found=1
+	echo "getargs $want" >> "$t/asked"
 	while IFS= read -r a; do
 		case $a in "$want"*) printf '%s\n' "${a#"$want"}"; found=0 ;; esac
 	done <<< "$cmdline"
@@ -569,6 +571,23 @@ test_parse_no_arguments_uses_the_config_file() {
 		"$(cat "$t/initqueue")"
 }
 
+# dracut's getarg reads the command line again and runs dracut-getarg at
+# every call, in subshells (milliseconds each under TCG): the hook asks only
+# for what the command line mentions, and still takes it whole.
+test_parse_asks_only_for_the_arguments_given() {
+	base_conf
+	args rd.ccm.rxe=eth0 rd.ccm.timeout=90
+	run_parse
+	assertEquals "asked only for the two given; $(shown)" "getarg rd.ccm.timeout=
+getarg rd.ccm.rxe=" "$(cat "$t/asked" 2>/dev/null)"
+	assertEquals "and took them" "timeout = 90" "$(frag | grep -v '^#')"
+	assertEquals "rxe" eth0 "$(cat "$CCM_ROOT/run/ccm/cmdline.rxe" 2>/dev/null)"
+	rm -f "$t/asked"
+	args
+	run_parse
+	assertEquals "nothing given, nothing asked" "" "$(cat "$t/asked" 2>/dev/null)"
+}
+
 test_parse_everything_at_once() {
 	rm "$CCM_ROOT/etc/ccm/ccm.conf"
 	args rd.ccm.node=2 rd.ccm.listen=10.0.0.2 "rd.ccm.partner=[fd00::1]:7000" \
@@ -782,7 +801,7 @@ test_parse_under_dash() {
 		getarg() { case \$1 in rd.ccm.node=) printf 7; return 0 ;; rd.ccm.rxe=) printf 'eth1,eth2'; return 0 ;; esac; return 1; }
 		getargs() { printf '10.0.1.1=10.0.1.2,device=rxe0\n[fd00::1]:9=[fd00::2]:9,priority=1\n'; }
 		getargbool() { [ "\$2" = rd.ccm ]; }
-		getcmdline() { printf 'rd.ccm.node=7 rd.ccm.bogus=1'; }
+		getcmdline() { printf 'rd.ccm.node=7 rd.ccm.rxe=eth1,eth2 rd.ccm.link=10.0.1.1=10.0.1.2,device=rxe0 rd.ccm.link=[fd00::1]:9=[fd00::2]:9,priority=1 rd.ccm.bogus=1'; }
 		warn() { echo "warn: \$*" >> "$t/log"; }
 		info() { echo "info: \$*" >> "$t/log"; }
 	EOF
