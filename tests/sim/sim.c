@@ -1022,13 +1022,15 @@ static void check_disk(struct sim *sim)
 	}
 }
 
-/* At the end, connected: the file a script reads says what the keeper
- * knows, whatever the disk did meanwhile. */
+/* At the end: the file a script reads says what the keeper knows (its
+ * state, and once it has one its partner's epoch), whatever the disk did
+ * meanwhile. */
 static void check_handoff_files(struct sim *sim)
 {
 	for (int i = 0; i < NODES && !sim->failure[0]; i++) {
 		const struct sim_node *n = &sim->node[i];
-		char path[300], want[96], text[8192];
+		const struct session *ns = n->s;
+		char path[300], want[96], epoch[96], text[8192];
 		FILE *f;
 		size_t len;
 
@@ -1038,12 +1040,15 @@ static void check_handoff_files(struct sim *sim)
 		if (f)
 			fclose(f);
 		text[len] = '\0';
-		snprintf(want, sizeof(want), "CCM_PARTNER_EPOCH='%llu'",
-			 (unsigned long long)n->s->ex->peer.epoch);
-		if (!strstr(text, "CCM_STATE='connected'") || !strstr(text, want))
-			fail(sim, "node %c: its handoff file does not say connected to epoch %016llx "
-			     "(%s)", 'A' + i, (unsigned long long)n->s->ex->peer.epoch,
-			     f ? "see the file" : "no file");
+		snprintf(want, sizeof(want), "CCM_STATE='%s'", handoff_state_name(ns->handoff_state));
+		snprintf(epoch, sizeof(epoch), "CCM_PARTNER_EPOCH='%llu'",
+			 (unsigned long long)ns->ex->peer.epoch);
+		if (!strstr(text, want) ||
+		    (ns->handoff_state == HANDOFF_CONNECTED && !strstr(text, epoch)))
+			fail(sim, "node %c: its handoff file does not say what its keeper knows: "
+			     "%s, partner epoch %016llx (%s)", 'A' + i,
+			     handoff_state_name(ns->handoff_state),
+			     (unsigned long long)ns->ex->peer.epoch, f ? "see the file" : "no file");
 	}
 }
 
