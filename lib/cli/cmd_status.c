@@ -7,7 +7,6 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -97,7 +96,6 @@ static void print_status(const struct handoff *h, const char *stale)
  * socket, 0 = nobody; *silent: it owns it but did not answer in time). */
 static int ask_keeper(const char *dir, struct handoff *h, int *keeper_pid, bool *silent)
 {
-	struct pollfd p = { .events = POLLIN };
 	struct ucred cred;
 	socklen_t clen = sizeof(cred);
 	struct fdmsg *m = NULL;
@@ -113,16 +111,9 @@ static int ask_keeper(const char *dir, struct handoff *h, int *keeper_pid, bool 
 	m = malloc(sizeof(*m));
 	if (!m || fdmsg_send(sock, CTL_STATE, NULL, 0, -1) < 0)
 		goto out;
-	p.fd = sock;
-	do
-		r = poll(&p, 1, ANSWER_MS);
-	while (r < 0 && errno == EINTR);
-	if (r <= 0) {
-		*silent = r == 0;
-		r = 0;
-		goto out;
-	}
-	r = fdmsg_recv(sock, m, &e);
+	r = fdmsg_recv_within(sock, ANSWER_MS, m, &e);
+	if (r == -ETIMEDOUT)
+		*silent = true;
 	if (r > 0)
 		fdmsg_close(m);
 	/* An older keeper refuses CTL_STATE; a state too large for one

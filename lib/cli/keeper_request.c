@@ -1,7 +1,6 @@
 #include "cli/keeper_request.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -14,20 +13,13 @@
  * in e and -errno. */
 static int await_done(int sock, int timeout_ms, const char *what, struct errbuf *e)
 {
-	struct pollfd p = { .fd = sock, .events = POLLIN };
 	struct ctl_error err;
 	struct ctl_done d;
 	struct fdmsg m;
-	int r;
+	int r = fdmsg_recv_within(sock, timeout_ms, &m, e);
 
-	do
-		r = poll(&p, 1, timeout_ms);
-	while (r < 0 && errno == EINTR);
-	if (r < 0)
-		return errbuf_set(e, -errno, "waiting for the keeper: %s", strerror(errno));
-	if (r == 0)
-		return errbuf_set(e, -ETIMEDOUT, "no answer from the keeper within %d ms", timeout_ms);
-	r = fdmsg_recv(sock, &m, e);
+	if (r == -ETIMEDOUT)
+		return errbuf_prefix(e, r, "the keeper");
 	if (r == 0 || r == -ECONNRESET)
 		return errbuf_set(e, -ENOTCONN, "the keeper closed the connection without answering");
 	if (r < 0)

@@ -3,6 +3,7 @@
 #include "client/fdmsg.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -189,4 +190,19 @@ int fdmsg_peer_cred(int sock, uid_t *uid, pid_t *pid)
 	*uid = uc.uid;
 	*pid = uc.pid;
 	return 0;
+}
+
+int fdmsg_recv_within(int sock, int timeout_ms, struct fdmsg *m, struct errbuf *e)
+{
+	struct pollfd p = { .fd = sock, .events = POLLIN };
+	int r;
+
+	do
+		r = poll(&p, 1, timeout_ms);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return errbuf_set(e, -errno, "waiting for an answer: %s", strerror(errno));
+	if (r == 0)
+		return errbuf_set(e, -ETIMEDOUT, "no answer within %d ms", timeout_ms);
+	return fdmsg_recv(sock, m, e);
 }

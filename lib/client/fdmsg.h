@@ -50,6 +50,11 @@ int fdmsg_send(int sock, uint16_t type, const void *data, uint32_t len, int fd);
  * a malformed message (e says how); else -errno. */
 int fdmsg_recv(int sock, struct fdmsg *m, struct errbuf *e);
 
+/* The same, waiting at most timeout_ms for it (a signal does not cut the
+ * wait short): -ETIMEDOUT when nothing came (e says so), else as
+ * fdmsg_recv. */
+int fdmsg_recv_within(int sock, int timeout_ms, struct fdmsg *m, struct errbuf *e);
+
 /* The payload length check every handler does before reading m->data:
  * 0 when min <= m->len <= max (min == max for a fixed-size type), else
  * -EBADMSG with the type and the lengths in e. */

@@ -10,7 +10,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,18 +93,10 @@ int client_connect(const char *state_dir, int *sock, struct errbuf *e)
  * closed, -EPROTO for anything fdmsg refuses. */
 static int recv_timed(int sock, struct fdmsg *m, struct errbuf *e)
 {
-	struct pollfd p = { .fd = sock, .events = POLLIN };
-	int r;
+	int r = fdmsg_recv_within(sock, ATTACH_TIMEOUT_MS, m, e);
 
-	do
-		r = poll(&p, 1, ATTACH_TIMEOUT_MS);
-	while (r < 0 && errno == EINTR);
-	if (r < 0)
-		return errbuf_set(e, -errno, "waiting for the keeper: %s", strerror(errno));
-	if (r == 0)
-		return errbuf_set(e, -ETIMEDOUT, "the keeper did not answer within %d ms",
-				  ATTACH_TIMEOUT_MS);
-	r = fdmsg_recv(sock, m, e);
+	if (r == -ETIMEDOUT)
+		return errbuf_prefix(e, r, "the keeper");
 	if (r == 0 || r == -ECONNRESET)
 		return errbuf_set(e, -ENOTCONN, "the keeper closed the connection");
 	if (r == -EBADMSG || r == -EMSGSIZE)

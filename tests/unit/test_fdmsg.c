@@ -224,6 +224,27 @@ static void test_ends(int file)
 	      "a bad socket is -EBADF both ways");
 }
 
+/* A receive with a deadline: -ETIMEDOUT when nothing comes, the message
+ * when one is there, 0 when the peer closed. */
+static void test_within(void)
+{
+	struct errbuf e = { "" };
+	struct fdmsg m;
+	int sv[2];
+
+	if (!CHECK(fdmsg_socketpair(sv) == 0, "socketpair"))
+		return;
+	CHECK(fdmsg_recv_within(sv[1], 20, &m, &e) == -ETIMEDOUT && strstr(e.msg, "20 ms"),
+	      "nothing within 20 ms: -ETIMEDOUT, said (%s)", e.msg);
+	CHECK(fdmsg_send(sv[0], 7, "hi", 2, -1) == 0 &&
+	      fdmsg_recv_within(sv[1], 1000, &m, &e) == 1 && m.type == 7 && m.len == 2 &&
+	      !memcmp(m.data, "hi", 2), "a message there: taken at once");
+	fdmsg_close(&m);
+	close(sv[0]);
+	CHECK(fdmsg_recv_within(sv[1], 1000, &m, &e) == 0, "the peer closed: 0");
+	close(sv[1]);
+}
+
 int main(void)
 {
 	int sv[2], file, start;
@@ -239,6 +260,7 @@ int main(void)
 	close(sv[1]);
 	test_expect();
 	test_ends(file);
+	test_within();
 	close(file);
 	CHECK(count_fds() == start, "every fd the tests opened is closed");
 	return check_done();
