@@ -52,6 +52,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/num.h"
+
 extern char **environ;
 
 #define ADDR_A           "127.0.0.2"
@@ -900,6 +902,20 @@ static void make_tmproot(void)
 	pathf(tmproot, "%s", tmpl);
 }
 
+/* -X N: N in [min, max] through the project's one number parser, into
+ * *out; else say so.  0 or 2 (the usage exit). */
+static int count_arg(char opt, const char *v, uint32_t min, uint32_t max, int *out)
+{
+	uint32_t u;
+
+	if (num_parse_u32(v, min, max, &u) < 0) {
+		fprintf(stderr, "handshake: -%c wants %u..%u, not '%s'\n", opt, min, max, v);
+		return 2;
+	}
+	*out = (int)u;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct bench b = { 0 };
@@ -936,11 +952,8 @@ int main(int argc, char **argv)
 			b.rping = optarg;
 			break;
 		case 'n':
-			runs = atoi(optarg);
-			if (runs < 1 || runs > 100000) {
-				fprintf(stderr, "handshake: -n wants 1..100000\n");
+			if (count_arg('n', optarg, 1, 100000, &runs))
 				return 2;
-			}
 			break;
 		case 'v':
 			b.verbose = true;
@@ -955,18 +968,12 @@ int main(int argc, char **argv)
 			keyed = true;
 			break;
 		case 'c':
-			nclients = atoi(optarg);
-			if (nclients < 1 || nclients > 1000) {
-				fprintf(stderr, "handshake: -c wants 1..1000\n");
+			if (count_arg('c', optarg, 1, 1000, &nclients))
 				return 2;
-			}
 			break;
 		case 'p':
-			nports = atoi(optarg);
-			if (nports < 1 || nports > 1000) {
-				fprintf(stderr, "handshake: -p wants 1..1000\n");
+			if (count_arg('p', optarg, 1, 1000, &nports))
 				return 2;
-			}
 			break;
 		case 'h':
 			usage(stdout);
