@@ -8,12 +8,13 @@
 # test once saw b's guest not scheduled for 9.7 s, twice in a row.
 #
 # What must hold: a sees its partner unreachable while b is frozen; once b
-# runs again both keepers are connected within RECOVER_SECS, to the same
-# epochs as before (b did not reboot: a resume, not a new handshake), and
-# a stream of writes and messages then flows both ways whole. The time each
-# side took to be connected again is reported as a "# " line.
+# runs again a is connected within RECOVER_SECS, both to the same epochs as
+# before (b did not reboot: a resume, not a new handshake), and a stream of
+# writes and messages then flows both ways whole. b never saw the freeze
+# as a loss (its own stall is not held against its partner), so the time
+# a took is the figure, reported as a "# " line.
 #
-# Wall time: about 60 s (one boot of two guests, the freeze, a 4 s stream).
+# Wall time: about 25 s (one boot of two guests, the freeze, a 4 s stream).
 # FREEZE_SAVE=DIR: copy the guests' files (logs, handoffs) there.
 set -u
 # shellcheck disable=SC2154  # t and _shunit_test_ come from common.sh/shunit2
@@ -76,11 +77,12 @@ if [ "$role" = a ]; then
 fi
 lab_wait_file /out/thawed 90 || fail "the host never let b go on"
 t0=$(lab_uptime)
-# b's own handoff says connected all along (it never saw the freeze):
-# wait for a link heartbeat after the thaw to have run, then check.
-sleep 1
+# b's own handoff says connected all along (it never saw the freeze): give
+# its links a heartbeat after the thaw, then check. a's recovery is the
+# figure: from seeing the thaw to its handoff saying connected.
+[ "$role" = a ] || sleep 1
 wait_state connected 30 || fail "not connected again after the freeze"
-result back "$(awk -v a="$t0" -v b="$(lab_uptime)" 'BEGIN { printf "%.1f", b - a }')"
+[ "$role" = b ] || result back "$(awk -v a="$t0" -v b="$(lab_uptime)" 'BEGIN { printf "%.1f", b - a }')"
 keep after
 lab_mark back
 lab_wait_file "/out/$peer.back" 60 || fail "the partner never came back"
@@ -129,9 +131,8 @@ test_dgram_b_frozen_10s_then_both_connected_again() {
 	for r in a b; do
 		assertEquals "$r: guest scenario (see $s/$r.res)" 0 "$(cat "$s/$r.rc" 2>/dev/null)"
 		assertEquals "$r: connect" 0 "$(res $r connect)"
-		assertNotNull "$r: connected again after the freeze (see $s/$r.keeper.log)" "$(res $r back)"
-		assertTrue "$r: connected again within $RECOVER_SECS s, not $(res $r back)" \
-			"awk -v b='$(res $r back)' -v m=$RECOVER_SECS 'BEGIN { exit !(b != \"\" && b <= m) }'"
+		assertEquals "$r: connected again after the freeze (see $s/$r.keeper.log)" connected \
+			"$(hv $r.state-after CCM_STATE)"
 		assertEquals "$r: the same partner epoch as before the freeze (a resume)" \
 			"$(hv $r.state-before CCM_PARTNER_EPOCH)" "$(hv $r.state-after CCM_PARTNER_EPOCH)"
 		assertEquals "$r: its own epoch unchanged" \
@@ -142,6 +143,8 @@ test_dgram_b_frozen_10s_then_both_connected_again() {
 		assertEquals "$r: the keeper stopped cleanly" 0 "$(res $r stop)"
 	done
 	assertEquals "a: b unreachable while frozen" unreachable "$(hv a.state-frozen CCM_STATE)"
+	assertTrue "a: connected again within $RECOVER_SECS s of the thaw, not '$(res a back)'" \
+		"awk -v b='$(res a back)' -v m=$RECOVER_SECS 'BEGIN { exit !(b != \"\" && b <= m) }'"
 	# The connection requests a sent meanwhile queued up at b, given up on
 	# by their sender: b drops them without an error line.
 	assertNotContains "b: no refusal logged for the stale requests" \
@@ -159,7 +162,7 @@ test_dgram_b_frozen_10s_then_both_connected_again() {
 			assertEquals "$r: $k" 0 "$(field "$rcv" $k)"
 		done
 	done
-	echo "# ${_shunit_test_}: b frozen ${FREEZE_SECS}s; connected again after: a $(res a back)s, b $(res b back)s (guest clocks, from the thaw being seen)" >&2
+	echo "# ${_shunit_test_}: b frozen ${FREEZE_SECS}s; a connected again $(res a back)s after it saw the thaw (its clock, 0.1 s polls)" >&2
 }
 
 . shunit2
