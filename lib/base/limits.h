@@ -23,6 +23,8 @@
 #define CCM_OP_MAX        65536u   /* one one-sided read or write */
 #define CCM_PORT_MSG_MAX  3072u    /* one message between two clients' ports */
 #define CCM_LINKS_MAX     4        /* interconnects between the two nodes */
+#define CCM_PORT_MSG_WINDOW 64     /* messages one port may have on their way
+                                      to the partner's client, unconfirmed */
 
 /* Protocol versions this build speaks. */
 #define CCM_PROTO_MIN 1

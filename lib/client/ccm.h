@@ -35,6 +35,7 @@
 struct ccm_client;
 
 enum { CCM_NOTIFY = 1u << 0 };  /* ccm_write: signal the partner once landed */
+enum { CCM_SEND_WINDOW = 64 };  /* ccm_send: messages in flight per port */
 
 enum ccm_event_type {
 	CCM_EV_DONE = 1,          /* tag, status: a write, read or send finished */
@@ -84,18 +85,46 @@ void *ccm_window(const struct ccm_client *c, int port, size_t *len);
  * last.  Leave the source bytes alone until the write's DONE.
  * A DONE status of -EHOSTUNREACH: the partner cannot be reached now (not
  * connected yet, or every link is down); -ENOTCONN is kept for the keeper
- * itself having gone. */
+ * itself having gone.  A write with CCM_NOTIFY is DONE when the partner's
+ * client has the notify (after the bytes landed), like a message below. */
 int ccm_write(struct ccm_client *c, int port, uint32_t local_off, uint32_t remote_off,
 	      uint32_t len, unsigned flags, uint32_t *tag);
 int ccm_read(struct ccm_client *c, int port, uint32_t local_off, uint32_t remote_off,
 	     uint32_t len, uint32_t *tag);
 
 /* A small message (1..3072 bytes) to the partner's client on `port`;
- * asynchronous like the above.  CCM_EV_DONE says the keeper has handed it
- * to the interconnect (in order, reliably, while the link lives); a
- * partner client that is not attached when it arrives does not get it, so
- * anything that must not be lost goes into the window, with ccm_write. */
+ * asynchronous like the above.  The channel's guarantees, per port:
+ *
+ *   ordering     in the order sent, whatever links fail meanwhile
+ *   duplication  never: each message reaches the partner's client once
+ *   flow         at most CCM_SEND_WINDOW (64) messages in flight; then
+ *                ccm_send returns -EAGAIN until a DONE gives credit back
+ *                (wait for ccm_fd, or use ccm_send_sync).  A slow partner
+ *                client slows its sender; it is never dropped for it.
+ *                The window is the port's: after a re-attach, what the
+ *                earlier attachment sent still fills it until confirmed,
+ *                and a send may come back DONE -EAGAIN meanwhile
+ *   DONE 0       the partner's client's channel has it (delivered to its
+ *                newest attached channel; what it does then is its own)
+ *   held         a partner client that is not attached, or not reading:
+ *                the message waits in its keeper (up to two windows per
+ *                port) and is delivered when it attaches or reads; DONE
+ *                waits with it
+ *   loss         only when the session with the partner ends (it rebooted:
+ *                a new epoch; it handshook again; or a keeper stopped):
+ *                then every message not yet DONE completes with
+ *                -ECONNRESET (session ended) or -ESHUTDOWN (our keeper
+ *                stopped): it may or may not have been delivered -- at
+ *                most once, never confirmed
+ *   -EHOSTUNREACH  not sent: no partner session now
+ *
+ * Partner loss that heals (PARTNER_LOST, then PARTNER_BACK with the same
+ * epoch) loses nothing: the messages go again and their DONEs follow. */
 int ccm_send(struct ccm_client *c, int port, const void *msg, size_t len, uint32_t *tag);
+
+/* ccm_send, waiting for credit first if the port has none, then for its
+ * own DONE (other events meanwhile are queued for ccm_next): its status. */
+int ccm_send_sync(struct ccm_client *c, int port, const void *msg, size_t len);
 
 /* The next event: 0 and *ev filled, -EAGAIN when none came within
  * timeout_ms (0: do not wait; -1: wait as long as it takes). */

@@ -27,6 +27,8 @@
 #include "client/listenfds.h"
 
 #define ATTACH_TIMEOUT_MS  10000   /* a keeper answers at once; this only ends a hang */
+_Static_assert(CCM_SEND_WINDOW == CCM_PORT_MSG_WINDOW, "libccm and the keeper count one window");
+
 #define QUEUE_MAX          64      /* events a *_sync call keeps for ccm_next */
 #define CHANNEL_KEY        UINT32_MAX  /* epoll data of the channel; ports are 0..63 */
 
@@ -274,8 +276,10 @@ struct ccm_client {
 	int ep;
 	int nports;
 	uint32_t port_size;
-	uint32_t next_tag;
+	uint32_t next_tag;           /* a counter: see take_tag */
 	enum chan_state chan;
+	uint16_t sends[CCM_PORTS_MAX];  /* messages in flight per port: the
+	                                   keeper's window (CCM_PORT_MSG_WINDOW) */
 	int event[CCM_PORTS_MAX];
 	void *window[CCM_PORTS_MAX];
 	uint64_t notify;             /* ports whose eventfd fired, not yet returned */
@@ -485,11 +489,18 @@ void *ccm_window(const struct ccm_client *c, int port, size_t *len)
 
 /* --- requests ------------------------------------------------------------------ */
 
-static uint32_t take_tag(struct ccm_client *c)
-{
-	uint32_t t = c->next_tag++;
+/* A tag is a counter above 7 low bits; a send's says so (TAG_SEND) and
+ * names its port, so that its DONE gives the port's credit back. */
+#define TAG_SEND      0x40u
+#define TAG_PORT_MASK 0x3fu
+#define TAG_COUNTER   (1u << 25)
 
-	/* 0 is the tag of a partner's CTL_MSG: never ours. */
+static uint32_t take_tag(struct ccm_client *c, uint32_t low)
+{
+	uint32_t t = c->next_tag << 7 | low;
+
+	/* Never 0 (the tag of a partner's CTL_MSG): the counter skips it. */
+	c->next_tag = (c->next_tag + 1) % TAG_COUNTER;
 	if (c->next_tag == 0)
 		c->next_tag = 1;
 	return t;
@@ -532,7 +543,7 @@ static int rw(struct ccm_client *c, uint16_t type, int port, uint32_t local_off,
 	if (r < 0)
 		return r;
 	memset(&req, 0, sizeof(req));
-	req.tag = take_tag(c);
+	req.tag = take_tag(c, 0);
 	req.port = (uint16_t)port;
 	req.flags = (flags & CCM_NOTIFY) ? CTL_F_NOTIFY : 0;
 	req.local_off = local_off;
@@ -567,14 +578,19 @@ int ccm_send(struct ccm_client *c, int port, const void *msg, size_t len, uint32
 	r = chan_err(c);
 	if (r < 0)
 		return r;
+	if (c->sends[port] >= CCM_SEND_WINDOW)
+		return -EAGAIN;  /* the partner's client has not taken enough */
 	memset(&h, 0, sizeof(h));
-	h.tag = take_tag(c);
+	h.tag = take_tag(c, TAG_SEND | (uint32_t)port);
 	h.port = (uint16_t)port;
 	memcpy(buf, &h, sizeof(h));
 	memcpy(buf + sizeof(h), msg, len);
 	r = send_req(c, CTL_SEND, buf, (uint32_t)(sizeof(h) + len));
-	if (r == 0 && tag)
-		*tag = h.tag;
+	if (r == 0) {
+		c->sends[port]++;
+		if (tag)
+			*tag = h.tag;
+	}
 	return r;
 }
 
@@ -631,6 +647,9 @@ static int decode(struct ccm_client *c, struct fdmsg *m, struct ccm_event *ev)
 		ev->type = CCM_EV_DONE;
 		ev->tag = d.tag;
 		ev->status = d.status;
+		if ((d.tag & TAG_SEND) && (int)(d.tag & TAG_PORT_MASK) < c->nports &&
+		    c->sends[d.tag & TAG_PORT_MASK])
+			c->sends[d.tag & TAG_PORT_MASK]--;  /* its credit is back */
 		return 0;
 	case CTL_EVENT:
 		if (m->len != sizeof(ce))
@@ -850,6 +869,32 @@ int ccm_read_sync(struct ccm_client *c, int port, uint32_t local_off, uint32_t r
 	uint32_t tag;
 	int r = ccm_read(c, port, local_off, remote_off, len, &tag);
 
+	return r < 0 ? r : wait_done(c, tag);
+}
+
+int ccm_send_sync(struct ccm_client *c, int port, const void *msg, size_t len)
+{
+	struct ccm_event ev;
+	uint32_t tag;
+	int r;
+
+	if (!c || check_port(c, port) < 0)
+		return -EINVAL;
+	/* No credit: wait for the DONEs that bring it back (decode counts
+	 * them), keeping every event for ccm_next. */
+	while (c->sends[port] >= CCM_SEND_WINDOW) {
+		if (c->qlen == QUEUE_MAX)
+			return -ENOBUFS;
+		r = chan_err(c);
+		if (r < 0)
+			return r;
+		r = wait_io(c, &c->scratch, &ev, -1);
+		if (r < 0)
+			return r;
+		if (r == 1 && (r = push(c, &ev)) < 0)
+			return r;
+	}
+	r = ccm_send(c, port, msg, len, &tag);
 	return r < 0 ? r : wait_done(c, tag);
 }
 

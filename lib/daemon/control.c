@@ -50,6 +50,8 @@ struct kconn {
 	char client[CCM_NAME_MAX + 1];
 	struct kout *out_head, *out_tail;
 	size_t out_bytes;
+	bool msg_waits;         /* a partner's message found it full: say
+	                           CREQ_WRITABLE once it drained */
 };
 
 struct control {
@@ -382,6 +384,17 @@ int control_next(struct control *k, struct control_req *req)
 		c = &k->conns[evs[i].data.u64];
 		if (c->fd >= 0 && (evs[i].events & EPOLLOUT))
 			conn_flush(k, c);
+		if (c->fd >= 0 && c->msg_waits && !c->out_head && (evs[i].events & EPOLLOUT)) {
+			/* Its input, if any, stays readable for the next call. */
+			c->msg_waits = false;
+			memset(req, 0, sizeof(*req));
+			req->type = CREQ_WRITABLE;
+			req->conn = c->id;
+			req->uid = c->uid;
+			req->pid = c->pid;
+			memcpy(req->client, c->client, sizeof(req->client));
+			return 1;
+		}
 		if (c->fd < 0 || !(evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 			continue;
 		r = fdmsg_recv(c->fd, &k->in, &e);
@@ -528,22 +541,46 @@ void control_event(struct control *k, const char *client, const struct ctl_event
 	}
 }
 
-void control_msg(struct control *k, const char *client, uint16_t port, const void *data,
+int control_msg(struct control *k, const char *client, uint16_t port, const void *data,
 		uint32_t len)
 {
 	uint8_t buf[sizeof(struct ctl_send_hdr) + CTL_MSG_MAX];
 	struct ctl_send_hdr h = { .port = port };
+	struct kconn *c = NULL;
+	int r;
 
 	if (len > CTL_MSG_MAX)
-		return;
+		return -EMSGSIZE;
+	/* The client's newest channel: a process that attached again (a
+	 * restarted monitor whose old channel is still closing) gets its
+	 * partner's messages, and each goes to one channel only. */
+	for (int i = 0; i < CONTROL_CONNS_MAX; i++) {
+		struct kconn *o = &k->conns[i];
+
+		if (o->fd >= 0 && o->attached && !strcmp(o->client, client) && (!c || o->id > c->id))
+			c = o;
+	}
+	if (!c)
+		return -ENOTCONN;
+	/* Straight into its socket or not at all: never into the unbounded
+	 * wait of control_reply, and never ahead of what waits there. */
+	if (c->msg_waits || c->out_head) {
+		c->msg_waits = true;
+		return -EAGAIN;
+	}
 	memcpy(buf, &h, sizeof(h));
 	memcpy(buf + sizeof(h), data, len);
-	for (int i = 0; i < CONTROL_CONNS_MAX; i++) {
-		struct kconn *c = &k->conns[i];
-
-		if (c->fd >= 0 && c->attached && !strcmp(c->client, client))
-			control_reply(k, c->id, CTL_MSG, buf, (uint32_t)sizeof(h) + len);
+	r = fdmsg_send(c->fd, CTL_MSG, buf, (uint32_t)sizeof(h) + len, -1);
+	if (r == -EAGAIN) {
+		c->msg_waits = true;
+		conn_want_out(k, c, true);
+		return -EAGAIN;
 	}
+	if (r < 0) {
+		conn_drop(k, c);
+		return -ENOTCONN;
+	}
+	return 0;
 }
 
 int control_attached_count(const struct control *k)

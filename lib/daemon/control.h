@@ -30,6 +30,7 @@ enum control_req_type {
 	CREQ_DETACHED,    /* an attached client's channel closed */
 	CREQ_STATE,       /* the handoff as shell text (`ccm-early status`) */
 	CREQ_RELOAD_KEYS, /* read the key files again (the caller is root) */
+	CREQ_WRITABLE,    /* a client's channel that refused a message has room */
 };
 
 struct control_req {
@@ -73,7 +74,11 @@ int control_reply(struct control *k, uint64_t conn, uint16_t type, const void *d
 
 /* To every channel of client (NULL: of every client). */
 void control_event(struct control *k, const char *client, const struct ctl_event *ev);
-void control_msg(struct control *k, const char *client, uint16_t port, const void *data,
+/* A partner's message to client's newest channel, into its socket now:
+ * 0, or -ENOTCONN (none attached) or -EAGAIN (full: a CREQ_WRITABLE
+ * follows once it drained).  Never queued here: the caller keeps what
+ * was refused, so what a slow client costs stays bounded. */
+int control_msg(struct control *k, const char *client, uint16_t port, const void *data,
 		uint32_t len);
 
 /* How many client channels are open. */

@@ -151,7 +151,8 @@ void ports_forget_remote(struct port_table *pt)
 
 			p->have_remote = 0;
 			p->link = -1;
-			p->load = p->tx_seq = p->tx_acked = p->rx_seq = 0;
+			p->load = p->tx_seq = p->tx_acked = p->rx_seq = p->rx_done = 0;
+			p->tx_window = p->rx_pending = 0;
 		}
 }
 

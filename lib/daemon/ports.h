@@ -38,8 +38,11 @@ struct port {
 	int link;                 /* the link that carries it; -1 none yet */
 	uint64_t load;            /* bytes asked lately (decays), to balance */
 	uint64_t tx_seq;          /* last message seq we sent on it */
-	uint64_t tx_acked;        /* the partner has delivered up to here */
-	uint64_t rx_seq;          /* last seq we delivered to our client */
+	uint64_t tx_acked;        /* the partner's client has up to here */
+	uint32_t tx_window;       /* client messages sent, not yet acknowledged */
+	uint64_t rx_seq;          /* last seq we took in (delivered or pending) */
+	uint64_t rx_done;         /* last seq our client's channel took: our ack */
+	uint32_t rx_pending;      /* taken in, waiting for our client (reliable.h) */
 };
 
 struct port_client {

@@ -17,6 +17,8 @@
 static void complete_op(struct session *s, struct client_op *op, int status);
 static int repost_ops(struct session *s, int from);
 static void flush_held(struct session *s);
+static void msg_acked(void *ctx, const struct sent_msg *m, int status);
+static void offer_pending(struct session *s);
 
 int serve_open(struct session *s, struct errbuf *e)
 {
@@ -95,6 +97,15 @@ static int port_link(struct session *s, struct port *p)
 static uint64_t resend_after(const struct session *s)
 {
 	return RESEND_AFTER_MS + 2ull * s->cfg->link_heartbeat_ms;
+}
+
+/* m's own: each time it goes again unacknowledged it waits twice as long,
+ * up to 16 times.  A message whose partner client is slow or away stays
+ * unacknowledged (flow control) without being lost: resending it every
+ * 300 ms would only fill the links with duplicates. */
+static uint64_t resend_wait(const struct session *s, const struct sent_msg *m)
+{
+	return resend_after(s) << (m->resends < 4 ? m->resends : 4);
 }
 
 static void queue_msg(struct session *s, struct sent_msg *m)
@@ -662,6 +673,8 @@ static void attach(struct session *s, const struct control_req *r)
 
 		control_reply(s->control, r->conn, CTL_EVENT, &ev, sizeof(ev));
 	}
+	/* What the partner sent while it was away. */
+	offer_pending(s);
 }
 
 static void rw(struct session *s, const struct control_req *r, bool is_read)
@@ -718,7 +731,8 @@ static void rw(struct session *s, const struct control_req *r, bool is_read)
  * port yet (the links are still proving themselves, or the partner's
  * LINK_JOIN is on its way), or behind others still waiting, it is queued
  * and goes once it can (serve_send_queued). */
-static int send_port_msg(struct session *s, struct port *p, struct wire_msg *m)
+static int send_port_msg(struct session *s, struct port *p, struct wire_msg *m, uint64_t conn,
+			 uint32_t tag)
 {
 	struct sent_msg *kept;
 	unsigned full = 0;
@@ -733,7 +747,8 @@ static int send_port_msg(struct session *s, struct port *p, struct wire_msg *m)
 	n = sess_encode(s, m);
 	if (n < 0)
 		return n;
-	r = reliable_sent(&s->rel, p, p->tx_seq, -1, s->now, s->msgbuf, (uint32_t)n);
+	r = reliable_sent(&s->rel, p, p->tx_seq, -1, s->now, s->msgbuf, (uint32_t)n,
+			  m->type == WIRE_PORT_MSG, conn, tag);
 	if (r < 0)
 		return r;
 	p->load += (uint64_t)n;
@@ -758,14 +773,23 @@ static void send_msg(struct session *s, const struct control_req *r)
 		control_done(s->control, r->conn, r->send.tag, -EHOSTUNREACH);
 		return;
 	}
+	/* Flow control: the port's window is full (the partner's client has
+	 * not taken enough of them yet), or everything we keep for the
+	 * partner is.  libccm counts the same window and does not ask. */
+	if (reliable_port_full(&pc->port[r->send.port]) || reliable_full(&s->rel)) {
+		control_done(s->control, r->conn, r->send.tag, -EAGAIN);
+		return;
+	}
 	memset(m, 0, sizeof(*m));
 	m->type = WIRE_PORT_MSG;
 	memcpy(m->u.port_msg.client, r->client, sizeof(m->u.port_msg.client));
 	m->u.port_msg.port = r->send.port;
 	m->u.port_msg.len = (uint16_t)r->len;
 	memcpy(m->u.port_msg.data, r->payload, r->len);
-	ret = send_port_msg(s, &pc->port[r->send.port], m);
-	control_done(s->control, r->conn, r->send.tag, ret < 0 ? ret : 0);
+	ret = send_port_msg(s, &pc->port[r->send.port], m, r->conn, r->send.tag);
+	/* Done when the partner's client has it (msg_acked). */
+	if (ret < 0)
+		control_done(s->control, r->conn, r->send.tag, ret);
 }
 
 /* What the keeper knows now, as JSON (STATUS) or as the state file's text
@@ -795,6 +819,8 @@ static void status(struct session *s, const struct control_req *r, bool shell)
 
 static void finish_stop(struct session *s)
 {
+	/* What the partner's clients have not confirmed will not be. */
+	reliable_clear(&s->rel, msg_acked, s, -ESHUTDOWN);
 	if (s->stop_conn)
 		control_done(s->control, s->stop_conn, 0, 0);
 	sess_terminate(s);
@@ -854,6 +880,9 @@ void serve_requests(struct session *s)
 				control_done(s->control, r.conn, 0, 0);
 			break;
 		}
+		case CREQ_WRITABLE:
+			offer_pending(s);
+			break;
 		case CREQ_DETACHED:
 			log_at(s->log, LOG_STEP, "pid %d detached from client %s", (int)r.pid, r.client);
 			if (sess_stopping(s) && control_attached_count(s->control) == 0)
@@ -871,6 +900,8 @@ static void complete_op(struct session *s, struct client_op *op, int status)
 
 	op->used = false;
 	if (op->notify && status == 0 && p) {
+		int r;
+
 		struct wire_msg *m = s->decoded;
 
 		memset(m, 0, sizeof(*m));
@@ -880,8 +911,12 @@ static void complete_op(struct session *s, struct client_op *op, int status)
 		m->u.notify.off = op->remote_off;
 		m->u.notify.len = op->len;
 		/* Sent after the write completed, so after the bytes landed,
-		 * whichever link each went over. */
-		send_port_msg(s, p, m);
+		 * whichever link each went over.  The write is done when the
+		 * partner's client has the notify (msg_acked). */
+		r = send_port_msg(s, p, m, op->conn, op->tag);
+		if (r == 0)
+			return;
+		status = r;
 	}
 	if (s->control)
 		control_done(s->control, op->conn, op->tag, status);
@@ -916,20 +951,68 @@ void serve_op_done(struct session *s, int li, uint32_t id, int status)
 		flush_held(s);
 }
 
-static void deliver(struct session *s, const struct wire_msg *m, struct port *p)
+/* Our client's channel takes a partner's message for port p now, or it
+ * does not (no channel attached, or its socket is full: then it waits in
+ * the pending queue, and the ack that would let the partner send more
+ * waits with it).  A notify is always taken: a full pipe already says
+ * "notified". */
+static bool take_msg(struct session *s, struct port *p, const struct wire_msg *m)
 {
-	if (m->type == WIRE_PORT_MSG) {
-		if (s->control)
-			control_msg(s->control, m->u.port_msg.client, m->u.port_msg.port,
-				   m->u.port_msg.data, m->u.port_msg.len);
-	} else {
-		/* Never blocks (ports.h).  A full pipe is a client that has
-		 * not read its notifies yet: it will see them. */
-		if (write(p->event_wr, "", 1) != 1 && errno != EAGAIN)
-			log_at(s->log, LOG_DEBUG, "notify %s port %u: %s", m->u.notify.client,
-			       m->u.notify.port, strerror(errno));
+	if (m->type == WIRE_PORT_MSG)
+		return s->control && control_msg(s->control, m->u.port_msg.client,
+						  m->u.port_msg.port, m->u.port_msg.data,
+						  m->u.port_msg.len) == 0;
+	/* Never blocks (ports.h). */
+	if (write(p->event_wr, "", 1) != 1 && errno != EAGAIN)
+		log_at(s->log, LOG_DEBUG, "notify %s port %u: %s", m->u.notify.client,
+		       m->u.notify.port, strerror(errno));
+	return true;
+}
+
+static bool take_pending(void *ctx, struct port *p, const uint8_t *frame, uint32_t len)
+{
+	struct session *s = ctx;
+	struct errbuf e;
+
+	/* It was decoded once already: a frame that does not decode now is
+	 * dropped (taken) rather than left to block its port for good. */
+	if (wire_decode(frame, len, s->decoded, &e) < 0)
+		return true;
+	return take_msg(s, p, s->decoded);
+}
+
+/* What waits for our clients, to those that can take it now: after an
+ * attach, and when a full channel drained. */
+static void offer_pending(struct session *s)
+{
+	if (!s->rel.npend)
+		return;
+	reliable_offer_pending(&s->rel, take_pending, s);
+	for (int c = 0; c < s->ports->nclients; c++)
+		for (int i = 0; i < s->ports->c[c].nports; i++)
+			reliable_publish_ack(s->win, &s->ports->c[c].port[i]);
+}
+
+/* The message seq (in order: p->rx_seq is seq now) to our client, or into
+ * the pending queue behind the port's others.  With no room there it is
+ * not taken in at all: rx_seq goes back, and the sender's resend brings
+ * it again. */
+static void take_in_order(struct session *s, struct port *p, const struct wire_msg *m,
+			  uint64_t seq, const uint8_t *frame, uint32_t len)
+{
+	int r;
+
+	if (!p->rx_pending && take_msg(s, p, m)) {
+		p->rx_done = seq;
+		reliable_publish_ack(s->win, p);
+		return;
 	}
-	reliable_publish_ack(s->win, p);
+	r = reliable_pend(&s->rel, p, seq, frame, len);
+	if (r < 0) {
+		p->rx_seq = seq - 1;
+		log_at(s->log, LOG_DEBUG, "message %llu for port %u refused: %s",
+		       (unsigned long long)seq, p->slot, strerror(-r));
+	}
 }
 
 void serve_partner_msg(struct session *s, const struct wire_msg *m, const uint8_t *frame,
@@ -950,14 +1033,31 @@ void serve_partner_msg(struct session *s, const struct wire_msg *m, const uint8_
 	}
 	if (reliable_received(&s->rel, p, seq, frame, len) != RELIABLE_DELIVER)
 		return;
-	deliver(s, m, p);
+	take_in_order(s, p, m, seq, frame, len);
 	/* What came early for this port may be due now (m is s->decoded: done
 	 * with it). */
 	while ((f = reliable_next(&s->rel, &len, &p))) {
 		if (wire_decode(f, len, held, &e) == 0)
-			deliver(s, held, p);
+			take_in_order(s, p, held, p->rx_seq, f, len);
 		free(f);
 	}
+}
+
+/* A message of ours the partner's client has (status 0), or that it will
+ * not get confirmed (the session ended: status < 0): its completion. */
+static void msg_acked(void *ctx, const struct sent_msg *m, int status)
+{
+	struct session *s = ctx;
+
+	if (s->control)
+		control_done(s->control, m->conn, m->tag, status);
+}
+
+void serve_forget_partner(struct session *s, int status)
+{
+	reliable_clear(&s->rel, msg_acked, s, status);
+	ports_forget_remote(s->ports);
+	memset(s->win + ACK_AREA_OFFSET, 0, ACK_AREA_SIZE);
 }
 
 /* --- the heartbeats -------------------------------------------------------------
@@ -987,7 +1087,7 @@ static void take_acks(struct session *s, const uint8_t *buf, uint32_t len)
 			if (a > p->tx_acked && a <= p->tx_seq)
 				p->tx_acked = a;
 		}
-	reliable_acked(&s->rel);
+	reliable_acked(&s->rel, msg_acked, s);
 }
 
 bool serve_heartbeat_done(struct session *s, int li, int status, char *lost_why, size_t len)
@@ -1112,17 +1212,23 @@ static void check_link_late(struct session *s, int li)
  * that came early there and found no room, say), behind what waits. */
 static void resend_old(struct session *s, uint64_t now)
 {
-	uint64_t after = resend_after(s), next = 0;
+	uint64_t next = 0;
 
-	for (int i = 0; i < s->rel.nsent; i++)
-		if (!s->rel.sent[i].queued && now - s->rel.sent[i].sent_at >= after)
-			queue_msg(s, &s->rel.sent[i]);
+	for (int i = 0; i < s->rel.nsent; i++) {
+		struct sent_msg *m = &s->rel.sent[i];
+
+		if (!m->queued && now - m->sent_at >= resend_wait(s, m)) {
+			m->resends += m->resends < UINT8_MAX;
+			queue_msg(s, m);
+		}
+	}
 	serve_send_queued(s);
 	for (int i = 0; i < s->rel.nsent; i++) {
 		const struct sent_msg *m = &s->rel.sent[i];
+		uint64_t at = m->sent_at + resend_wait(s, m);
 
-		if (!m->queued && (!next || m->sent_at + after < next))
-			next = m->sent_at + after;
+		if (!m->queued && (!next || at < next))
+			next = at;
 	}
 	if (next)
 		timer_set(&s->timers, T_RESEND, next);

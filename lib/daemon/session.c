@@ -436,7 +436,9 @@ static void adopt_partner_round(struct session *s, uint32_t round)
 	log_at(s->log, LOG_STEP, "the partner began a new exchange (round %08x; ours with it "
 	       "was %08x): taken up in ours (%08x)", round, s->peer_round, s->round);
 	memcpy(nonce, s->ex->nonce, sizeof(nonce));
-	ports_forget_remote(s->ports);
+	/* Its sequence numbers start over with the new round: so must ours,
+	 * and so must our acks. */
+	serve_forget_partner(s, -ECONNRESET);
 	s->ports_checked = s->ready_posted = false;
 	s->peer_keys = 0;
 	if (s->stage == STAGE_READY) {
@@ -636,8 +638,9 @@ static void reset_exchange(struct session *s, const char *why)
 		return;
 	log_at(s->log, LOG_NOTE, "session with the partner lost (%s); handshaking again", why);
 	/* Our windows stay, and the clients keep their fds: only the
-	 * partner's windows are gone until its next PORTS. */
-	ports_forget_remote(s->ports);
+	 * partner's windows are gone until its next PORTS, and what our
+	 * clients sent that it has not confirmed will not be. */
+	serve_forget_partner(s, -ECONNRESET);
 	if (sess_connected(s))
 		serve_lost(s);
 	sess_peer_enter(s, PEER_HANDSHAKING);
@@ -661,8 +664,6 @@ static void reset_exchange(struct session *s, const char *why)
 		l->early_join = NULL;
 	}
 	s->peer_keys = 0;
-	reliable_clear(&s->rel);
-	memset(s->win + ACK_AREA_OFFSET, 0, ACK_AREA_SIZE);
 	/* The error report that follows rewrites the handoff. */
 }
 
@@ -1078,6 +1079,8 @@ void session_close(struct session *s)
 	if (!s)
 		return;
 	serve_close(s);
+	/* Before the ports: what it keeps points into them. */
+	reliable_clear(&s->rel, NULL, NULL, 0);
 	for (int i = 0; i < s->nlinks; i++)
 		tps[i] = s->links[i].tp;
 	if (s->ports)
@@ -1086,7 +1089,6 @@ void session_close(struct session *s)
 		tp_destroy(s->links[i].tp);
 		free(s->links[i].early_join);
 	}
-	reliable_clear(&s->rel);
 	drop_queue(s, -1);
 	if (s->win)
 		munmap(s->win, STATUS_WINDOW_SIZE);
@@ -1290,10 +1292,10 @@ unsigned session_turn(struct session *s, uint64_t now, int64_t wall, bool contro
 	if (!sess_finished(s) && sess_ex_started(s))
 		check_ready(s);
 	/* The keeper's socket is only read when it has something: a client's
-	 * round trip passes here twice.  It waits while the partner has not
-	 * acknowledged enough of the clients' messages: that is their back
-	 * pressure. */
-	if (!sess_finished(s) && s->control && control_ready && !reliable_full(&s->rel))
+	 * round trip passes here twice.  It is always read: a client whose
+	 * port's window is full is refused with -EAGAIN (send_msg), never
+	 * left unread, so one flooding client cannot cut the others off. */
+	if (!sess_finished(s) && s->control && control_ready)
 		serve_requests(s);
 	if (!sess_finished(s))
 		serve_send_queued(s);
@@ -1322,7 +1324,7 @@ uint64_t session_wakeup(const struct session *s)
 
 int session_control_fd(const struct session *s)
 {
-	return s->control && !reliable_full(&s->rel) ? control_fd(s->control) : -1;
+	return s->control ? control_fd(s->control) : -1;
 }
 
 int session_nlinks(const struct session *s)

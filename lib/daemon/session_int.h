@@ -289,6 +289,10 @@ void serve_close(struct session *s);
 void serve_handed_off(struct session *s, bool connected);
 void serve_connected(struct session *s);
 void serve_lost(struct session *s);
+/* The session with the partner (this round of it) is over: its windows
+ * are forgotten, and our clients' messages it has not confirmed complete
+ * with status. */
+void serve_forget_partner(struct session *s, int status);
 void serve_requests(struct session *s);
 /* The clients' messages that wait for room on their links, in order, as
  * far as the links take them: at the end of every turn. */

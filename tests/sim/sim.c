@@ -14,6 +14,9 @@
  *     say connected;
  *   - a client's messages arrive at the partner's client in the order sent,
  *     each at most once;
+ *   - a send confirmed with status 0 reached the partner's client: checked
+ *     once that client has read its channel dry (or left);
+ *   - a client within its send window is never refused for a full one;
  *   - a window write that completed with status 0 is in the partner's
  *     window;
  *   - virtual time advances: no turn loop spins;
@@ -24,13 +27,15 @@
  * attach, and messages and writes sent then all arrive.  After each seed
  * every fd the run opened is closed again.
  *
- *   sim [--seeds N] [--first S] [--seed S] [-v] [--plant rewind] [--stray]
- *       [--impostor]
+ *   sim [--seeds N] [--first S] [--seed S] [-v] [--plant rewind|lose]
+ *       [--stray] [--impostor]
  *
- * --plant rewind proves the checks can fail: now and then a receiving
+ * --plant proves the checks can fail; the run reports how many seeds caught
+ * the planted bug, and fails if none did.  rewind: now and then a receiving
  * keeper forgets that it delivered a port's last message (its duplicate
- * filter lets the next copy through); the run then reports how many seeds
- * caught it, and fails if none did.
+ * filter lets the next copy through).  lose: now and then a message the
+ * keeper handed a client's channel never reaches the client, as if the
+ * keeper had confirmed one it could not deliver.
  * --stray runs the pair without faults next to a third, misconfigured
  * node whose partner address is A's: the pair must stay connected
  * throughout (the design's promise without a key).
@@ -59,6 +64,7 @@
 
 #include "base/clock.h"
 #include "base/num.h"
+#include "client/ccm.h"
 #include "client/ctl.h"
 #include "client/fdmsg.h"
 #include "daemon/session_int.h"
@@ -130,7 +136,28 @@ struct probe_msg {
 	uint64_t counter;
 };
 #define PROBE_MAGIC 0x53494d31u
-#define PROBE_TAGS_MAX 64
+
+/* A send the keeper has not answered yet.  A client keeps at most
+ * CCM_SEND_WINDOW per port, as libccm does: the keeper refuses more. */
+struct unanswered_send {
+	uint32_t tag;
+	uint64_t counter;
+	bool probe;                /* the liveness probe's: sent again if refused */
+};
+
+/* DONE 0 for one of our sends: the partner's client must have it.  Kept
+ * on the receiving node until its client has read its channel dry. */
+struct claim {
+	uint8_t port;
+	uint64_t boot, inc, counter;
+};
+
+/* The messages a node's clients received, every incarnation: (port,
+ * sender boot, sender client incarnation, counter) as one key. */
+struct msg_set {
+	uint64_t *slot;            /* 0: empty */
+	size_t cap, n;
+};
 
 struct pending_write {
 	bool busy;
@@ -157,9 +184,12 @@ struct sim_client {
 	bool known[PORTS][WRITE_AREA];
 	uint64_t shadow_boot[PORTS];
 	bool partner_ready;        /* PARTNER_READY/BACK since the last LOST */
-	uint32_t probe_tag[PROBE_TAGS_MAX];  /* the probe's sends, to send again */
-	uint8_t probe_port[PROBE_TAGS_MAX];  /* if the keeper refuses one */
-	int nprobe_tags;
+	struct unanswered_send out[PORTS][CCM_SEND_WINDOW];
+	int nout[PORTS];
+	uint32_t orphans[PORTS];   /* the port's window when we attached: what an
+	                              earlier attachment sent, still unconfirmed */
+	uint64_t deaf_until;       /* a slow client: reads nothing until then (us) */
+	bool detaching;            /* reading what is left: no new detach */
 };
 
 /* What a receiving port last saw, to check order. */
@@ -185,6 +215,9 @@ struct sim_node {
 	bool stop_sent;            /* a graceful restart is under way */
 	struct sim_client cl;
 	struct rx_mark rx[PORTS];
+	struct msg_set got;        /* what our clients received, ever */
+	struct claim *claims;      /* what the partner's keeper said they did */
+	int nclaims, capclaims;
 	uint64_t probe_from[PORTS];/* liveness: our counters past these must arrive */
 	uint64_t probe_got[PORTS];
 	int probe_todo[PORTS];     /* probe messages still to hand the keeper */
@@ -199,12 +232,14 @@ struct cut {
 struct fault_mix {
 	uint32_t cut, stall, crash, restart, jitter, disk;  /* per million per ms */
 	uint32_t client_churn, client_send, client_write;
+	uint32_t client_deaf;      /* a client stops reading for a while */
 };
 
 struct counters {
 	uint64_t steps, turns, cuts, stalls, crashes, restarts, jitters, disks_full;
 	uint64_t msgs_delivered, writes_checked, resumes, rehandshakes, failovers;
 	uint64_t unreachables, attaches, connected_runs, plants;
+	uint64_t claims_checked, deaf_spells, refused_full;
 };
 
 struct sim {
@@ -224,7 +259,9 @@ struct sim {
 	struct cut cuts[NODES][CCM_LINKS_MAX];  /* link l of node i is cut */
 	struct sim_node node[NODES];
 	struct counters c;
+	struct rng deaf_rng;       /* slow clients: a stream of their own too */
 	bool plant_rewind;
+	bool plant_lose;           /* --plant lose */
 	bool stray;
 	bool impostor;             /* --impostor: the third claims B's id, without our key */
 	struct sim_node third;     /* --stray: the misconfigured node */
@@ -389,6 +426,97 @@ static struct sim_node *partner_of(struct sim_node *n)
 	return &n->sim->node[1 - n->idx];
 }
 
+static uint64_t msg_key(unsigned port, uint64_t boot, uint64_t inc, uint64_t counter)
+{
+	/* Bounded by a run: boots < 2^15, attaches < 2^20, counters < 2^28. */
+	return 1ull << 63 | (uint64_t)port << 62 | (boot & 0x7fff) << 48 | (inc & 0xfffff) << 28 |
+	       (counter & 0xfffffff);
+}
+
+static size_t msg_hash(uint64_t k, size_t cap)
+{
+	return (size_t)((k * 0x9e3779b97f4a7c15ull) >> 20) & (cap - 1);
+}
+
+static bool msg_set_has(const struct msg_set *set, uint64_t k)
+{
+	if (!set->cap)
+		return false;
+	for (size_t i = msg_hash(k, set->cap);; i = (i + 1) & (set->cap - 1)) {
+		if (set->slot[i] == k)
+			return true;
+		if (!set->slot[i])
+			return false;
+	}
+}
+
+static void msg_set_add(struct sim *sim, struct msg_set *set, uint64_t k)
+{
+	if (2 * (set->n + 1) > set->cap) {
+		struct msg_set bigger = { .cap = set->cap ? 2 * set->cap : 1024 };
+
+		bigger.slot = calloc(bigger.cap, sizeof(uint64_t));
+		if (!bigger.slot) {
+			fail(sim, "out of memory");
+			return;
+		}
+		for (size_t i = 0; i < set->cap; i++)
+			if (set->slot[i])
+				msg_set_add(sim, &bigger, set->slot[i]);
+		free(set->slot);
+		*set = bigger;
+	}
+	for (size_t i = msg_hash(k, set->cap);; i = (i + 1) & (set->cap - 1)) {
+		if (set->slot[i] == k)
+			return;
+		if (!set->slot[i]) {
+			set->slot[i] = k;
+			set->n++;
+			return;
+		}
+	}
+}
+
+/* The partner confirmed that its client has our message: remember to
+ * check it on the partner's side. */
+static void add_claim(struct sim_node *rx, const struct claim *cl)
+{
+	if (rx->nclaims == rx->capclaims) {
+		int cap = rx->capclaims ? 2 * rx->capclaims : 256;
+		struct claim *n = realloc(rx->claims, sizeof(*n) * (size_t)cap);
+
+		if (!n) {
+			fail(rx->sim, "out of memory");
+			return;
+		}
+		rx->claims = n;
+		rx->capclaims = cap;
+	}
+	rx->claims[rx->nclaims++] = *cl;
+}
+
+/* Our client has read everything its channel held: every confirmation the
+ * partner's client heard before now is for a message one of our clients
+ * received. */
+static void check_claims(struct sim_node *n)
+{
+	for (int i = 0; i < n->nclaims; i++) {
+		const struct claim *cl = &n->claims[i];
+
+		n->sim->c.claims_checked++;
+		if (!msg_set_has(&n->got, msg_key(cl->port, cl->boot, cl->inc, cl->counter))) {
+			fail(n->sim, "node %c port %u: the partner's send %llu/%llu/%llu was "
+			     "confirmed (DONE 0), but no client of ours received it", 'A' + n->idx,
+			     cl->port, (unsigned long long)cl->boot, (unsigned long long)cl->inc,
+			     (unsigned long long)cl->counter);
+			break;
+		}
+	}
+	n->nclaims = 0;
+}
+
+static void client_read(struct sim_node *n);
+
 static void client_detach(struct sim_node *n, const char *why)
 {
 	struct sim_client *c = &n->cl;
@@ -396,6 +524,14 @@ static void client_detach(struct sim_node *n, const char *why)
 	if (c->sock < 0)
 		return;
 	trace(n->sim, n->idx, "client detaches (%s)", why);
+	/* What its channel took reached it, read or not: read it before the
+	 * claims are checked.  (A keeper that closed the channel ended it
+	 * already; client_read detaches again on that, which returns here.) */
+	c->deaf_until = 0;
+	c->detaching = true;
+	client_read(n);
+	c->detaching = false;
+	check_claims(n);
 	close(c->sock);
 	for (int p = 0; p < PORTS; p++) {
 		if (c->win[p])
@@ -414,6 +550,8 @@ static void client_detach(struct sim_node *n, const char *why)
 	c->sock = -1;
 	c->attached = false;
 	c->partner_ready = false;
+	/* Answers to our sends will not come: like libccm, forget them. */
+	memset(c->nout, 0, sizeof(c->nout));
 }
 
 static void client_attach(struct sim_node *n)
@@ -434,6 +572,11 @@ static void client_attach(struct sim_node *n)
 	}
 	c->inc++;
 	c->fds_due = -1;
+	for (int p = 0; p < PORTS; p++) {
+		struct port_client *pc = ports_find(n->s->ports, "probe");
+
+		c->orphans[p] = pc && p < pc->nports ? pc->port[p].tx_window : 0;
+	}
 	memset(c->tx_counter, 0, sizeof(c->tx_counter));
 	n->sim->c.attaches++;
 	trace(n->sim, n->idx, "client attaching (incarnation %llu)", (unsigned long long)c->inc);
@@ -497,13 +640,37 @@ static void on_done(struct sim_node *n, const struct ctl_done *d)
 				}
 			return;
 		}
-	if (d->status != 0)
-		trace(n->sim, n->idx, "client: send %u failed: %s", d->tag, strerror(-d->status));
-	for (int i = 0; i < c->nprobe_tags && d->status != 0; i++)
-		if (c->probe_tag[i] == d->tag) {
-			n->probe_todo[c->probe_port[i]]++;
-			c->probe_tag[i] = 0;
+	for (int p = 0; p < PORTS; p++)
+		for (int k = 0; k < c->nout[p]; k++) {
+			struct unanswered_send u = c->out[p][k];
+
+			if (u.tag != d->tag)
+				continue;
+			c->out[p][k] = c->out[p][--c->nout[p]];
+			if (d->status == 0) {
+				struct claim cl = { .port = (uint8_t)p, .boot = n->boot, .inc = c->inc,
+						    .counter = u.counter };
+
+				add_claim(partner_of(n), &cl);
+				return;
+			}
+			trace(n->sim, n->idx, "client: send %u/%llu failed: %s", d->tag,
+			      (unsigned long long)u.counter, strerror(-d->status));
+			/* Within its window a client is never refused for a full
+			 * one: the keeper counts the same window -- which also
+			 * holds what an earlier attachment sent and the partner
+			 * has not confirmed yet. */
+			if (d->status == -EAGAIN && !reliable_full(&n->s->rel) &&
+			    c->nout[p] + c->orphans[p] < CCM_SEND_WINDOW)
+				fail(n->sim, "node %c port %d: a send refused with -EAGAIN while the "
+				     "client had %d of %d in flight (%u of an earlier attachment's)",
+				     'A' + n->idx, p, c->nout[p] + 1, CCM_SEND_WINDOW, c->orphans[p]);
+			if (u.probe)
+				n->probe_todo[p]++;
+			return;
 		}
+	fail(n->sim, "node %c: a DONE for tag %u, which is no request of ours", 'A' + n->idx,
+	     d->tag);
 }
 
 static void on_msg(struct sim_node *n, const uint8_t *data, uint32_t len)
@@ -522,6 +689,14 @@ static void on_msg(struct sim_node *n, const uint8_t *data, uint32_t len)
 		fail(n->sim, "node %c: a forged or corrupted client message", 'A' + n->idx);
 		return;
 	}
+	if (n->sim->plant_lose && rng_chance(&n->sim->deaf_rng, 2000)) {
+		n->sim->c.plants++;
+		trace(n->sim, n->idx, "PLANTED: message %llu/%llu/%llu on port %u lost on its way "
+		      "to the client", (unsigned long long)m.boot, (unsigned long long)m.inc,
+		      (unsigned long long)m.counter, h->port);
+		return;
+	}
+	msg_set_add(n->sim, &n->got, msg_key(h->port, m.boot, m.inc, m.counter));
 	mk = &n->rx[h->port];
 	/* (boot, inc, counter) only grows: nothing twice, nothing out of order. */
 	if (m.boot < mk->boot || (m.boot == mk->boot && (m.inc < mk->inc ||
@@ -553,10 +728,15 @@ static void client_read(struct sim_node *n)
 	while (c->sock >= 0) {
 		int r = fdmsg_recv(c->sock, &m, &e);
 
-		if (r == -EAGAIN)
+		if (r == -EAGAIN) {
+			if (!c->detaching)
+				check_claims(n);
 			return;
+		}
 		if (r <= 0) {
-			client_detach(n, r == 0 ? "the keeper closed the channel" : "receive failed");
+			if (!c->detaching)
+				client_detach(n, r == 0 ? "the keeper closed the channel"
+						 : "receive failed");
 			return;
 		}
 		switch (m.type) {
@@ -594,7 +774,7 @@ static void client_read(struct sim_node *n)
 			struct ctl_event ev;
 
 			memcpy(&ev, m.data, sizeof(ev));
-			if (ev.type == CTL_EV_TERMINATING) {
+			if (ev.type == CTL_EV_TERMINATING && !c->detaching) {
 				client_detach(n, "the keeper is terminating");
 				return;
 			}
@@ -608,6 +788,8 @@ static void client_read(struct sim_node *n)
 			on_msg(n, m.data, m.len);
 			break;
 		case CTL_ERROR:
+			if (c->detaching)
+				break;
 			client_detach(n, "attach refused");
 			return;
 		default:
@@ -617,25 +799,27 @@ static void client_read(struct sim_node *n)
 	}
 }
 
-/* 0, or -EAGAIN when the keeper's socket takes nothing now. */
+/* 0, or -EAGAIN when the port's window is full (as libccm counts it) or
+ * the keeper's socket takes nothing now. */
 static int client_send(struct sim_node *n, int p)
 {
 	struct sim_client *c = &n->cl;
 	uint8_t buf[sizeof(struct ctl_send_hdr) + sizeof(struct probe_msg)];
 	struct ctl_send_hdr h = { .tag = ++c->next_tag, .port = (uint16_t)p };
 	struct probe_msg m = { .magic = PROBE_MAGIC, .node = n->id, .boot = n->boot,
-			       .inc = c->inc, .counter = ++c->tx_counter[p] };
+			       .inc = c->inc, .counter = c->tx_counter[p] + 1 };
 
-	memcpy(buf, &h, sizeof(h));
-	memcpy(buf + sizeof(h), &m, sizeof(m));
-	if (fdmsg_send(c->sock, CTL_SEND, buf, sizeof(buf), -1) < 0) {
-		c->tx_counter[p]--;
+	if (c->nout[p] == CCM_SEND_WINDOW) {
+		n->sim->c.refused_full++;
 		return -EAGAIN;
 	}
-	if (n->sim->probing && c->nprobe_tags < PROBE_TAGS_MAX) {
-		c->probe_tag[c->nprobe_tags] = h.tag;
-		c->probe_port[c->nprobe_tags++] = (uint8_t)p;
-	}
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), &m, sizeof(m));
+	if (fdmsg_send(c->sock, CTL_SEND, buf, sizeof(buf), -1) < 0)
+		return -EAGAIN;
+	c->tx_counter[p]++;
+	c->out[p][c->nout[p]++] = (struct unanswered_send){ .tag = h.tag, .counter = m.counter,
+							     .probe = n->sim->probing };
 	return 0;
 }
 
@@ -693,6 +877,9 @@ static void client_step(struct sim_node *n)
 
 	if (!n->s || n->frozen)
 		return;
+	if (c->deaf_until && sim->now < c->deaf_until)
+		return;
+	c->deaf_until = 0;
 	client_read(n);
 	if (c->sock < 0) {
 		if (!n->stop_sent && (sim->quiet_phase || rng_chance(&sim->rng, 20000)))
@@ -701,6 +888,14 @@ static void client_step(struct sim_node *n)
 	}
 	if (!c->attached)
 		return;
+	/* A slow client: deaf for a while, from 10 ms to 3 s, its messages
+	 * piling up in its channel and then in its keeper. */
+	if (!sim->quiet_phase && !c->deaf_until && rng_chance(&sim->deaf_rng, sim->mix.client_deaf)) {
+		c->deaf_until = sim->now + rng_range(&sim->deaf_rng, 10000, 3000000);
+		sim->c.deaf_spells++;
+		trace(sim, n->idx, "client turns deaf for %llu ms",
+		      (unsigned long long)(c->deaf_until - sim->now) / 1000);
+	}
 	if (!sim->quiet_phase && rng_chance(&sim->rng, sim->mix.client_churn)) {
 		client_detach(n, "churn");
 		return;
@@ -1085,10 +1280,12 @@ static void draw_mix(struct sim *sim)
 	m->client_churn = rng_below(r, 2) ? 0 : (uint32_t)rng_range(r, 10, 1000);
 	m->client_send = (uint32_t)rng_range(r, 1000, 100000);
 	m->client_write = (uint32_t)rng_range(r, 1000, 50000);
+	m->client_deaf = rng_below(&sim->deaf_rng, 2) ? 0 : (uint32_t)rng_range(&sim->deaf_rng, 10, 500);
 	sim->nlinks = (int)rng_range(r, 1, 3);
 	sim->rdma = rng_below(r, 2);
 	if (sim->stray)
-		m->cut = m->stall = m->crash = m->restart = m->jitter = m->disk = m->client_churn = 0;
+		m->cut = m->stall = m->crash = m->restart = m->jitter = m->disk = m->client_churn =
+			m->client_deaf = 0;
 }
 
 /* --stray: the third node comes and goes; the pair must not notice. */
@@ -1179,7 +1376,6 @@ static void probe_start(struct sim *sim)
 		struct sim_node *n = &sim->node[i];
 
 		memset(n->probe_got, 0, sizeof(n->probe_got));
-		n->cl.nprobe_tags = 0;
 		for (int p = 0; p < PORTS; p++) {
 			n->probe_from[p] = n->cl.tx_counter[p];
 			n->probe_todo[p] = 5;
@@ -1209,6 +1405,7 @@ static void run_seed(struct sim *sim)
 	sim->rng.s = sim->seed;
 	sim->entropy.s = sim->seed ^ 0x5eed5eed5eed5eedull;
 	sim->disk_rng.s = sim->seed ^ 0xd15cf011d15cf011ull;
+	sim->deaf_rng.s = sim->seed ^ 0xdeafc11e4deafc11ull;
 	draw_mix(sim);
 	np.seed = rng_next(&sim->rng);
 	np.min_us = (uint32_t)rng_range(&sim->rng, 5, 100);
@@ -1358,6 +1555,10 @@ static void run_seed(struct sim *sim)
 	}
 	tp_mem_net_destroy(sim->net);
 	sim->net = NULL;
+	for (int i = 0; i < NODES; i++) {
+		free(sim->node[i].got.slot);
+		free(sim->node[i].claims);
+	}
 }
 
 static void print_trace(const struct sim *sim)
@@ -1370,8 +1571,8 @@ static void print_trace(const struct sim *sim)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: sim [--seeds N] [--first S] [--seed S] [-v] [--plant rewind] [--stray]\n"
-			"           [--impostor]\n");
+	fprintf(stderr, "usage: sim [--seeds N] [--first S] [--seed S] [-v] [--plant rewind|lose]\n"
+			"           [--stray] [--impostor]\n");
 	exit(2);
 }
 
@@ -1401,6 +1602,7 @@ int main(int argc, char **argv)
 	struct sim *sim;
 	uint64_t t0;
 	bool verbose = false, plant = false, stray = false, impostor = false;
+	const char *plant_name = "";
 	uint64_t first_caught = 0, caught = 0;
 	int c, fds0;
 
@@ -1420,7 +1622,11 @@ int main(int argc, char **argv)
 			verbose = true;
 			break;
 		case 'p':
-			if (strcmp(optarg, "rewind") != 0)
+			if (strcmp(optarg, "rewind") == 0)
+				plant_name = "rewind";
+			else if (strcmp(optarg, "lose") == 0)
+				plant_name = "lose";
+			else
 				usage();
 			plant = true;
 			break;
@@ -1457,7 +1663,8 @@ int main(int argc, char **argv)
 			snprintf(sim->node[i].dir, sizeof(sim->node[i].dir), "%s/%c", root, 'a' + i);
 		sim->seed = seed;
 		sim->verbose = verbose;
-		sim->plant_rewind = plant;
+		sim->plant_rewind = plant && !strcmp(plant_name, "rewind");
+		sim->plant_lose = plant && !strcmp(plant_name, "lose");
 		sim->stray = stray;
 		sim->impostor = impostor;
 		run_seed(sim);
@@ -1482,6 +1689,9 @@ int main(int argc, char **argv)
 		total.attaches += sim->c.attaches;
 		total.connected_runs += sim->c.connected_runs;
 		total.plants += sim->c.plants;
+		total.claims_checked += sim->c.claims_checked;
+		total.deaf_spells += sim->c.deaf_spells;
+		total.refused_full += sim->c.refused_full;
 		if (plant) {
 			/* Every failure here is the planted bug caught. */
 			if (sim->failure[0] && !caught++)
@@ -1528,20 +1738,24 @@ int main(int argc, char **argv)
 		       (unsigned long long)total.attaches, (unsigned long long)total.msgs_delivered,
 		       (unsigned long long)total.writes_checked,
 		       (unsigned long long)total.connected_runs);
+		printf("sim: flow control: %llu confirmed sends checked at the receiver, %llu deaf "
+		       "client spells, %llu sends held back by a full window\n",
+		       (unsigned long long)total.claims_checked,
+		       (unsigned long long)total.deaf_spells, (unsigned long long)total.refused_full);
 	}
 	if (plant) {
-		printf("sim: planted bug 'rewind' made %llu time(s)\n",
+		printf("sim: planted bug '%s' made %llu time(s)\n", plant_name,
 		       (unsigned long long)total.plants);
 		remove_dirs(sim);
 		free(sim);
 		if (!caught) {
-			printf("not ok 1 - the planted bug 'rewind' was not caught in %llu seeds\n",
-			       (unsigned long long)seeds);
+			printf("not ok 1 - the planted bug '%s' was not caught in %llu seeds\n",
+			       plant_name, (unsigned long long)seeds);
 			printf("0 passed, 1 failed\n");
 			return 1;
 		}
-		printf("ok 1 - the planted bug 'rewind' was caught by %llu of %llu seeds, first by "
-		       "seed %llu (%llu seed(s) in)\n", (unsigned long long)caught,
+		printf("ok 1 - the planted bug '%s' was caught by %llu of %llu seeds, first by "
+		       "seed %llu (%llu seed(s) in)\n", plant_name, (unsigned long long)caught,
 		       (unsigned long long)seeds, (unsigned long long)first_caught,
 		       (unsigned long long)(first_caught - first + 1));
 		printf("1 passed, 0 failed\n");

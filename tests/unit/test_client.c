@@ -746,6 +746,12 @@ static void test_broken_keeper(struct control *k)
 
 /* --- the *_sync calls ------------------------------------------------------------ */
 
+/* libccm's tags count up above 7 low bits (TAG_SEND, the port). */
+static uint32_t tag_after(uint32_t t, uint32_t k)
+{
+	return (t & ~0x7fu) + (k << 7);
+}
+
 static void test_sync(struct control *k)
 {
 	const uint8_t *first;
@@ -763,12 +769,12 @@ static void test_sync(struct control *k)
 	send_event(conn, CTL_EV_PARTNER_LOST, 2, 5);
 	send_msg(conn, 0, "queued");
 	send_done(conn, t, 0);
-	send_done(conn, t + 1, -EIO);
+	send_done(conn, tag_after(t, 1), -EIO);
 	CHECK(signal_port(k, 1), "and a notify on port 1");
 	r = ccm_write_sync(c, 0, 8, 8, 8, CCM_NOTIFY);
 	CHECK(r == -EIO, "ccm_write_sync returns its own DONE's status (%d)", r);
 	r = recv_type(conn, &m) == CTL_WRITE && recv_type(conn, &m) == CTL_WRITE;
-	CHECK(r && ((struct ctl_rw *)m.data)->tag == t + 1 && ((struct ctl_rw *)m.data)->flags == CTL_F_NOTIFY,
+	CHECK(r && ((struct ctl_rw *)m.data)->tag == tag_after(t, 1) && ((struct ctl_rw *)m.data)->flags == CTL_F_NOTIFY,
 	      "the sync write went out with the next tag and NOTIFY");
 	r = ccm_next(c, &ev, 0);
 	CHECK(r == 0 && ev.type == CCM_EV_PARTNER_LOST && ev.partner_epoch == 5, "queued: PARTNER_LOST");
@@ -787,7 +793,7 @@ static void test_sync(struct control *k)
 	first = ev.data;
 	CHECK(r == 0 && ev.type == CCM_EV_MSG, "a MSG from ccm_next");
 	send_msg(conn, 1, "SECOND");
-	send_done(conn, t + 2, 0);
+	send_done(conn, tag_after(t, 2), 0);
 	CHECK(ccm_read_sync(c, 1, 0, 0, 16) == 0, "ccm_read_sync: 0");
 	CHECK(!memcmp(first, "first", 5), "the earlier MSG's data is still intact");
 	r = ccm_next(c, &ev, 0);
@@ -799,14 +805,14 @@ static void test_sync(struct control *k)
 	/* 65 events while waiting: 64 queue up, then -ENOBUFS, nothing lost. */
 	for (i = 0; i < 65; i++)
 		send_event(conn, CTL_EV_LINK_UP, 2, (uint64_t)i);
-	send_done(conn, t + 3, 0);
+	send_done(conn, tag_after(t, 3), 0);
 	r = ccm_write_sync(c, 0, 0, 0, 8, 0);
 	CHECK(r == -ENOBUFS, "a full queue: -ENOBUFS (%d)", r);
 	for (i = 0, n = 0; i < 65; i++)
 		n += ccm_next(c, &ev, 0) == 0 && ev.type == CCM_EV_LINK_UP && ev.partner_epoch == (uint64_t)i;
 	CHECK(n == 65, "all 65 events come through ccm_next, in order (%d)", n);
 	r = ccm_next(c, &ev, 0);
-	CHECK(r == 0 && ev.type == CCM_EV_DONE && ev.tag == t + 3, "then the sync write's own DONE");
+	CHECK(r == 0 && ev.type == CCM_EV_DONE && ev.tag == tag_after(t, 3), "then the sync write's own DONE");
 	while (fdmsg_recv(conn, &m, NULL) == 1)
 		;
 

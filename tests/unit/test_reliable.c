@@ -1,5 +1,6 @@
-/* Client messages across failing links: kept until acknowledged, each
- * delivered once and in order, the ack area. */
+/* Client messages across failing links and slow clients: kept until
+ * acknowledged, completions reported, each delivered once and in order,
+ * a port's window, the pending queue, the ack area. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,14 +16,14 @@ static void test_sender(void)
 
 	memset(frame, 7, sizeof(frame));
 	for (uint64_t seq = 1; seq <= 5; seq++) {
-		CHECK(reliable_sent(&r, &a, seq, 0, 10 * seq, frame, 100) == 0, "a: keep %llu",
+		CHECK(reliable_sent(&r, &a, seq, 0, 10 * seq, frame, 100, false, 0, 0) == 0, "a: keep %llu",
 		      (unsigned long long)seq);
-		CHECK(reliable_sent(&r, &b, seq, 1, 10 * seq, frame, 200) == 0, "b: keep %llu",
+		CHECK(reliable_sent(&r, &b, seq, 1, 10 * seq, frame, 200, false, 0, 0) == 0, "b: keep %llu",
 		      (unsigned long long)seq);
 	}
 	CHECK(r.nsent == 10 && r.sent_bytes == 1500, "ten kept, 1500 bytes");
 	a.tx_acked = 3;
-	reliable_acked(&r);
+	reliable_acked(&r, NULL, NULL);
 	CHECK(r.nsent == 7 && r.sent_bytes == 1200, "a's first three acknowledged: gone");
 	CHECK(r.sent[0].port == &b && r.sent[0].seq == 1, "send order kept");
 	for (int i = 0, last = 0; i < r.nsent; i++) {
@@ -33,13 +34,13 @@ static void test_sender(void)
 	}
 	CHECK(!reliable_full(&r), "not full");
 	while (!reliable_full(&r))
-		if (reliable_sent(&r, &a, 100, 0, 0, frame, sizeof(frame)) < 0)
+		if (reliable_sent(&r, &a, 100, 0, 0, frame, sizeof(frame), false, 0, 0) < 0)
 			break;
 	CHECK(reliable_full(&r) && r.sent_bytes >= RELIABLE_BYTES_MAX, "full at the byte bound");
 	a.tx_acked = b.tx_acked = 1000;
-	reliable_acked(&r);
+	reliable_acked(&r, NULL, NULL);
 	CHECK(r.nsent == 0 && r.sent_bytes == 0 && !reliable_full(&r), "all acknowledged: empty");
-	reliable_clear(&r);
+	reliable_clear(&r, NULL, NULL, 0);
 }
 
 static void test_receiver(void)
@@ -73,18 +74,129 @@ static void test_receiver(void)
 		reliable_received(&r, &p, 10 + (uint64_t)i, f3, 2);
 	CHECK(reliable_received(&r, &p, 1000, f3, 2) == RELIABLE_DROPPED,
 	      "no room to hold: dropped, for the sender to send again");
-	reliable_clear(&r);
+	reliable_clear(&r, NULL, NULL, 0);
 	CHECK(r.nheld == 0 && r.nsent == 0, "cleared");
+}
+
+/* What the completions said, in the order they were said. */
+struct dones {
+	int n;
+	uint32_t tag[200];
+	int status[200];
+};
+
+static void note_done(void *ctx, const struct sent_msg *m, int status)
+{
+	struct dones *d = ctx;
+
+	d->tag[d->n] = m->tag;
+	d->status[d->n++] = status;
+}
+
+static void test_completions_and_window(void)
+{
+	struct reliable r = { 0 };
+	struct port a = { .slot = 0 }, b = { .slot = 1 };
+	struct dones d = { 0 };
+	uint8_t frame[64] = { 0 };
+	uint64_t seq = 0;
+
+	/* a: a full window of messages, each owed to conn 5, and a notify
+	 * (owed too, but outside the window). */
+	while (!reliable_port_full(&a)) {
+		seq++;
+		CHECK(reliable_sent(&r, &a, seq, 0, 0, frame, 64, true, 5, (uint32_t)seq) == 0,
+		      "a: message %llu kept", (unsigned long long)seq);
+	}
+	CHECK(seq == PORT_MSG_WINDOW && a.tx_window == PORT_MSG_WINDOW, "the window is %d",
+	      PORT_MSG_WINDOW);
+	CHECK(reliable_sent(&r, &a, ++seq, 0, 0, frame, 64, false, 5, 1000) == 0 &&
+	      a.tx_window == PORT_MSG_WINDOW, "a notify does not count in the window");
+	CHECK(reliable_sent(&r, &b, 1, 0, 0, frame, 64, true, 0, 0) == 0 && !reliable_port_full(&b),
+	      "b's window is its own");
+	a.tx_acked = 10;
+	reliable_acked(&r, note_done, &d);
+	CHECK(d.n == 10 && d.tag[0] == 1 && d.tag[9] == 10, "ten acknowledged: ten DONEs, in order");
+	EXPECT(d.status[0] == 0 && d.status[9] == 0, "with status 0");
+	CHECK(a.tx_window == PORT_MSG_WINDOW - 10 && !reliable_port_full(&a), "credit is back");
+	reliable_clear(&r, note_done, &d, -ECONNRESET);
+	CHECK(d.n == 10 + PORT_MSG_WINDOW - 10 + 1, "the session ended: every unacknowledged one "
+	      "completes (%d), the unowed one of b does not", d.n);
+	CHECK(d.status[10] == -ECONNRESET && d.tag[d.n - 1] == 1000 && d.status[d.n - 1] == -ECONNRESET,
+	      "with the status given");
+	CHECK(a.tx_window == 0 && b.tx_window == 0 && r.nsent == 0, "windows empty");
+}
+
+/* Offer the pending ones to a client that takes `room` messages of port
+ * 'take_port' (and all of others). */
+struct taker {
+	struct port *slow;
+	int room, took;
+	uint64_t last_seq[2];
+};
+
+static bool take(void *ctx, struct port *p, const uint8_t *frame, uint32_t len)
+{
+	struct taker *t = ctx;
+	uint64_t seq;
+
+	(void)len;
+	memcpy(&seq, frame, sizeof(seq));
+	if (p == t->slow && t->room == 0)
+		return false;
+	if (p == t->slow)
+		t->room--;
+	CHECK(seq == t->last_seq[p->slot] + 1, "port %u: %llu after %llu, in order", p->slot,
+	      (unsigned long long)seq, (unsigned long long)t->last_seq[p->slot]);
+	t->last_seq[p->slot] = seq;
+	t->took++;
+	return true;
+}
+
+static void test_pending(void)
+{
+	struct reliable r = { 0 };
+	struct port a = { .slot = 0 }, b = { .slot = 1 };
+	struct taker t = { .slow = &a, .room = 3 };
+	uint8_t frame[8];
+	int n;
+
+	for (uint64_t seq = 1; seq <= PORT_PEND_MAX; seq++) {
+		memcpy(frame, &seq, 8);
+		CHECK(reliable_pend(&r, &a, seq, frame, 8) == 0, "a: %llu pending",
+		      (unsigned long long)seq);
+		if (seq <= 5)
+			EXPECT(reliable_pend(&r, &b, seq, frame, 8) == 0, "b: %llu pending",
+			       (unsigned long long)seq);
+	}
+	memcpy(frame, &(uint64_t){ PORT_PEND_MAX + 1 }, 8);
+	CHECK(reliable_pend(&r, &a, PORT_PEND_MAX + 1, frame, 8) == -ENOBUFS,
+	      "a port's pending queue is bounded");
+	CHECK(a.rx_pending == PORT_PEND_MAX && b.rx_pending == 5, "counted per port");
+	reliable_offer_pending(&r, take, &t);
+	CHECK(t.took == 3 + 5 && a.rx_done == 3 && b.rx_done == 5,
+	      "a took 3 and then nothing more of a; all of b (%d)", t.took);
+	CHECK(a.rx_pending == PORT_PEND_MAX - 3 && b.rx_pending == 0 && r.npend == (int)a.rx_pending,
+	      "what was taken is gone");
+	t.room = 1000;
+	reliable_offer_pending(&r, take, &t);
+	CHECK(a.rx_done == PORT_PEND_MAX && r.npend == 0 && a.rx_pending == 0,
+	      "room again: the rest, in order");
+	for (n = 0; n < 3; n++)
+		reliable_pend(&r, &a, (uint64_t)n, frame, 8);
+	reliable_clear(&r, NULL, NULL, 0);
+	CHECK(a.rx_pending == 0 && r.npend == 0, "cleared with the session");
 }
 
 static void test_ack_area(void)
 {
 	static uint8_t win[ACK_AREA_OFFSET + ACK_AREA_SIZE];
-	struct port p = { .slot = 3, .rx_seq = 0x0102030405060708ull };
+	struct port p = { .slot = 3, .rx_seq = 7, .rx_done = 0x0102030405060708ull };
 
 	reliable_publish_ack(win, &p);
 	CHECK(win[ACK_AREA_OFFSET + 24] == 1 && win[ACK_AREA_OFFSET + 31] == 8, "big-endian, slot 3");
-	CHECK(reliable_peer_ack(win, sizeof(win), 3) == p.rx_seq, "read back");
+	CHECK(reliable_peer_ack(win, sizeof(win), 3) == p.rx_done,
+	      "read back: what the client took, not what came in");
 	CHECK(reliable_peer_ack(win, ACK_AREA_OFFSET + 24, 3) == 0, "outside what was read: 0");
 	CHECK(reliable_peer_ack(win, sizeof(win), CCM_PORTS_TOTAL) == 0, "past the area: 0");
 }
@@ -93,6 +205,8 @@ int main(void)
 {
 	test_sender();
 	test_receiver();
+	test_completions_and_window();
+	test_pending();
 	test_ack_area();
 	return check_done();
 }
