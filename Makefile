@@ -229,7 +229,12 @@ $(BUILD)/ccm-stream: tests/links/stream.c lib/client/ccm.h $(BUILD)/libccm.a
 	@echo "  LD (musl)  $@"
 	$(Q)$(STATIC_CC) $(STATIC_CFLAGS) -static -Wl,--gc-sections -o $@ $< $(BUILD)/libccm.a
 
-dev: $(BUILD)/dev/ccm-stream
+# ccm-msgflow, the flow-control test client of tests/twonode.
+$(BUILD)/dev/ccm-msgflow: tests/twonode/msgflow.c lib/client/ccm.h $(DEV_AR)
+	@echo "  LD (dev)   $@"
+	$(Q)$(DEV_CC) $(DEV_CFLAGS) -o $@ $< $(DEV_AR) $(DEV_LIBS)
+
+dev: $(BUILD)/dev/ccm-stream $(BUILD)/dev/ccm-msgflow
 all: $(BUILD)/ccm-stream
 
 bench: ccm-early $(BENCH_BIN)

@@ -24,10 +24,11 @@
  *   A checksum counts    recv -> send: what recv found
  * Numbers are big-endian.
  *
- * The C credits are flow control, and the keeper needs it: it hands a
- * partner's message to its client at once, and drops a client whose
- * socket is full (a few hundred small messages).  So send keeps at most
- * window() messages per port beyond the last credit. */
+ * The C credits are the stream's own pacing, on top of the channel's flow
+ * control (a DONE comes once recv's channel has a message; at most
+ * CCM_SEND_WINDOW per port are in flight, and ccm_send says -EAGAIN
+ * beyond): send keeps at most window() messages per port beyond the last
+ * credit, so that recv's progress, not only its keeper's, paces it. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -321,6 +322,10 @@ static int issue_msg(struct sender *s, int p)
 	put(m + 3, ++sp->mseq, 8);
 	pattern(m + MSG_HDR, s->o.msg_size - MSG_HDR, (uint64_t)p << 56 ^ sp->mseq);
 	r = ccm_send(s->c, p, m, s->o.msg_size, &tag);
+	if (r == -EAGAIN) {  /* the port's window is full: after a DONE */
+		sp->mseq--;
+		return 0;
+	}
 	if (r < 0)
 		return r;
 	sp->msgs++;

@@ -788,4 +788,95 @@ test_status_with_the_state_dir_on_a_full_disk() {
 	assert_no_sanitizer_report
 }
 
+# --- 12. the message channel's flow control -----------------------------------
+# A client that does not read must slow its partner's sender, never be
+# dropped for it, and lose nothing; one that attaches late gets what waited
+# for it; and a flood of messages must not cut a failover monitor off its
+# keeper.  ccm-msgflow (tests/twonode/msgflow.c) is both ends.
+
+MSGFLOW="${bindir}/ccm-msgflow"
+
+# flow NODE send|recv [ccm-msgflow args...]: in the background; its pid in
+# flow_NODE_MODE, its output in $t/NODE/MODE.out and .err.
+flow() {
+	local n=$1 m=$2
+	shift 2
+	"${MSGFLOW}" "$m" --state-dir "$t/$n/run" --client flow "$@" \
+		>"$t/$n/$m.out" 2>"$t/$n/$m.err" </dev/null &
+	eval "flow_${n}_$m=$!"
+	pids="$pids $!"
+}
+
+# out_field NODE MODE NAME: NAME=value from that ccm-msgflow's summary line.
+out_field() {
+	tr ' ' '\n' <"$t/$1/$2.out" | sed -n "s/^$3=//p"
+}
+
+start_flow_pair() {
+	for n in a b; do
+		make_client "$t/$n/clients" flow 1 4K
+	done
+	start_node a
+	start_node b
+	assert_pair_connected
+}
+
+test_a_slow_receiver_slows_its_sender_and_loses_nothing() {
+	local rc
+	[ -x "${MSGFLOW}" ] || { fail "no ccm-msgflow at ${MSGFLOW}; run make dev"; return; }
+	start_flow_pair || return
+	start_fmon a exec
+	start_fmon b attach
+	for n in a b; do
+		wait_for 5 in_file "heartbeat 2 received" "$t/$n/fmon.log" ||
+			{ fail "node $n's fmon hears no heartbeat: $(cat "$t/$n/fmon.log")"; return; }
+	done
+	# B's client attaches and reads nothing for 3 s while A sends 5,000.
+	flow b recv --count 5000 --deaf-ms 3000
+	wait_for 5 in_file attached "$t/b/recv.out" ||
+		{ fail "the receiver did not attach: $(cat "$t/b/recv.err")"; return; }
+	flow a send --count 5000 --size 64
+	wait_exit "$flow_a_send" 60
+	assertEquals "the sender's exit status: $(cat "$t/a/send.err")" 0 "$ccm_rc"
+	wait_exit "$flow_b_recv" 60
+	assertEquals "the receiver's exit status: $(cat "$t/b/recv.err")" 0 "$ccm_rc"
+	assertEquals "the receiver got all 5,000, once each, in order" 5000 \
+		"$(out_field b recv received)"
+	assertEquals "every send DONE 0" 5000 "$(out_field a send done)"
+	rc=$(out_field a send eagain)
+	assertTrue "the sender was held back (-EAGAIN $rc times)" "[ '${rc:-0}' -gt 0 ]"
+	rc=$(out_field a send max_in_flight)
+	assertTrue "at most one window in flight ($rc)" "[ '${rc:-999}' -le 64 ]"
+	echo "# sender: $(cat "$t/a/send.out"); receiver: $(tail -1 "$t/b/recv.out")"
+	assertNotContains "B's keeper kept its slow client" "$(cat "$t/b/log")" "dropp"
+	# The failover monitors heard each other throughout.
+	assertNotContains "no monitor declared its partner dead" \
+		"$(cat "$t/a/fmon.log" "$t/b/fmon.log")" "-> dead"
+	for n in a b; do
+		eval "p=\$fmon_$n"
+		kill -TERM "$p"
+		wait_exit "$p" 5
+		assertEquals "node $n's fmon still attached and well" 0 "$ccm_rc"
+	done
+	stop_pair
+}
+
+test_messages_wait_for_a_receiver_that_attaches_late() {
+	[ -x "${MSGFLOW}" ] || { fail "no ccm-msgflow at ${MSGFLOW}; run make dev"; return; }
+	start_flow_pair || return
+	# No client on B yet: the first window's messages wait in B's keeper,
+	# and the sender gets no DONE, and no credit, until they are delivered.
+	flow a send --count 300 --size 200
+	sleep 2
+	assertTrue "the sender is still waiting" "kill -0 $flow_a_send"
+	flow b recv --count 300
+	wait_exit "$flow_b_recv" 30
+	assertEquals "the late receiver's exit status: $(cat "$t/b/recv.err")" 0 "$ccm_rc"
+	assertEquals "it got all 300, in order" 300 "$(out_field b recv received)"
+	wait_exit "$flow_a_send" 30
+	assertEquals "the sender's exit status: $(cat "$t/a/send.err")" 0 "$ccm_rc"
+	assertEquals "every send DONE 0" 300 "$(out_field a send done)"
+	stop_pair
+}
+
 . shunit2
