@@ -73,8 +73,26 @@ static int next_msg(struct ccm_client *c, struct ccm_event *ev, int timeout_ms)
 	}
 }
 
-/* Wait until the partner's client is there: its keeper must be connected
- * and its own pong attached; keep asking until an answer comes. */
+/* ccm_send, waiting for credit when the port's window is full (its DONEs
+ * come once the partner's client has the messages).  Only DONEs can come
+ * meanwhile: the other side sends nothing before our answer. */
+static int send_when_credit(struct ccm_client *c, int port, const void *m, size_t len)
+{
+	struct ccm_event ev;
+	int r;
+
+	while ((r = ccm_send(c, port, m, len, NULL)) == -EAGAIN) {
+		r = ccm_next(c, &ev, 10000);
+		if (r < 0)
+			return r;
+		if (ev.type == CCM_EV_DONE && ev.status < 0)
+			return ev.status;
+		if (ev.type != CCM_EV_DONE)
+			return -EPROTO;
+	}
+	return r;
+}
+
 static int ccm_pingpong(const char *dir, const char *client, int iters, size_t size, int is_ping)
 {
 	static uint8_t buf[MSG_MAX];
@@ -93,7 +111,7 @@ static int ccm_pingpong(const char *dir, const char *client, int iters, size_t s
 			if (ev.len == 4 && !memcmp(ev.data, "quit", 4))
 				break;
 			memcpy(buf, ev.data, ev.len);
-			r = ccm_send(c, ev.port, buf, ev.len, &tag);
+			r = send_when_credit(c, ev.port, buf, ev.len);
 			if (r < 0)
 				return fail("send", r);
 		}
@@ -104,22 +122,19 @@ static int ccm_pingpong(const char *dir, const char *client, int iters, size_t s
 	if (!ns)
 		return fail("calloc", ENOMEM);
 	memset(buf, 'x', size);
-	/* Warm-up round trips.  The first ones also find out whether the
-	 * pong has attached yet: until it has, its keeper has nobody to give
-	 * the message to, and no answer comes. */
+	/* Warm-up round trips.  The first also waits for the pong to attach:
+	 * its keeper holds the message for it until then. */
 	for (int i = 0; i < 20; i++) {
-		uint64_t end = now_ns() + 10000000000ull;
-
-		while ((r = ccm_send(c, 0, buf, size, &tag)) == 0 &&
-		       (r = next_msg(c, &ev, 200)) < 0 && now_ns() < end)
-			;
+		r = send_when_credit(c, 0, buf, size);
+		if (r == 0)
+			r = next_msg(c, &ev, 10000);
 		if (r < 0)
 			return fail("warm-up", r);
 	}
 	for (int i = 0; i < iters; i++) {
 		uint64_t t0 = now_ns();
 
-		r = ccm_send(c, 0, buf, size, &tag);
+		r = send_when_credit(c, 0, buf, size);
 		if (r == 0)
 			r = next_msg(c, &ev, 10000);
 		if (r < 0)

@@ -116,6 +116,33 @@ static void queue_msg(struct session *s, struct sent_msg *m)
 	}
 }
 
+/* The partner's acks are wanted before the next heartbeat: the link's
+ * heartbeat READ, which carries the ack area, goes now, or again as soon
+ * as the one in flight completes.  Over tcp it comes behind the message on
+ * the same connection, so the partner has usually delivered it by then;
+ * over rdma the NIC may answer first, and the next heartbeat brings it. */
+static void want_acks(struct session *s, int li)
+{
+	struct peer_link *l = &s->links[li];
+
+	if (l->hb_posted)
+		l->acks_wanted = true;
+	else
+		timer_set(&s->timers, T_LINK_HB + li, s->now);
+}
+
+/* A client waits on this message's DONE, which comes with the ack: the
+ * first of a quiet port's messages (a lone message, or a ccm_send_sync),
+ * every quarter of the window (a stream keeps its credit flowing), and a
+ * notify (its write's DONE).  Not every message: a partner client that
+ * does not read would have us READ without pause. */
+static bool ack_soon(const struct sent_msg *m)
+{
+	if (!m->in_window)
+		return m->conn != 0;
+	return m->port->tx_window == 1 || m->port->tx_window % (PORT_MSG_WINDOW / 4) == 0;
+}
+
 /* m onto the wire over its port's link, unless no link reaches the
  * partner's window of that port or the link is full (noted in *full:
  * nothing later goes on it this turn). */
@@ -134,6 +161,8 @@ static bool put_msg(struct session *s, struct sent_msg *m, unsigned *full)
 	m->link = li;
 	m->sent_at = s->now;
 	s->links[li].h.msgs++;
+	if (ack_soon(m))
+		want_acks(s, li);
 	if (!timer_armed(&s->timers, T_RESEND))
 		timer_set(&s->timers, T_RESEND, s->now + resend_after(s));
 	return true;
@@ -900,9 +929,8 @@ static void complete_op(struct session *s, struct client_op *op, int status)
 
 	op->used = false;
 	if (op->notify && status == 0 && p) {
-		int r;
-
 		struct wire_msg *m = s->decoded;
+		int r;
 
 		memset(m, 0, sizeof(*m));
 		m->type = WIRE_PORT_NOTIFY;
@@ -1099,7 +1127,8 @@ bool serve_heartbeat_done(struct session *s, int li, int status, char *lost_why,
 
 	l->hb_posted = false;
 	l->hb_wanted_since = 0;
-	timer_set(&s->timers, T_LINK_HB + li, now + s->cfg->link_heartbeat_ms);
+	timer_set(&s->timers, T_LINK_HB + li, l->acks_wanted ? now : now + s->cfg->link_heartbeat_ms);
+	l->acks_wanted = false;
 	timer_stop(&s->timers, T_LINK_LATE + li);
 	if (!sess_connected(s))
 		return false;

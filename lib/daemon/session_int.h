@@ -69,6 +69,7 @@ struct peer_link {
 	bool connecting;
 	struct tp_remote peer_win; /* the partner's status window over it */
 	bool hb_posted;
+	bool acks_wanted;          /* post the next heartbeat READ at once */
 	uint64_t hb_wanted_since;  /* a heartbeat READ is due since (0: none);
 	                              it may not get posted on a full link */
 	uint64_t last_progress;    /* an operation on it last completed */
