@@ -7,8 +7,10 @@
 # and LISTEN_FDS, refusals, a keeper started in an "initrd" serving a
 # service in the pivoted root, 100 stop/restart cycles without leaks,
 # `ccm-early stop` with a client attached, local hardening (connection
-# limits, event fds a client cannot block, modes), and `status` telling the
-# truth about a killed keeper and about a keeper whose state disk is full.
+# limits, event fds a client cannot block, modes), `status` telling the
+# truth about a killed keeper and about a keeper whose state disk is full,
+# and the message channel's flow control: a slow receiver, a late one, one
+# that leaves and returns, and a partner rebooted mid-stream.
 set -u
 . "$(dirname "$0")/../lib/common.sh"
 
@@ -848,6 +850,9 @@ test_a_slow_receiver_slows_its_sender_and_loses_nothing() {
 	rc=$(out_field a send max_in_flight)
 	assertTrue "at most one window in flight ($rc)" "[ '${rc:-999}' -le 64 ]"
 	echo "# sender: $(cat "$t/a/send.out"); receiver: $(tail -1 "$t/b/recv.out")"
+	echo "# peak RSS of the keepers ($(basename "${CCM}") as built for the tests):" \
+		"A $(awk '/^VmHWM/ { print $2 $3 }' "/proc/$pid_a/status")," \
+		"B $(awk '/^VmHWM/ { print $2 $3 }' "/proc/$pid_b/status")"
 	assertNotContains "B's keeper kept its slow client" "$(cat "$t/b/log")" "dropp"
 	# The failover monitors heard each other throughout.
 	assertNotContains "no monitor declared its partner dead" \
@@ -876,6 +881,68 @@ test_messages_wait_for_a_receiver_that_attaches_late() {
 	wait_exit "$flow_a_send" 30
 	assertEquals "the sender's exit status: $(cat "$t/a/send.err")" 0 "$ccm_rc"
 	assertEquals "every send DONE 0" 300 "$(out_field a send done)"
+	stop_pair
+}
+
+test_receiver_leaving_mid_stream_returns_to_the_rest() {
+	local first
+	[ -x "${MSGFLOW}" ] || { fail "no ccm-msgflow at ${MSGFLOW}; run make dev"; return; }
+	start_flow_pair || return
+	# The first receiver takes 1,000 and leaves; the second takes the rest.
+	flow b recv --count 1000
+	wait_for 5 in_file attached "$t/b/recv.out" ||
+		{ fail "the receiver did not attach: $(cat "$t/b/recv.err")"; return; }
+	flow a send --count 5000 --size 64
+	wait_exit "$flow_b_recv" 30
+	assertEquals "the first receiver's exit status: $(cat "$t/b/recv.err")" 0 "$ccm_rc"
+	mv "$t/b/recv.out" "$t/b/recv1.out"
+	flow b recv --count 5000 --from-any
+	wait_exit "$flow_b_recv" 30
+	assertEquals "the second receiver's exit status: $(cat "$t/b/recv.err")" 0 "$ccm_rc"
+	wait_exit "$flow_a_send" 30
+	assertEquals "the sender's exit status: $(cat "$t/a/send.err")" 0 "$ccm_rc"
+	# Every message was taken by one receiver's channel: all DONE 0.  What
+	# the first one's channel held unread when it left went with it (at
+	# most a window); the second gets everything after, in order, to the
+	# last.
+	assertEquals "every send DONE 0" 5000 "$(out_field a send done)"
+	first=$(out_field b recv first)
+	echo "# the first receiver left after 1000; the second began at ${first}"
+	assertTrue "the second began after the first's last ($first)" "[ '${first:-0}' -gt 1000 ]"
+	assertTrue "at most a window went unread with the first ($first)" \
+		"[ '${first:-9999}' -le $((1001 + 64)) ]"
+	assertEquals "and got every one to the last, in order" 5000 "$(out_field b recv last)"
+	stop_pair
+}
+
+test_partner_reboot_mid_stream_fails_the_unconfirmed() {
+	local done failed sent last
+	[ -x "${MSGFLOW}" ] || { fail "no ccm-msgflow at ${MSGFLOW}; run make dev"; return; }
+	start_flow_pair || return
+	flow b recv --count 100000000 --until-gone
+	wait_for 5 in_file attached "$t/b/recv.out" ||
+		{ fail "the receiver did not attach: $(cat "$t/b/recv.err")"; return; }
+	flow a send --count 100000000 --until-lost --timeout-s 60
+	sleep 2
+	kill -9 "$pid_b"
+	wait_exit "$flow_b_recv" 10
+	assertEquals "the receiver saw its keeper go: $(cat "$t/b/recv.err")" 0 "$ccm_rc"
+	start_node b
+	wait_exit "$flow_a_send" 60
+	assertEquals "the sender's exit status: $(cat "$t/a/send.err")" 0 "$ccm_rc"
+	echo "# sender: $(cat "$t/a/send.out"); receiver: $(tail -1 "$t/b/recv.out")"
+	sent=$(out_field a send sent) done=$(out_field a send done)
+	failed=$(out_field a send failed) last=$(out_field b recv last)
+	assertTrue "messages flowed before the reboot ($done)" "[ '${done:-0}' -gt 100 ]"
+	assertTrue "some were not confirmed ($failed)" "[ '${failed:-0}' -gt 0 ]"
+	assertEquals "every message sent has its DONE" "$sent" "$((done + failed))"
+	# DONEs come in order: 1..done were confirmed, and each of them was
+	# received; what failed may or may not have been.
+	assertTrue "every confirmed message was received ($done <= $last)" \
+		"[ '${done:-1}' -le '${last:-0}' ]"
+	assertEquals "the unconfirmed ones failed with ECONNRESET" -104 \
+		"$(out_field a send first_error)"
+	assert_pair_connected
 	stop_pair
 }
 
