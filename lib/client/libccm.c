@@ -825,15 +825,18 @@ int ccm_next(struct ccm_client *c, struct ccm_event *ev, int timeout_ms)
 	return r < 0 ? r : 0;
 }
 
-/* Wait for tag's CTL_DONE, queueing everything else for ccm_next.  A full
- * queue stops the wait before reading more, so nothing is dropped: the
- * DONE then comes through ccm_next. */
-static int wait_done(struct ccm_client *c, uint32_t tag)
+/* Wait for tag's CTL_DONE (its status), or with tag 0 until port has send
+ * credit again (0; decode counts the DONEs that bring it), queueing every
+ * other event for ccm_next.  A full queue stops the wait before reading
+ * more, so nothing is dropped: the DONE then comes through ccm_next. */
+static int wait_done(struct ccm_client *c, uint32_t tag, int port)
 {
 	struct ccm_event ev;
 	int r;
 
 	for (;;) {
+		if (!tag && c->sends[port] < CCM_SEND_WINDOW)
+			return 0;
 		if (c->qlen == QUEUE_MAX)
 			return -ENOBUFS;
 		r = chan_err(c);
@@ -844,7 +847,7 @@ static int wait_done(struct ccm_client *c, uint32_t tag)
 			return r;
 		if (r == 0)
 			continue;    /* notifies wait in c->notify */
-		if (ev.type == CCM_EV_DONE && ev.tag == tag)
+		if (tag && ev.type == CCM_EV_DONE && ev.tag == tag)
 			return ev.status;
 		r = push(c, &ev);
 		if (r < 0)
@@ -860,7 +863,7 @@ int ccm_write_sync(struct ccm_client *c, int port, uint32_t local_off, uint32_t 
 	uint32_t tag;
 	int r = ccm_write(c, port, local_off, remote_off, len, flags, &tag);
 
-	return r < 0 ? r : wait_done(c, tag);
+	return r < 0 ? r : wait_done(c, tag, port);
 }
 
 int ccm_read_sync(struct ccm_client *c, int port, uint32_t local_off, uint32_t remote_off,
@@ -869,33 +872,20 @@ int ccm_read_sync(struct ccm_client *c, int port, uint32_t local_off, uint32_t r
 	uint32_t tag;
 	int r = ccm_read(c, port, local_off, remote_off, len, &tag);
 
-	return r < 0 ? r : wait_done(c, tag);
+	return r < 0 ? r : wait_done(c, tag, port);
 }
 
 int ccm_send_sync(struct ccm_client *c, int port, const void *msg, size_t len)
 {
-	struct ccm_event ev;
 	uint32_t tag;
 	int r;
 
 	if (!c || check_port(c, port) < 0)
 		return -EINVAL;
-	/* No credit: wait for the DONEs that bring it back (decode counts
-	 * them), keeping every event for ccm_next. */
-	while (c->sends[port] >= CCM_SEND_WINDOW) {
-		if (c->qlen == QUEUE_MAX)
-			return -ENOBUFS;
-		r = chan_err(c);
-		if (r < 0)
-			return r;
-		r = wait_io(c, &c->scratch, &ev, -1);
-		if (r < 0)
-			return r;
-		if (r == 1 && (r = push(c, &ev)) < 0)
-			return r;
-	}
-	r = ccm_send(c, port, msg, len, &tag);
-	return r < 0 ? r : wait_done(c, tag);
+	r = wait_done(c, 0, port);  /* for credit, if it has none */
+	if (r == 0)
+		r = ccm_send(c, port, msg, len, &tag);
+	return r < 0 ? r : wait_done(c, tag, port);
 }
 
 /* --- names --------------------------------------------------------------------- */

@@ -365,6 +365,17 @@ static int parse(struct control *k, struct kconn *c, struct control_req *req)
 	}
 }
 
+/* A request about connection c itself, not one it sent: who it is. */
+static void conn_req(const struct kconn *c, enum control_req_type type, struct control_req *req)
+{
+	memset(req, 0, sizeof(*req));
+	req->type = type;
+	req->conn = c->id;
+	req->uid = c->uid;
+	req->pid = c->pid;
+	memcpy(req->client, c->client, sizeof(req->client));
+}
+
 int control_next(struct control *k, struct control_req *req)
 {
 	struct epoll_event evs[8];
@@ -387,12 +398,7 @@ int control_next(struct control *k, struct control_req *req)
 		if (c->fd >= 0 && c->msg_waits && !c->out_head && (evs[i].events & EPOLLOUT)) {
 			/* Its input, if any, stays readable for the next call. */
 			c->msg_waits = false;
-			memset(req, 0, sizeof(*req));
-			req->type = CREQ_WRITABLE;
-			req->conn = c->id;
-			req->uid = c->uid;
-			req->pid = c->pid;
-			memcpy(req->client, c->client, sizeof(req->client));
+			conn_req(c, CREQ_WRITABLE, req);
 			return 1;
 		}
 		if (c->fd < 0 || !(evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
@@ -403,12 +409,7 @@ int control_next(struct control *k, struct control_req *req)
 		if (r <= 0) {
 			bool was = c->attached;
 
-			memset(req, 0, sizeof(*req));
-			req->type = CREQ_DETACHED;
-			req->conn = c->id;
-			req->uid = c->uid;
-			req->pid = c->pid;
-			memcpy(req->client, c->client, sizeof(req->client));
+			conn_req(c, CREQ_DETACHED, req);
 			conn_drop(k, c);
 			if (was)
 				return 1;

@@ -6,20 +6,30 @@
 
 #include "base/be.h"
 
+/* A growing array of n elements of `size` bytes with room for one more:
+ * arr itself or its new place, or NULL (arr unchanged) without memory. */
+static void *make_room(void *arr, int n, int *cap, size_t size)
+{
+	int bigger = *cap ? 2 * *cap : 64;
+	void *a;
+
+	if (n < *cap)
+		return arr;
+	a = realloc(arr, size * (size_t)bigger);
+	if (a)
+		*cap = bigger;
+	return a;
+}
+
 int reliable_sent(struct reliable *r, struct port *p, uint64_t seq, int link, uint64_t now,
 		  const uint8_t *frame, uint32_t len, bool in_window, uint64_t conn, uint32_t tag)
 {
-	struct sent_msg *m;
+	struct sent_msg *sent, *m;
 
-	if (r->nsent == r->capsent) {
-		int cap = r->capsent ? 2 * r->capsent : 64;
-		struct sent_msg *n = realloc(r->sent, sizeof(*n) * (size_t)cap);
-
-		if (!n)
-			return -ENOMEM;
-		r->sent = n;
-		r->capsent = cap;
-	}
+	sent = make_room(r->sent, r->nsent, &r->capsent, sizeof(*sent));
+	if (!sent)
+		return -ENOMEM;
+	r->sent = sent;
 	m = &r->sent[r->nsent];
 	m->frame = malloc(len);
 	if (!m->frame)
@@ -135,19 +145,14 @@ uint8_t *reliable_next(struct reliable *r, uint32_t *len, struct port **p)
 int reliable_pend(struct reliable *r, struct port *p, uint64_t seq, const uint8_t *frame,
 		  uint32_t len)
 {
-	struct held_msg *h;
+	struct held_msg *pend, *h;
 
 	if (p->rx_pending >= PORT_PEND_MAX)
 		return -ENOBUFS;
-	if (r->npend == r->cappend) {
-		int cap = r->cappend ? 2 * r->cappend : 64;
-		struct held_msg *n = realloc(r->pend, sizeof(*n) * (size_t)cap);
-
-		if (!n)
-			return -ENOMEM;
-		r->pend = n;
-		r->cappend = cap;
-	}
+	pend = make_room(r->pend, r->npend, &r->cappend, sizeof(*pend));
+	if (!pend)
+		return -ENOMEM;
+	r->pend = pend;
 	h = &r->pend[r->npend];
 	h->frame = malloc(len);
 	if (!h->frame)

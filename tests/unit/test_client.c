@@ -836,6 +836,49 @@ static void test_sync(struct control *k)
 	ccm_detach(c);
 }
 
+/* --- the send window ---------------------------------------------------------------- */
+
+/* CCM_SEND_WINDOW sends per port without their DONE, then -EAGAIN; any
+ * DONE, failed or not, gives its credit back; ccm_send_sync waits for it. */
+static void test_send_window(struct control *k)
+{
+	uint32_t tags[CCM_SEND_WINDOW], t1, sync_tag;
+	struct ccm_client *c;
+	struct ccm_event ev;
+	struct fdmsg m;
+	int conn, r, n = 0;
+
+	c = attach_ok(k, &conn);
+	if (!CHECK(c != NULL, "attach for the send window"))
+		return;
+	for (int i = 0; i < CCM_SEND_WINDOW; i++)
+		n += ccm_send(c, 0, "m", 1, &tags[i]) == 0;
+	CHECK(n == CCM_SEND_WINDOW, "%d sends on port 0 without a DONE (%d)", CCM_SEND_WINDOW, n);
+	CHECK(ccm_send(c, 0, "m", 1, NULL) == -EAGAIN, "one more: -EAGAIN");
+	CHECK(ccm_send(c, 1, "m", 1, &t1) == 0, "port 1 has a window of its own");
+	send_done(conn, tags[0], 0);
+	r = ccm_next(c, &ev, 1000);
+	CHECK(r == 0 && ev.type == CCM_EV_DONE && ev.tag == tags[0], "the first send's DONE");
+	CHECK(ccm_send(c, 0, "m", 1, &tags[0]) == 0, "gave its credit back");
+	CHECK(ccm_send(c, 0, "m", 1, NULL) == -EAGAIN, "one credit only");
+	/* ccm_send_sync: no credit, so it waits for one (a failed DONE gives
+	 * it too), then sends, then waits for its own DONE. */
+	sync_tag = tag_after(tags[0], 1) | 0x40;
+	send_done(conn, tags[1], -ECONNRESET);
+	send_done(conn, sync_tag, -EIO);
+	r = ccm_send_sync(c, 0, "sync", 4);
+	CHECK(r == -EIO, "ccm_send_sync waited for credit, then returned its DONE's status (%d)", r);
+	r = ccm_next(c, &ev, 0);
+	CHECK(r == 0 && ev.type == CCM_EV_DONE && ev.tag == tags[1] && ev.status == -ECONNRESET,
+	      "the DONE that gave the credit is kept for ccm_next");
+	n = 0;
+	while (fdmsg_recv(conn, &m, NULL) == 1)
+		n += m.type == CTL_SEND;
+	CHECK(n == CCM_SEND_WINDOW + 3, "the keeper got every send that was not refused (%d)", n);
+	ccm_detach(c);
+	close(conn);
+}
+
 /* --- LISTEN_FDS ------------------------------------------------------------------ */
 
 static void test_listen_fds(struct control *k)
@@ -1054,6 +1097,7 @@ int main(int argc, char **argv)
 	test_events(&k);
 	test_broken_keeper(&k);
 	test_sync(&k);
+	test_send_window(&k);
 	test_listen_fds(&k);
 	test_stop(&k);
 	test_exec(&k);
