@@ -20,7 +20,9 @@
  *    is logged, not retried.  A giveback only ever follows a takeover.
  *  - On SIGTERM, SIGINT or the keeper's TERMINATING fmon exits 0 and
  *    leaves a running hook to finish: killing a takeover half-way is
- *    worse than not starting it. */
+ *    worse than not starting it.  A keeper that is restarting (TERMINATING
+ *    with restarting) or gone makes it exit 1, for its service manager to
+ *    start it again (ccm-fmon.service: Restart=on-failure). */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -466,6 +468,10 @@ static int on_event(struct fmon *f, const struct ccm_event *ev)
 		    ev->partner_epoch);
 		return 1;
 	case CCM_EV_TERMINATING:
+		if (ev->restarting) {
+			say(f, 0, "the keeper is restarting: exiting to be started again");
+			return -ENOTCONN;
+		}
 		say(f, 0, "the keeper is stopping");
 		return 0;
 	case CCM_EV_KEEPER_GONE:

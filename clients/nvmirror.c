@@ -78,6 +78,8 @@ struct nvm {
 	bool retry_wait;        /* after a failure: no new push before the next tick */
 	bool push_resync;       /* the push under way is a resync */
 	bool stopping;
+	bool keeper_restarting; /* stopping for `ccm-early stop --restart`: exit 1,
+	                           to be started again (Restart=on-failure) */
 	uint64_t partner_epoch; /* 0: not known */
 	uint32_t acked_gen;     /* the partner's copy is a prefix of this generation; 0: unknown */
 	struct mirror_hdr real; /* the header the push commits */
@@ -465,8 +467,9 @@ static int on_event(struct nvm *m, const struct ccm_event *ev)
 		m->need_resync = true;
 		return 1;
 	case CCM_EV_TERMINATING:
-		say(m, 0, "the keeper is stopping: finishing");
+		say(m, 0, "the keeper is %s: finishing", ev->restarting ? "restarting" : "stopping");
 		m->stopping = true;
+		m->keeper_restarting = ev->restarting;
 		return 1;
 	case CCM_EV_KEEPER_GONE:
 		say(m, 0, "the keeper has gone");
@@ -627,12 +630,12 @@ static int run(struct nvm *m)
 			return 0;
 		if (m->stopping) {
 			if (m->phase == PH_IDLE)
-				return 0;
+				return m->keeper_restarting;
 			if (!finish_by)
 				finish_by = now_ms() + FINISH_MS;
 			if (now_ms() >= finish_by) {
 				say(m, 0, "stopping with a push unfinished");
-				return 0;
+				return m->keeper_restarting;
 			}
 		}
 		timeout = -1;

@@ -29,6 +29,7 @@
 #ifndef CCM_CLIENT_H
 #define CCM_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,7 +45,8 @@ enum ccm_event_type {
 	CCM_EV_PARTNER_READY,     /* the partner's client is attached and ready */
 	CCM_EV_PARTNER_LOST,      /* heartbeats stopped: the partner may be dead */
 	CCM_EV_PARTNER_BACK,      /* the partner is back (epoch tells whether it rebooted) */
-	CCM_EV_TERMINATING,       /* the keeper is stopping: finish and detach */
+	CCM_EV_TERMINATING,       /* the keeper is stopping: finish and detach
+	                             (restarting: it comes back, attach again) */
 	CCM_EV_LINK_DOWN,         /* an interconnect failed; traffic moved to another */
 	CCM_EV_LINK_UP,
 	CCM_EV_KEEPER_GONE,       /* the keeper closed our channel */
@@ -60,6 +62,10 @@ struct ccm_event {
 	uint32_t partner_node;    /* PARTNER_* */
 	uint64_t partner_epoch;   /* PARTNER_* */
 	int link;                 /* LINK_*: which interconnect (0 = the first) */
+	bool restarting;          /* TERMINATING: `ccm-early stop --restart`: the
+	                             keeper handshakes again in the same process
+	                             and serves on the same socket; otherwise it
+	                             goes away */
 };
 
 /* Attach to client `name`'s ports.  state_dir NULL means /run/ccm. */

@@ -108,7 +108,10 @@ struct ctl_done {
 
 struct ctl_event {
 	uint16_t type;             /* enum ctl_event_type */
-	uint16_t link;             /* LINK_DOWN, LINK_UP: which interconnect */
+	uint16_t link;             /* LINK_DOWN, LINK_UP: which interconnect;
+	                              TERMINATING: 1 if the keeper handshakes
+	                              again in the same process (stop --restart):
+	                              attach again once it serves */
 	uint32_t partner_node;
 	uint64_t partner_epoch;
 };

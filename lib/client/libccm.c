@@ -660,7 +660,10 @@ static int decode(struct ccm_client *c, struct fdmsg *m, struct ccm_event *ev)
 		ev->type = ev_of_ctl[ce.type];
 		ev->partner_node = ce.partner_node;
 		ev->partner_epoch = ce.partner_epoch;
-		ev->link = ce.link;
+		if (ce.type == CTL_EV_TERMINATING)
+			ev->restarting = ce.link == 1;
+		else
+			ev->link = ce.link;
 		return 0;
 	case CTL_MSG:
 		if (m->len <= sizeof(h) || m->len > sizeof(h) + CTL_MSG_MAX)

@@ -863,7 +863,8 @@ void serve_stop(struct session *s, uint64_t conn, bool restart, uint32_t grace_m
 		log_at(s->log, LOG_NOTE, "stopping%s: telling %d client(s), %u ms grace",
 		       restart ? " to handshake again" : "", control_attached_count(s->control),
 		       grace_ms);
-		tell_all(s, CTL_EV_TERMINATING, -1);
+		/* Whether it comes back, in the event's link field. */
+		tell_all(s, CTL_EV_TERMINATING, restart ? 1 : 0);
 	}
 	s->restart = s->restart || restart;
 	if (conn)

@@ -585,6 +585,54 @@ terminating" "$out"
 	assert_no_sanitizer_report
 }
 
+# count_in FILE STRING: how many lines of FILE hold the fixed STRING.
+count_in() {
+	grep -cF -- "$2" "$1" 2>/dev/null
+}
+
+# `stop --restart`: TERMINATING says the keeper comes back, and both shipped
+# clients exit 1, for Restart=on-failure to start them again; started again
+# they attach to the restarted keeper.  A plain stop makes them exit 0.
+test_stop_restart_has_the_clients_come_back() {
+	local out
+	start_node a
+	start_node b
+	assert_pair_connected || return
+	: >"$t/nvlog"
+	start_fmon a attach
+	"${NVMIRROR}" --state-dir "$t/a/run" --log "$t/nvlog" -v >>"$t/a/nvmirror.log" 2>&1 &
+	nv=$! pids="$pids $!"
+	wait_for 5 eval '[ "$(count_in "$t/a/log" "attached to client")" -ge 2 ]' ||
+		{ fail "the clients never attached: $(cat "$t/a/fmon.log" "$t/a/nvmirror.log")"; return; }
+	out=$("${CCM}" stop --restart --state-dir "$t/a/run" 2>&1)
+	assertEquals "ccm-early stop --restart: $out" 0 $?
+	wait_exit "$fmon_a" 10
+	assertEquals "fmon exits 1 on a restart" 1 "$ccm_rc"
+	assertContains "fmon heard why" "$(cat "$t/a/fmon.log")" "the keeper is restarting"
+	wait_exit "$nv" 10
+	assertEquals "nvmirror exits 1 on a restart" 1 "$ccm_rc"
+	assertContains "nvmirror heard why" "$(cat "$t/a/nvmirror.log")" "the keeper is restarting"
+	assertTrue "the keeper itself goes on" "kill -0 $pid_a"
+	# What Restart=on-failure does: start them again.
+	wait_for 10 test -S "$t/a/run/ccm.sock" || { fail "no socket after the restart"; return; }
+	start_fmon a attach
+	"${NVMIRROR}" --state-dir "$t/a/run" --log "$t/nvlog" -v >>"$t/a/nvmirror.log" 2>&1 &
+	nv=$! pids="$pids $!"
+	wait_for 10 eval '[ "$(count_in "$t/a/log" "attached to client")" -ge 4 ]'
+	assertTrue "both attached to the restarted keeper: $(grep -F 'attached to client' "$t/a/log")" $?
+	assert_pair_connected
+	# A plain stop: they exit 0 and stay down.
+	out=$("${CCM}" stop --state-dir "$t/a/run" 2>&1)
+	assertEquals "ccm-early stop: $out" 0 $?
+	wait_exit "$fmon_a" 10
+	assertEquals "fmon exits 0 on a stop" 0 "$ccm_rc"
+	wait_exit "$nv" 10
+	assertEquals "nvmirror exits 0 on a stop" 0 "$ccm_rc"
+	wait_exit "$pid_a" 10
+	pids="$pid_b"
+	stop_node b
+}
+
 # --- 10. local hardening --------------------------------------------------------
 
 # STATUS through the socket (`ccm-early status` reads the handoff files).

@@ -666,6 +666,19 @@ static void test_events(struct control *k)
 	r += ccm_next(c, &ev, 1000) == 0 && ev.type == CCM_EV_LINK_DOWN;
 	r += ccm_next(c, &ev, 1000) == 0 && ev.type == CCM_EV_LINK_UP;
 	CHECK(r == 5, "every event type maps to its ccm event, in order");
+	{
+		struct ctl_event te = { .type = CTL_EV_TERMINATING, .link = 1, .partner_node = 2 };
+
+		fdmsg_send(conn, CTL_EVENT, &te, sizeof(te), -1);
+		r = ccm_next(c, &ev, 1000);
+		CHECK(r == 0 && ev.type == CCM_EV_TERMINATING && ev.restarting && ev.link == 0,
+		      "TERMINATING with link 1: restarting (and no link)");
+		te.link = 0;
+		fdmsg_send(conn, CTL_EVENT, &te, sizeof(te), -1);
+		r = ccm_next(c, &ev, 1000);
+		CHECK(r == 0 && ev.type == CCM_EV_TERMINATING && !ev.restarting,
+		      "TERMINATING with link 0: going away");
+	}
 
 	send_msg(conn, 1, "hello partner");
 	r = ccm_next(c, &ev, 1000);
