@@ -28,10 +28,14 @@
 /* A refusal is logged at most once in this long (a flood must not fill the
  * log); the next line counts those it kept quiet about. */
 #define CONTROL_REFUSE_LOG_MS 10000
-/* What may wait for a client that reads slower than its messages come.
- * More than the partner can have unacknowledged towards it
- * (RELIABLE_BYTES_MAX) plus events: a burst after a resume fits whole. */
-#define CONTROL_OUT_MAX (4u << 20)
+/* What may wait for a client that reads slower than its answers come, in
+ * memory (each entry with its header): its DONEs and events.  Partner
+ * messages never wait here (control_msg): they wait in the reliable store,
+ * within the port's window.  A client that reads at all has at most a
+ * DONE per operation and per message in its windows outstanding (some
+ * 200 KiB with every port's window full); one that piles up more does not
+ * read, and is closed rather than let it grow the keeper. */
+#define CONTROL_OUT_MAX (1u << 20)
 
 /* A message that waits for the client's socket to take it. */
 struct kout {
@@ -448,7 +452,7 @@ static void conn_flush(struct control *k, struct kconn *c)
 		c->out_head = o->next;
 		if (!c->out_head)
 			c->out_tail = NULL;
-		c->out_bytes -= o->len;
+		c->out_bytes -= sizeof(*o) + o->len;
 		free(o);
 	}
 	conn_want_out(k, c, false);
@@ -473,7 +477,7 @@ int control_reply(struct control *k, uint64_t conn, uint16_t type, const void *d
 	/* Its socket is full: the message waits, in order behind the others,
 	 * up to a bound.  A client that lets more than that pile up does not
 	 * read at all, and is not served. */
-	o = c->out_bytes + len <= CONTROL_OUT_MAX ? malloc(sizeof(*o) + len) : NULL;
+	o = c->out_bytes + sizeof(*o) + len <= CONTROL_OUT_MAX ? malloc(sizeof(*o) + len) : NULL;
 	if (!o) {
 		conn_drop(k, c);
 		return -ENOBUFS;
@@ -489,7 +493,7 @@ int control_reply(struct control *k, uint64_t conn, uint16_t type, const void *d
 	if (!c->out_tail)
 		conn_want_out(k, c, true);
 	c->out_tail = o;
-	c->out_bytes += len;
+	c->out_bytes += sizeof(*o) + len;
 	return 0;
 }
 
@@ -563,8 +567,9 @@ int control_msg(struct control *k, const char *client, uint16_t port, const void
 	}
 	if (!c)
 		return -ENOTCONN;
-	/* Straight into its socket or not at all: never into the unbounded
-	 * wait of control_reply, and never ahead of what waits there. */
+	/* Straight into its socket or not at all: never into control_reply's
+	 * wait (the window bounds these, not its limit), and never ahead of
+	 * what waits there. */
 	if (c->msg_waits || c->out_head) {
 		c->msg_waits = true;
 		return -EAGAIN;

@@ -8,6 +8,12 @@
                                   open N idle connections, print "opened
                                   held=K" (K: those the keeper kept open)
                                   and hold them for SECS seconds
+  ctl_probe.py sendflood SECS     under `ccm-early exec`: send CTL_SEND on
+                                  port 0 as fast as the socket takes them,
+                                  ignoring the window, never reading, for
+                                  SECS seconds or until the keeper closes
+                                  us; print "sent=N closed=0|1".  Message n
+                                  is what ccm-msgflow sends as its nth
   ctl_probe.py saturate           under `ccm-early exec`: make every port's
                                   event fd as hostile as a client can (an
                                   eventfd's counter saturated, a pipe shrunk
@@ -69,6 +75,30 @@ def flood(path, n, secs):
     time.sleep(secs)
 
 
+CTL_SEND = 4
+
+
+def sendflood(secs):
+    names = os.environ["LISTEN_FDNAMES"].split(":")
+    s = socket.socket(fileno=3 + names.index("ccm.control"))
+    s.setblocking(False)
+    sent, closed = 0, 0
+    end = time.time() + secs
+    while time.time() < end:
+        n = sent + 1
+        body = n.to_bytes(8, "big") + bytes((n * 31 + i) & 0xff for i in range(8, 64))
+        payload = struct.pack("=IHH", n, 0, 0) + body
+        try:
+            s.send(struct.pack("=HHI", CTL_SEND, 0, len(payload)) + payload)
+            sent += 1
+        except BlockingIOError:
+            time.sleep(0.001)
+        except OSError:       # EPIPE, ECONNRESET: the keeper closed us
+            closed = 1
+            break
+    print("sent=%d closed=%d" % (sent, closed), flush=True)
+
+
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 
@@ -98,6 +128,8 @@ if __name__ == "__main__":
         status(sys.argv[2])
     elif sys.argv[1] == "flood":
         flood(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
+    elif sys.argv[1] == "sendflood":
+        sendflood(float(sys.argv[2]))
     elif sys.argv[1] == "saturate":
         saturate()
     else:

@@ -994,4 +994,57 @@ test_partner_reboot_mid_stream_fails_the_unconfirmed() {
 	stop_pair
 }
 
+# hwm_kib PID: a process's peak RSS (VmHWM) in KiB.
+hwm_kib() {
+	awk '/^VmHWM/ { print $2 }' "/proc/$1/status"
+}
+
+# A local client floods its port for FLOOD_S seconds (60 by default),
+# ignoring the window and never reading, at a partner client that reads
+# nothing all that time.  With the shipped static keepers (no sanitizer's
+# quarantine in the figure): their memory stays bounded, the flooder is
+# refused and, once 1 MiB of answers wait for it, closed; the deaf
+# receiver is kept and the failover monitors beside them never notice.
+test_a_minute_long_flood_at_a_deaf_client_stays_bounded() {
+	local secs=${FLOOD_S:-60} out
+	[ -x "$topdir/ccm-early" ] || { fail "no static ./ccm-early; run make"; return; }
+	[ -x "${MSGFLOW}" ] || { fail "no ccm-msgflow at ${MSGFLOW}; run make dev"; return; }
+	for n in a b; do
+		make_client "$t/$n/clients" flow 1 4K
+	done
+	ccm_start "$topdir/ccm-early" a "$t/a/clients" -v --foreground
+	ccm_start "$topdir/ccm-early" b "$t/b/clients" -v --foreground
+	assert_pair_connected || return
+	start_fmon a exec
+	start_fmon b attach
+	for n in a b; do
+		wait_for 5 in_file "heartbeat 2 received" "$t/$n/fmon.log" ||
+			{ fail "node $n's fmon hears no heartbeat: $(cat "$t/$n/fmon.log")"; return; }
+	done
+	echo "# peak RSS before the flood: A $(hwm_kib "$pid_a") KiB, B $(hwm_kib "$pid_b") KiB"
+	flow b recv --count 1 --from-any --deaf-ms $((secs * 1000)) --timeout-s 30
+	wait_for 5 in_file attached "$t/b/recv.out" ||
+		{ fail "the receiver did not attach: $(cat "$t/b/recv.err")"; return; }
+	"${CCM}" exec --state-dir "$t/a/run" flow -- python3 "$here/ctl_probe.py" sendflood "$secs" \
+		>"$t/flood.out" 2>&1 </dev/null &
+	flooder=$!
+	pids="$pids $flooder"
+	wait_exit "$flooder" $((secs + 10))
+	assertEquals "the flooder ends: $(cat "$t/flood.out")" 0 "$ccm_rc"
+	assertContains "the keeper closed the flooder that never read" "$(cat "$t/flood.out")" closed=1
+	wait_exit "$flow_b_recv" $((secs + 40))
+	assertEquals "the deaf receiver was kept, and then read: $(cat "$t/b/recv.err")" 0 "$ccm_rc"
+	out="A $(hwm_kib "$pid_a") KiB, B $(hwm_kib "$pid_b") KiB"
+	echo "# flood: $(cat "$t/flood.out"); peak RSS after ${secs} s of it: $out"
+	for n in a b; do
+		eval "p=\$pid_$n"
+		assertTrue "node $n's keeper lives" "kill -0 $p"
+		assertTrue "node $n's keeper stayed under 4 MiB ($out)" "[ $(hwm_kib "$p") -lt 4096 ]"
+	done
+	assertNotContains "no monitor declared its partner dead" \
+		"$(cat "$t/a/fmon.log" "$t/b/fmon.log")" "-> dead"
+	assert_pair_connected
+	stop_pair
+}
+
 . shunit2
