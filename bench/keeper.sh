@@ -5,6 +5,10 @@
 #              client -> its keeper -> the partner's keeper -> its client),
 #              against round trips over one raw TCP connection between two
 #              processes; goal ratio <= 1.3
+#   throughput messages per second streamed from one client to the other
+#              through a port (within its window: 64 in flight), against
+#              the same over a raw TCP connection; both from the first
+#              message to the receiver's answer that it has them all
 #   detection  from a partner's keeper frozen (SIGSTOP: its sockets stay
 #              open, so only the heartbeat can tell) to our client hearing
 #              "partner lost", against the configured bound
@@ -14,7 +18,7 @@ set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 CCM=${CCM:-$top/ccm-early}
 PING=$top/build/bench/msgping
-HB_MS=${HB_MS:-100} HB_MISSES=${HB_MISSES:-5} ITERS=${ITERS:-2000}
+HB_MS=${HB_MS:-100} HB_MISSES=${HB_MISSES:-5} ITERS=${ITERS:-2000} STREAM_N=${STREAM_N:-50000}
 [ -x "$CCM" ] && [ -x "$PING" ] || { echo "bench/keeper.sh: make ccm-early bench first" >&2; exit 1; }
 tmp=$(mktemp -d /dev/shm/ccm-bench-keeper.XXXXXX)
 port=$(( 24000 + $$ % 5000 ))
@@ -69,6 +73,25 @@ ccm=$(cat "$tmp"/ccm.* | sed 's/.*median \([0-9.]*\) us.*/\1/' | median)
 tcp=$(cat "$tmp"/tcp.* | sed 's/.*median \([0-9.]*\) us.*/\1/' | median)
 cat "$tmp"/ccm.1 "$tmp"/tcp.1
 awk -v c="$ccm" -v t="$tcp" 'BEGIN { printf "messages: ccm ports median %.1f us, raw TCP median %.1f us, ratio %.2f (goal <= 1.3)\n", c, t, c / t }'
+
+# Throughput, interleaved the same way.
+for round in 1 2; do
+	"$PING" sink --state-dir "$tmp/b/run" --iters "$STREAM_N" &
+	sink=$!
+	"$PING" source --state-dir "$tmp/a/run" --iters "$STREAM_N" > "$tmp/ccm-stream.$round"
+	wait "$sink"
+	"$PING" tcp-sink $((port + 1)) --iters "$STREAM_N" > "$tmp/tcp-ready" &
+	sink=$!
+	for _ in $(seq 1 100); do grep -q listening "$tmp/tcp-ready" 2>/dev/null && break; sleep 0.02; done
+	"$PING" tcp-source 127.0.0.2 $((port + 1)) --iters "$STREAM_N" > "$tmp/tcp-stream.$round"
+	wait "$sink"
+done
+rate() { sed 's/.*: \([0-9]*\) messages\/s$/\1/' | sort -n | tail -1; }
+ccm=$(cat "$tmp"/ccm-stream.* | rate)
+tcp=$(cat "$tmp"/tcp-stream.* | rate)
+cat "$tmp"/ccm-stream.1 "$tmp"/tcp-stream.1
+awk -v c="$ccm" -v t="$tcp" 'BEGIN { if (c <= 0 || t <= 0) exit 1; printf "throughput: ccm ports %d messages/s, raw TCP %d messages/s, ratio %.2f (the best of 2 each)\n", c, t, c / t }' ||
+	{ echo "bench/keeper.sh: the throughput measurement failed" >&2; exit 1; }
 
 # Detection of a frozen partner.
 "$PING" watch --state-dir "$tmp/a/run" > "$tmp/watch" &

@@ -8,9 +8,17 @@
  *   msgping tcp-pong PORT
  *   msgping tcp-ping HOST PORT [--iters N] [--size B]
  *   msgping watch --state-dir DIR [--client NAME]    print when PARTNER_LOST comes
+ *   msgping sink   --state-dir DIR [--client NAME] [--iters N]
+ *   msgping source --state-dir DIR [--client NAME] [--iters N] [--size B]
+ *   msgping tcp-sink PORT [--iters N]
+ *   msgping tcp-source HOST PORT [--iters N] [--size B]
  *
  * ping prints "median X us p90 Y us" of the round trips; watch prints the
- * CLOCK_REALTIME second at which the partner was reported lost. */
+ * CLOCK_REALTIME second at which the partner was reported lost.  source
+ * streams N messages to sink as fast as the channel takes them (over a
+ * port: within its window), and sink answers once it has them all; source
+ * prints "N messages in T ms: R messages/s", from its first message to
+ * that answer. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
@@ -74,7 +82,7 @@ static int next_msg(struct ccm_client *c, struct ccm_event *ev, int timeout_ms)
 }
 
 /* ccm_send, waiting for credit when the port's window is full (its DONEs
- * come once the partner's client has the messages).  Only DONEs can come
+ * come once the partner's client has the messages).  No message can come
  * meanwhile: the other side sends nothing before our answer. */
 static int send_when_credit(struct ccm_client *c, int port, const void *m, size_t len)
 {
@@ -87,7 +95,7 @@ static int send_when_credit(struct ccm_client *c, int port, const void *m, size_
 			return r;
 		if (ev.type == CCM_EV_DONE && ev.status < 0)
 			return ev.status;
-		if (ev.type != CCM_EV_DONE)
+		if (ev.type == CCM_EV_MSG)
 			return -EPROTO;
 	}
 	return r;
@@ -221,6 +229,103 @@ static int tcp_pingpong(const char *host, int port, int iters, size_t size, int 
 	return 0;
 }
 
+static int report_rate(const char *what, int iters, size_t size, uint64_t ns)
+{
+	if (ns == 0)
+		return fail("stream: no time measured", EINVAL);
+	printf("%s: %d %zu-byte messages in %.1f ms: %.0f messages/s\n", what, iters, size,
+	       (double)ns / 1e6, (double)iters * 1e9 / (double)ns);
+	return 0;
+}
+
+static int ccm_stream(const char *dir, const char *client, int iters, size_t size, int is_source)
+{
+	static uint8_t buf[MSG_MAX];
+	struct ccm_client *c;
+	struct ccm_event ev;
+	uint64_t t0;
+	int r;
+
+	r = ccm_attach(client, dir, &c);
+	if (r < 0)
+		return fail("attach", r);
+	memset(buf, 'x', size);
+	if (!is_source) {
+		/* The source's hello, echoed; its stream; then our answer. */
+		r = next_msg(c, &ev, 30000);
+		if (r == 0)
+			r = send_when_credit(c, ev.port, "hello", 5);
+		for (int i = 0; i < iters && r == 0; i++)
+			r = next_msg(c, &ev, 30000);
+		if (r == 0)
+			r = ccm_send_sync(c, 0, "all", 3);
+		ccm_detach(c);
+		return r < 0 ? fail("sink", r) : 0;
+	}
+	/* The sink is there once our hello comes back (it waits for it if
+	 * not: its keeper holds it). */
+	r = send_when_credit(c, 0, "hello", 5);
+	if (r == 0)
+		r = next_msg(c, &ev, 30000);
+	t0 = now_ns();
+	for (int i = 0; i < iters && r == 0; i++)
+		r = send_when_credit(c, 0, buf, size);
+	if (r == 0)
+		r = next_msg(c, &ev, 30000);
+	t0 = now_ns() - t0;
+	ccm_detach(c);
+	if (r < 0)
+		return fail("source", r);
+	return report_rate("ccm ports stream", iters, size, t0);
+}
+
+static int tcp_stream(const char *host, int port, int iters, size_t size, int is_source)
+{
+	static uint8_t buf[MSG_MAX];
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	int one = 1, fd, l;
+	uint32_t len = (uint32_t)size;
+	uint8_t all = 1;
+	uint64_t t0;
+
+	inet_pton(AF_INET, host, &sin.sin_addr);
+	if (!is_source) {
+		l = socket(AF_INET, SOCK_STREAM, 0);
+		setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(l, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(l, 1) < 0)
+			return fail("tcp listen", errno);
+		printf("listening\n");
+		fflush(stdout);
+		fd = accept(l, NULL, NULL);
+		close(l);
+		if (fd < 0)
+			return fail("accept", errno);
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		for (int i = 0; i < iters; i++)
+			if (full(fd, &len, 4, 0) < 0 || len > MSG_MAX || full(fd, buf, len, 0) < 0)
+				return fail("tcp sink", EPIPE);
+		if (full(fd, &all, 1, 1) < 0)
+			return fail("tcp sink", EPIPE);
+		close(fd);
+		return 0;
+	}
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0)
+		return fail("tcp connect", errno);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	memset(buf, 'x', size);
+	t0 = now_ns();
+	/* Framed as a real protocol over a stream must be, one write each. */
+	for (int i = 0; i < iters; i++)
+		if (full(fd, &len, 4, 1) < 0 || full(fd, buf, size, 1) < 0)
+			return fail("tcp source", EPIPE);
+	if (full(fd, &all, 1, 0) < 0)
+		return fail("tcp source", EPIPE);
+	t0 = now_ns() - t0;
+	close(fd);
+	return report_rate("raw TCP stream", iters, size, t0);
+}
+
 static int watch(const char *dir, const char *client)
 {
 	struct ccm_client *c;
@@ -271,6 +376,12 @@ int main(int argc, char **argv)
 		return dir ? ccm_pingpong(dir, client, iters, size, !strcmp(mode, "ping")) : 2;
 	if (!strcmp(mode, "watch"))
 		return dir ? watch(dir, client) : 2;
+	if (!strcmp(mode, "source") || !strcmp(mode, "sink"))
+		return dir ? ccm_stream(dir, client, iters, size, !strcmp(mode, "source")) : 2;
+	if (!strcmp(mode, "tcp-sink") && optind + 1 < argc)
+		return tcp_stream("127.0.0.2", atoi(argv[optind + 1]), iters, size, 0);
+	if (!strcmp(mode, "tcp-source") && optind + 2 < argc)
+		return tcp_stream(argv[optind + 1], atoi(argv[optind + 2]), iters, size, 1);
 	if (!strcmp(mode, "tcp-pong") && optind + 1 < argc)
 		return tcp_pingpong("127.0.0.2", atoi(argv[optind + 1]), iters, size, 0);
 	if (!strcmp(mode, "tcp-ping") && optind + 2 < argc)
