@@ -229,13 +229,18 @@ $(BUILD)/ccm-stream: tests/links/stream.c lib/client/ccm.h $(BUILD)/libccm.a
 	@echo "  LD (musl)  $@"
 	$(Q)$(STATIC_CC) $(STATIC_CFLAGS) -static -Wl,--gc-sections -o $@ $< $(BUILD)/libccm.a
 
-# ccm-msgflow, the flow-control test client of tests/twonode.
+# ccm-msgflow, the flow-control test client of tests/twonode, and static
+# for the RDMA lab's guests (tests/vm/test_msgflow.sh).
 $(BUILD)/dev/ccm-msgflow: tests/twonode/msgflow.c lib/client/ccm.h $(DEV_AR)
 	@echo "  LD (dev)   $@"
 	$(Q)$(DEV_CC) $(DEV_CFLAGS) -o $@ $< $(DEV_AR) $(DEV_LIBS)
 
+$(BUILD)/ccm-msgflow: tests/twonode/msgflow.c lib/client/ccm.h $(STATIC_AR)
+	@echo "  LD (musl)  $@"
+	$(Q)$(STATIC_CC) $(STATIC_CFLAGS) -static -Wl,--gc-sections -o $@ $< $(STATIC_AR)
+
 dev: $(BUILD)/dev/ccm-stream $(BUILD)/dev/ccm-msgflow
-all: $(BUILD)/ccm-stream
+all: $(BUILD)/ccm-stream $(BUILD)/ccm-msgflow
 
 bench: ccm-early $(BENCH_BIN)
 	bench/run.sh

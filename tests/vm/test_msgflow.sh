@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# The message channel's flow control on real verbs: two guests, one keeper
+# each, connected over one Soft-RoCE link, a client "flow" on each.  b's
+# client attaches and then reads nothing for 3 s while a's sends 5,000
+# messages of 64 bytes as fast as the channel takes them (ccm-msgflow,
+# tests/twonode/msgflow.c, static).  What must hold, as over tcp in
+# tests/twonode/test_keeper.sh: every message arrives once, in order; the
+# receiver is not dropped; the sender is held back (-EAGAIN) with at most
+# one window (64) in flight; every DONE is 0.  Over rdma the acks that
+# return the credit are READ by the sender's keeper from the receiver's
+# status window, which the receiver's NIC answers.
+#
+# Wall time: about 30 s (one boot of two guests, the stream).
+set -u
+# shellcheck disable=SC2154  # t and _shunit_test_ come from common.sh/shunit2
+# shellcheck source=tests/lib/common.sh
+. "$(dirname "$0")/../lib/common.sh"
+# shellcheck source=tests/vm/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+SAVE_TO=${MSGFLOW_SAVE:-}
+# shellcheck source=tests/vm/stream.sh
+. "$(dirname "$0")/stream.sh"
+MSGFLOW=$VM_TOP/build/ccm-msgflow
+[ -x "$MSGFLOW" ] || (cd "$VM_TOP" && make build/ccm-msgflow >&2) || true
+[ ! -x "$MSGFLOW" ] || LAB_ADD+=(--add "$MSGFLOW:/usr/bin/ccm-msgflow")
+# shellcheck source=tests/vm/suite.sh
+. "$(dirname "$0")/suite.sh"
+
+write_scenario() {
+	cat <<'EOS'
+set -u
+. "$LAB_LIB"
+if [ "$role" = a ]; then id=1 peer=b; else id=2 peer=a; fi
+run=/tmp/run
+res=/out/$role.res
+: >"$res"
+result() { echo "$*" >>"$res"; }
+fail() { echo "scenario: $*"; result fail "$*"; exit 1; }
+
+mkdir -p /tmp/clients
+printf 'ports = 1\nport-size = 64K\n' >/tmp/clients/flow.conf
+$CCM connect --node-id $id --listen "$ccm_local" --partner "$ccm_peer" --transport rdma \
+	--clients /tmp/clients --state-dir $run --timeout 60 -v >>"/out/$role.keeper.log" 2>&1
+rc=$?
+result connect $rc
+[ $rc = 0 ] || fail "connect exited $rc"
+lab_mark connected
+lab_wait_file "/out/$peer.connected" 60 || fail "the partner never connected"
+
+if [ "$role" = b ]; then
+	ccm-msgflow recv --state-dir $run --client flow --count 5000 --deaf-ms 3000 \
+		--timeout-s 120 >/out/b.recv.out 2>/out/b.recv.err &
+	recv=$!
+	n=0
+	until grep -q attached /out/b.recv.out 2>/dev/null || [ $n -ge 100 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	lab_mark attached
+	wait $recv
+	result recv $?
+else
+	lab_wait_file /out/b.attached 60 || fail "b's receiver never attached"
+	ccm-msgflow send --state-dir $run --client flow --count 5000 --size 64 \
+		--timeout-s 120 >/out/a.send.out 2>/out/a.send.err
+	result send $?
+fi
+lab_mark flowed
+lab_wait_file "/out/$peer.flowed" 150 || fail "the partner never finished"
+$CCM stop --state-dir $run
+result stop $?
+EOS
+}
+
+# out_field ROLE MODE KEY: KEY=VALUE's value in that ccm-msgflow's summary.
+out_field() { field "$(tail -1 "$t/share/$1.$2.out" 2>/dev/null)" "$3"; }
+
+test_dgram_a_slow_receiver_over_rdma() {
+	lab_ready || return 0
+	[ -x "$MSGFLOW" ] || { fail "no $MSGFLOW (tests/twonode/msgflow.c, make build/ccm-msgflow)"; return; }
+	local s=$t/share r n
+	mkdir -p "$s"
+	write_scenario >"$t/s.sh"
+	vm_start dgram "$s" "$t/s.sh" --timeout 240 || { fail "vm_start"; return; }
+	vm_wait || show_logs
+	save_share
+	for r in a b; do
+		assertEquals "$r: guest scenario (see $s/$r.res)" 0 "$(cat "$s/$r.rc" 2>/dev/null)"
+		assertEquals "$r: connect" 0 "$(res $r connect)"
+		assertEquals "$r: the keeper stopped cleanly" 0 "$(res $r stop)"
+	done
+	assertEquals "b: the receiver's exit status ($(head -3 "$s/b.recv.err" 2>/dev/null))" 0 "$(res b recv)"
+	assertEquals "b: all 5,000, once each, in order" 5000 "$(out_field b recv received)"
+	assertEquals "a: the sender's exit status ($(head -3 "$s/a.send.err" 2>/dev/null))" 0 "$(res a send)"
+	assertEquals "a: every send DONE 0" 5000 "$(out_field a send done)"
+	n=$(out_field a send eagain)
+	assertTrue "a: held back by the window (-EAGAIN $n times)" "[ '${n:-0}' -gt 0 ]"
+	n=$(out_field a send max_in_flight)
+	assertTrue "a: at most a window in flight ($n)" "[ '${n:-999}' -le 64 ]"
+	assertNotContains "b: its keeper kept its slow client" "$(cat "$s/b.keeper.log" 2>/dev/null)" "dropp"
+	echo "# ${_shunit_test_}: $(tail -1 "$s/a.send.out" 2>/dev/null); $(tail -1 "$s/b.recv.out" 2>/dev/null)" >&2
+}
+
+. shunit2
