@@ -10,7 +10,12 @@
 # return the credit are READ by the sender's keeper from the receiver's
 # status window, which the receiver's NIC answers.
 #
-# Wall time: about 30 s (one boot of two guests, the stream).
+# A second run has b's client attach 2 s after a began, take 1,000 and
+# leave, and a second client take the rest: the first gets 1..1000, the
+# second everything after what the first's channel held unread, to the
+# last, in order; every DONE 0.
+#
+# Wall time: about 30 s a test (one boot of two guests, the stream).
 set -u
 # shellcheck disable=SC2154  # t and _shunit_test_ come from common.sh/shunit2
 # shellcheck source=tests/lib/common.sh
@@ -27,7 +32,9 @@ MSGFLOW=$VM_TOP/build/ccm-msgflow
 # shellcheck source=tests/vm/suite.sh
 . "$(dirname "$0")/suite.sh"
 
+# write_scenario slow|late
 write_scenario() {
+	echo "mode=$1"
 	cat <<'EOS'
 set -u
 . "$LAB_LIB"
@@ -48,7 +55,7 @@ result connect $rc
 lab_mark connected
 lab_wait_file "/out/$peer.connected" 60 || fail "the partner never connected"
 
-if [ "$role" = b ]; then
+if [ "$role" = b ] && [ "$mode" = slow ]; then
 	ccm-msgflow recv --state-dir $run --client flow --count 5000 --deaf-ms 3000 \
 		--timeout-s 120 >/out/b.recv.out 2>/out/b.recv.err &
 	recv=$!
@@ -60,8 +67,22 @@ if [ "$role" = b ]; then
 	lab_mark attached
 	wait $recv
 	result recv $?
+elif [ "$role" = b ]; then
+	# Late: a has been sending for 2 s.  Then one that leaves, and one
+	# that takes the rest.
+	lab_wait_file /out/a.sending 60 || fail "a never began"
+	sleep 2
+	ccm-msgflow recv --state-dir $run --client flow --count 1000 --timeout-s 120 \
+		>/out/b.recv1.out 2>/out/b.recv1.err
+	result recv1 $?
+	ccm-msgflow recv --state-dir $run --client flow --count 5000 --from-any --timeout-s 120 \
+		>/out/b.recv.out 2>/out/b.recv.err
+	result recv $?
 else
-	lab_wait_file /out/b.attached 60 || fail "b's receiver never attached"
+	if [ "$mode" = slow ]; then
+		lab_wait_file /out/b.attached 60 || fail "b's receiver never attached"
+	fi
+	lab_mark sending
 	ccm-msgflow send --state-dir $run --client flow --count 5000 --size 64 \
 		--timeout-s 120 >/out/a.send.out 2>/out/a.send.err
 	result send $?
@@ -76,13 +97,12 @@ EOS
 # out_field ROLE MODE KEY: KEY=VALUE's value in that ccm-msgflow's summary.
 out_field() { field "$(tail -1 "$t/share/$1.$2.out" 2>/dev/null)" "$3"; }
 
-test_dgram_a_slow_receiver_over_rdma() {
-	lab_ready || return 0
-	[ -x "$MSGFLOW" ] || { fail "no $MSGFLOW (tests/twonode/msgflow.c, make build/ccm-msgflow)"; return; }
-	local s=$t/share r n
+# run_scenario MODE: boot both guests with it and wait; the common checks.
+run_scenario() {
+	local s=$t/share r
 	mkdir -p "$s"
-	write_scenario >"$t/s.sh"
-	vm_start dgram "$s" "$t/s.sh" --timeout 240 || { fail "vm_start"; return; }
+	write_scenario "$1" >"$t/s.sh"
+	vm_start dgram "$s" "$t/s.sh" --timeout 240 || { fail "vm_start"; return 1; }
 	vm_wait || show_logs
 	save_share
 	for r in a b; do
@@ -90,16 +110,42 @@ test_dgram_a_slow_receiver_over_rdma() {
 		assertEquals "$r: connect" 0 "$(res $r connect)"
 		assertEquals "$r: the keeper stopped cleanly" 0 "$(res $r stop)"
 	done
-	assertEquals "b: the receiver's exit status ($(head -3 "$s/b.recv.err" 2>/dev/null))" 0 "$(res b recv)"
-	assertEquals "b: all 5,000, once each, in order" 5000 "$(out_field b recv received)"
 	assertEquals "a: the sender's exit status ($(head -3 "$s/a.send.err" 2>/dev/null))" 0 "$(res a send)"
 	assertEquals "a: every send DONE 0" 5000 "$(out_field a send done)"
+}
+
+test_dgram_a_slow_receiver_over_rdma() {
+	lab_ready || return 0
+	[ -x "$MSGFLOW" ] || { fail "no $MSGFLOW (tests/twonode/msgflow.c, make build/ccm-msgflow)"; return; }
+	local s=$t/share n
+	run_scenario slow || return
+	assertEquals "b: the receiver's exit status ($(head -3 "$s/b.recv.err" 2>/dev/null))" 0 "$(res b recv)"
+	assertEquals "b: all 5,000, once each, in order" 5000 "$(out_field b recv received)"
 	n=$(out_field a send eagain)
 	assertTrue "a: held back by the window (-EAGAIN $n times)" "[ '${n:-0}' -gt 0 ]"
 	n=$(out_field a send max_in_flight)
 	assertTrue "a: at most a window in flight ($n)" "[ '${n:-999}' -le 64 ]"
 	assertNotContains "b: its keeper kept its slow client" "$(cat "$s/b.keeper.log" 2>/dev/null)" "dropp"
 	echo "# ${_shunit_test_}: $(tail -1 "$s/a.send.out" 2>/dev/null); $(tail -1 "$s/b.recv.out" 2>/dev/null)" >&2
+}
+
+test_dgram_a_late_receiver_that_leaves_and_returns_over_rdma() {
+	lab_ready || return 0
+	[ -x "$MSGFLOW" ] || { fail "no $MSGFLOW (tests/twonode/msgflow.c, make build/ccm-msgflow)"; return; }
+	local s=$t/share first
+	run_scenario late || return
+	assertEquals "b: the first receiver's exit status ($(head -3 "$s/b.recv1.err" 2>/dev/null))" \
+		0 "$(res b recv1)"
+	assertEquals "b: it got 1..1000 (what waited for it first)" "1 1000" \
+		"$(out_field b recv1 first) $(out_field b recv1 last)"
+	assertEquals "b: the second receiver's exit status ($(head -3 "$s/b.recv.err" 2>/dev/null))" \
+		0 "$(res b recv)"
+	first=$(out_field b recv first)
+	assertTrue "b: the second began after the first's last ($first)" "[ '${first:-0}' -gt 1000 ]"
+	assertTrue "b: at most a window went unread with the first ($first)" \
+		"[ '${first:-9999}' -le $((1001 + 64)) ]"
+	assertEquals "b: and got every one to the last, in order" 5000 "$(out_field b recv last)"
+	echo "# ${_shunit_test_}: $(tail -1 "$s/a.send.out" 2>/dev/null); first receiver $(tail -1 "$s/b.recv1.out" 2>/dev/null); second $(tail -1 "$s/b.recv.out" 2>/dev/null)" >&2
 }
 
 . shunit2
