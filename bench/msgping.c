@@ -174,26 +174,50 @@ static int full(int fd, void *p, size_t n, int out)
 	return 0;
 }
 
-static int tcp_pingpong(const char *host, int port, int iters, size_t size, int is_ping)
+/* One TCP connection with TCP_NODELAY: accepted at host:port (saying
+ * "listening" first), or made to it.  The fd, or -1 after saying why. */
+static int tcp_open(const char *host, int port, int accepting)
 {
-	static uint8_t buf[MSG_MAX];
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
 	int one = 1, fd, l;
-	uint64_t *ns;
 
 	inet_pton(AF_INET, host, &sin.sin_addr);
-	if (!is_ping) {
+	if (accepting) {
 		l = socket(AF_INET, SOCK_STREAM, 0);
 		setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(l, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(l, 1) < 0)
-			return fail("tcp listen", errno);
+		if (bind(l, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(l, 1) < 0) {
+			fail("tcp listen", errno);
+			return -1;
+		}
 		printf("listening\n");
 		fflush(stdout);
 		fd = accept(l, NULL, NULL);
 		close(l);
-		if (fd < 0)
-			return fail("accept", errno);
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (fd < 0) {
+			fail("accept", errno);
+			return -1;
+		}
+	} else {
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+			fail("tcp connect", errno);
+			close(fd);
+			return -1;
+		}
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+}
+
+static int tcp_pingpong(const char *host, int port, int iters, size_t size, int is_ping)
+{
+	static uint8_t buf[MSG_MAX];
+	int fd = tcp_open(host, port, !is_ping);
+	uint64_t *ns;
+
+	if (fd < 0)
+		return 1;
+	if (!is_ping) {
 		/* Messages are framed by a 4-byte length, as a real protocol
 		 * over a stream must be. */
 		for (;;) {
@@ -207,10 +231,6 @@ static int tcp_pingpong(const char *host, int port, int iters, size_t size, int 
 		close(fd);
 		return 0;
 	}
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0)
-		return fail("tcp connect", errno);
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	ns = calloc((size_t)iters, sizeof(*ns));
 	memset(buf, 'x', size);
 	for (int i = -20; i < iters; i++) {
@@ -282,25 +302,14 @@ static int ccm_stream(const char *dir, const char *client, int iters, size_t siz
 static int tcp_stream(const char *host, int port, int iters, size_t size, int is_source)
 {
 	static uint8_t buf[MSG_MAX];
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	int one = 1, fd, l;
+	int fd = tcp_open(host, port, !is_source);
 	uint32_t len = (uint32_t)size;
 	uint8_t all = 1;
 	uint64_t t0;
 
-	inet_pton(AF_INET, host, &sin.sin_addr);
+	if (fd < 0)
+		return 1;
 	if (!is_source) {
-		l = socket(AF_INET, SOCK_STREAM, 0);
-		setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(l, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(l, 1) < 0)
-			return fail("tcp listen", errno);
-		printf("listening\n");
-		fflush(stdout);
-		fd = accept(l, NULL, NULL);
-		close(l);
-		if (fd < 0)
-			return fail("accept", errno);
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		for (int i = 0; i < iters; i++)
 			if (full(fd, &len, 4, 0) < 0 || len > MSG_MAX || full(fd, buf, len, 0) < 0)
 				return fail("tcp sink", EPIPE);
@@ -309,10 +318,6 @@ static int tcp_stream(const char *host, int port, int iters, size_t size, int is
 		close(fd);
 		return 0;
 	}
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0)
-		return fail("tcp connect", errno);
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	memset(buf, 'x', size);
 	t0 = now_ns();
 	/* Framed as a real protocol over a stream must be, one write each. */

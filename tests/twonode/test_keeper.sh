@@ -862,6 +862,16 @@ out_field() {
 	tr ' ' '\n' <"$t/$1/$2.out" | sed -n "s/^$3=//p"
 }
 
+# Both failover monitors (A's by exec, B's attaching), hearing each other.
+start_fmons_hearing() {
+	start_fmon a exec
+	start_fmon b attach
+	for n in a b; do
+		wait_for 5 in_file "heartbeat 2 received" "$t/$n/fmon.log" ||
+			{ fail "node $n's fmon hears no heartbeat: $(cat "$t/$n/fmon.log")"; return 1; }
+	done
+}
+
 start_flow_pair() {
 	for n in a b; do
 		make_client "$t/$n/clients" flow 1 4K
@@ -875,12 +885,7 @@ test_a_slow_receiver_slows_its_sender_and_loses_nothing() {
 	local rc
 	[ -x "${MSGFLOW}" ] || { fail "no ccm-msgflow at ${MSGFLOW}; run make dev"; return; }
 	start_flow_pair || return
-	start_fmon a exec
-	start_fmon b attach
-	for n in a b; do
-		wait_for 5 in_file "heartbeat 2 received" "$t/$n/fmon.log" ||
-			{ fail "node $n's fmon hears no heartbeat: $(cat "$t/$n/fmon.log")"; return; }
-	done
+	start_fmons_hearing || return
 	# B's client attaches and reads nothing for 3 s while A sends 5,000.
 	flow b recv --count 5000 --deaf-ms 3000
 	wait_for 5 in_file attached "$t/b/recv.out" ||
@@ -1015,12 +1020,7 @@ test_a_minute_long_flood_at_a_deaf_client_stays_bounded() {
 	ccm_start "$topdir/ccm-early" a "$t/a/clients" -v --foreground
 	ccm_start "$topdir/ccm-early" b "$t/b/clients" -v --foreground
 	assert_pair_connected || return
-	start_fmon a exec
-	start_fmon b attach
-	for n in a b; do
-		wait_for 5 in_file "heartbeat 2 received" "$t/$n/fmon.log" ||
-			{ fail "node $n's fmon hears no heartbeat: $(cat "$t/$n/fmon.log")"; return; }
-	done
+	start_fmons_hearing || return
 	echo "# peak RSS before the flood: A $(hwm_kib "$pid_a") KiB, B $(hwm_kib "$pid_b") KiB"
 	flow b recv --count 1 --from-any --deaf-ms $((secs * 1000)) --timeout-s 30
 	wait_for 5 in_file attached "$t/b/recv.out" ||
