@@ -494,6 +494,7 @@ void *ccm_window(const struct ccm_client *c, int port, size_t *len)
 #define TAG_SEND      0x40u
 #define TAG_PORT_MASK 0x3fu
 #define TAG_COUNTER   (1u << 25)
+_Static_assert(CCM_PORTS_MAX <= TAG_PORT_MASK + 1, "a send's tag names its port");
 
 static uint32_t take_tag(struct ccm_client *c, uint32_t low)
 {

@@ -21,6 +21,20 @@ static void *make_room(void *arr, int n, int *cap, size_t size)
 	return a;
 }
 
+/* h keeps its own copy of frame, for port p's seq: 0, or -ENOMEM. */
+static int keep_copy(struct held_msg *h, struct port *p, uint64_t seq, const uint8_t *frame,
+		     uint32_t len)
+{
+	h->frame = malloc(len);
+	if (!h->frame)
+		return -ENOMEM;
+	memcpy(h->frame, frame, len);
+	h->port = p;
+	h->seq = seq;
+	h->len = len;
+	return 0;
+}
+
 int reliable_sent(struct reliable *r, struct port *p, uint64_t seq, int link, uint64_t now,
 		  const uint8_t *frame, uint32_t len, bool in_window, uint64_t conn, uint32_t tag)
 {
@@ -91,8 +105,6 @@ bool reliable_port_full(const struct port *p)
 enum reliable_verdict reliable_received(struct reliable *r, struct port *p, uint64_t seq,
 					const uint8_t *frame, uint32_t len)
 {
-	struct held_msg *h;
-
 	if (seq <= p->rx_seq) {
 		r->dups++;
 		return RELIABLE_DUP;
@@ -108,14 +120,8 @@ enum reliable_verdict reliable_received(struct reliable *r, struct port *p, uint
 		}
 	if (r->nheld == RELIABLE_HOLD_MAX)
 		return RELIABLE_DROPPED;
-	h = &r->held[r->nheld];
-	h->frame = malloc(len);
-	if (!h->frame)
+	if (keep_copy(&r->held[r->nheld], p, seq, frame, len) < 0)
 		return RELIABLE_DROPPED;
-	memcpy(h->frame, frame, len);
-	h->port = p;
-	h->seq = seq;
-	h->len = len;
 	r->nheld++;
 	r->early++;
 	return RELIABLE_HELD;
@@ -145,7 +151,7 @@ uint8_t *reliable_next(struct reliable *r, uint32_t *len, struct port **p)
 int reliable_pend(struct reliable *r, struct port *p, uint64_t seq, const uint8_t *frame,
 		  uint32_t len)
 {
-	struct held_msg *pend, *h;
+	struct held_msg *pend;
 
 	if (p->rx_pending >= PORT_PEND_MAX)
 		return -ENOBUFS;
@@ -153,14 +159,8 @@ int reliable_pend(struct reliable *r, struct port *p, uint64_t seq, const uint8_
 	if (!pend)
 		return -ENOMEM;
 	r->pend = pend;
-	h = &r->pend[r->npend];
-	h->frame = malloc(len);
-	if (!h->frame)
+	if (keep_copy(&r->pend[r->npend], p, seq, frame, len) < 0)
 		return -ENOMEM;
-	memcpy(h->frame, frame, len);
-	h->port = p;
-	h->seq = seq;
-	h->len = len;
 	r->npend++;
 	p->rx_pending++;
 	return 0;
