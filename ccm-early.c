@@ -21,6 +21,7 @@
 #include "conf/config.h"
 #include "state/handoff.h"
 #include "base/log.h"
+#include "daemon/real_root.h"
 #include "daemon/session.h"
 #include "cli/commands.h"
 
@@ -218,6 +219,7 @@ static int cmd_connect(int argc, char **argv, char *argv0)
 	int nsettings = 0, verbose = 0, idx, c, r;
 	const char *config_path = NULL;
 	struct session_opts sopts = { 0 };
+	struct real_root real_root;
 	struct ccm_config cfg;
 	struct errbuf e;
 	struct log log;
@@ -286,15 +288,21 @@ static int cmd_connect(int argc, char **argv, char *argv0)
 	log = (struct log){ .verbose = verbose, .node = cfg.node_id };
 	sopts.argv0 = argv0;
 	sopts.handoff_fd = -1;
+	real_root_open(&real_root);
+	sopts.real_root = &real_root;
 	if (!sopts.once && !sopts.foreground) {
 		r = detach(&sopts.handoff_fd);
-		if (r >= 0)
+		if (r >= 0) {
+			real_root_close(&real_root);
 			return r;  /* the parent: the keeper's exit code at the handoff */
+		}
 	}
 	/* `stop --restart` ends a session and asks for a fresh one, with a
-	 * new epoch; the keeper's process lives on. */
+	 * new epoch; the keeper's process lives on (and, after switch_root,
+	 * the new session opens its devices and files in the real root). */
 	while ((r = session_run(&cfg, &sopts, &log)) == CCM_SESSION_RESTART)
 		sopts.handoff_fd = -1;
+	real_root_close(&real_root);
 	return r;
 }
 

@@ -17,6 +17,7 @@
 #include "state/handoff.h"
 #include "proto/hs.h"
 #include "daemon/ports.h"
+#include "daemon/real_root.h"
 #include "proto/status.h"
 #include "tp/transport.h"
 #include "proto/wire.h"
@@ -1135,6 +1136,9 @@ static int session_setup(struct session *s, struct errbuf *e)
 	if (!s->ex || !s->clients || !s->ports || !s->msgbuf || !s->decoded || !s->win || !s->scratch)
 		return errbuf_set(e, -ENOMEM, "out of memory");
 	s->crash_at = crash_point();
+	/* A restart after switch_root opens everything below in the real
+	 * root, not in the emptied initramfs. */
+	(void)real_root_follow(s->opts->real_root, s->log);  /* it logs */
 
 	/* The state directory first: the handoff and the keeper's socket
 	 * live there, and nobody would learn anything without it. */

@@ -16,6 +16,7 @@
 #include "base/log.h"
 
 struct tp_mem_net;
+struct real_root;
 struct session;
 
 struct session_opts {
@@ -27,6 +28,9 @@ struct session_opts {
 	int handoff_fd;           /* -1, or where to write the one-byte exit
 	                             code for the parent that forked us, once
 	                             connected or timed out */
+	const struct real_root *real_root;  /* NULL: what is opened by path
+	                             comes from our own root even after
+	                             switch_root (real_root.h) */
 	/* The simulator's; zero for the real thing. */
 	struct tp_mem_net *net;   /* transport "mem" joins this network */
 	void (*random)(void *ctx, void *buf, size_t len);  /* NULL: the kernel's */

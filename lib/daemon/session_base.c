@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "base/exit.h"
+#include "daemon/real_root.h"
 #include "daemon/session_int.h"
 
 /* --- the handoff ------------------------------------------------------------- */
@@ -342,6 +343,7 @@ int session_reload_keys(struct session *s, struct errbuf *e)
 		log_at(s->log, LOG_NOTE, "no psk-file is configured: no key to read again");
 		return errbuf_set(e, -ENOKEY, "no psk-file is configured: no key to read again");
 	}
+	(void)real_root_follow(s->opts->real_root, s->log);  /* the real root's files */
 	rc = sess_load_keys(s->cfg, &r, e);
 	if (rc < 0) {
 		log_at(s->log, LOG_ERR, "keys not read again; the ones in use stay: %s", e->msg);

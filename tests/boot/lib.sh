@@ -95,7 +95,7 @@ boot_dracut() {
 		local e=$BOOT_DIR/etc-ccm-$node me=10.0.0.$node peer=10.0.0.$((3 - node))
 		rm -rf "$e"
 		mkdir -p "$e/clients.d"
-		printf 'ports = 1\nport-size = 4K\n' >"$e/clients.d/fmon.conf"
+		boot_fmon_desc "$e/clients.d"
 		# heartbeat-misses: 2 s instead of 0.5 s.  Under TCG, a keeper
 		# was seen silent for 1.2 s while its guest switched root, and its
 		# partner declared it lost (README of tests/boot).
@@ -116,6 +116,11 @@ boot_dracut() {
 		--kmoddir "$VM_DIR/kernel/lib/modules/$kver" \
 		-m "$mods" --add-drivers "virtio_pci virtio_blk virtio_net ext4 9p 9pnet_virtio" \
 		"${inc[@]}" --no-compress --no-early-microcode --nofscks --force "$out"
+}
+
+# boot_fmon_desc DIR: the client descriptor of fmon, in DIR.
+boot_fmon_desc() {
+	printf 'ports = 1\nport-size = 4K\n' >"$1/fmon.conf"
 }
 
 # boot_mkroot OUT.ext4 [--systemd]: the real root: static busybox, the
@@ -177,7 +182,10 @@ boot_root_systemd() {
 	local r=$1 u
 	boot_copy_elf "$r" /lib/systemd/systemd "$(command -v systemctl)"
 	u=$r/etc/systemd/system
-	mkdir -p "$u/ccm-fmon.service.d" "$r/etc/ccm"
+	mkdir -p "$u/ccm-fmon.service.d" "$r/etc/ccm/clients.d"
+	# The initramfs' descriptors again: a keeper that restarts after
+	# switch_root reads the real root's (ccm.conf is not read again).
+	boot_fmon_desc "$r/etc/ccm/clients.d"
 	: >"$r/etc/machine-id"
 	printf 'root:x:0:0:root:/root:/bin/sh\n' >"$r/etc/passwd"
 	printf 'root:x:0:\n' >"$r/etc/group"
@@ -206,6 +214,13 @@ boot_root_systemd() {
 		StandardOutput=tty
 		StandardError=inherit
 	EOF
+	# The targets a unit with default dependencies names (Requires= and
+	# After=sysinit.target, After=basic.target, Conflicts=shutdown.target):
+	# without them systemd starts it once but cannot schedule its
+	# Restart= job ("Unit sysinit.target not found").
+	for t in sysinit basic shutdown; do
+		printf '[Unit]\nDescription=ccm boot lab: %s\nDefaultDependencies=no\n' "$t" >"$u/$t.target"
+	done
 	cat >"$u/default.target" <<-'EOF'
 		[Unit]
 		Description=ccm boot lab: the real root

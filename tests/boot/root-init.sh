@@ -15,6 +15,9 @@
 #   boot_hold=SEC     (default 5)
 #   boot_max=SEC      (default 90)
 #   boot_wait=FILE    also hold until the share has FILE (the host's say-so)
+#   boot_restart=1    (under systemd) once held, `ccm-early stop --restart`,
+#                     then wait (up to 30 s) for ccm-fmon.service to have
+#                     been started again and be active: NAME.restart
 #   boot_settle=SEC   before NAME.final, wait (up to SEC s, default 30) for
 #                     the keeper's handoff to say connected: the final
 #                     report is of the pair at rest, not of a recovery in
@@ -37,6 +40,8 @@
 #   NAME.up       once ccm-fmon has been started
 #   NAME.fmon     ccm-fmon -v's log (its hooks append TAKEOVER/GIVEBACK lines)
 #   NAME.status   `ccm-early status` once a second (the latest)
+#   NAME.restart  (boot_restart) the stop's exit status and output, and
+#                 ccm-fmon.service's restarts before and after, and state
 #   NAME.final    at the end: state, keeper pid and RSS again
 #   NAME.after    (boot_after) the same, once the partner has gone
 #   NAME.done     the last thing before power-off
@@ -66,7 +71,7 @@ mount -t 9p -o trans=virtio,version=9p2000.L out /out || {
 	poweroff -f
 }
 
-name=x peer='' hold=5 max=90 waitfile='' sync=1 after='' settle=30
+name=x peer='' hold=5 max=90 waitfile='' sync=1 after='' settle=30 restart=0
 # shellcheck disable=SC2013 # words, not lines
 for w in $(cat /proc/cmdline); do
 	case $w in
@@ -78,6 +83,7 @@ for w in $(cat /proc/cmdline); do
 	boot_sync=*) sync=${w#*=} ;;
 	boot_after=*) after=${w#*=} ;;
 	boot_settle=*) settle=${w#*=} ;;
+	boot_restart=*) restart=${w#*=} ;;
 	esac
 done
 o=/out/$name
@@ -157,6 +163,29 @@ while :; do
 	fi
 	sleep 1
 done
+
+# The keeper restarts in place; its TERMINATING says so, fmon exits 1, and
+# the shipped unit's Restart=on-failure brings it back.
+if [ -n "$unit" ] && [ "$restart" = 1 ]; then
+	n0=$(systemctl show -p NRestarts --value "$unit")
+	ccm-early stop --restart >/tmp/restart.out 2>&1
+	rc=$?
+	n=0
+	while [ $n -lt 30 ] && { [ "$(systemctl show -p NRestarts --value "$unit")" = "$n0" ] ||
+		[ "$(systemctl is-active "$unit")" != active ]; }; do
+		sleep 1
+		n=$((n + 1))
+	done
+	{
+		echo "RESTART_RC=$rc"
+		echo "RESTART_OUT='$(tr -d "'\n" </tmp/restart.out)'"
+		echo "FMON_NRESTARTS_BEFORE=$n0"
+		echo "FMON_NRESTARTS=$(systemctl show -p NRestarts --value "$unit")"
+		echo "FMON_UNIT=$(systemctl is-active "$unit")"
+	} >"$o.restart.tmp"
+	mv "$o.restart.tmp" "$o.restart"
+	fmon_log
+fi
 
 waited=0
 while [ $waited -lt "$settle" ] && ! grep -qx "CCM_STATE='connected'" /run/ccm/state 2>/dev/null; do

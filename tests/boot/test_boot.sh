@@ -17,8 +17,10 @@
 #   systemd         systemd in both initramfs (dracut's systemd modules) and
 #                   in both real roots: ccm-early.service connects, systemd
 #                   stops the unit and switches root, the keeper survives
-#                   both, handoff/ccm-fmon.service runs fmon over it; then b
-#                   goes and a's keeper logs it on the console
+#                   both, handoff/ccm-fmon.service runs fmon over it; b's
+#                   keeper restarts in place (stop --restart) and systemd
+#                   starts the unit again; then b goes and a's keeper logs
+#                   it on the console
 set -u
 # shellcheck disable=SC2154  # t and _shunit_test_ come from common.sh/shunit2
 # shellcheck source=tests/lib/common.sh
@@ -265,7 +267,7 @@ test_systemd_initramfs_both_boot_together() {
 	mkdir -p "$s"
 	boot_net
 	boot_guest a a "$BOOT_DIR/ccm-sd-a.img" "$s" "$(args a "$sd rd.ccm.timeout=90 boot_peer=b boot_hold=5 boot_after=6")" root-sd.ext4
-	boot_guest b b "$BOOT_DIR/ccm-sd-b.img" "$s" "$(args b "$sd rd.ccm.timeout=90 boot_peer=a boot_hold=5")" root-sd.ext4
+	boot_guest b b "$BOOT_DIR/ccm-sd-b.img" "$s" "$(args b "$sd rd.ccm.timeout=90 boot_peer=a boot_hold=5 boot_restart=1")" root-sd.ext4
 	boot_wait_guests 200 || show a b
 	assertTrue "a: reached the real root and finished" "[ -e $s/a.done ]"
 	assertTrue "b: reached the real root and finished" "[ -e $s/b.done ]"
@@ -286,6 +288,16 @@ test_systemd_initramfs_both_boot_together() {
 	done
 	assertEquals "a knows b's epoch" "$(boot_val "$s/b.boot" CCM_EPOCH)" "$(boot_val "$s/a.boot" CCM_PARTNER_EPOCH)"
 	assertEquals "b knows a's epoch" "$(boot_val "$s/a.boot" CCM_EPOCH)" "$(boot_val "$s/b.boot" CCM_PARTNER_EPOCH)"
+	# b's keeper restarted in place (ccm-early stop --restart): its
+	# TERMINATING said so, fmon exited 1, and systemd started the shipped
+	# ccm-fmon.service again.
+	assertEquals "b: stop --restart (see $s/b.restart)" 0 "$(boot_val "$s/b.restart" RESTART_RC)"
+	assertTrue "b: systemd started ccm-fmon.service again ($(boot_val "$s/b.restart" \
+		FMON_NRESTARTS_BEFORE) -> $(boot_val "$s/b.restart" FMON_NRESTARTS) restarts)" \
+		"[ '$(boot_val "$s/b.restart" FMON_NRESTARTS)' -gt '$(boot_val "$s/b.restart" FMON_NRESTARTS_BEFORE)' ]"
+	assertEquals "b: and it is active" active "$(boot_val "$s/b.restart" FMON_UNIT)"
+	assertContains "b: fmon left for the restart (see $s/b.fmon)" "$(cat "$s/b.fmon" 2>/dev/null)" \
+		"the keeper is restarting"
 	# b has gone: a's keeper logged it on the console and told fmon.
 	assertEquals "a: the same keeper after b went (see $s/a.after)" \
 		"$(boot_val "$s/a.boot" KEEPER_PID)" "$(boot_val "$s/a.after" KEEPER_PID)"
