@@ -115,6 +115,9 @@ static void usage_connect(FILE *out)
 		"  --link-misses N        a link is down after N late heartbeats (default 3)\n"
 		"  --link-damp-ms MS      a link that failed carries ports again only after\n"
 		"                         staying up this long (default 1000)\n"
+		"  --msg-hold-ms MS       a partner's message for a client of ours that is not\n"
+		"                         attached waits this long, then fails with ETIMEDOUT\n"
+		"                         (default 30000; 0: until the session ends)\n"
 		"  --partner-node N       the partner's node id: refuse every other node\n"
 		"                         (default: once connected, only the partner)\n"
 		"  --once                 exit once connected and handed off\n"
@@ -208,6 +211,7 @@ static int cmd_connect(int argc, char **argv, char *argv0)
 		{ "link-misses", required_argument, NULL, 0 },
 		{ "link-damp-ms", required_argument, NULL, 0 },
 		{ "partner-node", required_argument, NULL, 0 },
+		{ "msg-hold-ms", required_argument, NULL, 0 },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "config", required_argument, NULL, 'c' },
 		{ "once", no_argument, NULL, 'o' },

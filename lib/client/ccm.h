@@ -116,6 +116,12 @@ int ccm_read(struct ccm_client *c, int port, uint32_t local_off, uint32_t remote
  *                the message waits in its keeper (up to two windows per
  *                port) and is delivered when it attaches or reads; DONE
  *                waits with it
+ *   -ETIMEDOUT   given up, never delivered: the partner's client had no
+ *                channel attached for the partner keeper's msg-hold-ms
+ *                (from when the message came or the client went,
+ *                whichever is later).  Never for a client that stays
+ *                attached, however slow.  For a write with CCM_NOTIFY:
+ *                the notify was given up; the bytes are in the window
  *   loss         only when the session with the partner ends (it rebooted:
  *                a new epoch; it handshook again; or a keeper stopped):
  *                then every message not yet DONE completes with

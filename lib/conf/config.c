@@ -439,6 +439,12 @@ static int set_link_damp_ms(struct ccm_config *c, const char *key, const char *v
 	return set_ms(&c->link_damp_ms, 0, 600000, key, v, e);
 }
 
+static int set_msg_hold_ms(struct ccm_config *c, const char *key, const char *v,
+			   struct errbuf *e)
+{
+	return set_ms(&c->msg_hold_ms, 0, 86400000, key, v, e);
+}
+
 /* The one table: index i is bit 1u << i of ccm_config.set (enum config_key). */
 static const struct {
 	const char *key;
@@ -464,6 +470,7 @@ static const struct {
 	{ "link-damp-ms", set_link_damp_ms },
 	{ "partner-node", set_partner_node },
 	{ "psk-accept-file", set_psk_accept_file },
+	{ "msg-hold-ms", set_msg_hold_ms },
 };
 #define CONFIG_NKEYS (int)(sizeof(config_table) / sizeof(config_table[0]))
 
@@ -494,6 +501,7 @@ void config_defaults(struct ccm_config *c)
 	c->link_heartbeat_ms = 10;
 	c->link_misses = 3;
 	c->link_damp_ms = 1000;
+	c->msg_hold_ms = 30000;
 }
 
 void config_clear_links(struct ccm_config *c)

@@ -66,6 +66,13 @@
  *                  working link is only given up by heartbeat-ms/-misses
  *   link-damp-ms   a link that went down must stay up this long before it
  *                  carries ports again, 0..600000 (default 1000)
+ *   msg-hold-ms    how long a partner's message waits for a client of ours
+ *                  that is not attached; then it is given up and the
+ *                  sender's completion says -ETIMEDOUT.  0..86400000, 0 =
+ *                  until the session ends (default 30000).  The wait counts
+ *                  from when the message came or the client went, whichever
+ *                  is later: a slow client that stays attached never loses
+ *                  one, and a client's restart is not a loss.
  *   partner-node   the partner's node id, 1..4294967294: connections from
  *                  any other node are refused, and a node at the partner's
  *                  address with another id is not talked to (default: the
@@ -109,6 +116,7 @@ enum config_key {
 	CFG_LINK_DAMP_MS = 1u << 17,
 	CFG_PARTNER_NODE = 1u << 18,
 	CFG_PSK_ACCEPT_FILE = 1u << 19,
+	CFG_MSG_HOLD_MS = 1u << 20,
 };
 
 enum link_policy {
@@ -143,6 +151,7 @@ struct ccm_config {
 	uint32_t link_heartbeat_ms;
 	uint32_t link_misses;
 	uint32_t link_damp_ms;
+	uint32_t msg_hold_ms;              /* 0 = until the session ends */
 	uint32_t partner_node;             /* 0 = whichever node comes first */
 	int verbose;                       /* 0..3; command line only (-v) */
 	unsigned set;                      /* enum config_key bits given */

@@ -546,12 +546,31 @@ void control_event(struct control *k, const char *client, const struct ctl_event
 	}
 }
 
+/* The client's newest channel (see control_msg), or NULL. */
+static struct kconn *newest_channel(struct control *k, const char *client)
+{
+	struct kconn *c = NULL;
+
+	for (int i = 0; i < CONTROL_CONNS_MAX; i++) {
+		struct kconn *o = &k->conns[i];
+
+		if (o->fd >= 0 && o->attached && !strcmp(o->client, client) && (!c || o->id > c->id))
+			c = o;
+	}
+	return c;
+}
+
+bool control_has_channel(struct control *k, const char *client)
+{
+	return newest_channel(k, client) != NULL;
+}
+
 int control_msg(struct control *k, const char *client, uint16_t port, const void *data,
 		uint32_t len)
 {
 	uint8_t buf[sizeof(struct ctl_send_hdr) + CTL_MSG_MAX];
 	struct ctl_send_hdr h = { .port = port };
-	struct kconn *c = NULL;
+	struct kconn *c;
 	int r;
 
 	if (len > CTL_MSG_MAX)
@@ -559,12 +578,7 @@ int control_msg(struct control *k, const char *client, uint16_t port, const void
 	/* The client's newest channel: a process that attached again (a
 	 * restarted monitor whose old channel is still closing) gets its
 	 * partner's messages, and each goes to one channel only. */
-	for (int i = 0; i < CONTROL_CONNS_MAX; i++) {
-		struct kconn *o = &k->conns[i];
-
-		if (o->fd >= 0 && o->attached && !strcmp(o->client, client) && (!c || o->id > c->id))
-			c = o;
-	}
+	c = newest_channel(k, client);
 	if (!c)
 		return -ENOTCONN;
 	/* Straight into its socket or not at all: never into control_reply's

@@ -11,6 +11,7 @@
 #ifndef CCM_CONTROL_H
 #define CCM_CONTROL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -80,6 +81,9 @@ void control_event(struct control *k, const char *client, const struct ctl_event
  * was refused, so what a slow client costs stays bounded. */
 int control_msg(struct control *k, const char *client, uint16_t port, const void *data,
 		uint32_t len);
+
+/* Whether client has a channel attached now. */
+bool control_has_channel(struct control *k, const char *client);
 
 /* How many client channels are open. */
 int control_attached_count(const struct control *k);

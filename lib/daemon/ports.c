@@ -153,6 +153,8 @@ void ports_forget_remote(struct port_table *pt)
 			p->link = -1;
 			p->load = p->tx_seq = p->tx_acked = p->rx_seq = p->rx_done = 0;
 			p->tx_window = p->rx_pending = 0;
+			p->rx_run_end = p->rx_run_len = p->rx_echo = 0;
+			p->tx_run_from = p->tx_run_to = p->tx_echo = 0;
 		}
 }
 

@@ -43,6 +43,15 @@ struct port {
 	uint64_t rx_seq;          /* last seq we took in (delivered or pending) */
 	uint64_t rx_done;         /* last seq our client's channel took: our ack */
 	uint32_t rx_pending;      /* taken in, waiting for our client (reliable.h) */
+	/* Given up (msg-hold-ms: no client of ours took them): the latest
+	 * run of the partner's seqs, told in our ack word (reliable.h) */
+	uint64_t rx_run_end;      /* its last seq */
+	uint32_t rx_run_len;      /* 0: no run to tell */
+	uint32_t rx_echo;         /* the partner's echo: the low 32 bits of the
+	                             end of our latest run it has settled */
+	/* Ours the partner gave up: the run its last ack word told */
+	uint64_t tx_run_from, tx_run_to;  /* 0, 0: none */
+	uint32_t tx_echo;         /* our echo of it, in our echo area */
 };
 
 struct port_client {
@@ -50,6 +59,8 @@ struct port_client {
 	uint16_t nports;
 	uint32_t port_size;
 	struct port port[CCM_PORTS_MAX];
+	uint64_t detached_at;     /* ms: when its last channel went; 0: none
+	                             went yet (reliable_give_up) */
 };
 
 struct port_table {

@@ -19,6 +19,7 @@ static int repost_ops(struct session *s, int from);
 static void flush_held(struct session *s);
 static void msg_acked(void *ctx, const struct sent_msg *m, int status);
 static void offer_pending(struct session *s);
+static void hold_from(struct session *s, uint64_t at);
 
 int serve_open(struct session *s, struct errbuf *e)
 {
@@ -913,11 +914,18 @@ void serve_requests(struct session *s)
 		case CREQ_WRITABLE:
 			offer_pending(s);
 			break;
-		case CREQ_DETACHED:
+		case CREQ_DETACHED: {
+			struct port_client *pc = ports_find(s->ports, r.client);
+
 			log_at(s->log, LOG_STEP, "pid %d detached from client %s", (int)r.pid, r.client);
+			if (pc && !control_has_channel(s->control, r.client)) {
+				pc->detached_at = s->now;
+				hold_from(s, s->now);
+			}
 			if (sess_stopping(s) && control_attached_count(s->control) == 0)
 				finish_stop(s);
 			break;
+		}
 		}
 	}
 }
@@ -1003,11 +1011,69 @@ static bool take_pending(void *ctx, struct port *p, const uint8_t *frame, uint32
 	struct session *s = ctx;
 	struct errbuf e;
 
+	if (!reliable_ack_room(p))
+		return false;
 	/* It was decoded once already: a frame that does not decode now is
 	 * dropped (taken) rather than left to block its port for good. */
 	if (wire_decode(frame, len, s->decoded, &e) < 0)
 		return true;
 	return take_msg(s, p, s->decoded);
+}
+
+/* --- msg-hold-ms: what a client of ours that stays away will not get ------
+ * A partner's message waits in the pending queue for as long as its client
+ * is attached, however slow (flow control holds the sender).  While no
+ * channel of the client is attached, it waits msg-hold-ms -- counted from
+ * when it came or the client went, whichever is later -- and is then given
+ * up: the ack word tells the sender, whose completion says -ETIMEDOUT. */
+
+/* Look at the held messages by `at` at the latest. */
+static void hold_from(struct session *s, uint64_t at)
+{
+	if (!s->cfg->msg_hold_ms)
+		return;
+	at += s->cfg->msg_hold_ms;
+	if (!timer_armed(&s->timers, T_HOLD) || s->timers.at[T_HOLD] > at)
+		timer_set(&s->timers, T_HOLD, at);
+}
+
+static void give_up_due(struct session *s)
+{
+	uint64_t soonest = UINT64_MAX;
+
+	/* A partner that cannot hear which were given up gets them all. */
+	if (!s->cfg->msg_hold_ms || !s->rel.npend || !s->control || !sess_ex_started(s) ||
+	    !(s->ex->peer.caps & WIRE_CAP_MSG_EXPIRE))
+		return;
+	for (int c = 0; c < s->ports->nclients; c++) {
+		struct port_client *pc = &s->ports->c[c];
+
+		if (control_has_channel(s->control, pc->name))
+			continue;
+		for (int i = 0; i < pc->nports; i++) {
+			struct port *p = &pc->port[i];
+			uint64_t next;
+			int n;
+
+			if (!p->rx_pending)
+				continue;
+			n = reliable_give_up(&s->rel, p, s->now, s->cfg->msg_hold_ms,
+					     pc->detached_at, &next);
+			if (n > 0) {
+				reliable_publish_ack(s->win, p);
+				s->rel.given_up += (uint64_t)n;
+				log_at(s->log, LOG_NOTE, "client %s port %d: %d message(s) of the "
+				       "partner's given up: no channel for %u ms", pc->name, i, n,
+				       s->cfg->msg_hold_ms);
+			}
+			/* 0: due, but waiting for the partner's echo, which
+			 * looks again (take_acks). */
+			if (next && next < soonest)
+				soonest = next;
+		}
+	}
+	if (soonest != UINT64_MAX)
+		timer_set(&s->timers, T_HOLD, soonest);
 }
 
 /* What waits for our clients, to those that can take it now: after an
@@ -1031,12 +1097,14 @@ static void take_in_order(struct session *s, struct port *p, const struct wire_m
 {
 	int r;
 
-	if (!p->rx_pending && take_msg(s, p, m)) {
+	if (!p->rx_pending && reliable_ack_room(p) && take_msg(s, p, m)) {
 		p->rx_done = seq;
 		reliable_publish_ack(s->win, p);
 		return;
 	}
-	r = reliable_pend(&s->rel, p, seq, frame, len);
+	r = reliable_pend(&s->rel, p, seq, frame, len, s->now);
+	if (r == 0)
+		hold_from(s, s->now);
 	if (r < 0) {
 		p->rx_seq = seq - 1;
 		log_at(s->log, LOG_DEBUG, "message %llu for port %u refused: %s",
@@ -1086,7 +1154,7 @@ void serve_forget_partner(struct session *s, int status)
 {
 	reliable_clear(&s->rel, msg_acked, s, status);
 	ports_forget_remote(s->ports);
-	memset(s->win + ACK_AREA_OFFSET, 0, ACK_AREA_SIZE);
+	memset(s->win + ACK_AREA_OFFSET, 0, ACK_AREA_SIZE + ECHO_AREA_SIZE);
 }
 
 /* --- the heartbeats -------------------------------------------------------------
@@ -1100,23 +1168,34 @@ void serve_forget_partner(struct session *s, int status)
 
 static uint32_t hb_read_len(const struct session *s)
 {
-	return ACK_AREA_OFFSET + 8u * s->ex->peer_ports.count;
+	return ECHO_AREA_OFFSET + 4u * s->ex->peer_ports.count;
 }
 
 static void take_acks(struct session *s, const uint8_t *buf, uint32_t len)
 {
+	bool retired = false;
+
 	for (int c = 0; c < s->ports->nclients; c++)
 		for (int i = 0; i < s->ports->c[c].nports; i++) {
 			struct port *p = &s->ports->c[c].port[i];
-			uint64_t a;
+			unsigned got;
 
 			if (!p->have_remote)
 				continue;
-			a = reliable_peer_ack(buf, len, p->peer_slot);
-			if (a > p->tx_acked && a <= p->tx_seq)
-				p->tx_acked = a;
+			got = reliable_peer_ack(p, buf, len);
+			if (got & RELIABLE_ECHO_NEW)
+				reliable_publish_echo(s->win, p);
+			if (got & RELIABLE_RUN_RETIRED) {
+				reliable_publish_ack(s->win, p);
+				retired = true;
+			}
 		}
 	reliable_acked(&s->rel, msg_acked, s);
+	/* The partner has our last run: what waited for that may go now. */
+	if (retired) {
+		offer_pending(s);
+		give_up_due(s);
+	}
 }
 
 bool serve_heartbeat_done(struct session *s, int li, int status, char *lost_why, size_t len)
@@ -1321,6 +1400,9 @@ void serve_on_timer(struct session *s, int id)
 		return;
 	case T_LINKS_WRITE:
 		refresh_links(s);
+		return;
+	case T_HOLD:
+		give_up_due(s);
 		return;
 	}
 	if (li < 0 || li >= s->nlinks)

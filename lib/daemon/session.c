@@ -787,7 +787,7 @@ static void on_tp_event(struct session *s, int li, const struct tp_event *ev)
 	case TP_EV_CONNECTED:
 		l->connecting = false;
 		timer_stop(&s->timers, T_LINK_CONNECT + li);
-		if (ev->status_window.len < STATUS_BLOCK_SIZE + ACK_AREA_SIZE) {
+		if (ev->status_window.len < ECHO_AREA_OFFSET + ECHO_AREA_SIZE) {
 			log_at(s->log, LOG_ERR, "link %d: partner's status window is %u bytes, "
 			       "too small", li, ev->status_window.len);
 			tp_disconnect(l->tp);

@@ -51,13 +51,13 @@ enum {
 	SCRATCH_HS_WRITE = 64,
 	SCRATCH_READY_WRITE = 128,
 	SCRATCH_HEARTBEAT = 256,   /* one LINK_HB_MAX slice per link */
-	LINK_HB_MAX = ACK_AREA_OFFSET + ACK_AREA_SIZE,
-	SCRATCH_SIZE = 12288,
+	LINK_HB_MAX = ECHO_AREA_OFFSET + ECHO_AREA_SIZE,
+	SCRATCH_SIZE = 16384,
 };
 _Static_assert(SCRATCH_HEARTBEAT + CCM_LINKS_MAX * LINK_HB_MAX <= SCRATCH_SIZE,
 	       "scratch too small for the link heartbeats");
-_Static_assert(ACK_AREA_OFFSET + ACK_AREA_SIZE <= STATUS_WINDOW_SIZE,
-	       "the ack area must fit the status window");
+_Static_assert(ECHO_AREA_OFFSET + ECHO_AREA_SIZE <= STATUS_WINDOW_SIZE,
+	       "the ack and echo areas must fit the status window");
 
 /* One interconnect: its own transport (and so its own device and queue
  * pairs, or sockets), over which the same windows are exposed. */

@@ -38,7 +38,7 @@ const char *timer_name(int id)
 {
 	static const char *const names[] = {
 		"hs", "hs-op", "ready", "exchange", "beat", "give-up", "mailbox", "partner-hb",
-		"resend", "links-write", "stop", "handoff",
+		"resend", "links-write", "stop", "handoff", "hold",
 	};
 
 	if (id >= 0 && id < T_LINK_CONNECT)

@@ -27,6 +27,7 @@ enum timer_id {
 	T_LINKS_WRITE, /* refresh the handoff's link counters */
 	T_STOP,        /* the clients' grace time is over */
 	T_HANDOFF,     /* a handoff write failed: write it again, whole */
+	T_HOLD,        /* a partner's message waited msg-hold-ms for our client */
 	/* One of each per link: T_LINK_x + link. */
 	T_LINK_CONNECT,                       /* its connect must have completed */
 	T_LINK_RETRY = T_LINK_CONNECT + CCM_LINKS_MAX, /* DOWN: connect again */

@@ -46,7 +46,7 @@ static void say_hello(struct exchange *ex)
 	h->ver_max = ex->self.ver_max;
 	h->node_id = ex->self.node;
 	h->epoch = ex->self.epoch;
-	h->caps = WIRE_CAP_HEARTBEAT;
+	h->caps = WIRE_CAP_HEARTBEAT | WIRE_CAP_MSG_EXPIRE;
 	h->auth = ex->self.key ? 1 : 0;
 	snprintf(h->cluster, sizeof(h->cluster), "%s", ex->self.cluster);
 	memcpy(h->nonce, ex->nonce, CCM_NONCE_LEN);

@@ -84,7 +84,10 @@ void reliable_acked(struct reliable *r, reliable_done_fn *done, void *ctx)
 		struct sent_msg *m = &r->sent[i];
 
 		if (m->seq <= m->port->tx_acked) {
-			forget_sent(r, m, done, ctx, 0);
+			const struct port *p = m->port;
+			bool given_up = p->tx_run_to && m->seq >= p->tx_run_from && m->seq <= p->tx_run_to;
+
+			forget_sent(r, m, done, ctx, given_up ? -ETIMEDOUT : 0);
 		} else {
 			r->sent[keep++] = *m;
 		}
@@ -149,7 +152,7 @@ uint8_t *reliable_next(struct reliable *r, uint32_t *len, struct port **p)
 }
 
 int reliable_pend(struct reliable *r, struct port *p, uint64_t seq, const uint8_t *frame,
-		  uint32_t len)
+		  uint32_t len, uint64_t now)
 {
 	struct held_msg *pend;
 
@@ -161,7 +164,7 @@ int reliable_pend(struct reliable *r, struct port *p, uint64_t seq, const uint8_
 	r->pend = pend;
 	if (keep_copy(&r->pend[r->npend], p, seq, frame, len) < 0)
 		return -ENOMEM;
-	r->npend++;
+	r->pend[r->npend++].at = now;
 	p->rx_pending++;
 	return 0;
 }
@@ -189,25 +192,113 @@ void reliable_offer_pending(struct reliable *r, reliable_take_fn *take, void *ct
 	r->npend = keep;
 }
 
+bool reliable_ack_room(const struct port *p)
+{
+	return !p->rx_run_len || p->rx_done + 1 - p->rx_run_end <= ACK_BACK_MAX;
+}
+
+/* Give up p's next seq (p->rx_done + 1) if the ack word can tell it. */
+static bool give_up_next(struct port *p)
+{
+	if (p->rx_run_len && p->rx_run_end == p->rx_done && p->rx_run_len < ACK_RUN_MAX)
+		p->rx_run_len++;        /* the last run goes on */
+	else if (!p->rx_run_len || p->rx_echo == (uint32_t)p->rx_run_end)
+		p->rx_run_len = 1;      /* a new one: the sender has the last */
+	else
+		return false;           /* the sender has not echoed the last yet */
+	p->rx_run_end = ++p->rx_done;
+	return true;
+}
+
+int reliable_give_up(struct reliable *r, struct port *p, uint64_t now, uint32_t hold_ms,
+		     uint64_t detached_at, uint64_t *next)
+{
+	bool stuck = false;  /* one of p's stays: so do all behind it */
+	int keep = 0, n = 0;
+
+	*next = UINT64_MAX;
+	for (int i = 0; i < r->npend; i++) {
+		struct held_msg *h = &r->pend[i];
+		uint64_t due = (h->at > detached_at ? h->at : detached_at) + hold_ms;
+
+		if (h->port == p && !stuck) {
+			if (due <= now && give_up_next(p)) {
+				p->rx_pending--;
+				free(h->frame);
+				n++;
+				continue;
+			}
+			stuck = true;
+			*next = due <= now ? 0 : due;
+		}
+		r->pend[keep++] = *h;
+	}
+	r->npend = keep;
+	return n;
+}
+
 void reliable_publish_ack(uint8_t *status_window, const struct port *p)
 {
+	/* reliable_ack_room keeps back within its 16 bits. */
+	uint64_t back = p->rx_run_len ? p->rx_done - p->rx_run_end : 0;
+	uint64_t word = (uint32_t)p->rx_done | back << 32 | (uint64_t)p->rx_run_len << 48;
 	uint8_t be[8];
-	uint64_t word;
 
 	/* One aligned 8-byte store: the partner's READ may come at any time
 	 * (with RDMA, from the NIC), and must never see half an update --
 	 * a torn value could acknowledge a message not yet delivered. */
-	be_put64(be, p->rx_done);
+	be_put64(be, word);
 	memcpy(&word, be, 8);
 	__atomic_store_n((uint64_t *)(void *)(status_window + ACK_AREA_OFFSET + 8 * (size_t)p->slot),
 			 word, __ATOMIC_RELEASE);
 }
 
-uint64_t reliable_peer_ack(const uint8_t *buf, size_t len, uint16_t slot)
+void reliable_publish_echo(uint8_t *status_window, const struct port *p)
 {
-	size_t off = ACK_AREA_OFFSET + 8 * (size_t)slot;
+	uint8_t be[4];
+	uint32_t word;
 
-	return off + 8 <= len ? be_get64(buf + off) : 0;
+	be_put32(be, p->tx_echo);
+	memcpy(&word, be, 4);
+	__atomic_store_n((uint32_t *)(void *)(status_window + ECHO_AREA_OFFSET + 4 * (size_t)p->slot),
+			 word, __ATOMIC_RELEASE);
+}
+
+unsigned reliable_peer_ack(struct port *p, const uint8_t *buf, size_t len)
+{
+	size_t off = ACK_AREA_OFFSET + 8 * (size_t)p->peer_slot;
+	size_t eoff = ECHO_AREA_OFFSET + 4 * (size_t)p->peer_slot;
+	unsigned out = 0;
+
+	if (off + 8 <= len) {
+		uint64_t w = be_get64(buf + off);
+		uint64_t back = (w >> 32) & 0xffff, run = w >> 48;
+		/* The whole seq from its low 32 bits: what we have unsettled
+		 * spans far less than 2^31, so anything outside (tx_acked,
+		 * tx_seq] is an older READ's word, or nonsense: ignored. */
+		uint64_t done = p->tx_acked + (uint32_t)((uint32_t)w - (uint32_t)p->tx_acked);
+
+		if (done > p->tx_acked && done <= p->tx_seq) {
+			p->tx_acked = done;
+			p->tx_run_from = p->tx_run_to = 0;
+			if (run && back + run <= done) {
+				p->tx_run_to = done - back;
+				p->tx_run_from = p->tx_run_to - run + 1;
+				if (p->tx_echo != (uint32_t)p->tx_run_to) {
+					p->tx_echo = (uint32_t)p->tx_run_to;
+					out |= RELIABLE_ECHO_NEW;
+				}
+			}
+		}
+	}
+	if (eoff + 4 <= len) {
+		p->rx_echo = be_get32(buf + eoff);
+		if (p->rx_run_len && p->rx_echo == (uint32_t)p->rx_run_end) {
+			p->rx_run_len = 0;  /* told: the word need not say it again */
+			out |= RELIABLE_RUN_RETIRED;
+		}
+	}
+	return out;
 }
 
 void reliable_clear(struct reliable *r, reliable_done_fn *done, void *ctx, int status)

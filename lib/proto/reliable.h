@@ -20,6 +20,11 @@
  * (reliable_acked), or with an error when the session ends first
  * (reliable_clear).
  *
+ * A message for a client of ours that stays away is not kept for ever:
+ * after msg-hold-ms it is given up (reliable_give_up), and the ack word
+ * tells the sender which seqs were, so that their completions say
+ * -ETIMEDOUT, never 0 (see the ack word below).
+ *
  * The structures here only keep bytes; the keeper (serve.c) decides when to
  * send.  Pure: no I/O. */
 #ifndef CCM_RELIABLE_H
@@ -32,9 +37,27 @@
 #include "daemon/ports.h"
 
 /* The ack area: one u64 (big-endian) per PORTS slot, after the status
- * block in the status window. */
+ * block in the status window: the ack word of that port, written in one
+ * aligned store so that a READ never sees half of one:
+ *   bits  0..31  done: the low 32 bits of the last seq settled -- every seq
+ *                up to it our client took, or we gave up
+ *   bits 32..47  back: how far before done the latest run given up ends
+ *   bits 48..63  len: how many seqs that run has (0: no run to tell)
+ * The sender knows the whole seq (its unsettled span is far below 2^31)
+ * and settles (tx_acked, done]: the seqs in the run with -ETIMEDOUT, the
+ * others with 0.  That is exact only when no other run lies in that span;
+ * so a run that does not continue the last one begins only once the sender
+ * has echoed the last one.  The echo area holds, per slot, the low 32 bits
+ * of the end of the latest run of the partner's that we settled: an end,
+ * not a flag, so that a late READ can never pass an old echo for a new one.
+ * (A partner without WIRE_CAP_MSG_EXPIRE neither echoes nor understands a
+ * run: nothing is given up on its behalf.) */
 #define ACK_AREA_OFFSET 64
 #define ACK_AREA_SIZE   (8 * CCM_PORTS_TOTAL)
+#define ECHO_AREA_OFFSET (ACK_AREA_OFFSET + ACK_AREA_SIZE)
+#define ECHO_AREA_SIZE  (4 * CCM_PORTS_TOTAL)
+#define ACK_BACK_MAX    0xffffu
+#define ACK_RUN_MAX     0xffffu
 
 /* How much the sender may keep unacknowledged before it stops taking
  * clients' messages (the next heartbeat's ack frees it). */
@@ -69,6 +92,7 @@ struct sent_msg {
 struct held_msg {
 	struct port *port;
 	uint64_t seq;
+	uint64_t at;             /* ms: when it came (pending ones) */
 	uint32_t len;
 	uint8_t *frame;
 };
@@ -83,6 +107,7 @@ struct reliable {
 	struct held_msg *pend;   /* in order: for clients that cannot take them yet */
 	int npend, cappend;
 	uint64_t dups, early;    /* counters: duplicates dropped, early held */
+	uint64_t given_up;       /* counter: partner's messages given up (msg-hold-ms) */
 };
 
 /* Keep a message we sent; its completion is owed to (conn, tag) when conn
@@ -94,8 +119,9 @@ int reliable_sent(struct reliable *r, struct port *p, uint64_t seq, int link, ui
 /* A sent message's completion: status 0 when acknowledged. */
 typedef void reliable_done_fn(void *ctx, const struct sent_msg *m, int status);
 
-/* Forget what the partner's clients have (seq <= its port's tx_acked),
- * reporting each to done (may be NULL) with status 0. */
+/* Forget what the partner settled (seq <= its port's tx_acked), reporting
+ * each to done (may be NULL): status 0, or -ETIMEDOUT for the seqs in the
+ * port's tx_run (given up by the partner). */
 void reliable_acked(struct reliable *r, reliable_done_fn *done, void *ctx);
 /* Too much unacknowledged: take no more messages for now. */
 bool reliable_full(const struct reliable *r);
@@ -120,7 +146,7 @@ uint8_t *reliable_next(struct reliable *r, uint32_t *len, struct port **p);
  * (copied) until it can, behind the others.  -ENOBUFS when p already has
  * PORT_PEND_MAX waiting, -ENOMEM. */
 int reliable_pend(struct reliable *r, struct port *p, uint64_t seq, const uint8_t *frame,
-		  uint32_t len);
+		  uint32_t len, uint64_t now);
 /* Offer the pending messages, oldest first, to take (which returns true
  * when the client took it; a port whose message was not taken is offered
  * nothing more this time, so each port's stay in order).  Taken ones are
@@ -128,11 +154,34 @@ int reliable_pend(struct reliable *r, struct port *p, uint64_t seq, const uint8_
 typedef bool reliable_take_fn(void *ctx, struct port *p, const uint8_t *frame, uint32_t len);
 void reliable_offer_pending(struct reliable *r, reliable_take_fn *take, void *ctx);
 
-/* Our port p's rx_done into the ack area of our status window. */
+/* May our client take p's next message now?  Not while settling one more
+ * would put the last run out of the ack word's reach (back) before the
+ * sender echoed it. */
+bool reliable_ack_room(const struct port *p);
+
+/* Give up p's pending messages that waited hold_ms: since they came or
+ * since detached_at (its client's last channel went), whichever is later;
+ * only call it while p's client has no channel.  The oldest first, as one
+ * run that continues p's last or begins a new one (then only once the
+ * partner echoed the last).  Returns how many were given up (p->rx_done
+ * moved: publish the ack), and *next the time the next one is due (or
+ * UINT64_MAX: none, or one is waiting for the partner's echo, then
+ * next is 0 -- look again when the echo comes). */
+int reliable_give_up(struct reliable *r, struct port *p, uint64_t now, uint32_t hold_ms,
+		     uint64_t detached_at, uint64_t *next);
+
+/* Our port p's ack word into the ack area of our status window, and our
+ * echo into its echo area. */
 void reliable_publish_ack(uint8_t *status_window, const struct port *p);
-/* The partner's ack of slot `slot` from a READ of its status window
- * (buf holds `len` bytes from offset 0); 0 when outside. */
-uint64_t reliable_peer_ack(const uint8_t *buf, size_t len, uint16_t slot);
+void reliable_publish_echo(uint8_t *status_window, const struct port *p);
+
+/* What a READ of the partner's status window (buf: `len` bytes from offset
+ * 0) says about port p: its ack word moves p->tx_acked and p->tx_run (then
+ * call reliable_acked), and its echo may retire p's last run.  Returns
+ * RELIABLE_ECHO_NEW (publish our echo), RELIABLE_RUN_RETIRED (publish our
+ * ack; what waited for the echo may go), or 0. */
+enum { RELIABLE_ECHO_NEW = 1, RELIABLE_RUN_RETIRED = 2 };
+unsigned reliable_peer_ack(struct port *p, const uint8_t *buf, size_t len);
 
 /* Drop everything (the session with the partner ended), reporting each
  * owed completion to done (may be NULL) with status. */

@@ -90,6 +90,9 @@ enum wire_decline_reason {
 
 /* Capability bits in HELLO.caps; unknown bits are ignored. */
 #define WIRE_CAP_HEARTBEAT (1ull << 0)
+/* Gives up client messages after msg-hold-ms and tells which in its ack
+ * words; echoes what it was told (reliable.h). */
+#define WIRE_CAP_MSG_EXPIRE (1ull << 1)
 
 struct wire_hello {
 	uint16_t ver_min, ver_max;

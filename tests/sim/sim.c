@@ -189,6 +189,7 @@ struct sim_client {
 	uint32_t orphans[PORTS];   /* the port's window when we attached: what an
 	                              earlier attachment sent, still unconfirmed */
 	uint64_t deaf_until;       /* a slow client: reads nothing until then (us) */
+	uint64_t away_until;       /* detached: attaches again no sooner (us) */
 	bool detaching;            /* reading what is left: no new detach */
 };
 
@@ -216,6 +217,8 @@ struct sim_node {
 	struct sim_client cl;
 	struct rx_mark rx[PORTS];
 	struct msg_set got;        /* what our clients received, ever */
+	struct msg_set lost;       /* what the sender heard we gave up
+	                              (-ETIMEDOUT): our clients must never get it */
 	struct claim *claims;      /* what the partner's keeper said they did */
 	int nclaims, capclaims;
 	uint64_t probe_from[PORTS];/* liveness: our counters past these must arrive */
@@ -239,7 +242,7 @@ struct counters {
 	uint64_t steps, turns, cuts, stalls, crashes, restarts, jitters, disks_full;
 	uint64_t msgs_delivered, writes_checked, resumes, rehandshakes, failovers;
 	uint64_t unreachables, attaches, connected_runs, plants;
-	uint64_t claims_checked, deaf_spells, refused_full;
+	uint64_t claims_checked, deaf_spells, refused_full, given_up;
 };
 
 struct sim {
@@ -654,6 +657,18 @@ static void on_done(struct sim_node *n, const struct ctl_done *d)
 				add_claim(partner_of(n), &cl);
 				return;
 			}
+			if (d->status == -ETIMEDOUT) {
+				/* Given up by the partner's keeper (msg-hold-ms):
+				 * its client never gets it, now or later. */
+				uint64_t key = msg_key((unsigned)p, n->boot, c->inc, u.counter);
+
+				n->sim->c.given_up++;
+				if (msg_set_has(&partner_of(n)->got, key))
+					fail(n->sim, "node %c port %d: send %llu completed -ETIMEDOUT, but "
+					     "the partner's client has it", 'A' + n->idx, p,
+					     (unsigned long long)u.counter);
+				msg_set_add(n->sim, &partner_of(n)->lost, key);
+			}
 			trace(n->sim, n->idx, "client: send %u/%llu failed: %s", d->tag,
 			      (unsigned long long)u.counter, strerror(-d->status));
 			/* Within its window a client is never refused for a full
@@ -696,6 +711,11 @@ static void on_msg(struct sim_node *n, const uint8_t *data, uint32_t len)
 		      (unsigned long long)m.counter, h->port);
 		return;
 	}
+	if (msg_set_has(&n->lost, msg_key(h->port, m.boot, m.inc, m.counter)))
+		fail(n->sim, "node %c port %u: message %llu/%llu/%llu arrived after its sender "
+		     "heard it was given up (-ETIMEDOUT)", 'A' + n->idx, h->port,
+		     (unsigned long long)m.boot, (unsigned long long)m.inc,
+		     (unsigned long long)m.counter);
 	msg_set_add(n->sim, &n->got, msg_key(h->port, m.boot, m.inc, m.counter));
 	mk = &n->rx[h->port];
 	/* (boot, inc, counter) only grows: nothing twice, nothing out of order. */
@@ -882,6 +902,8 @@ static void client_step(struct sim_node *n)
 	c->deaf_until = 0;
 	client_read(n);
 	if (c->sock < 0) {
+		if (!sim->quiet_phase && sim->now < c->away_until)
+			return;
 		if (!n->stop_sent && (sim->quiet_phase || rng_chance(&sim->rng, 20000)))
 			client_attach(n);
 		return;
@@ -898,6 +920,13 @@ static void client_step(struct sim_node *n)
 	}
 	if (!sim->quiet_phase && rng_chance(&sim->rng, sim->mix.client_churn)) {
 		client_detach(n, "churn");
+		/* Now and then away for longer than its keeper's msg-hold-ms:
+		 * the partner's messages for it are given up. */
+		if (rng_below(&sim->deaf_rng, 3) == 0) {
+			c->away_until = sim->now + rng_range(&sim->deaf_rng, 100000, 3000000);
+			trace(sim, n->idx, "client stays away for %llu ms",
+			      (unsigned long long)(c->away_until - sim->now) / 1000);
+		}
 		return;
 	}
 	if (sim->probing)
@@ -951,6 +980,10 @@ static void node_config(struct sim *sim, struct sim_node *n)
 	cfg->link_misses = (uint32_t)rng_range(r, 2, 5);
 	cfg->link_damp_ms = (uint32_t)rng_range(r, 0, 1000);
 	cfg->timeout_s = rng_below(r, 2) ? 0 : (uint32_t)rng_range(r, 1, 5);
+	/* From the seed, not the stream: the seeds' runs stay what they were.
+	 * 200..1223 ms: clients stay away longer than that now and then. */
+	cfg->msg_hold_ms = 200 + (uint32_t)(((sim->seed + (uint64_t)n->idx) *
+					      0x9e3779b97f4a7c15ull) >> 54);
 	n->log = (struct log){ .verbose = sim->verbose ? LOG_DEBUG : LOG_STEP, .node = n->id,
 			       .sink = log_sink, .sink_ctx = n };
 	n->opts = (struct session_opts){ .handoff_fd = -1, .net = sim->net,
@@ -1557,6 +1590,7 @@ static void run_seed(struct sim *sim)
 	sim->net = NULL;
 	for (int i = 0; i < NODES; i++) {
 		free(sim->node[i].got.slot);
+		free(sim->node[i].lost.slot);
 		free(sim->node[i].claims);
 	}
 }
@@ -1691,6 +1725,7 @@ int main(int argc, char **argv)
 		total.plants += sim->c.plants;
 		total.claims_checked += sim->c.claims_checked;
 		total.deaf_spells += sim->c.deaf_spells;
+		total.given_up += sim->c.given_up;
 		total.refused_full += sim->c.refused_full;
 		if (plant) {
 			/* Every failure here is the planted bug caught. */
@@ -1739,9 +1774,11 @@ int main(int argc, char **argv)
 		       (unsigned long long)total.writes_checked,
 		       (unsigned long long)total.connected_runs);
 		printf("sim: flow control: %llu confirmed sends checked at the receiver, %llu deaf "
-		       "client spells, %llu sends held back by a full window\n",
+		       "client spells, %llu sends held back by a full window, %llu given up "
+		       "(-ETIMEDOUT) and never delivered\n",
 		       (unsigned long long)total.claims_checked,
-		       (unsigned long long)total.deaf_spells, (unsigned long long)total.refused_full);
+		       (unsigned long long)total.deaf_spells, (unsigned long long)total.refused_full,
+		       (unsigned long long)total.given_up);
 	}
 	if (plant) {
 		printf("sim: planted bug '%s' made %llu time(s)\n", plant_name,

@@ -872,19 +872,22 @@ start_fmons_hearing() {
 	done
 }
 
+# start_flow_pair [KEEPER OPTION...]: both keepers with a client "flow".
 start_flow_pair() {
 	for n in a b; do
 		make_client "$t/$n/clients" flow 1 4K
 	done
-	start_node a
-	start_node b
+	start_node a "$@"
+	start_node b "$@"
 	assert_pair_connected
 }
 
 test_a_slow_receiver_slows_its_sender_and_loses_nothing() {
 	local rc
 	[ -x "${MSGFLOW}" ] || { fail "no ccm-msgflow at ${MSGFLOW}; run make dev"; return; }
-	start_flow_pair || return
+	# A hold far shorter than the deafness: an attached client, however
+	# slow, never has a message given up.
+	start_flow_pair --msg-hold-ms 500 || return
 	start_fmons_hearing || return
 	# B's client attaches and reads nothing for 3 s while A sends 5,000.
 	flow b recv --count 5000 --deaf-ms 3000
@@ -934,6 +937,38 @@ test_messages_wait_for_a_receiver_that_attaches_late() {
 	wait_exit "$flow_a_send" 30
 	assertEquals "the sender's exit status: $(cat "$t/a/send.err")" 0 "$ccm_rc"
 	assertEquals "every send DONE 0" 300 "$(out_field a send done)"
+	stop_pair
+}
+
+test_messages_for_a_receiver_that_stays_away_time_out() {
+	[ -x "${MSGFLOW}" ] || { fail "no ccm-msgflow at ${MSGFLOW}; run make dev"; return; }
+	start_flow_pair --msg-hold-ms 1000 || return
+	# No client on B: A's first window waits in B's keeper for 1 s, then
+	# is given up, and each of those sends completes with ETIMEDOUT.
+	flow a send --count 1000 --size 64 --until-lost --timeout-s 20
+	wait_exit "$flow_a_send" 20
+	assertEquals "the sender's exit status: $(cat "$t/a/send.err")" 0 "$ccm_rc"
+	echo "# sender: $(cat "$t/a/send.out")"
+	assertEquals "none was confirmed" 0 "$(out_field a send done)"
+	assertEquals "a window's worth failed" 64 "$(out_field a send failed)"
+	assertEquals "with ETIMEDOUT" -110 "$(out_field a send first_error)"
+	assertContains "B's keeper says so" "$(cat "$t/b/log")" \
+		"client flow port 0: 64 message(s) of the partner's given up"
+	# What was given up never comes: a receiver that attaches now gets a
+	# new sender's 1..200 and nothing before them (an old one would come
+	# first and make the new 1 a duplicate).
+	mv "$t/a/send.out" "$t/a/send1.out"
+	flow b recv --count 200
+	wait_for 5 in_file attached "$t/b/recv.out" ||
+		{ fail "the receiver did not attach: $(cat "$t/b/recv.err")"; return; }
+	flow a send --count 200 --size 64
+	wait_exit "$flow_a_send" 30
+	assertEquals "the second sender's exit status: $(cat "$t/a/send.err")" 0 "$ccm_rc"
+	assertEquals "every send DONE 0" 200 "$(out_field a send done)"
+	wait_exit "$flow_b_recv" 30
+	assertEquals "the receiver's exit status: $(cat "$t/b/recv.err")" 0 "$ccm_rc"
+	assertEquals "it got the 200, from the first, in order" "200 1" \
+		"$(out_field b recv received) $(out_field b recv first)"
 	stop_pair
 }
 

@@ -32,6 +32,7 @@ static const struct {
 	{ "link-heartbeat-ms", "1" }, { "link-heartbeat-ms", "60000" },
 	{ "link-misses", "1" }, { "link-misses", "1000" },
 	{ "link-damp-ms", "0" }, { "link-damp-ms", "600000" },
+	{ "msg-hold-ms", "0" }, { "msg-hold-ms", "86400000" },
 };
 
 static const struct {
@@ -84,6 +85,7 @@ static const struct {
 	{ "link-heartbeat-ms", "60001", "link-heartbeat-ms" },
 	{ "link-misses", "0", "link-misses" },
 	{ "link-damp-ms", "600001", "link-damp-ms" },
+	{ "msg-hold-ms", "86400001", "msg-hold-ms" }, { "msg-hold-ms", "-1", "msg-hold-ms" },
 	{ "proto-versions", "0-1", "proto-versions" },
 	{ "proto-versions", "2-1", "proto-versions" },
 	{ "proto-versions", "1-65536", "proto-versions" },

@@ -163,14 +163,14 @@ static void test_pending(void)
 
 	for (uint64_t seq = 1; seq <= PORT_PEND_MAX; seq++) {
 		memcpy(frame, &seq, 8);
-		CHECK(reliable_pend(&r, &a, seq, frame, 8) == 0, "a: %llu pending",
+		CHECK(reliable_pend(&r, &a, seq, frame, 8, 0) == 0, "a: %llu pending",
 		      (unsigned long long)seq);
 		if (seq <= 5)
-			EXPECT(reliable_pend(&r, &b, seq, frame, 8) == 0, "b: %llu pending",
+			EXPECT(reliable_pend(&r, &b, seq, frame, 8, 0) == 0, "b: %llu pending",
 			       (unsigned long long)seq);
 	}
 	memcpy(frame, &(uint64_t){ PORT_PEND_MAX + 1 }, 8);
-	CHECK(reliable_pend(&r, &a, PORT_PEND_MAX + 1, frame, 8) == -ENOBUFS,
+	CHECK(reliable_pend(&r, &a, PORT_PEND_MAX + 1, frame, 8, 0) == -ENOBUFS,
 	      "a port's pending queue is bounded");
 	CHECK(a.rx_pending == PORT_PEND_MAX && b.rx_pending == 5, "counted per port");
 	reliable_offer_pending(&r, take, &t);
@@ -183,22 +183,111 @@ static void test_pending(void)
 	CHECK(a.rx_done == PORT_PEND_MAX && r.npend == 0 && a.rx_pending == 0,
 	      "room again: the rest, in order");
 	for (n = 0; n < 3; n++)
-		reliable_pend(&r, &a, (uint64_t)n, frame, 8);
+		reliable_pend(&r, &a, (uint64_t)n, frame, 8, 0);
 	reliable_clear(&r, NULL, NULL, 0);
 	CHECK(a.rx_pending == 0 && r.npend == 0, "cleared with the session");
 }
 
 static void test_ack_area(void)
 {
-	static uint8_t win[ACK_AREA_OFFSET + ACK_AREA_SIZE];
-	struct port p = { .slot = 3, .rx_seq = 7, .rx_done = 0x0102030405060708ull };
+	static uint8_t win[ECHO_AREA_OFFSET + ECHO_AREA_SIZE];
+	/* The receiver's port is slot 3; the sender reads it as its peer_slot. */
+	struct port rx = { .slot = 3, .rx_seq = 0x100000007ull, .rx_done = 0x100000005ull };
+	struct port tx = { .peer_slot = 3, .tx_acked = 0xfffffff0ull, .tx_seq = 0x100000007ull };
 
-	reliable_publish_ack(win, &p);
-	CHECK(win[ACK_AREA_OFFSET + 24] == 1 && win[ACK_AREA_OFFSET + 31] == 8, "big-endian, slot 3");
-	CHECK(reliable_peer_ack(win, sizeof(win), 3) == p.rx_done,
-	      "read back: what the client took, not what came in");
-	CHECK(reliable_peer_ack(win, ACK_AREA_OFFSET + 24, 3) == 0, "outside what was read: 0");
-	CHECK(reliable_peer_ack(win, sizeof(win), CCM_PORTS_TOTAL) == 0, "past the area: 0");
+	reliable_publish_ack(win, &rx);
+	CHECK(win[ACK_AREA_OFFSET + 24 + 7] == 5 && win[ACK_AREA_OFFSET + 24 + 3] == 0,
+	      "big-endian, slot 3, no run");
+	CHECK(reliable_peer_ack(&tx, win, sizeof(win)) == 0 && tx.tx_acked == rx.rx_done &&
+	      !tx.tx_run_to, "read back across 2^32: what the client took, not what came in");
+	tx.tx_acked = 0x100000006ull;
+	reliable_peer_ack(&tx, win, sizeof(win));
+	CHECK(tx.tx_acked == 0x100000006ull, "an older READ's word does not move the ack back");
+	tx.tx_acked = 0;
+	reliable_peer_ack(&tx, win, ACK_AREA_OFFSET + 24);
+	CHECK(tx.tx_acked == 0, "outside what was read: nothing");
+	tx.peer_slot = CCM_PORTS_TOTAL;
+	reliable_peer_ack(&tx, win, sizeof(win));
+	CHECK(tx.tx_acked == 0, "past the area: nothing");
+}
+
+/* Messages for a client that stays away: given up after the hold, told
+ * to the sender exactly, whatever it missed between two READs. */
+struct completions {
+	int ok, timed_out;
+	uint64_t last_ok, last_timed_out;
+};
+
+static void count_done(void *ctx, const struct sent_msg *m, int status)
+{
+	struct completions *c = ctx;
+
+	if (status == 0) {
+		c->ok++;
+		c->last_ok = m->seq;
+	} else {
+		CHECK(status == -ETIMEDOUT, "given up: -ETIMEDOUT (%d)", status);
+		c->timed_out++;
+		c->last_timed_out = m->seq;
+	}
+}
+
+static void test_give_up(void)
+{
+	static uint8_t rxwin[ECHO_AREA_OFFSET + ECHO_AREA_SIZE], txwin[sizeof(rxwin)];
+	struct reliable rr = { 0 }, tr = { 0 };
+	struct port rx = { .slot = 0, .peer_slot = 0 }, tx = { .slot = 0, .peer_slot = 0 };
+	struct completions c = { 0 };
+	uint8_t frame[8];
+	uint64_t next;
+
+	/* The sender sent 1..10; the receiver's client is away. */
+	for (uint64_t seq = 1; seq <= 10; seq++) {
+		CHECK(reliable_sent(&tr, &tx, seq, 0, 0, frame, 8, true, 1, (uint32_t)seq) == 0, "sent");
+		tx.tx_seq = rx.rx_seq = seq;
+		memcpy(frame, &seq, 8);
+		CHECK(reliable_pend(&rr, &rx, seq, frame, 8, seq < 6 ? 100 : 900) == 0, "pending");
+	}
+	CHECK(reliable_give_up(&rr, &rx, 1099, 1000, 0, &next) == 0 && next == 1100,
+	      "nothing is due before the hold; the first at 1100");
+	CHECK(reliable_give_up(&rr, &rx, 1500, 1000, 1200, &next) == 0 && next == 2200,
+	      "the client went at 1200: the hold counts from then");
+	CHECK(reliable_give_up(&rr, &rx, 1500, 1000, 0, &next) == 5 && next == 1900,
+	      "1..5 given up at 1500; 6 is due at 1900");
+	CHECK(rx.rx_done == 5 && rx.rx_run_end == 5 && rx.rx_run_len == 5 && rx.rx_pending == 5,
+	      "one run, 1..5");
+	reliable_publish_ack(rxwin, &rx);
+	/* The receiver's client comes back and takes 6..8. */
+	{
+		struct taker t = { .slow = &rx, .room = 3 };
+
+		t.last_seq[0] = 5;
+		reliable_offer_pending(&rr, take, &t);
+		CHECK(t.took == 3 && rx.rx_done == 8 && rx.rx_pending == 2, "6..8 taken");
+	}
+	reliable_publish_ack(rxwin, &rx);
+	CHECK(reliable_peer_ack(&tx, rxwin, sizeof(rxwin)) == RELIABLE_ECHO_NEW,
+	      "the sender hears the run (its first READ since): it echoes");
+	reliable_acked(&tr, count_done, &c);
+	CHECK(c.timed_out == 5 && c.last_timed_out == 5 && c.ok == 3 && c.last_ok == 8,
+	      "1..5 -ETIMEDOUT, 6..8 done: exact across the missed updates (%d, %d)",
+	      c.timed_out, c.ok);
+	/* It goes again: 9 and 10 are due, but a run that does not continue
+	 * the last waits for the sender's echo. */
+	CHECK(reliable_give_up(&rr, &rx, 5000, 1000, 4000, &next) == 0 && next == 0,
+	      "a new run waits for the echo");
+	reliable_publish_echo(txwin, &tx);
+	CHECK(reliable_peer_ack(&rx, txwin, sizeof(txwin)) == RELIABLE_RUN_RETIRED &&
+	      rx.rx_run_len == 0, "the echo retires the run");
+	CHECK(reliable_give_up(&rr, &rx, 5000, 1000, 4000, &next) == 2 && next == UINT64_MAX &&
+	      rx.rx_run_end == 10 && rx.rx_run_len == 2, "then 9..10 are a new run");
+	reliable_publish_ack(rxwin, &rx);
+	reliable_peer_ack(&tx, rxwin, sizeof(rxwin));
+	reliable_acked(&tr, count_done, &c);
+	CHECK(c.timed_out == 7 && c.ok == 3 && tr.nsent == 0, "9, 10: -ETIMEDOUT; nothing left");
+	CHECK(rr.npend == 0 && rx.rx_pending == 0, "the receiver keeps nothing");
+	reliable_clear(&rr, NULL, NULL, 0);
+	reliable_clear(&tr, NULL, NULL, 0);
 }
 
 int main(void)
@@ -208,5 +297,6 @@ int main(void)
 	test_completions_and_window();
 	test_pending();
 	test_ack_area();
+	test_give_up();
 	return check_done();
 }
