@@ -60,6 +60,7 @@ static void usage_main(FILE *out)
 		"  connect   handshake with the partner, exchange client descriptors,\n"
 		"            create the ports and write the handoff\n"
 		"  status    show the handoff state written by connect\n"
+		"  metrics   print the keeper's metrics (Prometheus text format)\n"
 		"  exec      run a service with a client's ports (LISTEN_FDS)\n"
 		"  stop      stop the keeper (and with --restart, handshake again)\n"
 		"  reload-keys  read the key files again (key rotation)\n"
@@ -118,6 +119,9 @@ static void usage_connect(FILE *out)
 		"  --msg-hold-ms MS       a partner's message for a client of ours that is not\n"
 		"                         attached waits this long, then fails with ETIMEDOUT\n"
 		"                         (default 30000; 0: until the session ends)\n"
+		"  --metrics-dir DIR      keep DIR/ccm-early.prom up to date: the metrics, in\n"
+		"                         Prometheus' text format (node_exporter's textfile\n"
+		"                         collector); always also STATE-DIR/metrics\n"
 		"  --partner-node N       the partner's node id: refuse every other node\n"
 		"                         (default: once connected, only the partner)\n"
 		"  --once                 exit once connected and handed off\n"
@@ -212,6 +216,7 @@ static int cmd_connect(int argc, char **argv, char *argv0)
 		{ "link-damp-ms", required_argument, NULL, 0 },
 		{ "partner-node", required_argument, NULL, 0 },
 		{ "msg-hold-ms", required_argument, NULL, 0 },
+		{ "metrics-dir", required_argument, NULL, 0 },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "config", required_argument, NULL, 'c' },
 		{ "once", no_argument, NULL, 'o' },
@@ -374,6 +379,7 @@ int main(int argc, char **argv)
 		char label[24];
 	} commands[] = {
 		{ "status", cmd_status, "ccm-early status" },
+		{ "metrics", cmd_metrics, "ccm-early metrics" },
 		{ "devices", cmd_devices, "ccm-early devices" },
 		{ "exec", cmd_exec, "ccm-early exec" },
 		{ "stop", cmd_stop, "ccm-early stop" },

@@ -16,7 +16,11 @@ ca-certificates autoconf automake libtool"
 # autoconf/automake/libtool: Debian's libsodium orig tarball is a git export
 # without a generated configure script (autogen.sh must run first).
 TEST_PKGS="clang libclang-rt-14-dev libibverbs-dev librdmacm-dev libsodium-dev
-shunit2 iproute2 procps shellcheck dash util-linux busybox-static nftables"
+shunit2 iproute2 procps shellcheck dash util-linux busybox-static nftables
+prometheus prometheus-node-exporter"
+# prometheus: for promtool, which checks the metrics; it and node_exporter
+# are read by tests/twonode (on a machine with systemd, installing them
+# also enables their services).
 
 usage() { echo "usage: $0 [build|test|all]" >&2; exit 1; }
 [ $# -le 1 ] || usage

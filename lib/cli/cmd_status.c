@@ -23,6 +23,7 @@
 #include "conf/client_desc.h"
 #include "proto/link_policy.h"
 #include "state/handoff.h"
+#include "state/metrics.h"
 
 #define ANSWER_MS 2000  /* a keeper that takes longer is not serving */
 
@@ -211,6 +212,29 @@ static int show(const struct handoff *h, const char *stale, bool json)
 	return h->state == HANDOFF_CONNECTED ? CCM_EXIT_OK : CCM_EXIT_FAILURE;
 }
 
+/* What is true now: the keeper's answer, or else its file, judged by
+ * whether the process that wrote it is still the keeper (*stale, why).  0,
+ * or an exit code when there is neither (said on stderr). */
+static int current_state(const char *prog, const char *dir, struct handoff *h, char *why,
+			 size_t cap, bool *stale)
+{
+	struct handoff_writer w = { 0 };
+	struct errbuf e;
+	int r;
+
+	*stale = false;
+	if (ask_keeper(dir, h, &w.keeper_pid, &w.keeper_silent))
+		return 0;  /* the keeper's answer is the truth */
+	r = handoff_read(dir, h, &e);
+	if (r < 0) {
+		fprintf(stderr, "%s: %s\n", prog, e.msg);
+		return r == -ENOENT ? CCM_EXIT_FAILURE : CCM_EXIT_USAGE;
+	}
+	find_writer(h->pid, &w);
+	*stale = handoff_stale(h, &w, why, cap);
+	return 0;
+}
+
 int cmd_status(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -219,12 +243,10 @@ int cmd_status(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct handoff_writer w = { 0 };
 	const char *dir = CCM_STATE_DIR_DEFAULT;
 	char why[160];
 	bool json = false, stale;
 	struct handoff *h;
-	struct errbuf e;
 	int c, r;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -250,20 +272,90 @@ int cmd_status(int argc, char **argv)
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return CCM_EXIT_FAILURE;
-	if (ask_keeper(dir, h, &w.keeper_pid, &w.keeper_silent)) {
-		r = show(h, NULL, json);  /* the keeper's answer is the truth */
-		free(h);
-		return r;
-	}
-	r = handoff_read(dir, h, &e);
-	if (r < 0) {
-		fprintf(stderr, "%s: %s\n", argv[0], e.msg);
-		free(h);
-		return r == -ENOENT ? CCM_EXIT_FAILURE : CCM_EXIT_USAGE;
-	}
-	find_writer(h->pid, &w);
-	stale = handoff_stale(h, &w, why, sizeof(why));
-	r = show(h, stale ? why : NULL, json);
+	r = current_state(argv[0], dir, h, why, sizeof(why), &stale);
+	if (r == 0)
+		r = show(h, stale ? why : NULL, json);
 	free(h);
 	return r;
+}
+
+/* --- metrics -------------------------------------------------------------------- */
+
+static void usage_metrics(FILE *out)
+{
+	fprintf(out,
+		"Usage: ccm-early metrics [--state-dir DIR]\n"
+		"\n"
+		"Print the keeper's metrics in the Prometheus text format: what it keeps\n"
+		"in DIR/metrics (and in metrics-dir for node_exporter), made from the\n"
+		"same state as 'ccm-early status'.  Exit status as for status: 6 when\n"
+		"the keeper that wrote them is gone (they are printed all the same).\n"
+		"\n"
+		"  --state-dir DIR   handoff directory (default /run/ccm)\n");
+}
+
+int cmd_metrics(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "state-dir", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *dir = CCM_STATE_DIR_DEFAULT;
+	char why[160], path[4096 + sizeof("/" METRICS_FILE)];
+	struct handoff *h;
+	char *text = NULL;
+	size_t n = 0;
+	bool stale;
+	FILE *f;
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			dir = optarg;
+			break;
+		case 'h':
+			usage_metrics(stdout);
+			return CCM_EXIT_OK;
+		default:
+			usage_metrics(stderr);
+			return CCM_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "%s: unexpected argument '%s'\n", argv[0], argv[optind]);
+		return CCM_EXIT_USAGE;
+	}
+	h = calloc(1, sizeof(*h));
+	text = malloc(METRICS_TEXT_MAX);
+	if (!h || !text) {
+		free(h);
+		free(text);
+		return CCM_EXIT_FAILURE;
+	}
+	r = current_state(argv[0], dir, h, why, sizeof(why), &stale);
+	free(h);
+	if (r) {
+		free(text);
+		return r;
+	}
+	snprintf(path, sizeof(path), "%s/%s", dir, METRICS_FILE);
+	f = fopen(path, "re");
+	if (f) {
+		n = fread(text, 1, METRICS_TEXT_MAX, f);
+		fclose(f);
+	}
+	if (!f || !n) {
+		fprintf(stderr, "%s: %s: %s\n", argv[0], path, f ? "empty" : strerror(errno));
+		free(text);
+		return CCM_EXIT_FAILURE;
+	}
+	fwrite(text, 1, n, stdout);
+	free(text);
+	if (stale) {
+		fprintf(stderr, "%s: stale: %s\n", argv[0], why);
+		return CCM_EXIT_STALE;
+	}
+	return CCM_EXIT_OK;
 }

@@ -10,6 +10,11 @@
  * another process, or does not answer. */
 int cmd_status(int argc, char **argv);
 
+/* ccm-early metrics [--state-dir DIR]
+ * Print the keeper's metrics (Prometheus text, state/metrics.h), exiting
+ * as status does when their writer is gone. */
+int cmd_metrics(int argc, char **argv);
+
 /* ccm-early exec [--state-dir DIR] CLIENT -- COMMAND [ARGS...]
  * Fetch CLIENT's fds from the keeper and exec COMMAND with them at fd 3
  * onward, LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES set as socket activation

@@ -61,6 +61,7 @@ enum ctl_event_type {
 	CTL_EV_TERMINATING = 4,    /* close your ports: the keeper is stopping */
 	CTL_EV_LINK_DOWN = 5,      /* one interconnect lost; traffic moved */
 	CTL_EV_LINK_UP = 6,
+	CTL_EV_COUNT               /* not an event: one past the last */
 };
 
 enum { CTL_F_NOTIFY = 1u << 0 };

@@ -439,6 +439,12 @@ static int set_link_damp_ms(struct ccm_config *c, const char *key, const char *v
 	return set_ms(&c->link_damp_ms, 0, 600000, key, v, e);
 }
 
+static int set_metrics_dir(struct ccm_config *c, const char *key, const char *v,
+			   struct errbuf *e)
+{
+	return set_path(c->metrics_dir, 1, key, v, e);
+}
+
 static int set_msg_hold_ms(struct ccm_config *c, const char *key, const char *v,
 			   struct errbuf *e)
 {
@@ -471,6 +477,7 @@ static const struct {
 	{ "partner-node", set_partner_node },
 	{ "psk-accept-file", set_psk_accept_file },
 	{ "msg-hold-ms", set_msg_hold_ms },
+	{ "metrics-dir", set_metrics_dir },
 };
 #define CONFIG_NKEYS (int)(sizeof(config_table) / sizeof(config_table[0]))
 

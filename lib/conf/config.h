@@ -73,6 +73,11 @@
  *                  from when the message came or the client went, whichever
  *                  is later: a slow client that stays attached never loses
  *                  one, and a client's restart is not a loss.
+ *   metrics-dir    a directory where the keeper keeps ccm-early.prom, its
+ *                  metrics in the Prometheus text format, up to date (for
+ *                  node_exporter's textfile collector); "" = none (default).
+ *                  The same text is always in the state directory as
+ *                  `metrics`.
  *   partner-node   the partner's node id, 1..4294967294: connections from
  *                  any other node are refused, and a node at the partner's
  *                  address with another id is not talked to (default: the
@@ -117,6 +122,7 @@ enum config_key {
 	CFG_PARTNER_NODE = 1u << 18,
 	CFG_PSK_ACCEPT_FILE = 1u << 19,
 	CFG_MSG_HOLD_MS = 1u << 20,
+	CFG_METRICS_DIR = 1u << 21,
 };
 
 enum link_policy {
@@ -152,6 +158,7 @@ struct ccm_config {
 	uint32_t link_misses;
 	uint32_t link_damp_ms;
 	uint32_t msg_hold_ms;              /* 0 = until the session ends */
+	char metrics_dir[CONFIG_PATH_MAX + 1];  /* "" = none */
 	uint32_t partner_node;             /* 0 = whichever node comes first */
 	int verbose;                       /* 0..3; command line only (-v) */
 	unsigned set;                      /* enum config_key bits given */

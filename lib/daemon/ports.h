@@ -49,6 +49,7 @@ struct port {
 	uint32_t rx_run_len;      /* 0: no run to tell */
 	uint32_t rx_echo;         /* the partner's echo: the low 32 bits of the
 	                             end of our latest run it has settled */
+	uint64_t rx_given_up;     /* counter: how many, for the status */
 	/* Ours the partner gave up: the run its last ack word told */
 	uint64_t tx_run_from, tx_run_to;  /* 0, 0: none */
 	uint32_t tx_echo;         /* our echo of it, in our echo area */

@@ -36,6 +36,10 @@ static void tell_all(struct session *s, enum ctl_event_type type, int link)
 {
 	struct ctl_event ev = { .type = (uint16_t)type, .link = (uint16_t)(link < 0 ? 0 : link) };
 
+	/* What the clients heard is what the status counts. */
+	if ((unsigned)type < CTL_EV_COUNT)
+		s->events_told[type]++;
+
 	if (!s->control)
 		return;
 	if (sess_ex_started(s)) {
@@ -363,6 +367,9 @@ void serve_connected(struct session *s)
 		free(early);
 	}
 	rebalance(s);
+	if (s->partner_epoch_seen && s->partner_epoch_seen != s->ex->peer.epoch)
+		s->partner_epoch_changes++;
+	s->partner_epoch_seen = s->ex->peer.epoch;
 	tell_all(s, s->was_lost ? CTL_EV_PARTNER_BACK : CTL_EV_PARTNER_READY, -1);
 	s->was_lost = false;
 	partner_alive(s);
@@ -1061,7 +1068,7 @@ static void give_up_due(struct session *s)
 					     pc->detached_at, &next);
 			if (n > 0) {
 				reliable_publish_ack(s->win, p);
-				s->rel.given_up += (uint64_t)n;
+				p->rx_given_up += (uint64_t)n;
 				log_at(s->log, LOG_NOTE, "client %s port %d: %d message(s) of the "
 				       "partner's given up: no channel for %u ms", pc->name, i, n,
 				       s->cfg->msg_hold_ms);
@@ -1205,6 +1212,8 @@ bool serve_heartbeat_done(struct session *s, int li, int status, char *lost_why,
 	struct status_own o;
 	uint64_t now = s->now;
 
+	if (l->hb_posted && status == 0)
+		link_rtt(&l->h, now - l->hb_posted_at);
 	l->hb_posted = false;
 	l->hb_wanted_since = 0;
 	timer_set(&s->timers, T_LINK_HB + li, l->acks_wanted ? now : now + s->cfg->link_heartbeat_ms);
@@ -1281,9 +1290,10 @@ static void post_link_heartbeat(struct session *s, int li, uint64_t now)
 	}
 	/* A link whose queue is full takes no READ: it is late all the same. */
 	if (tp_read(l->tp, &l->peer_win, 0, buf, hb_read_len(s),
-		    ((uint64_t)OP_HEARTBEAT << 32) | (uint32_t)li) == 0)
+		    ((uint64_t)OP_HEARTBEAT << 32) | (uint32_t)li) == 0) {
 		l->hb_posted = true;
-	else
+		l->hb_posted_at = now;
+	} else
 		timer_set(&s->timers, T_LINK_HB + li, now + s->cfg->link_heartbeat_ms);
 }
 
@@ -1349,8 +1359,9 @@ static void refresh_links(struct session *s)
 {
 	uint64_t sum = 0;
 
+	/* Heartbeats count too: their round trips are in the metrics. */
 	for (int i = 0; i < s->nlinks; i++)
-		sum += s->links[i].h.ops + s->links[i].h.msgs;
+		sum += s->links[i].h.ops + s->links[i].h.msgs + s->links[i].h.rtt_count;
 	if (sum != s->links_written_sum)
 		links_changed(s);
 	else

@@ -806,7 +806,7 @@ static void on_tp_event(struct session *s, int li, const struct tp_event *ev)
 		l->refused_said = false;
 		s->key_refused = false;
 		l->peer_win = ev->status_window;
-		link_connected(&l->h);
+		link_connected(&l->h, s->now);
 		log_at(s->log, LOG_DEBUG, "link %d up to node %u", li, ev->peer_node);
 		if (sess_connected(s)) {
 			serve_link_connected(s, li);

@@ -6,6 +6,7 @@
  * serve.c finds that only session.c can act on (the partner lost) it
  * returns (serve_heartbeat_done). */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +14,9 @@
 #include <unistd.h>
 
 #include "base/exit.h"
+#include "daemon/ports.h"
 #include "daemon/real_root.h"
+#include "state/metrics.h"
 #include "daemon/session_int.h"
 
 /* --- the handoff ------------------------------------------------------------- */
@@ -49,6 +52,24 @@ void sess_fill_handoff(const struct session *s, struct handoff *h, enum handoff_
 	/* Clients are listed once matched: before that, whether the partner
 	 * has them is unknown. */
 	handoff_set_clients(h, s->ex->match, sess_ex_started(s) ? s->ex->nmatch : 0, s->clients);
+	for (int i = 0; i < h->nclients; i++) {
+		struct handoff_client *hc = &h->clients[i];
+		const struct port_client *pc = s->ports ? ports_find(s->ports, hc->name) : NULL;
+
+		if (!pc)
+			continue;
+		hc->attached = s->control && control_has_channel(s->control, hc->name);
+		for (int k = 0; k < pc->nports; k++) {
+			hc->queued += pc->port[k].rx_pending;
+			hc->in_flight += pc->port[k].tx_window;
+			hc->given_up += pc->port[k].rx_given_up;
+		}
+	}
+	h->partner_sessions = s->events_told[CTL_EV_PARTNER_READY];
+	h->partner_losses = s->events_told[CTL_EV_PARTNER_LOST];
+	h->partner_resumes = s->events_told[CTL_EV_PARTNER_BACK];
+	h->partner_epoch_changes = s->partner_epoch_changes;
+	h->failovers = s->events_told[CTL_EV_LINK_DOWN];
 	snprintf(h->link_policy, sizeof(h->link_policy), "%s",
 		 config_policy_name(s->cfg->link_policy));
 	h->nlinks = s->nlinks;
@@ -67,7 +88,52 @@ void sess_fill_handoff(const struct session *s, struct handoff *h, enum handoff_
 		hl->msgs = lh->msgs;
 		hl->downs = lh->downs;
 		hl->reissued = lh->reissued;
+		/* The keeper's monotonic ms, as the wall clock's seconds. */
+		if (lh->changed_at && lh->changed_at <= s->now && s->wall > 0)
+			hl->changed = (uint64_t)s->wall - (s->now - lh->changed_at) / 1000;
+		hl->rtt_last_ms = lh->rtt_last_ms;
+		hl->rtt_max_ms = lh->rtt_max_ms;
+		hl->rtt_sum_ms = lh->rtt_sum_ms;
+		hl->rtt_count = lh->rtt_count;
 	}
+}
+
+/* The metrics, from the same struct: in the state directory always, and
+ * in metrics-dir when one is set.  A failure is logged when it begins and
+ * when it ends, not every second. */
+static void write_metrics(struct session *s, const struct handoff *h)
+{
+	char *buf = malloc(METRICS_TEXT_MAX);
+	struct errbuf e;
+	int n, r, dfd;
+
+	if (!buf)
+		return;
+	n = metrics_format(h, "default", buf, METRICS_TEXT_MAX);
+	r = n < 0 ? errbuf_set(&e, n, "cannot format the metrics") :
+	    handoff_replace_at(s->state_dirfd, s->state_dir, METRICS_FILE, buf, (size_t)n, false, &e);
+	if (r == 0 && s->cfg->metrics_dir[0]) {
+		dfd = open(s->cfg->metrics_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		/* In the initramfs it may not be there yet; after switch_root
+		 * it is in the real root. */
+		if (dfd < 0 && errno == ENOENT && real_root_follow(s->opts->real_root, s->log) > 0)
+			dfd = open(s->cfg->metrics_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0) {
+			r = errbuf_set(&e, -errno, "metrics-dir %s: %s", s->cfg->metrics_dir,
+				       strerror(errno));
+		} else {
+			r = handoff_replace_at(dfd, s->cfg->metrics_dir, METRICS_PROM, buf,
+					       (size_t)n, false, &e);
+			close(dfd);
+		}
+	}
+	if (r < 0 && !s->metrics_failing)
+		log_at(s->log, LOG_ERR, "cannot write the metrics: %s (trying again with each update)",
+		       e.msg);
+	else if (r == 0 && s->metrics_failing)
+		log_at(s->log, LOG_NOTE, "metrics written again");
+	s->metrics_failing = r < 0;
+	free(buf);
 }
 
 static int write_handoff(struct session *s, enum handoff_state state, const char *error,
@@ -90,9 +156,10 @@ static int write_handoff(struct session *s, enum handoff_state state, const char
 	else
 		r = durable ? handoff_write_at(s->state_dirfd, s->state_dir, h, &e)
 			    : handoff_refresh_at(s->state_dirfd, s->state_dir, h, &e);
+	write_metrics(s, h);
 	/* Every write is the whole state, so the first one that succeeds
 	 * after failures makes the file true again; until then the file
-	 * still holds the last state written (write_atomic never replaces it
+	 * still holds the last state written (handoff_replace_at never replaces it
 	 * with a partial one), and `status` asks the keeper instead. */
 	if (r < 0) {
 		log_at(s->log, LOG_ERR, "cannot write the handoff (%s): %s",
@@ -200,7 +267,7 @@ void sess_link_connect(struct session *s, int i)
 		return;
 	}
 	l->connecting = true;
-	link_connecting(&l->h);
+	link_connecting(&l->h, s->now);
 	timer_set(&s->timers, T_LINK_CONNECT + i, s->now + CONNECT_TIMEOUT_MS);
 }
 

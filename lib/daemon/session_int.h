@@ -69,6 +69,7 @@ struct peer_link {
 	bool connecting;
 	struct tp_remote peer_win; /* the partner's status window over it */
 	bool hb_posted;
+	uint64_t hb_posted_at;     /* ms: its round trip is the link's rtt */
 	bool acks_wanted;          /* post the next heartbeat READ at once */
 	uint64_t hb_wanted_since;  /* a heartbeat READ is due since (0: none);
 	                              it may not get posted on a full link */
@@ -217,6 +218,11 @@ struct session {
 	bool was_lost;             /* connected before: the next time is "back" */
 	uint32_t hb_at_loss;       /* the partner's counter when it went */
 	struct client_op cops[CLIENT_OPS_MAX];
+	/* Counted for the status (and the metrics made from it) */
+	uint64_t events_told[CTL_EV_COUNT];  /* by type: what the clients heard */
+	uint64_t partner_epoch_seen;         /* of the last partner connected */
+	uint64_t partner_epoch_changes;      /* it came back as a new one */
+	bool metrics_failing;                /* the last metrics write failed */
 	uint64_t op_order;
 	struct reliable rel;       /* client messages until acknowledged */
 	uint64_t hb_seen_at;       /* when the partner's counter last moved */

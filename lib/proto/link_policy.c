@@ -15,14 +15,31 @@ const char *link_state_name(enum link_state s)
 	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "?";
 }
 
-void link_connecting(struct link_health *l)
+/* Every state change goes through here: its time is the status's. */
+static void enter(struct link_health *l, enum link_state st, uint64_t now)
 {
-	l->state = LINK_CONNECTING;
+	if (l->state != st)
+		l->changed_at = now;
+	l->state = st;
 }
 
-void link_connected(struct link_health *l)
+void link_connecting(struct link_health *l, uint64_t now)
 {
-	l->state = LINK_VERIFYING;
+	enter(l, LINK_CONNECTING, now);
+}
+
+void link_connected(struct link_health *l, uint64_t now)
+{
+	enter(l, LINK_VERIFYING, now);
+}
+
+void link_rtt(struct link_health *l, uint64_t ms)
+{
+	l->rtt_last_ms = ms;
+	if (ms > l->rtt_max_ms)
+		l->rtt_max_ms = ms;
+	l->rtt_sum_ms += ms;
+	l->rtt_count++;
 }
 
 bool link_verified(struct link_health *l, uint64_t now, uint32_t damp_ms)
@@ -30,11 +47,11 @@ bool link_verified(struct link_health *l, uint64_t now, uint32_t damp_ms)
 	if (l->state != LINK_VERIFYING)
 		return l->state == LINK_UP;
 	if (l->failed_before && damp_ms) {
-		l->state = LINK_DAMPED;
+		enter(l, LINK_DAMPED, now);
 		l->damp_until = now + damp_ms;
 		return false;
 	}
-	l->state = LINK_UP;
+	enter(l, LINK_UP, now);
 	return true;
 }
 
@@ -46,7 +63,7 @@ void link_failed(struct link_health *l, uint64_t now, uint32_t retry_ms)
 		l->downs++;
 		l->failed_before = true;
 	}
-	l->state = LINK_DOWN;
+	enter(l, LINK_DOWN, now);
 	l->retry_at = now + retry_ms;
 	l->out_bytes = 0;
 }
@@ -55,7 +72,7 @@ bool link_tick(struct link_health *l, uint64_t now)
 {
 	if (l->state != LINK_DAMPED || now < l->damp_until)
 		return false;
-	l->state = LINK_UP;
+	enter(l, LINK_UP, now);
 	return true;
 }
 

@@ -36,14 +36,19 @@ struct link_health {
 	uint64_t damp_until;     /* DAMPED: UP from then on */
 	uint64_t retry_at;       /* DOWN: when to try connecting again */
 	uint64_t out_bytes;      /* one-sided bytes in flight on it */
-	/* Counters, for the status */
+	/* Counters, for the status (and the metrics made from it) */
 	uint64_t ops, bytes, msgs, downs, reissued;
+	uint64_t changed_at;     /* ms: when its state last changed */
+	/* Its heartbeat READs' round trips, in ms (the keeper's clock) */
+	uint64_t rtt_last_ms, rtt_max_ms, rtt_sum_ms, rtt_count;
 };
 
 const char *link_state_name(enum link_state s);
 
-void link_connecting(struct link_health *l);
-void link_connected(struct link_health *l);
+void link_connecting(struct link_health *l, uint64_t now);
+void link_connected(struct link_health *l, uint64_t now);
+/* A heartbeat READ on it came back after ms. */
+void link_rtt(struct link_health *l, uint64_t ms);
 /* The partner checked out over it.  Returns true when it is UP now (false:
  * DAMPED until now + damp_ms). */
 bool link_verified(struct link_health *l, uint64_t now, uint32_t damp_ms);

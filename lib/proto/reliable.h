@@ -107,7 +107,6 @@ struct reliable {
 	struct held_msg *pend;   /* in order: for clients that cannot take them yet */
 	int npend, cappend;
 	uint64_t dups, early;    /* counters: duplicates dropped, early held */
-	uint64_t given_up;       /* counter: partner's messages given up (msg-hold-ms) */
 };
 
 /* Keep a message we sent; its completion is owed to (conn, tag) when conn

@@ -50,6 +50,11 @@ static const struct hf hf_fields[] = {
 	HF("CCM_PID", HF_NUM, pid),
 	HF("CCM_UPDATED", HF_NUM, updated),
 	HF("CCM_ERROR", HF_STR, error),
+	HF("CCM_PARTNER_SESSIONS", HF_NUM, partner_sessions),
+	HF("CCM_PARTNER_LOSSES", HF_NUM, partner_losses),
+	HF("CCM_PARTNER_RESUMES", HF_NUM, partner_resumes),
+	HF("CCM_PARTNER_EPOCH_CHANGES", HF_NUM, partner_epoch_changes),
+	HF("CCM_FAILOVERS", HF_NUM, failovers),
 };
 #define HF_N         (int)(sizeof(hf_fields) / sizeof(hf_fields[0]))
 #define HF_BIT_LIST  (1u << HF_N)         /* CCM_CLIENTS */
@@ -71,9 +76,15 @@ static const struct hf lf_fields[] = {
 	LF("MSGS", HF_NUM, msgs),
 	LF("DOWNS", HF_NUM, downs),
 	LF("REISSUED", HF_NUM, reissued),
+	/* Newer: a file without them still reads */
+	LF("CHANGED", HF_NUM, changed),
+	LF("RTT_LAST_MS", HF_NUM, rtt_last_ms),
+	LF("RTT_MAX_MS", HF_NUM, rtt_max_ms),
+	LF("RTT_SUM_MS", HF_NUM, rtt_sum_ms),
+	LF("RTT_COUNT", HF_NUM, rtt_count),
 };
 #define LF_N   (int)(sizeof(lf_fields) / sizeof(lf_fields[0]))
-#define LF_ALL ((1u << LF_N) - 1)
+#define LF_REQUIRED ((1u << 11) - 1)  /* the first 11: every file has them */
 
 #define C_STATUS    1u
 #define C_PORTS     2u
@@ -466,6 +477,14 @@ static int format_json(const struct handoff *h, const char *stale, char *buf, si
 		out_u(&o, c->nports);
 		out_s(&o, ",\"port_size\":");
 		out_u(&o, c->port_size);
+		out_s(&o, ",\"attached\":");
+		out_s(&o, c->attached ? "true" : "false");
+		out_s(&o, ",\"queued\":");
+		out_u(&o, c->queued);
+		out_s(&o, ",\"in_flight\":");
+		out_u(&o, c->in_flight);
+		out_s(&o, ",\"given_up\":");
+		out_u(&o, c->given_up);
 		out_c(&o, '}');
 	}
 	out_s(&o, "],\n\"bad_descriptors\":[");
@@ -489,7 +508,7 @@ static int format_json(const struct handoff *h, const char *stale, char *buf, si
 			size_t k;
 
 			for (k = 0; f->key[k] && k < sizeof(lower) - 1; k++)
-				lower[k] = (char)(f->key[k] - 'A' + 'a');
+				lower[k] = f->key[k] == '_' ? '_' : (char)(f->key[k] - 'A' + 'a');
 			lower[k] = 0;
 			out_s(&o, ",\"");
 			out_s(&o, lower);
@@ -854,7 +873,7 @@ int handoff_parse(const char *text, size_t len, struct handoff *h,
 					  "state: client '%s' lacks one of _STATUS, _PORTS, _PORT_SIZE",
 					  h->clients[i].name);
 	for (i = 0; i < CCM_LINKS_MAX; i++) {
-		if (i < h->nlinks && c.lseen[i] != LF_ALL)
+		if (i < h->nlinks && (c.lseen[i] & LF_REQUIRED) != LF_REQUIRED)
 			return errbuf_set(e, -EINVAL, "state: link %d lacks one of its keys", i);
 		if (i >= h->nlinks && c.lseen[i])
 			return errbuf_set(e, -EINVAL, "state: keys for link %d, but CCM_LINKS is %d",
@@ -892,8 +911,8 @@ int handoff_mkdir(const char *dir, struct errbuf *e)
 
 /* dir/name replaced atomically by buf: temp file, fsync, rename, fsync of
  * the directory (without the last, a crash could bring the old file back). */
-static int write_atomic(int dfd, const char *dir, const char *name,
-			const char *buf, size_t n, bool durable, struct errbuf *e)
+int handoff_replace_at(int dfd, const char *dir, const char *name, const char *buf, size_t n,
+		       bool durable, struct errbuf *e)
 {
 	char tmp[32];
 	const char *what;
@@ -946,11 +965,11 @@ static int write_both(int dfd, const char *dir, const struct handoff *h, bool du
 	 * state.json at least as new. */
 	n = handoff_format_json(h, buf, HANDOFF_TEXT_MAX);
 	if (n >= 0)
-		rc = write_atomic(dfd, dir, "state.json", buf, (size_t)n, durable, e);
+		rc = handoff_replace_at(dfd, dir, "state.json", buf, (size_t)n, durable, e);
 	if (n >= 0 && !rc)
 		n = handoff_format_shell(h, buf, HANDOFF_TEXT_MAX);
 	if (n >= 0 && !rc)
-		rc = write_atomic(dfd, dir, "state", buf, (size_t)n, durable, e);
+		rc = handoff_replace_at(dfd, dir, "state", buf, (size_t)n, durable, e);
 	if (n < 0)
 		rc = errbuf_set(e, n, "handoff: cannot format the state (%s)",
 				n == -ENOSPC ? "too large" : "invalid contents");

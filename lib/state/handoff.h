@@ -114,6 +114,12 @@ struct handoff_client {
 	enum client_match_status status;
 	uint16_t nports;                    /* 0..CCM_PORTS_MAX */
 	uint32_t port_size;                 /* 0..CCM_PORT_SIZE_MAX */
+	/* Its ports' traffic, for state.json and the metrics (not in the
+	 * shell file, which must stay small enough for one control message) */
+	uint32_t attached;                  /* 1: a channel of it is attached */
+	uint32_t queued;                    /* the partner's messages waiting for it */
+	uint32_t in_flight;                 /* its messages the partner has not confirmed */
+	uint64_t given_up;                  /* the partner's messages it never came for */
 };
 
 struct handoff_link {
@@ -124,6 +130,9 @@ struct handoff_link {
 	uint32_t priority;                  /* 0..255 */
 	uint32_t ports;                     /* 0..CCM_PORTS_TOTAL */
 	uint64_t ops, bytes, msgs, downs, reissued;
+	/* Newer keys: optional when read */
+	uint64_t changed;                   /* seconds since the epoch: its state's */
+	uint64_t rtt_last_ms, rtt_max_ms, rtt_sum_ms, rtt_count;  /* its heartbeats */
 };
 
 /* Strings are NUL-terminated within their arrays. */
@@ -148,6 +157,12 @@ struct handoff {
 	struct handoff_client clients[HANDOFF_CLIENTS_MAX];
 	int nbad;
 	char bad[HANDOFF_BAD_MAX][CLIENTS_FILE_MAX];
+	/* Counted since the keeper's session began */
+	uint64_t partner_sessions;          /* the partner became ready */
+	uint64_t partner_losses;            /* ... was lost */
+	uint64_t partner_resumes;           /* ... came back, the same or rebooted */
+	uint64_t partner_epoch_changes;     /* ... came back rebooted (a new epoch) */
+	uint64_t failovers;                 /* a link went down and traffic moved */
 	char link_policy[16];
 	int nlinks;                         /* 1..CCM_LINKS_MAX (0: none known) */
 	struct handoff_link links[CCM_LINKS_MAX];
@@ -173,6 +188,12 @@ int handoff_write_at(int dfd, const char *dir, const struct handoff *h, struct e
  * durable write, or its next run, rewrites it anyway.  An fsync on a busy
  * disk can block the keeper's loop for a second. */
 int handoff_refresh_at(int dfd, const char *dir, const struct handoff *h, struct errbuf *e);
+
+/* dir/name replaced atomically by buf (n bytes): a temporary file, then a
+ * rename; with durable, fsyncs of both.  Readers see the old file or the
+ * new one, never a part. */
+int handoff_replace_at(int dfd, const char *dir, const char *name, const char *buf, size_t n,
+		       bool durable, struct errbuf *e);
 
 /* Create dir and its parents (mode 0755) if they are missing. */
 int handoff_mkdir(const char *dir, struct errbuf *e);

@@ -488,9 +488,9 @@ test_status_corrupt_state_file() {
 		assertEquals "$name: exit status; $(shown)" 2 "$rc"
 		assertContains "$name: message names the line" "$(cat "$t/err")" "$msg"
 	done <<-'EOF'
-		unknown-key|state:39: CCM_COLOUR: unknown key|echo "CCM_COLOUR='blue'" >>state
-		unknown-client-suffix|state:39: CCM_CLIENT_fmon_SPEED: unknown key|echo "CCM_CLIENT_fmon_SPEED='1'" >>state
-		repeated-key|state:39: CCM_NODE: given twice|echo "CCM_NODE='1'" >>state
+		unknown-key|state:49: CCM_COLOUR: unknown key|echo "CCM_COLOUR='blue'" >>state
+		unknown-client-suffix|state:49: CCM_CLIENT_fmon_SPEED: unknown key|echo "CCM_CLIENT_fmon_SPEED='1'" >>state
+		repeated-key|state:49: CCM_NODE: given twice|echo "CCM_NODE='1'" >>state
 		unquoted|state:9: CCM_CLUSTER: value is not in single quotes|sed -i "s/^CCM_CLUSTER=.*/CCM_CLUSTER=ccm/" state
 		double-quoted|state:9: CCM_CLUSTER: value is not in single quotes|sed -i "s/^CCM_CLUSTER=.*/CCM_CLUSTER=\"ccm\"/" state
 		unterminated|state:9: CCM_CLUSTER: unterminated quote|sed -i "s/^CCM_CLUSTER=.*/CCM_CLUSTER='ccm/" state
@@ -500,7 +500,7 @@ test_status_corrupt_state_file() {
 		bad-number|state:3: CCM_NODE: not a decimal number|sed -i "s/^CCM_NODE=.*/CCM_NODE='0x1'/" state
 		truncated-mid-line|no newline at the end|head -c 200 state >s && mv s state
 		truncated-no-newline|no newline at the end|head -c -1 state >s && mv s state
-		truncated-lines|state: client 'nvmirror' lacks one of|head -n 22 state >s && mv s state
+		truncated-lines|state: client 'nvmirror' lacks one of|head -n 27 state >s && mv s state
 		no-header|state:1: not a ccm-early handoff file|sed -i 1d state
 		garbage|state:1:|head -c 300 /dev/urandom >state; printf '\n' >>state
 		binary-header-ok|state:2:|{ head -n 1 state; printf '\001\002\377garbage\n'; } >s && mv s state
@@ -598,10 +598,11 @@ assert "it'"'"'s $(touch pwned) \ufffd\ufffd key" in d["error"], d["error"]
 test_no_temp_files_left_in_state_dir() {
 	run_pair
 	for n in a b; do
-		assertEquals "node $n's state dir after --once" "state state.json" \
+		assertEquals "node $n's state dir after --once" "metrics state state.json" \
 			"$(ls -A "$t/$n/run" | tr '\n' ' ' | sed 's/ $//')"
 		assertEquals "node $n: state mode" 644 "$(stat -c %a "$t/$n/run/state")"
 		assertEquals "node $n: state.json mode" 644 "$(stat -c %a "$t/$n/run/state.json")"
+		assertEquals "node $n: metrics mode" 644 "$(stat -c %a "$t/$n/run/metrics")"
 	done
 	# And after a run ended by SIGTERM, and after an error.
 	ccm_port_seq=$((ccm_port_seq + 1))
@@ -614,7 +615,7 @@ test_no_temp_files_left_in_state_dir() {
 		eval "_p=\$pid_$n"
 		kill -TERM "$_p"
 		wait_exit "$_p" 10
-		assertEquals "node $n's state dir after SIGTERM" "state state.json" \
+		assertEquals "node $n's state dir after SIGTERM" "metrics state state.json" \
 			"$(ls -A "$t/$n/run" | tr '\n' ' ' | sed 's/ $//')"
 	done
 	pids=""

@@ -14,7 +14,8 @@ static const char *const keys[] = {
 	"node-id", "listen", "partner", "transport", "device", "clients",
 	"state-dir", "psk-file", "cluster", "timeout", "proto-versions",
 	"heartbeat-ms", "heartbeat-misses", "link", "link-policy", "link-heartbeat-ms",
-	"link-misses", "link-damp-ms", "partner-node", "psk-accept-file",
+	"link-misses", "link-damp-ms", "partner-node", "psk-accept-file", "msg-hold-ms",
+	"metrics-dir",
 };
 
 /* Append `key = value`; 0 if the value cannot be written in the format
@@ -94,6 +95,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case CFG_LINK_MISSES: snprintf(v, sizeof(v), "%u", (unsigned)c.link_misses); break;
 		case CFG_LINK_DAMP_MS: snprintf(v, sizeof(v), "%u", (unsigned)c.link_damp_ms); break;
 		case CFG_PARTNER_NODE: snprintf(v, sizeof(v), "%u", (unsigned)c.partner_node); break;
+		case CFG_MSG_HOLD_MS: snprintf(v, sizeof(v), "%u", (unsigned)c.msg_hold_ms); break;
+		case CFG_METRICS_DIR: snprintf(v, sizeof(v), "%s", c.metrics_dir); break;
 		default: snprintf(v, sizeof(v), "%u-%u", c.ver_min, c.ver_max); break;
 		}
 		if (!emit(text, sizeof(text), &len, keys[i], v))

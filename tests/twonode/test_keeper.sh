@@ -816,7 +816,7 @@ test_status_with_the_state_dir_on_a_full_disk() {
 	assertContains "with the reason" "$(cat "$t/a/log")" "No space left on device"
 	assertEquals "the old file is whole, and says connected" connected \
 		"$($k sh -c ". '$t/a/run/state'; printf %s \"\$CCM_STATE\"")"
-	assertEquals "no temporary file left" "ccm.sock fill state state.json" \
+	assertEquals "no temporary file left" "ccm.sock fill metrics state state.json" \
 		"$($k ls -A "$t/a/run" | tr '\n' ' ' | sed 's/ $//')"
 	$k "${CCM}" status --state-dir "$t/a/run" >"$t/status.out" 2>&1
 	status_rc=$?
@@ -836,6 +836,82 @@ test_status_with_the_state_dir_on_a_full_disk() {
 	assertEquals "A stops cleanly" 0 "$ccm_rc"
 	pids=""
 	assert_no_sanitizer_report
+}
+
+# Debian's prometheus-node-exporter and promtool read the keeper's metrics.
+NODE_EXPORTER=$(command -v prometheus-node-exporter || true)
+PROMTOOL=$(command -v promtool || true)
+
+free_tcp_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# scrape PORT: node_exporter's /metrics, into $t/scrape.
+scrape() {
+	python3 -c 'import sys, urllib.request
+sys.stdout.write(urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=5).read().decode())' \
+		"$1" >"$t/scrape" 2>/dev/null
+}
+
+# scrape_has PORT LINE: the scrape has that exact line.
+scrape_has() {
+	scrape "$1" && grep -qxF -- "$2" "$t/scrape"
+}
+
+test_metrics_reach_node_exporter_and_pass_promtool() {
+	local prom=$t/prom web out rc
+	if [ -z "$NODE_EXPORTER" ] || [ -z "$PROMTOOL" ]; then
+		fail "no prometheus-node-exporter or promtool: scripts/deps.sh test installs them"
+		return
+	fi
+	mkdir -p "$prom"
+	start_node a --metrics-dir "$prom"
+	start_node b
+	assert_pair_connected || return
+	start_fmons_hearing || return
+	wait_for 5 in_file 'ccm_client_attached{instance="default",client="fmon"} 1' \
+		"$prom/ccm-early.prom" ||
+		{ fail "no attached fmon in the textfile: $(cat "$prom/ccm-early.prom")"; return; }
+	out=$("$PROMTOOL" check metrics <"$prom/ccm-early.prom" 2>&1)
+	rc=$?
+	assertEquals "promtool check metrics, the textfile: $out" 0 "$rc"
+	"${CCM}" metrics --state-dir "$t/a/run" >"$t/cli.prom" 2>"$t/cli.err"
+	assertEquals "ccm-early metrics: $(cat "$t/cli.err")" 0 $?
+	out=$("$PROMTOOL" check metrics <"$t/cli.prom" 2>&1)
+	rc=$?
+	assertEquals "promtool check metrics, ccm-early metrics: $out" 0 "$rc"
+	assertContains "the same metrics in the state directory" "$(cat "$t/cli.prom")" \
+		'ccm_partner_up{instance="default"} 1'
+	web=$(free_tcp_port)
+	"$NODE_EXPORTER" --web.listen-address="127.0.0.1:$web" --collector.disable-defaults \
+		--collector.textfile --collector.textfile.directory="$prom" \
+		>"$t/node_exporter.log" 2>&1 </dev/null &
+	pids="$pids $!"
+	wait_for 10 scrape_has "$web" 'ccm_partner_up{instance="default"} 1' ||
+		{ fail "node_exporter does not serve ccm_partner_up: $(head -c 2000 "$t/scrape") $(cat "$t/node_exporter.log")"; return; }
+	assertContains "node_exporter read the file without error" "$(cat "$t/scrape")" \
+		'node_textfile_scrape_error 0'
+	assertContains "the link is up" "$(cat "$t/scrape")" \
+		'ccm_link_up{instance="default",link="0"} 1'
+	assertContains "fmon is attached" "$(cat "$t/scrape")" \
+		'ccm_client_attached{client="fmon",instance="default"} 1'
+	assertTrue "heartbeat round trips were counted" \
+		"grep -q '^ccm_link_heartbeat_rtt_seconds_count{instance=\"default\",link=\"0\"} [1-9]' $t/scrape"
+	# B goes: what an alert would fire on.
+	kill -9 "$pid_b"
+	wait_for 15 scrape_has "$web" 'ccm_partner_losses_total{instance="default"} 1' ||
+		{ fail "node_exporter never showed the loss: $(grep '^ccm_partner\|^ccm_state' "$t/scrape")"; return; }
+	assertContains "and the partner is down" "$(cat "$t/scrape")" 'ccm_partner_up{instance="default"} 0'
+	assertContains "the state says why" "$(cat "$t/scrape")" \
+		'ccm_state{instance="default",state="unreachable"} 1'
+	# A's keeper goes too: the metrics are still printed, and the exit
+	# status says they are stale, as status does.
+	kill -9 "$pid_a"
+	wait_exit "$pid_a" 5
+	"${CCM}" metrics --state-dir "$t/a/run" >"$t/cli.prom" 2>"$t/cli.err"
+	assertEquals "ccm-early metrics of a dead keeper: stale (6)" 6 $?
+	assertContains "it says so" "$(cat "$t/cli.err")" "stale"
+	assertContains "and prints what there was" "$(cat "$t/cli.prom")" 'ccm_partner_losses_total{instance="default"} 1'
 }
 
 # --- 12. the message channel's flow control -----------------------------------

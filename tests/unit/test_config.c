@@ -33,6 +33,7 @@ static const struct {
 	{ "link-misses", "1" }, { "link-misses", "1000" },
 	{ "link-damp-ms", "0" }, { "link-damp-ms", "600000" },
 	{ "msg-hold-ms", "0" }, { "msg-hold-ms", "86400000" },
+	{ "metrics-dir", "/var/lib/prometheus/node-exporter" }, { "metrics-dir", "" },
 };
 
 static const struct {

@@ -197,15 +197,17 @@ static void test_json(void)
 	CHECK(strstr(buf, "\"epoch\":\"18446744073709551615\",") &&
 	      strstr(buf, "\"partner_node\":4294967295,") &&
 	      strstr(buf, "\"partner_addr\":\"[fd00::2]:7471\","), "JSON scalars; 64-bit epochs as strings");
-	CHECK(strstr(buf, "{\"name\":\"x_port\",\"status\":\"local-only\",\"ports\":64,\"port_size\":67108864}") &&
+	CHECK(strstr(buf, "{\"name\":\"x_port\",\"status\":\"local-only\",\"ports\":64,\"port_size\":67108864,"
+			  "\"attached\":false,\"queued\":0,\"in_flight\":0,\"given_up\":0}") &&
 	      strstr(buf, "\"bad_descriptors\":[\"Bad_Name.conf\",\"c.conf\"],\n"),
 	      "JSON clients and bad descriptors");
 	CHECK(strstr(buf, "\"link_policy\":\"standby\",\n\"links\":[\n {\"index\":0,\"state\":\"up\","
 			  "\"local\":\"10.0.0.1:7471\",\"partner\":\"10.0.0.2:7471\",\"device\":\"rxe0\","
 			  "\"priority\":255,\"ports\":5,\"ops\":18446744073709551615,"
-			  "\"bytes\":1099511627776,\"msgs\":7,\"downs\":1,\"reissued\":3},\n {\"index\":1,"
+			  "\"bytes\":1099511627776,\"msgs\":7,\"downs\":1,\"reissued\":3,\"changed\":0,"
+			  "\"rtt_last_ms\":0,\"rtt_max_ms\":0,\"rtt_sum_ms\":0,\"rtt_count\":0},\n {\"index\":1,"
 			  "\"state\":\"damped\",\"local\":\"[fd00::1]:7472\"") &&
-	      strstr(buf, "\"reissued\":0}]}\n"), "JSON links");
+	      strstr(buf, "\"rtt_count\":0}]}\n"), "JSON links");
 	CHECK(handoff_format_json(&h, buf, (size_t)n) == -ENOSPC, "JSON cap = len: -ENOSPC");
 
 	/* A real JSON parser agrees, where there is one. */

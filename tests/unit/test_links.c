@@ -11,30 +11,30 @@ static void test_life(void)
 	struct link_health l = { 0 };
 
 	CHECK(l.state == LINK_DOWN && !strcmp(link_state_name(l.state), "down"), "starts down");
-	link_connecting(&l);
-	link_connected(&l);
+	link_connecting(&l, 0);
+	link_connected(&l, 0);
 	CHECK(l.state == LINK_VERIFYING, "connected: verifying first");
 	CHECK(link_verified(&l, 1000, 500) && l.state == LINK_UP, "first time verified: up at once");
 	l.out_bytes = 4096;
 	link_failed(&l, 2000, 100);
 	CHECK(l.state == LINK_DOWN && l.downs == 1 && l.retry_at == 2100 && l.out_bytes == 0,
 	      "failed: down, counted, retry in 100 ms, nothing in flight");
-	link_connecting(&l);
+	link_connecting(&l, 0);
 	link_failed(&l, 2200, 100);
 	CHECK(l.downs == 1, "a failed reconnect is not another down");
-	link_connecting(&l);
-	link_connected(&l);
+	link_connecting(&l, 0);
+	link_connected(&l, 0);
 	CHECK(!link_verified(&l, 3000, 500) && l.state == LINK_DAMPED && l.damp_until == 3500,
 	      "back after a failure: damped for damp-ms");
 	CHECK(!link_tick(&l, 3499) && l.state == LINK_DAMPED, "still damped before its time");
 	CHECK(link_tick(&l, 3500) && l.state == LINK_UP, "up once it stayed up damp-ms");
 	CHECK(!link_tick(&l, 4000), "an up link does not become up again");
 	link_failed(&l, 5000, 100);
-	link_connected(&l);
+	link_connected(&l, 0);
 	CHECK(!link_verified(&l, 6000, 500) && l.state == LINK_DAMPED, "damped again");
 	link_failed(&l, 6100, 100);
 	CHECK(l.state == LINK_DOWN && l.downs == 3, "failing while damped counts and resets");
-	link_connected(&l);
+	link_connected(&l, 0);
 	CHECK(link_verified(&l, 7000, 0) && l.state == LINK_UP, "damp-ms 0: up at once");
 	CHECK(!strcmp(link_state_name(LINK_DAMPED), "damped") &&
 	      !strcmp(link_state_name((enum link_state)99), "?"), "state names");
