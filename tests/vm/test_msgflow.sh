@@ -15,6 +15,11 @@
 # second everything after what the first's channel held unread, to the
 # last, in order; every DONE 0.
 #
+# A third has b's keeper killed while a streams, and started again (a new
+# epoch): a's sender stops at its first failed DONE; every message it sent
+# has its DONE, the ones confirmed (0) were all received, the rest failed
+# with ECONNRESET, and the pair is connected again.
+#
 # Wall time: about 30 s a test (one boot of two guests, the stream).
 set -u
 # shellcheck disable=SC2154  # t and _shunit_test_ come from common.sh/shunit2
@@ -32,7 +37,7 @@ MSGFLOW=$VM_TOP/build/ccm-msgflow
 # shellcheck source=tests/vm/suite.sh
 . "$(dirname "$0")/suite.sh"
 
-# write_scenario slow|late
+# write_scenario slow|late|reboot
 write_scenario() {
 	echo "mode=$1"
 	cat <<'EOS'
@@ -67,6 +72,19 @@ if [ "$role" = b ] && [ "$mode" = slow ]; then
 	lab_mark attached
 	wait $recv
 	result recv $?
+elif [ "$role" = b ] && [ "$mode" = reboot ]; then
+	ccm-msgflow recv --state-dir $run --client flow --count 100000000 --until-gone \
+		--timeout-s 120 >/out/b.recv.out 2>/out/b.recv.err &
+	recv=$!
+	lab_wait_file /out/a.sending 60 || fail "a never began"
+	sleep 2
+	# The keeper dies without a word, and a new one (a new epoch) comes.
+	kill -9 "$(. $run/state; echo "$CCM_PID")"
+	wait $recv
+	result recv $?
+	$CCM connect --node-id $id --listen "$ccm_local" --partner "$ccm_peer" --transport rdma \
+		--clients /tmp/clients --state-dir $run --timeout 60 -v >>"/out/$role.keeper.log" 2>&1
+	result reconnect $?
 elif [ "$role" = b ]; then
 	# Late: a has been sending for 2 s.  Then one that leaves, and one
 	# that takes the rest.
@@ -83,9 +101,22 @@ else
 		lab_wait_file /out/b.attached 60 || fail "b's receiver never attached"
 	fi
 	lab_mark sending
-	ccm-msgflow send --state-dir $run --client flow --count 5000 --size 64 \
-		--timeout-s 120 >/out/a.send.out 2>/out/a.send.err
+	if [ "$mode" = reboot ]; then
+		ccm-msgflow send --state-dir $run --client flow --count 100000000 --until-lost \
+			--timeout-s 120 >/out/a.send.out 2>/out/a.send.err
+	else
+		ccm-msgflow send --state-dir $run --client flow --count 5000 --size 64 \
+			--timeout-s 120 >/out/a.send.out 2>/out/a.send.err
+	fi
 	result send $?
+fi
+if [ "$mode" = reboot ]; then
+	n=0
+	until grep -qx "CCM_STATE='connected'" $run/state 2>/dev/null || [ $n -ge 300 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	result again "$(. $run/state; echo "$CCM_STATE")"
 fi
 lab_mark flowed
 lab_wait_file "/out/$peer.flowed" 150 || fail "the partner never finished"
@@ -111,7 +142,6 @@ run_scenario() {
 		assertEquals "$r: the keeper stopped cleanly" 0 "$(res $r stop)"
 	done
 	assertEquals "a: the sender's exit status ($(head -3 "$s/a.send.err" 2>/dev/null))" 0 "$(res a send)"
-	assertEquals "a: every send DONE 0" 5000 "$(out_field a send done)"
 }
 
 test_dgram_a_slow_receiver_over_rdma() {
@@ -119,6 +149,7 @@ test_dgram_a_slow_receiver_over_rdma() {
 	[ -x "$MSGFLOW" ] || { fail "no $MSGFLOW (tests/twonode/msgflow.c, make build/ccm-msgflow)"; return; }
 	local s=$t/share n
 	run_scenario slow || return
+	assertEquals "a: every send DONE 0" 5000 "$(out_field a send done)"
 	assertEquals "b: the receiver's exit status ($(head -3 "$s/b.recv.err" 2>/dev/null))" 0 "$(res b recv)"
 	assertEquals "b: all 5,000, once each, in order" 5000 "$(out_field b recv received)"
 	n=$(out_field a send eagain)
@@ -134,6 +165,7 @@ test_dgram_a_late_receiver_that_leaves_and_returns_over_rdma() {
 	[ -x "$MSGFLOW" ] || { fail "no $MSGFLOW (tests/twonode/msgflow.c, make build/ccm-msgflow)"; return; }
 	local s=$t/share first
 	run_scenario late || return
+	assertEquals "a: every send DONE 0" 5000 "$(out_field a send done)"
 	assertEquals "b: the first receiver's exit status ($(head -3 "$s/b.recv1.err" 2>/dev/null))" \
 		0 "$(res b recv1)"
 	assertEquals "b: it got 1..1000 (what waited for it first)" "1 1000" \
@@ -146,6 +178,29 @@ test_dgram_a_late_receiver_that_leaves_and_returns_over_rdma() {
 		"[ '${first:-9999}' -le $((1001 + 64)) ]"
 	assertEquals "b: and got every one to the last, in order" 5000 "$(out_field b recv last)"
 	echo "# ${_shunit_test_}: $(tail -1 "$s/a.send.out" 2>/dev/null); first receiver $(tail -1 "$s/b.recv1.out" 2>/dev/null); second $(tail -1 "$s/b.recv.out" 2>/dev/null)" >&2
+}
+
+test_dgram_the_receivers_keeper_reboots_mid_stream_over_rdma() {
+	lab_ready || return 0
+	[ -x "$MSGFLOW" ] || { fail "no $MSGFLOW (tests/twonode/msgflow.c, make build/ccm-msgflow)"; return; }
+	local s=$t/share sent done failed last
+	run_scenario reboot || return
+	assertEquals "b: the receiver saw its keeper go ($(head -3 "$s/b.recv.err" 2>/dev/null))" \
+		0 "$(res b recv)"
+	assertEquals "b: a new keeper connected" 0 "$(res b reconnect)"
+	sent=$(out_field a send sent) done=$(out_field a send done)
+	failed=$(out_field a send failed) last=$(out_field b recv last)
+	assertTrue "a: messages flowed before the reboot ($done)" "[ '${done:-0}' -gt 100 ]"
+	assertTrue "a: some were not confirmed ($failed)" "[ '${failed:-0}' -gt 0 ]"
+	assertEquals "a: every message sent has its DONE" "$sent" "$((done + failed))"
+	# DONEs come in order: 1..done were confirmed, and each was received.
+	assertTrue "a: every confirmed message was received ($done <= $last)" \
+		"[ '${done:-1}' -le '${last:-0}' ]"
+	assertEquals "a: the unconfirmed failed with ECONNRESET" -104 "$(out_field a send first_error)"
+	for r in a b; do
+		assertEquals "$r: connected again" connected "$(res $r again)"
+	done
+	echo "# ${_shunit_test_}: $(tail -1 "$s/a.send.out" 2>/dev/null); $(tail -1 "$s/b.recv.out" 2>/dev/null)" >&2
 }
 
 . shunit2
