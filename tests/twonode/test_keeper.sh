@@ -838,6 +838,41 @@ test_status_with_the_state_dir_on_a_full_disk() {
 	assert_no_sanitizer_report
 }
 
+# A host without the key that claims to be B (its node id) and floods small
+# READs of A's status window on two connections for 10 s, 4,096 in flight
+# on each: A's per-connection service budget (tp/tcp.c SERVE_BUDGET) keeps
+# the real B's heartbeats and messages served.  The session stays
+# connected, neither failover monitor loses its partner, and A's heartbeat
+# round trips stay below the loss bound (500 ms here); the figure is printed
+# from A's metrics.  (Without the budget, tried: fmon declared its partner
+# dead and the longest round trip was 0.67 s.)
+test_a_read_flood_from_an_impostor_starves_nothing() {
+	local f1 f2 max
+	start_node a --heartbeat-ms 100 --heartbeat-misses 5
+	start_node b --heartbeat-ms 100 --heartbeat-misses 5
+	assert_pair_connected || return
+	start_fmons_hearing || return
+	python3 "$here/readflood.py" 127.0.0.2 "$port" 2 10 4096 8 >"$t/flood1.out" 2>&1 &
+	f1=$!
+	python3 "$here/readflood.py" 127.0.0.2 "$port" 2 10 4096 8 >"$t/flood2.out" 2>&1 &
+	f2=$!
+	pids="$pids $f1 $f2"
+	wait_exit "$f1" 20
+	wait_exit "$f2" 20
+	echo "# READ flood, two connections for 10 s: $(cat "$t/flood1.out"); $(cat "$t/flood2.out")"
+	assertContains "the flood was served (the budget slows, it does not refuse)" \
+		"$(cat "$t/flood1.out")" "greeted=1"
+	assertNotContains "no monitor lost its partner" "$(cat "$t/a/fmon.log" "$t/b/fmon.log")" \
+		"-> dead"
+	assertNotContains "A never lost B" "$(cat "$t/a/log")" "lost"
+	assert_pair_connected || return
+	max=$(sed -n 's/^ccm_link_heartbeat_rtt_max_seconds{instance="default",link="0"} //p' \
+		"$t/a/run/metrics")
+	echo "# A's longest heartbeat round trip meanwhile: ${max:-?} s (loss at 0.5 s)"
+	assertTrue "A's heartbeats stayed inside the bound (${max:-?} s)" \
+		"awk 'BEGIN { exit !(\"${max:-9}\" + 0 < 0.5) }'"
+}
+
 # Debian's prometheus-node-exporter and promtool read the keeper's metrics.
 NODE_EXPORTER=$(command -v prometheus-node-exporter || true)
 PROMTOOL=$(command -v promtool || true)
