@@ -1123,7 +1123,7 @@ static int crash_point(void)
 
 static int session_setup(struct session *s, struct errbuf *e)
 {
-	const struct tp_ops *ops = tp_lookup(s->cfg->transport);
+	const struct tp_ops *ops = s->opts->tp ? s->opts->tp : tp_lookup(s->cfg->transport);
 	int r;
 
 	s->ex = calloc(1, sizeof(*s->ex));

@@ -16,6 +16,7 @@
 #include "base/log.h"
 
 struct tp_mem_net;
+struct tp_ops;
 struct real_root;
 struct session;
 
@@ -32,6 +33,8 @@ struct session_opts {
 	                             comes from our own root even after
 	                             switch_root (real_root.h) */
 	/* The simulator's; zero for the real thing. */
+	const struct tp_ops *tp;  /* the transport (tp_mem_ops); NULL: the one
+	                             cfg->transport names */
 	struct tp_mem_net *net;   /* transport "mem" joins this network */
 	void (*random)(void *ctx, void *buf, size_t len);  /* NULL: the kernel's */
 	void *random_ctx;

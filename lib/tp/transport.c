@@ -1,4 +1,7 @@
-/* tp: finding a transport backend by name. */
+/* tp: finding a transport backend by name: the ones a configuration may
+ * name.  The simulator's in-memory transport (tp_mem_ops) is not among them:
+ * the simulator hands it to the session itself (session_opts.tp), so the
+ * product binary does not carry it. */
 #include "tp/transport.h"
 
 #include <string.h>
@@ -8,7 +11,6 @@ const struct tp_ops *tp_lookup(const char *name)
 	static const struct tp_ops *const backends[] = {
 		&tp_tcp_ops,
 		&tp_rdma_ops,
-		&tp_mem_ops,
 	};
 
 	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)

@@ -986,7 +986,7 @@ static void node_config(struct sim *sim, struct sim_node *n)
 					      0x9e3779b97f4a7c15ull) >> 54);
 	n->log = (struct log){ .verbose = sim->verbose ? LOG_DEBUG : LOG_STEP, .node = n->id,
 			       .sink = log_sink, .sink_ctx = n };
-	n->opts = (struct session_opts){ .handoff_fd = -1, .net = sim->net,
+	n->opts = (struct session_opts){ .handoff_fd = -1, .tp = &tp_mem_ops, .net = sim->net,
 					 .random = rng_bytes, .random_ctx = &sim->entropy,
 					 .handoff_fault = disk_fault, .fault_ctx = n };
 }
@@ -1009,7 +1009,7 @@ static void stray_config(struct sim *sim, struct sim_node *n)
 	cfg->set |= CFG_LINK;
 	n->log = (struct log){ .verbose = sim->verbose ? LOG_DEBUG : LOG_STEP, .node = n->id,
 			       .sink = log_sink, .sink_ctx = n };
-	n->opts = (struct session_opts){ .handoff_fd = -1, .net = sim->net,
+	n->opts = (struct session_opts){ .handoff_fd = -1, .tp = &tp_mem_ops, .net = sim->net,
 					 .random = rng_bytes, .random_ctx = &sim->entropy };
 }
 
