@@ -105,7 +105,7 @@ static void write_metrics(struct session *s, const struct handoff *h)
 {
 	char *buf = malloc(METRICS_TEXT_MAX);
 	struct errbuf e;
-	int n, r, dfd;
+	int n, r, dfd, err = 0;
 
 	if (!buf)
 		return;
@@ -114,13 +114,24 @@ static void write_metrics(struct session *s, const struct handoff *h)
 	    handoff_replace_at(s->state_dirfd, s->state_dir, METRICS_FILE, buf, (size_t)n, false, &e);
 	if (r == 0 && s->cfg->metrics_dir[0]) {
 		dfd = open(s->cfg->metrics_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		err = dfd < 0 ? errno : 0;
 		/* In the initramfs it may not be there yet; after switch_root
 		 * it is in the real root. */
-		if (dfd < 0 && errno == ENOENT && real_root_follow(s->opts->real_root, s->log) > 0)
-			dfd = open(s->cfg->metrics_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (err == ENOENT) {
+			int moved = real_root_follow(s->opts->real_root, s->log);
+
+			if (moved > 0) {
+				dfd = open(s->cfg->metrics_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+				err = dfd < 0 ? errno : 0;
+			} else if (moved == 0 && s->opts->real_root && s->opts->real_root->proc_fd >= 0) {
+				/* Still in the initramfs: not an error yet. */
+				free(buf);
+				return;
+			}
+		}
 		if (dfd < 0) {
-			r = errbuf_set(&e, -errno, "metrics-dir %s: %s", s->cfg->metrics_dir,
-				       strerror(errno));
+			r = errbuf_set(&e, -err, "metrics-dir %s: %s", s->cfg->metrics_dir,
+				       strerror(err));
 		} else {
 			r = handoff_replace_at(dfd, s->cfg->metrics_dir, METRICS_PROM, buf,
 					       (size_t)n, false, &e);

@@ -101,6 +101,9 @@ boot_dracut() {
 		# partner declared it lost (README of tests/boot).
 		printf '# tests/boot: node %s\nnode-id = %s\nlisten = %s\npartner = %s\ntransport = rdma\nclients = /etc/ccm/clients.d\nheartbeat-misses = %s\n' \
 			"$node" "$node" "$me" "$peer" "${BOOT_HB_MISSES:-20}" >"$e/ccm.conf"
+		# Not in the initramfs: the keeper writes it once it is in the real
+		# root (boot_mkroot makes it there).
+		echo "metrics-dir = /var/lib/ccm-metrics" >>"$e/ccm.conf"
 		# The same for a link's own heartbeat, where ccm-early has one
 		# (its default, 10 ms x 3, took the link down in these guests).
 		if "$BOOT_CCM_EARLY" connect --help 2>&1 | grep -q -- --link-misses; then
@@ -131,7 +134,7 @@ boot_mkroot() {
 	kver=$(cat "$VM_DIR/kver") kroot=$VM_DIR/kernel
 	[ "${2:-}" = --systemd ] && r=$BOOT_DIR/root-sd size=96M
 	rm -rf "$r"
-	mkdir -p "$r"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,run,tmp,out,root,lib/ccmlab}
+	mkdir -p "$r"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,run,tmp,out,root,lib/ccmlab,var/lib/ccm-metrics}
 	cp /bin/busybox "$r/bin/busybox"
 	for a in $(/bin/busybox --list-full); do
 		[ -e "$r/$a" ] || ln -s /bin/busybox "$r/$a"

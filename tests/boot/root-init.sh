@@ -108,6 +108,8 @@ keeper() {
 			echo "KEEPER_ROOT_IS_OURS=$([ "$p/root/" -ef / ] && echo yes || echo no)"
 			echo "KEEPER_VIEW_STATE=$(sed -n "s/^CCM_STATE='\(.*\)'\$/\1/p" "$p/root/run/ccm/state" 2>/dev/null)"
 			echo "KEEPER_VIEW_PARTNER_EPOCH=$(sed -n "s/^CCM_PARTNER_EPOCH='\(.*\)'\$/\1/p" "$p/root/run/ccm/state" 2>/dev/null)"
+			# metrics-dir: written only from the real root.
+			echo "METRICS_PARTNER_UP=$(sed -n 's/^ccm_partner_up{instance="default"} //p' /var/lib/ccm-metrics/ccm-early.prom 2>/dev/null)"
 			return 0 ;;
 		esac
 	done

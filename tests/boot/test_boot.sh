@@ -149,6 +149,18 @@ assert_real_root_sees_the_keeper() {
 		"$3" "$(boot_val "$f" CCM_PARTNER_EPOCH)"
 }
 
+# The initramfs' ccm.conf names metrics-dir /var/lib/ccm-metrics, which only
+# the real root has (tests/boot/lib.sh): the keeper, its root still the
+# initramfs' after switch_root, follows PID 1 into the real root to write
+# it, and the pair is up in it at the end.
+assert_metrics_from_the_real_root() {
+	local f=$t/share/$1.final
+	assertEquals "$1: the keeper's metrics in the real root's metrics-dir say connected (see $f)" \
+		1 "$(boot_val "$f" METRICS_PARTNER_UP)"
+	assertEquals "$1: the keeper moved into the real root to write them" yes \
+		"$(boot_val "$f" KEEPER_ROOT_IS_OURS)"
+}
+
 # ------------------------------------------------------------------ tests
 
 test_both_boot_together_connect_in_the_initramfs() {
@@ -180,6 +192,7 @@ test_both_boot_together_connect_in_the_initramfs() {
 		assertContains "$n: connected in the initramfs" "$(serial "$n")" "dracut: ccm: connected to node"
 		assertContains "$n: rxe0 by rd.ccm.rxe" "$(serial "$n")" "ccm: Soft-RoCE device rxe0 on eth0"
 		assertContains "$n: fmon heard the partner (see $s/$n.fmon)" "$(cat "$s/$n.fmon" 2>/dev/null)" "unknown -> alive: first heartbeat"
+		assert_metrics_from_the_real_root "$n"
 	done
 	assertEquals "a knows b's epoch" "$(boot_val "$s/b.boot" CCM_EPOCH)" "$(boot_val "$s/a.boot" CCM_PARTNER_EPOCH)"
 	assertEquals "b knows a's epoch" "$(boot_val "$s/a.boot" CCM_EPOCH)" "$(boot_val "$s/b.boot" CCM_PARTNER_EPOCH)"
@@ -285,6 +298,7 @@ test_systemd_initramfs_both_boot_together() {
 		assertEquals "$n: and still runs at the end" active "$(boot_val "$s/$n.final" FMON_UNIT)"
 		assertContains "$n: fmon heard the partner (see $s/$n.fmon)" "$(cat "$s/$n.fmon" 2>/dev/null)" "unknown -> alive: first heartbeat"
 		assertEquals "$n: the keeper logs to the console" /dev/console "$(boot_val "$s/$n.boot" KEEPER_FD2)"
+		assert_metrics_from_the_real_root "$n"
 	done
 	assertEquals "a knows b's epoch" "$(boot_val "$s/b.boot" CCM_EPOCH)" "$(boot_val "$s/a.boot" CCM_PARTNER_EPOCH)"
 	assertEquals "b knows a's epoch" "$(boot_val "$s/a.boot" CCM_EPOCH)" "$(boot_val "$s/b.boot" CCM_PARTNER_EPOCH)"
