@@ -61,6 +61,7 @@ static void usage_main(FILE *out)
 		"            create the ports and write the handoff\n"
 		"  status    show the handoff state written by connect\n"
 		"  metrics   print the keeper's metrics (Prometheus text format)\n"
+		"  events    follow the keeper's changes, one line each\n"
 		"  exec      run a service with a client's ports (LISTEN_FDS)\n"
 		"  stop      stop the keeper (and with --restart, handshake again)\n"
 		"  reload-keys  read the key files again (key rotation)\n"
@@ -380,6 +381,7 @@ int main(int argc, char **argv)
 	} commands[] = {
 		{ "status", cmd_status, "ccm-early status" },
 		{ "metrics", cmd_metrics, "ccm-early metrics" },
+		{ "events", cmd_events, "ccm-early events" },
 		{ "devices", cmd_devices, "ccm-early devices" },
 		{ "exec", cmd_exec, "ccm-early exec" },
 		{ "stop", cmd_stop, "ccm-early stop" },

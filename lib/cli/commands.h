@@ -15,6 +15,11 @@ int cmd_status(int argc, char **argv);
  * as status does when their writer is gone. */
 int cmd_metrics(int argc, char **argv);
 
+/* ccm-early events [--state-dir DIR] [--now] [--json]
+ * Follow the keeper's changes, one line each (cmd_events.c has the format),
+ * until it goes. */
+int cmd_events(int argc, char **argv);
+
 /* ccm-early exec [--state-dir DIR] CLIENT -- COMMAND [ARGS...]
  * Fetch CLIENT's fds from the keeper and exec COMMAND with them at fd 3
  * onward, LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES set as socket activation

@@ -40,6 +40,8 @@ enum ctl_type {
 	CTL_STATE = 7,       /* empty */
 	CTL_RELOAD_KEYS = 8, /* empty (root only): read the key files again;
 	                        CTL_DONE, or CTL_ERROR saying why not */
+	CTL_EVENTS = 9,      /* struct ctl_events: from now on this connection
+	                        gets a CTL_NOTE for every change (anyone may) */
 	/* keeper -> client */
 	CTL_ATTACHED = 64,   /* struct ctl_attached */
 	CTL_PORT_FD = 65,    /* struct ctl_port_fd, with the fd */
@@ -52,6 +54,36 @@ enum ctl_type {
 	                         keeper knows now, even when it could not write
 	                         the file); CTL_ERROR -EMSGSIZE if it does not
 	                         fit one message */
+	CTL_NOTE = 72,       /* struct ctl_note: a change the keeper saw */
+};
+
+/* `ccm-early events`: with now, what is comes first (exists = 1, then
+ * CTL_NOTE_NOW_DONE), as `drbdsetup events2 --now` does.  A watcher that
+ * does not read is dropped once CONTROL_OUT_MAX waits for it. */
+struct ctl_events {
+	uint8_t now;
+	uint8_t pad[7];
+};
+
+enum ctl_note_kind {
+	CTL_NOTE_STATE = 1,        /* state: the handoff's (connected, ...) */
+	CTL_NOTE_HANDSHAKE = 2,    /* state: the handshake machine's */
+	CTL_NOTE_LINK = 3,         /* link, state (down, connecting, ..., up) */
+	CTL_NOTE_PARTNER = 4,      /* state: ready, lost, back; partner node, epoch */
+	CTL_NOTE_FAILOVER = 5,     /* link: it went down, its traffic moved */
+	CTL_NOTE_CLIENT = 6,       /* name, state: attached, detached */
+	CTL_NOTE_TERMINATING = 7,  /* state: stop or restart */
+	CTL_NOTE_NOW_DONE = 8,     /* the end of what is (with now) */
+};
+
+struct ctl_note {
+	uint16_t kind;             /* enum ctl_note_kind */
+	uint8_t exists;            /* 1: what is, at subscribing; 0: a change */
+	uint8_t link;
+	uint32_t partner_node;
+	uint64_t partner_epoch;
+	char state[16];            /* NUL-terminated */
+	char name[CCM_NAME_MAX + 1];  /* a client's, or "" */
 };
 
 enum ctl_event_type {

@@ -56,6 +56,7 @@ struct kconn {
 	size_t out_bytes;
 	bool msg_waits;         /* a partner's message found it full: say
 	                           CREQ_WRITABLE once it drained */
+	bool watching;          /* `events`: gets every control_note */
 };
 
 struct control {
@@ -308,7 +309,7 @@ static int parse(struct control *k, struct kconn *c, struct control_req *req)
 	case CTL_ATTACH: {
 		struct ctl_attach a;
 
-		if (c->attached)
+		if (c->attached || c->watching)
 			return refuse(k, c, -EISCONN, "already attached");
 		if (fdmsg_expect(m, sizeof(a), sizeof(a), &e) < 0)
 			return refuse(k, c, -EPROTO, e.msg);
@@ -355,6 +356,14 @@ static int parse(struct control *k, struct kconn *c, struct control_req *req)
 		if (c->uid != 0)
 			return refuse(k, c, -EACCES, "only root may change the keeper's keys");
 		req->type = CREQ_RELOAD_KEYS;
+		return 1;
+	case CTL_EVENTS:
+		if (c->attached || c->watching)
+			return refuse(k, c, -EISCONN, "this connection is taken");
+		if (fdmsg_expect(m, sizeof(req->events), sizeof(req->events), &e) < 0)
+			return refuse(k, c, -EPROTO, e.msg);
+		req->type = CREQ_EVENTS;
+		memcpy(&req->events, m->data, sizeof(req->events));
 		return 1;
 	case CTL_STOP:
 		if (fdmsg_expect(m, sizeof(req->stop), sizeof(req->stop), &e) < 0)
@@ -544,6 +553,21 @@ void control_event(struct control *k, const char *client, const struct ctl_event
 		if (c->fd >= 0 && c->attached && (!client || !strcmp(c->client, client)))
 			control_reply(k, c->id, CTL_EVENT, ev, sizeof(*ev));
 	}
+}
+
+void control_watch(struct control *k, uint64_t conn)
+{
+	struct kconn *c = conn_by_id(k, conn);
+
+	if (c)
+		c->watching = true;
+}
+
+void control_note(struct control *k, const struct ctl_note *n)
+{
+	for (int i = 0; i < CONTROL_CONNS_MAX; i++)
+		if (k->conns[i].fd >= 0 && k->conns[i].watching)
+			control_reply(k, k->conns[i].id, CTL_NOTE, n, sizeof(*n));
 }
 
 /* The client's newest channel (see control_msg), or NULL. */

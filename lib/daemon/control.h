@@ -32,6 +32,7 @@ enum control_req_type {
 	CREQ_STATE,       /* the handoff as shell text (`ccm-early status`) */
 	CREQ_RELOAD_KEYS, /* read the key files again (the caller is root) */
 	CREQ_WRITABLE,    /* a client's channel that refused a message has room */
+	CREQ_EVENTS,      /* events: follow the keeper's changes (ctl_note) */
 };
 
 struct control_req {
@@ -45,6 +46,7 @@ struct control_req {
 	const uint8_t *payload;    /* SEND: valid until the next control_next */
 	uint32_t len;
 	struct ctl_stop stop;
+	struct ctl_events events;
 };
 
 /* Bind STATE_DIR/ccm.sock (a stale socket of a dead keeper is replaced; a
@@ -81,6 +83,11 @@ void control_event(struct control *k, const char *client, const struct ctl_event
  * was refused, so what a slow client costs stays bounded. */
 int control_msg(struct control *k, const char *client, uint16_t port, const void *data,
 		uint32_t len);
+
+/* conn follows the keeper's changes from now on: every control_note. */
+void control_watch(struct control *k, uint64_t conn);
+/* A change, to every watcher. */
+void control_note(struct control *k, const struct ctl_note *n);
 
 /* Whether client has a channel attached now. */
 bool control_has_channel(struct control *k, const char *client);

@@ -32,13 +32,81 @@ void serve_close(struct session *s)
 	s->control = NULL;
 }
 
+/* --- events: what `ccm-early events` watchers are told ------------------------ */
+
+static void note_to(struct session *s, uint64_t conn, uint16_t kind, int link,
+		    const char *state, const char *name)
+{
+	struct ctl_note n = { .kind = kind, .exists = conn != 0, .link = (uint8_t)(link < 0 ? 0 : link) };
+
+	if (!s->control)
+		return;
+	if (sess_ex_started(s)) {
+		n.partner_node = s->ex->peer.node_id;
+		n.partner_epoch = s->ex->peer.epoch;
+	}
+	snprintf(n.state, sizeof(n.state), "%s", state);
+	snprintf(n.name, sizeof(n.name), "%s", name ? name : "");
+	if (conn)
+		control_reply(s->control, conn, CTL_NOTE, &n, sizeof(n));
+	else
+		control_note(s->control, &n);
+}
+
+static void note(struct session *s, uint16_t kind, int link, const char *state, const char *name)
+{
+	note_to(s, 0, kind, link, state, name);
+}
+
+void serve_note_changes(struct session *s)
+{
+	if (!s->control)
+		return;
+	if (s->noted_state != (int)s->handoff_state + 1) {
+		s->noted_state = (int)s->handoff_state + 1;
+		note(s, CTL_NOTE_STATE, -1, handoff_state_name(s->handoff_state), NULL);
+	}
+	if (s->noted_hs != (int)s->hs.state + 1) {
+		s->noted_hs = (int)s->hs.state + 1;
+		note(s, CTL_NOTE_HANDSHAKE, -1, hs_state_name(s->hs.state), NULL);
+	}
+	for (int i = 0; i < s->nlinks; i++)
+		if (s->noted_link[i] != (int)s->links[i].h.state + 1) {
+			s->noted_link[i] = (int)s->links[i].h.state + 1;
+			note(s, CTL_NOTE_LINK, i, link_state_name(s->links[i].h.state), NULL);
+		}
+}
+
+/* `events --now`: what is, to conn alone, then the end of it. */
+static void note_now(struct session *s, uint64_t conn)
+{
+	note_to(s, conn, CTL_NOTE_STATE, -1, handoff_state_name(s->handoff_state), NULL);
+	note_to(s, conn, CTL_NOTE_HANDSHAKE, -1, hs_state_name(s->hs.state), NULL);
+	for (int i = 0; i < s->nlinks; i++)
+		note_to(s, conn, CTL_NOTE_LINK, i, link_state_name(s->links[i].h.state), NULL);
+	if (sess_connected(s))
+		note_to(s, conn, CTL_NOTE_PARTNER, -1, sess_unreachable(s) ? "lost" : "ready", NULL);
+	for (int c = 0; c < s->ports->nclients; c++)
+		if (control_has_channel(s->control, s->ports->c[c].name))
+			note_to(s, conn, CTL_NOTE_CLIENT, -1, "attached", s->ports->c[c].name);
+	note_to(s, conn, CTL_NOTE_NOW_DONE, -1, "", NULL);
+}
+
 static void tell_all(struct session *s, enum ctl_event_type type, int link)
 {
 	struct ctl_event ev = { .type = (uint16_t)type, .link = (uint16_t)(link < 0 ? 0 : link) };
 
-	/* What the clients heard is what the status counts. */
+	/* What the clients heard is what the status counts, and what the
+	 * watchers hear. */
 	if ((unsigned)type < CTL_EV_COUNT)
 		s->events_told[type]++;
+	if (type == CTL_EV_PARTNER_READY || type == CTL_EV_PARTNER_LOST || type == CTL_EV_PARTNER_BACK)
+		note(s, CTL_NOTE_PARTNER, -1, type == CTL_EV_PARTNER_READY ? "ready" :
+		     type == CTL_EV_PARTNER_LOST ? "lost" : "back", NULL);
+	else if (type == CTL_EV_LINK_DOWN)
+		note(s, CTL_NOTE_FAILOVER, link, "", NULL);
+	else if (type == CTL_EV_TERMINATING)
+		note(s, CTL_NOTE_TERMINATING, -1, link ? "restart" : "stop", NULL);
 
 	if (!s->control)
 		return;
@@ -696,6 +764,7 @@ static void attach(struct session *s, const struct control_req *r)
 		return;
 	log_at(s->log, LOG_STEP, "pid %d (uid %u) attached to client %s", (int)r->pid,
 	       (unsigned)r->uid, r->client);
+	note(s, CTL_NOTE_CLIENT, -1, "attached", r->client);
 	/* A client that attaches while the partner is there hears so at once,
 	 * the same way as one that was attached when it came. */
 	if (a.partner_ready) {
@@ -921,10 +990,16 @@ void serve_requests(struct session *s)
 		case CREQ_WRITABLE:
 			offer_pending(s);
 			break;
+		case CREQ_EVENTS:
+			if (r.events.now)
+				note_now(s, r.conn);
+			control_watch(s->control, r.conn);
+			break;
 		case CREQ_DETACHED: {
 			struct port_client *pc = ports_find(s->ports, r.client);
 
 			log_at(s->log, LOG_STEP, "pid %d detached from client %s", (int)r.pid, r.client);
+			note(s, CTL_NOTE_CLIENT, -1, "detached", r.client);
 			if (pc && !control_has_channel(s->control, r.client)) {
 				pc->detached_at = s->now;
 				hold_from(s, s->now);

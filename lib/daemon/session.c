@@ -1305,6 +1305,7 @@ unsigned session_turn(struct session *s, uint64_t now, int64_t wall, bool contro
 		serve_send_queued(s);
 	if (!sess_finished(s))
 		check_timers(s, now);
+	serve_note_changes(s);
 	notices = s->notices;
 	s->notices = 0;
 	return notices;
@@ -1318,6 +1319,7 @@ void session_signal(struct session *s, uint64_t now, int64_t wall)
 		serve_stop(s, 0, false, STOP_GRACE_MS);
 	else
 		sess_terminate(s);
+	serve_note_changes(s);
 }
 
 uint64_t session_wakeup(const struct session *s)

@@ -223,6 +223,8 @@ struct session {
 	uint64_t partner_epoch_seen;         /* of the last partner connected */
 	uint64_t partner_epoch_changes;      /* it came back as a new one */
 	bool metrics_failing;                /* the last metrics write failed */
+	/* What `events` watchers were last told (serve_note_changes) */
+	int noted_state, noted_hs, noted_link[CCM_LINKS_MAX];
 	uint64_t op_order;
 	struct reliable rel;       /* client messages until acknowledged */
 	uint64_t hb_seen_at;       /* when the partner's counter last moved */
@@ -321,6 +323,9 @@ void serve_link_connected(struct session *s, int link);
 void serve_link_failed(struct session *s, int link, const char *why);
 /* A deadline of the keeper's (T_PARTNER_HB and on) is due. */
 void serve_on_timer(struct session *s, int id);
+/* The handoff, handshake and link states that changed since the watchers
+ * (`ccm-early events`) were last told: tell them.  After every turn. */
+void serve_note_changes(struct session *s);
 /* An operation on link completed: it is alive. */
 void serve_link_progress(struct session *s, int link);
 void serve_stop(struct session *s, uint64_t conn, bool restart, uint32_t grace_ms);

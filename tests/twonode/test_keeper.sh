@@ -873,6 +873,66 @@ test_a_read_flood_from_an_impostor_starves_nothing() {
 		"awk 'BEGIN { exit !(\"${max:-9}\" + 0 < 0.5) }'"
 }
 
+# `ccm-early events`: what is first (--now), then every change, until the
+# keeper goes; the same in JSON.
+test_events_follow_the_keeper() {
+	local ev=$t/events.txt js=$t/events.json e1 e2 p_ev p_js out
+	start_node a
+	start_node b
+	assert_pair_connected || return
+	e1=$(state_get "$t/b/run" CCM_EPOCH)
+	"${CCM}" events --state-dir "$t/a/run" --now >"$ev" 2>"$t/events.err" &
+	p_ev=$!
+	# Anyone may watch, as anyone may ask the status.
+	open_path_to "$t/a/run"
+	as_nobody "${CCM}" events --state-dir "$t/a/run" --json >"$js" 2>"$t/events-json.err" &
+	p_js=$!
+	pids="$pids $p_ev $p_js"
+	wait_for 5 in_file "exists -" "$ev" || { fail "no snapshot: $(cat "$ev" "$t/events.err")"; return; }
+	out=$(cut -d' ' -f2- "$ev")
+	assertContains "the state" "$out" "exists state connected"
+	assertContains "the handshake" "$out" "exists handshake connected"
+	assertContains "the link" "$out" "exists link 0 up"
+	assertContains "the partner" "$out" "exists partner node=2 epoch=$e1 ready"
+	assertTrue "ISO 8601 times, in ms" "head -1 '$ev' | grep -qE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\.[0-9]{3}Z '"
+	sleep 0.5  # the JSON watcher is subscribed too
+	start_fmon a exec
+	wait_for 5 in_file "change client fmon attached" "$ev" ||
+		{ fail "no attach: $(cat "$ev")"; return; }
+	kill -TERM "$fmon_a"
+	wait_for 5 in_file "change client fmon detached" "$ev" ||
+		{ fail "no detach: $(cat "$ev")"; return; }
+	kill -9 "$pid_b"
+	wait_for 10 in_file "change partner node=2 epoch=$e1 lost" "$ev" ||
+		{ fail "no loss: $(cat "$ev")"; return; }
+	wait_for 5 in_file "change state unreachable" "$ev" || fail "not unreachable: $(cat "$ev")"
+	rm -f "$t/b/run/state"  # the killed keeper's last word: connected
+	start_node b
+	connected b || { fail "B back: $(cat "$t/b/log")"; return; }
+	e2=$(state_get "$t/b/run" CCM_EPOCH)
+	wait_for 15 in_file "epoch=$e2 back" "$ev" || { fail "not back: $(cat "$ev")"; return; }
+	wait_for 5 in_file "change state connected" "$ev" || fail "not connected again: $(cat "$ev")"
+	"${CCM}" stop --state-dir "$t/a/run" >/dev/null 2>&1
+	wait_exit "$p_ev" 10
+	assertEquals "events ends with the keeper: $(cat "$t/events.err")" 0 "$ccm_rc"
+	assertContains "having said so" "$(cat "$ev")" "change terminating stop"
+	wait_exit "$p_js" 10
+	assertEquals "the JSON watcher too: $(cat "$t/events-json.err")" 0 "$ccm_rc"
+	out=$(python3 -c 'import json, sys
+seen = []
+for line in open(sys.argv[1]):
+    o = json.loads(line)
+    assert o["type"] == "change" and o["time"].endswith("Z"), o
+    seen.append((o["object"], o.get("state"), o.get("name"), o.get("epoch")))
+print(("client", "attached", "fmon", None) in seen, ("partner", "lost", None, sys.argv[2]) in seen,
+      ("partner", "back", None, sys.argv[3]) in seen, ("terminating", "stop", None, None) in seen)' \
+		"$js" "$e1" "$e2" 2>&1)
+	assertEquals "the JSON lines parse and say the same ($(head -c 600 "$js"))" \
+		"True True True True" "$out"
+	echo "# events: $(wc -l <"$ev") lines, e.g. $(grep -m1 ' lost$' "$ev")"
+	stop_node b
+}
+
 # Debian's prometheus-node-exporter and promtool read the keeper's metrics.
 NODE_EXPORTER=$(command -v prometheus-node-exporter || true)
 PROMTOOL=$(command -v promtool || true)
