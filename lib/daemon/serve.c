@@ -1248,9 +1248,16 @@ void serve_forget_partner(struct session *s, int status)
  * heartbeat-ms on whichever links: a partner that hangs, or whose machine
  * dies without a word, is found there. */
 
+/* The status block and the partner's acks; and its echoes too, but only
+ * while one of our given-up runs waits for one: the echo area lies past
+ * the whole ack area, and most heartbeats need not READ 2 KiB more. */
 static uint32_t hb_read_len(const struct session *s)
 {
-	return ECHO_AREA_OFFSET + 4u * s->ex->peer_ports.count;
+	for (int c = 0; c < s->ports->nclients; c++)
+		for (int i = 0; i < s->ports->c[c].nports; i++)
+			if (s->ports->c[c].port[i].rx_run_len)
+				return ECHO_AREA_OFFSET + 4u * s->ex->peer_ports.count;
+	return ACK_AREA_OFFSET + 8u * s->ex->peer_ports.count;
 }
 
 static void take_acks(struct session *s, const uint8_t *buf, uint32_t len)
