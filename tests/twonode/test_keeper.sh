@@ -885,7 +885,7 @@ test_events_follow_the_keeper() {
 	p_ev=$!
 	# Anyone may watch, as anyone may ask the status.
 	open_path_to "$t/a/run"
-	as_nobody "${CCM}" events --state-dir "$t/a/run" --json >"$js" 2>"$t/events-json.err" &
+	as_nobody "${CCM}" events --state-dir "$t/a/run" --now --json >"$js" 2>"$t/events-json.err" &
 	p_js=$!
 	pids="$pids $p_ev $p_js"
 	wait_for 5 in_file "exists -" "$ev" || { fail "no snapshot: $(cat "$ev" "$t/events.err")"; return; }
@@ -895,7 +895,8 @@ test_events_follow_the_keeper() {
 	assertContains "the link" "$out" "exists link 0 up"
 	assertContains "the partner" "$out" "exists partner node=2 epoch=$e1 ready"
 	assertTrue "ISO 8601 times, in ms" "head -1 '$ev' | grep -qE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\.[0-9]{3}Z '"
-	sleep 0.5  # the JSON watcher is subscribed too
+	wait_for 5 in_file '"object":"-"' "$js" ||
+		{ fail "the JSON watcher has no snapshot: $(cat "$js" "$t/events-json.err")"; return; }
 	start_fmon a exec
 	wait_for 5 in_file "change client fmon attached" "$ev" ||
 		{ fail "no attach: $(cat "$ev")"; return; }
@@ -922,7 +923,9 @@ test_events_follow_the_keeper() {
 seen = []
 for line in open(sys.argv[1]):
     o = json.loads(line)
-    assert o["type"] == "change" and o["time"].endswith("Z"), o
+    assert o["type"] in ("exists", "change") and o["time"].endswith("Z"), o
+    if o["type"] == "exists":
+        continue
     seen.append((o["object"], o.get("state"), o.get("name"), o.get("epoch")))
 print(("client", "attached", "fmon", None) in seen, ("partner", "lost", None, sys.argv[2]) in seen,
       ("partner", "back", None, sys.argv[3]) in seen, ("terminating", "stop", None, None) in seen)' \
