@@ -88,8 +88,10 @@ for w in $(cat /proc/cmdline); do
 done
 o=/out/$name
 
-# The keeper: the process whose argv[0] starts with '@'.
+# The keeper: the process whose argv[0] starts with '@'.  VIEW: the copy of
+# its handoff to report when its root is ours (default: read it now).
 keeper() {
+	view=${1:-}
 	for p in /proc/[0-9]*; do
 		a=$(tr "\\0" " " 2>/dev/null <"$p/cmdline")
 		case $a in @*)
@@ -106,8 +108,10 @@ keeper() {
 			# only PID 1's): what it wrote at /run/ccm/state, as it sees it.
 			# shellcheck disable=SC3013 # busybox test has -ef
 			echo "KEEPER_ROOT_IS_OURS=$([ "$p/root/" -ef / ] && echo yes || echo no)"
-			echo "KEEPER_VIEW_STATE=$(sed -n "s/^CCM_STATE='\(.*\)'\$/\1/p" "$p/root/run/ccm/state" 2>/dev/null)"
-			echo "KEEPER_VIEW_PARTNER_EPOCH=$(sed -n "s/^CCM_PARTNER_EPOCH='\(.*\)'\$/\1/p" "$p/root/run/ccm/state" 2>/dev/null)"
+			# shellcheck disable=SC3013
+			[ -n "$view" ] && [ "$p/root/" -ef / ] || view=$p/root/run/ccm/state
+			echo "KEEPER_VIEW_STATE=$(sed -n "s/^CCM_STATE='\(.*\)'\$/\1/p" "$view" 2>/dev/null)"
+			echo "KEEPER_VIEW_PARTNER_EPOCH=$(sed -n "s/^CCM_PARTNER_EPOCH='\(.*\)'\$/\1/p" "$view" 2>/dev/null)"
 			# metrics-dir: written only from the real root.
 			echo "METRICS_PARTNER_UP=$(sed -n 's/^ccm_partner_up{instance="default"} //p' /var/lib/ccm-metrics/ccm-early.prom 2>/dev/null)"
 			return 0 ;;
@@ -189,17 +193,22 @@ if [ -n "$unit" ] && [ "$restart" = 1 ]; then
 	fmon_log
 fi
 
+# One copy of the handoff is both what was waited for and what is reported:
+# read twice, a partner's restart between the reads (b's, above, while a
+# takes its own final report) made the state say connected and the clients
+# say none.
 waited=0
-while [ $waited -lt "$settle" ] && ! grep -qx "CCM_STATE='connected'" /run/ccm/state 2>/dev/null; do
+while cp /run/ccm/state /tmp/final.state 2>/dev/null
+	[ $waited -lt "$settle" ] && ! grep -qx "CCM_STATE='connected'" /tmp/final.state; do
 	sleep 1
 	waited=$((waited + 1))
 done
 {
 	echo "FINAL_SETTLE_S=$waited"
-	keeper
+	keeper /tmp/final.state
 	[ -z "$unit" ] || echo "FMON_UNIT=$(systemctl is-active "$unit")"
 	echo "---- state"
-	cat /run/ccm/state 2>&1
+	cat /tmp/final.state 2>&1
 } >"$o.final.tmp"
 mv "$o.final.tmp" "$o.final"
 fmon_log
