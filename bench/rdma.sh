@@ -3,7 +3,8 @@
 # devices on a veth pair, tests/vm) in one invocation, each against its
 # reference measured in the same guest:
 #   handshake   ccm-early pair, both up -> both handed off, over rdma,
-#               against rping's client run (one rdma_cm connect, one ping)
+#               against rping's client run (one rdma_cm connect, one ping);
+#               then again with a pre-shared key (what the key costs)
 #   write       one-sided WRITE ping-pong into the partner's port window
 #               through ccm-early's transport and ports (portping), against
 #               ib_write_lat on the same rxe pair (both half a round trip)
@@ -29,6 +30,7 @@ cat >"$share/s.sh" <<EOS
 . "\$LAB_LIB"
 set -e
 bench-handshake -n $RUNS -t rdma -a 10.0.0.1 -b 10.0.0.2 -r "\$(command -v rping)" "\$CCM" > /out/handshake.txt 2>&1
+bench-handshake -n $RUNS -t rdma -a 10.0.0.1 -b 10.0.0.2 -r "\$(command -v rping)" -K "\$CCM" > /out/handshake-key.txt 2>&1
 for op in write read; do
 	ib_\${op}_lat -d rxe0 -x "\$ccm_gid_index" -s $SIZE -n $ITERS -F > /out/ib_\$op.srv 2>&1 &
 	lab_wait_listen 18515
@@ -42,6 +44,8 @@ EOS
 vm_run veth "$share" "$share/s.sh" --timeout 300 >&2 || { cat "$share"/*.txt >&2 2>/dev/null; exit 1; }
 
 cat "$share/handshake.txt"
+echo "# with a pre-shared key (keyed greeting, proof, the OPEN, every message sealed):"
+cat "$share/handshake-key.txt"
 # perftest's result line: bytes iterations t_min t_max t_typical ...
 typical() { awk '$1 == '"$SIZE"' && NF >= 5 { print $5; exit }' "$1"; }
 for op in write read; do

@@ -11,17 +11,26 @@
  * behind a "CCMR" magic, the protocol range and node id one way and the
  * status window's address, length and rkey the other (at most 56 bytes).
  *
- * With a key, behind a "CCMK" magic, it carries tcpwire's keyed greeting
+ * With a key, behind a "CCMG" magic, it carries tcpwire's keyed greeting
  * (key id, both nonces, the passive side's proof), and the status
  * window's address and rkey travel sealed behind it (seal.h, under the
  * connection's key towards the active side): only a holder of the key
  * learns them.  The active side's first message is its CONN_PROOF; until
  * it came, the connection is not the partner's, its messages are not
  * taken, and without it within GREETING_MS it goes.  Every message after
- * it carries a tag (seal.h), checked before it is handed out.  An rkey
- * is a capability the NIC honours for any queue pair of our protection
- * domain: who has none of them cannot read or write, but the rkeys are
- * what the key protects, not each operation (README: threat model).
+ * it carries a tag (seal.h), checked before it is handed out.
+ *
+ * An rkey is a capability the NIC honours for any queue pair of our
+ * protection domain, and it can be guessed (8 bits of key beside a small
+ * index).  So the queue pairs are ours, not the CM's (which opens them to
+ * READ and WRITE as it readies them), and a queue pair's access flags
+ * decide: our own connection's serve nothing (the node there never READs
+ * or WRITEs through it), and with a key the partner's serve nothing until
+ * its proof came.  Then the passive side opens its queue pair and says so
+ * with an OPEN message; the active side READs and WRITEs only after it
+ * (TP_EV_CONNECTED), or its first READ would find the queue pair shut.
+ * A keyed request of the greeting before this gate ("CCMK") is refused
+ * with a reason of its own: it would READ before the OPEN.
  *
  * Dead partners are found by the QP itself: an ACK timeout of 4.096 us x
  * 2^ACK_TIMEOUT (67 ms) and RETRY_COUNT retries make an operation on a
@@ -62,10 +71,18 @@
 #define RDMA_RECV_SLOTS    16     /* the partner's messages in flight before it waits (RNR) */
 #define RNR_NAK_TIMER      14     /* IB code 14: the partner retries a send after 1.28 ms */
 #define RDMA_SEND_SLOTS    4
+/* Two more slots of the send buffer: where our connection's OPEN lands,
+ * and the OPEN the passive side sends (never changed once written). */
+#define OPEN_RECV_SLOT     RDMA_SEND_SLOTS
+#define OPEN_SEND_SLOT     (RDMA_SEND_SLOTS + 1)
 #define RDMA_PRIV_MAGIC    0x43434d52u /* "CCMR" */
-#define RDMA_PRIV_MAGIC_KEYED 0x43434d4bu /* "CCMK" */
+#define RDMA_PRIV_MAGIC_KEYED 0x43434d47u /* "CCMG": keyed, queue pairs gated */
+#define RDMA_PRIV_MAGIC_UNGATED 0x43434d4bu /* "CCMK": keyed, of earlier builds */
+#define RDMA_OPEN_MAGIC    0x43434d4fu /* "CCMO": the partner's queue pair is open */
 #define REJECT_NOT_PARTNER 1      /* a reject's private data: magic, then this code */
 #define REJECT_KEY         2      /* ... or this: not our key, or none */
+#define REJECT_UNGATED     3      /* ... or this: a "CCMK" request */
+#define REMOTE_RW          (IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_WRITE)
 /* A message slot: the longest message and its tag. */
 #define RDMA_MSG_SLOT      (CCM_MSG_MAX + SEAL_TAG_LEN)
 /* The sealed status window behind a keyed CONN_REP: u64 addr, u32 rkey,
@@ -83,7 +100,7 @@
 #define WHY_MAX            sizeof(((struct tp_event *)0)->detail)
 
 /* What a work request was for: the top byte of its wr_id. */
-enum { WR_OP = 1, WR_SEND = 2, WR_RECV = 3 };
+enum { WR_OP = 1, WR_SEND = 2, WR_RECV = 3, WR_OPEN = 4 };
 
 static uint64_t wr_make(unsigned kind, uint32_t gen, unsigned index)
 {
@@ -101,7 +118,9 @@ struct rdma_region {
  * receive buffers the partner's messages land in. */
 struct rdma_conn {
 	struct rdma_cm_id *id;
-	uint32_t gen;           /* passive: which CONNECT_REQUEST; 0 = unused */
+	struct ibv_qp *qp;      /* ours: the CM's id has none */
+	uint32_t gen;           /* passive: which CONNECT_REQUEST; 0 = unused;
+	                           active: which connect */
 	uint32_t peer_node;     /* passive: the node id its request gave */
 	bool established;
 	uint8_t *recv;
@@ -111,7 +130,8 @@ struct rdma_conn {
 	                           for the detail of its going down */
 	/* With a key: */
 	bool proving;           /* passive: accepted, its CONN_PROOF not yet come */
-	uint8_t want_proof[CCM_MAC_LEN];
+	uint8_t want_proof[CCM_MAC_LEN];  /* passive: the proof due; active:
+	                                     ours, until it is sent */
 	uint64_t accepted_ms;   /* passive: when (clock_ms) */
 	bool sealed;            /* messages carry a tag: ours out (active), the
 	                           partner's in (passive) */
@@ -124,7 +144,8 @@ struct rdma_pending {
 	uint64_t wr_id;
 };
 
-enum active_state { ACT_IDLE, ACT_RESOLVING, ACT_CONNECTING, ACT_UP };
+/* ACT_OPENING: connected, with a key, waiting for the partner's OPEN. */
+enum active_state { ACT_IDLE, ACT_RESOLVING, ACT_CONNECTING, ACT_OPENING, ACT_UP };
 
 struct tp_rdma {
 	struct tp base;
@@ -141,6 +162,7 @@ struct tp_rdma {
 	int status_key;
 	enum active_state act_state;
 	struct rdma_conn act;
+	struct tp_event act_ready;  /* ACT_OPENING: the CONNECTED to hand out */
 	struct rdma_conn pas[RDMA_PASSIVE_MAX];
 	uint32_t greetings;     /* connection requests taken */
 	uint32_t current;       /* the gen of the partner's current connection:
@@ -231,27 +253,26 @@ static void conn_free_buffers(struct rdma_conn *c)
 
 static void conn_destroy_now(struct rdma_conn *c)
 {
-	if (c->id) {
-		if (c->id->qp)
-			rdma_destroy_qp(c->id);
+	if (c->qp)
+		ibv_destroy_qp(c->qp);
+	if (c->id)
 		rdma_destroy_id(c->id);
-	}
 	conn_free_buffers(c);
 }
 
 /* Let a connection go without waiting for the kernel (rdma_reaper.h). */
 static void conn_destroy(struct tp_rdma *t, struct rdma_conn *c)
 {
-	struct reaper_item it = { c->id, c->recv, c->recv_mr };
+	struct reaper_item it = { c->id, c->qp, c->recv, c->recv_mr };
 
 	if (!c->id) {
 		conn_destroy_now(c);
 		return;
 	}
-	if (c->id->qp) {
+	if (c->qp) {
 		struct ibv_qp_attr a = { .qp_state = IBV_QPS_ERR };
 
-		ibv_modify_qp(c->id->qp, &a, IBV_QP_STATE);
+		ibv_modify_qp(c->qp, &a, IBV_QP_STATE);
 	}
 	if (reaper_bury(&t->reaper, &it))
 		sodium_memzero(c, sizeof(*c));
@@ -270,12 +291,27 @@ static int post_recv(struct tp_rdma *t, struct rdma_conn *c, int slot)
 	int idx = (int)(c - t->pas);
 
 	wr.wr_id = wr_make(WR_RECV, c->gen, (unsigned)(idx << 8 | slot));
-	return ibv_post_recv(c->id->qp, &wr, &bad) ? -errno : 0;
+	return ibv_post_recv(c->qp, &wr, &bad) ? -errno : 0;
 }
 
-/* why says which step failed. */
-static int create_qp(struct tp_rdma *t, struct rdma_cm_id *id, bool passive, char why[WHY_MAX])
+/* Our connection's one receive: where the partner's OPEN lands. */
+static int post_open_recv(struct tp_rdma *t)
 {
+	struct ibv_sge sge = {
+		.addr = (uintptr_t)(t->send + (size_t)OPEN_RECV_SLOT * RDMA_MSG_SLOT),
+		.length = RDMA_MSG_SLOT,
+		.lkey = t->send_mr->lkey,
+	};
+	struct ibv_recv_wr wr = { .sg_list = &sge, .num_sge = 1 }, *bad;
+
+	wr.wr_id = wr_make(WR_OPEN, t->act.gen, 0);
+	return ibv_post_recv(t->act.qp, &wr, &bad) ? -errno : 0;
+}
+
+/* c's queue pair, in the reset state; why says which step failed. */
+static int create_qp(struct tp_rdma *t, struct rdma_conn *c, bool passive, char why[WHY_MAX])
+{
+	struct rdma_cm_id *id = c->id;
 	struct ibv_qp_init_attr qa = {
 		.send_cq = t->cq,
 		.recv_cq = t->cq,
@@ -302,21 +338,67 @@ static int create_qp(struct tp_rdma *t, struct rdma_cm_id *id, bool passive, cha
 	 * top of this file); refusing the connection for it would be worse. */
 	(void)rdma_set_option(id, RDMA_OPTION_ID, RDMA_OPTION_ID_ACK_TIMEOUT, &timeout,
 			      sizeof(timeout));
-	if (rdma_create_qp(id, t->pd, &qa)) {
+	c->qp = ibv_create_qp(t->pd, &qa);
+	if (!c->qp) {
 		int err = -errno;
 
-		why_set(why, "rdma_create_qp: %s", strerror(-err));
+		why_set(why, "ibv_create_qp: %s", strerror(-err));
 		return err;
+	}
+	return 0;
+}
+
+/* Ready c's queue pair (reset to RTS) with the CM's attributes for its
+ * connection, but our access flags (top of this file).  -ESTALE: the CM
+ * no longer knows the connection (its request was given up on). */
+static int qp_ready(struct tp_rdma *t, struct rdma_conn *c, bool passive, unsigned access,
+		    char why[WHY_MAX])
+{
+	static const enum ibv_qp_state steps[] = { IBV_QPS_INIT, IBV_QPS_RTR, IBV_QPS_RTS };
+	static const char *const names[] = { "INIT", "RTR", "RTS" };
+
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		struct ibv_qp_attr a = { .qp_state = steps[i] };
+		int mask = 0, err;
+
+		if (rdma_init_qp_attr(c->id, &a, &mask)) {
+			err = errno;
+			why_set(why, "rdma_init_qp_attr (%s): %s", names[i], strerror(err));
+			return err == EINVAL ? -ESTALE : -err;
+		}
+		if (steps[i] == IBV_QPS_INIT) {
+			a.qp_access_flags = access;
+			mask |= IBV_QP_ACCESS_FLAGS;
+		} else if (steps[i] == IBV_QPS_RTR && passive) {
+			/* As many READs in flight as we offered; and the CM's
+			 * RNR NAK timer of code 0 is 655 ms: a burst that finds
+			 * every receive slot taken would stall the partner's
+			 * messages that long, where the slots come back within
+			 * a turn. */
+			if (a.max_dest_rd_atomic > t->rd_atomic)
+				a.max_dest_rd_atomic = t->rd_atomic;
+			a.min_rnr_timer = RNR_NAK_TIMER;
+			mask |= IBV_QP_MIN_RNR_TIMER;
+		} else if (steps[i] == IBV_QPS_RTS && a.max_rd_atomic > t->init_depth) {
+			a.max_rd_atomic = t->init_depth;
+		}
+		err = ibv_modify_qp(c->qp, &a, mask);
+		if (err) {
+			why_set(why, "ibv_modify_qp (%s): %s", names[i], strerror(err));
+			return -err;
+		}
 	}
 	t->qp_made = true;
 	return 0;
 }
 
-static struct rdma_conn_param conn_param(const struct tp_rdma *t, const void *priv, uint8_t len)
+static struct rdma_conn_param conn_param(const struct tp_rdma *t, const struct rdma_conn *c,
+					 const void *priv, uint8_t len)
 {
 	struct rdma_conn_param p = {
 		.private_data = priv,
 		.private_data_len = len,
+		.qp_num = c->qp->qp_num,
 		.responder_resources = t->rd_atomic,
 		.initiator_depth = t->init_depth,
 		.retry_count = RETRY_COUNT,
@@ -354,7 +436,7 @@ static void active_down(struct tp_rdma *t, int status, const char *why)
 		why_set(ev.detail, "%s; %s", why, t->act.why);  /* cut to fit */
 	else
 		why_set(ev.detail, "%s", why && *why ? why : t->act.why);
-	if (t->act.id && was == ACT_UP)
+	if (t->act.id && (was == ACT_UP || was == ACT_OPENING))
 		rdma_disconnect(t->act.id);
 	conn_destroy(t, &t->act);
 	t->act_state = ACT_IDLE;
@@ -378,7 +460,8 @@ static int active_route_resolved(struct tp_rdma *t, char why[WHY_MAX])
 	struct rdma_conn_param p;
 	int r, n;
 
-	r = create_qp(t, t->act.id, false, why);
+	t->act.gen = next_gen(t);
+	r = create_qp(t, &t->act, false, why);
 	if (r < 0)
 		return r;
 	if (have_key(t)) {
@@ -397,7 +480,7 @@ static int active_route_resolved(struct tp_rdma *t, char why[WHY_MAX])
 	if (n < 0)
 		return -EINVAL;
 	memcpy(t->act_greeting, priv + 4, (size_t)n);
-	p = conn_param(t, priv, (uint8_t)(4 + n));
+	p = conn_param(t, &t->act, priv, (uint8_t)(4 + n));
 	if (rdma_connect(t->act.id, &p)) {
 		r = -errno;
 		why_set(why, "rdma_connect: %s", strerror(-r));
@@ -410,14 +493,15 @@ static int active_route_resolved(struct tp_rdma *t, char why[WHY_MAX])
 static int post_send(struct tp_rdma *t, const void *msg, uint32_t len);
 
 /* With a key: the partner's accept must prove the key over our request
- * and bring the status window sealed; then our proof is the first thing we
- * send, and every message after it is sealed. */
+ * and bring the status window sealed.  Our proof (act.want_proof) is the
+ * first thing we send, once our queue pair is ready; every message after
+ * it is sealed (act.seal). */
 static int active_check_proof(struct tp_rdma *t, const uint8_t *body, struct tcpwire_conn_rep *rep,
 			      char why[WHY_MAX])
 {
 	uint8_t transcript[TCPWIRE_CONN_REQ_KEYED_LEN + TCPWIRE_CONN_REP_MACED_LEN];
 	uint8_t to_passive[AUTH_SESSION_KEY_LEN], to_active[AUTH_SESSION_KEY_LEN];
-	uint8_t proof[CCM_MAC_LEN], window[SEALED_WINDOW_LEN];
+	uint8_t window[SEALED_WINDOW_LEN];
 	struct seal w;
 	int r = -EACCES;
 
@@ -438,14 +522,10 @@ static int active_check_proof(struct tp_rdma *t, const uint8_t *body, struct tcp
 	rep->status_addr = be_get64(window);
 	rep->status_rkey = be_get32(window + 8);
 	rep->status_len = be_get32(window + 12);
-	auth_greeting_mac(&t->act_key, AUTH_ACTIVE, transcript, sizeof(transcript), proof);
-	r = post_send(t, proof, sizeof(proof));
-	if (r < 0) {
-		why_set(why, "cannot send our proof of the key: %s", strerror(-r));
-		goto out;
-	}
+	auth_greeting_mac(&t->act_key, AUTH_ACTIVE, transcript, sizeof(transcript),
+			  t->act.want_proof);
 	seal_init(&t->act.seal, to_passive);
-	t->act.sealed = true;
+	r = 0;
 out:
 	seal_wipe(&w);
 	sodium_memzero(to_passive, sizeof(to_passive));
@@ -453,6 +533,10 @@ out:
 	return r;
 }
 
+/* The partner accepted (CONNECT_RESPONSE: our queue pair is ours to
+ * ready): check its accept, ready the queue pair shut to READ and WRITE,
+ * complete the connection, and with a key send our proof and wait for its
+ * OPEN before anyone is told. */
 static int active_established(struct tp_rdma *t, const void *priv, uint8_t len, char why[WHY_MAX])
 {
 	bool keyed = have_key(t);
@@ -476,13 +560,57 @@ static int active_established(struct tp_rdma *t, const void *priv, uint8_t len, 
 	}
 	if (keyed && (r = active_check_proof(t, body, &rep, why)) < 0)
 		return r;
-	t->act_state = ACT_UP;
+	if ((r = qp_ready(t, &t->act, false, 0, why)) < 0)
+		return r;
+	if (keyed && (r = post_open_recv(t)) < 0) {
+		why_set(why, "ibv_post_recv: %s", strerror(-r));
+		return r;
+	}
+	if (rdma_establish(t->act.id)) {
+		r = -errno;
+		why_set(why, "rdma_establish: %s", strerror(-r));
+		return r;
+	}
 	ev.status_window.addr = rep.status_addr;
 	ev.status_window.rkey = rep.status_rkey;
 	ev.status_window.len = rep.status_len;
 	ev.peer_node = rep.node_id;
-	tp_evq_push(&t->evq, &ev);
+	if (!keyed) {
+		t->act_state = ACT_UP;
+		tp_evq_push(&t->evq, &ev);
+		return 0;
+	}
+	r = post_send(t, t->act.want_proof, CCM_MAC_LEN);
+	sodium_memzero(t->act.want_proof, CCM_MAC_LEN);
+	if (r < 0) {
+		why_set(why, "cannot send our proof of the key: %s", strerror(-r));
+		return r;
+	}
+	t->act.sealed = true;
+	t->act_state = ACT_OPENING;
+	t->act_ready = ev;
 	return 0;
+}
+
+/* Our connection's receive completed: the partner's OPEN, or the flush
+ * of a connection going down. */
+static void active_open(struct tp_rdma *t, const struct ibv_wc *wc)
+{
+	const uint8_t *m = t->send + (size_t)OPEN_RECV_SLOT * RDMA_MSG_SLOT;
+	char why[WHY_MAX];
+
+	if (t->act_state != ACT_OPENING || (uint32_t)(wc->wr_id >> 16) != t->act.gen)
+		return;
+	if (wc->status != IBV_WC_SUCCESS) {
+		why_wc(why, "receive", wc);
+		active_down(t, -EIO, why);
+	} else if (wc->byte_len != 4 || be_get32(m) != RDMA_OPEN_MAGIC) {
+		why_set(why, "the partner's first message is not its OPEN");
+		active_down(t, -EPROTO, why);
+	} else {
+		t->act_state = ACT_UP;
+		tp_evq_push(&t->evq, &t->act_ready);
+	}
 }
 
 /* --- the passive side ---------------------------------------------------------------- */
@@ -535,9 +663,11 @@ static void refuse_stranger(struct tp_rdma *t, struct rdma_cm_id *id, uint32_t n
 }
 
 /* A request whose key is not ours (or that has none, or brings one we do
- * not have): the reject says so (its connect fails with -EACCES), the
- * session hears why. */
-static void refuse_key(struct tp_rdma *t, struct rdma_cm_id *id, uint32_t node, const char *why)
+ * not have): the reject says so (code REJECT_KEY: its connect fails with
+ * -EACCES), the session hears why.  Also for a keyed request of the
+ * ungated greeting (REJECT_UNGATED). */
+static void refuse_key(struct tp_rdma *t, struct rdma_cm_id *id, uint32_t node, uint8_t code,
+		       const char *why)
 {
 	struct tp_event ev = { .type = TP_EV_REJECTED, .status = -EACCES, .peer_node = node,
 			       .from_partner_addr = tp_same_host(rdma_get_peer_addr(id),
@@ -545,7 +675,7 @@ static void refuse_key(struct tp_rdma *t, struct rdma_cm_id *id, uint32_t node, 
 	uint8_t priv[5];
 
 	be_put32(priv, RDMA_PRIV_MAGIC);
-	priv[4] = REJECT_KEY;
+	priv[4] = code;
 	snprintf(ev.detail, sizeof(ev.detail), "node %u %s", node, why);
 	tp_evq_push(&t->evq, &ev);
 	rdma_reject(id, priv, sizeof(priv));
@@ -609,6 +739,8 @@ static void passive_request(struct tp_rdma *t, struct rdma_cm_id *id, const uint
 	const uint8_t *plain = priv_body(priv, priv_len, TCPWIRE_CONN_REQ_LEN, RDMA_PRIV_MAGIC);
 	const uint8_t *keyed = priv_body(priv, priv_len, TCPWIRE_CONN_REQ_KEYED_LEN,
 					 RDMA_PRIV_MAGIC_KEYED);
+	const uint8_t *ungated = priv_body(priv, priv_len, TCPWIRE_CONN_REQ_KEYED_LEN,
+					   RDMA_PRIV_MAGIC_UNGATED);
 	struct tcpwire_conn_req req;
 	struct tcpwire_conn_rep rep = { .proto = CCM_PROTO_MAX, .node_id = t->cfg.node_id };
 	uint8_t out[4 + TCPWIRE_CONN_REP_KEYED_LEN + SEALED_WINDOW_LEN];
@@ -619,6 +751,12 @@ static void passive_request(struct tp_rdma *t, struct rdma_cm_id *id, const uint
 	size_t bufsize = (size_t)RDMA_RECV_SLOTS * RDMA_MSG_SLOT;
 	int i, oldest = -1, r, n;
 
+	if (ungated && tcpwire_decode_conn_req(ungated, TCPWIRE_CONN_REQ_KEYED_LEN, &req, NULL) == 0) {
+		refuse_key(t, id, req.node_id, REJECT_UNGATED,
+			   "speaks the keyed greeting of an earlier ccm-early, whose queue "
+			   "pairs are not gated: upgrade it");
+		return;
+	}
 	if ((!plain && !keyed) ||
 	    tcpwire_decode_conn_req(keyed ? keyed : plain, keyed ? TCPWIRE_CONN_REQ_KEYED_LEN :
 				    TCPWIRE_CONN_REQ_LEN, &req, NULL) < 0) {
@@ -630,11 +768,12 @@ static void passive_request(struct tp_rdma *t, struct rdma_cm_id *id, const uint
 		return;
 	}
 	if (have_key(t) && !keyed) {
-		refuse_key(t, id, req.node_id, "has no pre-shared key; ours is required");
+		refuse_key(t, id, req.node_id, REJECT_KEY, "has no pre-shared key; ours is required");
 		return;
 	}
 	if (!have_key(t) && keyed) {
-		refuse_key(t, id, req.node_id, "has a pre-shared key; none is configured here");
+		refuse_key(t, id, req.node_id, REJECT_KEY,
+			   "has a pre-shared key; none is configured here");
 		return;
 	}
 	if (keyed && !(key = auth_keyring_find(t->cfg.keys, req.key_id))) {
@@ -642,7 +781,7 @@ static void passive_request(struct tp_rdma *t, struct rdma_cm_id *id, const uint
 
 		hex_encode(kid, req.key_id, sizeof(req.key_id));
 		snprintf(why, sizeof(why), "proves with key %s, which we do not hold", kid);
-		refuse_key(t, id, req.node_id, why);
+		refuse_key(t, id, req.node_id, REJECT_KEY, why);
 		return;
 	}
 	if (t->status_key < 0) {
@@ -681,16 +820,17 @@ static void passive_request(struct tp_rdma *t, struct rdma_cm_id *id, const uint
 		why_set(why, "ibv_reg_mr: %s", strerror(errno));
 		goto fail;
 	}
-	r = create_qp(t, id, true, why);
-	if (r == -EINVAL && t->qp_made) {
+	r = create_qp(t, c, true, why);
+	/* Shut to READ and WRITE until its proof, with a key (top of file). */
+	if (r == 0)
+		r = qp_ready(t, c, true, key ? 0 : REMOTE_RW, why);
+	if (r == -ESTALE && t->qp_made) {
 		/* The CM no longer holds the request: its sender gave up on it
 		 * while it waited in our queue (this node was not running --
 		 * a stalled VM lets a dozen pile up).  Nothing to refuse, nor
 		 * to worry anyone with; its sender has long tried again. */
 		c->id = NULL;
 		conn_destroy(t, c);
-		if (id->qp)
-			rdma_destroy_qp(id);
 		stale_request(t, id);
 		return;
 	}
@@ -717,7 +857,7 @@ static void passive_request(struct tp_rdma *t, struct rdma_cm_id *id, const uint
 		why_set(why, "cannot make our accept: %s", strerror(-n));
 		goto fail;
 	}
-	p = conn_param(t, out, (uint8_t)n);
+	p = conn_param(t, c, out, (uint8_t)n);
 	if (rdma_accept(id, &p)) {
 		why_set(why, "rdma_accept: %s", strerror(errno));
 		goto fail;
@@ -726,8 +866,6 @@ static void passive_request(struct tp_rdma *t, struct rdma_cm_id *id, const uint
 fail:
 	c->id = NULL;
 	conn_destroy(t, c);
-	if (id->qp)
-		rdma_destroy_qp(id);
 	reject(t, id, why);
 }
 
@@ -791,7 +929,7 @@ static void cm_event(struct tp_rdma *t, struct rdma_cm_event *e)
 		case RDMA_CM_EVENT_ROUTE_RESOLVED:
 			r = active_route_resolved(t, why);
 			break;
-		case RDMA_CM_EVENT_ESTABLISHED:
+		case RDMA_CM_EVENT_CONNECT_RESPONSE:
 			r = active_established(t, priv, priv_len, why);
 			break;
 		case RDMA_CM_EVENT_REJECTED:
@@ -812,8 +950,16 @@ static void cm_event(struct tp_rdma *t, struct rdma_cm_event *e)
 					"configured here");
 				break;
 			}
+			if (priv_len >= 5 && be_get32(priv) == RDMA_PRIV_MAGIC &&
+			    priv[4] == REJECT_UNGATED) {
+				r = -EPROTO;
+				why_set(why, "refused: we speak a keyed greeting the node there "
+					"no longer takes; upgrade this node");
+				break;
+			}
 			r = -ECONNREFUSED;
-			why_set(why, "%s (reason %d)", rdma_event_str(type), status);
+			why_set(why, "%s (reason %d; a node with a key that runs an earlier "
+				"ccm-early refuses ours this way)", rdma_event_str(type), status);
 			break;
 		case RDMA_CM_EVENT_ADDR_ERROR:
 		case RDMA_CM_EVENT_ROUTE_ERROR:
@@ -843,14 +989,7 @@ static void cm_event(struct tp_rdma *t, struct rdma_cm_event *e)
 	switch (type) {
 	case RDMA_CM_EVENT_ESTABLISHED: {
 		struct tp_event ev = { .type = TP_EV_PEER_CONNECTED, .peer_node = c->peer_node };
-		struct ibv_qp_attr qa = { .min_rnr_timer = RNR_NAK_TIMER };
 
-		/* The CM leaves our receive side's RNR NAK timer at code 0,
-		 * which is 655 ms: a burst that finds every receive slot taken
-		 * would stall the partner's messages that long.  Best effort
-		 * (an RTS-to-RTS change a provider may refuse): the slots are
-		 * reposted within a turn, so a short wait is what fits. */
-		(void)ibv_modify_qp(id->qp, &qa, IBV_QP_MIN_RNR_TIMER);
 		c->established = true;
 		/* With a key, its proof makes it the partner's (and may come
 		 * first: then this is the moment). */
@@ -885,6 +1024,31 @@ static void passive_proof(struct tp_rdma *t, struct rdma_conn *c, const uint8_t 
 				       .peer_node = c->peer_node };
 
 		why_set(ev.detail, "node %u did not prove the key it named", c->peer_node);
+		tp_evq_push(&t->evq, &ev);
+		conn_destroy(t, c);
+		return;
+	}
+	/* Now, and not sooner, its queue pair serves READ and WRITE; the
+	 * OPEN tells the partner it may begin (its messages are held in
+	 * order behind it, so nothing it does can come first). */
+	struct ibv_qp_attr a = { .qp_access_flags = REMOTE_RW };
+	struct ibv_sge sge = {
+		.addr = (uintptr_t)(t->send + (size_t)OPEN_SEND_SLOT * RDMA_MSG_SLOT),
+		.length = 4,
+		.lkey = t->send_mr->lkey,
+	};
+	struct ibv_send_wr wr = { .sg_list = &sge, .num_sge = 1, .opcode = IBV_WR_SEND,
+				  .send_flags = IBV_SEND_SIGNALED }, *bad;
+	int err = ibv_modify_qp(c->qp, &a, IBV_QP_ACCESS_FLAGS);
+
+	wr.wr_id = wr_make(WR_OPEN, c->gen, 1);
+	if (err || ibv_post_send(c->qp, &wr, &bad)) {
+		struct tp_event ev = { .type = TP_EV_REJECTED, .status = -EIO,
+				       .peer_node = c->peer_node };
+
+		why_set(ev.detail, err ? "cannot open the queue pair of node %u to its READ and "
+			"WRITE: %s" : "cannot send node %u its OPEN: %s", c->peer_node,
+			strerror(err ? err : errno));
 		tp_evq_push(&t->evq, &ev);
 		conn_destroy(t, c);
 		return;
@@ -948,6 +1112,12 @@ static void cq_entry(struct tp_rdma *t, const struct ibv_wc *wc)
 			why_wc(why, "SEND", wc);
 			active_down(t, -EIO, why);
 		}
+	} else if (kind == WR_OPEN) {
+		/* Index 0: our connection's receive.  1: a passive side's OPEN
+		 * went out -- nothing to do; an error there shows as its
+		 * connection going down. */
+		if (index == 0)
+			active_open(t, wc);
 	} else if (kind == WR_RECV) {
 		unsigned ci = index >> 8, slot = index & 0xff;
 		struct rdma_conn *c = ci < RDMA_PASSIVE_MAX ? &t->pas[ci] : NULL;
@@ -1157,7 +1327,7 @@ static int post_rw(struct tp_rdma *t, const struct tp_remote *w, uint64_t off, v
 	wr.send_flags = IBV_SEND_SIGNALED;
 	wr.wr.rdma.remote_addr = w->addr + off;
 	wr.wr.rdma.rkey = w->rkey;
-	if (ibv_post_send(t->act.id->qp, &wr, &bad)) {
+	if (ibv_post_send(t->act.qp, &wr, &bad)) {
 		p->used = false;
 		return -errno;
 	}
@@ -1202,7 +1372,7 @@ static int post_send(struct tp_rdma *t, const void *msg, uint32_t len)
 	wr.num_sge = 1;
 	wr.opcode = IBV_WR_SEND;
 	wr.send_flags = IBV_SEND_SIGNALED;
-	if (ibv_post_send(t->act.id->qp, &wr, &bad)) {
+	if (ibv_post_send(t->act.qp, &wr, &bad)) {
 		/* A sealed message not sent leaves the counts apart: the
 		 * connection is of no more use (the caller sees why). */
 		t->send_gen[slot] = 0;
@@ -1344,7 +1514,7 @@ static int setup_device(struct tp_rdma *t, struct errbuf *e)
 	struct ibv_device_attr attr;
 	struct epoll_event ev = { .events = EPOLLIN };
 	const char *name;
-	size_t sendsize = (size_t)RDMA_SEND_SLOTS * RDMA_MSG_SLOT;
+	size_t sendsize = (size_t)(OPEN_SEND_SLOT + 1) * RDMA_MSG_SLOT;
 
 	t->cm = rdma_create_event_channel();
 	if (!t->cm)
@@ -1382,6 +1552,7 @@ static int setup_device(struct tp_rdma *t, struct errbuf *e)
 	t->send_mr = t->send ? ibv_reg_mr(t->pd, t->send, sendsize, IBV_ACCESS_LOCAL_WRITE) : NULL;
 	if (!t->send_mr)
 		return errbuf_set(e, -ENOMEM, "%s: cannot register send buffers", name);
+	be_put32(t->send + (size_t)OPEN_SEND_SLOT * RDMA_MSG_SLOT, RDMA_OPEN_MAGIC);
 	t->ep = epoll_create1(EPOLL_CLOEXEC);
 	if (t->ep < 0)
 		return errbuf_set(e, -errno, "epoll_create1: %s", strerror(errno));

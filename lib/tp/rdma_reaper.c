@@ -21,10 +21,11 @@ static void *reaper_main(void *arg)
 			break;
 		it = r->grave[--r->ngrave];
 		pthread_mutex_unlock(&r->lock);
-		if (it.id->qp)
-			rdma_destroy_qp(it.id);
+		if (it.qp)
+			ibv_destroy_qp(it.qp);
 		rdma_destroy_id(it.id);
 		it.id = NULL;
+		it.qp = NULL;
 		pthread_mutex_lock(&r->lock);
 		/* There is room: done holds no more than grave did. */
 		r->done[r->ndone++] = it;

@@ -21,11 +21,14 @@
 
 struct rdma_cm_id;
 struct ibv_mr;
+struct ibv_qp;
 
-/* What a connection leaves behind: the id, with its queue pair if it has
- * one, and the receive buffers (NULL: none) with their registration. */
+/* What a connection leaves behind: the id, its queue pair (NULL: none;
+ * ours, not the CM's), and the receive buffers (NULL: none) with their
+ * registration. */
 struct reaper_item {
 	struct rdma_cm_id *id;
+	struct ibv_qp *qp;
 	uint8_t *recv;
 	struct ibv_mr *recv_mr;
 };

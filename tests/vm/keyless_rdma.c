@@ -1,7 +1,7 @@
 /* keyless_rdma: a host without the pre-shared key, over real verbs, against
  * a keeper that holds one (tests/vm/test_rdma.sh).
  *
- *   keyless_rdma LOCAL_ADDR PARTNER_ADDR[:PORT] NODE KEY_ID
+ *   keyless_rdma LOCAL_ADDR PARTNER_ADDR[:PORT] NODE KEY_ID [KEY_FILE]
  *
  * It connects claiming to be NODE with a keyed request naming the real
  * key id (no secret: status prints it) and a nonce of its own, as
@@ -11,6 +11,14 @@
  *   - it SENDs a BYE, as the exchange encodes one, where its proof should
  *     be: the keeper must not take it;
  *   - the keeper must drop the connection within its 5 s for a proof.
+ * With KEY_FILE it also knows the status window's address and rkey -- it
+ * opens them from one accept with the key, standing in for an rkey
+ * guessed (8 bits of key beside a small index) or leaked -- and on
+ * connections that have not proved the key:
+ *   - a READ of the status window must fail;
+ *   - a WRITE into it must fail.
+ * And a keyed request of earlier builds (whose queue pairs served READ and
+ * WRITE before the proof) must be refused, saying so.
  * Prints one line per check; exits 0 if every one held, 1 if not, 2 on a
  * setup failure.  Written against librdmacm directly: the product's own
  * transport would prove the key. */
@@ -28,10 +36,25 @@
 #include <rdma/rdma_cma.h>
 
 #include "base/be.h"
+#include "base/errbuf.h"
+#include "proto/auth.h"
+#include "proto/seal.h"
 #include "proto/tcpwire.h"
 
 #define DEFAULT_PORT 7471
-#define PRIV_MAGIC_KEYED 0x43434d4bu   /* "CCMK", as lib/tp/rdma.c */
+#define PRIV_MAGIC_KEYED 0x43434d47u   /* "CCMG", as lib/tp/rdma.c */
+#define PRIV_MAGIC_UNGATED 0x43434d4bu /* "CCMK": earlier builds' */
+#define PRIV_MAGIC 0x43434d52u         /* "CCMR": a reject's */
+#define REJECT_UNGATED 3
+
+/* What a connection does once accepted. */
+enum act { NOTHING, BYE, LEARN, READ, WRITE, UNGATED };
+
+/* The status window: opened from an accept with the key (LEARN). */
+struct window {
+	uint64_t addr;
+	uint32_t rkey, len;
+};
 
 static int failures;
 
@@ -82,11 +105,66 @@ static int addr_of(const char *s, uint16_t port, struct sockaddr_in *sin)
 	return inet_pton(AF_INET, s, &sin->sin_addr) == 1 ? 0 : -1;
 }
 
-/* One connection as NODE with a keyed request and no proof; with bye, a
- * BYE goes where the proof should.  Checks what the accept shows, and
- * that the keeper drops the connection within max_ms. */
+/* LEARN: the status window, sealed behind the keyed accept (rep, the
+ * private data after the magic) to the key; as lib/tp/rdma.c's active side
+ * opens it. */
+static int open_window(const struct auth_key *key, const uint8_t *req_body, const uint8_t *rep,
+		       struct window *w)
+{
+	uint8_t transcript[TCPWIRE_CONN_REQ_KEYED_LEN + TCPWIRE_CONN_REP_MACED_LEN];
+	uint8_t to_passive[AUTH_SESSION_KEY_LEN], to_active[AUTH_SESSION_KEY_LEN];
+	uint8_t sealed[16 + SEAL_TAG_LEN];
+	struct seal s;
+	int r;
+
+	memcpy(transcript, req_body, TCPWIRE_CONN_REQ_KEYED_LEN);
+	memcpy(transcript + TCPWIRE_CONN_REQ_KEYED_LEN, rep, TCPWIRE_CONN_REP_MACED_LEN);
+	auth_session_keys(key, transcript, sizeof(transcript), to_passive, to_active);
+	seal_init(&s, to_active);
+	memcpy(sealed, rep + TCPWIRE_CONN_REP_KEYED_LEN, sizeof(sealed));
+	r = seal_open(&s, NULL, 0, sealed, 16, sealed + 16);
+	w->addr = be_get64(sealed);
+	w->rkey = be_get32(sealed + 8);
+	w->len = be_get32(sealed + 12);
+	return r;
+}
+
+/* READ or WRITE 8 bytes at the status window's end, unproven: the
+ * completion's status, or -1 if none came. */
+static int one_sided(struct rdma_cm_id *id, struct ibv_cq *cq, struct ibv_mr *mr, uint8_t *buf,
+		     const struct window *w, bool read)
+{
+	struct ibv_sge sge = { .addr = (uintptr_t)buf, .length = 8, .lkey = mr->lkey };
+	struct ibv_send_wr wr = { .sg_list = &sge, .num_sge = 1,
+				  .opcode = read ? IBV_WR_RDMA_READ : IBV_WR_RDMA_WRITE,
+				  .send_flags = IBV_SEND_SIGNALED }, *bad;
+	struct ibv_wc wc;
+	double t0 = now_ms();
+
+	wr.wr.rdma.remote_addr = w->addr + w->len - 8;
+	wr.wr.rdma.rkey = w->rkey;
+	if (ibv_post_send(id->qp, &wr, &bad))
+		return -1;
+	while (now_ms() - t0 < 5000) {
+		int n = ibv_poll_cq(cq, 1, &wc);
+
+		if (n < 0)
+			return -1;
+		if (n == 1)
+			return (int)wc.status;
+		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+	}
+	return -1;
+}
+
+/* One connection as NODE with a keyed request and no proof, then what
+ * act says: a BYE where the proof should go, a READ or a WRITE of the
+ * status window w, or (LEARN, with key) open w from the accept and go.
+ * Checks what the accept shows, and that the keeper drops the connection
+ * within max_ms. */
 static int attempt(const struct sockaddr_in *local, const struct sockaddr_in *remote,
-		   const struct tcpwire_conn_req *req, bool bye, int max_ms)
+		   const struct tcpwire_conn_req *req, enum act act, const struct auth_key *key,
+		   struct window *w, int max_ms)
 {
 	struct rdma_event_channel *ch;
 	struct rdma_cm_id *id;
@@ -105,7 +183,7 @@ static int attempt(const struct sockaddr_in *local, const struct sockaddr_in *re
 	struct ibv_send_wr wr = { 0 }, *bad;
 	char what[160];
 	double t0;
-	int n;
+	int n, st;
 
 	ch = rdma_create_event_channel();
 	if (!ch || rdma_create_id(ch, &id, NULL, RDMA_PS_TCP) ||
@@ -118,10 +196,11 @@ static int attempt(const struct sockaddr_in *local, const struct sockaddr_in *re
 	pd = ibv_alloc_pd(id->verbs);
 	cq = pd ? ibv_create_cq(id->verbs, 8, NULL, NULL, 0) : NULL;
 	mr = cq ? ibv_reg_mr(pd, msg, sizeof(msg), IBV_ACCESS_LOCAL_WRITE) : NULL;
+	/* Our own queue pair serves nothing: what comes back is the keeper's. */
 	qa.send_cq = qa.recv_cq = cq;
 	if (!mr || rdma_create_qp(id, pd, &qa))
 		return 2;
-	be_put32(priv, PRIV_MAGIC_KEYED);
+	be_put32(priv, act == UNGATED ? PRIV_MAGIC_UNGATED : PRIV_MAGIC_KEYED);
 	n = tcpwire_encode_conn_req(req, priv + 4);
 	if (n < 0)
 		return 2;
@@ -130,6 +209,23 @@ static int attempt(const struct sockaddr_in *local, const struct sockaddr_in *re
 	if (rdma_connect(id, &cp))
 		return 2;
 	e = next_event(ch, 5000);
+	if (act == UNGATED) {
+		const uint8_t *d = e ? e->param.conn.private_data : NULL;
+
+		check(e && e->event == RDMA_CM_EVENT_REJECTED && d &&
+		      e->param.conn.private_data_len >= 5 && be_get32(d) == PRIV_MAGIC &&
+		      d[4] == REJECT_UNGATED,
+		      "a keyed request of the ungated greeting is refused as such");
+		if (e)
+			rdma_ack_cm_event(e);
+		rdma_destroy_qp(id);
+		ibv_dereg_mr(mr);
+		ibv_destroy_cq(cq);
+		ibv_dealloc_pd(pd);
+		rdma_destroy_id(id);
+		rdma_destroy_event_channel(ch);
+		return 0;
+	}
 	if (!e || e->event != RDMA_CM_EVENT_ESTABLISHED) {
 		check(false, "the keeper accepts a keyed request naming its key (to test what follows)");
 		return 1;
@@ -143,7 +239,25 @@ static int attempt(const struct sockaddr_in *local, const struct sockaddr_in *re
 	check(be_get32(rep) == PRIV_MAGIC_KEYED && be_get64(rep + 4 + 6) == 0 &&
 	      be_get32(rep + 4 + 14) == 0,
 	      "the accept shows neither the status window's address nor its rkey");
-	if (bye) {
+	if (act == LEARN) {
+		if (open_window(key, priv + 4, rep + 4, w) < 0) {
+			fprintf(stderr, "keyless_rdma: the accept's window does not open with the key\n");
+			return 2;
+		}
+		printf("# the status window: rkey 0x%x, %u bytes\n", w->rkey, w->len);
+		rdma_disconnect(id);
+		max_ms = 0;
+	}
+	if (act == READ || act == WRITE) {
+		memset(msg, 0xa5, sizeof(msg));
+		st = one_sided(id, cq, mr, msg, w, act == READ);
+		printf("# %s completed with status %d (%s)\n", act == READ ? "READ" : "WRITE", st,
+		       st >= 0 ? ibv_wc_status_str((enum ibv_wc_status)st) : "none");
+		snprintf(what, sizeof(what), "a %s of the status window with its real rkey, "
+			 "before any proof, fails", act == READ ? "READ" : "WRITE");
+		check(st > 0, what);
+	}
+	if (act == BYE) {
 		/* wire.h: the 20-byte header (CCMX, format 2, type 6 BYE,
 		 * body 2, rounds 1 and 1), then u16 reason 0. */
 		be_put32(msg, 0x43434d58u);
@@ -162,10 +276,11 @@ static int attempt(const struct sockaddr_in *local, const struct sockaddr_in *re
 			return 2;
 	}
 	t0 = now_ms();
-	e = next_event(ch, max_ms);
+	e = next_event(ch, max_ms ? max_ms : 2000);
 	snprintf(what, sizeof(what), "%s: the keeper drops the connection within %d ms",
-		 bye ? "a BYE instead of the proof" : "no proof at all", max_ms);
-	check(e && e->event == RDMA_CM_EVENT_DISCONNECTED, what);
+		 act == BYE ? "a BYE instead of the proof" : "no proof at all", max_ms);
+	if (act == NOTHING || act == BYE)
+		check(e && e->event == RDMA_CM_EVENT_DISCONNECTED, what);
 	if (e) {
 		printf("# dropped after %.0f ms\n", now_ms() - t0);
 		rdma_ack_cm_event(e);
@@ -187,8 +302,17 @@ int main(int argc, char **argv)
 	char host[64], *colon;
 	uint16_t port = DEFAULT_PORT;
 
-	if (argc != 5 || strlen(argv[4]) != 2 * TCPWIRE_KEY_ID_LEN) {
-		fprintf(stderr, "usage: keyless_rdma LOCAL_ADDR PARTNER_ADDR[:PORT] NODE KEY_ID\n");
+	struct auth_key key;
+	struct window w;
+	struct errbuf e;
+
+	if ((argc != 5 && argc != 6) || strlen(argv[4]) != 2 * TCPWIRE_KEY_ID_LEN) {
+		fprintf(stderr, "usage: keyless_rdma LOCAL_ADDR PARTNER_ADDR[:PORT] NODE KEY_ID "
+			"[KEY_FILE]\n");
+		return 2;
+	}
+	if (argc == 6 && auth_load_key(argv[5], &key, &e) < 0) {
+		fprintf(stderr, "keyless_rdma: %s\n", e.msg);
 		return 2;
 	}
 	snprintf(host, sizeof(host), "%s", argv[2]);
@@ -204,8 +328,19 @@ int main(int argc, char **argv)
 	if (getrandom(req.nonce, sizeof(req.nonce), 0) != sizeof(req.nonce))
 		return 2;
 	/* The keeper gives a connection 5 s for its proof; some slack. */
-	if (attempt(&local, &remote, &req, false, 8000) == 2 ||
-	    attempt(&local, &remote, &req, true, 3000) == 2) {
+	if (attempt(&local, &remote, &req, NOTHING, NULL, NULL, 8000) == 2 ||
+	    attempt(&local, &remote, &req, BYE, NULL, NULL, 3000) == 2 ||
+	    attempt(&local, &remote, &req, UNGATED, NULL, NULL, 0) == 2) {
+		fprintf(stderr, "keyless_rdma: setup failed\n");
+		return 2;
+	}
+	/* Each with a nonce of its own, as the keeper would see anyone's. */
+	if (argc == 6 &&
+	    (attempt(&local, &remote, &req, LEARN, &key, &w, 0) == 2 ||
+	     getrandom(req.nonce, sizeof(req.nonce), 0) != sizeof(req.nonce) ||
+	     attempt(&local, &remote, &req, READ, NULL, &w, 0) == 2 ||
+	     getrandom(req.nonce, sizeof(req.nonce), 0) != sizeof(req.nonce) ||
+	     attempt(&local, &remote, &req, WRITE, NULL, &w, 0) == 2)) {
 		fprintf(stderr, "keyless_rdma: setup failed\n");
 		return 2;
 	}

@@ -159,7 +159,10 @@ EOS
 # none: node 1 refuses both before they touch anything, each hears why,
 # tries on (a refusal carries no proof) and exits 5 at its --timeout.  Then a host that names the real key id but cannot prove it
 # (keyless_rdma): the accept hides the status window from it, and it is
-# dropped, whether it sends nothing or a BYE.  The pair goes on.
+# dropped, whether it sends nothing or a BYE; knowing the window's rkey
+# (opened with the key from another accept, as if guessed), it can neither
+# READ nor WRITE it before a proof; the keyed greeting of earlier builds is
+# refused.  The pair goes on.
 test_veth_with_a_key_only_the_key_holder_gets_in() {
 	lab_ready || return 0
 	mkdir -p "$t/share"
@@ -197,7 +200,9 @@ $CCM connect --node-id 2 --listen 10.0.0.2:7473 --partner 10.0.0.1 --transport r
 	--clients /tmp/c3 --state-dir /tmp/run-4 --timeout 6 -v >> /out/node-4.log 2>&1
 echo $? > /out/none.rc
 # And one that names the real key id but cannot prove it (tests/vm/keyless_rdma.c).
-keyless_rdma 10.0.0.2 10.0.0.1 2 "$(kstate 1 CCM_KEY_ID)" > /out/keyless.log 2>&1
+# With the key file it also knows the status window's rkey (as if guessed),
+# and READs and WRITEs it without proving the key.
+keyless_rdma 10.0.0.2 10.0.0.1 2 "$(kstate 1 CCM_KEY_ID)" /tmp/key > /out/keyless.log 2>&1
 echo $? > /out/keyless.rc
 sleep 2
 for n in 1 2; do
@@ -238,6 +243,12 @@ EOS
 		"held - no proof at all: the keeper drops the connection"
 	assertContains "$(cat "$t/share/keyless.log")" \
 		"held - a BYE instead of the proof: the keeper drops the connection"
+	assertContains "$(cat "$t/share/keyless.log")" \
+		"held - a READ of the status window with its real rkey, before any proof, fails"
+	assertContains "$(cat "$t/share/keyless.log")" \
+		"held - a WRITE of the status window with its real rkey, before any proof, fails"
+	assertContains "$(cat "$t/share/keyless.log")" \
+		"held - a keyed request of the ungated greeting is refused as such"
 }
 
 # ---------------------------------------------------------------- two guests
