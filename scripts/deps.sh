@@ -12,15 +12,19 @@ set -eu
 
 # Package sets - extend here.
 BUILD_PKGS="build-essential musl-tools cmake ninja-build pkg-config python3 file
-ca-certificates autoconf automake libtool"
+ca-certificates autoconf automake libtool scdoc"
 # autoconf/automake/libtool: Debian's libsodium orig tarball is a git export
 # without a generated configure script (autogen.sh must run first).
+# scdoc: the man pages (doc/*.scd), which `make` builds.
 TEST_PKGS="clang libclang-rt-14-dev libibverbs-dev librdmacm-dev libsodium-dev
 shunit2 iproute2 procps shellcheck dash util-linux busybox-static nftables
-prometheus prometheus-node-exporter"
+prometheus prometheus-node-exporter man-db bash-completion"
 # prometheus: for promtool, which checks the metrics; it and node_exporter
 # are read by tests/twonode (on a machine with systemd, installing them
 # also enables their services).
+# man-db (man, and col through bsdextrautils) renders the man pages and
+# bash-completion is the completion's framework: tests/cli/test_man.sh and
+# test_completion.sh.
 
 usage() { echo "usage: $0 [build|test|all]" >&2; exit 1; }
 [ $# -le 1 ] || usage
@@ -54,6 +58,6 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 echo "deps: installing: $missing"
-apt-get update -qq
+apt-get -o DPkg::Lock::Timeout=600 update -qq
 # shellcheck disable=SC2086
-apt-get install -y -qq --no-install-recommends $missing
+apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $missing

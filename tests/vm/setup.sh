@@ -40,9 +40,9 @@ if [ -n "$missing" ]; then
 	fi
 	echo "vm-setup: installing:$missing" >&2
 	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
+	apt-get -o DPkg::Lock::Timeout=600 update -qq
 	# shellcheck disable=SC2086
-	apt-get install -y -qq --no-install-recommends $missing >/dev/null
+	apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
 stamp=$vm/stamp
@@ -55,7 +55,7 @@ fi
 pkg=$(apt-cache depends linux-image-amd64 2>/dev/null |
 	sed -n 's/^ *Depends: \(linux-image-6\.1\.[^ ]*-amd64\)$/\1/p' | head -1)
 if [ -z "$pkg" ]; then
-	apt-get update -qq
+	apt-get -o DPkg::Lock::Timeout=600 update -qq
 	pkg=$(apt-cache depends linux-image-amd64 |
 		sed -n 's/^ *Depends: \(linux-image-6\.1\.[^ ]*-amd64\)$/\1/p' | head -1)
 fi
@@ -66,7 +66,7 @@ echo "vm-setup: fetching $pkg" >&2
 rm -rf "$vm/dl" "$vm/kernel.tmp"
 mkdir -p "$vm/dl"
 ( cd "$vm/dl" && apt-get -o APT::Sandbox::User=root download -qq "$pkg" ) ||
-	{ apt-get update -qq && ( cd "$vm/dl" && apt-get -o APT::Sandbox::User=root download -qq "$pkg" ); }
+	{ apt-get -o DPkg::Lock::Timeout=600 update -qq && ( cd "$vm/dl" && apt-get -o APT::Sandbox::User=root download -qq "$pkg" ); }
 deb=$(find "$vm/dl" -name "${pkg}_*.deb" | head -1)
 dpkg-deb -x "$deb" "$vm/kernel.tmp"
 depmod -b "$vm/kernel.tmp" "$kver"
