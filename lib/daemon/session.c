@@ -465,6 +465,20 @@ static void handle_message(struct session *s, int link, const uint8_t *buf, uint
 		return;
 	}
 	log_at(s->log, LOG_DEBUG, "received %s", wire_type_name(m->type));
+	if (m->type == WIRE_HELLO && m->u.hello.epoch != s->hs.peer_epoch) {
+		/* Not of the incarnation our handshake met: a frame of an
+		 * earlier session delivered again (a host on the wire, or a
+		 * link that duplicates).  Its round is not ours, so judged by
+		 * rounds it would pass for the partner beginning a new
+		 * exchange -- and undo a healthy session.  A partner that
+		 * really rebooted is found by the handshake and heartbeats,
+		 * which read its status block, never by a HELLO
+		 * (sim --scenario stale-round). */
+		log_at(s->log, LOG_DEBUG, "dropped HELLO of another exchange: partner epoch %llu, "
+		       "ours is with %llu", (unsigned long long)m->u.hello.epoch,
+		       (unsigned long long)s->hs.peer_epoch);
+		return;
+	}
 	if (m->type == WIRE_HELLO && s->peer_round && m->round != s->peer_round) {
 		/* The partner left the exchange we share and began a new one
 		 * (it lost us; we had not noticed). */
@@ -542,14 +556,6 @@ static void handle_message(struct session *s, int link, const uint8_t *buf, uint
 	}
 	if (m->type == WIRE_LINK_JOIN) {
 		serve_link_join(s, link, m, buf, len);
-		return;
-	}
-	if (m->type == WIRE_HELLO && m->u.hello.epoch != s->hs.peer_epoch) {
-		struct hs_event ev = { .type = HS_EV_PEER_LOST };
-
-		log_at(s->log, LOG_ERR, "HELLO from partner epoch %llu, handshake was with %llu",
-		       (unsigned long long)m->u.hello.epoch, (unsigned long long)s->hs.peer_epoch);
-		hs_feed(s, &ev);
 		return;
 	}
 	ex_on_msg(s->ex, m);

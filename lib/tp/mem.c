@@ -31,6 +31,10 @@
 #define MEM_PENDING_MAX TP_OPS_MAX
 #define MEM_SEND_SLOTS  4       /* as rdma: messages posted that have not landed yet */
 #define NEVER           UINT64_MAX
+/* tp_mem_net_replay: the first messages of each connection (an exchange's
+ * own), the most recent few, kept to be delivered again. */
+#define MEM_RECORD_PER_CONN 8
+#define MEM_RECORD_MAX      32
 
 enum item_kind { IT_CONN_REQ, IT_CONN_REP, IT_READ, IT_WRITE, IT_DONE, IT_MSG, IT_CLOSE };
 enum { TO_PAS, TO_ACT };        /* a connection's two directions */
@@ -45,6 +49,7 @@ struct item {
 	uint64_t addr;
 	uint32_t node;          /* CONN_REP: the listener's node id */
 	struct tp_remote win;   /* CONN_REP: its status window */
+	bool replayed;          /* MSG: injected by tp_mem_net_replay, no send slot */
 	uint8_t data[];         /* WRITE, MSG: the payload; READ: room for the bytes read */
 };
 
@@ -71,6 +76,15 @@ struct mem_conn {
 	struct item *close;     /* the FIN, allocated up front so closing cannot fail */
 	uint64_t stall_since;   /* cut with something outstanding since, NEVER if not */
 	uint64_t doom_at;       /* an end was destroyed: the other notices then */
+	int recorded;           /* of its messages, kept for tp_mem_net_replay */
+};
+
+/* A message as it was sent, for tp_mem_net_replay. */
+struct record {
+	uint64_t conn;          /* 0: slot free */
+	uint32_t node;          /* its sender */
+	uint32_t len;
+	uint8_t *data;
 };
 
 struct region {
@@ -130,6 +144,8 @@ struct tp_mem_net {
 	int ncut;
 	uint32_t *frozen;
 	int nfrozen;
+	struct record rec[MEM_RECORD_MAX];  /* a ring, oldest at rec_next */
+	int rec_next;
 	struct tp_mem_stats st;
 };
 
@@ -271,7 +287,7 @@ static struct item *dequeue(struct tp_mem_net *n, struct mem_conn *c, int dir)
 	n->st.in_flight--;
 	/* A message landed or was dropped: its send slot is free again (rdma:
 	 * the send's completion, or its failure). */
-	if (it->kind == IT_MSG && dir == TO_PAS && c->act && c->act->sends > 0)
+	if (it->kind == IT_MSG && dir == TO_PAS && !it->replayed && c->act && c->act->sends > 0)
 		c->act->sends--;
 	return it;
 }
@@ -778,6 +794,18 @@ static int mem_send(struct tp *tp, const void *msg, uint32_t len)
 	it->kind = IT_MSG;
 	it->len = len;
 	memcpy(it->data, msg, len);
+	if (t->act->recorded < MEM_RECORD_PER_CONN) {
+		struct record *r = &t->net->rec[t->net->rec_next];
+		uint8_t *copy = malloc(len);
+
+		if (copy) {
+			free(r->data);
+			*r = (struct record){ t->act->id, t->cfg.node_id, len, copy };
+			memcpy(copy, msg, len);
+			t->net->rec_next = (t->net->rec_next + 1) % MEM_RECORD_MAX;
+			t->act->recorded++;
+		}
+	}
 	enqueue(t->net, t->act, TO_PAS, it);
 	t->sends++;
 	return 0;
@@ -929,6 +957,8 @@ void tp_mem_net_destroy(struct tp_mem_net *n)
 		free(c->close);
 		free(c);
 	}
+	for (int i = 0; i < MEM_RECORD_MAX; i++)
+		free(n->rec[i].data);
 	free(n->cut);
 	free(n->frozen);
 	free(n);
@@ -1011,4 +1041,38 @@ void tp_mem_net_freeze(struct tp_mem_net *n, uint32_t node, bool frz)
 void tp_mem_net_stats(const struct tp_mem_net *n, struct tp_mem_stats *st)
 {
 	*st = n->st;
+}
+
+int tp_mem_net_replay(struct tp_mem_net *n, uint32_t from_node, int skip, int max)
+{
+	struct mem_conn *c;
+	uint64_t earlier = 0;
+	int count = 0, seen = 0;
+
+	for (c = n->conns; c; c = c->next)
+		if (c->act && c->pas && c->pas->current == c->id && c->act_node == from_node)
+			break;
+	if (!c)
+		return -ENOENT;
+	for (int i = 0; i < MEM_RECORD_MAX; i++)
+		if (n->rec[i].conn && n->rec[i].node == from_node && n->rec[i].conn < c->id &&
+		    n->rec[i].conn > earlier)
+			earlier = n->rec[i].conn;
+	for (int k = 0; k < MEM_RECORD_MAX && earlier && count < max; k++) {
+		const struct record *r = &n->rec[(n->rec_next + k) % MEM_RECORD_MAX];
+		struct item *it;
+
+		if (r->conn != earlier || seen++ < skip)
+			continue;
+		it = calloc(1, sizeof(*it) + r->len);
+		if (!it)
+			return -ENOMEM;
+		it->kind = IT_MSG;
+		it->replayed = true;
+		it->len = r->len;
+		memcpy(it->data, r->data, r->len);
+		enqueue(n, c, TO_PAS, it);
+		count++;
+	}
+	return count;
 }

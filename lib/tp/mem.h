@@ -48,6 +48,12 @@
  *     serving READs and WRITEs, and only connection requests wait.
  *   - a node destroyed (a crash): tp_destroy of its transports; their
  *     partners' connections fail after detect_us.
+ *   - a replay (tp_mem_net_replay): what a node sent first on an earlier
+ *     connection arrives again on its current one.  Neither transport
+ *     does that by itself; a host on the wire can without a key (with
+ *     one, tcp's sealed frames and rdma's tagged messages refuse it), and
+ *     it is what a stale message of an earlier exchange looks like to the
+ *     layers above.
  */
 #ifndef CCM_TP_MEM_H
 #define CCM_TP_MEM_H
@@ -87,6 +93,13 @@ void tp_mem_net_set_latency(struct tp_mem_net *net, uint32_t min_us, uint32_t ma
 void tp_mem_net_cut(struct tp_mem_net *net, const char *host, bool cut);
 /* Freeze or thaw every transport whose tp_config.node_id is node. */
 void tp_mem_net_freeze(struct tp_mem_net *net, uint32_t node, bool frozen);
+
+/* Deliver again, on from_node's current connection to its partner, up to
+ * max of the first messages it sent on its most recent earlier connection
+ * (8 are kept), the first skip of them left out, in their order, after
+ * whatever that connection has in flight.  Returns how many, 0 if there
+ * are none kept, -ENOENT without a current connection. */
+int tp_mem_net_replay(struct tp_mem_net *n, uint32_t from_node, int skip, int max);
 
 /* Counters, for the simulator's report and its invariants. */
 struct tp_mem_stats {

@@ -28,7 +28,7 @@
  * every fd the run opened is closed again.
  *
  *   sim [--seeds N] [--first S] [--seed S] [-v] [--plant rewind|lose]
- *       [--stray] [--impostor]
+ *       [--stray] [--impostor] [--scenario NAME|all]
  *
  * --plant proves the checks can fail; the run reports how many seeds caught
  * the planted bug, and fails if none did.  rewind: now and then a receiving
@@ -43,6 +43,12 @@
  * third node claims to be B (node id 2) with another key or none, over and
  * over: it must never get in, and the pair must never notice.  (The mem
  * transport models the greeting's outcome; tcp and rdma do its crypto.)
+ * --scenario replaces the random faults with a script: one of the recovery
+ * bugs the shell suites once found, replayed where it happened (see
+ * scenarios[] below).  The seeds still draw everything else (latencies,
+ * the clients, epochs), and each run must also show, by the keepers' own
+ * log lines, that it reached the bug's situation: a scenario that drifted
+ * away from it would otherwise pass without testing anything.
  *
  * A failing seed prints the trace of its last events and the command that
  * replays it. */
@@ -245,6 +251,115 @@ struct counters {
 	uint64_t claims_checked, deaf_spells, refused_full, given_up;
 };
 
+/* --- scenarios: the known recovery bugs, scripted ------------------------------- */
+
+enum sc_act { SC_STALL, SC_RESTART, SC_CRASH, SC_LATENCY, SC_REPLAY };
+
+struct sc_step {
+	const char *when;      /* NULL: at once (the first step: once both are
+	                          connected); else once this line is logged */
+	int when_node;         /* by this node (0 A, 1 B) */
+	uint32_t after_ms;     /* then this much later */
+	enum sc_act act;
+	int node;
+	uint32_t ms;           /* STALL: for how long; CRASH: down how long;
+	                          LATENCY: the most a delivery takes */
+	/* REPLAY: ms of the first messages node sent on its previous
+	 * connection, the first skip left out, arrive again on its current
+	 * one (tp_mem_net_replay): its HELLO is the first, then the
+	 * exchange's next steps. */
+	uint32_t skip;
+};
+
+/* A log line that must come between min and max times in the run. */
+struct sc_count {
+	int node;
+	const char *line;
+	int min, max;
+};
+
+struct scenario {
+	const char *name;
+	const char *bug;       /* what the keeper once did here */
+	bool rdma;
+	struct sc_step steps[4];
+	int nsteps;
+	struct sc_count counts[4];
+	int ncounts;
+};
+
+/* The pair's heartbeat in every scenario: 100 ms x 5, lost after 500 ms. */
+#define SC_HEARTBEAT_MS 100
+#define SC_MISSES       5
+
+static const struct scenario scenarios[] = {
+	{
+		.name = "stall-stale-exchange",
+		.bug = "a keeper exited after a stall when a stale exchange message arrived",
+		.steps = {
+			{ NULL, 0, 200, SC_RESTART, 1, 0 },
+			/* B's new incarnation begins its exchange while A
+			 * stalls; B's frames of the exchange before are
+			 * delivered again meanwhile, and A wakes to them. */
+			{ "exchanging descriptors", 1, 0, SC_STALL, 0, 800 },
+			{ NULL, 0, 50, SC_REPLAY, 1, 3 },
+		},
+		.nsteps = 3,
+		/* Dropped, they cost nothing: A handshakes again once, for
+		 * B's restart (taken in, an old HELLO made A give the new
+		 * session up once more). */
+		.counts = { { 0, "of another exchange", 1, 1000 },
+			    { 0, "handshaking again", 1, 1 } },
+		.ncounts = 2,
+	},
+	{
+		.name = "one-sided-loss",
+		.bug = "a loss only one side saw (its partner stalled) did not heal",
+		.steps = { { NULL, 0, 300, SC_STALL, 0, 1000 } },
+		.nsteps = 1,
+		.counts = { { 1, "partner unreachable", 1, 1 },
+			    { 1, "session resumed", 1, 1 },
+			    { 0, "handshaking again", 0, 0 },
+			    { 1, "handshaking again", 0, 0 } },
+		.ncounts = 4,
+	},
+	{
+		.name = "partner-reboot-rdma",
+		.bug = "a partner's reboot over rdma was followed by a second, spurious "
+		       "re-handshake",
+		.rdma = true,
+		.steps = { { NULL, 0, 300, SC_CRASH, 1, 1500 } },
+		.nsteps = 1,
+		.counts = { { 0, "handshaking again", 1, 1 },
+			    { 0, "connected to node 2", 2, 2 } },
+		.ncounts = 2,
+	},
+	{
+		.name = "stale-round",
+		.bug = "messages of an earlier exchange round reached a new one (they carried "
+		       "no round number)",
+		.steps = {
+			{ NULL, 0, 200, SC_RESTART, 1, 0 },
+			/* B loses A in the middle of the exchange (A stalls
+			 * 3 s) and begins another with the same epochs; its
+			 * frames of the one before arrive in the middle of
+			 * it: only their round tells them apart. */
+			{ "exchanging descriptors", 1, 0, SC_STALL, 0, 3000 },
+			{ "exchanging descriptors", 1, 0, SC_REPLAY, 1, 3, 1 },
+		},
+		.nsteps = 3,
+		/* Its HELLO is not among them: a HELLO of another round
+		 * while connected is the partner beginning anew, met again
+		 * (a replayed one costs a re-handshake; with a key none
+		 * can be replayed). */
+		.counts = { { 0, "of another exchange", 1, 1000 },
+			    { 0, "handshaking again", 1, 1 } },
+		.ncounts = 2,
+	},
+};
+
+#define NSCENARIOS ((int)(sizeof(scenarios) / sizeof(scenarios[0])))
+
 struct sim {
 	uint64_t seed;
 	struct rng rng;            /* the run's choices */
@@ -276,6 +391,11 @@ struct sim {
 	char root[48];
 	bool quiet_phase;
 	bool probing;
+	const struct scenario *sc;  /* --scenario: the script, or NULL */
+	int sc_next;               /* its next step */
+	uint64_t sc_armed_at;      /* when that step's trigger came (0: not yet) */
+	bool sc_when_seen;         /* its log line has been seen */
+	int sc_seen[4];            /* how often each of its counted lines came */
 };
 
 static void trace(struct sim *sim, int node, const char *fmt, ...)
@@ -328,6 +448,18 @@ static void log_sink(void *ctx, int level, const char *msg)
 		sim->c.failovers++;
 	else if (strstr(msg, "partner unreachable"))
 		sim->c.unreachables++;
+	if (sim->sc && n->idx < NODES) {
+		const struct scenario *sc = sim->sc;
+
+		for (int i = 0; i < sc->ncounts; i++)
+			if ((sc->counts[i].node < 0 || sc->counts[i].node == n->idx) &&
+			    strstr(msg, sc->counts[i].line))
+				sim->sc_seen[i]++;
+		if (sim->sc_next < sc->nsteps && sc->steps[sim->sc_next].when &&
+		    sc->steps[sim->sc_next].when_node == n->idx &&
+		    strstr(msg, sc->steps[sim->sc_next].when))
+			sim->sc_when_seen = true;
+	}
 	trace(sim, n->idx, "%s", msg);
 }
 
@@ -984,8 +1116,14 @@ static void node_config(struct sim *sim, struct sim_node *n)
 	 * 200..1223 ms: clients stay away longer than that now and then. */
 	cfg->msg_hold_ms = 200 + (uint32_t)(((sim->seed + (uint64_t)n->idx) *
 					      0x9e3779b97f4a7c15ull) >> 54);
-	n->log = (struct log){ .verbose = sim->verbose ? LOG_DEBUG : LOG_STEP, .node = n->id,
-			       .sink = log_sink, .sink_ctx = n };
+	if (sim->sc) {
+		cfg->heartbeat_ms = SC_HEARTBEAT_MS;
+		cfg->heartbeat_misses = SC_MISSES;
+		cfg->timeout_s = 0;
+	}
+	/* A scenario's lines are read at every level (its debug ones too). */
+	n->log = (struct log){ .verbose = sim->verbose || sim->sc ? LOG_DEBUG : LOG_STEP,
+			       .node = n->id, .sink = log_sink, .sink_ctx = n };
 	n->opts = (struct session_opts){ .handoff_fd = -1, .tp = &tp_mem_ops, .net = sim->net,
 					 .random = rng_bytes, .random_ctx = &sim->entropy,
 					 .handoff_fault = disk_fault, .fault_ctx = n };
@@ -1316,9 +1454,112 @@ static void draw_mix(struct sim *sim)
 	m->client_deaf = rng_below(&sim->deaf_rng, 2) ? 0 : (uint32_t)rng_range(&sim->deaf_rng, 10, 500);
 	sim->nlinks = (int)rng_range(r, 1, 3);
 	sim->rdma = rng_below(r, 2);
-	if (sim->stray)
+	if (sim->stray || sim->sc)
 		m->cut = m->stall = m->crash = m->restart = m->jitter = m->disk = m->client_churn =
 			m->client_deaf = 0;
+	if (sim->sc) {
+		sim->nlinks = 1;
+		sim->rdma = sim->sc->rdma;
+	}
+}
+
+/* --scenario: the script's next step, once its time has come.  When the
+ * last is done, the faults end 3 s later (then the usual liveness). */
+static void script_step(struct sim *sim)
+{
+	const struct scenario *sc = sim->sc;
+
+	while (sim->sc_next < sc->nsteps) {
+		const struct sc_step *st = &sc->steps[sim->sc_next];
+		struct sim_node *n = &sim->node[st->node];
+
+		if (!sim->sc_armed_at) {
+			bool due = st->when ? sim->sc_when_seen : sim->sc_next > 0 || both_connected(sim);
+
+			if (!due)
+				return;
+			sim->sc_armed_at = sim->now;
+		}
+		if (sim->now < sim->sc_armed_at + (uint64_t)st->after_ms * 1000)
+			return;
+		/* A step that cannot be taken now (its node down, or already
+		 * stopping) ends the run as a failure: the script lost its
+		 * situation. */
+		if (st->act != SC_LATENCY && st->act != SC_REPLAY &&
+		    (!n->s || n->frozen || n->stop_sent)) {
+			fail(sim, "scenario %s: step %d found node %c %s", sc->name, sim->sc_next + 1,
+			     'A' + st->node, !n->s ? "down" : n->frozen ? "stalled" : "stopping");
+			return;
+		}
+		switch (st->act) {
+		case SC_STALL:
+			n->frozen = true;
+			n->thaw_at = sim->now + (uint64_t)st->ms * 1000;
+			tp_mem_net_freeze(sim->net, n->id, true);
+			sim->c.stalls++;
+			trace(sim, st->node, "scenario step %d: stalled for %u ms", sim->sc_next + 1,
+			      st->ms);
+			break;
+		case SC_RESTART:
+			n->stop_sent = true;
+			sim->c.restarts++;
+			trace(sim, st->node, "scenario step %d: told to stop (a restart)",
+			      sim->sc_next + 1);
+			session_signal(n->s, sim->now / 1000, (int64_t)(sim->now / 1000000));
+			break;
+		case SC_CRASH:
+			sim->c.crashes++;
+			trace(sim, st->node, "scenario step %d: crashes, down for %u ms",
+			      sim->sc_next + 1, st->ms);
+			node_down(n, (uint64_t)st->ms * 1000);
+			break;
+		case SC_REPLAY: {
+			int r = tp_mem_net_replay(sim->net, n->id, (int)st->skip, (int)st->ms);
+
+			if (r <= 0) {
+				fail(sim, "scenario %s: step %d: nothing of node %c to deliver again "
+				     "(%d)", sc->name, sim->sc_next + 1, 'A' + st->node, r);
+				return;
+			}
+			trace(sim, st->node, "scenario step %d: %d frame(s) of its previous "
+			      "connection delivered again on its current one", sim->sc_next + 1, r);
+			break;
+		}
+		case SC_LATENCY:
+			tp_mem_net_set_latency(sim->net, st->ms * 500, st->ms * 1000);
+			sim->c.jitters++;
+			trace(sim, -1, "scenario step %d: latency now %u..%u ms", sim->sc_next + 1,
+			      st->ms / 2, st->ms);
+			break;
+		}
+		sim->sc_next++;
+		sim->sc_armed_at = 0;
+		sim->sc_when_seen = false;
+	}
+	if (sim->fault_end == UINT64_MAX) {
+		sim->fault_end = sim->now + 3000000;
+		sim->end = sim->fault_end + 60000000;
+	}
+}
+
+/* --scenario, at the end of a run that passed: its lines came as often as
+ * the bug's situation makes them. */
+static void script_check(struct sim *sim)
+{
+	const struct scenario *sc = sim->sc;
+
+	if (sim->sc_next < sc->nsteps)
+		fail(sim, "scenario %s: step %d never came (waiting for \"%s\")", sc->name,
+		     sim->sc_next + 1, sc->steps[sim->sc_next].when ? sc->steps[sim->sc_next].when :
+		     "both connected");
+	for (int i = 0; i < sc->ncounts && !sim->failure[0]; i++) {
+		const struct sc_count *k = &sc->counts[i];
+
+		if (sim->sc_seen[i] < k->min || sim->sc_seen[i] > k->max)
+			fail(sim, "scenario %s: \"%s\" logged %d time(s) by %s, wanted %d..%d", sc->name,
+			     k->line, sim->sc_seen[i], k->node < 0 ? "either" : k->node ? "B" : "A",
+			     k->min, k->max);
+	}
 }
 
 /* --stray: the third node comes and goes; the pair must not notice. */
@@ -1451,6 +1692,11 @@ static void run_seed(struct sim *sim)
 	}
 	sim->fault_end = rng_range(&sim->rng, 1000000, 15000000);
 	sim->end = sim->fault_end + 60000000;  /* liveness bound: 60 s */
+	if (sim->sc) {
+		/* Until the script is done (script_step), with a bound. */
+		sim->fault_end = UINT64_MAX;
+		sim->end = 120000000;
+	}
 	trace(sim, -1, "seed %llu: %d link(s), %s, cut %u stall %u crash %u restart %u jitter %u "
 	      "disk %u churn %u (per million per ms), faults until %llu ms",
 	      (unsigned long long)sim->seed, sim->nlinks, sim->rdma ? "rdma-like" : "tcp-like",
@@ -1548,6 +1794,8 @@ static void run_seed(struct sim *sim)
 			sim->quiet_phase = true;
 			quiet_at = sim->now;
 		}
+		if (sim->sc)
+			script_step(sim);
 		faults(sim, dt);
 		tp_mem_net_advance(sim->net, sim->now);
 		for (int i = 0; i < NODES && !sim->failure[0]; i++)
@@ -1567,6 +1815,8 @@ static void run_seed(struct sim *sim)
 		}
 		if (sim->probing && probe_done(sim)) {
 			check_handoff_files(sim);
+			if (sim->sc && !sim->failure[0])
+				script_check(sim);
 			if (sim->failure[0])
 				break;
 			sim->c.connected_runs++;
@@ -1606,7 +1856,7 @@ static void print_trace(const struct sim *sim)
 static void usage(void)
 {
 	fprintf(stderr, "usage: sim [--seeds N] [--first S] [--seed S] [-v] [--plant rewind|lose]\n"
-			"           [--stray] [--impostor]\n");
+			"           [--stray] [--impostor] [--scenario NAME|all]\n");
 	exit(2);
 }
 
@@ -1629,6 +1879,7 @@ int main(int argc, char **argv)
 		{ "plant", required_argument, NULL, 'p' },
 		{ "stray", no_argument, NULL, 'S' },
 		{ "impostor", no_argument, NULL, 'I' },
+		{ "scenario", required_argument, NULL, 'c' },
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t first = 1, seeds = 100, failed = 0, sim_us = 0;
@@ -1638,7 +1889,8 @@ int main(int argc, char **argv)
 	bool verbose = false, plant = false, stray = false, impostor = false;
 	const char *plant_name = "";
 	uint64_t first_caught = 0, caught = 0;
-	int c, fds0;
+	int c, fds0, sc_first = -1, sc_last = -1;
+	uint64_t runs = 0;
 
 	while ((c = getopt_long(argc, argv, "v", opts, NULL)) != -1) {
 		switch (c) {
@@ -1670,6 +1922,22 @@ int main(int argc, char **argv)
 		case 'I':
 			stray = impostor = true;
 			break;
+		case 'c':
+			sc_first = 0;
+			sc_last = NSCENARIOS - 1;
+			if (strcmp(optarg, "all") != 0) {
+				while (sc_first < NSCENARIOS && strcmp(scenarios[sc_first].name, optarg))
+					sc_first++;
+				if (sc_first == NSCENARIOS) {
+					fprintf(stderr, "sim: no scenario %s; there are:", optarg);
+					for (int k = 0; k < NSCENARIOS; k++)
+						fprintf(stderr, " %s", scenarios[k].name);
+					fprintf(stderr, "\n");
+					return 2;
+				}
+				sc_last = sc_first;
+			}
+			break;
 		default:
 			usage();
 		}
@@ -1686,8 +1954,10 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	t0 = clock_ms();
 	fds0 = count_fds();
+	for (int k = sc_first; k <= sc_last; k++)
 	for (uint64_t seed = first; seed < first + seeds; seed++) {
-		char root[48];
+		const struct scenario *sc = k >= 0 ? &scenarios[k] : NULL;
+		char root[48], what[256];
 		int fds;
 
 		memcpy(root, sim->root, sizeof(root));
@@ -1701,7 +1971,14 @@ int main(int argc, char **argv)
 		sim->plant_lose = plant && !strcmp(plant_name, "lose");
 		sim->stray = stray;
 		sim->impostor = impostor;
+		sim->sc = sc;
 		run_seed(sim);
+		runs++;
+		if (sc)
+			snprintf(what, sizeof(what), "scenario %s (%s), seed %llu", sc->name, sc->bug,
+				 (unsigned long long)seed);
+		else
+			snprintf(what, sizeof(what), "seed %llu", (unsigned long long)seed);
 		fds = count_fds();
 		if (!sim->failure[0] && fds != fds0)
 			fail(sim, "%d fd(s) open after the run, %d before: a leak", fds, fds0);
@@ -1737,16 +2014,13 @@ int main(int argc, char **argv)
 		}
 		if (sim->failure[0]) {
 			failed++;
-			printf("not ok %llu - seed %llu: %s\n", (unsigned long long)(seed - first + 1),
-			       (unsigned long long)seed, sim->failure);
-			fprintf(stderr, "seed %llu failed: %s\n  last events:\n",
-				(unsigned long long)seed, sim->failure);
+			printf("not ok %llu - %s: %s\n", (unsigned long long)runs, what, sim->failure);
+			fprintf(stderr, "%s failed: %s\n  last events:\n", what, sim->failure);
 			print_trace(sim);
-			fprintf(stderr, "  replay: build/dev/tests/sim --seed %llu -v\n",
-				(unsigned long long)seed);
+			fprintf(stderr, "  replay: build/dev/tests/sim --seed %llu%s%s -v\n",
+				(unsigned long long)seed, sc ? " --scenario " : "", sc ? sc->name : "");
 		} else if (verbose || seeds <= 20) {
-			printf("ok %llu - seed %llu\n", (unsigned long long)(seed - first + 1),
-			       (unsigned long long)seed);
+			printf("ok %llu - %s\n", (unsigned long long)runs, what);
 		}
 		fflush(stdout);
 	}
@@ -1757,7 +2031,7 @@ int main(int argc, char **argv)
 			secs = 0.001;
 		printf("sim: %llu seeds in %.1f s (%.0f seeds/s), %.2f simulated hours "
 		       "(%.1f simulated minutes per wall second), %llu steps (%.0f steps/s)\n",
-		       (unsigned long long)seeds, secs, (double)seeds / secs,
+		       (unsigned long long)runs, secs, (double)runs / secs,
 		       (double)sim_us / 3.6e9, (double)sim_us / 6e7 / secs,
 		       (unsigned long long)total.steps, (double)total.steps / secs);
 		printf("sim: faults: %llu link cuts, %llu stalls, %llu crashes, %llu restarts, "
@@ -1800,10 +2074,10 @@ int main(int argc, char **argv)
 	}
 	if (!failed)
 		printf("ok %llu - %llu seeds, no invariant broken\n",
-		       (unsigned long long)(seeds <= 20 ? seeds + 1 : 1), (unsigned long long)seeds);
+		       (unsigned long long)(seeds <= 20 ? runs + 1 : 1), (unsigned long long)runs);
 	remove_dirs(sim);
 	free(sim);
-	printf("%llu passed, %llu failed\n", (unsigned long long)(seeds - failed),
+	printf("%llu passed, %llu failed\n", (unsigned long long)(runs - failed),
 	       (unsigned long long)failed);
 	return failed ? 1 : 0;
 }
