@@ -11,6 +11,7 @@
 #   make sim        the deterministic simulator over SEEDS seeds (default 40000,
 #                   about ten minutes on two cores)
 #   make install    DESTDIR/PREFIX install of the static binary
+#   make man        the man pages (doc/*.scd, scdoc) into build/man
 
 BUILD   ?= build
 V       ?= 0
@@ -47,7 +48,7 @@ $(STATIC_AR): $(filter-out $(BUILD)/static/ccm-early.o,$(STATIC_OBJ))
 	$(Q)rm -f $@
 	$(Q)ar rcs $@ $^
 
-all: ccm-early $(CLIENT_PROGS)
+all: ccm-early $(CLIENT_PROGS) man
 
 # Installing packages happens once, before either library build starts.
 deps-build:
@@ -107,6 +108,21 @@ $(BUILD)/libccm.a: $(patsubst %.c,$(BUILD)/static/%.o,$(LIBCCM_SRC)) lib/client/
 		tests/cli/libccm_collide.c $@ && $(BUILD)/static/libccm_collide || { rm -f $@; exit 1; }
 
 libccm: $(BUILD)/libccm.a
+
+# --- man pages: doc/NAME.SECTION.scd -> build/man/NAME.SECTION (scdoc) ----------
+MAN_SRC   := $(sort $(wildcard doc/*.scd))
+MAN_PAGES := $(patsubst doc/%.scd,$(BUILD)/man/%,$(MAN_SRC))
+
+$(BUILD)/man/%: doc/%.scd | deps-build
+	@mkdir -p $(@D)
+	@echo "  SCDOC      $@"
+	$(Q)scdoc < $< > $@.tmp && mv $@.tmp $@
+
+man: $(MAN_PAGES)
+
+# bash-completion's directory (its pkg-config file says where), else the
+# usual one under PREFIX.
+BASH_COMPLETION_DIR ?= $(or $(shell pkg-config --define-variable=prefix=$(PREFIX) --variable=completionsdir bash-completion 2>/dev/null),$(PREFIX)/share/bash-completion/completions)
 
 # --- dev build: glibc, dynamic, sanitizers ------------------------------------
 DEV_CC      := gcc
@@ -248,7 +264,7 @@ bench: ccm-early $(BENCH_BIN)
 # --- the one-command jobs -----------------------------------------------------
 test:
 	scripts/deps.sh test
-	$(MAKE) -j2 ccm-early $(CLIENT_PROGS) $(BENCH_BIN) $(BUILD)/tests/keyless_rdma
+	$(MAKE) -j2 ccm-early $(CLIENT_PROGS) man $(BENCH_BIN) $(BUILD)/tests/keyless_rdma
 	$(MAKE) -j2 dev fuzz-build $(BUILD)/sim/sim
 	tests/run
 
@@ -257,7 +273,7 @@ demo:
 	$(MAKE) -j2 ccm-early $(CLIENT_PROGS)
 	scripts/demo.sh ./ccm-early
 
-install: ccm-early $(CLIENT_PROGS) $(BUILD)/libccm.a
+install: ccm-early $(CLIENT_PROGS) $(BUILD)/libccm.a man
 	install -D -m 0755 ccm-early $(DESTDIR)$(PREFIX)/sbin/ccm-early
 	install -D -m 0755 ccm-fmon $(DESTDIR)$(PREFIX)/sbin/ccm-fmon
 	install -D -m 0755 ccm-nvmirror $(DESTDIR)$(PREFIX)/sbin/ccm-nvmirror
@@ -274,12 +290,18 @@ install: ccm-early $(CLIENT_PROGS) $(BUILD)/libccm.a
 	install -m 0755 dracut/95ccm/module-setup.sh dracut/95ccm/parse-ccm.sh \
 		dracut/95ccm/ccm-connect.sh dracut/95ccm/ccm-lib.sh $(DESTDIR)/usr/lib/dracut/modules.d/95ccm/
 	install -m 0644 dracut/95ccm/ccm-early.service $(DESTDIR)/usr/lib/dracut/modules.d/95ccm/
+	for m in $(MAN_PAGES); do n=$${m##*/}; \
+		install -D -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man$${n##*.}/$$n; done
+	install -D -m 0644 doc/ccm-early.bash $(DESTDIR)$(BASH_COMPLETION_DIR)/ccm-early
+	ln -sf ccm-early $(DESTDIR)$(BASH_COMPLETION_DIR)/ccm-fmon
+	ln -sf ccm-early $(DESTDIR)$(BASH_COMPLETION_DIR)/ccm-nvmirror
 
 clean:
 	rm -rf $(BUILD)/static $(BUILD)/dev $(BUILD)/fuzz $(BUILD)/sim $(BUILD)/bench $(BUILD)/tests $(BUILD)/libccm.a \
+		$(BUILD)/man \
 		ccm-early ccm-fmon ccm-nvmirror *.unstripped
 
 # The header dependencies -MMD wrote.
 -include $(shell find $(BUILD)/dev $(BUILD)/static $(BUILD)/fuzz $(BUILD)/sim $(BUILD)/bench -name '*.d' -type f 2>/dev/null)
 
-.PHONY: deps-build all dev fuzz fuzz-build bench test demo install clean sim
+.PHONY: deps-build all dev fuzz fuzz-build bench test demo install clean sim man
