@@ -279,8 +279,16 @@ static int attempt(const struct sockaddr_in *local, const struct sockaddr_in *re
 	e = next_event(ch, max_ms ? max_ms : 2000);
 	snprintf(what, sizeof(what), "%s: the keeper drops the connection within %d ms",
 		 act == BYE ? "a BYE instead of the proof" : "no proof at all", max_ms);
+	/* Dropped: the CM says so as DISCONNECTED, or (when the keeper's
+	 * queue pair went to the error state under our BYE first) as an
+	 * error of its own; either ends the connection. */
 	if (act == NOTHING || act == BYE)
-		check(e && e->event == RDMA_CM_EVENT_DISCONNECTED, what);
+		check(e && (e->event == RDMA_CM_EVENT_DISCONNECTED ||
+			    e->event == RDMA_CM_EVENT_UNREACHABLE ||
+			    e->event == RDMA_CM_EVENT_CONNECT_ERROR ||
+			    e->event == RDMA_CM_EVENT_TIMEWAIT_EXIT), what);
+	if (e)
+		printf("# the CM said %s\n", rdma_event_str(e->event));
 	if (e) {
 		printf("# dropped after %.0f ms\n", now_ms() - t0);
 		rdma_ack_cm_event(e);
