@@ -218,13 +218,7 @@ static int attempt(const struct sockaddr_in *local, const struct sockaddr_in *re
 		      "a keyed request of the ungated greeting is refused as such");
 		if (e)
 			rdma_ack_cm_event(e);
-		rdma_destroy_qp(id);
-		ibv_dereg_mr(mr);
-		ibv_destroy_cq(cq);
-		ibv_dealloc_pd(pd);
-		rdma_destroy_id(id);
-		rdma_destroy_event_channel(ch);
-		return 0;
+		goto out;
 	}
 	if (!e || e->event != RDMA_CM_EVENT_ESTABLISHED) {
 		check(false, "the keeper accepts a keyed request naming its key (to test what follows)");
@@ -287,13 +281,13 @@ static int attempt(const struct sockaddr_in *local, const struct sockaddr_in *re
 			    e->event == RDMA_CM_EVENT_UNREACHABLE ||
 			    e->event == RDMA_CM_EVENT_CONNECT_ERROR ||
 			    e->event == RDMA_CM_EVENT_TIMEWAIT_EXIT), what);
-	if (e)
-		printf("# the CM said %s\n", rdma_event_str(e->event));
 	if (e) {
-		printf("# dropped after %.0f ms\n", now_ms() - t0);
+		printf("# the CM said %s; dropped after %.0f ms\n", rdma_event_str(e->event),
+		       now_ms() - t0);
 		rdma_ack_cm_event(e);
 		rdma_disconnect(id);
 	}
+out:
 	rdma_destroy_qp(id);
 	ibv_dereg_mr(mr);
 	ibv_destroy_cq(cq);
