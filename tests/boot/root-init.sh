@@ -89,9 +89,11 @@ done
 o=/out/$name
 
 # The keeper: the process whose argv[0] starts with '@'.  VIEW: the copy of
-# its handoff to report when its root is ours (default: read it now).
+# its handoff to report when its root is ours (default: read it now);
+# PROM: the copy of its metrics-dir file to report (default: read it now).
 keeper() {
 	view=${1:-}
+	prom=${2:-/var/lib/ccm-metrics/ccm-early.prom}
 	for p in /proc/[0-9]*; do
 		a=$(tr "\\0" " " 2>/dev/null <"$p/cmdline")
 		case $a in @*)
@@ -113,7 +115,7 @@ keeper() {
 			echo "KEEPER_VIEW_STATE=$(sed -n "s/^CCM_STATE='\(.*\)'\$/\1/p" "$view" 2>/dev/null)"
 			echo "KEEPER_VIEW_PARTNER_EPOCH=$(sed -n "s/^CCM_PARTNER_EPOCH='\(.*\)'\$/\1/p" "$view" 2>/dev/null)"
 			# metrics-dir: written only from the real root.
-			echo "METRICS_PARTNER_UP=$(sed -n 's/^ccm_partner_up{instance="default"} //p' /var/lib/ccm-metrics/ccm-early.prom 2>/dev/null)"
+			echo "METRICS_PARTNER_UP=$(sed -n 's/^ccm_partner_up{instance="default"} //p' "$prom" 2>/dev/null)"
 			return 0 ;;
 		esac
 	done
@@ -196,16 +198,24 @@ fi
 # One copy of the handoff is both what was waited for and what is reported:
 # read twice, a partner's restart between the reads (b's, above, while a
 # takes its own final report) made the state say connected and the clients
-# say none.
+# say none.  The same for the metrics-dir file, which the keeper writes just
+# after the handoff: a copy of the state taken in between said connected
+# while the metrics still said not.
+settled() {
+	cp /run/ccm/state /tmp/final.state 2>/dev/null
+	cp /var/lib/ccm-metrics/ccm-early.prom /tmp/final.prom 2>/dev/null || : >/tmp/final.prom
+	grep -qx "CCM_STATE='connected'" /tmp/final.state || return 1
+	# Only once the keeper writes the metrics-dir (tests/boot/lib.sh).
+	[ ! -s /tmp/final.prom ] || grep -qx 'ccm_partner_up{instance="default"} 1' /tmp/final.prom
+}
 waited=0
-while cp /run/ccm/state /tmp/final.state 2>/dev/null
-	[ $waited -lt "$settle" ] && ! grep -qx "CCM_STATE='connected'" /tmp/final.state; do
+while ! settled && [ $waited -lt "$settle" ]; do
 	sleep 1
 	waited=$((waited + 1))
 done
 {
 	echo "FINAL_SETTLE_S=$waited"
-	keeper /tmp/final.state
+	keeper /tmp/final.state /tmp/final.prom
 	[ -z "$unit" ] || echo "FMON_UNIT=$(systemctl is-active "$unit")"
 	echo "---- state"
 	cat /tmp/final.state 2>&1

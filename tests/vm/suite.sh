@@ -50,7 +50,22 @@ setUp() {
 # it (CI) or said SKIP loudly; the body does not run.
 lab_ready() { [ -z "$lab_missing" ]; }
 
+# A failed test's story: what the keepers logged about losing links and
+# partners, on lines tests/run shows with the failure (CI keeps no guest
+# files).
+failure_story() {
+	local f
+	# shellcheck disable=SC2154  # from shunit2
+	[ "${__shunit_testSuccess}" != "${SHUNIT_TRUE}" ] || return 0
+	for f in "$t"/share/*.log; do
+		[ -s "$f" ] || continue
+		grep -E 'lost|unreachable|link [0-9]+.*(down|failed)|not scheduled|error|cannot|giving up|terminat' "$f" |
+			tail -n 12 | sed "s|^|# story $(basename "$f"): |" >&2
+	done
+}
+
 tearDown() {
+	failure_story
 	vm_kill_all
 	ccm_report
 }
