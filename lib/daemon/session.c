@@ -25,8 +25,26 @@
 
 /* --- the status block ---------------------------------------------------------- */
 
-/* Compose a mailbox for the partner in one of our scratch slots. */
-static void compose_mbox(struct session *s, uint8_t *slot, uint8_t state)
+/* Where the partner's mailbox lies in a status window, and how long a
+ * write of it is: the keyed one carries its tag (proto/status.h). */
+static bool keyed(const struct session *s)
+{
+	return s->keys.n > 0;
+}
+
+static uint32_t mbox_offset(const struct session *s)
+{
+	return keyed(s) ? STATUS_KMBOX_OFFSET : STATUS_MBOX_OFFSET;
+}
+
+static uint32_t mbox_len(const struct session *s)
+{
+	return keyed(s) ? STATUS_KMBOX_SIZE : STATUS_MBOX_SIZE;
+}
+
+/* Compose a mailbox for the partner in one of our scratch slots (64
+ * bytes: room for the tag). */
+static uint32_t compose_mbox(struct session *s, uint8_t *slot, uint8_t state)
 {
 	struct status_mbox m = {
 		.from_state = state,
@@ -37,6 +55,9 @@ static void compose_mbox(struct session *s, uint8_t *slot, uint8_t state)
 	};
 
 	status_encode_mbox(&m, slot);
+	if (keyed(s))
+		auth_mbox_tag(&s->keys.slot[0], slot, STATUS_MBOX_SIZE, slot + STATUS_MBOX_SIZE);
+	return mbox_len(s);
 }
 
 /* --- carrying out the machine's actions ---------------------------------------- */
@@ -58,9 +79,10 @@ static int post_hs_op(struct session *s)
 		r = tp_read(l->tp, &l->peer_win, STATUS_OWN_OFFSET, s->scratch + SCRATCH_READ,
 			    STATUS_OWN_SIZE, wr_id);
 	} else {
-		compose_mbox(s, s->scratch + SCRATCH_HS_WRITE, op->write_state);
-		r = tp_write(l->tp, &l->peer_win, STATUS_MBOX_OFFSET, s->scratch + SCRATCH_HS_WRITE,
-			     STATUS_MBOX_SIZE, wr_id);
+		uint32_t len = compose_mbox(s, s->scratch + SCRATCH_HS_WRITE, op->write_state);
+
+		r = tp_write(l->tp, &l->peer_win, mbox_offset(s), s->scratch + SCRATCH_HS_WRITE,
+			     len, wr_id);
 	}
 	if (r == 0) {
 		op->posted = true;
@@ -211,13 +233,29 @@ static void sync_mailbox(struct session *s)
 	struct errbuf e;
 	int r;
 
-	r = status_decode_mbox(s->win + STATUS_MBOX_OFFSET, STATUS_MBOX_SIZE, &m, &e);
+	const uint8_t *raw = s->win + mbox_offset(s);
+
+	r = status_decode_mbox(raw, STATUS_MBOX_SIZE, &m, &e);
 	if (r == -EBADMSG)
 		log_at(s->log, LOG_DEBUG, "mailbox: %s", e.msg);
 	if (r < 0)
 		return;
 	if (s->have_mbox && memcmp(&m, &s->mbox, sizeof(m)) == 0)
 		return;
+	/* A wrong tag: a write not made with our key (or, rarely, one caught
+	 * between its mailbox and its tag: the rest of it comes and is
+	 * checked then).  Checked and said once per content. */
+	if (keyed(s)) {
+		if (memcmp(raw, s->mbox_refused, STATUS_KMBOX_SIZE) == 0)
+			return;
+		if (auth_mbox_verify(&s->keys, raw, STATUS_MBOX_SIZE, raw + STATUS_MBOX_SIZE) < 0) {
+			memcpy(s->mbox_refused, raw, STATUS_KMBOX_SIZE);
+			log_at(s->log, LOG_ERR, "mailbox write claiming node %u, epoch %llu, without "
+			       "a valid tag of our key: ignored", m.from_node,
+			       (unsigned long long)m.from_epoch);
+			return;
+		}
+	}
 	s->mbox = m;
 	s->have_mbox = true;
 	if (m.from_node == s->cfg->node_id) {
@@ -272,10 +310,10 @@ static void post_ready(struct session *s)
 	uint64_t wr_id = ((uint64_t)OP_READY << 32) | s->hs.seq;
 
 	struct peer_link *l = s->hs_link >= 0 ? &s->links[s->hs_link] : NULL;
+	uint32_t len = compose_mbox(s, s->scratch + SCRATCH_READY_WRITE, HS_CONNECTED);
 
-	compose_mbox(s, s->scratch + SCRATCH_READY_WRITE, HS_CONNECTED);
-	if (l && tp_write(l->tp, &l->peer_win, STATUS_MBOX_OFFSET, s->scratch + SCRATCH_READY_WRITE,
-			  STATUS_MBOX_SIZE, wr_id) == 0) {
+	if (l && tp_write(l->tp, &l->peer_win, mbox_offset(s), s->scratch + SCRATCH_READY_WRITE,
+			  len, wr_id) == 0) {
 		s->ready_posted = true;
 		timer_set(&s->timers, T_READY, s->now + OP_TIMEOUT_MS);
 		s->ready_link = s->hs_link;

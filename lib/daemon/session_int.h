@@ -58,6 +58,9 @@ _Static_assert(SCRATCH_HEARTBEAT + CCM_LINKS_MAX * LINK_HB_MAX <= SCRATCH_SIZE,
 	       "scratch too small for the link heartbeats");
 _Static_assert(ECHO_AREA_OFFSET + ECHO_AREA_SIZE <= STATUS_WINDOW_SIZE,
 	       "the ack and echo areas must fit the status window");
+_Static_assert(SCRATCH_READY_WRITE - SCRATCH_HS_WRITE >= STATUS_KMBOX_SIZE &&
+	       SCRATCH_HEARTBEAT - SCRATCH_READY_WRITE >= STATUS_KMBOX_SIZE,
+	       "a mailbox write slot holds the keyed mailbox and its tag");
 
 /* One interconnect: its own transport (and so its own device and queue
  * pairs, or sockets), over which the same windows are exposed. */
@@ -171,6 +174,9 @@ struct session {
 
 	struct status_mbox mbox;   /* latest valid mailbox, as last fed */
 	bool have_mbox;
+	/* Keyed: the last mailbox refused for its tag, as it lay in the
+	 * window, so that it is checked and logged once. */
+	uint8_t mbox_refused[STATUS_KMBOX_SIZE];
 
 	struct hs_op op;           /* the machine's operation in flight */
 	struct hs_op next_op;      /* asked for while op was still in flight */

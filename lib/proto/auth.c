@@ -177,6 +177,30 @@ int auth_greeting_verify(const struct auth_key *k, enum auth_role prover,
 	return mac_matches(want, mac);
 }
 
+void auth_mbox_tag(const struct auth_key *k, const uint8_t *mbox, size_t len,
+		   uint8_t tag[AUTH_MBOX_TAG_LEN])
+{
+	uint8_t mac[crypto_auth_hmacsha256_BYTES];
+
+	hmac_labelled(k, "ccm-early mailbox 1", mbox, len, mac);
+	memcpy(tag, mac, AUTH_MBOX_TAG_LEN);
+	sodium_memzero(mac, sizeof(mac));
+}
+
+int auth_mbox_verify(const struct auth_keyring *r, const uint8_t *mbox, size_t len,
+		     const uint8_t tag[AUTH_MBOX_TAG_LEN])
+{
+	uint8_t want[AUTH_MBOX_TAG_LEN];
+	int ok = 0;
+
+	for (int i = 0; i < r->n && i < AUTH_SLOTS; i++) {
+		auth_mbox_tag(&r->slot[i], mbox, len, want);
+		ok |= crypto_verify_16(want, tag) == 0;
+	}
+	sodium_memzero(want, sizeof(want));
+	return ok ? 0 : -EACCES;
+}
+
 void auth_session_keys(const struct auth_key *k, const uint8_t *transcript, size_t len,
 		       uint8_t to_passive[AUTH_SESSION_KEY_LEN],
 		       uint8_t to_active[AUTH_SESSION_KEY_LEN])

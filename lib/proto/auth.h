@@ -88,6 +88,19 @@ void auth_greeting_mac(const struct auth_key *k, enum auth_role prover,
 int auth_greeting_verify(const struct auth_key *k, enum auth_role prover,
 			 const uint8_t *transcript, size_t len, const uint8_t mac[CCM_MAC_LEN]);
 
+/* The tag of a keyed status-block mailbox (proto/status.h): HMAC-SHA-256
+ * under the key, cut to 16 bytes, over the mailbox's 32 bytes, which name
+ * the writer's node and epoch and the epoch of the owner it writes to --
+ * so a tag of an earlier boot of either node fits no later one.  Written
+ * with slot 0; a tag under either slot is accepted, so that a rotation
+ * (above) never refuses the partner's mailbox. */
+#define AUTH_MBOX_TAG_LEN 16
+void auth_mbox_tag(const struct auth_key *k, const uint8_t *mbox, size_t len,
+		   uint8_t tag[AUTH_MBOX_TAG_LEN]);
+/* 0 if tag is mbox's under a key of r, -EACCES if not (or r holds none). */
+int auth_mbox_verify(const struct auth_keyring *r, const uint8_t *mbox, size_t len,
+		     const uint8_t tag[AUTH_MBOX_TAG_LEN]);
+
 /* The connection's own keys, one per direction, from the key and the
  * transcript: fresh for every connection. */
 #define AUTH_SESSION_KEY_LEN 32

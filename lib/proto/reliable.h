@@ -35,6 +35,7 @@
 #include <stdint.h>
 
 #include "daemon/ports.h"
+#include "proto/status.h"
 
 /* The ack area: one u64 (big-endian) per PORTS slot, after the status
  * block in the status window: the ack word of that port, written in one
@@ -56,6 +57,8 @@
 #define ACK_AREA_SIZE   (8 * CCM_PORTS_TOTAL)
 #define ECHO_AREA_OFFSET (ACK_AREA_OFFSET + ACK_AREA_SIZE)
 #define ECHO_AREA_SIZE  (4 * CCM_PORTS_TOTAL)
+_Static_assert(ECHO_AREA_OFFSET + ECHO_AREA_SIZE <= STATUS_KMBOX_OFFSET,
+	       "the ack and echo areas run into the keyed mailbox (proto/status.h)");
 #define ACK_BACK_MAX    0xffffu
 #define ACK_RUN_MAX     0xffffu
 

@@ -30,12 +30,6 @@ uint32_t ccm_crc32(const void *buf, size_t len)
 	return ~crc;
 }
 
-
-
-
-
-
-
 void status_encode_own(const struct status_own *o, uint8_t out[STATUS_OWN_SIZE])
 {
 	be_put32(out, STATUS_OWN_MAGIC);

@@ -19,7 +19,16 @@
  *   12 u32 reserved, zero              48 u64 to_epoch (the owner's epoch
  *   16 u64 epoch                              the writer is talking to)
  *   24 u32 heartbeat                   56 u32 from_node
- *   28 u32 crc32(bytes 0..27)          60 u32 crc32(bytes 32..59)  */
+ *   28 u32 crc32(bytes 0..27)          60 u32 crc32(bytes 32..59)
+ *
+ * A pair that holds a pre-shared key uses the keyed mailbox instead, at
+ * STATUS_KMBOX_OFFSET of the window: the same 32 bytes, then a 16-byte tag
+ * (auth_mbox_tag), written together in one WRITE.  The rdma gate admits
+ * only a connection that proved the key, but a packet forged on the wire
+ * needs no connection of its own: the tag is what refuses it.  (On tcp the
+ * frames are sealed already; the same layout keeps one code path.)  The
+ * mailbox at 32 is then left alone: a keyed node never reads it, so an
+ * untagged write, whoever made it, moves nothing.  */
 #ifndef CCM_STATUS_H
 #define CCM_STATUS_H
 
@@ -38,6 +47,11 @@
 #define STATUS_MBOX_MAGIC   0x43434d4du /* "CCMM" */
 /* The status window is one page: the block, then room to grow. */
 #define STATUS_WINDOW_SIZE  4096
+/* The keyed mailbox and its tag, near the page's end (proto/reliable.h's
+ * ack and echo areas lie between). */
+#define STATUS_KMBOX_OFFSET 4032
+#define STATUS_KMBOX_TAG    16
+#define STATUS_KMBOX_SIZE   (STATUS_MBOX_SIZE + STATUS_KMBOX_TAG)
 
 /* Boot stage: how far the node has come, beyond the handshake itself. */
 enum status_stage {

@@ -43,6 +43,12 @@
  * third node claims to be B (node id 2) with another key or none, over and
  * over: it must never get in, and the pair must never notice.  (The mem
  * transport models the greeting's outcome; tcp and rdma do its crypto.)
+ * It also forges mailbox writes, as a host that injects packets on the
+ * wire could whatever the transport admits: now and then, while the pair
+ * is connected, a mailbox with a valid CRC, claiming the partner (its
+ * epoch or a new one, any state) but with a tag not made with the pair's
+ * key lands in one keeper's status window.  The keepers must refuse each
+ * and carry on.
  * --scenario replaces the random faults with a script: one of the recovery
  * bugs the shell suites once found, replayed where it happened (see
  * scenarios[] below).  The seeds still draw everything else (latencies,
@@ -249,6 +255,7 @@ struct counters {
 	uint64_t msgs_delivered, writes_checked, resumes, rehandshakes, failovers;
 	uint64_t unreachables, attaches, connected_runs, plants;
 	uint64_t claims_checked, deaf_spells, refused_full, given_up;
+	uint64_t forged;           /* --impostor: forged mailboxes that landed */
 };
 
 /* --- scenarios: the known recovery bugs, scripted ------------------------------- */
@@ -382,6 +389,8 @@ struct sim {
 	bool plant_lose;           /* --plant lose */
 	bool stray;
 	bool impostor;             /* --impostor: the third claims B's id, without our key */
+	struct rng forge_rng;      /* --impostor's forged mailboxes: a stream of their own */
+	uint64_t forge_at;         /* the next one (us) */
 	struct sim_node third;     /* --stray: the misconfigured node */
 	bool pair_up;              /* --stray: both were connected once */
 	bool verbose;
@@ -1562,6 +1571,41 @@ static void script_check(struct sim *sim)
 	}
 }
 
+/* --impostor: a forged mailbox (proto/status.h, keyed) into the status
+ * window of one of the connected pair, claiming to come from its partner.
+ * Only once both are connected: a write that lands on the partner's
+ * genuine one mid-handshake destroys it, which no tag can prevent (an
+ * injector can always deny service); what the tag must prevent is being
+ * believed. */
+static void forge_step(struct sim *sim)
+{
+	struct rng *r = &sim->forge_rng;
+	struct session *victim, *partner;
+	struct status_mbox m;
+	uint8_t *at;
+	int i;
+
+	if (!sim->pair_up || sim->now < sim->forge_at || sim->now >= sim->fault_end)
+		return;
+	sim->forge_at = sim->now + rng_range(r, 1000, 30000);
+	i = (int)rng_below(r, NODES);
+	victim = sim->node[i].s;
+	partner = sim->node[!i].s;
+	m = (struct status_mbox){
+		.from_state = (uint8_t)rng_below(r, HS_NSTATES),
+		.from_stage = (uint8_t)rng_range(r, STAGE_HANDSHAKE, STAGE_TERMINATING),
+		.from_node = sim->node[!i].id,
+		.from_epoch = rng_below(r, 2) ? partner->epoch : rng_next(r),
+		.to_epoch = victim->epoch,
+	};
+	at = victim->win + STATUS_KMBOX_OFFSET;
+	status_encode_mbox(&m, at);
+	rng_bytes(r, at + STATUS_MBOX_SIZE, STATUS_KMBOX_TAG);
+	sim->c.forged++;
+	trace(sim, i, "forged mailbox lands: state %u stage %u, epoch %s", m.from_state,
+	      m.from_stage, m.from_epoch == partner->epoch ? "the partner's" : "a new one");
+}
+
 /* --stray: the third node comes and goes; the pair must not notice. */
 static void stray_step(struct sim *sim)
 {
@@ -1570,10 +1614,14 @@ static void stray_step(struct sim *sim)
 	if (!sim->pair_up && both_connected(sim))
 		sim->pair_up = true;
 	if (sim->pair_up && !both_connected(sim))
-		fail(sim, "a stray node (%s, partner address A's) disturbed the connected pair: "
-		     "A is %s, B is %s", sim->impostor ? "claiming B's id without our key" : "id 3",
+		fail(sim, "a stray node (%s, partner address A's) disturbed the connected pair "
+		     "(%llu forged mailbox writes so far): A is %s, B is %s",
+		     sim->impostor ? "claiming B's id without our key" : "id 3",
+		     (unsigned long long)sim->c.forged,
 		     sim->node[0].s ? handoff_state_name(sim->node[0].s->handoff_state) : "down",
 		     sim->node[1].s ? handoff_state_name(sim->node[1].s->handoff_state) : "down");
+	if (sim->impostor && !sim->failure[0])
+		forge_step(sim);
 	if (t->s && t->s->handoff_state == HANDOFF_CONNECTED)
 		fail(sim, "the stray node got in: it is connected");
 	if (t->s && session_finished(t->s, NULL)) {
@@ -1680,6 +1728,7 @@ static void run_seed(struct sim *sim)
 	sim->entropy.s = sim->seed ^ 0x5eed5eed5eed5eedull;
 	sim->disk_rng.s = sim->seed ^ 0xd15cf011d15cf011ull;
 	sim->deaf_rng.s = sim->seed ^ 0xdeafc11e4deafc11ull;
+	sim->forge_rng.s = sim->seed ^ 0xf0f6ed3a11b0c5ull;
 	draw_mix(sim);
 	np.seed = rng_next(&sim->rng);
 	np.min_us = (uint32_t)rng_range(&sim->rng, 5, 100);
@@ -2003,6 +2052,7 @@ int main(int argc, char **argv)
 		total.claims_checked += sim->c.claims_checked;
 		total.deaf_spells += sim->c.deaf_spells;
 		total.given_up += sim->c.given_up;
+		total.forged += sim->c.forged;
 		total.refused_full += sim->c.refused_full;
 		if (plant) {
 			/* Every failure here is the planted bug caught. */
@@ -2053,6 +2103,9 @@ int main(int argc, char **argv)
 		       (unsigned long long)total.claims_checked,
 		       (unsigned long long)total.deaf_spells, (unsigned long long)total.refused_full,
 		       (unsigned long long)total.given_up);
+		if (impostor)
+			printf("sim: %llu forged mailbox writes landed in a connected keeper's "
+			       "window\n", (unsigned long long)total.forged);
 	}
 	if (plant) {
 		printf("sim: planted bug '%s' made %llu time(s)\n", plant_name,

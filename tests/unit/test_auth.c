@@ -84,6 +84,38 @@ static void greeting(const struct auth_key *a, const struct auth_key *b)
 	CHECK(memcmp(tp, tp2, 32) && memcmp(ta, ta2, 32), "keys: and under another key");
 }
 
+/* The keyed mailbox's tag: either slot's key verifies it, nothing else
+ * does, and it covers every byte of the mailbox. */
+static void mbox_tag(const struct auth_key *a, const struct auth_key *b)
+{
+	struct auth_keyring r = { .slot = { *a }, .n = 1 };
+	uint8_t m[32], tag[AUTH_MBOX_TAG_LEN], bad[AUTH_MBOX_TAG_LEN];
+	int flips = 0;
+
+	for (int i = 0; i < 32; i++)
+		m[i] = (uint8_t)(i * 7 + 1);
+	auth_mbox_tag(a, m, sizeof(m), tag);
+	CHECK(auth_mbox_verify(&r, m, sizeof(m), tag) == 0, "mailbox tag: verified under its key");
+	r.slot[0] = *b;
+	CHECK(auth_mbox_verify(&r, m, sizeof(m), tag) == -EACCES,
+	      "mailbox tag: refused under another key");
+	r.slot[1] = *a;
+	r.n = 2;
+	CHECK(auth_mbox_verify(&r, m, sizeof(m), tag) == 0,
+	      "mailbox tag: verified under the second slot (a rotation)");
+	for (int i = 0; i < 32 * 8; i++) {
+		m[i / 8] ^= (uint8_t)(1u << (i % 8));
+		flips += auth_mbox_verify(&r, m, sizeof(m), tag) == -EACCES;
+		m[i / 8] ^= (uint8_t)(1u << (i % 8));
+	}
+	CHECK(flips == 32 * 8, "mailbox tag: each of the 256 bits flipped is refused (%d)", flips);
+	memcpy(bad, tag, sizeof(bad));
+	bad[15] ^= 1;
+	CHECK(auth_mbox_verify(&r, m, sizeof(m), bad) == -EACCES, "mailbox tag: a changed tag refused");
+	r.n = 0;
+	CHECK(auth_mbox_verify(&r, m, sizeof(m), tag) == -EACCES, "mailbox tag: no key, no tag holds");
+}
+
 int main(void)
 {
 	struct auth_key a, b;
@@ -104,6 +136,7 @@ int main(void)
 	CHECK(!strcmp(idb, "bd150f7fd3c014a3"), "another key, another id: %s", idb);
 	ring(&a, &b);
 	greeting(&a, &b);
+	mbox_tag(&a, &b);
 	CHECK(load(key_file("g", "correct horse battery staple\n", 0640), &a) == -EPERM,
 	      "readable by the group: refused");
 	CHECK(load(key_file("s", "short\n", 0600), &a) == -EINVAL, "fewer than 16 bytes: refused");
