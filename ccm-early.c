@@ -60,6 +60,8 @@ static void usage_main(FILE *out)
 		"  connect   handshake with the partner, exchange client descriptors,\n"
 		"            create the ports and write the handoff\n"
 		"  status    show the handoff state written by connect\n"
+		"  check     one line on the pair's health; exit 0 connected, 1 degraded,\n"
+		"            2 not connected, 3 no keeper\n"
 		"  metrics   print the keeper's metrics (Prometheus text format)\n"
 		"  events    follow the keeper's changes, one line each\n"
 		"  exec      run a service with a client's ports (LISTEN_FDS)\n"
@@ -380,6 +382,7 @@ int main(int argc, char **argv)
 		char label[24];
 	} commands[] = {
 		{ "status", cmd_status, "ccm-early status" },
+		{ "check", cmd_check, "ccm-early check" },
 		{ "metrics", cmd_metrics, "ccm-early metrics" },
 		{ "events", cmd_events, "ccm-early events" },
 		{ "devices", cmd_devices, "ccm-early devices" },

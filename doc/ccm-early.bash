@@ -24,7 +24,7 @@
 # The option lists below are checked against each program's --help by
 # tests/cli/test_completion.sh.
 
-_ccm_early_commands='connect status metrics events exec stop reload-keys dump keygen devices version help'
+_ccm_early_commands='connect status check metrics events exec stop reload-keys dump keygen devices version help'
 
 # _ccm_early_opts COMMAND: the options of ccm-early COMMAND.
 _ccm_early_opts()
@@ -39,7 +39,7 @@ _ccm_early_opts()
                 --once --foreground --verbose -v --help -h
             ;;
         status) echo --state-dir --json --help -h ;;
-        metrics | exec | reload-keys) echo --state-dir --help -h ;;
+        check | metrics | exec | reload-keys) echo --state-dir --help -h ;;
         events) echo --state-dir --now --json --help -h ;;
         stop) echo --state-dir --restart --grace --help -h ;;
         dump) echo --state-dir --port --payload --verbose -v --help -h ;;

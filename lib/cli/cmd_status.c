@@ -279,6 +279,112 @@ int cmd_status(int argc, char **argv)
 	return r;
 }
 
+/* --- check ---------------------------------------------------------------------- */
+
+/* 0 to 2 as monitoring plugins have them (OK, WARNING, CRITICAL), so a
+ * Nagios-style check or a corosync-qdevice heuristic (which wants 0) takes
+ * the command as it is; each case its own code, so a script can tell. */
+enum check_exit {
+	CHECK_CONNECTED = 0,    /* the partner connected, every link up */
+	CHECK_DEGRADED = 1,     /* connected, some link down */
+	CHECK_NOT_CONNECTED = 2,/* handshaking, unreachable, or in error */
+	CHECK_NO_KEEPER = 3,    /* none answers and its file is stale, or none ran */
+	CHECK_USAGE = 4,        /* usage error, or a state file that cannot be read */
+};
+
+static void usage_check(FILE *out)
+{
+	fprintf(out,
+		"Usage: ccm-early check [--state-dir DIR]\n"
+		"\n"
+		"Print one line on this node's pair and exit with a code for monitoring\n"
+		"and for a corosync-qdevice heuristics command:\n"
+		"  %d  connected to the partner, every link up\n"
+		"  %d  connected, degraded: some link down\n"
+		"  %d  the partner is not connected (handshaking, unreachable, error)\n"
+		"  %d  no keeper: none answers and its handoff is stale, it ended, or\n"
+		"     none ever ran\n"
+		"  %d  usage error, or a state file that cannot be read\n"
+		"\n"
+		"  --state-dir DIR   handoff directory (default /run/ccm)\n"
+		"  -h, --help        this help\n",
+		CHECK_CONNECTED, CHECK_DEGRADED, CHECK_NOT_CONNECTED, CHECK_NO_KEEPER, CHECK_USAGE);
+}
+
+static int judge(const struct handoff *h, const char *stale)
+{
+	int up = 0, first_down = -1;
+
+	if (stale) {
+		printf("ccm NO KEEPER: %s\n", stale);
+		return CHECK_NO_KEEPER;
+	}
+	if (h->state == HANDOFF_TERMINATED) {
+		printf("ccm NO KEEPER: the keeper ended (terminated)\n");
+		return CHECK_NO_KEEPER;
+	}
+	if (h->state != HANDOFF_CONNECTED) {
+		printf("ccm NOT CONNECTED: %s%s%s\n", handoff_state_name(h->state),
+		       h->error[0] ? ": " : "", h->error);
+		return CHECK_NOT_CONNECTED;
+	}
+	for (int i = 0; i < h->nlinks; i++) {
+		if (h->links[i].state == LINK_UP)
+			up++;
+		else if (first_down < 0)
+			first_down = i;
+	}
+	if (first_down >= 0) {
+		printf("ccm DEGRADED: connected to node %u, %d of %d links up (link %d %s)\n",
+		       h->partner_node, up, h->nlinks, first_down,
+		       link_state_name(h->links[first_down].state));
+		return CHECK_DEGRADED;
+	}
+	printf("ccm OK: connected to node %u, %d of %d links up\n", h->partner_node, up, h->nlinks);
+	return CHECK_CONNECTED;
+}
+
+int cmd_check(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "state-dir", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *dir = CCM_STATE_DIR_DEFAULT;
+	char why[160];
+	struct handoff *h;
+	bool stale;
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			dir = optarg;
+			break;
+		case 'h':
+			usage_check(stdout);
+			return CHECK_CONNECTED;
+		default:
+			usage_check(stderr);
+			return CHECK_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "%s: unexpected argument '%s'\n", argv[0], argv[optind]);
+		return CHECK_USAGE;
+	}
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return CHECK_USAGE;
+	r = current_state(argv[0], dir, h, why, sizeof(why), &stale);
+	if (r == CCM_EXIT_FAILURE)      /* no handoff file: no keeper ever wrote one */
+		printf("ccm NO KEEPER: no handoff in %s\n", dir);
+	r = r == CCM_EXIT_FAILURE ? CHECK_NO_KEEPER : r ? CHECK_USAGE : judge(h, stale ? why : NULL);
+	free(h);
+	return r;
+}
+
 /* --- metrics -------------------------------------------------------------------- */
 
 static void usage_metrics(FILE *out)
@@ -291,7 +397,8 @@ static void usage_metrics(FILE *out)
 		"same state as 'ccm-early status'.  Exit status as for status: 6 when\n"
 		"the keeper that wrote them is gone (they are printed all the same).\n"
 		"\n"
-		"  --state-dir DIR   handoff directory (default /run/ccm)\n");
+		"  --state-dir DIR   handoff directory (default /run/ccm)\n"
+		"  -h, --help        this help\n");
 }
 
 int cmd_metrics(int argc, char **argv)

@@ -15,6 +15,13 @@ int cmd_status(int argc, char **argv);
  * as status does when their writer is gone. */
 int cmd_metrics(int argc, char **argv);
 
+/* ccm-early check [--state-dir DIR]
+ * One line on the pair's health and an exit code for monitoring and for a
+ * corosync-qdevice heuristics command (enum check_exit in cmd_status.c):
+ * connected on every link, degraded, the partner not connected, no
+ * keeper. */
+int cmd_check(int argc, char **argv);
+
 /* ccm-early events [--state-dir DIR] [--now] [--json]
  * Follow the keeper's changes, one line each (cmd_events.c has the format),
  * until it goes. */

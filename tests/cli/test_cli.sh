@@ -108,6 +108,9 @@ test_verbs_exit_codes() {
 		2|err|devices extra
 		2|err|status extra
 		2|err|status --frobnicate
+		0|out|check --help
+		4|err|check extra
+		4|err|check --frobnicate
 	EOF
 }
 
@@ -426,6 +429,23 @@ test_status_without_state() {
 	run_ccm status --state-dir "$t/nothing-here"
 	assertEquals "exit status; $(shown)" 1 "$rc"
 	assertContains "message" "$(cat "$t/err")" "no handoff state"
+}
+
+# `check` without a keeper: none ever ran (3), its file is stale (3), or
+# the file cannot be read (4).
+test_check_without_a_keeper() {
+	run_ccm check --state-dir "$t/nothing-here"
+	assertEquals "no state dir: exit status; $(shown)" 3 "$rc"
+	assertEquals "no state dir: the line" "ccm NO KEEPER: no handoff in $t/nothing-here" "$(cat "$t/out")"
+	run_pair
+	run_ccm check --state-dir "$t/a/run"
+	assertEquals "after --once (the file is stale): exit status; $(shown)" 3 "$rc"
+	assertContains "after --once: the line" "$(cat "$t/out")" "ccm NO KEEPER: pid "
+	mkdir -p "$t/bad"
+	printf 'CCM_STATE=connected\nno quotes here\n' >"$t/bad/state"
+	run_ccm check --state-dir "$t/bad"
+	assertEquals "a corrupt state file: exit status; $(shown)" 4 "$rc"
+	assertNotEquals "a corrupt state file: said why on stderr" "" "$(cat "$t/err")"
 }
 
 # After --once no process holds the connection: the file says connected,

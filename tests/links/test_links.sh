@@ -173,6 +173,20 @@ i = int(sys.argv[1])
 print(links[i].get(sys.argv[2], "") if i < len(links) else "")' "$2" "$3" 2>/dev/null
 }
 
+# check NODE CODE WORD: `ccm-early check` on NODE exits CODE and says WORD
+# (OK, DEGRADED, NOT CONNECTED, NO KEEPER), waiting up to 5 s for it.
+assert_check() {
+	local out rc
+	check_is() {
+		out=$("${CCM}" check --state-dir "$t/$1/run" 2>/dev/null)
+		rc=$?
+		[ "$rc" = "$2" ] && [ "${out#ccm "$3"}" != "$out" ]
+	}
+	check_is "$@" || wait_for 5 check_is "$@"
+	assertEquals "$1: check's exit code ('$out')" "$2" "$rc"
+	assertContains "$1: check says" "$out" "ccm $3"
+}
+
 links_summary() {  # NODE: one line per link, for messages
 	"${CCM}" status --json --state-dir "$t/$1/run" 2>/dev/null | python3 -c '
 import json, sys
@@ -297,6 +311,7 @@ test_cut_one_link_while_streaming() {
 	suite_ok || return
 	start_pair
 	assert_pair_up || return
+	assert_check a 0 "OK: connected to node 2, 2 of 2 links up"
 	start_streams || return
 	wait_for 10 spread || { fail "balance never used both links: $(links_summary a)"; return; }
 	t0=$(now_ms)
@@ -317,6 +332,8 @@ test_cut_one_link_while_streaming() {
 		assertEquals "$n: status: every port on link 1" $NPORTS "$(status_link $n 1 ports)"
 		assertTrue "$n: status counts link 0's fall" "[ '$(status_link $n 0 downs)' -ge 1 ]"
 	done
+	assert_check a 1 "DEGRADED: connected to node 2, 1 of 2 links up (link 0 "
+	assert_check b 1 "DEGRADED: connected to node 1, 1 of 2 links up (link 0 "
 	# Streaming goes on over link 1 alone for a while.
 	wait_for 30 grep -q 'event link-down' "$t/a/send.err"
 	sleep 1
@@ -327,6 +344,7 @@ test_cut_one_link_while_streaming() {
 	assert_events partner_lost -eq 0
 	echo "# A: $(links_summary a | tr '\n' ';')"
 	stop_pair
+	assert_check a 3 "NO KEEPER: "
 }
 
 # --- 2. the link comes back -------------------------------------------------------
@@ -431,6 +449,7 @@ test_both_links_cut_partner_lost_then_back_over_one() {
 	echo "# both links cut: A left connected after ${took} ms (heartbeat 100 ms x 5)"
 	assert_lost a
 	assert_lost b
+	assert_check a 2 "NOT CONNECTED: "
 	assertTrue "the clients were told" "wait_for 5 grep -q 'event partner-lost' '$t/a/send.err'"
 	# Back over link 1 alone: link 0 stays cut.
 	restore_link 1
