@@ -183,7 +183,7 @@ boot_copy_elf() {
 # this machine's systemd, binaries and libraries (ldd); no journald.
 boot_root_systemd() {
 	local r=$1 u
-	boot_copy_elf "$r" /lib/systemd/systemd "$(command -v systemctl)"
+	boot_copy_elf "$r" /lib/systemd/systemd /lib/systemd/systemd-shutdown "$(command -v systemctl)"
 	u=$r/etc/systemd/system
 	mkdir -p "$u/ccm-fmon.service.d" "$r/etc/ccm/clients.d"
 	# The initramfs' descriptors again: a keeper that restarts after
@@ -193,6 +193,9 @@ boot_root_systemd() {
 	printf 'root:x:0:0:root:/root:/bin/sh\n' >"$r/etc/passwd"
 	printf 'root:x:0:\n' >"$r/etc/group"
 	install -m 0644 "$VM_TOP/handoff/ccm-fmon.service" "$u/ccm-fmon.service"
+	# The keeper's unit of the real root: it takes over the initramfs' unit
+	# of the same name, and stops the keeper at the power-off.
+	install -m 0644 "$VM_TOP/handoff/ccm-early.service" "$u/ccm-early.service"
 	# An administrator's settings: a drop-in and fmon.env.
 	printf '[Service]\nStandardOutput=append:/run/ccm-fmon.log\nStandardError=inherit\n' \
 		>"$u/ccm-fmon.service.d/lab.conf"
@@ -221,9 +224,17 @@ boot_root_systemd() {
 	# After=sysinit.target, After=basic.target, Conflicts=shutdown.target):
 	# without them systemd starts it once but cannot schedule its
 	# Restart= job ("Unit sysinit.target not found").
-	for t in sysinit basic shutdown; do
+	for t in sysinit basic shutdown umount final; do
 		printf '[Unit]\nDescription=ccm boot lab: %s\nDefaultDependencies=no\n' "$t" >"$u/$t.target"
 	done
+	# A clean power-off (systemctl poweroff), as systemd's own units have
+	# it: shutdown.target stops every unit that conflicts with it (those
+	# with default dependencies: ccm-fmon, then ccm-early, by their order),
+	# then systemd-shutdown kills what is left and powers off.
+	printf '[Unit]\nDescription=ccm boot lab: power-off\nDefaultDependencies=no\nRequires=systemd-poweroff.service\nAfter=systemd-poweroff.service\nAllowIsolate=yes\n' \
+		>"$u/poweroff.target"
+	printf '[Unit]\nDescription=ccm boot lab: power-off\nDefaultDependencies=no\nRequires=shutdown.target umount.target final.target\nAfter=shutdown.target umount.target final.target\nSuccessAction=poweroff-force\n' \
+		>"$u/systemd-poweroff.service"
 	cat >"$u/default.target" <<-'EOF'
 		[Unit]
 		Description=ccm boot lab: the real root

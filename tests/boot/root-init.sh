@@ -137,6 +137,7 @@ fmon_log() {
 		echo "FMON_UNIT=$(systemctl is-active "$unit")"
 		# The initramfs' unit, as this systemd took it over.
 		echo "KEEPER_UNIT='$(systemctl show -p LoadState -p ActiveState -p SubState ccm-early.service | tr '\n' ' ')'"
+		echo "KEEPER_UNIT_MAINPID=$(systemctl show -p MainPID --value ccm-early.service)"
 	fi
 	echo "INIT_AT=$(dmesg | sed -n 's/^\[ *\([0-9.]*\)\] Run \/init as init process.*/\1/p' | head -1)"
 	keeper
@@ -240,4 +241,11 @@ if [ -n "$after" ] && [ -n "$peer" ]; then
 fi
 : >"$o.done"
 sync
+# Under systemd a clean power-off: the shutdown stops ccm-early.service,
+# whose ExecStop= tells the partner (tests/boot/test_boot.sh checks that it
+# heard).  Without systemd, or should that fail, at once.
+if [ -n "$unit" ]; then
+	echo "root-init: systemctl poweroff" >/dev/console
+	systemctl poweroff && exit 0
+fi
 poweroff -f

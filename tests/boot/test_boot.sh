@@ -265,15 +265,18 @@ test_b_reboots_a_sees_it_lost_then_back() {
 
 # The same two nodes with systemd as the initramfs' init (ccm-sd-*.img)
 # and as the real root's (root-sd.ext4, tests/boot/lib.sh boot_root_systemd).
-# ccm-early.service runs ccm-connect; at switch-root systemd stops the unit
-# (KillMode=none: no signal), kills every process not named '@...', and
-# execs the real root's systemd, which takes the initramfs' state over and
-# starts the tree's handoff/ccm-fmon.service (ccm-early exec, over the
+# ccm-early.service runs ccm-connect; at switch-root systemd leaves the unit
+# running (IgnoreOnIsolate=), kills every process not named '@...', and
+# execs the real root's systemd, which takes the initramfs' state over: the
+# tree's handoff/ccm-early.service takes the unit, the keeper as its main
+# process.  It starts handoff/ccm-fmon.service (ccm-early exec, over the
 # keeper's socket) and root-init.sh as ccmlab-report.service.  b powers off
-# after both final reports; a reports again once b is gone: its keeper must
-# still be there, and its log line about it must have reached the console
-# (with the unit's journal stream as its fd 2, the initramfs' journald,
-# stopped at switch-root, took every later line with it).
+# cleanly (systemctl poweroff) after both final reports: the shutdown stops
+# its ccm-early.service, whose ExecStop= tells a (BYE).  a reports again
+# once b is gone: its keeper must still be there, and its log lines about
+# b must have reached the console (with the unit's journal stream as its
+# fd 2, the initramfs' journald, stopped at switch-root, took every later
+# line with it).
 test_systemd_initramfs_both_boot_together() {
 	boot_ready || return 0
 	local s=$t/share n out sd="systemd.status_unit_format=name systemd.show_status=1"
@@ -291,8 +294,13 @@ test_systemd_initramfs_both_boot_together() {
 		assert_booted_connected "$n" "ccm: connected to node"
 		assert_keeper_survived "$n"
 		assertContains "$n: rxe0 by rd.ccm.rxe" "$out" "ccm: Soft-RoCE device rxe0 on eth0"
-		assertContains "$n: systemd stopped the unit before switching root" "$out" "Stopped ccm-early.service"
+		assertNotContains "$n: systemd left the unit running at switch-root (IgnoreOnIsolate=)" \
+			"$(echo "$out" | sed '/Starting initrd-switch-root.service/q')" "Stopped ccm-early.service"
 		assertContains "$n: and switched root" "$out" "Starting initrd-switch-root.service"
+		assertContains "$n: the real root's systemd took the unit over (handoff/ccm-early.service)" \
+			"$(boot_val "$s/$n.boot" KEEPER_UNIT)" "LoadState=loaded ActiveState=active"
+		assertEquals "$n: with the keeper as its main process" \
+			"$(boot_val "$s/$n.boot" KEEPER_PID)" "$(boot_val "$s/$n.boot" KEEPER_UNIT_MAINPID)"
 		assertEquals "$n: systemd is the real root's init (see $s/$n.boot)" systemd "$(boot_val "$s/$n.boot" PID1)"
 		assertEquals "$n: handoff/ccm-fmon.service runs" active "$(boot_val "$s/$n.boot" FMON_UNIT)"
 		assertEquals "$n: and still runs at the end" active "$(boot_val "$s/$n.final" FMON_UNIT)"
@@ -320,6 +328,13 @@ test_systemd_initramfs_both_boot_together() {
 	assertContains "a: fmon heard the keeper say b was lost" "$(cat "$s/a.fmon" 2>/dev/null)" \
 		"the keeper reports partner node 2 lost"
 	assertNotContains "a: fmon never lost the keeper" "$(cat "$s/a.fmon" 2>/dev/null)" "ccm-fmon: the keeper has gone"
+	# b powered off cleanly (systemctl poweroff): the shutdown stopped its
+	# ccm-early.service, whose ExecStop= (ccm-early stop) told a.
+	out=$(serial b | sed -n '/Starting initrd-switch-root.service/,$p')
+	assertContains "b: its power-off stopped the keeper's unit (see $s/b.serial)" "$out" "Stopping ccm-early.service"
+	assertContains "b: the keeper told its clients and the partner" "$out" "ccm-early[node 2]: stopping: telling"
+	assertContains "a: its keeper heard b's BYE, not a silence (see $s/a.serial)" \
+		"$(serial a | sed -n '/Starting initrd-switch-root.service/,$p')" "ccm-early[node 1]: partner is terminating"
 	for n in a b; do
 		echo "# systemd $n: in the initramfs and the real root's systemd $(in_initramfs "$s/$n.boot")s; keeper RSS $(boot_val "$s/$n.boot" KEEPER_RSS_KB) KiB" >&2
 		echo "# systemd $n: the keeper's cgroup $(boot_val "$s/$n.boot" KEEPER_CGROUP), its unit: $(boot_val "$s/$n.boot" KEEPER_UNIT)" >&2
