@@ -11,6 +11,7 @@
 #   make sim        the deterministic simulator over SEEDS seeds (default 40000,
 #                   about ten minutes on two cores)
 #   make install    DESTDIR/PREFIX install of the static binary
+#   make deb        the Debian package build/ccm-early_VERSION_ARCH.deb
 #   make man        the man pages (doc/*.scd, scdoc) into build/man
 
 BUILD   ?= build
@@ -296,12 +297,25 @@ install: ccm-early $(CLIENT_PROGS) $(BUILD)/libccm.a man
 	ln -sf ccm-early $(DESTDIR)$(BASH_COMPLETION_DIR)/ccm-fmon
 	ln -sf ccm-early $(DESTDIR)$(BASH_COMPLETION_DIR)/ccm-nvmirror
 
+# --- the Debian package: build/ccm-early_VERSION_ARCH.deb ------------------------
+# `make install` into an empty staging tree, then scripts/mkdeb.sh (man pages
+# gzipped, copyright, changelog, DEBIAN/control) and dpkg-deb.  The version
+# is the one ccm-early --version prints; tests/cli/test_deb.sh checks the
+# package with lintian and installs it with dpkg --root.
+DEB_STAGE := $(BUILD)/deb/root
+
+deb: ccm-early $(CLIENT_PROGS) $(BUILD)/libccm.a man
+	$(Q)rm -rf $(DEB_STAGE) $(BUILD)/ccm-early_*.deb
+	$(Q)$(MAKE) -s install DESTDIR=$(abspath $(DEB_STAGE)) PREFIX=/usr \
+		BASH_COMPLETION_DIR=/usr/share/bash-completion/completions >/dev/null
+	$(Q)scripts/mkdeb.sh $(DEB_STAGE) $(BUILD)
+
 clean:
 	rm -rf $(BUILD)/static $(BUILD)/dev $(BUILD)/fuzz $(BUILD)/sim $(BUILD)/bench $(BUILD)/tests $(BUILD)/libccm.a \
-		$(BUILD)/man \
+		$(BUILD)/man $(BUILD)/deb $(BUILD)/ccm-early_*.deb \
 		ccm-early ccm-fmon ccm-nvmirror *.unstripped
 
 # The header dependencies -MMD wrote.
 -include $(shell find $(BUILD)/dev $(BUILD)/static $(BUILD)/fuzz $(BUILD)/sim $(BUILD)/bench -name '*.d' -type f 2>/dev/null)
 
-.PHONY: deps-build all dev fuzz fuzz-build bench test demo install clean sim man
+.PHONY: deps-build all dev fuzz fuzz-build bench test demo install clean sim man deb

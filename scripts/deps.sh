@@ -12,19 +12,23 @@ set -eu
 
 # Package sets - extend here.
 BUILD_PKGS="build-essential musl-tools cmake ninja-build pkg-config python3 file
-ca-certificates autoconf automake libtool scdoc"
+ca-certificates autoconf automake libtool scdoc dpkg gzip"
 # autoconf/automake/libtool: Debian's libsodium orig tarball is a git export
 # without a generated configure script (autogen.sh must run first).
 # scdoc: the man pages (doc/*.scd), which `make` builds.
+# dpkg (dpkg-deb, dpkg --print-architecture) and gzip: `make deb`
+# (scripts/mkdeb.sh); both are essential, listed to say so.
 TEST_PKGS="clang libclang-rt-14-dev libibverbs-dev librdmacm-dev libsodium-dev
 shunit2 iproute2 procps shellcheck dash util-linux busybox-static nftables
-prometheus prometheus-node-exporter man-db bash-completion"
+prometheus prometheus-node-exporter man-db bash-completion lintian dracut-core"
 # prometheus: for promtool, which checks the metrics; it and node_exporter
 # are read by tests/twonode (on a machine with systemd, installing them
 # also enables their services).
 # man-db (man, and col through bsdextrautils) renders the man pages and
 # bash-completion is the completion's framework: tests/cli/test_man.sh and
 # test_completion.sh.
+# lintian checks the package of `make deb`, and dracut-core's dracut lists
+# the module it installs: tests/cli/test_deb.sh.
 
 usage() { echo "usage: $0 [build|test|all]" >&2; exit 1; }
 [ $# -le 1 ] || usage
