@@ -22,7 +22,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 bindir=$(cd "$(dirname "${CCM}")" 2>/dev/null && pwd)
 FMON="${bindir}/ccm-fmon"
 NVMIRROR="${bindir}/ccm-nvmirror"
-PAGES="ccm-early.8 ccm-early.conf.5 ccm-fmon.8 ccm-nvmirror.8 dracut.ccm.7 libccm.3"
+PAGES="ccm-early.8 ccm-early.conf.5 ccm-fmon.8 ccm-nvmirror.8 ccm-state.1 dracut.ccm.7 libccm.3"
 
 setUp() {
 	ccm_begin_test
@@ -190,6 +190,21 @@ test_ccm_fmon_options() {
 	assert_documented ccm-fmon.8 "ccm-fmon --help's options" $opts
 	# shellcheck disable=SC2086
 	assert_entries ccm-fmon.8 OPTIONS "ccm-fmon --help's options" $defined
+}
+
+# handoff/ccm-state, the shell reader of the handoff: its forms' options,
+# and each exit status its header lists.
+test_ccm_state_options() {
+	local opts defined st
+	long_options sh "$top/handoff/ccm-state" || return
+	assertEquals "ccm-state --help's options" "--help --wait" "$(echo $opts)"
+	# shellcheck disable=SC2086
+	assert_documented ccm-state.1 "ccm-state --help's options" $opts CCM_STATE_DIR
+	for st in $(sed -n 's/^#   \([0-9]\)  .*/\1/p' "$top/handoff/ccm-state"); do
+		page ccm-state.1 || return
+		section "$text" "EXIT STATUS" >"$t/section.txt"
+		assertTrue "ccm-state.1 documents exit status $st" "grep -qx ' *$st' '$t/section.txt'"
+	done
 }
 
 test_ccm_nvmirror_options() {
