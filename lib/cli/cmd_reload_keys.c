@@ -36,40 +36,21 @@ static void usage(FILE *out)
 
 int cmd_reload_keys(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "state-dir", required_argument, NULL, 's' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *dir = NULL;
+	const char *dir;
 	struct errbuf e = { "" };
 	struct handoff *h;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			dir = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			return CCM_EXIT_OK;
-		default:
-			usage(stderr);
-			return CCM_EXIT_USAGE;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "%s: unexpected argument '%s'\n", argv[0], argv[optind]);
-		return CCM_EXIT_USAGE;
-	}
+	c = keeper_dir_args(argc, argv, usage, CCM_EXIT_USAGE, &dir);
+	if (c >= 0)
+		return c;
 	if (keeper_request(dir, CTL_RELOAD_KEYS, NULL, 0, ANSWER_MS, "read its keys", &e) < 0) {
 		fprintf(stderr, "%s: %s\n", argv[0], e.msg);
 		return CCM_EXIT_FAILURE;
 	}
 	/* The keeper wrote its handoff with the new ids before it answered. */
 	h = calloc(1, sizeof(*h));
-	if (h && handoff_read(dir ? dir : CCM_STATE_DIR_DEFAULT, h, &e) == 0)
+	if (h && handoff_read(dir, h, &e) == 0)
 		printf("keys read again: proving with id %s%s%s\n", h->key_id,
 		       h->key_accept_id[0] ? ", also accepting id " : "", h->key_accept_id);
 	else

@@ -17,6 +17,7 @@
 
 #include "base/exit.h"
 #include "base/limits.h"
+#include "cli/keeper_request.h"
 #include "client/attach.h"
 #include "client/ctl.h"
 #include "client/fdmsg.h"
@@ -346,34 +347,15 @@ static int judge(const struct handoff *h, const char *stale)
 
 int cmd_check(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "state-dir", required_argument, NULL, 's' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *dir = CCM_STATE_DIR_DEFAULT;
+	const char *dir;
 	char why[160];
 	struct handoff *h;
 	bool stale;
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			dir = optarg;
-			break;
-		case 'h':
-			usage_check(stdout);
-			return CHECK_CONNECTED;
-		default:
-			usage_check(stderr);
-			return CHECK_USAGE;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "%s: unexpected argument '%s'\n", argv[0], argv[optind]);
-		return CHECK_USAGE;
-	}
+	c = keeper_dir_args(argc, argv, usage_check, CHECK_USAGE, &dir);
+	if (c >= 0)
+		return c;
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return CHECK_USAGE;
@@ -403,12 +385,7 @@ static void usage_metrics(FILE *out)
 
 int cmd_metrics(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "state-dir", required_argument, NULL, 's' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *dir = CCM_STATE_DIR_DEFAULT;
+	const char *dir;
 	char why[160], path[4096 + sizeof("/" METRICS_FILE)];
 	struct handoff *h;
 	char *text = NULL;
@@ -417,23 +394,9 @@ int cmd_metrics(int argc, char **argv)
 	FILE *f;
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			dir = optarg;
-			break;
-		case 'h':
-			usage_metrics(stdout);
-			return CCM_EXIT_OK;
-		default:
-			usage_metrics(stderr);
-			return CCM_EXIT_USAGE;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "%s: unexpected argument '%s'\n", argv[0], argv[optind]);
-		return CCM_EXIT_USAGE;
-	}
+	c = keeper_dir_args(argc, argv, usage_metrics, CCM_EXIT_USAGE, &dir);
+	if (c >= 0)
+		return c;
 	h = calloc(1, sizeof(*h));
 	text = malloc(METRICS_TEXT_MAX);
 	if (!h || !text) {

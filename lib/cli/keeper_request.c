@@ -1,8 +1,11 @@
 #include "cli/keeper_request.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "base/limits.h"
 
 #include "client/attach.h"
 #include "client/ccm.h"
@@ -55,4 +58,35 @@ int keeper_request(const char *state_dir, uint16_t type, const void *req, size_t
 		r = await_done(sock, timeout_ms, what, e);
 	close(sock);
 	return r;
+}
+
+int keeper_dir_args(int argc, char **argv, void (*usage)(FILE *), int usage_exit,
+		    const char **dir)
+{
+	static const struct option opts[] = {
+		{ "state-dir", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	*dir = CCM_STATE_DIR_DEFAULT;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			*dir = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return usage_exit;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "%s: unexpected argument '%s'\n", argv[0], argv[optind]);
+		return usage_exit;
+	}
+	return -1;
 }

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "base/errbuf.h"
 
@@ -15,5 +16,12 @@
  * when the keeper itself reports a failure). */
 int keeper_request(const char *state_dir, uint16_t type, const void *req, size_t len,
 		   int timeout_ms, const char *what, struct errbuf *e);
+
+/* The arguments of a command whose one option says where the keeper is,
+ * --state-dir DIR (and -h, --help): *dir is set, CCM_STATE_DIR_DEFAULT
+ * without it.  -1 to go on; else the exit code to return: 0 after the
+ * help, usage_exit after a usage error (said on stderr). */
+int keeper_dir_args(int argc, char **argv, void (*usage)(FILE *), int usage_exit,
+		    const char **dir);
 
 #endif
