@@ -230,10 +230,9 @@ static void sync_mailbox(struct session *s)
 {
 	struct status_mbox m;
 	struct hs_event ev = { .type = HS_EV_MAILBOX };
+	const uint8_t *raw = s->win + mbox_offset(s);
 	struct errbuf e;
 	int r;
-
-	const uint8_t *raw = s->win + mbox_offset(s);
 
 	r = status_decode_mbox(raw, STATUS_MBOX_SIZE, &m, &e);
 	if (r == -EBADMSG)

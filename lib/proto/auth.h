@@ -15,6 +15,7 @@
 
 #include "base/errbuf.h"
 #include "base/limits.h"
+#include "proto/status.h"
 
 struct auth_key {
 	uint8_t bytes[CCM_PSK_MAX];
@@ -94,7 +95,7 @@ int auth_greeting_verify(const struct auth_key *k, enum auth_role prover,
  * so a tag of an earlier boot of either node fits no later one.  Written
  * with slot 0; a tag under either slot is accepted, so that a rotation
  * (above) never refuses the partner's mailbox. */
-#define AUTH_MBOX_TAG_LEN 16
+#define AUTH_MBOX_TAG_LEN STATUS_KMBOX_TAG
 void auth_mbox_tag(const struct auth_key *k, const uint8_t *mbox, size_t len,
 		   uint8_t tag[AUTH_MBOX_TAG_LEN]);
 /* 0 if tag is mbox's under a key of r, -EACCES if not (or r holds none). */
