@@ -101,6 +101,9 @@ if [ -n "${psk:-}" ]; then
 	chmod 600 /tmp/key
 	keeper_args="$keeper_args --psk-file /tmp/key"
 fi
+# psk2=HEX: the key the pair rotates to mid-stream (rotate_step below); the
+# accept file names it once step 1 writes it.
+[ -z "${psk2:-}" ] || keeper_args="$keeper_args --psk-accept-file /tmp/key2"
 # shellcheck disable=SC2086  # keeper_args: several words
 $CCM connect --node-id $id --transport rdma \
 	--link "$ccm_local_0=$ccm_peer_0,device=$ccm_dev_0" \
@@ -148,24 +151,57 @@ if [ "$role" = a ]; then
 fi
 lab_mark streaming
 
-lab_wait_file /out/cut 60 || fail "the host never cut link 0"
-wait_link 0 'down|connecting' 30 || fail "link 0 never went down"
-# While the cut lasts the link must stay out of service, for longer than
-# a link that flapped under load stays out (its damping): a keeper that
-# only saw a late heartbeat would have it back by then.
-n=0
-while [ $n -lt 30 ]; do
-	wait_link 0 'down|connecting' 0 || fail "link 0 came back while cut: $(link_state 0)"
-	n=$((n + 1))
-	sleep 0.1
-done
-status >"/out/$role.status-down.json"
-lab_mark linkdown
+# rotate_step N KEY ACCEPT: step N of the README's key rotation on this
+# node (KEY into psk-file, ACCEPT into the accept file, '' none, then
+# reload-keys), once both nodes are there; then link 0 makes a fresh keyed
+# greeting under the step's keys: a takes its interface down until both
+# keepers have it down, and up again.
+rotate_step() {
+	printf '%s\n' "$2" >/tmp/key.new && chmod 600 /tmp/key.new && mv /tmp/key.new /tmp/key
+	if [ -n "$3" ]; then
+		printf '%s\n' "$3" >/tmp/key2.new && chmod 600 /tmp/key2.new && mv /tmp/key2.new /tmp/key2
+	else
+		rm -f /tmp/key2
+	fi
+	$CCM reload-keys --state-dir $run >>"/out/$role.rotate" 2>&1 || fail "step $1: reload-keys failed"
+	lab_mark "step$1"
+	lab_wait_file "/out/$peer.step$1" 60 || fail "the partner never took step $1"
+	[ "$role" != a ] || /usr/sbin/ip link set "$ccm_if_0" down
+	wait_link 0 'down|connecting' 30 || fail "step $1: link 0 never went down"
+	lab_mark "down$1"
+	if [ "$role" = a ]; then
+		lab_wait_file "/out/b.down$1" 30 || fail "step $1: b never saw link 0 down"
+		/usr/sbin/ip link set "$ccm_if_0" up
+	fi
+	wait_link 0 up 60 || fail "step $1: link 0 never came back up"
+	status >"/out/$role.status-step$1.json"
+}
+# The cut, host-driven (cut_one_mid_stream), or the rotation's own flaps.
+if [ -n "${psk2:-}" ]; then
+	rotate_step 1 "$psk" "$psk2"
+	rotate_step 2 "$psk2" "$psk"
+	rotate_step 3 "$psk2" ""
+	lab_mark rotated
+else
+	lab_wait_file /out/cut 60 || fail "the host never cut link 0"
+	wait_link 0 'down|connecting' 30 || fail "link 0 never went down"
+	# While the cut lasts the link must stay out of service, for longer than
+	# a link that flapped under load stays out (its damping): a keeper that
+	# only saw a late heartbeat would have it back by then.
+	n=0
+	while [ $n -lt 30 ]; do
+		wait_link 0 'down|connecting' 0 || fail "link 0 came back while cut: $(link_state 0)"
+		n=$((n + 1))
+		sleep 0.1
+	done
+	status >"/out/$role.status-down.json"
+	lab_mark linkdown
 
-lab_wait_file /out/restored 60 || fail "the host never restored link 0"
-wait_link 0 up 60 || fail "link 0 never came back up"
-status >"/out/$role.status-back.json"
-lab_mark linkup
+	lab_wait_file /out/restored 60 || fail "the host never restored link 0"
+	wait_link 0 up 60 || fail "link 0 never came back up"
+	status >"/out/$role.status-back.json"
+	lab_mark linkup
+fi
 
 [ -z "${mon:-}" ] || kill "$mon"
 wait $send
@@ -203,6 +239,56 @@ test_dgram_two_rdma_links_cut_one_mid_stream() {
 # sealed, and link 0's return is a fresh keyed greeting.
 test_dgram_two_rdma_links_cut_one_mid_stream_with_a_key() {
 	cut_one_mid_stream "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+}
+
+# The key rotated on both nodes, step by step as the README has it, while
+# both streams run over both rdma links; after each step link 0 goes down
+# and comes back with a fresh keyed greeting under that step's keys.
+# Nothing may be lost, the partner never, and each step's keys are the
+# ones the keepers hold.
+test_dgram_key_rotated_on_both_nodes_mid_stream() {
+	local old new s=$t/share r k1 a1 k2 a2 k3 a3 n
+	lab_ready || return 0
+	[ -x "$STREAM" ] || { fail "no $STREAM (tests/links/stream.c, make build/ccm-stream)"; return; }
+	old=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+	new=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+	mkdir -p "$s"
+	write_scenario >"$t/s.sh"
+	# The stream outlasts the three steps (each a link down and back).
+	vm_start dgram "$s" "$t/s.sh" --links 2 --timeout $((GUEST_TIMEOUT + 60)) \
+		--append "stream_secs=$((STREAM_SECS + 30)) keeper_args=$(echo "$KEEPER_ARGS" | tr ' ' ,) psk=$old psk2=$new" ||
+		{ fail "vm_start"; return; }
+	vm_wait || { show_logs; fail "a guest failed"; }
+	save_share
+	for r in a b; do
+		assertEquals "$r: ccm-stream send exit status ($(complaints "$s/$r.send.err"))" 0 "$(res $r send)"
+		assertEquals "$r: ccm-stream recv exit status ($(complaints "$s/$r.recv.err"))" 0 "$(res $r recv)"
+		assertTrue "$r: every step taken before the stream ended ($(cat "$s/$r.rotate" 2>/dev/null | tr '\n' ';'))" \
+			"[ -e '$s/$r.rotated' ]"
+		k1=$(json_key "$s/$r.status-step1.json" key_id) a1=$(json_key "$s/$r.status-step1.json" key_accept_id)
+		k2=$(json_key "$s/$r.status-step2.json" key_id) a2=$(json_key "$s/$r.status-step2.json" key_accept_id)
+		k3=$(json_key "$s/$r.status-step3.json" key_id) a3=$(json_key "$s/$r.status-step3.json" key_accept_id)
+		assertEquals "$r: step 1 proves with the old key" "$(json_key "$s/$r.status-both.json" key_id)" "$k1"
+		assertTrue "$r: step 1 accepts a second, new key ($a1)" "[ -n '$a1' ] && [ '$a1' != '$k1' ]"
+		assertEquals "$r: step 2 proves with the new key" "$a1" "$k2"
+		assertEquals "$r: step 2 accepts the old one" "$k1" "$a2"
+		assertEquals "$r: step 3 proves with the new key" "$k2" "$k3"
+		assertEquals "$r: step 3 accepts no other" "" "$a3"
+		for n in 1 2 3; do
+			assertEquals "$r: link 0 up again after step $n" up "$(json_link "$s/$r.status-step$n.json" 0 state)"
+		done
+		assertEquals "$r: the keeper stopped cleanly" 0 "$(res $r stop)"
+	done
+	assertEquals "both nodes hold the same key at the end" \
+		"$(json_key "$s/a.status-step3.json" key_id)" "$(json_key "$s/b.status-step3.json" key_id)"
+	check_stream from_a a b
+	check_stream from_b b a
+}
+
+# json_key FILE KEY: a top-level field of a saved status, or "".
+json_key() {
+	python3 -c 'import json, sys; print(json.load(open(sys.argv[1])).get(sys.argv[2], ""))' \
+		"$1" "$2" 2>/dev/null
 }
 
 # cut_one_mid_stream PSK_HEX (empty: no key)
