@@ -153,9 +153,9 @@ lab_mark streaming
 
 # rotate_step N KEY ACCEPT: step N of the README's key rotation on this
 # node (KEY into psk-file, ACCEPT into the accept file, '' none, then
-# reload-keys), once both nodes are there; then link 0 makes a fresh keyed
-# greeting under the step's keys: a takes its interface down until both
-# keepers have it down, and up again.
+# reload-keys); then the host cuts link 0 and restores it (cutN,
+# restoredN), so that it comes back with a fresh keyed greeting under the
+# step's keys.
 rotate_step() {
 	printf '%s\n' "$2" >/tmp/key.new && chmod 600 /tmp/key.new && mv /tmp/key.new /tmp/key
 	if [ -n "$3" ]; then
@@ -165,14 +165,10 @@ rotate_step() {
 	fi
 	$CCM reload-keys --state-dir $run >>"/out/$role.rotate" 2>&1 || fail "step $1: reload-keys failed"
 	lab_mark "step$1"
-	lab_wait_file "/out/$peer.step$1" 60 || fail "the partner never took step $1"
-	[ "$role" != a ] || /usr/sbin/ip link set "$ccm_if_0" down
+	lab_wait_file "/out/cut$1" 90 || fail "step $1: the host never cut link 0"
 	wait_link 0 'down|connecting' 30 || fail "step $1: link 0 never went down"
 	lab_mark "down$1"
-	if [ "$role" = a ]; then
-		lab_wait_file "/out/b.down$1" 30 || fail "step $1: b never saw link 0 down"
-		/usr/sbin/ip link set "$ccm_if_0" up
-	fi
+	lab_wait_file "/out/restored$1" 60 || fail "step $1: the host never restored link 0"
 	wait_link 0 up 60 || fail "step $1: link 0 never came back up"
 	status >"/out/$role.status-step$1.json"
 }
@@ -242,8 +238,9 @@ test_dgram_two_rdma_links_cut_one_mid_stream_with_a_key() {
 }
 
 # The key rotated on both nodes, step by step as the README has it, while
-# both streams run over both rdma links; after each step link 0 goes down
-# and comes back with a fresh keyed greeting under that step's keys.
+# both streams run over both rdma links; after each step the host cuts
+# link 0, and it comes back with a fresh keyed greeting under that step's
+# keys.
 # Nothing may be lost, the partner never, and each step's keys are the
 # ones the keepers hold.
 test_dgram_key_rotated_on_both_nodes_mid_stream() {
@@ -255,9 +252,28 @@ test_dgram_key_rotated_on_both_nodes_mid_stream() {
 	mkdir -p "$s"
 	write_scenario >"$t/s.sh"
 	# The stream outlasts the three steps (each a link down and back).
-	vm_start dgram "$s" "$t/s.sh" --links 2 --timeout $((GUEST_TIMEOUT + 60)) \
-		--append "stream_secs=$((STREAM_SECS + 30)) keeper_args=$(echo "$KEEPER_ARGS" | tr ' ' ,) psk=$old psk2=$new" ||
+	vm_start dgram "$s" "$t/s.sh" --links 2 --timeout $((GUEST_TIMEOUT + 90)) \
+		--append "stream_secs=$((STREAM_SECS + 60)) keeper_args=$(echo "$KEEPER_ARGS" | tr ' ' ,) psk=$old psk2=$new" ||
 		{ fail "vm_start"; return; }
+	for n in 1 2 3; do
+		if ! { wait_file "$s/a.step$n" 120 && wait_file "$s/b.step$n" 30; }; then
+			vm_kill_all
+			show_logs
+			fail "step $n never taken on both nodes"
+			return
+		fi
+		vm_set_link a 0 off || fail "set_link n0 off"
+		date +%s.%N >"$s/cut$n"
+		if ! { wait_file "$s/a.down$n" 40 && wait_file "$s/b.down$n" 40; }; then
+			vm_set_link a 0 on
+			vm_kill_all
+			show_logs
+			fail "step $n: a keeper never saw link 0 down"
+			return
+		fi
+		vm_set_link a 0 on || fail "set_link n0 on"
+		date +%s.%N >"$s/restored$n"
+	done
 	vm_wait || { show_logs; fail "a guest failed"; }
 	save_share
 	for r in a b; do
