@@ -231,6 +231,7 @@ static int cmd_connect(int argc, char **argv, char *argv0)
 	int nsettings = 0, verbose = 0, idx, c, r;
 	const char *config_path = NULL;
 	struct session_opts sopts = { 0 };
+	struct journal journal = { .fd = -1 };
 	struct real_root real_root;
 	struct ccm_config cfg;
 	struct errbuf e;
@@ -297,15 +298,20 @@ static int cmd_connect(int argc, char **argv, char *argv0)
 		return CCM_EXIT_USAGE;
 	}
 	cfg.verbose = verbose;
-	log = (struct log){ .verbose = verbose, .node = cfg.node_id };
+	log = (struct log){ .verbose = verbose, .node = cfg.node_id, .journal = &journal };
 	sopts.argv0 = argv0;
 	sopts.handoff_fd = -1;
 	real_root_open(&real_root);
 	sopts.real_root = &real_root;
+	/* Under a unit whose stderr is the journal, write to it natively; a
+	 * keeper from the initramfs does once it is in the real root (loop.c). */
+	if (real_root.proc_fd < 0 && journal_is_stderr())
+		(void)journal_open(&journal);  /* else stderr, as before */
 	if (!sopts.once && !sopts.foreground) {
 		r = detach(&sopts.handoff_fd);
 		if (r >= 0) {
 			real_root_close(&real_root);
+			journal_close(&journal);
 			return r;  /* the parent: the keeper's exit code at the handoff */
 		}
 	}
@@ -315,6 +321,7 @@ static int cmd_connect(int argc, char **argv, char *argv0)
 	while ((r = session_run(&cfg, &sopts, &log)) == CCM_SESSION_RESTART)
 		sopts.handoff_fd = -1;
 	real_root_close(&real_root);
+	journal_close(&journal);
 	return r;
 }
 

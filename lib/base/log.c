@@ -6,23 +6,29 @@
 #include <time.h>
 #include <unistd.h>
 
-void log_at(const struct log *l, int level, const char *fmt, ...)
+static void vlog(const struct log *l, int level, const char *fields, const char *fmt, va_list ap)
 {
 	struct timespec ts;
 	struct tm tm;
 	char line[512];
-	va_list ap;
 	size_t len;
 	int n;
 
-	if (level > l->verbose)
+	if ((level & 0xf) > l->verbose)
 		return;
-	if (l->sink) {
-		va_start(ap, fmt);
-		vsnprintf(line, sizeof(line), fmt, ap);
-		va_end(ap);
-		l->sink(l->sink_ctx, level, line);
-		return;
+	if (l->sink || l->journal) {
+		va_list again;
+
+		va_copy(again, ap);
+		vsnprintf(line, sizeof(line), fmt, again);
+		va_end(again);
+		if (l->sink) {
+			l->sink(l->sink_ctx, level, line);
+			return;
+		}
+		/* journald stamps it; a line it refuses goes on below. */
+		if (journal_send(l->journal, level >> 4, l->node, fields, line) == 0)
+			return;
 	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
@@ -31,9 +37,7 @@ void log_at(const struct log *l, int level, const char *fmt, ...)
 		     tm.tm_sec, ts.tv_nsec / 1000, l->node);
 	if (n < 0 || n >= (int)sizeof(line))
 		n = 0;
-	va_start(ap, fmt);
 	vsnprintf(line + n, sizeof(line) - 1 - (size_t)n, fmt, ap);
-	va_end(ap);
 	/* One write(2) per line, newline included, so two nodes sharing a
 	 * terminal or a journal stream never interleave within a line (musl's
 	 * unbuffered stderr would split a long fprintf into several writes). */
@@ -43,4 +47,22 @@ void log_at(const struct log *l, int level, const char *fmt, ...)
 	line[len++] = '\n';
 	while (write(STDERR_FILENO, line, len) < 0 && errno == EINTR)
 		;
+}
+
+void log_at(const struct log *l, int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(l, level, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void log_fields(const struct log *l, int level, const char *fields, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(l, level, fields, fmt, ap);
+	va_end(ap);
 }

@@ -51,24 +51,12 @@ static void usage(FILE *out)
 		CCM_EXIT_OK, CCM_EXIT_FAILURE, CCM_EXIT_USAGE);
 }
 
-static const char *object(uint16_t kind)
-{
-	static const char *const names[] = {
-		[CTL_NOTE_STATE] = "state",         [CTL_NOTE_HANDSHAKE] = "handshake",
-		[CTL_NOTE_LINK] = "link",           [CTL_NOTE_PARTNER] = "partner",
-		[CTL_NOTE_FAILOVER] = "failover",   [CTL_NOTE_CLIENT] = "client",
-		[CTL_NOTE_TERMINATING] = "terminating", [CTL_NOTE_NOW_DONE] = "-",
-	};
-
-	return kind < sizeof(names) / sizeof(names[0]) && names[kind] ? names[kind] : "?";
-}
-
 static void print_note(const struct ctl_note *n, bool json)
 {
-	char when[80], state[sizeof(n->state)], name[sizeof(n->name)];
+	char when[80], state[sizeof(n->state)], name[sizeof(n->name)], text[160];
 	struct timespec ts;
 	struct tm tm;
-	const char *type = n->exists ? "exists" : "change", *obj = object(n->kind);
+	const char *type = n->exists ? "exists" : "change";
 
 	/* The keeper is trusted, but a string must end where it says. */
 	snprintf(state, sizeof(state), "%.*s", (int)sizeof(state) - 1, n->state);
@@ -78,7 +66,8 @@ static void print_note(const struct ctl_note *n, bool json)
 	snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
 		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
 	if (json) {
-		printf("{\"time\":\"%s\",\"type\":\"%s\",\"object\":\"%s\"", when, type, obj);
+		printf("{\"time\":\"%s\",\"type\":\"%s\",\"object\":\"%s\"", when, type,
+		       ctl_note_object(n->kind));
 		if (n->kind == CTL_NOTE_LINK || n->kind == CTL_NOTE_FAILOVER)
 			printf(",\"link\":%u", n->link);
 		if (n->kind == CTL_NOTE_PARTNER)
@@ -89,17 +78,9 @@ static void print_note(const struct ctl_note *n, bool json)
 		if (state[0])
 			printf(",\"state\":\"%s\"", state);  /* one of ours: no escaping */
 		printf("}\n");
-	} else if (n->kind == CTL_NOTE_LINK) {
-		printf("%s %s link %u %s\n", when, type, n->link, state);
-	} else if (n->kind == CTL_NOTE_PARTNER) {
-		printf("%s %s partner node=%u epoch=%llu %s\n", when, type, n->partner_node,
-		       (unsigned long long)n->partner_epoch, state);
-	} else if (n->kind == CTL_NOTE_FAILOVER) {
-		printf("%s %s failover link=%u\n", when, type, n->link);
-	} else if (n->kind == CTL_NOTE_CLIENT) {
-		printf("%s %s client %s %s\n", when, type, name, state);
 	} else {
-		printf("%s %s %s%s%s\n", when, type, obj, state[0] ? " " : "", state);
+		ctl_note_text(n, text, sizeof(text));
+		printf("%s %s %s\n", when, type, text);
 	}
 	fflush(stdout);
 }

@@ -22,6 +22,7 @@
 #ifndef CCM_CTL_H
 #define CCM_CTL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/limits.h"
@@ -85,6 +86,12 @@ struct ctl_note {
 	char state[16];            /* NUL-terminated */
 	char name[CCM_NAME_MAX + 1];  /* a client's, or "" */
 };
+
+/* A note's object ("link", "partner", ...), and its words after the
+ * change/exists type: "link 0 up", "partner node=2 epoch=7 lost".
+ * ctl_note_text returns what snprintf does. */
+const char *ctl_note_object(uint16_t kind);
+int ctl_note_text(const struct ctl_note *n, char *buf, size_t len);
 
 enum ctl_event_type {
 	CTL_EV_PARTNER_READY = 1,  /* the partner's client has its ports too */

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "daemon/real_root.h"
 #include "daemon/sdnotify.h"
 #include "daemon/session.h"
 
@@ -62,6 +63,22 @@ static void handed_off(struct session *s, const struct ccm_config *cfg,
 	}
 }
 
+/* A keeper from the initramfs looks once a second for switch_root having
+ * happened; then it joins the real root (real_root.h) and logs to its
+ * journal.  Before, its lines go to the console: the initramfs' journald
+ * stops at switch_root and would take them with it. */
+static void look_for_real_root(const struct session_opts *opts, const struct log *log,
+			       uint64_t now, uint64_t *next_look)
+{
+	if (!log->journal || log->journal->fd >= 0 || !opts->real_root ||
+	    opts->real_root->proc_fd < 0 || now < *next_look)
+		return;
+	*next_look = now + 1000;
+	if (real_root_follow(opts->real_root, log) >= 0 && access("/etc/initrd-release", F_OK) != 0 &&
+	    journal_open(log->journal) == 0)
+		log_at(log, LOG_NOTE, "logging to the journal from now on");
+}
+
 static int64_t wall_now(void)
 {
 	return (int64_t)time(NULL);
@@ -69,7 +86,7 @@ static int64_t wall_now(void)
 
 /* One poll and one turn.  Returns false when the session has finished. */
 static bool loop_once(struct session *s, int sigfd, const struct ccm_config *cfg,
-		      const struct session_opts *opts, const struct log *log)
+		      const struct session_opts *opts, const struct log *log, uint64_t *next_look)
 {
 	struct pollfd pfd[2 + CCM_LINKS_MAX] = {
 		{ .fd = sigfd, .events = POLLIN },
@@ -103,6 +120,7 @@ static bool loop_once(struct session *s, int sigfd, const struct ccm_config *cfg
 				return false;
 		}
 	}
+	look_for_real_root(opts, log, clock_ms(), next_look);
 	notices = session_turn(s, clock_ms(), wall_now(), (pfd[1].revents & POLLIN) != 0);
 	if (notices & (SESSION_HANDED_OFF | SESSION_HANDED_OFF_DEGRADED))
 		handed_off(s, cfg, opts, log, (notices & SESSION_HANDED_OFF) != 0);
@@ -112,6 +130,7 @@ static bool loop_once(struct session *s, int sigfd, const struct ccm_config *cfg
 int session_run(const struct ccm_config *cfg, const struct session_opts *opts,
 		const struct log *log)
 {
+	uint64_t next_look = 0;
 	struct session *s;
 	sigset_t sigs;
 	int sigfd, code;
@@ -131,7 +150,7 @@ int session_run(const struct ccm_config *cfg, const struct session_opts *opts,
 		close(sigfd);
 		return code;
 	}
-	while (loop_once(s, sigfd, cfg, opts, log))
+	while (loop_once(s, sigfd, cfg, opts, log, &next_look))
 		;
 	if (!session_finished(s, &code))
 		code = CCM_EXIT_FAILURE;  /* poll failed */

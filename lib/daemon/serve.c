@@ -34,6 +34,33 @@ void serve_close(struct session *s)
 
 /* --- events: what `ccm-early events` watchers are told ------------------------ */
 
+/* A change goes to the journal too, when the keeper logs there: an entry
+ * of its own, in the words of `ccm-early events`, whose fields say what
+ * changed (journalctl CCM_EVENT=link CCM_LINK=0). */
+static void journal_note(const struct session *s, const struct ctl_note *n, bool partner)
+{
+	char fields[320], text[160];  /* fields: 203 bytes at most */
+	int k;
+
+	if (!s->log->journal || s->log->journal->fd < 0)
+		return;
+	k = snprintf(fields, sizeof(fields), "CCM_EVENT=%s\nCCM_STATE=%s\n", ctl_note_object(n->kind),
+		     n->state);
+	if (n->kind == CTL_NOTE_LINK || n->kind == CTL_NOTE_FAILOVER)
+		k += snprintf(fields + k, sizeof(fields) - (size_t)k, "CCM_LINK=%u\n", n->link);
+	if (partner)
+		k += snprintf(fields + k, sizeof(fields) - (size_t)k,
+			      "CCM_PARTNER_NODE=%u\nCCM_PARTNER_EPOCH=%llu\n", n->partner_node,
+			      (unsigned long long)n->partner_epoch);
+	if (n->name[0])
+		snprintf(fields + k, sizeof(fields) - (size_t)k, "CCM_CLIENT=%s\n", n->name);
+	ctl_note_text(n, text, sizeof(text));
+	/* Losing the partner or a link is a warning; the rest is news. */
+	(void)journal_send(s->log->journal,
+			   n->kind == CTL_NOTE_FAILOVER || !strcmp(n->state, "lost") ? 4 : 6,
+			   s->log->node, fields, text);
+}
+
 static void note_to(struct session *s, uint64_t conn, uint16_t kind, int link,
 		    const char *state, const char *name)
 {
@@ -47,10 +74,12 @@ static void note_to(struct session *s, uint64_t conn, uint16_t kind, int link,
 	}
 	snprintf(n.state, sizeof(n.state), "%s", state);
 	snprintf(n.name, sizeof(n.name), "%s", name ? name : "");
-	if (conn)
+	if (conn) {
 		control_reply(s->control, conn, CTL_NOTE, &n, sizeof(n));
-	else
+	} else {
 		control_note(s->control, &n);
+		journal_note(s, &n, n.partner_node != 0);  /* node ids start at 1 */
+	}
 }
 
 static void note(struct session *s, uint16_t kind, int link, const char *state, const char *name)

@@ -178,12 +178,14 @@ boot_copy_elf() {
 # switch-root execs /lib/systemd/systemd there, which takes over the
 # initramfs' systemd state (its ccm-early.service, the keeper in its
 # cgroup).  The default target starts the tree's handoff/ccm-fmon.service
-# as it is, with a drop-in for where its log goes, and ccmlab-report.service
-# (root-init.sh as a service: the reports, then power-off).  Taken from
-# this machine's systemd, binaries and libraries (ldd); no journald.
+# as it is, with a drop-in for where its log goes, ccmlab-report.service
+# (root-init.sh as a service: the reports, then power-off) and journald,
+# where the keeper logs once it is in the real root.  Taken from this
+# machine's systemd, binaries and libraries (ldd).
 boot_root_systemd() {
 	local r=$1 u
-	boot_copy_elf "$r" /lib/systemd/systemd /lib/systemd/systemd-shutdown "$(command -v systemctl)"
+	boot_copy_elf "$r" /lib/systemd/systemd /lib/systemd/systemd-shutdown "$(command -v systemctl)" \
+		/lib/systemd/systemd-journald "$(command -v journalctl)"
 	u=$r/etc/systemd/system
 	mkdir -p "$u/ccm-fmon.service.d" "$r/etc/ccm/clients.d"
 	# The initramfs' descriptors again: a keeper that restarts after
@@ -235,10 +237,23 @@ boot_root_systemd() {
 		>"$u/poweroff.target"
 	printf '[Unit]\nDescription=ccm boot lab: power-off\nDefaultDependencies=no\nRequires=shutdown.target umount.target final.target\nAfter=shutdown.target umount.target final.target\nSuccessAction=poweroff-force\n' \
 		>"$u/systemd-poweroff.service"
+	# The real root's journald is this machine's, units and all: the
+	# initramfs' (dracut's copy of the same units) hands its sockets over
+	# at switch_root, so that what the keeper sends before the new journald
+	# runs waits in them (with units that differ, systemd drops the
+	# sockets, and those entries with them).  Kept in /run; every entry
+	# is also forwarded to the console: after b's power-off begins, the
+	# console is the only way its lines leave the guest.
+	mkdir -p "$r/etc/systemd"
+	printf '[Journal]\nStorage=volatile\nForwardToConsole=yes\n' >"$r/etc/systemd/journald.conf"
+	for j in systemd-journald.service systemd-journald.socket systemd-journald-dev-log.socket \
+		systemd-journald-audit.socket; do
+		cp "/lib/systemd/system/$j" "$u/$j"
+	done
 	cat >"$u/default.target" <<-'EOF'
 		[Unit]
 		Description=ccm boot lab: the real root
-		Wants=ccm-fmon.service ccmlab-report.service
+		Wants=systemd-journald.service ccm-fmon.service ccmlab-report.service
 	EOF
 }
 

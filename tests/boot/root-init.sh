@@ -39,6 +39,7 @@
 #                 PID 1's name, ccm-fmon.service's state, the keeper's cgroup
 #   NAME.up       once ccm-fmon has been started
 #   NAME.fmon     ccm-fmon -v's log (its hooks append TAKEOVER/GIVEBACK lines)
+#   NAME.journal  (under systemd) the keeper's journal entries, as -o json
 #   NAME.status   `ccm-early status` once a second (the latest)
 #   NAME.restart  (boot_restart) the stop's exit status and output, and
 #                 ccm-fmon.service's restarts before and after, and state
@@ -127,6 +128,11 @@ fmon_log() {
 	[ -z "$unit" ] || cp /run/ccm-fmon.log "$o.fmon" 2>/dev/null
 }
 
+# Under systemd: the keeper's journal entries (JSON, one per line).
+journal_log() {
+	[ -z "$unit" ] || journalctl --no-pager -o json SYSLOG_IDENTIFIER=ccm-early >"$o.journal" 2>/dev/null
+}
+
 {
 	echo "ROOT_UPTIME=$up"
 	echo "PID1=$(cat /proc/1/comm)"
@@ -194,6 +200,7 @@ if [ -n "$unit" ] && [ "$restart" = 1 ]; then
 	} >"$o.restart.tmp"
 	mv "$o.restart.tmp" "$o.restart"
 	fmon_log
+	journal_log
 fi
 
 # One copy of the handoff is both what was waited for and what is reported:
@@ -223,6 +230,7 @@ done
 } >"$o.final.tmp"
 mv "$o.final.tmp" "$o.final"
 fmon_log
+journal_log
 if [ "$sync" = 1 ] && [ -n "$peer" ]; then
 	n=0
 	while [ ! -e "/out/$peer.final" ] && [ $n -lt 60 ]; do sleep 1; n=$((n + 1)); done
@@ -238,6 +246,7 @@ if [ -n "$after" ] && [ -n "$peer" ]; then
 	} >"$o.after.tmp"
 	mv "$o.after.tmp" "$o.after"
 	fmon_log
+	journal_log
 fi
 : >"$o.done"
 sync

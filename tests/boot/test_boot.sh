@@ -90,6 +90,24 @@ show() {
 	for n in "$@"; do boot_tail "$n" "$t/share" >&2; done
 }
 
+# journal_has FILE FIELD=VALUE|FIELD~REGEX...: an entry of FILE (journalctl
+# -o json, one per line) has every one of them.
+journal_has() {
+	python3 - "$@" <<-'EOF'
+		import json, re, sys
+		want = sys.argv[2:]
+		def fits(e, w):
+		    k, op, v = re.match(r'([A-Z_]+)([=~])(.*)', w).groups()
+		    got = e.get(k)
+		    return isinstance(got, str) and (got == v if op == '=' else re.search(v, got))
+		try:
+		    lines = open(sys.argv[1]).read().splitlines()
+		except OSError:
+		    sys.exit(1)
+		sys.exit(0 if any(all(fits(json.loads(l), w) for w in want) for l in lines if l) else 1)
+	EOF
+}
+
 # A guest's serial console without CRs and colours (systemd's status lines).
 serial() {
 	tr -d '\r' <"$t/share/$1.serial" | sed 's/\x1b\[[0-9;]*m//g'
@@ -273,10 +291,11 @@ test_b_reboots_a_sees_it_lost_then_back() {
 # keeper's socket) and root-init.sh as ccmlab-report.service.  b powers off
 # cleanly (systemctl poweroff) after both final reports: the shutdown stops
 # its ccm-early.service, whose ExecStop= tells a (BYE).  a reports again
-# once b is gone: its keeper must still be there, and its log lines about
-# b must have reached the console (with the unit's journal stream as its
-# fd 2, the initramfs' journald, stopped at switch-root, took every later
-# line with it).
+# once b is gone: its keeper must still be there.  The keeper logs to the
+# console in the initramfs (with the unit's journal stream as its fd 2, the
+# initramfs' journald, stopped at switch-root, took every later line with
+# it), and to the real root's journald once it has joined the real root;
+# the journal there forwards to the console too (tests/boot/lib.sh).
 test_systemd_initramfs_both_boot_together() {
 	boot_ready || return 0
 	local s=$t/share n out sd="systemd.status_unit_format=name systemd.show_status=1"
@@ -323,8 +342,19 @@ test_systemd_initramfs_both_boot_together() {
 	# b has gone: a's keeper logged it on the console and told fmon.
 	assertEquals "a: the same keeper after b went (see $s/a.after)" \
 		"$(boot_val "$s/a.boot" KEEPER_PID)" "$(boot_val "$s/a.after" KEEPER_PID)"
-	assertContains "a: the keeper's log after switch_root (b's loss) reached the console" \
-		"$(serial a | sed -n '/Starting initrd-switch-root.service/,$p')" "ccm-early[node 1]: "
+	for n in a:1 b:2; do
+		assertContains "${n%:*}: the keeper joined the real root (see $s/${n%:*}.serial)" \
+			"$(serial "${n%:*}" | sed -n '/Starting initrd-switch-root.service/,$p')" \
+			"ccm-early[node ${n#*:}]: the initramfs has gone: now in the real root"
+	done
+	assertTrue "a: the keeper logs to the journal, natively (see $s/a.journal)" \
+		"journal_has '$s/a.journal' MESSAGE='logging to the journal from now on' _TRANSPORT=journal CCM_NODE=1 PRIORITY=5"
+	assertTrue "a: b's BYE in the journal" \
+		"journal_has '$s/a.journal' MESSAGE~'^partner is terminating' CCM_NODE=1"
+	assertTrue "a: b's loss is an event in the journal, a warning, with b's node" \
+		"journal_has '$s/a.journal' CCM_EVENT=partner CCM_STATE=lost CCM_PARTNER_NODE=2 PRIORITY=4"
+	assertTrue "b: the restarted session's events are in the journal (see $s/b.journal)" \
+		"journal_has '$s/b.journal' CCM_EVENT=partner CCM_STATE=ready CCM_PARTNER_NODE=1 CCM_NODE=2"
 	assertContains "a: fmon heard the keeper say b was lost" "$(cat "$s/a.fmon" 2>/dev/null)" \
 		"the keeper reports partner node 2 lost"
 	assertNotContains "a: fmon never lost the keeper" "$(cat "$s/a.fmon" 2>/dev/null)" "ccm-fmon: the keeper has gone"
@@ -332,9 +362,11 @@ test_systemd_initramfs_both_boot_together() {
 	# ccm-early.service, whose ExecStop= (ccm-early stop) told a.
 	out=$(serial b | sed -n '/Starting initrd-switch-root.service/,$p')
 	assertContains "b: its power-off stopped the keeper's unit (see $s/b.serial)" "$out" "Stopping ccm-early.service"
-	assertContains "b: the keeper told its clients and the partner" "$out" "ccm-early[node 2]: stopping: telling"
+	# (from b's journal, forwarded: after the power-off began, the console
+	# is the only way out of b)
+	assertContains "b: the keeper told its clients and the partner" "$out" "]: stopping: telling"
 	assertContains "a: its keeper heard b's BYE, not a silence (see $s/a.serial)" \
-		"$(serial a | sed -n '/Starting initrd-switch-root.service/,$p')" "ccm-early[node 1]: partner is terminating"
+		"$(serial a | sed -n '/Starting initrd-switch-root.service/,$p')" "]: partner is terminating"
 	for n in a b; do
 		echo "# systemd $n: in the initramfs and the real root's systemd $(in_initramfs "$s/$n.boot")s; keeper RSS $(boot_val "$s/$n.boot" KEEPER_RSS_KB) KiB" >&2
 		echo "# systemd $n: the keeper's cgroup $(boot_val "$s/$n.boot" KEEPER_CGROUP), its unit: $(boot_val "$s/$n.boot" KEEPER_UNIT)" >&2
