@@ -18,6 +18,14 @@
  *    when a hook ends and the partner's state no longer matches it (it came
  *    back during the takeover), the other hook runs next.  A failed hook
  *    is logged, not retried.  A giveback only ever follows a takeover.
+ *  - With --fence, a dead partner is fenced before it is taken over: a
+ *    silence proves only that the heartbeats stopped, and a partner that
+ *    is alive behind a broken interconnect, taken over, is a split brain.
+ *    The takeover runs only once the fence command says the partner is
+ *    fenced (exit 0, or DRBD's fence-peer codes 3, 4 and 7, so that its
+ *    handlers can be used as they are); any other end means "not fenced":
+ *    no takeover, logged, and the fence is tried again every
+ *    --fence-retry ms for as long as the partner stays dead.
  *  - On SIGTERM, SIGINT or the keeper's TERMINATING fmon exits 0 and
  *    leaves a running hook to finish: killing a takeover half-way is
  *    worse than not starting it.  A keeper that is restarting (TERMINATING
@@ -45,6 +53,7 @@
 #define DEFAULT_CLIENT     "fmon"
 #define DEFAULT_INTERVAL   100
 #define DEFAULT_DEAD_AFTER 1000
+#define DEFAULT_FENCE_RETRY 5000
 #define HB_MAGIC           0x43434d48u /* "CCMH" */
 #define HB_SIZE            16
 #define MAX_INFLIGHT       4           /* sends outstanding: more is a stuck keeper */
@@ -75,9 +84,11 @@ struct opts {
 	const char *state_dir;
 	const char *takeover;
 	const char *giveback;
+	const char *fence;
 	uint32_t port;
 	uint32_t interval_ms;
 	uint32_t dead_after_ms;
+	uint32_t fence_retry_ms;
 	bool fast;
 	int verbose;
 };
@@ -95,8 +106,12 @@ struct fmon {
 	sigset_t oldmask;         /* restored in hooks */
 	enum partner state;
 	bool taken_over;          /* the last hook started was the takeover */
+	bool fenced;              /* the fence said so since the partner died */
+	int64_t next_fence_ms;    /* when a refused fence may run again */
+	uint64_t deaths;          /* the partner's, counted */
+	uint64_t fence_death;     /* the death the running fence was for */
 	pid_t hook_pid;           /* 0: none running */
-	const char *hook_name;
+	const char *hook_name;    /* one of the hook_* below */
 	char reason[96];          /* for the hook's CCM_FMON_REASON */
 	uint32_t partner_node;    /* from the keeper's events; 0: not known */
 	uint64_t tx_count;
@@ -163,12 +178,17 @@ static void usage(FILE *out)
 		"                      keeper reports it lost\n"
 		"  --takeover CMD      run when the partner is declared dead\n"
 		"  --giveback CMD      run when its heartbeats resume after a takeover\n"
+		"  --fence CMD         run before --takeover; take over only if it exits\n"
+		"                      0, 3, 4 or 7 (DRBD's fence-peer: inconsistent,\n"
+		"                      outdated, fenced); else no takeover, and CMD runs\n"
+		"                      again every --fence-retry ms while the partner is dead\n"
+		"  --fence-retry MS    100..3600000 (default %d)\n"
 		"  -v, --verbose       say more (-vv: every heartbeat)\n"
 		"  -h, --help          this help\n"
 		"\n"
 		"Exit codes: 0 stopped by SIGTERM/SIGINT or the keeper; 1 failure (no\n"
 		"keeper, the keeper went away); 2 usage.\n",
-		DEFAULT_INTERVAL, DEFAULT_DEAD_AFTER);
+		DEFAULT_INTERVAL, DEFAULT_DEAD_AFTER, DEFAULT_FENCE_RETRY);
 }
 
 /* Decimal digits only, min..max: no sign, blanks or suffix, nothing that
@@ -200,6 +220,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "fast", no_argument, NULL, 'f' },
 		{ "takeover", required_argument, NULL, 't' },
 		{ "giveback", required_argument, NULL, 'g' },
+		{ "fence", required_argument, NULL, 'F' },
+		{ "fence-retry", required_argument, NULL, 'R' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -208,7 +230,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 
 	*o = (struct opts){
 		.client = DEFAULT_CLIENT, .interval_ms = DEFAULT_INTERVAL,
-		.dead_after_ms = DEFAULT_DEAD_AFTER,
+		.dead_after_ms = DEFAULT_DEAD_AFTER, .fence_retry_ms = DEFAULT_FENCE_RETRY,
 	};
 	while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
 		switch (c) {
@@ -237,6 +259,12 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case 'g':
 			o->giveback = optarg;
 			break;
+		case 'F':
+			o->fence = optarg;
+			break;
+		case 'R':
+			r = parse_num("fence-retry", optarg, 100, 3600000, &o->fence_retry_ms);
+			break;
 		case 'v':
 			o->verbose++;
 			break;
@@ -260,8 +288,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			o->dead_after_ms, o->interval_ms);
 		r = -EINVAL;
 	}
-	if (r == 0 && ((o->takeover && !*o->takeover) || (o->giveback && !*o->giveback))) {
-		fprintf(stderr, PROG ": --takeover and --giveback need a command\n");
+	if (r == 0 && ((o->takeover && !*o->takeover) || (o->giveback && !*o->giveback) ||
+		       (o->fence && !*o->fence))) {
+		fprintf(stderr, PROG ": --takeover, --giveback and --fence need a command\n");
 		r = -EINVAL;
 	}
 	if (r < 0)
@@ -270,6 +299,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 }
 
 /* --- hooks ------------------------------------------------------------------ */
+
+static const char hook_fence[] = "fence", hook_takeover[] = "takeover",
+		  hook_giveback[] = "giveback";
 
 static bool env_ours(const char *s)
 {
@@ -327,18 +359,67 @@ static void run_hook(struct fmon *f, const char *name, const char *cmd)
 }
 
 /* Start the hook the partner's state calls for, unless one is running:
- * its end brings us back here. */
+ * its end brings us back here (and a refused fence's retry time). */
 static void reconcile(struct fmon *f)
 {
 	if (f->hook_pid)
 		return;
 	if (f->state == P_DEAD && !f->taken_over) {
+		if (f->o.fence && !f->fenced) {
+			if (now_ms() >= f->next_fence_ms) {
+				f->next_fence_ms = now_ms() + f->o.fence_retry_ms;
+				f->fence_death = f->deaths;
+				run_hook(f, hook_fence, f->o.fence);
+			}
+			return;
+		}
 		f->taken_over = true;
-		run_hook(f, "takeover", f->o.takeover);
+		run_hook(f, hook_takeover, f->o.takeover);
 	} else if (f->state == P_ALIVE && f->taken_over) {
 		f->taken_over = false;
-		run_hook(f, "giveback", f->o.giveback);
+		run_hook(f, hook_giveback, f->o.giveback);
 	}
+}
+
+/* DRBD's fence-peer handlers' exit codes that mean the peer can no longer
+ * write: 3 its disk is inconsistent, 4 it was outdated, 7 it was fenced
+ * (STONITH).  5 (unreachable) and 6 (refused: it is primary) are not. */
+static bool fence_succeeded(int st)
+{
+	if (!WIFEXITED(st))
+		return false;
+	switch (WEXITSTATUS(st)) {
+	case 0: case 3: case 4: case 7:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void fence_ended(struct fmon *f, pid_t pid, int st)
+{
+	if (fence_succeeded(st)) {
+		say(f, 0, "fence (pid %d) done: exit status %d, the partner is fenced", (int)pid,
+		    WEXITSTATUS(st));
+		/* Only for the death it was run for: a partner that came back
+		 * during the fence is fenced again if it dies again. */
+		f->fenced = f->state == P_DEAD && f->fence_death == f->deaths;
+		return;
+	}
+	if (f->state != P_DEAD || f->fence_death != f->deaths) {
+		say(f, 0, "fence (pid %d) ended (status %#x) after the partner came back; not counted",
+		    (int)pid, (unsigned)st);
+		return;
+	}
+	f->next_fence_ms = now_ms() + f->o.fence_retry_ms;
+	if (WIFEXITED(st))
+		say(f, 0, "fence (pid %d) failed: exit status %d; no takeover of a partner "
+		    "not fenced: trying again in %u ms", (int)pid, WEXITSTATUS(st),
+		    f->o.fence_retry_ms);
+	else
+		say(f, 0, "fence (pid %d) killed by signal %d; no takeover of a partner not "
+		    "fenced: trying again in %u ms", (int)pid, WIFSIGNALED(st) ? WTERMSIG(st) : 0,
+		    f->o.fence_retry_ms);
 }
 
 static void reap(struct fmon *f)
@@ -349,7 +430,9 @@ static void reap(struct fmon *f)
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
 		if (pid != f->hook_pid)
 			continue;
-		if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+		if (f->hook_name == hook_fence)
+			fence_ended(f, pid, st);
+		else if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
 			say(f, 0, "%s (pid %d) done", f->hook_name, (int)pid);
 		else if (WIFEXITED(st))
 			say(f, 0, "%s (pid %d) failed: exit status %d", f->hook_name, (int)pid,
@@ -373,8 +456,12 @@ static void set_state(struct fmon *f, enum partner to, const char *why)
 	say(f, 0, "%s %s -> %s: %s", who, partner_name[f->state], partner_name[to], why);
 	snprintf(f->reason, sizeof(f->reason), "%s", why);
 	f->state = to;
-	if (to == P_DEAD)
+	if (to == P_DEAD) {
 		f->dead_since_ms = now_ms();
+		f->deaths++;
+	}
+	f->fenced = false;
+	f->next_fence_ms = 0;
 	reconcile(f);
 }
 
@@ -528,6 +615,9 @@ static void check_timers(struct fmon *f)
 		snprintf(why, sizeof(why), "no heartbeat for %" PRId64 " ms", now - f->last_rx_ms);
 		set_state(f, P_DEAD, why);
 	}
+	if (f->state == P_DEAD && f->o.fence && !f->fenced && !f->hook_pid &&
+	    now >= f->next_fence_ms)
+		reconcile(f);
 }
 
 static int next_timeout(const struct fmon *f)
@@ -536,6 +626,9 @@ static int next_timeout(const struct fmon *f)
 
 	if (f->state == P_ALIVE && f->last_rx_ms + f->o.dead_after_ms < until)
 		until = f->last_rx_ms + f->o.dead_after_ms;
+	if (f->state == P_DEAD && f->o.fence && !f->fenced && !f->hook_pid &&
+	    f->next_fence_ms < until)
+		until = f->next_fence_ms;
 	return until > now ? (int)(until - now) : 0;
 }
 
@@ -549,9 +642,10 @@ static int run(struct fmon *f)
 	pfd[0] = (struct pollfd){ .fd = ccm_fd(f->c), .events = POLLIN };
 	pfd[1] = (struct pollfd){ .fd = f->sigfd, .events = POLLIN };
 	f->next_tx_ms = now_ms();
-	say(f, 1, "monitoring over port %u of %s: heartbeat every %u ms, dead after %u ms%s",
+	say(f, 1, "monitoring over port %u of %s: heartbeat every %u ms, dead after %u ms%s%s",
 	    f->o.port, f->o.client, f->o.interval_ms, f->o.dead_after_ms,
-	    f->o.fast ? ", or at once when the keeper says lost" : "");
+	    f->o.fast ? ", or at once when the keeper says lost" : "",
+	    f->o.fence ? "; fenced before any takeover" : "");
 	for (;;) {
 		if (poll(pfd, 2, next_timeout(f)) < 0) {
 			if (errno == EINTR)

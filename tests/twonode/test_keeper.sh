@@ -220,8 +220,7 @@ test_failover_takeover_and_giveback() {
 	start_fmon b attach "${args_b[@]}"
 	wait_for 10 in_file giveback "$t/a/hooks"
 	assertTrue "A's fmon ran the giveback: $(cat "$t/a/fmon.log")" "in_file giveback '$t/a/hooks'"
-	assertEquals "the hooks ran once each, in order" "takeover giveback" \
-		"$(awk '{print $1}' "$t/a/hooks" | tr '\n' ' ' | sed 's/ $//')"
+	assertEquals "the hooks ran once each, in order" "takeover giveback" "$(hooks_run a)"
 	assertContains "A's fmon declared B alive again" "$(cat "$t/a/fmon.log")" \
 		"partner node 2 dead -> alive: heartbeats resumed"
 	assertFalse "B's fresh fmon took nothing over" "[ -s '$t/b/hooks' ]"
@@ -230,6 +229,76 @@ test_failover_takeover_and_giveback() {
 	assertEquals "A's fmon exit status" 0 "$ccm_rc"
 	wait_exit "$fmon_b" 5
 	stop_pair
+}
+
+# The hooks' first words, in order, on one line.
+hooks_run() {  # NODE
+	awk '{print $1}' "$t/$1/hooks" 2>/dev/null | tr '\n' ' ' | sed 's/ $//'
+}
+
+count_fences() {  # NODE AT_LEAST
+	local n
+	n=$(grep -c '^fence' "$t/$1/hooks" 2>/dev/null)
+	[ "${n:-0}" -ge "$2" ]
+}
+
+# With --fence, a silent partner is not taken over until the fence says it
+# is fenced: a fence that fails (DRBD's 6, "refused") blocks the takeover
+# and is tried again; one that says fenced (7) lets it run.  A partner that
+# came back and died again is fenced again.
+test_failover_waits_for_the_fence() {
+	local args_a args_b
+	start_node a
+	start_node b
+	assert_pair_connected || return
+	echo 6 >"$t/a/fence_rc"
+	mapfile -t args_a < <(hook_args a)
+	mapfile -t args_b < <(hook_args b)
+	start_fmon a exec "${args_a[@]}" --fence-retry 300 \
+		--fence "echo fence \$CCM_FMON_PARTNER \$CCM_FMON_REASON >> '$t/a/hooks'; exit \$(cat '$t/a/fence_rc')"
+	start_fmon b attach "${args_b[@]}"
+	for n in a b; do
+		wait_for 5 in_file "unknown -> alive" "$t/$n/fmon.log" ||
+			{ fail "node $n's fmon never heard its partner: $(cat "$t/$n/fmon.log")"; return; }
+	done
+	kill -9 "$pid_b" "$fmon_b"
+	wait "$pid_b" "$fmon_b" 2>/dev/null
+	wait_for 6 count_fences a 3 ||
+		{ fail "the fence was not tried again: $(cat "$t/a/fmon.log")"; return; }
+	assertEquals "refused fences, no takeover" "fence fence fence" "$(hooks_run a | cut -d' ' -f1-3)"
+	assertNotContains "no takeover while not fenced" "$(cat "$t/a/hooks")" takeover
+	assertContains "the fence got the partner and the reason" "$(head -1 "$t/a/hooks")" \
+		"fence 2 no heartbeat for"
+	assertContains "A's fmon says why it does not take over" "$(cat "$t/a/fmon.log")" \
+		"failed: exit status 6; no takeover of a partner not fenced: trying again in 300 ms"
+	echo 7 >"$t/a/fence_rc"
+	wait_for 5 in_file takeover "$t/a/hooks"
+	assertContains "fenced, then taken over: $(cat "$t/a/fmon.log")" "$(hooks_run a)" "fence takeover"
+	assertContains "A's fmon says the partner is fenced" "$(cat "$t/a/fmon.log")" \
+		"done: exit status 7, the partner is fenced"
+	sleep 1
+	assertEquals "no fence after the takeover" 1 "$(grep -c '^takeover' "$t/a/hooks")"
+	assertEquals "the fence ends once it worked" "" "$(hooks_run a | sed 's/.*takeover//')"
+
+	# B back, then dead again: fenced again before a second takeover.
+	start_node b
+	assert_pair_connected || return
+	start_fmon b attach "${args_b[@]}"
+	wait_for 10 in_file giveback "$t/a/hooks" || { fail "no giveback: $(cat "$t/a/fmon.log")"; return; }
+	: >"$t/a/hooks"
+	echo 5 >"$t/a/fence_rc"
+	kill -9 "$pid_b" "$fmon_b"
+	wait "$pid_b" "$fmon_b" 2>/dev/null
+	wait_for 6 count_fences a 2 || { fail "B not fenced again: $(cat "$t/a/fmon.log")"; return; }
+	assertNotContains "no takeover on an unreachable fence (5)" "$(cat "$t/a/hooks")" takeover
+	echo 4 >"$t/a/fence_rc"
+	wait_for 5 in_file takeover "$t/a/hooks"
+	assertContains "outdated (4) counts as fenced" "$(hooks_run a)" "fence takeover"
+	kill -TERM "$fmon_a"
+	wait_exit "$fmon_a" 5
+	assertEquals "A's fmon exit status" 0 "$ccm_rc"
+	stop_node a  # B is dead
+	assert_no_sanitizer_report
 }
 
 # --- 4. a silent partner -------------------------------------------------------
