@@ -55,7 +55,7 @@ static void journal_note(const struct session *s, const struct ctl_note *n, bool
 	if (n->name[0])
 		snprintf(fields + k, sizeof(fields) - (size_t)k, "CCM_CLIENT=%s\n", n->name);
 	ctl_note_text(n, text, sizeof(text));
-	/* Losing the partner or a link is a warning; the rest is news. */
+	/* A lost partner, or a failover off a failed link, is a warning; the rest is news. */
 	(void)journal_send(s->log->journal,
 			   n->kind == CTL_NOTE_FAILOVER || !strcmp(n->state, "lost") ? 4 : 6,
 			   s->log->node, fields, text);
