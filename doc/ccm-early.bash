@@ -50,7 +50,7 @@ _ccm_early_opts()
 
 # The options of ccm-fmon and ccm-nvmirror.
 _ccm_early_fmon_opts='--client --state-dir --port --interval --dead-after --fast --takeover
---giveback --verbose -v --help -h'
+--giveback --fence --fence-retry --verbose -v --help -h'
 _ccm_early_nvmirror_opts='--log --client --state-dir --port --interval --max-record --once
 --verbose -v --help -h'
 
@@ -64,7 +64,7 @@ _ccm_early_takes_arg()
             --link | --link-policy | --link-heartbeat-ms | --link-misses | \
             --link-damp-ms | --msg-hold-ms | --metrics-dir | --partner-node | \
             --grace | --port | --client | --interval | --dead-after | --takeover | \
-            --giveback | --log | --max-record)
+            --giveback | --fence | --fence-retry | --log | --max-record)
             return 0
             ;;
     esac
@@ -153,7 +153,7 @@ _ccm_early_value()
         --client)
             mapfile -t COMPREPLY < <(compgen -W "$(_ccm_early_clients "$(_ccm_early_state_dir)")" -- "$cur")
             ;;
-        --takeover | --giveback)
+        --takeover | --giveback | --fence)
             # A command for /bin/sh -c: a program, or a script's path.
             if [[ $cur == */* ]]; then
                 _filedir
