@@ -18,6 +18,8 @@
 #include <infiniband/verbs.h>
 
 #include "base/exit.h"
+#include "base/instance.h"
+#include "base/name.h"
 #include "conf/config.h"
 #include "state/handoff.h"
 #include "base/log.h"
@@ -26,7 +28,6 @@
 #include "cli/commands.h"
 
 #define CCM_VERSION_STRING "0.1.0"
-#define DEFAULT_CONFIG "/etc/ccm/ccm.conf"
 
 /* The numbers come from enum ccm_exit, so the help cannot drift from it. */
 static const struct {
@@ -90,12 +91,17 @@ static void usage_connect(FILE *out)
 		"connected, %d when --timeout passed first (the keeper goes on looking).\n"
 		"With --once, exit at the handoff instead; with --foreground, do not detach.\n"
 		"\n"
-		"Options (each also a 'key = value' line of the config file, same name):\n"
+		"Options (each but --instance, --config, --once, --foreground and -v also a\n"
+		"'key = value' line of the config file, same name):\n"
 		"  --node-id N            this node's id, 1..4294967294\n"
 		"  --listen ADDR[:PORT]   where this node listens (default port %d)\n"
 		"  --partner ADDR[:PORT]  where the partner listens\n"
 		"  --transport tcp|rdma   interconnect (default tcp)\n"
 		"  --device NAME          RDMA device (default: by the listen address)\n"
+		"  --instance NAME        be instance NAME of this node (default $%s, else\n"
+		"                         the unnamed one): its config file is\n"
+		"                         /etc/ccm/NAME.conf, its clients /etc/ccm/NAME.clients.d,\n"
+		"                         its state directory /run/ccm/NAME (command line only)\n"
 		"  --clients DIR          client descriptors (default /etc/ccm/clients.d)\n"
 		"  --state-dir DIR        handoff directory (default /run/ccm)\n"
 		"  --psk-file FILE        pre-shared key; both sides must hold the same\n"
@@ -105,7 +111,7 @@ static void usage_connect(FILE *out)
 		"  --cluster NAME         cluster name; both sides must agree (default ccm)\n"
 		"  --timeout SEC          give up after SEC seconds (default 0: never)\n"
 		"  --proto-versions MIN-MAX  versions to offer (testing)\n"
-		"  --config FILE          config file (default %s if it exists);\n"
+		"  --config FILE          config file (default /etc/ccm/ccm.conf if it exists);\n"
 		"                         options on the command line override it\n"
 		"  --heartbeat-ms MS      connected: heartbeat interval (default 100)\n"
 		"  --heartbeat-misses N   the partner is lost after N silent intervals (default 5)\n"
@@ -133,7 +139,7 @@ static void usage_connect(FILE *out)
 		"  -v, --verbose          log every state transition (-vv: every operation)\n"
 		"  -h, --help             this help\n"
 		"\n",
-		CCM_EXIT_OK, CCM_EXIT_TIMEOUT, CCM_DEFAULT_PORT, DEFAULT_CONFIG, CCM_LINKS_MAX);
+		CCM_EXIT_OK, CCM_EXIT_TIMEOUT, CCM_DEFAULT_PORT, INSTANCE_ENV, CCM_LINKS_MAX);
 	print_exit_codes(out);
 }
 
@@ -222,6 +228,7 @@ static int cmd_connect(int argc, char **argv, char *argv0)
 		{ "metrics-dir", required_argument, NULL, 0 },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "config", required_argument, NULL, 'c' },
+		{ "instance", required_argument, NULL, 'i' },
 		{ "once", no_argument, NULL, 'o' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -229,7 +236,8 @@ static int cmd_connect(int argc, char **argv, char *argv0)
 	};
 	struct cli_setting settings[32];
 	int nsettings = 0, verbose = 0, idx, c, r;
-	const char *config_path = NULL;
+	const char *config_path = NULL, *instance = instance_from_env();
+	char default_config[INSTANCE_PATH_MAX];
 	struct session_opts sopts = { 0 };
 	struct journal journal = { .fd = -1 };
 	struct real_root real_root;
@@ -248,6 +256,9 @@ static int cmd_connect(int argc, char **argv, char *argv0)
 			break;
 		case 'c':
 			config_path = optarg;
+			break;
+		case 'i':
+			instance = optarg;
 			break;
 		case 'o':
 			sopts.once = true;
@@ -272,9 +283,20 @@ static int cmd_connect(int argc, char **argv, char *argv0)
 		return CCM_EXIT_USAGE;
 	}
 
-	config_defaults(&cfg);
-	if (config_path || access(DEFAULT_CONFIG, F_OK) == 0) {
-		r = config_load_file(&cfg, config_path ? config_path : DEFAULT_CONFIG, &e);
+	if (instance && !instance_name_valid(instance)) {
+		fprintf(stderr, "ccm-early connect: instance '%s': not a name (%s)\n", instance,
+			CLIENT_NAME_RULE);
+		return CCM_EXIT_USAGE;
+	}
+	if (instance_config_path(instance, default_config, sizeof(default_config)) < 0) {
+		fprintf(stderr, "ccm-early connect: the config directory's path is too long\n");
+		return CCM_EXIT_USAGE;
+	}
+	config_defaults(&cfg, instance);
+	/* A named instance has a config file of its own, or it would be the
+	 * unnamed one's twin on another socket: its file must be there. */
+	if (config_path || access(default_config, F_OK) == 0 || (instance && instance[0])) {
+		r = config_load_file(&cfg, config_path ? config_path : default_config, &e);
 		if (r < 0) {
 			fprintf(stderr, "ccm-early connect: %s\n", e.msg);
 			return CCM_EXIT_USAGE;
@@ -298,7 +320,8 @@ static int cmd_connect(int argc, char **argv, char *argv0)
 		return CCM_EXIT_USAGE;
 	}
 	cfg.verbose = verbose;
-	log = (struct log){ .verbose = verbose, .node = cfg.node_id, .journal = &journal };
+	log = (struct log){ .verbose = verbose, .node = cfg.node_id, .instance = cfg.instance,
+			    .journal = &journal };
 	sopts.argv0 = argv0;
 	sopts.handoff_fd = -1;
 	real_root_open(&real_root);

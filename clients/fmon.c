@@ -81,7 +81,8 @@ static uint64_t get_be(const uint8_t *p, int n)
 
 struct opts {
 	const char *client;
-	const char *state_dir;
+	const char *state_dir;        /* NULL: libccm's default */
+	char instance_dir[4096];      /* --instance's state directory */
 	const char *takeover;
 	const char *giveback;
 	const char *fence;
@@ -169,7 +170,9 @@ static void usage(FILE *out)
 		"keeper has not named it yet) in their environment.\n"
 		"\n"
 		"  --client NAME       the client (default " DEFAULT_CLIENT ")\n"
-		"  --state-dir DIR     the keeper's directory (default /run/ccm)\n"
+		"  --state-dir DIR     the keeper's directory\n"
+		"  --instance NAME     the keeper of ccm-early instance NAME (default\n"
+		"                      $CCM_INSTANCE, else the unnamed one: /run/ccm)\n"
 		"  --port N            the port (default 0)\n"
 		"  --interval MS       heartbeat period, 10..60000 (default %d)\n"
 		"  --dead-after MS     silence that means dead, at least twice --interval,\n"
@@ -214,6 +217,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	static const struct option longopts[] = {
 		{ "client", required_argument, NULL, 'c' },
 		{ "state-dir", required_argument, NULL, 's' },
+		{ "instance", required_argument, NULL, 'I' },
 		{ "port", required_argument, NULL, 'p' },
 		{ "interval", required_argument, NULL, 'i' },
 		{ "dead-after", required_argument, NULL, 'd' },
@@ -239,6 +243,14 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case 's':
 			o->state_dir = optarg;
+			break;
+		case 'I':
+			r = ccm_instance_dir(optarg, o->instance_dir, sizeof(o->instance_dir));
+			if (r < 0)
+				fprintf(stderr, PROG ": --instance '%.64s': %s\n", optarg,
+					r == -EINVAL ? "not an instance name" : ccm_strerror(r));
+			else
+				o->state_dir = o->instance_dir;
 			break;
 		case 'p':
 			/* Checked against the client's ports once attached. */

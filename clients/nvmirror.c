@@ -46,7 +46,8 @@
 
 struct opts {
 	const char *client;
-	const char *state_dir;
+	const char *state_dir;        /* NULL: libccm's default */
+	char instance_dir[4096];      /* --instance's state directory */
 	const char *log_path;
 	uint32_t port;
 	uint32_t interval_ms;
@@ -127,7 +128,9 @@ static void usage(FILE *out)
 		"\n"
 		"  --log FILE          the log to tail (a file in /dev/shm for shared memory)\n"
 		"  --client NAME       the client (default " DEFAULT_CLIENT ")\n"
-		"  --state-dir DIR     the keeper's directory (default /run/ccm)\n"
+		"  --state-dir DIR     the keeper's directory\n"
+		"  --instance NAME     the keeper of ccm-early instance NAME (default\n"
+		"                      $CCM_INSTANCE, else the unnamed one: /run/ccm)\n"
 		"  --port N            the port whose window takes the log (default 0); when\n"
 		"                      both nodes mirror, each needs its own port\n"
 		"  --interval MS       how often to look for new bytes, 1..60000 (default %d)\n"
@@ -166,6 +169,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "log", required_argument, NULL, 'l' },
 		{ "client", required_argument, NULL, 'c' },
 		{ "state-dir", required_argument, NULL, 's' },
+		{ "instance", required_argument, NULL, 'I' },
 		{ "port", required_argument, NULL, 'p' },
 		{ "interval", required_argument, NULL, 'i' },
 		{ "max-record", required_argument, NULL, 'm' },
@@ -190,6 +194,14 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case 's':
 			o->state_dir = optarg;
+			break;
+		case 'I':
+			r = ccm_instance_dir(optarg, o->instance_dir, sizeof(o->instance_dir));
+			if (r < 0)
+				fprintf(stderr, PROG ": --instance '%.64s': %s\n", optarg,
+					r == -EINVAL ? "not an instance name" : ccm_strerror(r));
+			else
+				o->state_dir = o->instance_dir;
 			break;
 		case 'p':
 			/* Checked against the client's ports once attached. */

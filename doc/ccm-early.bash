@@ -7,19 +7,22 @@
 #     two clients);
 #   - a file or directory where an option takes one, tcp|rdma,
 #     balance|standby, and RDMA device names (/sys/class/infiniband);
+#   - instance names, for --instance: each NAME.conf in /etc/ccm (but
+#     ccm.conf) and each /run/ccm/NAME with a handoff in it;
 #   - client names, for `exec` and `dump` and the clients' --client: the
-#     descriptors (NAME.conf) in the clients directory that
-#     /etc/ccm/ccm.conf names (`clients = DIR`, default /etc/ccm/clients.d),
-#     and the clients with ports in the handoff (CCM_CLIENTS in
-#     STATE-DIR/state; STATE-DIR is the line's --state-dir, else /run/ccm);
+#     descriptors (NAME.conf) in the clients directory that the instance's
+#     config file names (`clients = DIR`; the unnamed instance's is
+#     /etc/ccm/ccm.conf, default /etc/ccm/clients.d; instance I's is
+#     /etc/ccm/I.conf, default /etc/ccm/I.clients.d), and the clients with
+#     ports in the handoff (CCM_CLIENTS in STATE-DIR/state; STATE-DIR is the
+#     line's --state-dir, else the instance's: /run/ccm or /run/ccm/I).  The
+#     instance is the line's --instance, else $CCM_INSTANCE;
 #   - after `exec CLIENT --`, the command to run, as a command line of its
 #     own.
 #
-# ccm-early has no notion of instances (one keeper per state directory),
-# so there are no instance names to complete.
-#
-# CCM_COMPLETION_CONFIG, when set, is read instead of /etc/ccm/ccm.conf for
-# the clients directory (the tests use it).
+# $CCM_CONF_DIR and $CCM_RUN_DIR replace /etc/ccm and /run/ccm, as for the
+# programs.  CCM_COMPLETION_CONFIG, when set, is read instead of the
+# instance's config file for the clients directory (the tests use it).
 #
 # The option lists below are checked against each program's --help by
 # tests/cli/test_completion.sh.
@@ -36,22 +39,22 @@ _ccm_early_opts()
                 --proto-versions --config --heartbeat-ms --heartbeat-misses \
                 --link --link-policy --link-heartbeat-ms --link-misses \
                 --link-damp-ms --msg-hold-ms --metrics-dir --partner-node \
-                --once --foreground --verbose -v --help -h
+                --instance --once --foreground --verbose -v --help -h
             ;;
-        status) echo --state-dir --json --help -h ;;
-        check | metrics | exec | reload-keys) echo --state-dir --help -h ;;
-        events) echo --state-dir --now --json --help -h ;;
-        stop) echo --state-dir --restart --grace --help -h ;;
-        dump) echo --state-dir --port --payload --verbose -v --help -h ;;
+        status) echo --state-dir --instance --json --help -h ;;
+        check | metrics | exec | reload-keys) echo --state-dir --instance --help -h ;;
+        events) echo --state-dir --instance --now --json --help -h ;;
+        stop) echo --state-dir --instance --restart --grace --help -h ;;
+        dump) echo --state-dir --instance --port --payload --verbose -v --help -h ;;
         keygen) echo --force --help -h ;;
         devices) echo --help -h ;;
     esac
 }
 
 # The options of ccm-fmon and ccm-nvmirror.
-_ccm_early_fmon_opts='--client --state-dir --port --interval --dead-after --fast --takeover
+_ccm_early_fmon_opts='--client --state-dir --instance --port --interval --dead-after --fast --takeover
 --giveback --fence --fence-retry --verbose -v --help -h'
-_ccm_early_nvmirror_opts='--log --client --state-dir --port --interval --max-record --once
+_ccm_early_nvmirror_opts='--log --client --state-dir --instance --port --interval --max-record --once
 --verbose -v --help -h'
 
 # _ccm_early_takes_arg OPTION: 0 when OPTION takes a value (of any program).
@@ -62,7 +65,7 @@ _ccm_early_takes_arg()
             --state-dir | --psk-file | --psk-accept-file | --cluster | --timeout | \
             --proto-versions | --config | --heartbeat-ms | --heartbeat-misses | \
             --link | --link-policy | --link-heartbeat-ms | --link-misses | \
-            --link-damp-ms | --msg-hold-ms | --metrics-dir | --partner-node | \
+            --link-damp-ms | --msg-hold-ms | --metrics-dir | --partner-node | --instance | \
             --grace | --port | --client | --interval | --dead-after | --takeover | \
             --giveback | --fence | --fence-retry | --log | --max-record)
             return 0
@@ -72,10 +75,53 @@ _ccm_early_takes_arg()
 }
 
 # _ccm_early_clients STATE-DIR: the client names, one a line.
+_ccm_early_conf_dir() { printf '%s' "${CCM_CONF_DIR:-/etc/ccm}"; }
+_ccm_early_run_dir() { printf '%s' "${CCM_RUN_DIR:-/run/ccm}"; }
+
+# _ccm_early_instances: the instance names of this node, one a line.
+_ccm_early_instances()
+{
+    local f
+    for f in "$(_ccm_early_conf_dir)"/*.conf "$(_ccm_early_run_dir)"/*/state; do
+        [[ -f $f ]] || continue
+        if [[ $f == */state ]]; then
+            f=${f%/state}
+        else
+            f=${f%.conf}
+        fi
+        f=${f##*/}
+        [[ $f != ccm && $f =~ ^[a-z][a-z0-9_]{0,30}$ ]] && printf '%s\n' "$f"
+    done
+}
+
+# _ccm_early_instance: the --instance given on the line so far, else
+# $CCM_INSTANCE; empty for the unnamed instance.
+_ccm_early_instance()
+{
+    local i name=${CCM_INSTANCE-}
+    for ((i = 1; i < cword; i++)); do
+        case ${words[i]} in
+            --instance) name=${words[i + 1]-} ;;
+            --instance=*) name=${words[i]#*=} ;;
+        esac
+    done
+    [[ $name =~ ^[a-z][a-z0-9_]{0,30}$ ]] || name=
+    printf '%s' "$name"
+}
+
+# _ccm_early_clients [STATE-DIR]: the client names of the line's instance.
 _ccm_early_clients()
 {
-    local conf=${CCM_COMPLETION_CONFIG:-/etc/ccm/ccm.conf} dir=/etc/ccm/clients.d
-    local line key val f state=${1:-/run/ccm}/state
+    local inst etc run conf dir line key val f state
+    inst=$(_ccm_early_instance)
+    etc=$(_ccm_early_conf_dir)
+    run=$(_ccm_early_run_dir)
+    if [[ -n $inst ]]; then
+        conf=$etc/$inst.conf dir=$etc/$inst.clients.d state=${1:-$run/$inst}/state
+    else
+        conf=$etc/ccm.conf dir=$etc/clients.d state=${1:-$run}/state
+    fi
+    conf=${CCM_COMPLETION_CONFIG:-$conf}
 
     # ccm.conf's `clients = DIR` (blanks trimmed, one pair of quotes).
     if [[ -r $conf ]]; then
@@ -149,6 +195,9 @@ _ccm_early_value()
                 for d in /sys/class/infiniband/*; do printf '%s ' "${d##*/}"; done
             )
             mapfile -t COMPREPLY < <(compgen -W "$names" -- "$cur")
+            ;;
+        --instance)
+            mapfile -t COMPREPLY < <(compgen -W "$(_ccm_early_instances)" -- "$cur")
             ;;
         --client)
             mapfile -t COMPREPLY < <(compgen -W "$(_ccm_early_clients "$(_ccm_early_state_dir)")" -- "$cur")

@@ -25,8 +25,8 @@ int journal_open(struct journal *j)
 	return j->fd < 0 ? -errno : 0;
 }
 
-int journal_send(const struct journal *j, int priority, unsigned node, const char *fields,
-		 const char *msg)
+int journal_send(const struct journal *j, int priority, unsigned node, const char *instance,
+		 const char *fields, const char *msg)
 {
 	/* By path each time, not connected: a journald that restarts, or the
 	 * real root's after switch_root, is found again by the next entry. */
@@ -36,8 +36,11 @@ int journal_send(const struct journal *j, int priority, unsigned node, const cha
 
 	if (!j || j->fd < 0)
 		return -ENOTCONN;
-	n = snprintf(entry, sizeof(entry), "PRIORITY=%d\nSYSLOG_IDENTIFIER=ccm-early\nCCM_NODE=%u\n%sMESSAGE=%s\n",
-		     priority, node, fields ? fields : "", msg);
+	n = snprintf(entry, sizeof(entry),
+		     "PRIORITY=%d\nSYSLOG_IDENTIFIER=ccm-early\nCCM_NODE=%u\n%s%s%s%sMESSAGE=%s\n",
+		     priority, node, instance && instance[0] ? "CCM_INSTANCE=" : "",
+		     instance ? instance : "", instance && instance[0] ? "\n" : "",
+		     fields ? fields : "", msg);
 	if (n < 0)
 		return -EINVAL;
 	if (n >= (int)sizeof(entry)) {

@@ -22,11 +22,13 @@ bool journal_is_stderr(void);
 int journal_open(struct journal *j);
 
 /* One entry: PRIORITY (syslog's 0-7), SYSLOG_IDENTIFIER=ccm-early,
- * CCM_NODE (our node id), the caller's fields ("KEY=value\n" each, or NULL) and MESSAGE=msg.  0 when
- * journald took it, -errno when it is not there, not listening or busy
- * (the socket never blocks): the caller then writes the line elsewhere. */
-int journal_send(const struct journal *j, int priority, unsigned node, const char *fields,
-		 const char *msg);
+ * CCM_NODE (our node id), CCM_INSTANCE (a named instance's name; none for
+ * the unnamed one, instance NULL or ""), the caller's fields ("KEY=value\n"
+ * each, or NULL) and MESSAGE=msg.  0 when journald took it, -errno when it
+ * is not there, not listening or busy (the socket never blocks): the
+ * caller then writes the line elsewhere. */
+int journal_send(const struct journal *j, int priority, unsigned node, const char *instance,
+		 const char *fields, const char *msg);
 
 void journal_close(struct journal *j);
 

@@ -27,14 +27,16 @@ static void vlog(const struct log *l, int level, const char *fields, const char 
 			return;
 		}
 		/* journald stamps it; a line it refuses goes on below. */
-		if (journal_send(l->journal, level >> 4, l->node, fields, line) == 0)
+		if (journal_send(l->journal, level >> 4, l->node, l->instance, fields, line) == 0)
 			return;
 	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ ccm-early[node %u]: ",
+	/* ccm-early@NAME for a named instance, as its unit is called. */
+	n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ ccm-early%s%s[node %u]: ",
 		     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-		     tm.tm_sec, ts.tv_nsec / 1000, l->node);
+		     tm.tm_sec, ts.tv_nsec / 1000, l->instance && l->instance[0] ? "@" : "",
+		     l->instance ? l->instance : "", l->node);
 	if (n < 0 || n >= (int)sizeof(line))
 		n = 0;
 	vsnprintf(line + n, sizeof(line) - 1 - (size_t)n, fmt, ap);

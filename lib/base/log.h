@@ -19,6 +19,7 @@ enum log_level {
 struct log {
 	int verbose;
 	uint32_t node;
+	const char *instance;  /* NULL or "": the unnamed one (base/instance.h) */
 	/* Where lines go first when it is open: they go to stderr only when
 	 * it is not, or when journald does not take them. */
 	struct journal *journal;

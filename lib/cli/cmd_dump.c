@@ -11,6 +11,7 @@
 
 #include "base/exit.h"
 #include "base/name.h"
+#include "cli/keeper_request.h"
 #include "client/ccm.h"
 #include "base/num.h"
 #include "base/limits.h"
@@ -22,13 +23,15 @@
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: ccm-early dump [--state-dir DIR] [--port N] [--payload] [-v] CLIENT\n"
+		"Usage: ccm-early dump [--state-dir DIR | --instance NAME] [--port N] [--payload] [-v] CLIENT\n"
 		"\n"
 		"Print what the partner's CLIENT (ccm-nvmirror) mirrored into this node's\n"
 		"window of port N: the log's generation, then each record's sequence,\n"
 		"offset, length and checksum, checking every one.\n"
 		"\n"
-		"  --state-dir DIR   the keeper's directory (default /run/ccm)\n"
+		"  --state-dir DIR   the keeper's directory\n"
+		"  --instance NAME   the keeper of instance NAME (default $CCM_INSTANCE, else\n"
+		"                    the unnamed one: /run/ccm)\n"
 		"  --port N          the port (default 0)\n"
 		"  --payload         write the records' payloads, concatenated, to stdout\n"
 		"                    (the listing then goes to stderr with -v, or nowhere)\n"
@@ -113,13 +116,15 @@ int cmd_dump(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "state-dir", required_argument, NULL, 's' },
+		{ "instance", required_argument, NULL, 'i' },
 		{ "port", required_argument, NULL, 'p' },
 		{ "payload", no_argument, NULL, 'P' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *state_dir = NULL, *name;
+	const char *state_dir = NULL, *instance = NULL, *name;
+	struct keeper_dir where;
 	bool payload = false, verbose = false;
 	struct ccm_client *c;
 	uint32_t port = 0;
@@ -129,6 +134,9 @@ int cmd_dump(int argc, char **argv)
 		switch (opt) {
 		case 's':
 			state_dir = optarg;
+			break;
+		case 'i':
+			instance = optarg;
 			break;
 		case 'p':
 			if (num_parse_u32(optarg, 0, CCM_PORTS_MAX - 1, &port) < 0) {
@@ -164,7 +172,9 @@ int cmd_dump(int argc, char **argv)
 			")\n", name);
 		return CCM_EXIT_USAGE;
 	}
-	err = ccm_attach(name, state_dir, &c);
+	if (keeper_dir_settle(argv[0], state_dir, instance, &where) < 0)
+		return CCM_EXIT_USAGE;
+	err = ccm_attach(name, where.path, &c);
 	if (err < 0) {
 		fprintf(stderr, "ccm-early dump: attaching to %s: %s\n", name, ccm_strerror(err));
 		return CCM_EXIT_FAILURE;

@@ -28,6 +28,7 @@
 
 #include "base/exit.h"
 #include "base/limits.h"
+#include "cli/keeper_request.h"
 #include "client/attach.h"
 #include "client/ctl.h"
 #include "client/fdmsg.h"
@@ -35,13 +36,15 @@
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: ccm-early events [--state-dir DIR] [--now] [--json]\n"
+		"Usage: ccm-early events [--state-dir DIR | --instance NAME] [--now] [--json]\n"
 		"\n"
 		"Follow the keeper's changes, one line each, until it goes: the handoff\n"
 		"and handshake states, each link's state, the partner ready, lost or back,\n"
 		"failovers, clients attaching and detaching, termination.\n"
 		"\n"
-		"  --state-dir DIR   where the keeper's socket is (default /run/ccm)\n"
+		"  --state-dir DIR   where the keeper's socket is\n"
+		"  --instance NAME   the keeper of instance NAME (default $CCM_INSTANCE, else\n"
+		"                    the unnamed one: /run/ccm)\n"
 		"  --now             first what is now (\"exists\" lines, then \"exists -\")\n"
 		"  --json            one JSON object per line\n"
 		"  -h, --help        this help\n"
@@ -89,12 +92,14 @@ int cmd_events(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "state-dir", required_argument, NULL, 's' },
+		{ "instance", required_argument, NULL, 'i' },
 		{ "now", no_argument, NULL, 'n' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *dir = CCM_STATE_DIR_DEFAULT;
+	const char *dir = NULL, *instance = NULL;
+	struct keeper_dir where;
 	struct ctl_events req = { 0 };
 	struct ctl_note n;
 	struct fdmsg *m;
@@ -106,6 +111,9 @@ int cmd_events(int argc, char **argv)
 		switch (c) {
 		case 's':
 			dir = optarg;
+			break;
+		case 'i':
+			instance = optarg;
 			break;
 		case 'n':
 			req.now = 1;
@@ -125,7 +133,9 @@ int cmd_events(int argc, char **argv)
 		fprintf(stderr, "%s: unexpected argument '%s'\n", argv[0], argv[optind]);
 		return CCM_EXIT_USAGE;
 	}
-	if (client_connect(dir, &sock, &e) < 0) {
+	if (keeper_dir_settle(argv[0], dir, instance, &where) < 0)
+		return CCM_EXIT_USAGE;
+	if (client_connect(where.path, &sock, &e) < 0) {
 		fprintf(stderr, "%s: %s\n", argv[0], e.msg);
 		return CCM_EXIT_FAILURE;
 	}

@@ -14,6 +14,7 @@
 
 #include "base/exit.h"
 #include "base/name.h"
+#include "cli/keeper_request.h"
 #include "client/ccm.h"
 #include "client/attach.h"
 #include "client/listenfds.h"
@@ -24,15 +25,18 @@
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: ccm-early exec [--state-dir DIR] CLIENT -- COMMAND [ARGS...]\n"
+		"Usage: ccm-early exec [--state-dir DIR | --instance NAME] CLIENT -- COMMAND [ARGS...]\n"
 		"\n"
 		"Attach to CLIENT's ports on the running keeper and run COMMAND with them,\n"
 		"as systemd socket activation passes sockets: fd 3 is the control channel,\n"
 		"then each port's window memfd and event fd, with LISTEN_FDS, LISTEN_PID and\n"
 		"LISTEN_FDNAMES=ccm.control:ccm.window.0:ccm.event.0:... set.  libccm's\n"
 		"ccm_attach() takes them.  At most %d ports can be handed over this way.\n"
+		"With --instance, COMMAND also gets CCM_INSTANCE=NAME.\n"
 		"\n"
-		"  --state-dir DIR   where the keeper's socket is (default /run/ccm)\n"
+		"  --state-dir DIR   where the keeper's socket is\n"
+		"  --instance NAME   the keeper of instance NAME (default $CCM_INSTANCE, else\n"
+		"                    the unnamed one: /run/ccm)\n"
 		"  -h, --help        this help\n"
 		"\n"
 		"Exit codes (when COMMAND could not be started): %d failure (no keeper,\n"
@@ -64,10 +68,12 @@ int cmd_exec(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "state-dir", required_argument, NULL, 's' },
+		{ "instance", required_argument, NULL, 'i' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *dir = NULL, *name;
+	const char *dir = NULL, *instance = NULL, *name;
+	struct keeper_dir where;
 	struct client_fds *f;
 	struct errbuf e = { "" };
 	char **cmd;
@@ -78,6 +84,9 @@ int cmd_exec(int argc, char **argv)
 		switch (c) {
 		case 's':
 			dir = optarg;
+			break;
+		case 'i':
+			instance = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -99,13 +108,20 @@ int cmd_exec(int argc, char **argv)
 			argv[0], name);
 		return CCM_EXIT_USAGE;
 	}
+	if (keeper_dir_settle(argv[0], dir, instance, &where) < 0)
+		return CCM_EXIT_USAGE;
+	/* The service then finds its own keeper again, as libccm does. */
+	if (instance && setenv(INSTANCE_ENV, instance, 1) < 0) {
+		fprintf(stderr, "%s: setenv: %s\n", argv[0], strerror(errno));
+		return CCM_EXIT_FAILURE;
+	}
 
 	f = malloc(sizeof(*f));
 	if (!f) {
 		fprintf(stderr, "%s: out of memory\n", argv[0]);
 		return CCM_EXIT_FAILURE;
 	}
-	r = client_attach_fds(name, dir, f, &e);
+	r = client_attach_fds(name, where.path, f, &e);
 	if (r < 0) {
 		fprintf(stderr, "%s: attaching to '%s': %s (%s)\n", argv[0], name,
 			ccm_strerror(r), e.msg);

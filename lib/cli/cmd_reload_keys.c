@@ -18,7 +18,7 @@
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: ccm-early reload-keys [--state-dir DIR]\n"
+		"Usage: ccm-early reload-keys [--state-dir DIR | --instance NAME]\n"
 		"\n"
 		"Ask the running keeper to read its key files again (psk-file, and\n"
 		"psk-accept-file if it exists), as SIGHUP does, and use them from the next\n"
@@ -26,7 +26,9 @@ static void usage(FILE *out)
 		"keeper keeps the keys it holds and says why.  Only root may ask.  This is\n"
 		"how keys are rotated without losing the session (README: Rotating the key).\n"
 		"\n"
-		"  --state-dir DIR   where the keeper's socket is (default /run/ccm)\n"
+		"  --state-dir DIR   where the keeper's socket is\n"
+		"  --instance NAME   the keeper of instance NAME (default $CCM_INSTANCE, else\n"
+		"                    the unnamed one: /run/ccm)\n"
 		"  -h, --help        this help\n"
 		"\n"
 		"Exit codes: %d keys read again; %d no keeper running, or it kept its keys;\n"
@@ -36,7 +38,7 @@ static void usage(FILE *out)
 
 int cmd_reload_keys(int argc, char **argv)
 {
-	const char *dir;
+	struct keeper_dir dir;
 	struct errbuf e = { "" };
 	struct handoff *h;
 	int c;
@@ -44,13 +46,13 @@ int cmd_reload_keys(int argc, char **argv)
 	c = keeper_dir_args(argc, argv, usage, CCM_EXIT_USAGE, &dir);
 	if (c >= 0)
 		return c;
-	if (keeper_request(dir, CTL_RELOAD_KEYS, NULL, 0, ANSWER_MS, "read its keys", &e) < 0) {
+	if (keeper_request(dir.path, CTL_RELOAD_KEYS, NULL, 0, ANSWER_MS, "read its keys", &e) < 0) {
 		fprintf(stderr, "%s: %s\n", argv[0], e.msg);
 		return CCM_EXIT_FAILURE;
 	}
 	/* The keeper wrote its handoff with the new ids before it answered. */
 	h = calloc(1, sizeof(*h));
-	if (h && handoff_read(dir, h, &e) == 0)
+	if (h && handoff_read(dir.path, h, &e) == 0)
 		printf("keys read again: proving with id %s%s%s\n", h->key_id,
 		       h->key_accept_id[0] ? ", also accepting id " : "", h->key_accept_id);
 	else

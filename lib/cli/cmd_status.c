@@ -31,64 +31,105 @@
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: ccm-early status [--state-dir DIR] [--json]\n"
+		"Usage: ccm-early status [--state-dir DIR | --instance NAME] [--json]\n"
 		"\n"
 		"Show the state of this node: the running keeper's answer over its socket,\n"
 		"or else the handoff file that 'ccm-early connect' wrote.  A file whose\n"
 		"writer is gone, or is not the keeper, or does not answer, is shown as\n"
-		"stale.\n"
+		"stale.  Not told which instance (nor by $CCM_INSTANCE), it shows every\n"
+		"instance of this node, each with its name first ('default' for the\n"
+		"unnamed one); --json then prints an array.\n"
 		"\n"
-		"  --state-dir DIR   handoff directory (default /run/ccm)\n"
+		"  --state-dir DIR   handoff directory\n"
+		"  --instance NAME   instance NAME's (/run/ccm/NAME)\n"
 		"  --json            print the state as JSON\n"
 		"  -h, --help        this help\n"
 		"\n"
-		"Exit codes: %d connected; %d not connected (or no state yet);\n"
-		"%d usage error or a corrupt state file; %d stale state.\n",
+		"Exit codes (of several instances, the largest): %d connected; %d not\n"
+		"connected (or no state yet); %d usage error or a corrupt state file;\n"
+		"%d stale state.\n",
 		CCM_EXIT_OK, CCM_EXIT_FAILURE, CCM_EXIT_USAGE, CCM_EXIT_STALE);
 }
 
-static void print_status(const struct handoff *h, const char *stale)
+/* Colour for a terminal only, and never when $NO_COLOR is set
+ * (no-color.org) or the terminal is dumb: a script reading status gets
+ * the same text whatever it runs under. */
+static bool colour_wanted(void)
 {
-	if (stale)
-		printf("state:      stale (the file says %s)\n", handoff_state_name(h->state));
+	const char *term = getenv("TERM"), *no = getenv("NO_COLOR");
+
+	return isatty(STDOUT_FILENO) && !(no && no[0]) && !(term && !strcmp(term, "dumb"));
+}
+
+enum paint { PAINT_GOOD, PAINT_WARN, PAINT_BAD };
+
+/* word, in the paint's colour when colour is on. */
+static void painted(bool colour, enum paint p, const char *word)
+{
+	static const char *const sgr[] = { "32", "33", "1;31" };
+
+	if (colour)
+		printf("\033[%sm%s\033[0m", sgr[p], word);
 	else
-		printf("state:      %s\n", handoff_state_name(h->state));
-	printf("node:       %u (epoch %llu), listening on %s\n", h->node,
+		fputs(word, stdout);
+}
+
+/* The state at a glance, in the manner of `drbdadm status`: the instance
+ * and this node's state on the first line, then indented one line for the
+ * partner, one for the session's terms, one per link, one per client, and
+ * what is wrong.  Every value is KEY:VALUE without spaces, so a script can
+ * split a line on blanks (the JSON form is for programs). */
+static void print_status(const struct handoff *h, const char *instance, const char *stale,
+			 bool colour)
+{
+	enum paint p = h->state == HANDOFF_CONNECTED ? PAINT_GOOD :
+		       h->state == HANDOFF_HANDSHAKING ? PAINT_WARN : PAINT_BAD;
+
+	printf("%s node:%u epoch:%llu listen:%s state:", instance, h->node,
 	       (unsigned long long)h->epoch, h->listen_addr);
+	if (stale) {
+		painted(colour, PAINT_BAD, "stale");
+		printf(" last-state:%s", handoff_state_name(h->state));
+	} else {
+		painted(colour, p, handoff_state_name(h->state));
+	}
+	printf("\n");
 	if (h->partner_node)
-		printf("partner:    %u (epoch %llu) at %s\n", h->partner_node,
+		printf("  partner node:%u epoch:%llu at:%s\n", h->partner_node,
 		       (unsigned long long)h->partner_epoch, h->partner_addr);
 	else
-		printf("partner:    not yet known, at %s\n", h->partner_addr);
-	printf("transport:  %s, cluster %s", h->transport, h->cluster);
+		printf("  partner node:unknown at:%s\n", h->partner_addr);
+	printf("  transport:%s cluster:%s", h->transport, h->cluster);
 	if (h->version)
-		printf(", protocol version %u", h->version);
-	printf("\nkey:        %s%s", h->key_id[0] ? "id " : "none (no authentication)", h->key_id);
+		printf(" version:%u", h->version);
+	printf(" key:%s", h->key_id[0] ? h->key_id : "none");
 	if (h->key_accept_id[0])
-		printf(", also accepting id %s (rotation)", h->key_accept_id);
-	printf("\nhandshake:  %s\n", h->hs_state);
-	printf("clients:    %d\n", h->nclients);
-	for (int i = 0; i < h->nclients; i++)
-		printf("  %-20s %-14s %u port(s) x %u bytes\n", h->clients[i].name,
-		       client_match_name(h->clients[i].status), h->clients[i].nports,
-		       h->clients[i].port_size);
-	for (int i = 0; i < h->nbad; i++)
-		printf("  bad descriptor: %s\n", h->bad[i]);
-	if (h->nlinks > 1 || (h->nlinks == 1 && h->links[0].downs))
-		for (int i = 0; i < h->nlinks; i++) {
-			const struct handoff_link *l = &h->links[i];
+		printf(" accepting:%s", h->key_accept_id);
+	printf(" handshake:%s\n", h->hs_state);
+	for (int i = 0; i < h->nlinks; i++) {
+		const struct handoff_link *l = &h->links[i];
 
-			printf("link %d:     %-10s %s -> %s%s%s, %u port(s), %llu ops, %llu msgs, "
-			       "%llu down(s)\n", i, link_state_name(l->state), l->local, l->partner,
-			       l->device[0] ? " on " : "", l->device, l->ports,
-			       (unsigned long long)l->ops, (unsigned long long)l->msgs,
-			       (unsigned long long)l->downs);
-		}
+		printf("  link:%d ", i);
+		painted(colour, l->state == LINK_UP ? PAINT_GOOD : PAINT_BAD,
+			link_state_name(l->state));
+		printf(" %s->%s%s%s ports:%u ops:%llu msgs:%llu downs:%llu\n", l->local,
+		       l->partner, l->device[0] ? " device:" : "", l->device, l->ports,
+		       (unsigned long long)l->ops, (unsigned long long)l->msgs,
+		       (unsigned long long)l->downs);
+	}
+	for (int i = 0; i < h->nclients; i++) {
+		printf("  client:%s ", h->clients[i].name);
+		painted(colour, h->clients[i].status == MATCH_OK ? PAINT_GOOD : PAINT_WARN,
+			client_match_name(h->clients[i].status));
+		printf(" ports:%u port-size:%u\n", h->clients[i].nports, h->clients[i].port_size);
+	}
+	for (int i = 0; i < h->nbad; i++)
+		printf("  bad-descriptor: %s\n", h->bad[i]);
 	if (h->error[0])
-		printf("error:      %s\n", h->error);
+		printf("  error: %s\n", h->error);
 	if (stale)
-		printf("stale:      %s\n", stale);
-	printf("pid:        %u, updated %llu\n", h->pid, (unsigned long long)h->updated);
+		printf("  stale: %s\n", stale);
+	printf("  pid:%u updated:%llu\n", h->pid, (unsigned long long)h->updated);
 }
 
 /* --- the keeper's answer --------------------------------------------------------- */
@@ -206,7 +247,7 @@ static int show(const struct handoff *h, const char *stale, bool json)
 			fwrite(buf, 1, (size_t)n, stdout);
 		free(buf);
 	} else {
-		print_status(h, stale);
+		print_status(h, h->instance[0] ? h->instance : "default", stale, colour_wanted());
 	}
 	if (stale)
 		return CCM_EXIT_STALE;
@@ -236,27 +277,111 @@ static int current_state(const char *prog, const char *dir, struct handoff *h, c
 	return 0;
 }
 
+/* --- which instances -------------------------------------------------------------- */
+
+/* A command told which keeper (d->chosen) shows that one.  Otherwise it
+ * shows every instance of this node: the unnamed one when it has ever run
+ * here (or when there is no other, to say there is none), then each named
+ * one.  fn gets each state directory, and whether it is one of several;
+ * the largest exit code it returned is the command's. */
+static int for_each_instance(const char *prog, const struct keeper_dir *d,
+			     int (*fn)(const char *prog, const char *dir, int nth, void *ctx),
+			     void *ctx)
+{
+	char (*names)[CCM_NAME_MAX + 1], dir[INSTANCE_PATH_MAX], probe[INSTANCE_PATH_MAX + 16];
+	int n, nth = 0, worst = 0, r;
+	bool unnamed;
+
+	if (d->chosen)
+		return fn(prog, d->path, 0, ctx);
+	names = calloc(INSTANCES_MAX, sizeof(*names));
+	if (!names)
+		return CCM_EXIT_FAILURE;
+	n = instance_list(names, INSTANCES_MAX);
+	if (n < 0) {
+		fprintf(stderr, "%s: %s: %s\n", prog, instance_run_dir(), strerror(-n));
+		n = 0;
+	}
+	snprintf(probe, sizeof(probe), "%s/state", d->path);
+	unnamed = n == 0 || access(probe, F_OK) == 0;
+	snprintf(probe, sizeof(probe), "%s/%s", d->path, CTL_SOCKET_NAME);
+	unnamed = unnamed || access(probe, F_OK) == 0;
+	if (unnamed) {
+		r = fn(prog, d->path, nth++, ctx);
+		worst = r > worst ? r : worst;
+	}
+	for (int i = 0; i < n; i++) {
+		if (instance_state_dir(names[i], dir, sizeof(dir)) < 0)
+			continue;
+		r = fn(prog, dir, nth++, ctx);
+		worst = r > worst ? r : worst;
+	}
+	free(names);
+	return worst;
+}
+
+struct status_opts {
+	bool json;
+	bool several;  /* more than one instance: separate them */
+};
+
+static int status_of(const char *prog, const char *dir, int nth, void *ctx)
+{
+	const struct status_opts *o = ctx;
+	struct handoff *h = calloc(1, sizeof(*h));
+	char why[160];
+	bool stale;
+	int r;
+
+	if (!h)
+		return CCM_EXIT_FAILURE;
+	/* Several: a JSON array of the objects, or text blocks apart. */
+	if (o->several && o->json)
+		fputs(nth ? "," : "[", stdout);
+	else if (o->several && nth)
+		putchar('\n');
+	r = current_state(prog, dir, h, why, sizeof(why), &stale);
+	if (r == 0)
+		r = show(h, stale ? why : NULL, o->json);
+	else if (o->several && o->json)
+		fputs("null\n", stdout);  /* said on stderr; the array keeps its place */
+	free(h);
+	return r;
+}
+
+static int count_instance(const char *prog, const char *dir, int nth, void *ctx)
+{
+	(void)prog;
+	(void)dir;
+	(void)nth;
+	++*(int *)ctx;
+	return 0;
+}
+
 int cmd_status(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "state-dir", required_argument, NULL, 's' },
+		{ "instance", required_argument, NULL, 'i' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *dir = CCM_STATE_DIR_DEFAULT;
-	char why[160];
-	bool json = false, stale;
-	struct handoff *h;
-	int c, r;
+	const char *dir = NULL, *instance = NULL;
+	struct status_opts o = { 0 };
+	struct keeper_dir where;
+	int c, r, count = 0;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			dir = optarg;
 			break;
+		case 'i':
+			instance = optarg;
+			break;
 		case 'j':
-			json = true;
+			o.json = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -270,13 +395,13 @@ int cmd_status(int argc, char **argv)
 		fprintf(stderr, "%s: unexpected argument '%s'\n", argv[0], argv[optind]);
 		return CCM_EXIT_USAGE;
 	}
-	h = calloc(1, sizeof(*h));
-	if (!h)
-		return CCM_EXIT_FAILURE;
-	r = current_state(argv[0], dir, h, why, sizeof(why), &stale);
-	if (r == 0)
-		r = show(h, stale ? why : NULL, json);
-	free(h);
+	if (keeper_dir_settle(argv[0], dir, instance, &where) < 0)
+		return CCM_EXIT_USAGE;
+	(void)for_each_instance(argv[0], &where, count_instance, &count);
+	o.several = count > 1;
+	r = for_each_instance(argv[0], &where, status_of, &o);
+	if (o.several && o.json)
+		fputs("]\n", stdout);
 	return r;
 }
 
@@ -296,7 +421,7 @@ enum check_exit {
 static void usage_check(FILE *out)
 {
 	fprintf(out,
-		"Usage: ccm-early check [--state-dir DIR]\n"
+		"Usage: ccm-early check [--state-dir DIR | --instance NAME]\n"
 		"\n"
 		"Print one line on this node's pair and exit with a code for monitoring\n"
 		"and for a corosync-qdevice heuristics command:\n"
@@ -306,26 +431,37 @@ static void usage_check(FILE *out)
 		"  %d  no keeper: none answers and its handoff is stale, it ended, or\n"
 		"     none ever ran\n"
 		"  %d  usage error, or a state file that cannot be read\n"
+		"Not told which instance (nor by $CCM_INSTANCE), it checks every instance\n"
+		"of this node, one line each (ccm@NAME for a named one), and exits with\n"
+		"the largest code.\n"
 		"\n"
-		"  --state-dir DIR   handoff directory (default /run/ccm)\n"
+		"  --state-dir DIR   handoff directory\n"
+		"  --instance NAME   instance NAME's (/run/ccm/NAME)\n"
 		"  -h, --help        this help\n",
 		CHECK_CONNECTED, CHECK_DEGRADED, CHECK_NOT_CONNECTED, CHECK_NO_KEEPER, CHECK_USAGE);
+}
+
+/* ccm, or ccm@NAME for a named instance: the unit's name. */
+static void check_label(const struct handoff *h)
+{
+	printf("ccm%s%s ", h->instance[0] ? "@" : "", h->instance);
 }
 
 static int judge(const struct handoff *h, const char *stale)
 {
 	int up = 0, first_down = -1;
 
+	check_label(h);
 	if (stale) {
-		printf("ccm NO KEEPER: %s\n", stale);
+		printf("NO KEEPER: %s\n", stale);
 		return CHECK_NO_KEEPER;
 	}
 	if (h->state == HANDOFF_TERMINATED) {
-		printf("ccm NO KEEPER: the keeper ended (terminated)\n");
+		printf("NO KEEPER: the keeper ended (terminated)\n");
 		return CHECK_NO_KEEPER;
 	}
 	if (h->state != HANDOFF_CONNECTED) {
-		printf("ccm NOT CONNECTED: %s%s%s\n", handoff_state_name(h->state),
+		printf("NOT CONNECTED: %s%s%s\n", handoff_state_name(h->state),
 		       h->error[0] ? ": " : "", h->error);
 		return CHECK_NOT_CONNECTED;
 	}
@@ -336,30 +472,27 @@ static int judge(const struct handoff *h, const char *stale)
 			first_down = i;
 	}
 	if (first_down >= 0) {
-		printf("ccm DEGRADED: connected to node %u, %d of %d links up (link %d %s)\n",
+		printf("DEGRADED: connected to node %u, %d of %d links up (link %d %s)\n",
 		       h->partner_node, up, h->nlinks, first_down,
 		       link_state_name(h->links[first_down].state));
 		return CHECK_DEGRADED;
 	}
-	printf("ccm OK: connected to node %u, %d of %d links up\n", h->partner_node, up, h->nlinks);
+	printf("OK: connected to node %u, %d of %d links up\n", h->partner_node, up, h->nlinks);
 	return CHECK_CONNECTED;
 }
 
-int cmd_check(int argc, char **argv)
+static int check_of(const char *prog, const char *dir, int nth, void *ctx)
 {
-	const char *dir;
+	struct handoff *h = calloc(1, sizeof(*h));
 	char why[160];
-	struct handoff *h;
 	bool stale;
-	int c, r;
+	int r;
 
-	c = keeper_dir_args(argc, argv, usage_check, CHECK_USAGE, &dir);
-	if (c >= 0)
-		return c;
-	h = calloc(1, sizeof(*h));
+	(void)nth;
+	(void)ctx;
 	if (!h)
 		return CHECK_USAGE;
-	r = current_state(argv[0], dir, h, why, sizeof(why), &stale);
+	r = current_state(prog, dir, h, why, sizeof(why), &stale);
 	if (r == CCM_EXIT_FAILURE)      /* no handoff file: no keeper ever wrote one */
 		printf("ccm NO KEEPER: no handoff in %s\n", dir);
 	r = r == CCM_EXIT_FAILURE ? CHECK_NO_KEEPER : r ? CHECK_USAGE : judge(h, stale ? why : NULL);
@@ -367,25 +500,38 @@ int cmd_check(int argc, char **argv)
 	return r;
 }
 
+int cmd_check(int argc, char **argv)
+{
+	struct keeper_dir where;
+	int c;
+
+	c = keeper_dir_args(argc, argv, usage_check, CHECK_USAGE, &where);
+	if (c >= 0)
+		return c;
+	return for_each_instance(argv[0], &where, check_of, NULL);
+}
+
 /* --- metrics -------------------------------------------------------------------- */
 
 static void usage_metrics(FILE *out)
 {
 	fprintf(out,
-		"Usage: ccm-early metrics [--state-dir DIR]\n"
+		"Usage: ccm-early metrics [--state-dir DIR | --instance NAME]\n"
 		"\n"
 		"Print the keeper's metrics in the Prometheus text format: what it keeps\n"
 		"in DIR/metrics (and in metrics-dir for node_exporter), made from the\n"
 		"same state as 'ccm-early status'.  Exit status as for status: 6 when\n"
 		"the keeper that wrote them is gone (they are printed all the same).\n"
 		"\n"
-		"  --state-dir DIR   handoff directory (default /run/ccm)\n"
+		"  --state-dir DIR   handoff directory\n"
+		"  --instance NAME   instance NAME's (default $CCM_INSTANCE, else the\n"
+		"                    unnamed one: /run/ccm)\n"
 		"  -h, --help        this help\n");
 }
 
 int cmd_metrics(int argc, char **argv)
 {
-	const char *dir;
+	struct keeper_dir dir;
 	char why[160], path[4096 + sizeof("/" METRICS_FILE)];
 	struct handoff *h;
 	char *text = NULL;
@@ -404,13 +550,13 @@ int cmd_metrics(int argc, char **argv)
 		free(text);
 		return CCM_EXIT_FAILURE;
 	}
-	r = current_state(argv[0], dir, h, why, sizeof(why), &stale);
+	r = current_state(argv[0], dir.path, h, why, sizeof(why), &stale);
 	free(h);
 	if (r) {
 		free(text);
 		return r;
 	}
-	snprintf(path, sizeof(path), "%s/%s", dir, METRICS_FILE);
+	snprintf(path, sizeof(path), "%s/%s", dir.path, METRICS_FILE);
 	f = fopen(path, "re");
 	if (f) {
 		n = fread(text, 1, METRICS_TEXT_MAX, f);

@@ -18,14 +18,16 @@
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: ccm-early stop [--state-dir DIR] [--restart] [--grace MS]\n"
+		"Usage: ccm-early stop [--state-dir DIR | --instance NAME] [--restart] [--grace MS]\n"
 		"\n"
 		"Ask the running keeper to tell its clients to close their ports, wait up\n"
 		"to the grace time for them, tell the partner, and release the ports and\n"
 		"the interconnect.  With --restart it then handshakes again.  Waits for the\n"
 		"keeper's answer.  Only root may stop the keeper.\n"
 		"\n"
-		"  --state-dir DIR   where the keeper's socket is (default /run/ccm)\n"
+		"  --state-dir DIR   where the keeper's socket is\n"
+		"  --instance NAME   the keeper of instance NAME (default $CCM_INSTANCE, else\n"
+		"                    the unnamed one: /run/ccm)\n"
 		"  --restart         handshake again after stopping\n"
 		"  --grace MS        how long clients get to close their ports, 0..%u\n"
 		"                    (default %u)\n"
@@ -40,13 +42,15 @@ int cmd_stop(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "state-dir", required_argument, NULL, 's' },
+		{ "instance", required_argument, NULL, 'i' },
 		{ "restart", no_argument, NULL, 'r' },
 		{ "grace", required_argument, NULL, 'g' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ctl_stop req = { .restart = 0, .grace_ms = GRACE_DEFAULT_MS };
-	const char *dir = NULL;
+	const char *dir = NULL, *instance = NULL;
+	struct keeper_dir where;
 	struct errbuf e = { "" };
 	int c, r;
 
@@ -54,6 +58,9 @@ int cmd_stop(int argc, char **argv)
 		switch (c) {
 		case 's':
 			dir = optarg;
+			break;
+		case 'i':
+			instance = optarg;
 			break;
 		case 'r':
 			req.restart = 1;
@@ -77,7 +84,9 @@ int cmd_stop(int argc, char **argv)
 		fprintf(stderr, "%s: unexpected argument '%s'\n", argv[0], argv[optind]);
 		return CCM_EXIT_USAGE;
 	}
-	r = keeper_request(dir, CTL_STOP, &req, sizeof(req), (int)req.grace_ms + ANSWER_SLACK_MS,
+	if (keeper_dir_settle(argv[0], dir, instance, &where) < 0)
+		return CCM_EXIT_USAGE;
+	r = keeper_request(where.path, CTL_STOP, &req, sizeof(req), (int)req.grace_ms + ANSWER_SLACK_MS,
 			   "stop cleanly", &e);
 	if (r < 0) {
 		fprintf(stderr, "%s: %s\n", argv[0], e.msg);

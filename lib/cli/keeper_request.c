@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "base/limits.h"
+#include "base/name.h"
 
 #include "client/attach.h"
 #include "client/ccm.h"
@@ -60,21 +61,56 @@ int keeper_request(const char *state_dir, uint16_t type, const void *req, size_t
 	return r;
 }
 
+int keeper_dir_settle(const char *prog, const char *state_dir, const char *instance,
+		      struct keeper_dir *d)
+{
+	bool from_env = !state_dir && !instance && instance_from_env();
+	int r;
+
+	if (state_dir && instance) {
+		fprintf(stderr, "%s: give --state-dir or --instance, not both\n", prog);
+		return -1;
+	}
+	if (from_env)
+		instance = instance_from_env();
+	d->chosen = state_dir || instance;
+	if (instance && !instance_name_valid(instance)) {
+		fprintf(stderr, "%s: instance '%s'%s: not a name (%s)\n", prog, instance,
+			from_env ? " (from $" INSTANCE_ENV ")" : "", CLIENT_NAME_RULE);
+		return -1;
+	}
+	if (state_dir) {
+		r = snprintf(d->path, sizeof(d->path), "%s", state_dir);
+		r = r < 0 || (size_t)r >= sizeof(d->path) ? -ENAMETOOLONG : 0;
+	} else {
+		r = instance_state_dir(instance, d->path, sizeof(d->path));
+	}
+	if (r < 0) {
+		fprintf(stderr, "%s: the state directory's path is too long\n", prog);
+		return -1;
+	}
+	return 0;
+}
+
 int keeper_dir_args(int argc, char **argv, void (*usage)(FILE *), int usage_exit,
-		    const char **dir)
+		    struct keeper_dir *d)
 {
 	static const struct option opts[] = {
 		{ "state-dir", required_argument, NULL, 's' },
+		{ "instance", required_argument, NULL, 'i' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	const char *dir = NULL, *instance = NULL;
 	int c;
 
-	*dir = CCM_STATE_DIR_DEFAULT;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
-			*dir = optarg;
+			dir = optarg;
+			break;
+		case 'i':
+			instance = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -88,5 +124,5 @@ int keeper_dir_args(int argc, char **argv, void (*usage)(FILE *), int usage_exit
 		fprintf(stderr, "%s: unexpected argument '%s'\n", argv[0], argv[optind]);
 		return usage_exit;
 	}
-	return -1;
+	return keeper_dir_settle(argv[0], dir, instance, d) < 0 ? usage_exit : -1;
 }

@@ -20,8 +20,10 @@
  * Attaching: when the process was started by `ccm-early exec CLIENT -- ...`
  * its fds arrive as LISTEN_FDS (named "ccm.control", "ccm.window.N",
  * "ccm.event.N") and ccm_attach takes them; otherwise it asks the keeper at
- * STATE_DIR/ccm.sock (state_dir NULL: /run/ccm), which checks that the
- * caller is root or the uid the client's descriptor names.
+ * STATE_DIR/ccm.sock, which checks that the caller is root or the uid the
+ * client's descriptor names.  state_dir NULL is the keeper of instance
+ * $CCM_INSTANCE (/run/ccm/NAME) when that is set, else the unnamed
+ * instance's (/run/ccm): see ccm_instance_dir.
  *
  * Every function returns 0 (or a count) on success and a negative errno on
  * failure; ccm_strerror() names it.  There is no global state: everything
@@ -68,8 +70,15 @@ struct ccm_event {
 	                             goes away */
 };
 
-/* Attach to client `name`'s ports.  state_dir NULL means /run/ccm. */
+/* Attach to client `name`'s ports.  state_dir NULL: ccm_instance_dir(NULL). */
 int ccm_attach(const char *name, const char *state_dir, struct ccm_client **out);
+
+/* The state directory of ccm-early instance `instance` into buf (cap
+ * bytes): /run/ccm/INSTANCE, or /run/ccm for the unnamed instance ("");
+ * instance NULL is $CCM_INSTANCE's, or the unnamed one's when that is
+ * unset.  ($CCM_RUN_DIR replaces /run/ccm.)  0, -EINVAL for a name that
+ * is not one ([a-z][a-z0-9_]{0,30}), -ENAMETOOLONG. */
+int ccm_instance_dir(const char *instance, char *buf, size_t cap);
 
 /* Unmap, close, free.  NULL is fine. */
 void ccm_detach(struct ccm_client *c);

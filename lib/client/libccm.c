@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/instance.h"
 #include "base/name.h"
 #include "base/num.h"
 #include "client/fdmsg.h"
@@ -65,11 +66,26 @@ void client_fds_close(struct client_fds *f)
 	client_fds_init(f);
 }
 
+int ccm_instance_dir(const char *instance, char *buf, size_t cap)
+{
+	return instance_state_dir(instance ? instance : instance_from_env(), buf, cap);
+}
+
 int client_connect(const char *state_dir, int *sock, struct errbuf *e)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	const char *dir = state_dir ? state_dir : CCM_STATE_DIR_DEFAULT;
+	char dflt[INSTANCE_PATH_MAX];
+	const char *dir = state_dir;
 	int fd, n, r;
+
+	if (!dir) {
+		r = ccm_instance_dir(NULL, dflt, sizeof(dflt));
+		if (r < 0)
+			return errbuf_set(e, r, "$%s: %s", INSTANCE_ENV, r == -EINVAL ?
+					  "not an instance name (" CLIENT_NAME_RULE ")" :
+					  strerror(-r));
+		dir = dflt;
+	}
 
 	n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", dir, CTL_SOCKET_NAME);
 	if (n < 0 || (size_t)n >= sizeof(sa.sun_path))

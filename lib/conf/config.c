@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/instance.h"
 #include "base/num.h"
 #include "proto/wire.h"
 
@@ -491,14 +492,20 @@ static int config_find(const char *key)
 	return -1;
 }
 
-void config_defaults(struct ccm_config *c)
+void config_defaults(struct ccm_config *c, const char *instance)
 {
 	memset(c, 0, sizeof(*c));
+	if (instance && instance_name_valid(instance))
+		memcpy(c->instance, instance, strlen(instance) + 1);
 	c->listen.port = CCM_DEFAULT_PORT;
 	c->partner.port = CCM_DEFAULT_PORT;
 	strcpy(c->transport, "tcp");
-	strcpy(c->clients_dir, "/etc/ccm/clients.d");
-	strcpy(c->state_dir, CCM_STATE_DIR_DEFAULT);
+	/* Both fit: instance.h's paths are as long as a config path at most,
+	 * and one that does not is "" (config_check says so). */
+	if (instance_clients_dir(c->instance, c->clients_dir, sizeof(c->clients_dir)) < 0)
+		c->clients_dir[0] = '\0';
+	if (instance_state_dir(c->instance, c->state_dir, sizeof(c->state_dir)) < 0)
+		c->state_dir[0] = '\0';
 	strcpy(c->cluster, "ccm");
 	c->ver_min = CCM_PROTO_MIN;
 	c->ver_max = CCM_PROTO_MAX;
@@ -597,6 +604,9 @@ int config_check(const struct ccm_config *c, struct errbuf *e)
 
 	if (!(c->set & CFG_NODE_ID))
 		return errbuf_set(e, -EINVAL, "node-id is not set");
+	if (!c->clients_dir[0] || !c->state_dir[0])
+		return errbuf_set(e, -ENAMETOOLONG, "instance %s: its default %s is too long "
+				  "(set it)", c->instance, c->state_dir[0] ? "clients" : "state-dir");
 	if (c->partner_node == c->node_id)
 		return errbuf_set(e, -EINVAL, "partner-node is this node's own id (%u)", c->node_id);
 	if (c->psk_accept_file[0] && !c->psk_file[0])

@@ -73,8 +73,8 @@
  *                  from when the message came or the client went, whichever
  *                  is later: a slow client that stays attached never loses
  *                  one, and a client's restart is not a loss.
- *   metrics-dir    a directory where the keeper keeps ccm-early.prom, its
- *                  metrics in the Prometheus text format, up to date (for
+ *   metrics-dir    a directory where the keeper keeps ccm-early.prom
+ *                  (instance NAME: ccm-early@NAME.prom), its metrics in the Prometheus text format, up to date (for
  *                  node_exporter's textfile collector); "" = none (default).
  *                  The same text is always in the state directory as
  *                  `metrics`.
@@ -161,10 +161,15 @@ struct ccm_config {
 	char metrics_dir[CONFIG_PATH_MAX + 1];  /* "" = none */
 	uint32_t partner_node;             /* 0 = whichever node comes first */
 	int verbose;                       /* 0..3; command line only (-v) */
+	char instance[CCM_NAME_MAX + 1];   /* "" = the unnamed one; command
+	                                      line only (--instance) */
 	unsigned set;                      /* enum config_key bits given */
 };
 
-void config_defaults(struct ccm_config *c);
+/* The defaults of instance (NULL or "": the unnamed one; a name the
+ * caller has checked with instance_name_valid): its clients and state
+ * directories are base/instance.h's. */
+void config_defaults(struct ccm_config *c, const char *instance);
 
 /* Set one key from its text value (the command line and the file both come
  * here).  A later call for the same key overrides an earlier one, so the

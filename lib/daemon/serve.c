@@ -58,7 +58,7 @@ static void journal_note(const struct session *s, const struct ctl_note *n, bool
 	/* A lost partner, or a failover off a failed link, is a warning; the rest is news. */
 	(void)journal_send(s->log->journal,
 			   n->kind == CTL_NOTE_FAILOVER || !strcmp(n->state, "lost") ? 4 : 6,
-			   s->log->node, fields, text);
+			   s->log->node, s->log->instance, fields, text);
 }
 
 static void note_to(struct session *s, uint64_t conn, uint16_t kind, int link,

@@ -34,6 +34,7 @@ void sess_fill_handoff(const struct session *s, struct handoff *h, enum handoff_
 	h->updated = s->wall;
 	snprintf(h->transport, sizeof(h->transport), "%s", s->cfg->transport);
 	snprintf(h->cluster, sizeof(h->cluster), "%s", s->cfg->cluster);
+	snprintf(h->instance, sizeof(h->instance), "%s", s->cfg->instance);
 	if (s->keys.n)
 		auth_key_id(&s->keys.slot[0], h->key_id);
 	if (s->keys.n > 1)
@@ -103,13 +104,20 @@ void sess_fill_handoff(const struct session *s, struct handoff *h, enum handoff_
  * when it ends, not every second. */
 static void write_metrics(struct session *s, const struct handoff *h)
 {
+	const char *instance = s->cfg->instance;
 	char *buf = malloc(METRICS_TEXT_MAX);
+	char prom[sizeof("ccm-early@.prom") + CCM_NAME_MAX];
 	struct errbuf e;
 	int n, r, dfd, err = 0;
 
 	if (!buf)
 		return;
-	n = metrics_format(h, "default", buf, METRICS_TEXT_MAX);
+	/* Instances may share one metrics-dir: each its own file. */
+	if (instance[0])
+		snprintf(prom, sizeof(prom), "ccm-early@%s.prom", instance);
+	else
+		snprintf(prom, sizeof(prom), "%s", METRICS_PROM);
+	n = metrics_format(h, instance[0] ? instance : "default", buf, METRICS_TEXT_MAX);
 	r = n < 0 ? errbuf_set(&e, n, "cannot format the metrics") :
 	    handoff_replace_at(s->state_dirfd, s->state_dir, METRICS_FILE, buf, (size_t)n, false, &e);
 	if (r == 0 && s->cfg->metrics_dir[0]) {
@@ -133,7 +141,7 @@ static void write_metrics(struct session *s, const struct handoff *h)
 			r = errbuf_set(&e, -err, "metrics-dir %s: %s", s->cfg->metrics_dir,
 				       strerror(err));
 		} else {
-			r = handoff_replace_at(dfd, s->cfg->metrics_dir, METRICS_PROM, buf,
+			r = handoff_replace_at(dfd, s->cfg->metrics_dir, prom, buf,
 					       (size_t)n, false, &e);
 			close(dfd);
 		}

@@ -55,6 +55,7 @@ static const struct hf hf_fields[] = {
 	HF("CCM_PARTNER_RESUMES", HF_NUM, partner_resumes),
 	HF("CCM_PARTNER_EPOCH_CHANGES", HF_NUM, partner_epoch_changes),
 	HF("CCM_FAILOVERS", HF_NUM, failovers),
+	HF("CCM_INSTANCE", HF_STR, instance),
 };
 #define HF_N         (int)(sizeof(hf_fields) / sizeof(hf_fields[0]))
 #define HF_BIT_LIST  (1u << HF_N)         /* CCM_CLIENTS */

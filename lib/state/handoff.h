@@ -30,6 +30,9 @@
  *       CCM_VERSION        the agreed protocol version, 0 = none yet
  *       CCM_TRANSPORT      tcp | rdma
  *       CCM_CLUSTER        the cluster name
+ *       CCM_INSTANCE       the instance of ccm-early that wrote it, '' =
+ *                          the unnamed one (base/instance.h); newer: a
+ *                          file without it reads as ''
  *       CCM_KEY_ID         the pre-shared key's id (auth_key_id), '' = no key
  *       CCM_KEY_ACCEPT_ID  the id of the second key accepted while keys are
  *                          rotated (psk-accept-file), '' = none
@@ -145,6 +148,7 @@ struct handoff {
 	uint16_t version;
 	char transport[16];
 	char cluster[CCM_CLUSTER_MAX + 1];
+	char instance[CCM_NAME_MAX + 1];    /* "" = the unnamed one */
 	char key_id[17];                    /* AUTH_KEY_ID_LEN hex digits, or "" */
 	char key_accept_id[17];             /* the same, or "" */
 	uint64_t epoch;

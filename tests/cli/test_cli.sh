@@ -455,13 +455,34 @@ test_status_after_once_pair_is_stale() {
 	run_pair
 	run_ccm status --state-dir "$t/a/run"
 	assertEquals "exit status; $(shown)" 6 "$rc"
-	assertTrue "state line: $(shown)" "grep -qE '^state: +stale \(the file says connected\)$' '$t/out'"
+	assertTrue "first line: the instance, node, state: $(shown)" \
+		"grep -qE '^default node:1 epoch:[0-9]+ listen:127\.0\.0\.2:$port state:stale last-state:connected$' '$t/out'"
 	assertTrue "stale line: $(shown)" \
-		"grep -qE '^stale: +pid $(state_get "$t/a/run" CCM_PID), which wrote it, is gone$' '$t/out'"
-	assertTrue "partner line: $(shown)" "grep -qE '^partner: +2 \(epoch [0-9]+\) at 127\.0\.0\.3:$port$' '$t/out'"
-	assertTrue "clients count: $(shown)" "grep -qE '^clients: +2$' '$t/out'"
-	assertTrue "fmon line: $(shown)" "grep -qE '^ +fmon +ok +1 port' '$t/out'"
-	assertTrue "nvmirror line: $(shown)" "grep -qE '^ +nvmirror +ok +2 port.* 1048576 bytes' '$t/out'"
+		"grep -qE '^  stale: pid $(state_get "$t/a/run" CCM_PID), which wrote it, is gone$' '$t/out'"
+	assertTrue "partner line: $(shown)" \
+		"grep -qE '^  partner node:2 epoch:[0-9]+ at:127\.0\.0\.3:$port$' '$t/out'"
+	# (--once hands off while the link may still be proving itself)
+	assertTrue "link line: $(shown)" \
+		"grep -qE '^  link:0 [a-z]+ 127\.0\.0\.2:$port->127\.0\.0\.3:$port ports:[0-9]+ ' '$t/out'"
+	assertEquals "one line per client: $(shown)" 2 "$(grep -c '^  client:' "$t/out")"
+	assertTrue "fmon line: $(shown)" "grep -qE '^  client:fmon ok ports:1 port-size:4096$' '$t/out'"
+	assertTrue "nvmirror line: $(shown)" \
+		"grep -qE '^  client:nvmirror ok ports:2 port-size:1048576$' '$t/out'"
+	assertFalse "no colour when not on a terminal: $(shown)" "grep -q \$'\\033' '$t/out'"
+}
+
+# On a terminal (script(1) gives it one) the state words are coloured;
+# with NO_COLOR, or TERM=dumb, they are not.
+test_status_colours_only_a_terminal() {
+	local out
+	run_pair
+	out=$(TERM=xterm script -qec "'${CCM}' status --state-dir '$t/a/run'" /dev/null)
+	assertContains "stale in red on a terminal: $out" "$out" $'state:\033[1;31mstale\033[0m'
+	assertContains "the fmon client ok in green: $out" "$out" $'client:fmon \033[32mok\033[0m'
+	out=$(NO_COLOR=1 TERM=xterm script -qec "'${CCM}' status --state-dir '$t/a/run'" /dev/null)
+	assertNotContains "NO_COLOR: none: $out" "$out" $'\033'
+	out=$(TERM=dumb script -qec "'${CCM}' status --state-dir '$t/a/run'" /dev/null)
+	assertNotContains "TERM=dumb: none: $out" "$out" $'\033'
 }
 
 test_status_json() {
@@ -508,9 +529,9 @@ test_status_corrupt_state_file() {
 		assertEquals "$name: exit status; $(shown)" 2 "$rc"
 		assertContains "$name: message names the line" "$(cat "$t/err")" "$msg"
 	done <<-'EOF'
-		unknown-key|state:49: CCM_COLOUR: unknown key|echo "CCM_COLOUR='blue'" >>state
-		unknown-client-suffix|state:49: CCM_CLIENT_fmon_SPEED: unknown key|echo "CCM_CLIENT_fmon_SPEED='1'" >>state
-		repeated-key|state:49: CCM_NODE: given twice|echo "CCM_NODE='1'" >>state
+		unknown-key|state:50: CCM_COLOUR: unknown key|echo "CCM_COLOUR='blue'" >>state
+		unknown-client-suffix|state:50: CCM_CLIENT_fmon_SPEED: unknown key|echo "CCM_CLIENT_fmon_SPEED='1'" >>state
+		repeated-key|state:50: CCM_NODE: given twice|echo "CCM_NODE='1'" >>state
 		unquoted|state:9: CCM_CLUSTER: value is not in single quotes|sed -i "s/^CCM_CLUSTER=.*/CCM_CLUSTER=ccm/" state
 		double-quoted|state:9: CCM_CLUSTER: value is not in single quotes|sed -i "s/^CCM_CLUSTER=.*/CCM_CLUSTER=\"ccm\"/" state
 		unterminated|state:9: CCM_CLUSTER: unterminated quote|sed -i "s/^CCM_CLUSTER=.*/CCM_CLUSTER='ccm/" state
@@ -520,7 +541,7 @@ test_status_corrupt_state_file() {
 		bad-number|state:3: CCM_NODE: not a decimal number|sed -i "s/^CCM_NODE=.*/CCM_NODE='0x1'/" state
 		truncated-mid-line|no newline at the end|head -c 200 state >s && mv s state
 		truncated-no-newline|no newline at the end|head -c -1 state >s && mv s state
-		truncated-lines|state: client 'nvmirror' lacks one of|head -n 27 state >s && mv s state
+		truncated-lines|state: client 'nvmirror' lacks one of|head -n 28 state >s && mv s state
 		no-header|state:1: not a ccm-early handoff file|sed -i 1d state
 		garbage|state:1:|head -c 300 /dev/urandom >state; printf '\n' >>state
 		binary-header-ok|state:2:|{ head -n 1 state; printf '\001\002\377garbage\n'; } >s && mv s state
@@ -536,8 +557,8 @@ test_status_of_error_state_exits_1() {
 	assertEquals "connect without a partner times out" 3 "$ccm_rc"
 	run_ccm status --state-dir "$t/a/run"
 	assertEquals "status of an error state; $(shown)" 1 "$rc"
-	assertTrue "state line: $(shown)" "grep -qE '^state: +error$' '$t/out'"
-	assertTrue "error line: $(shown)" "grep -qE '^error: +.*timed out' '$t/out'"
+	assertTrue "state: $(shown)" "grep -qE '^default node:1 .* state:error$' '$t/out'"
+	assertTrue "error line: $(shown)" "grep -qE '^  error: .*timed out' '$t/out'"
 	run_ccm status --state-dir "$t/a/run" --json
 	assertEquals "status --json of an error state" 1 "$rc"
 	assertEquals "state in JSON" error \
@@ -568,7 +589,7 @@ test_state_file_is_safe_to_source() {
 		run_ccm status --state-dir "$t/$n/run"
 		assertEquals "node $n: status reads back what connect wrote (stale after --once); $(shown)" \
 			6 "$rc"
-		assertTrue "node $n: status shows the cluster" "grep -qF 'cluster $cluster,' '$t/out'"
+		assertTrue "node $n: status shows the cluster" "grep -qF ' cluster:$cluster ' '$t/out'"
 	done
 }
 

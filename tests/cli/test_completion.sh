@@ -135,7 +135,8 @@ test_each_commands_options() {
 	assertTrue "connect lists its options ($n)" "[ $n -ge 25 ]"
 	assertEquals "a prefix" "--link --link-damp-ms --link-heartbeat-ms --link-misses --link-policy" \
 		"$(offered ccm-early connect --link)"
-	assertEquals "status's options" "--help --json --state-dir -h" "$(offered ccm-early status -)"
+	assertEquals "status's options" "--help --instance --json --state-dir -h" \
+		"$(offered ccm-early status -)"
 }
 
 test_client_programs_options() {
@@ -193,6 +194,34 @@ test_client_names_from_the_handoff() {
 		"$(offered ccm-early exec --state-dir "$t/run" '')"
 	assertEquals "--state-dir=DIR" "delta" \
 		"$(offered ccm-early exec --state-dir="$t/run" d)"
+}
+
+# Instances: each NAME.conf in the config directory but ccm.conf, and each
+# state directory with a handoff; then an instance's own clients.
+test_instance_names_and_their_clients() {
+	local etc=$t/etc run=$t/runroot
+	mkdir -p "$etc/x.clients.d" "$etc/y.clients.d" "$run/z" "$run/nostate" "$run/Bad"
+	: >"$etc/ccm.conf"
+	: >"$etc/x.conf"
+	: >"$etc/y.conf"
+	: >"$etc/9.conf"
+	: >"$etc/x.clients.d/xclient.conf"
+	printf 'clients = %s\n' "$etc/x.clients.d" >"$etc/y.conf"
+	printf "CCM_STATE='connected'\n" >"$run/z/state"
+	printf "CCM_STATE='connected'\n" >"$run/Bad/state"
+	printf "CCM_STATE='connected'\nCCM_CLIENTS='zclient'\n" >"$run/z/state"
+	unset CCM_COMPLETION_CONFIG
+	export CCM_CONF_DIR=$etc CCM_RUN_DIR=$run
+	assertEquals "--instance" "x y z" "$(offered ccm-early status --instance '')"
+	assertEquals "--instance=" "x" "$(offered ccm-early stop --instance=x)"
+	assertEquals "ccm-fmon --instance" "x y z" "$(offered ccm-fmon --instance '')"
+	assertEquals "instance x's clients directory" "xclient" \
+		"$(offered ccm-early exec --instance x '')"
+	assertEquals "instance y's config names its clients directory" "xclient" \
+		"$(offered ccm-early dump --instance y '')"
+	assertEquals "instance z's handoff" "zclient" "$(offered ccm-early exec --instance z '')"
+	assertEquals "\$CCM_INSTANCE" "zclient" "$(CCM_INSTANCE=z offered ccm-fmon --client '')"
+	unset CCM_CONF_DIR CCM_RUN_DIR
 }
 
 test_exec_takes_a_command_after_the_client() {

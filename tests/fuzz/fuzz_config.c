@@ -45,7 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t len = 0;
 	unsigned i;
 
-	config_defaults(&c);
+	config_defaults(&c, NULL);
 	if (config_parse_text(&c, (const char *)data, size, "fuzz", &e) < 0) {
 		if (strncmp(e.msg, "fuzz:", 5))
 			abort();        /* every message says where */
@@ -102,7 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (!emit(text, sizeof(text), &len, keys[i], v))
 			return 0;
 	}
-	config_defaults(&c2);
+	config_defaults(&c2, NULL);
 	if (config_parse_text(&c2, text, len, "again", &e) < 0 ||
 	    memcmp(&c, &c2, sizeof(c)))
 		abort();

@@ -1095,7 +1095,7 @@ static void node_config(struct sim *sim, struct sim_node *n)
 	struct ccm_config *cfg = &n->cfg;
 	struct rng *r = &sim->rng;
 
-	config_defaults(cfg);
+	config_defaults(cfg, NULL);
 	cfg->node_id = n->id;
 	snprintf(cfg->transport, sizeof(cfg->transport), "mem");
 	snprintf(cfg->clients_dir, sizeof(cfg->clients_dir), "%s/clients", n->dir);
@@ -1144,7 +1144,7 @@ static void stray_config(struct sim *sim, struct sim_node *n)
 {
 	struct ccm_config *cfg = &n->cfg;
 
-	config_defaults(cfg);
+	config_defaults(cfg, NULL);
 	cfg->node_id = n->id;
 	snprintf(cfg->transport, sizeof(cfg->transport), "mem");
 	snprintf(cfg->clients_dir, sizeof(cfg->clients_dir), "%s/clients", n->dir);

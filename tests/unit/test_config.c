@@ -147,13 +147,13 @@ static void test_set(void)
 	int rc;
 
 	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-		config_defaults(&c);
+		config_defaults(&c, NULL);
 		rc = config_set(&c, good[i].key, good[i].value, &e);
 		CHECK(rc == 0 && c.set != 0, "accept %s = '%s' (%s)", good[i].key,
 		      good[i].value, rc ? e.msg : "ok");
 	}
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		config_defaults(&c);
+		config_defaults(&c, NULL);
 		e.msg[0] = 0;
 		rc = config_set(&c, bad[i].key, bad[i].value, &e);
 		CHECK(rc == -EINVAL && strstr(e.msg, bad[i].word) && c.set == 0,
@@ -161,7 +161,7 @@ static void test_set(void)
 		      bad[i].word, e.msg);
 	}
 
-	config_defaults(&c);
+	config_defaults(&c, NULL);
 	CHECK(c.node_id == 0 && c.set == 0 && !strcmp(c.transport, "tcp") &&
 	      !strcmp(c.clients_dir, "/etc/ccm/clients.d") &&
 	      !strcmp(c.state_dir, "/run/ccm") && !strcmp(c.cluster, "ccm") &&
@@ -216,7 +216,7 @@ static void test_text(void)
 	size_t i, len;
 	int rc;
 
-	config_defaults(&c);
+	config_defaults(&c, NULL);
 	rc = config_parse_text(&c, text, strlen(text), "f", &e);
 	CHECK(rc == 0, "full file parses (%s)", rc ? e.msg : "ok");
 	CHECK(c.node_id == 7 && !strcmp(c.listen.host, "10.0.0.1") &&
@@ -232,7 +232,7 @@ static void test_text(void)
 
 	for (i = 0; i < sizeof(bad_text) / sizeof(bad_text[0]); i++) {
 		len = bad_text[i].len ? bad_text[i].len : strlen(bad_text[i].text);
-		config_defaults(&c);
+		config_defaults(&c, NULL);
 		e.msg[0] = 0;
 		rc = config_parse_text(&c, bad_text[i].text, len, "f", &e);
 		CHECK(rc < 0 && !strncmp(e.msg, bad_text[i].where, strlen(bad_text[i].where)) &&
@@ -246,7 +246,7 @@ static void test_text(void)
 	memset(line, ' ', sizeof(line));
 	memcpy(line, "timeout = 5", 11);
 	CHECK(config_parse_text(&c, line, KV_LINE_MAX, "f", &e) == 0, "1024-byte line");
-	config_defaults(&c);
+	config_defaults(&c, NULL);
 	rc = config_parse_text(&c, line, KV_LINE_MAX + 1, "f", &e);
 	CHECK(rc == -EINVAL && strstr(e.msg, "f:1: line longer than 1024"),
 	      "1025-byte line refused (%s)", e.msg);
@@ -254,7 +254,7 @@ static void test_text(void)
 	/* Size cap: 64 KiB of comments pass, one byte more does not. */
 	memset(big, '\n', sizeof(big));
 	big[0] = '#';
-	config_defaults(&c);
+	config_defaults(&c, NULL);
 	CHECK(config_parse_text(&c, big, KV_TEXT_MAX, "f", &e) == 0, "64 KiB file");
 	rc = config_parse_text(&c, big, KV_TEXT_MAX + 1, "f", &e);
 	CHECK(rc == -EFBIG && strstr(e.msg, "64 KiB"), "64 KiB + 1 refused (%s)", e.msg);
@@ -282,7 +282,7 @@ static void test_file(void)
 		abort();
 	snprintf(path, sizeof(path), "%s/ccm.conf", dir);
 	write_file(path, "node-id = 3\nlisten = 1.1.1.1\npartner = 1.1.1.2\n", 46);
-	config_defaults(&c);
+	config_defaults(&c, NULL);
 	rc = config_load_file(&c, path, &e);
 	CHECK(rc == 0 && c.node_id == 3 && config_check(&c, &e) == 0,
 	      "load file (%s)", rc ? e.msg : "ok");
@@ -321,7 +321,7 @@ static void test_check(void)
 	struct ccm_config c;
 	struct errbuf e;
 
-	config_defaults(&c);
+	config_defaults(&c, NULL);
 	CHECK(config_check(&c, &e) == -EINVAL && strstr(e.msg, "node-id"), "needs node-id");
 	config_set(&c, "node-id", "1", &e);
 	CHECK(config_check(&c, &e) == -EINVAL && strstr(e.msg, "listen"), "needs listen");
@@ -345,7 +345,7 @@ static void test_links(void)
 	const char text[] = "node-id = 1\nlink = 10.0.0.1=10.0.0.2\n"
 			    "link = 10.1.0.1:7000=10.1.0.2:7001,device=rxe1,priority=9\n";
 
-	config_defaults(&c);
+	config_defaults(&c, NULL);
 	CHECK(c.link_policy == LINK_POLICY_BALANCE && c.link_heartbeat_ms == 10 && c.link_misses == 3 &&
 	      c.link_damp_ms == 1000, "link defaults: balance, 10 ms x 3, damped 1 s");
 	config_set(&c, "node-id", "1", &e);
@@ -354,7 +354,7 @@ static void test_links(void)
 	config_set(&c, "device", "rxe0", &e);
 	CHECK(config_links(&c, l) == 1 && l[0].local.port == 7471 && l[0].partner.port == 7000 &&
 	      !strcmp(l[0].device, "rxe0"), "no link key: listen/partner/device are the one link");
-	config_defaults(&c);
+	config_defaults(&c, NULL);
 	CHECK(config_parse_text(&c, text, sizeof(text) - 1, "f", &e) == 0 && c.nlinks == 2,
 	      "link repeats in a file: %s", e.msg);
 	CHECK(config_links(&c, l) == 2 && !strcmp(l[1].local.host, "10.1.0.1") &&
