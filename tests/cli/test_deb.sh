@@ -108,6 +108,8 @@ expected_files() {
 		usr/bin/ccm-state \
 		usr/include/ccm.h usr/lib/libccm.a usr/lib/pkgconfig/libccm.pc \
 		usr/lib/systemd/system/ccm-fmon.service usr/lib/systemd/system/ccm-nvmirror.service \
+		usr/lib/systemd/system/ccm-early.service usr/lib/systemd/system/ccm-early@.service \
+		usr/lib/systemd/system/ccm-fmon@.service usr/lib/systemd/system/ccm-nvmirror@.service \
 		usr/lib/dracut/modules.d/95ccm/module-setup.sh \
 		usr/lib/dracut/modules.d/95ccm/parse-ccm.sh \
 		usr/lib/dracut/modules.d/95ccm/ccm-connect.sh \
@@ -171,7 +173,7 @@ test_lintian_catches_a_missing_copyright() {
 test_installs_into_a_fresh_root() {
 	have_deb || return
 	install_fresh
-	local f missing="" version
+	local f missing="" version out
 	version=$(deb_field Version)
 	assertEquals "ccm-early --version there" "ccm-early ${version%-*}" \
 		"$("$root/usr/sbin/ccm-early" --version | awk '{ print $1, $2; exit }')"
@@ -216,6 +218,16 @@ test_installs_into_a_fresh_root() {
 	# The units run the installed programs.
 	assertContains "ccm-fmon.service" "$(cat "$root/usr/lib/systemd/system/ccm-fmon.service")" \
 		"ExecStart=/usr/sbin/ccm-early exec fmon -- /usr/sbin/ccm-fmon"
+	assertContains "ccm-early@.service" "$(cat "$root/usr/lib/systemd/system/ccm-early@.service")" \
+		"ExecStart=/usr/sbin/ccm-early connect --instance %i "
+	# Every unit, the templates instantiated, as systemd reads them (an
+	# unknown key or a bad value is a warning there); only the programs'
+	# paths are not this machine's: they are in the scratch root.
+	out=$(SYSTEMD_UNIT_PATH="$root/usr/lib/systemd/system:" systemd-analyze verify --man=no \
+		ccm-early.service ccm-fmon.service ccm-nvmirror.service \
+		ccm-early@x.service ccm-fmon@x.service ccm-nvmirror@x.service 2>&1 |
+		grep -v ': Command /usr/sbin/ccm-early is not executable: No such file or directory$')
+	assertEquals "systemd-analyze verify of the units" "" "$out"
 	# pkg-config finds the header and the library through libccm.pc.
 	assertEquals "pkg-config --cflags --libs libccm" "-I$root/usr/include -L$root/usr/lib -lccm" \
 		"$(PKG_CONFIG_SYSROOT_DIR=$root PKG_CONFIG_LIBDIR=$root/usr/lib/pkgconfig \
