@@ -148,6 +148,25 @@ test_an_error_is_an_error_in_the_journal() {
 		"field '$ev' MESSAGE | grep -q '^keys not read again; the ones in use stay'"
 }
 
+# A named instance (ccm-early@x) says which in every entry: CCM_INSTANCE.
+test_a_named_instance_says_which_in_the_journal() {
+	local ev
+	mkdir -p "$t/etc"
+	: >"$t/etc/x.conf"   # an instance needs its file; the command line says the rest
+	export CCM_CONF_DIR=$t/etc
+	start_node a journal --instance x
+	start_node b journal
+	unset CCM_CONF_DIR
+	connected a || fail "a never connected"
+	wait_entry a 10 CCM_INSTANCE=x "MESSAGE=link 0 up" || fail "a: no event with CCM_INSTANCE=x"
+	ev=$(entries a)
+	assertEquals "every entry of the instance says x" x "$(field "$ev" CCM_INSTANCE | sort -u)"
+	assertTrue "the lines too, not only events: $(field "$ev" MESSAGE | head -3)" \
+		"field '$ev' MESSAGE | grep -q 'serving clients'"
+	assertEquals "the unnamed instance's entries say none" "" \
+		"$(field "$(entries b)" CCM_INSTANCE | sort -u)"
+}
+
 test_a_line_journald_does_not_take_goes_to_stderr() {
 	local before
 	# journald's socket moved away: every line goes to stderr, stamped.
