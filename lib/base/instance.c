@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/name.h"
@@ -95,12 +96,13 @@ int instance_list(char (*names)[CCM_NAME_MAX + 1], int max)
 	while (n < max && (d = readdir(dir))) {
 		char state[sizeof(d->d_name) + sizeof(STATE_FILE_NAME)];
 		char sock[sizeof(d->d_name) + sizeof(SOCKET_FILE_NAME)];
+		struct stat st;
 
 		if (!instance_name_valid(d->d_name))
 			continue;
 		snprintf(state, sizeof(state), "%s/%s", d->d_name, STATE_FILE_NAME);
 		snprintf(sock, sizeof(sock), "%s/%s", d->d_name, SOCKET_FILE_NAME);
-		if (faccessat(dfd, state, F_OK, 0) < 0 && faccessat(dfd, sock, F_OK, 0) < 0)
+		if (fstatat(dfd, state, &st, 0) < 0 && fstatat(dfd, sock, &st, 0) < 0)
 			continue;
 		memcpy(names[n], d->d_name, strlen(d->d_name) + 1);
 		n++;

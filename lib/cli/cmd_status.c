@@ -36,18 +36,15 @@ static void usage(FILE *out)
 		"Show the state of this node: the running keeper's answer over its socket,\n"
 		"or else the handoff file that 'ccm-early connect' wrote.  A file whose\n"
 		"writer is gone, or is not the keeper, or does not answer, is shown as\n"
-		"stale.  Not told which instance (nor by $CCM_INSTANCE), it shows every\n"
-		"instance of this node, each with its name first ('default' for the\n"
-		"unnamed one); --json then prints an array.\n"
+		"stale.  Told no instance, every instance of the node (--json: an array).\n"
 		"\n"
 		"  --state-dir DIR   handoff directory\n"
-		"  --instance NAME   instance NAME's (/run/ccm/NAME)\n"
+		"  --instance NAME   instance NAME's keeper\n"
 		"  --json            print the state as JSON\n"
 		"  -h, --help        this help\n"
 		"\n"
-		"Exit codes (of several instances, the largest): %d connected; %d not\n"
-		"connected (or no state yet); %d usage error or a corrupt state file;\n"
-		"%d stale state.\n",
+		"Exit codes (the largest of several): %d connected; %d not connected (or no\n"
+		"state yet); %d usage error or a corrupt state file; %d stale state.\n",
 		CCM_EXIT_OK, CCM_EXIT_FAILURE, CCM_EXIT_USAGE, CCM_EXIT_STALE);
 }
 
@@ -339,7 +336,7 @@ static int status_of(const char *prog, const char *dir, int nth, void *ctx)
 	if (o->several && o->json)
 		fputs(nth ? "," : "[", stdout);
 	else if (o->several && nth)
-		putchar('\n');
+		fputs("\n", stdout);
 	r = current_state(prog, dir, h, why, sizeof(why), &stale);
 	if (r == 0)
 		r = show(h, stale ? why : NULL, o->json);
@@ -431,12 +428,10 @@ static void usage_check(FILE *out)
 		"  %d  no keeper: none answers and its handoff is stale, it ended, or\n"
 		"     none ever ran\n"
 		"  %d  usage error, or a state file that cannot be read\n"
-		"Not told which instance (nor by $CCM_INSTANCE), it checks every instance\n"
-		"of this node, one line each (ccm@NAME for a named one), and exits with\n"
-		"the largest code.\n"
+		"Told no instance, every instance of the node: a line each, the largest code.\n"
 		"\n"
 		"  --state-dir DIR   handoff directory\n"
-		"  --instance NAME   instance NAME's (/run/ccm/NAME)\n"
+		"  --instance NAME   instance NAME's keeper\n"
 		"  -h, --help        this help\n",
 		CHECK_CONNECTED, CHECK_DEGRADED, CHECK_NOT_CONNECTED, CHECK_NO_KEEPER, CHECK_USAGE);
 }
@@ -524,8 +519,7 @@ static void usage_metrics(FILE *out)
 		"the keeper that wrote them is gone (they are printed all the same).\n"
 		"\n"
 		"  --state-dir DIR   handoff directory\n"
-		"  --instance NAME   instance NAME's (default $CCM_INSTANCE, else the\n"
-		"                    unnamed one: /run/ccm)\n"
+		"  --instance NAME   instance NAME's keeper (default $CCM_INSTANCE)\n"
 		"  -h, --help        this help\n");
 }
 
