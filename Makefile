@@ -88,7 +88,7 @@ $(CLIENT_PROGS): ccm-%: $(BUILD)/static/clients/%.o $(STATIC_AR) $(STATIC_STAMPS
 # made local; the rule then checks what the archive exports against ccm.h
 # and links and runs a user whose own functions bear the internal names.
 LIBCCM_SRC := lib/client/libccm.c lib/client/fdmsg.c lib/client/listenfds.c lib/base/errbuf.c \
-	      lib/base/num.c lib/base/name.c
+	      lib/base/num.c lib/base/name.c lib/base/instance.c
 LIBCCM_LP  := (
 LIBCCM_API  = $(shell sed -n 's/^[a-z][^$(LIBCCM_LP)]*[ *]\(ccm_[a-z0-9_]*\)$(LIBCCM_LP).*/\1/p' \
 		lib/client/ccm.h | sort)
