@@ -891,9 +891,9 @@ test_status_with_the_state_dir_on_a_full_disk() {
 	status_rc=$?
 	assertNotEquals "status does not exit 0: $(cat "$t/status.out")" 0 "$status_rc"
 	assertFalse "status does not say connected: $(cat "$t/status.out")" \
-		"grep -qE '^state: +connected' '$t/status.out'"
+		"grep -qE '^default .* state:connected' '$t/status.out'"
 	assertTrue "the keeper's own answer: unreachable: $(cat "$t/status.out")" \
-		"grep -qE '^state: +unreachable$' '$t/status.out'"
+		"grep -qE '^default .* state:unreachable$' '$t/status.out'"
 	# Room again: the keeper writes the whole state, unasked.
 	$k rm -f "$t/a/run/fill"
 	wait_for 10 eval "$k grep -qx \"CCM_STATE='unreachable'\" '$t/a/run/state'"
