@@ -74,7 +74,8 @@
  *                  is later: a slow client that stays attached never loses
  *                  one, and a client's restart is not a loss.
  *   metrics-dir    a directory where the keeper keeps ccm-early.prom
- *                  (instance NAME: ccm-early@NAME.prom), its metrics in the Prometheus text format, up to date (for
+ *                  (instance NAME: ccm-early@NAME.prom), its metrics in
+ *                  the Prometheus text format, up to date (for
  *                  node_exporter's textfile collector); "" = none (default).
  *                  The same text is always in the state directory as
  *                  `metrics`.
