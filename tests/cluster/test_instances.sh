@@ -39,7 +39,9 @@ conf() {
 		partner = ${addr[$p]}:$pp
 		partner-node = ${id[$p]}
 		heartbeat-ms = 50
+		metrics-dir = $t/$n/textfile
 	EOF
+	mkdir -p "$t/$n/textfile"
 	make_client "$etc/$i.clients.d" "$5" 1 64K
 }
 
@@ -148,6 +150,10 @@ test_three_nodes_six_instances_each_its_own_partner() {
 	assertContains "the metrics say which instance" "$(on s "${CCM}" metrics --instance ctrl_b)" \
 		'ccm_link_up{instance="ctrl_b",link="0"} 1'
 	assertContains "a named instance's lines say which" "$(cat "$t/s.ctrl_a.log")" "ccm-early@ctrl_a[node 3]"
+	assertEquals "one metrics-dir, a file per instance" "ccm-early@ctrl_a.prom ccm-early@ctrl_b.prom" \
+		"$(cd "$t/s/textfile" && echo *)"
+	assertContains "each file its instance's" "$(cat "$t/s/textfile/ccm-early@ctrl_b.prom")" \
+		'ccm_link_up{instance="ctrl_b",link="0"} 1'
 
 	# S's client writes into windows on both controllers, each its own.
 	head -c 20000 /dev/urandom >"$t/to_a"
