@@ -283,6 +283,7 @@ install: ccm-early $(CLIENT_PROGS) $(BUILD)/libccm.a man
 	mkdir -p $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	sed 's|@PREFIX@|$(PREFIX)|g' handoff/libccm.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/libccm.pc
 	install -D -m 0755 handoff/ccm-state $(DESTDIR)$(PREFIX)/bin/ccm-state
+	install -D -m 0755 handoff/ocf/ccm $(DESTDIR)$(PREFIX)/lib/ocf/resource.d/ccm/ccm
 	for u in ccm-early ccm-fmon ccm-nvmirror ccm-early@ ccm-fmon@ ccm-nvmirror@; do \
 		sed 's|/usr/sbin/|$(PREFIX)/sbin/|g' handoff/$$u.service | \
 		install -D -m 0644 /dev/stdin $(DESTDIR)$(PREFIX)/lib/systemd/system/$$u.service; done

@@ -20,7 +20,8 @@ ca-certificates autoconf automake libtool scdoc dpkg gzip"
 # (scripts/mkdeb.sh); both are essential, listed to say so.
 TEST_PKGS="clang libclang-rt-14-dev libibverbs-dev librdmacm-dev libsodium-dev
 shunit2 iproute2 procps shellcheck dash util-linux busybox-static nftables
-prometheus prometheus-node-exporter man-db bash-completion lintian dracut-core"
+prometheus prometheus-node-exporter man-db bash-completion lintian dracut-core
+pacemaker pacemaker-cli-utils corosync resource-agents libxml2-utils"
 # prometheus: for promtool, which checks the metrics; it and node_exporter
 # are read by tests/twonode (on a machine with systemd, installing them
 # also enables their services).
@@ -29,6 +30,13 @@ prometheus prometheus-node-exporter man-db bash-completion lintian dracut-core"
 # test_completion.sh.
 # lintian checks the package of `make deb`, and dracut-core's dracut lists
 # the module it installs: tests/cli/test_deb.sh.
+# pacemaker, pacemaker-cli-utils (crm_mon, cibadmin, crm_attribute,
+# attrd_updater), corosync, resource-agents (ocf-tester, ocf-shellfuncs)
+# and libxml2-utils (xmllint, with which ocf-tester checks the meta-data;
+# resource-agents only recommends it): tests/cluster/test_pacemaker.sh runs
+# the OCF agent handoff/ocf/ccm under ocf-tester and in a real one-node
+# cluster (on a machine with systemd, installing them also enables their
+# services).
 
 usage() { echo "usage: $0 [build|test|all]" >&2; exit 1; }
 [ $# -le 1 ] || usage
@@ -65,3 +73,17 @@ echo "deps: installing: $missing"
 apt-get -o DPkg::Lock::Timeout=600 update -qq
 # shellcheck disable=SC2086
 apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $missing
+
+# corosync and pacemaker are test tools here, not this machine's cluster:
+# where systemd runs, installing them starts them with Debian's default
+# corosync.conf (and at every boot after), and tests/cluster/test_pacemaker.sh
+# will not touch a cluster that runs.  Just installed, they are stopped and
+# disabled again; a machine that had them before keeps them as they were.
+if [ -d /run/systemd/system ]; then
+    for s in pacemaker corosync; do
+        case " $missing " in
+            *" $s "*) systemctl disable --now "$s.service" >/dev/null 2>&1 &&
+                echo "deps: $s was just installed as a test tool: stopped and disabled" ;;
+        esac
+    done
+fi

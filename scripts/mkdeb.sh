@@ -118,7 +118,7 @@ Architecture: $arch
 Maintainer: $maintainer
 Installed-Size: $installed_size
 Recommends: dracut-core, dracut-network
-Suggests: dracut
+Suggests: dracut, pacemaker, resource-agents
 Section: admin
 Priority: optional
 Description: early-boot cluster connection manager for HA storage pairs
@@ -131,9 +131,11 @@ Description: early-boot cluster connection manager for HA storage pairs
  .
  This package holds the statically linked ccm-early and its two clients,
  ccm-fmon (a failover monitor) and ccm-nvmirror (an NVRAM log mirror),
- their systemd units, ccm-state, the dracut module "ccm" (dracut -a ccm),
- the man pages, the bash completion and the client library libccm (static
- library, header and pkg-config file).
+ their systemd units (and templates for named instances), ccm-state, the
+ dracut module "ccm" (dracut -a ccm), the Pacemaker resource agent
+ ocf:ccm:ccm (node attributes for node-health-strategy; it needs
+ resource-agents' ocf-shellfuncs), the man pages, the bash completion and
+ the client library libccm (static library, header and pkg-config file).
 EOF
 (cd "$stage" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' |
 	LC_ALL=C sort -z | xargs -0r md5sum) >"$stage/DEBIAN/md5sums"

@@ -105,7 +105,7 @@ install_fresh() {
 expected_files() {
 	local s n
 	printf '%s\n' usr/sbin/ccm-early usr/sbin/ccm-fmon usr/sbin/ccm-nvmirror \
-		usr/bin/ccm-state \
+		usr/bin/ccm-state usr/lib/ocf/resource.d/ccm/ccm \
 		usr/include/ccm.h usr/lib/libccm.a usr/lib/pkgconfig/libccm.pc \
 		usr/lib/systemd/system/ccm-fmon.service usr/lib/systemd/system/ccm-nvmirror.service \
 		usr/lib/systemd/system/ccm-early.service usr/lib/systemd/system/ccm-early@.service \
@@ -203,8 +203,9 @@ test_installs_into_a_fresh_root() {
 				fail "$f is not build/man's page"
 		fi
 	done
-	# Executables: the programs, ccm-state, the dracut module's scripts.
+	# Executables: the programs, ccm-state, the OCF agent, the dracut module's scripts.
 	for f in usr/sbin/ccm-early usr/sbin/ccm-fmon usr/sbin/ccm-nvmirror usr/bin/ccm-state \
+		usr/lib/ocf/resource.d/ccm/ccm \
 		usr/lib/dracut/modules.d/95ccm/{module-setup,parse-ccm,ccm-connect,ccm-lib}.sh; do
 		[ -x "$root/$f" ] || fail "not executable: $f"
 	done
