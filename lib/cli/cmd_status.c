@@ -279,8 +279,8 @@ static int current_state(const char *prog, const char *dir, struct handoff *h, c
 /* A command told which keeper (d->chosen) shows that one.  Otherwise it
  * shows every instance of this node: the unnamed one when it has ever run
  * here (or when there is no other, to say there is none), then each named
- * one.  fn gets each state directory, and whether it is one of several;
- * the largest exit code it returned is the command's. */
+ * one.  fn gets each state directory and its place among them (nth, from
+ * 0); the largest exit code it returned is the command's. */
 static int for_each_instance(const char *prog, const struct keeper_dir *d,
 			     int (*fn)(const char *prog, const char *dir, int nth, void *ctx),
 			     void *ctx)
