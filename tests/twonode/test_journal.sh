@@ -161,14 +161,16 @@ test_a_named_instance_says_which_in_the_journal() {
 	wait_entry a 10 CCM_INSTANCE=x "MESSAGE=link 0 up" || fail "a: no event with CCM_INSTANCE=x"
 	ev=$(entries a)
 	assertEquals "every entry of the instance says x" x "$(field "$ev" CCM_INSTANCE | sort -u)"
-	assertTrue "the lines too, not only events: $(field "$ev" MESSAGE | head -3)" \
-		"field '$ev' MESSAGE | grep -q 'serving clients'"
+	# Lines too, not only events (a line has no CCM_EVENT); any of them:
+	# one journald's queue refused under load went to stderr instead.
+	assertTrue "the lines too, not only events: $(field "$ev" MESSAGE | sed -n 1,5p)" \
+		"[ $(field "$ev" CCM_EVENT | grep -c '^$') -ge 1 ]"
 	assertEquals "the unnamed instance's entries say none" "" \
 		"$(field "$(entries b)" CCM_INSTANCE | sort -u)"
 }
 
 test_a_line_journald_does_not_take_goes_to_stderr() {
-	local before
+	local before in_journal in_stderr
 	# journald's socket moved away: every line goes to stderr, stamped.
 	mv /run/systemd/journal/socket /run/systemd/journal/socket.away
 	start_node a file -v
@@ -182,9 +184,14 @@ test_a_line_journald_does_not_take_goes_to_stderr() {
 	start_node b file
 	connected a || fail "a never connected"
 	wait_entry a 10 CCM_EVENT=partner CCM_STATE=ready || fail "a: journald back, but no entry of a's"
-	assertTrue "a: 'connected' went to the journal" \
-		"has_entry a 'MESSAGE=connected to node 2 at version 1; 1 client(s) matched'"
-	assertFalse "a: and not to stderr as well" "grep -q 'connected to node 2' '$t/a/log'"
+	# Each line goes to the journal, or to stderr when journald does not
+	# take it then (its queue full under load: EAGAIN), never to both and
+	# never nowhere.
+	in_journal=0 in_stderr=0
+	has_entry a 'MESSAGE=connected to node 2 at version 1; 1 client(s) matched' && in_journal=1
+	grep -q 'connected to node 2' "$t/a/log" && in_stderr=1
+	assertEquals "a: 'connected' in exactly one of the journal ($in_journal) and stderr ($in_stderr)" \
+		1 $((in_journal + in_stderr))
 	assertTrue "a: its stderr kept the lines from before ($before)" "[ $before -ge 1 ]"
 }
 
