@@ -16,6 +16,8 @@
 # BENCH_PSK=FILE gives both keepers that pre-shared key (its cost).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=../tests/lib/nftcut.sh
+. "$top/tests/lib/nftcut.sh"
 CCM=$(readlink -f -- "${CCM:-$top/ccm-early}")
 FO=$top/build/bench/failover
 CUTS=${CUTS:-20} MISSES=${MISSES:-3} DAMP_MS=${DAMP_MS:-300}
@@ -38,18 +40,8 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# The cut: TCP ports in the set @cut are dropped between the two
-# addresses.  Every loopback packet passes prerouting, both directions.
-nft -f - <<EOF || { echo "bench/failover.sh: cannot set up nftables (root?)" >&2; exit 1; }
-table inet $table {
-	set cut { type inet_service; }
-	chain pre {
-		type filter hook prerouting priority raw; policy accept;
-		ip saddr 127.0.0.2-127.0.0.3 ip daddr 127.0.0.2-127.0.0.3 tcp dport @cut drop
-		ip saddr 127.0.0.2-127.0.0.3 ip daddr 127.0.0.2-127.0.0.3 tcp sport @cut drop
-	}
-}
-EOF
+# The cut: TCP ports in the set @cut are dropped between the two addresses.
+nftcut_create "$table" || { echo "bench/failover.sh: cannot set up nftables (root?)" >&2; exit 1; }
 
 # pair NAME CLIENT-PORTS CLIENT-SIZE LINK-PORT... -- KEEPER-ARGS: two
 # keepers, $tmp/NAME/{a,b}, with one link per LINK-PORT (link 0 given

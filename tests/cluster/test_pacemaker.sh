@@ -33,6 +33,8 @@
 set -u
 # shellcheck source-path=SCRIPTDIR source=../lib/common.sh
 . "$(dirname "$0")/../lib/common.sh"
+# shellcheck source-path=SCRIPTDIR source=../lib/nftcut.sh
+. "$(dirname "$0")/../lib/nftcut.sh"
 
 topdir=$(cd "$(dirname "$0")/../.." && pwd)
 AGENT="${topdir}/handoff/ocf/ccm"
@@ -57,21 +59,8 @@ oneTimeSetUp() {
 	done
 	[ "$(id -u)" -eq 0 ] || suite_error="${suite_error:+$suite_error; }not root: Pacemaker, corosync and nft need root"
 	[ -z "${suite_error}" ] || return 0
-	# The cut: TCP packets between the two nodes on a port in the set are
-	# dropped as they arrive (as in tests/links/test_links.sh).
-	if ! nft -f - <<-EOF
-		table inet ${NFT_TABLE} {
-			set cut { type inet_service; }
-			chain pre {
-				type filter hook prerouting priority raw; policy accept;
-				ip saddr 127.0.0.2-127.0.0.3 ip daddr 127.0.0.2-127.0.0.3 tcp dport @cut drop
-				ip saddr 127.0.0.2-127.0.0.3 ip daddr 127.0.0.2-127.0.0.3 tcp sport @cut drop
-			}
-		}
-	EOF
-	then
-		suite_error="cannot create nftables table ${NFT_TABLE}"
-	fi
+	# The cut (tests/lib/nftcut.sh), as in tests/links/test_links.sh.
+	nftcut_create "${NFT_TABLE}" || suite_error="cannot create nftables table ${NFT_TABLE}"
 }
 
 # Also run by shunit2's exit trap.

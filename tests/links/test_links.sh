@@ -19,6 +19,8 @@
 set -u
 # shellcheck source-path=SCRIPTDIR source=../lib/common.sh
 . "$(dirname "$0")/../lib/common.sh"
+# shellcheck source-path=SCRIPTDIR source=../lib/nftcut.sh
+. "$(dirname "$0")/../lib/nftcut.sh"
 
 bindir=$(cd "$(dirname "${CCM}")" && pwd)
 topdir=$(cd "$(dirname "$0")/../.." && pwd)
@@ -41,22 +43,9 @@ oneTimeSetUp() {
 	if [ -z "$suite_error" ] && ! "${CCM}" connect --help 2>&1 | grep -q -- '--link LOCAL'; then
 		suite_error="${CCM} has no --link"
 	fi
-	# The cut: a set of TCP ports whose packets between the two nodes'
-	# addresses are dropped on arrival.  Loopback packets all pass
-	# prerouting, so one hook sees both directions.
-	if ! nft -f - <<-EOF
-		table inet ${NFT_TABLE} {
-			set cut { type inet_service; }
-			chain pre {
-				type filter hook prerouting priority raw; policy accept;
-				ip saddr 127.0.0.2-127.0.0.3 ip daddr 127.0.0.2-127.0.0.3 tcp dport @cut drop
-				ip saddr 127.0.0.2-127.0.0.3 ip daddr 127.0.0.2-127.0.0.3 tcp sport @cut drop
-			}
-		}
-	EOF
-	then
+	# The cut (tests/lib/nftcut.sh): a set of TCP ports dropped between the nodes.
+	nftcut_create "${NFT_TABLE}" ||
 		suite_error="cannot create nftables table ${NFT_TABLE} (nft, root?)"
-	fi
 }
 
 # Also run by shunit2's exit trap, after the table is gone.
