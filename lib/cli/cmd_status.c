@@ -279,10 +279,12 @@ static int current_state(const char *prog, const char *dir, struct handoff *h, c
 /* A command told which keeper (d->chosen) shows that one.  Otherwise it
  * shows every instance of this node: the unnamed one when it has ever run
  * here (or when there is no other, to say there is none), then each named
- * one.  fn gets each state directory and its place among them (nth, from
- * 0); the largest exit code it returned is the command's. */
+ * one.  fn gets each state directory, its place among them (nth, from 0)
+ * and how many there are; the largest exit code it returned is the
+ * command's. */
 static int for_each_instance(const char *prog, const struct keeper_dir *d,
-			     int (*fn)(const char *prog, const char *dir, int nth, void *ctx),
+			     int (*fn)(const char *prog, const char *dir, int nth, int total,
+				       void *ctx),
 			     void *ctx)
 {
 	char (*names)[CCM_NAME_MAX + 1], dir[INSTANCE_PATH_MAX], probe[INSTANCE_PATH_MAX + 16];
@@ -290,7 +292,7 @@ static int for_each_instance(const char *prog, const struct keeper_dir *d,
 	bool unnamed;
 
 	if (d->chosen)
-		return fn(prog, d->path, 0, ctx);
+		return fn(prog, d->path, 0, 1, ctx);
 	names = calloc(INSTANCES_MAX, sizeof(*names));
 	if (!names)
 		return CCM_EXIT_FAILURE;
@@ -304,13 +306,14 @@ static int for_each_instance(const char *prog, const struct keeper_dir *d,
 	snprintf(probe, sizeof(probe), "%s/%s", d->path, CTL_SOCKET_NAME);
 	unnamed = unnamed || access(probe, F_OK) == 0;
 	if (unnamed) {
-		r = fn(prog, d->path, nth++, ctx);
+		r = fn(prog, d->path, nth++, n + 1, ctx);
 		worst = r > worst ? r : worst;
 	}
 	for (int i = 0; i < n; i++) {
+		/* Cannot fail: the run directory was opened, and a name is short. */
 		if (instance_state_dir(names[i], dir, sizeof(dir)) < 0)
 			continue;
-		r = fn(prog, dir, nth++, ctx);
+		r = fn(prog, dir, nth++, n + unnamed, ctx);
 		worst = r > worst ? r : worst;
 	}
 	free(names);
@@ -319,12 +322,12 @@ static int for_each_instance(const char *prog, const struct keeper_dir *d,
 
 struct status_opts {
 	bool json;
-	bool several;  /* more than one instance: separate them */
+	bool several;  /* more than one instance: separate them (set by status_of) */
 };
 
-static int status_of(const char *prog, const char *dir, int nth, void *ctx)
+static int status_of(const char *prog, const char *dir, int nth, int total, void *ctx)
 {
-	const struct status_opts *o = ctx;
+	struct status_opts *o = ctx;
 	struct handoff *h = calloc(1, sizeof(*h));
 	char why[160];
 	bool stale;
@@ -332,6 +335,7 @@ static int status_of(const char *prog, const char *dir, int nth, void *ctx)
 
 	if (!h)
 		return CCM_EXIT_FAILURE;
+	o->several = total > 1;
 	/* Several: a JSON array of the objects, or text blocks apart. */
 	if (o->several && o->json)
 		fputs(nth ? "," : "[", stdout);
@@ -346,15 +350,6 @@ static int status_of(const char *prog, const char *dir, int nth, void *ctx)
 	return r;
 }
 
-static int count_instance(const char *prog, const char *dir, int nth, void *ctx)
-{
-	(void)prog;
-	(void)dir;
-	(void)nth;
-	++*(int *)ctx;
-	return 0;
-}
-
 int cmd_status(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -367,7 +362,7 @@ int cmd_status(int argc, char **argv)
 	const char *dir = NULL, *instance = NULL;
 	struct status_opts o = { 0 };
 	struct keeper_dir where;
-	int c, r, count = 0;
+	int c, r;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
@@ -394,8 +389,6 @@ int cmd_status(int argc, char **argv)
 	}
 	if (keeper_dir_settle(argv[0], dir, instance, &where) < 0)
 		return CCM_EXIT_USAGE;
-	(void)for_each_instance(argv[0], &where, count_instance, &count);
-	o.several = count > 1;
 	r = for_each_instance(argv[0], &where, status_of, &o);
 	if (o.several && o.json)
 		fputs("]\n", stdout);
@@ -476,7 +469,7 @@ static int judge(const struct handoff *h, const char *stale)
 	return CHECK_CONNECTED;
 }
 
-static int check_of(const char *prog, const char *dir, int nth, void *ctx)
+static int check_of(const char *prog, const char *dir, int nth, int total, void *ctx)
 {
 	struct handoff *h = calloc(1, sizeof(*h));
 	char why[160];
@@ -484,6 +477,7 @@ static int check_of(const char *prog, const char *dir, int nth, void *ctx)
 	int r;
 
 	(void)nth;
+	(void)total;
 	(void)ctx;
 	if (!h)
 		return CHECK_USAGE;
