@@ -290,8 +290,10 @@ install: ccm-early $(CLIENT_PROGS) $(BUILD)/libccm.a man
 	# dracut looks only in its own directory, whatever PREFIX is.
 	install -d $(DESTDIR)/usr/lib/dracut/modules.d/95ccm
 	install -m 0755 dracut/95ccm/module-setup.sh dracut/95ccm/parse-ccm.sh \
-		dracut/95ccm/ccm-connect.sh dracut/95ccm/ccm-lib.sh $(DESTDIR)/usr/lib/dracut/modules.d/95ccm/
-	install -m 0644 dracut/95ccm/ccm-early.service $(DESTDIR)/usr/lib/dracut/modules.d/95ccm/
+		dracut/95ccm/ccm-connect.sh dracut/95ccm/ccm-lib.sh dracut/95ccm/ccm-generator.sh \
+		$(DESTDIR)/usr/lib/dracut/modules.d/95ccm/
+	install -m 0644 dracut/95ccm/ccm-early.service dracut/95ccm/ccm-early@.service \
+		$(DESTDIR)/usr/lib/dracut/modules.d/95ccm/
 	for m in $(MAN_PAGES); do n=$${m##*/}; \
 		install -D -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man$${n##*.}/$$n; done
 	install -D -m 0644 doc/ccm-early.bash $(DESTDIR)$(BASH_COMPLETION_DIR)/ccm-early

@@ -1,19 +1,26 @@
 #!/bin/sh
 # ccm-connect: the connect step of the ccm dracut module (/sbin/ccm-connect).
 #
-#   ccm-connect            run `ccm-early connect` now: ExecStart of
-#                          ccm-early.service (systemd initramfs)
-#   ccm-connect settled    initqueue/settled (dracut's init): once the listen
-#                          address (with links: every link's LOCAL) is
-#                          configured, run the connect right there, once
+#   ccm-connect [--instance NAME]
+#                          run `ccm-early connect` now, for the unnamed
+#                          instance or instance NAME: ExecStart of
+#                          ccm-early.service and ccm-early@NAME.service
+#                          (systemd initramfs)
+#   ccm-connect settled    initqueue/settled (dracut's init): for every
+#                          instance on for this boot whose listen address
+#                          (with links: every link's LOCAL) is configured,
+#                          run its connect right there, once, side by side
+#                          with the other instances ready in this pass
 #   ccm-connect timeout    initqueue/timeout: the network did not bring the
-#                          listen address up in time
+#                          listen addresses up in time
 #
 # Settings: /etc/ccm/ccm.conf in the image, overridden by the rd.ccm.*
 # arguments that parse-ccm.sh validated into /run/ccm/cmdline.conf (passed
 # as options) and /run/ccm/cmdline.links (each line one --link, in order).
-# The state directory is always /run/ccm, the directory the real root
-# inherits.  The timeout is rd.ccm.timeout, else ccm.conf's, else 60 s.
+# The state directory is /run/ccm, the directory the real root inherits.
+# The timeout is rd.ccm.timeout, else the config's, else 60 s.  Instance
+# NAME (rd.ccm.instance) has /etc/ccm/NAME.conf, /run/ccm/NAME and
+# /run/ccm/NAME/cmdline.conf instead, and its messages say "ccm@NAME:".
 # Soft-RoCE devices first, from /run/ccm/cmdline.rxe (rd.ccm.rxe).
 #
 # ccm-early connect exits (README, "Exit codes of connect"):
@@ -49,10 +56,10 @@ getargbool 0 rd.ccm.required && ccm_required=1
 # ccm_fail MESSAGE: fatal with rd.ccm.required, else a warning and on.
 ccm_fail() {
     if [ "$ccm_required" = 1 ]; then
-        die "ccm: rd.ccm.required: $1"
+        die "$CCM_TAG: rd.ccm.required: $1"
         exit 1 # die exits; in case a fake or an old dracut does not
     fi
-    warn "ccm: $1; booting on without the cluster interconnect"
+    warn "$CCM_TAG: $1; booting on without the cluster interconnect"
     : > "$CCM_DONE"
 }
 
@@ -153,12 +160,40 @@ ccm_add_rxe() {
                     ccm_why="cannot create the Soft-RoCE device rxe$_ccm_i on $_ccm_nd (rdma link add failed)"
                     return 1
                 fi
-                info "ccm: Soft-RoCE device rxe$_ccm_i on $_ccm_nd (rd.ccm.rxe)"
+                info "ccm: Soft-RoCE device rxe$_ccm_i on $_ccm_nd (rd.ccm.rxe)" # the node's, whichever instance made it
                 ;;
         esac
         _ccm_i=$((_ccm_i + 1))
     done < "$CCM_RXE"
     return 0
+}
+
+# ccm_rxe_once: ccm_add_rxe by the first connect step only.  The devices
+# are the node's, and the connect steps of several instances run side by
+# side: the one that takes the lock makes them and leaves its outcome in
+# /run/ccm/rxe.done ("ok", or why not); the others wait for it, up to 30 s.
+ccm_rxe_once() {
+    _ccm_done=$CCM_TOP_RUN_DIR/rxe.done
+    if mkdir "$CCM_TOP_RUN_DIR/rxe.lock" 2> /dev/null; then
+        if ccm_add_rxe; then
+            echo ok > "$_ccm_done.tmp"
+        else
+            printf '%s\n' "$ccm_why" > "$_ccm_done.tmp"
+        fi
+        mv -f "$_ccm_done.tmp" "$_ccm_done"
+    else
+        _ccm_n=0
+        while [ ! -e "$_ccm_done" ]; do
+            if [ "$_ccm_n" -ge 60 ]; then
+                ccm_why="another connect step did not make the Soft-RoCE devices within 30 s"
+                return 1
+            fi
+            sleep 0.5 2> /dev/null || sleep 1
+            _ccm_n=$((_ccm_n + 1))
+        done
+    fi
+    read -r ccm_why < "$_ccm_done"
+    [ "$ccm_why" = ok ]
 }
 
 # ccm_run_early ARGS...: ccm-early connect.  In a systemd initramfs the
@@ -211,7 +246,7 @@ ccm_connect() {
     if [ "$(ccm_setting transport)" = rdma ] || [ -s "$CCM_RXE" ]; then
         "$CCM_MODPROBE" -q -a ib_uverbs rdma_ucm 2> /dev/null
     fi
-    if [ -s "$CCM_RXE" ] && ! ccm_add_rxe; then
+    if [ -s "$CCM_RXE" ] && ! ccm_rxe_once; then
         ccm_fail "rd.ccm.rxe: $ccm_why"
         return 0
     fi
@@ -230,21 +265,22 @@ ccm_connect() {
         done < "$CCM_LINKS"
     fi
     [ -e "$CCM_CONF" ] && set -- --config "$CCM_CONF" "$@"
+    [ -z "$CCM_INSTANCE" ] || set -- --instance "$CCM_INSTANCE" "$@"
 
-    info "ccm: looking for the partner (timeout ${ccm_timeout} s)"
+    info "$CCM_TAG: looking for the partner (timeout ${ccm_timeout} s)"
     ccm_run_early "$@" --state-dir "$CCM_RUN_DIR" --timeout "$ccm_timeout"
     ccm_rc=$?
 
     case $ccm_rc in
         0)
-            info "ccm: connected to node $(ccm_handoff CCM_PARTNER_NODE) at $(ccm_handoff CCM_PARTNER_ADDR)"
+            info "$CCM_TAG: connected to node $(ccm_handoff CCM_PARTNER_NODE) at $(ccm_handoff CCM_PARTNER_ADDR)"
             : > "$CCM_DONE"
             ;;
         3)
             if [ "$ccm_required" = 1 ]; then
                 ccm_fail "the partner did not answer within ${ccm_timeout} s (exit 3: timed out)"
             else
-                warn "ccm: degraded: the partner did not answer within ${ccm_timeout} s (exit 3); the keeper keeps looking in the background"
+                warn "$CCM_TAG: degraded: the partner did not answer within ${ccm_timeout} s (exit 3); the keeper keeps looking in the background"
                 : > "$CCM_DONE"
             fi
             ;;
@@ -285,10 +321,49 @@ ccm_gave_up() {
     ccm_connect
 }
 
+# ccm_every_instance MODE: ccm_settled (settled) or ccm_gave_up (timeout)
+# for every instance on for this boot, each in a subshell of its own (the
+# paths are the instance's), side by side, and back when all are: one
+# partner that takes its time delays no other.  Status 1 when one died.
+ccm_every_instance() {
+    _ccm_pids=''
+    ccm_instance_step "$1" "" &
+    _ccm_pids=$!
+    if [ -r "$CCM_INSTANCES" ]; then
+        while IFS= read -r _ccm_i; do
+            ccm_valid_instance "$_ccm_i" || continue
+            ccm_instance_step "$1" "$_ccm_i" &
+            _ccm_pids="$_ccm_pids $!"
+        done < "$CCM_INSTANCES"
+    fi
+    _ccm_rc=0
+    for _ccm_p in $_ccm_pids; do
+        wait "$_ccm_p" || _ccm_rc=1
+    done
+    return $_ccm_rc
+}
+
+# ccm_instance_step MODE NAME: MODE's step for instance NAME ("": the
+# unnamed one), in a subshell.
+ccm_instance_step() (
+    ccm_use_instance "$2"
+    case $1 in
+        settled) ccm_settled ;;
+        timeout) ccm_gave_up ;;
+    esac
+)
+
 case ${1:-} in
     '') ccm_connect ;;
-    settled) ccm_settled ;;
-    timeout) ccm_gave_up ;;
+    --instance)
+        if ! ccm_valid_instance "${2:-}"; then
+            warn "ccm-connect: --instance: $ccm_why"
+            exit 2
+        fi
+        ccm_use_instance "$2"
+        ccm_connect
+        ;;
+    settled | timeout) ccm_every_instance "$1" || exit 1 ;;
     *)
         warn "ccm-connect: unknown mode '$1'"
         exit 2

@@ -22,23 +22,44 @@
 #                                 bytes (ccm-early's --link)
 #   ccm_valid_netdevs LIST        NETDEV[,NETDEV...]: 1..CCM_LINKS_MAX
 #                                 distinct device names (rd.ccm.rxe)
+#   ccm_valid_instance NAME       an instance name as ccm-early takes it
+#                                 (lib/base/name.c): [a-z][a-z0-9_]*, at
+#                                 most 31 bytes
 #
 # Each returns 0 or 1; on 1, ccm_why holds a short reason for the message.
 #
 # Paths: CCM_ROOT prefixes every absolute path (tests only; empty at boot).
 # shellcheck disable=SC2034 # the variables are for the scripts that source this
 
-CCM_RUN_DIR=${CCM_ROOT:-}/run/ccm
-CCM_CONF=${CCM_ROOT:-}/etc/ccm/ccm.conf
-CCM_FRAGMENT=$CCM_RUN_DIR/cmdline.conf   # the validated rd.ccm.* settings
-CCM_CMDLINE_ERR=$CCM_RUN_DIR/cmdline.err # why they are not valid (rd.ccm.required)
-CCM_LINKS=$CCM_RUN_DIR/cmdline.links     # rd.ccm.link= values, one a line
-CCM_RXE=$CCM_RUN_DIR/cmdline.rxe         # rd.ccm.rxe=: the netdevs to put Soft-RoCE on, one a line
-CCM_DONE=$CCM_RUN_DIR/connect.done       # the connect step has run (initqueue finished hook)
-CCM_QUEUED=$CCM_RUN_DIR/connect.queued   # the settled hook started the connect
+# What every instance shares: the Soft-RoCE devices are the node's.
+CCM_TOP_RUN_DIR=${CCM_ROOT:-}/run/ccm
+CCM_RXE=$CCM_TOP_RUN_DIR/cmdline.rxe           # rd.ccm.rxe=: the netdevs to put Soft-RoCE on, one a line
+CCM_INSTANCES=$CCM_TOP_RUN_DIR/cmdline.instances # rd.ccm.instance=: the named instances on for this boot, one a line
+
+# ccm_use_instance [NAME]: the paths below become instance NAME's (none or
+# "": the unnamed instance's), as ccm-early lays them out
+# (lib/base/instance.h): /etc/ccm/NAME.conf, state in /run/ccm/NAME.
+ccm_use_instance() {
+    CCM_INSTANCE=${1:-}
+    CCM_TAG=ccm${CCM_INSTANCE:+@$CCM_INSTANCE} # what the messages start with
+    if [ -n "$CCM_INSTANCE" ]; then
+        CCM_RUN_DIR=$CCM_TOP_RUN_DIR/$CCM_INSTANCE
+        CCM_CONF=${CCM_ROOT:-}/etc/ccm/$CCM_INSTANCE.conf
+    else
+        CCM_RUN_DIR=$CCM_TOP_RUN_DIR
+        CCM_CONF=${CCM_ROOT:-}/etc/ccm/ccm.conf
+    fi
+    CCM_FRAGMENT=$CCM_RUN_DIR/cmdline.conf   # the validated rd.ccm.* settings: "on for this boot"
+    CCM_CMDLINE_ERR=$CCM_RUN_DIR/cmdline.err # why they are not valid (rd.ccm.required)
+    CCM_LINKS=$CCM_RUN_DIR/cmdline.links     # rd.ccm.link= values, one a line
+    CCM_DONE=$CCM_RUN_DIR/connect.done       # the connect step has run (initqueue finished hook)
+    CCM_QUEUED=$CCM_RUN_DIR/connect.queued   # the settled hook started the connect
+}
+ccm_use_instance ""
 CCM_DEFAULT_TIMEOUT=60
 CCM_DEFAULT_PORT=7471
 CCM_LINKS_MAX=4 # lib/base/limits.h
+CCM_BOOT_INSTANCES_MAX=16 # named instances one boot brings up (rd.ccm.instance)
 
 ccm_why=
 ccm_value=
@@ -312,6 +333,19 @@ ccm_valid_netdevs() {
         return 1
     fi
     return 0
+}
+
+ccm_valid_instance() {
+    ccm_why=
+    case $1 in
+        '') ccm_why="empty value" ;;
+        [!a-z]* | *[!a-z0-9_]*) ccm_why="'$1' is not an instance name ([a-z][a-z0-9_]*)" ;;
+        *)
+            [ ${#1} -le 31 ] && return 0
+            ccm_why="'$1' is longer than 31 bytes"
+            ;;
+    esac
+    return 1
 }
 
 # The host part of a valid ADDR[:PORT], without brackets.

@@ -9,7 +9,11 @@
 #   /sbin/ccm-connect             the connect step (initqueue jobs, or the unit)
 #   cmdline/90-parse-ccm.sh       validates rd.ccm.* (see its header)
 #   /etc/ccm/ccm.conf, the clients directory's *.conf, the psk-file (0600)
-#   systemd initramfs only: ccm-early.service, enabled in initrd.target.wants
+#   each named instance's /etc/ccm/NAME.conf, clients and psk-file the same
+#     way: rd.ccm.instance=NAME brings it up (parse-ccm.sh)
+#   systemd initramfs only: ccm-early.service, enabled in initrd.target.wants;
+#     ccm-early@.service and dracut-ccm-generator, which wants
+#     ccm-early@NAME.service for each rd.ccm.instance=NAME
 
 # Where `make install` puts it ($PREFIX/sbin, PREFIX=/usr by default), then
 # /usr/local, then $PATH.  CCM_EARLY_BIN overrides.
@@ -54,14 +58,40 @@ installkernel() {
     hostonly="" instmods ib_uverbs rdma_ucm rdma_cm ib_core mlx5_ib rdma_rxe crc32_generic
 }
 
-# ccm_conf_value KEY: KEY of the host's /etc/ccm/ccm.conf (every value of
-# it, one a line, for `link`).
+# ccm_conf_value KEY [CONF]: KEY of the host's /etc/ccm/ccm.conf, or of
+# CONF (every value of it, one a line, for `link`).
 ccm_conf_value() {
     (
         # shellcheck source=dracut/95ccm/ccm-lib.sh
         . "$moddir/ccm-lib.sh"
-        ccm_conf_get_all "$1" "${dracutsysrootdir-}/etc/ccm/ccm.conf"
+        ccm_conf_get_all "$1" "${dracutsysrootdir-}${2:-/etc/ccm/ccm.conf}"
     )
+}
+
+# ccm_install_conf CONF CLIENTS: an instance's config file, when the host
+# has it, with what it names: its clients directory (the config's
+# `clients`, else CLIENTS) and their *.conf, and its psk-file.
+ccm_install_conf() {
+    local _conf=$1 _clients=$2 _psk="" _f
+    if [[ -f "${dracutsysrootdir-}$_conf" ]]; then
+        inst_simple "$_conf"
+        _f=$(ccm_conf_value clients "$_conf") && _clients=$_f
+        _psk=$(ccm_conf_value psk-file "$_conf")
+    fi
+    inst_dir "$_clients"
+    for _f in "${dracutsysrootdir-}$_clients"/*.conf; do
+        [[ -f $_f ]] && inst_simple "${_f#"${dracutsysrootdir-}"}"
+    done
+    if [[ $_psk ]]; then
+        if [[ -f "${dracutsysrootdir-}$_psk" ]]; then
+            # ccm-early refuses a key readable by group or others.  dracut
+            # writes the image itself with umask 077.
+            inst_simple "$_psk"
+            chmod 0600 "${initdir}$_psk"
+        else
+            dwarn "ccm: psk-file $_psk (in $_conf) does not exist; the partner will refuse this node"
+        fi
+    fi
 }
 
 # called by dracut: the rd.ccm.* arguments of the host's config, for
@@ -98,7 +128,7 @@ cmdline() {
 
 # called by dracut
 install() {
-    local _bin _conf=/etc/ccm/ccm.conf _clients=/etc/ccm/clients.d _psk="" _f _args
+    local _bin _f _name _args
 
     _bin=$(ccm_early_bin) || return 1
     # Static: nothing else to pull in.  One path in every image.
@@ -110,25 +140,15 @@ install() {
     inst_script "$moddir/ccm-connect.sh" /sbin/ccm-connect
     inst_hook cmdline 90 "$moddir/parse-ccm.sh"
 
-    if [[ -f "${dracutsysrootdir-}$_conf" ]]; then
-        inst_simple "$_conf"
-        _f=$(ccm_conf_value clients) && _clients=$_f
-        _psk=$(ccm_conf_value psk-file)
-    fi
-    inst_dir "$_clients"
-    for _f in "${dracutsysrootdir-}$_clients"/*.conf; do
-        [[ -f $_f ]] && inst_simple "${_f#"${dracutsysrootdir-}"}"
+    ccm_install_conf /etc/ccm/ccm.conf /etc/ccm/clients.d
+    # Every named instance's (lib/base/instance.h lays them out): which of
+    # them come up is the command line's choice, rd.ccm.instance.
+    for _f in "${dracutsysrootdir-}"/etc/ccm/*.conf; do
+        _name=${_f##*/}
+        _name=${_name%.conf}
+        [[ -f $_f && $_name != ccm && $_name =~ ^[a-z][a-z0-9_]{0,30}$ ]] || continue
+        ccm_install_conf "/etc/ccm/$_name.conf" "/etc/ccm/$_name.clients.d"
     done
-    if [[ $_psk ]]; then
-        if [[ -f "${dracutsysrootdir-}$_psk" ]]; then
-            # ccm-early refuses a key readable by group or others.  dracut
-            # writes the image itself with umask 077.
-            inst_simple "$_psk"
-            chmod 0600 "${initdir}$_psk"
-        else
-            dwarn "ccm: psk-file $_psk (in $_conf) does not exist; the partner will refuse this node"
-        fi
-    fi
 
     if [[ ${hostonly_cmdline-} == "yes" ]]; then
         _args=$(cmdline)
@@ -141,6 +161,11 @@ install() {
     if dracut_module_included "systemd"; then
         inst_simple "$moddir/ccm-early.service" "${systemdsystemunitdir}/ccm-early.service"
         $SYSTEMCTL -q --root "$initdir" enable ccm-early.service
+        inst_simple "$moddir/ccm-early@.service" "${systemdsystemunitdir}/ccm-early@.service"
+        mkdir -p "${initdir}${systemdutildir}/system-generators"
+        sed "s|@UNIT_DIR@|${systemdsystemunitdir}|" "$moddir/ccm-generator.sh" \
+            > "${initdir}${systemdutildir}/system-generators/dracut-ccm-generator"
+        chmod 0755 "${initdir}${systemdutildir}/system-generators/dracut-ccm-generator"
     fi
     dracut_need_initqueue
 }

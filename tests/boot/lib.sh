@@ -109,6 +109,9 @@ boot_dracut() {
 		if "$BOOT_CCM_EARLY" connect --help 2>&1 | grep -q -- --link-misses; then
 			printf 'link-heartbeat-ms = 100\nlink-misses = %s\n' "${BOOT_HB_MISSES:-20}" >>"$e/ccm.conf"
 		fi
+		# A named instance beside it (rd.ccm.instance=mirror brings it up):
+		# tcp on port 7472 of the same interface, no clients.
+		boot_instance_conf "$node" >"$e/mirror.conf"
 		mods="$mods ccm"
 		inc=(--include "$e" /etc/ccm)
 	fi
@@ -119,6 +122,12 @@ boot_dracut() {
 		--kmoddir "$VM_DIR/kernel/lib/modules/$kver" \
 		-m "$mods" --add-drivers "virtio_pci virtio_blk virtio_net ext4 9p 9pnet_virtio" \
 		"${inc[@]}" --no-compress --no-early-microcode --nofscks --force "$out"
+}
+
+# boot_instance_conf NODE: /etc/ccm/mirror.conf of node 1 (a) or 2 (b).
+boot_instance_conf() {
+	printf '# tests/boot: node %s, instance mirror\nnode-id = %s\nlisten = 10.0.0.%s:7472\npartner = 10.0.0.%s:7472\ntransport = tcp\nheartbeat-misses = %s\nlink-heartbeat-ms = 100\nlink-misses = %s\n' \
+		"$1" "$1" "$1" "$((3 - $1))" "${BOOT_HB_MISSES:-20}" "${BOOT_HB_MISSES:-20}"
 }
 
 # boot_fmon_desc DIR: the client descriptor of fmon, in DIR.
@@ -198,6 +207,11 @@ boot_root_systemd() {
 	# The keeper's unit of the real root: it takes over the initramfs' unit
 	# of the same name, and stops the keeper at the power-off.
 	install -m 0644 "$VM_TOP/handoff/ccm-early.service" "$u/ccm-early.service"
+	# And the template, which takes over the initramfs' ccm-early@mirror;
+	# its condition wants the instance's file, as an administrator's root
+	# has it (the same for both nodes: only the unit's condition reads it).
+	install -m 0644 "$VM_TOP/handoff/ccm-early@.service" "$u/ccm-early@.service"
+	boot_instance_conf 1 >"$r/etc/ccm/mirror.conf"
 	# An administrator's settings: a drop-in and fmon.env.
 	printf '[Service]\nStandardOutput=append:/run/ccm-fmon.log\nStandardError=inherit\n' \
 		>"$u/ccm-fmon.service.d/lab.conf"

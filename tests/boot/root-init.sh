@@ -72,7 +72,7 @@ mount -t 9p -o trans=virtio,version=9p2000.L out /out || {
 	poweroff -f
 }
 
-name=x peer='' hold=5 max=90 waitfile='' sync=1 after='' settle=30 restart=0
+name=x peer='' hold=5 max=90 waitfile='' sync=1 after='' settle=30 restart=0 instance=''
 # shellcheck disable=SC2013 # words, not lines
 for w in $(cat /proc/cmdline); do
 	case $w in
@@ -85,6 +85,7 @@ for w in $(cat /proc/cmdline); do
 	boot_after=*) after=${w#*=} ;;
 	boot_settle=*) settle=${w#*=} ;;
 	boot_restart=*) restart=${w#*=} ;;
+	rd.ccm.instance=*) instance=${w#*=} ;;
 	esac
 done
 o=/out/$name
@@ -97,6 +98,7 @@ keeper() {
 	prom=${2:-/var/lib/ccm-metrics/ccm-early.prom}
 	for p in /proc/[0-9]*; do
 		a=$(tr "\\0" " " 2>/dev/null <"$p/cmdline")
+		case $a in *" --instance "*) continue ;; esac
 		case $a in @*)
 			echo "KEEPER_PID=${p#/proc/}"
 			echo "KEEPER_ARGV='$a'"
@@ -123,6 +125,26 @@ keeper() {
 	echo "KEEPER_PID="
 }
 
+# instance_report: the named instance (rd.ccm.instance=NAME): its keeper
+# (the '@' process started with --instance NAME), its handoff as the real
+# root sees it, and under systemd the real root's ccm-early@NAME.service.
+instance_report() {
+	[ -n "$instance" ] || return 0
+	k=''
+	for p in /proc/[0-9]*; do
+		a=$(tr "\\0" " " 2>/dev/null <"$p/cmdline")
+		case $a in "@"*" --instance $instance "*) k=${p#/proc/} ;; esac
+	done
+	echo "INSTANCE_KEEPER_PID=$k"
+	echo "INSTANCE_STATE=$(sed -n "s/^CCM_STATE='\(.*\)'\$/\1/p" "/run/ccm/$instance/state" 2>/dev/null)"
+	echo "INSTANCE_PARTNER_EPOCH=$(sed -n "s/^CCM_PARTNER_EPOCH='\(.*\)'\$/\1/p" "/run/ccm/$instance/state" 2>/dev/null)"
+	echo "INSTANCE_EPOCH=$(sed -n "s/^CCM_EPOCH='\(.*\)'\$/\1/p" "/run/ccm/$instance/state" 2>/dev/null)"
+	if [ -n "$unit" ]; then
+		echo "INSTANCE_UNIT='$(systemctl show -p LoadState -p ActiveState ccm-early@"$instance".service | tr '\n' ' ')'"
+		echo "INSTANCE_UNIT_MAINPID=$(systemctl show -p MainPID --value ccm-early@"$instance".service)"
+	fi
+}
+
 # Under systemd: ccm-fmon.service's log, as the by-hand monitor's.
 fmon_log() {
 	[ -z "$unit" ] || cp /run/ccm-fmon.log "$o.fmon" 2>/dev/null
@@ -147,6 +169,7 @@ journal_log() {
 	fi
 	echo "INIT_AT=$(dmesg | sed -n 's/^\[ *\([0-9.]*\)\] Run \/init as init process.*/\1/p' | head -1)"
 	keeper
+	instance_report
 	echo "---- /run/ccm"
 	ls -la /run/ccm 2>&1
 	echo "---- state"
@@ -214,7 +237,8 @@ settled() {
 	cp /var/lib/ccm-metrics/ccm-early.prom /tmp/final.prom 2>/dev/null || : >/tmp/final.prom
 	grep -qx "CCM_STATE='connected'" /tmp/final.state || return 1
 	# Only once the keeper writes the metrics-dir (tests/boot/lib.sh).
-	[ ! -s /tmp/final.prom ] || grep -qx 'ccm_partner_up{instance="default"} 1' /tmp/final.prom
+	[ ! -s /tmp/final.prom ] || grep -qx 'ccm_partner_up{instance="default"} 1' /tmp/final.prom || return 1
+	[ -z "$instance" ] || grep -qx "CCM_STATE='connected'" "/run/ccm/$instance/state"
 }
 waited=0
 while ! settled && [ $waited -lt "$settle" ]; do
@@ -224,6 +248,7 @@ done
 {
 	echo "FINAL_SETTLE_S=$waited"
 	keeper /tmp/final.state /tmp/final.prom
+	instance_report
 	[ -z "$unit" ] || echo "FMON_UNIT=$(systemctl is-active "$unit")"
 	echo "---- state"
 	cat /tmp/final.state 2>&1
@@ -241,6 +266,7 @@ if [ -n "$after" ] && [ -n "$peer" ]; then
 	sleep "$after"
 	{
 		keeper
+		instance_report
 		echo "---- state"
 		cat /run/ccm/state 2>&1
 	} >"$o.after.tmp"

@@ -12,7 +12,10 @@
 #                   switch_root, fmon heartbeats flow; time in the initramfs
 #                   with and without the module (same run), keeper RSS
 #   b 30 s late     a's connect times out (rd.ccm.timeout=10): a degraded
-#                   boot; its keeper connects once b is there
+#                   boot; its keeper connects once b is there.  Both nodes
+#                   also bring up the named instance mirror (tcp, port 7472,
+#                   rd.ccm.instance=mirror): a's two connect steps run side
+#                   by side, and both keepers connect once b is there
 #   b reboots       a's keeper and fmon see b lost, then b's new incarnation
 #   systemd         systemd in both initramfs (dracut's systemd modules) and
 #                   in both real roots: ccm-early.service connects, systemd
@@ -20,7 +23,10 @@
 #                   both, handoff/ccm-fmon.service runs fmon over it; b's
 #                   keeper restarts in place (stop --restart) and systemd
 #                   starts the unit again; then b goes and a's keeper logs
-#                   it on the console
+#                   it on the console.  The named instance mirror the same
+#                   way: ccm-early@mirror.service in the initramfs, taken
+#                   over by handoff/ccm-early@.service, untouched by the
+#                   other keeper's restart
 set -u
 # shellcheck disable=SC2154  # t and _shunit_test_ come from common.sh/shunit2
 # shellcheck source=tests/lib/common.sh
@@ -225,16 +231,30 @@ test_both_boot_together_connect_in_the_initramfs() {
 
 test_b_boots_30s_late_a_boots_degraded_then_connects() {
 	boot_ready || return 0
-	local s=$t/share
+	local s=$t/share t1 t2
 	mkdir -p "$s"
 	boot_net
-	boot_guest a a "$BOOT_DIR/ccm-a.img" "$s" "$(args a "rd.ccm.timeout=10 boot_peer=b boot_hold=5 boot_max=120")"
+	boot_guest a a "$BOOT_DIR/ccm-a.img" "$s" "$(args a "rd.ccm.timeout=10 rd.ccm.instance=mirror boot_peer=b boot_hold=5 boot_max=120")"
 	sleep 30
-	boot_guest b b "$BOOT_DIR/ccm-b.img" "$s" "$(args b "rd.ccm.timeout=90 boot_peer=a boot_hold=3")"
+	boot_guest b b "$BOOT_DIR/ccm-b.img" "$s" "$(args b "rd.ccm.timeout=90 rd.ccm.instance=mirror boot_peer=a boot_hold=3")"
 	boot_wait_guests 200 || show a b
 	assertTrue "a finished" "[ -e $s/a.done ]"
 	assertTrue "b finished" "[ -e $s/b.done ]"
 	assertContains "a: degraded boot" "$(serial a)" "ccm: degraded: the partner did not answer within 10 s (exit 3)"
+	assertContains "a: mirror degraded too" "$(serial a)" "ccm@mirror: degraded: the partner did not answer within 10 s (exit 3)"
+	# Side by side: one after the other, the second would end 10 s later.
+	t1=$(serial a | sed -n 's/^\[ *\([0-9.]*\)\].* ccm: degraded: .*/\1/p' | head -1)
+	t2=$(serial a | sed -n 's/^\[ *\([0-9.]*\)\].* ccm@mirror: degraded: .*/\1/p' | head -1)
+	assertTrue "a: the two connect steps ran side by side (degraded at ${t1:-?} s and ${t2:-?} s)" \
+		"awk -v a='$t1' -v b='$t2' 'BEGIN { d = a - b; exit !(a != \"\" && b != \"\" && d < 5 && d > -5) }'"
+	assertContains "b: mirror connected in the initramfs" "$(serial b)" "ccm@mirror: connected to node 1"
+	assertEquals "a: mirror connected at the end (see $s/a.final)" connected "$(boot_val "$s/a.final" INSTANCE_STATE)"
+	assertEquals "a: to b's mirror" "$(boot_val "$s/b.boot" INSTANCE_EPOCH)" "$(boot_val "$s/a.final" INSTANCE_PARTNER_EPOCH)"
+	assertNotNull "a: mirror's keeper survived switch_root" "$(boot_val "$s/a.boot" INSTANCE_KEEPER_PID)"
+	assertEquals "a: the same mirror keeper at the end" "$(boot_val "$s/a.boot" INSTANCE_KEEPER_PID)" \
+		"$(boot_val "$s/a.final" INSTANCE_KEEPER_PID)"
+	assertNotEquals "a: mirror's keeper is not the unnamed one" "$(boot_val "$s/a.boot" KEEPER_PID)" \
+		"$(boot_val "$s/a.boot" INSTANCE_KEEPER_PID)"
 	assertEquals "a: initramfs handoff not connected" handshaking "$(boot_val "$s/a.boot" CCM_STATE)"
 	echo "# a: handshake state when its real root started: $(boot_val "$s/a.boot" CCM_HS_STATE)" >&2
 	assert_keeper_survived a
@@ -301,8 +321,8 @@ test_systemd_initramfs_both_boot_together() {
 	local s=$t/share n out sd="systemd.status_unit_format=name systemd.show_status=1"
 	mkdir -p "$s"
 	boot_net
-	boot_guest a a "$BOOT_DIR/ccm-sd-a.img" "$s" "$(args a "$sd rd.ccm.timeout=90 boot_peer=b boot_hold=5 boot_after=6")" root-sd.ext4
-	boot_guest b b "$BOOT_DIR/ccm-sd-b.img" "$s" "$(args b "$sd rd.ccm.timeout=90 boot_peer=a boot_hold=5 boot_restart=1")" root-sd.ext4
+	boot_guest a a "$BOOT_DIR/ccm-sd-a.img" "$s" "$(args a "$sd rd.ccm.timeout=90 rd.ccm.instance=mirror boot_peer=b boot_hold=5 boot_after=6")" root-sd.ext4
+	boot_guest b b "$BOOT_DIR/ccm-sd-b.img" "$s" "$(args b "$sd rd.ccm.timeout=90 rd.ccm.instance=mirror boot_peer=a boot_hold=5 boot_restart=1")" root-sd.ext4
 	boot_wait_guests 200 || show a b
 	assertTrue "a: reached the real root and finished" "[ -e $s/a.done ]"
 	assertTrue "b: reached the real root and finished" "[ -e $s/b.done ]"
@@ -326,7 +346,22 @@ test_systemd_initramfs_both_boot_together() {
 		assertContains "$n: fmon heard the partner (see $s/$n.fmon)" "$(cat "$s/$n.fmon" 2>/dev/null)" "unknown -> alive: first heartbeat"
 		assertEquals "$n: the keeper logs to the console" /dev/console "$(boot_val "$s/$n.boot" KEEPER_FD2)"
 		assert_metrics_from_the_real_root "$n"
+		# The named instance: its own unit from the generator, its own
+		# keeper, carried over by the real root's template.
+		assertContains "$n: the generator's ccm-early@mirror.service started" "$out" "Started ccm-early@mirror.service"
+		assertContains "$n: and connected" "$out" "ccm@mirror: connected to node"
+		assertContains "$n: the real root's handoff/ccm-early@.service took it over" \
+			"$(boot_val "$s/$n.boot" INSTANCE_UNIT)" "LoadState=loaded ActiveState=active"
+		assertNotNull "$n: mirror's keeper (see $s/$n.boot)" "$(boot_val "$s/$n.boot" INSTANCE_KEEPER_PID)"
+		assertEquals "$n: as its main process" "$(boot_val "$s/$n.boot" INSTANCE_KEEPER_PID)" \
+			"$(boot_val "$s/$n.boot" INSTANCE_UNIT_MAINPID)"
+		assertEquals "$n: mirror connected at the end" connected "$(boot_val "$s/$n.final" INSTANCE_STATE)"
 	done
+	assertEquals "a knows b's mirror" "$(boot_val "$s/b.boot" INSTANCE_EPOCH)" "$(boot_val "$s/a.final" INSTANCE_PARTNER_EPOCH)"
+	assertEquals "b: the unnamed keeper's restart left mirror's keeper alone" \
+		"$(boot_val "$s/b.boot" INSTANCE_KEEPER_PID)" "$(boot_val "$s/b.final" INSTANCE_KEEPER_PID)"
+	assertEquals "b: and connected to the same a" "$(boot_val "$s/a.boot" INSTANCE_EPOCH)" \
+		"$(boot_val "$s/b.final" INSTANCE_PARTNER_EPOCH)"
 	assertEquals "a knows b's epoch" "$(boot_val "$s/b.boot" CCM_EPOCH)" "$(boot_val "$s/a.boot" CCM_PARTNER_EPOCH)"
 	assertEquals "b knows a's epoch" "$(boot_val "$s/a.boot" CCM_EPOCH)" "$(boot_val "$s/b.boot" CCM_PARTNER_EPOCH)"
 	# b's keeper restarted in place (ccm-early stop --restart): its
@@ -342,6 +377,10 @@ test_systemd_initramfs_both_boot_together() {
 	# b has gone: a's keeper logged it on the console and told fmon.
 	assertEquals "a: the same keeper after b went (see $s/a.after)" \
 		"$(boot_val "$s/a.boot" KEEPER_PID)" "$(boot_val "$s/a.after" KEEPER_PID)"
+	assertEquals "a: and the same mirror keeper" \
+		"$(boot_val "$s/a.boot" INSTANCE_KEEPER_PID)" "$(boot_val "$s/a.after" INSTANCE_KEEPER_PID)"
+	assertTrue "b: its power-off stopped ccm-early@mirror.service too (see $s/b.serial)" \
+		"serial b | grep -q 'Stopping ccm-early@mirror.service'"
 	for n in a:1 b:2; do
 		assertContains "${n%:*}: the keeper joined the real root (see $s/${n%:*}.serial)" \
 			"$(serial "${n%:*}" | sed -n '/Starting initrd-switch-root.service/,$p')" \

@@ -114,7 +114,9 @@ expected_files() {
 		usr/lib/dracut/modules.d/95ccm/parse-ccm.sh \
 		usr/lib/dracut/modules.d/95ccm/ccm-connect.sh \
 		usr/lib/dracut/modules.d/95ccm/ccm-lib.sh \
+		usr/lib/dracut/modules.d/95ccm/ccm-generator.sh \
 		usr/lib/dracut/modules.d/95ccm/ccm-early.service \
+		usr/lib/dracut/modules.d/95ccm/ccm-early@.service \
 		usr/share/bash-completion/completions/ccm-early \
 		usr/share/doc/ccm-early/copyright usr/share/doc/ccm-early/changelog.Debian.gz
 	for s in "$top"/doc/*.scd; do

@@ -26,7 +26,8 @@ mod=$top/dracut/95ccm
 ccm_state=$top/handoff/ccm-state
 
 oneTimeSetUp() {
-	for f in ccm-lib.sh parse-ccm.sh ccm-connect.sh module-setup.sh ccm-early.service; do
+	for f in ccm-lib.sh parse-ccm.sh ccm-connect.sh ccm-generator.sh module-setup.sh \
+		ccm-early.service ccm-early@.service; do
 		[ -f "$mod/$f" ] || fail "missing $mod/$f"
 	done
 	# The validators, for the tests that call them directly.
@@ -855,7 +856,7 @@ test_shellcheck_posix() {
 	command -v shellcheck > /dev/null || { fail "shellcheck is missing: scripts/deps.sh test installs it"; return; }
 	# Not followed: the sourced libraries (dracut-lib.sh, ccm-lib.sh), which
 	# also assign the variables the hooks use.
-	for f in ccm-lib.sh parse-ccm.sh ccm-connect.sh; do
+	for f in ccm-lib.sh parse-ccm.sh ccm-connect.sh ccm-generator.sh; do
 		out=$(shellcheck -s sh -e SC1091,SC2153,SC2154 "$mod/$f" 2>&1)
 		assertEquals "shellcheck -s sh $f: $out" "" "$out"
 	done
@@ -1183,13 +1184,310 @@ test_connect_unknown_mode() {
 	assertContains "says so" "$(cat "$t/log")" "unknown mode 'frobnicate'"
 }
 
+# --- named instances (rd.ccm.instance) ---------------------------------------------
+
+# instance_conf NAME [LINES]: /etc/ccm/NAME.conf in the image, by default
+# complete (node-id, listen, partner on port 7472).
+instance_conf() {
+	printf '%s' "${2:-node-id = 1
+listen = 10.0.0.1:7472
+partner = 10.0.0.2:7472
+}" > "$CCM_ROOT/etc/ccm/$1.conf"
+}
+
+ifrag() { cat "$CCM_ROOT/run/ccm/$1/cmdline.conf" 2> /dev/null; }
+
+# Each instance named comes up beside the unnamed one; only the timeout of
+# the command line is theirs.
+test_parse_instances() {
+	instance_conf mirror
+	instance_conf ctrl_b
+	args rd.ccm.instance=mirror rd.ccm.timeout=30 rd.ccm.node=1 rd.ccm.instance=ctrl_b
+	run_parse
+	assertEquals "no warning; $(shown)" "" "$(grep warn: "$t/log")"
+	assertEquals "the unnamed one's fragment" "node-id = 1
+timeout = 30" "$(frag | grep -v '^#')"
+	assertEquals "the instances, in order" "mirror
+ctrl_b" "$(cat "$CCM_ROOT/run/ccm/cmdline.instances" 2> /dev/null)"
+	assertEquals "mirror: only the timeout" "timeout = 30" "$(ifrag mirror | grep -v '^#')"
+	assertEquals "ctrl_b: only the timeout" "timeout = 30" "$(ifrag ctrl_b | grep -v '^#')"
+	assertEquals "finished hook of mirror" "[ -e '$CCM_ROOT/run/ccm/mirror/connect.done' ]" \
+		"$(cat "$hookdir/initqueue/finished/ccm-early@mirror.sh" 2> /dev/null)"
+	assertTrue "finished hook of ctrl_b" "[ -e '$hookdir/initqueue/finished/ccm-early@ctrl_b.sh' ]"
+	assertTrue "and of the unnamed one" "[ -e '$hookdir/initqueue/finished/ccm-early.sh' ]"
+	assertEquals "one settled and one timeout job for them all" 2 "$(wc -l < "$t/initqueue")"
+	# A comma list is the same; no rd.ccm.timeout: an empty fragment.
+	args rd.ccm.instance=ctrl_b,mirror
+	run_parse
+	assertEquals "comma list; $(shown)" "ctrl_b
+mirror" "$(cat "$CCM_ROOT/run/ccm/cmdline.instances" 2> /dev/null)"
+	assertEquals "no timeout" "" "$(ifrag mirror | grep -v '^#')"
+	assertTrue "mirror on" "[ -e '$CCM_ROOT/run/ccm/mirror/cmdline.conf' ]"
+}
+
+# Without ccm.conf and without a setting of its own, the unnamed instance
+# stays down: a node may run named instances only.
+test_parse_only_named_instances() {
+	rm "$CCM_ROOT/etc/ccm/ccm.conf"
+	instance_conf mirror
+	args rd.ccm.instance=mirror
+	run_parse
+	assertEquals "no warning; $(shown)" "" "$(grep warn: "$t/log")"
+	assertContains "says so" "$(cat "$t/log")" "info: ccm: only the named instances"
+	assertFalse "no unnamed fragment" "[ -e '$CCM_ROOT/run/ccm/cmdline.conf' ]"
+	assertFalse "no unnamed finished hook" "[ -e '$hookdir/initqueue/finished/ccm-early.sh' ]"
+	assertTrue "mirror on" "[ -e '$CCM_ROOT/run/ccm/mirror/cmdline.conf' ]"
+	assertEquals "jobs queued" 2 "$(wc -l < "$t/initqueue")"
+	# An unnamed setting on the command line wants it back, and then it
+	# must be complete.
+	args rd.ccm.instance=mirror rd.ccm.listen=10.0.0.1
+	run_parse
+	assertContains "the unnamed one is incomplete; $(shown)" "$(cat "$t/log")" \
+		"warn: ccm: rd.ccm.node=: not given"
+	assertFalse "off" "[ -e '$CCM_ROOT/run/ccm/mirror/cmdline.conf' ]"
+}
+
+# kind | rd.ccm.instance value(s), ';' between arguments | what the warning says
+test_parse_instance_errors() {
+	local i many=""
+	for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17; do
+		instance_conf "i$i"
+		many="${many:+$many,}i$i"
+	done
+	instance_conf mirror
+	instance_conf nonode "listen = 10.0.0.1:7472
+partner = 10.0.0.2:7472
+"
+	instance_conf nopartner "node-id = 1
+listen = 10.0.0.1:7472
+"
+	instance_conf linked "node-id = 1
+link = 10.0.1.1=10.0.1.2
+"
+	while IFS='|' read -r vals want; do
+		rm -rf "$CCM_ROOT/run/ccm" && : > "$t/log" && : > "$t/initqueue"
+		cmdline=$(printf '%s\n' "$vals" | tr ';' '\n' | sed 's/^/rd.ccm.instance=/')
+		run_parse
+		assertContains "[$vals] warning says why; $(shown)" "$(cat "$t/log")" "$want"
+		assertContains "[$vals] off; $(shown)" "$(cat "$t/log")" "off for this boot"
+		assertFalse "[$vals] no fragment" "[ -e '$CCM_ROOT/run/ccm/cmdline.conf' ]"
+		assertFalse "[$vals] no instance on" "[ -e '$CCM_ROOT/run/ccm/mirror/cmdline.conf' ]"
+		assertEquals "[$vals] nothing queued" "" "$(cat "$t/initqueue")"
+	done <<-EOF
+		Mirror;mirror|rd.ccm.instance=Mirror: 'Mirror' is not an instance name
+		mirror,1x|rd.ccm.instance=mirror,1x: '1x' is not an instance name
+		ctrl-b|'ctrl-b' is not an instance name
+		../etc|'../etc' is not an instance name
+		mirror,|rd.ccm.instance=mirror,: empty value
+		mirror;|rd.ccm.instance=: empty value
+		aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa|longer than 31 bytes
+		mirror;mirror|instance 'mirror' is named twice
+		absent|no /etc/ccm/absent.conf in the image
+		nonode|instance 'nonode': no 'node-id' in /etc/ccm/nonode.conf
+		nopartner|instance 'nopartner': no 'partner' in /etc/ccm/nopartner.conf
+		mirror,$many|more than 16 instances
+	EOF
+	# links replace listen and partner in an instance's file too.
+	args rd.ccm.instance=linked
+	: > "$t/log"
+	run_parse
+	assertEquals "links suffice; $(shown)" "" "$(grep warn: "$t/log")"
+	# With rd.ccm.required the boot stops at the unnamed one's connect step.
+	args rd.ccm.instance=absent rd.ccm.required
+	run_parse
+	assertContains "required: the error is kept" "$(cat "$CCM_ROOT/run/ccm/cmdline.err" 2> /dev/null)" \
+		"rd.ccm.instance=absent: no /etc/ccm/absent.conf"
+	assertTrue "for the unnamed connect step" "[ -e '$CCM_ROOT/run/ccm/cmdline.conf' ]"
+	fake_ccm 0
+	run_connect
+	assertEquals "which dies; $(shown)" 1 "$rc"
+	assertEquals "without running ccm-early" "" "$(cat "$t/ccm-args")"
+}
+
+test_parse_instances_off_and_forgotten() {
+	instance_conf mirror
+	args rd.ccm.instance=mirror rd.ccm=0
+	run_parse
+	assertFalse "rd.ccm=0: mirror off too" "[ -e '$CCM_ROOT/run/ccm/mirror/cmdline.conf' ]"
+	args rd.ccm.instance=mirror
+	run_parse
+	assertTrue "on" "[ -e '$CCM_ROOT/run/ccm/mirror/cmdline.conf' ]"
+	: > "$CCM_ROOT/run/ccm/mirror/connect.done"
+	args
+	run_parse
+	assertFalse "an earlier run's instance is forgotten" "[ -e '$CCM_ROOT/run/ccm/mirror/cmdline.conf' ]"
+	assertFalse "with its marker" "[ -e '$CCM_ROOT/run/ccm/mirror/connect.done' ]"
+	assertFalse "and its finished hook" "[ -e '$hookdir/initqueue/finished/ccm-early@mirror.sh' ]"
+	assertFalse "and the list" "[ -e '$CCM_ROOT/run/ccm/cmdline.instances' ]"
+}
+
+# Named instances under dash: parsed, then connected side by side.
+test_instances_under_dash() {
+	command -v dash > /dev/null || { fail "dash is missing: scripts/deps.sh test installs it"; return; }
+	fake_ccm 0
+	rm "$CCM_ROOT/etc/ccm/ccm.conf"
+	instance_conf mirror
+	instance_conf ctrl_b
+	cat > "$t/fakes.sh" <<-EOF
+		getarg() { case \$1 in rd.ccm.timeout=) printf 9; return 0 ;; esac; return 1; }
+		getargs() { case \$1 in rd.ccm.instance=) printf 'mirror,ctrl_b\n'; return 0 ;; esac; return 1; }
+		getargbool() { return 1; }
+		getcmdline() { printf 'rd.ccm.instance=mirror,ctrl_b rd.ccm.timeout=9'; }
+		warn() { echo "warn: \$*" >> "$t/log"; }
+		info() { echo "info: \$*" >> "$t/log"; }
+		die() { echo "die: \$*" >> "$t/log"; exit 1; }
+		ip() { echo "2: eth1    inet \$5/24 scope global eth1"; }
+	EOF
+	DRACUT_SYSTEMD=1 dash -c ". '$t/fakes.sh'; . '$mod/ccm-lib.sh'; . '$mod/parse-ccm.sh'" > "$t/out" 2>&1
+	assertEquals "dash: parse status; $(shown)" 0 $?
+	assertEquals "dash: no warning; $(shown)" "" "$(grep warn: "$t/log")"
+	assertEquals "dash: mirror's fragment" "timeout = 9" "$(ifrag mirror | grep -v '^#')"
+	dash -c ". '$t/fakes.sh'; . '$mod/ccm-lib.sh'; set -- settled; . '$mod/ccm-connect.sh'" > "$t/out" 2>&1
+	assertEquals "dash: connect status; $(shown)" 0 $?
+	assertEquals "dash: both connected; $(shown)" \
+		"connect --instance ctrl_b --config $CCM_ROOT/etc/ccm/ctrl_b.conf --state-dir $CCM_ROOT/run/ccm/ctrl_b --timeout 9
+connect --instance mirror --config $CCM_ROOT/etc/ccm/mirror.conf --state-dir $CCM_ROOT/run/ccm/mirror --timeout 9" \
+		"$(sort "$t/ccm-args")"
+}
+
+# instance_on NAME [FRAGMENT]: instance NAME on, as parse-ccm.sh leaves it.
+instance_on() {
+	mkdir -p "$CCM_ROOT/run/ccm/$1"
+	printf '# rd.ccm.instance\n%s' "${2:-}" > "$CCM_ROOT/run/ccm/$1/cmdline.conf"
+	grep -qx "$1" "$CCM_ROOT/run/ccm/cmdline.instances" 2> /dev/null ||
+		echo "$1" >> "$CCM_ROOT/run/ccm/cmdline.instances"
+}
+
+test_connect_instance() {
+	fake_ccm 0
+	instance_conf mirror
+	instance_on mirror "timeout = 9
+"
+	run_connect --instance mirror
+	assertEquals "status; $(shown)" 0 "$rc"
+	assertEquals "options; $(shown)" \
+		"connect --instance mirror --config $CCM_ROOT/etc/ccm/mirror.conf --state-dir $CCM_ROOT/run/ccm/mirror --timeout 9" \
+		"$(cat "$t/ccm-args")"
+	assertContains "its messages name it" "$(cat "$t/log")" "info: ccm@mirror: connected to node 2"
+	assertTrue "its own marker" "[ -e '$CCM_ROOT/run/ccm/mirror/connect.done' ]"
+	assertFalse "not the unnamed one's" "[ -e '$CCM_ROOT/run/ccm/connect.done' ]"
+	run_connect --instance mirror
+	assertEquals "once" 1 "$(wc -l < "$t/ccm-args")"
+	run_connect --instance other
+	assertEquals "an instance not on: nothing; $(shown)" 1 "$(wc -l < "$t/ccm-args")"
+	run_connect --instance ../x
+	assertEquals "a bad name: usage" 2 "$rc"
+	assertContains "says so" "$(cat "$t/log")" "ccm-connect: --instance: '../x' is not an instance name"
+	fake_ccm 3
+	rm "$CCM_ROOT/run/ccm/mirror/connect.done"
+	args rd.ccm.required
+	run_connect --instance mirror
+	assertEquals "required: dies" 1 "$rc"
+	assertContains "naming the instance" "$(cat "$t/log")" "die: ccm@mirror: rd.ccm.required: the partner did not answer"
+}
+
+# A fake ccm-early that takes a second: "start" and "end" lines with the
+# state directory, in $t/order.
+slow_ccm() {
+	cat > "$t/bin/ccm-early" <<-EOF
+		#!/bin/sh
+		while [ \$# -gt 0 ]; do [ "\$1" = --state-dir ] && dir=\$2; shift; done
+		echo "start \${dir##*/}" >> "$t/order"
+		sleep 1
+		printf "CCM_STATE='connected'\\nCCM_PARTNER_NODE='2'\\n" > "\$dir/state"
+		echo "end \${dir##*/}" >> "$t/order"
+		exit 0
+	EOF
+	chmod +x "$t/bin/ccm-early"
+	export CCM_EARLY=$t/bin/ccm-early
+}
+
+# In dracut's init, the settled pass connects every instance whose
+# addresses are up, side by side; one whose address is not up waits for a
+# later pass without holding the others.
+test_settled_connects_every_instance_side_by_side() {
+	slow_ccm
+	on_fragment
+	instance_conf mirror
+	instance_on mirror
+	instance_conf late "node-id = 1
+listen = 10.0.9.1:7472
+partner = 10.0.9.2:7472
+"
+	instance_on late
+	local_addrs=10.0.0.1/24
+	run_connect settled
+	assertEquals "status; $(shown)" 0 "$rc"
+	assertEquals "both started before either ended; $(cat "$t/order")" "start start end end" \
+		"$(cut -d' ' -f1 "$t/order" | tr '\n' ' ' | sed 's/ $//')"
+	assertTrue "unnamed done" "[ -e '$CCM_ROOT/run/ccm/connect.done' ]"
+	assertTrue "mirror done" "[ -e '$CCM_ROOT/run/ccm/mirror/connect.done' ]"
+	assertFalse "late: its address is not up" "[ -e '$CCM_ROOT/run/ccm/late/connect.done' ]"
+	assertContains "each said so" "$(cat "$t/log")" "info: ccm@mirror: connected to node 2"
+	: > "$t/order"
+	local_addrs="10.0.0.1/24 10.0.9.1/24"
+	run_connect settled
+	assertEquals "a later pass: only late; $(shown)" "start ccm/late
+end ccm/late" "$(sed 's| | ccm/|' "$t/order")"
+	assertTrue "late done" "[ -e '$CCM_ROOT/run/ccm/late/connect.done' ]"
+}
+
+# rd.ccm.rxe: the devices are the node's; one connect step makes them,
+# whichever instance's it is.
+test_rxe_made_once_for_every_instance() {
+	fake_ccm 0
+	on_fragment
+	instance_conf mirror
+	instance_on mirror
+	mkdir -p "$CCM_ROOT/run/ccm" && printf 'eth0\neth1\n' > "$CCM_ROOT/run/ccm/cmdline.rxe"
+	local_addrs=10.0.0.1/24
+	run_connect settled
+	assertEquals "status; $(shown)" 0 "$rc"
+	assertEquals "each device made once; $(cat "$t/kcalls")" 2 "$(grep -c 'rdma link add' "$t/kcalls")"
+	assertEquals "both connected" 2 "$(wc -l < "$t/ccm-args")"
+	# A failure is every instance's.
+	rm -rf "$CCM_ROOT/run/ccm/rxe.lock" "$CCM_ROOT/run/ccm/rxe.done" "$CCM_ROOT/run/ccm/connect.done" \
+		"$CCM_ROOT/run/ccm/connect.queued" "$CCM_ROOT/run/ccm/mirror/connect.done" "$CCM_ROOT/run/ccm/mirror/connect.queued"
+	: > "$t/log" && : > "$t/ccm-args"
+	rdma_add_fails=eth1
+	run_connect settled
+	assertEquals "neither connected; $(shown)" 0 "$(wc -l < "$t/ccm-args")"
+	assertContains "the unnamed one says why" "$(cat "$t/log")" "warn: ccm: rd.ccm.rxe: cannot create the Soft-RoCE device rxe1 on eth1"
+	assertContains "so does mirror" "$(cat "$t/log")" "warn: ccm@mirror: rd.ccm.rxe: cannot create the Soft-RoCE device rxe1 on eth1"
+}
+
+# The generator wants ccm-early@NAME.service for each well-formed name of
+# the command line; parse-ccm.sh decides the rest.
+test_generator_wants_each_instance() {
+	local g=$t/gen
+	args "rd.ccm.instance=mirror,ctrl_b" rd.ccm.instance=Bad "rd.ccm.instance=x y" quiet
+	(
+		# shellcheck source=dracut/95ccm/ccm-lib.sh
+		. "$mod/ccm-lib.sh"
+		# shellcheck source=dracut/95ccm/ccm-generator.sh
+		. "$mod/ccm-generator.sh" "$g"
+	) > "$t/out" 2>&1
+	assertEquals "wants; $(cat "$t/out")" "ccm-early@ctrl_b.service ccm-early@mirror.service" \
+		"$(cd "$g/initrd.target.wants" 2> /dev/null && echo *)"
+	assertEquals "the template" "@UNIT_DIR@/ccm-early@.service" "$(readlink "$g/initrd.target.wants/ccm-early@mirror.service")"
+	rm -rf "$g"
+	args rd.ccm.instance=mirror rd.ccm=0
+	# shellcheck disable=SC1091 # followed above
+	(. "$mod/ccm-lib.sh" && . "$mod/ccm-generator.sh" "$g") > "$t/out" 2>&1
+	assertFalse "rd.ccm=0: none" "[ -e '$g' ]"
+	args
+	# shellcheck disable=SC1091
+	(. "$mod/ccm-lib.sh" && . "$mod/ccm-generator.sh" "$g") > "$t/out" 2>&1
+	assertFalse "no instance: none" "[ -e '$g' ]"
+}
+
 # --- module-setup.sh -----------------------------------------------------------------
 
 # Load module-setup.sh with dracut's helpers faked; calls go to $t/calls.
 # shellcheck disable=SC2317 # the fakes are called by module-setup.sh
 load_module_setup() {
 	export moddir=$mod initdir=$t/initdir dracutsysrootdir=$t/sysroot
-	export systemdsystemunitdir=/usr/lib/systemd/system SYSTEMCTL=fake_systemctl
+	export systemdsystemunitdir=/usr/lib/systemd/system systemdutildir=/usr/lib/systemd SYSTEMCTL=fake_systemctl
 	mkdir -p "$initdir" "$dracutsysrootdir"
 	hostonly=yes hostonly_cmdline=no included=""
 	find_binary() { return 1; }
@@ -1370,6 +1668,45 @@ test_module_install_missing_key_warns() {
 		"dwarn ccm: psk-file /etc/ccm/psk (in /etc/ccm/ccm.conf) does not exist"
 }
 
+# Every named instance of the host goes into the image with its clients
+# and key; the systemd parts when the image has systemd.
+test_module_install_instances() {
+	(
+		load_module_setup
+		sysroot_files
+		local e=$dracutsysrootdir/etc/ccm
+		printf 'node-id = 1\nlisten = 10.0.0.1:7472\npartner = 10.0.0.2:7472\npsk-file = /etc/ccm/mirror.key\n' > "$e/mirror.conf"
+		mkdir -p "$e/mirror.clients.d" "$e/other"
+		printf 'ports = 1\nport-size = 4K\n' > "$e/mirror.clients.d/nvmirror.conf"
+		echo k > "$e/mirror.key" && chmod 644 "$e/mirror.key"
+		printf 'node-id = 1\nclients = /etc/ccm/other\n' > "$e/ctrl_b.conf"
+		printf 'ports = 1\n' > "$e/other/fmon.conf"
+		echo x > "$e/Bad.conf"
+		echo x > "$e/notes.txt"
+		# shellcheck disable=SC2034 # read by module-setup.sh
+		included="systemd network"
+		install
+		echo "rc=$?"
+	) > "$t/out" 2>&1
+	calls=$(cat "$t/calls")
+	assertContains "status; $(cat "$t/out")" "$(cat "$t/out")" "rc=0"
+	assertContains "mirror.conf" "$calls" "inst_simple /etc/ccm/mirror.conf"
+	assertContains "its clients" "$calls" "inst_simple /etc/ccm/mirror.clients.d/nvmirror.conf"
+	assertContains "its key" "$calls" "inst_simple /etc/ccm/mirror.key"
+	assertEquals "at 0600" 600 "$(stat -c %a "$t/initdir/etc/ccm/mirror.key")"
+	assertContains "ctrl_b.conf" "$calls" "inst_simple /etc/ccm/ctrl_b.conf"
+	assertContains "its clients directory, named in it" "$calls" "inst_simple /etc/ccm/other/fmon.conf"
+	assertNotContains "not a name" "$calls" "Bad.conf"
+	assertNotContains "not a config" "$calls" "notes.txt"
+	assertEquals "ccm.conf once" 1 "$(grep -c 'inst_simple /etc/ccm/ccm.conf' "$t/calls")"
+	assertContains "the template" "$calls" \
+		"inst_simple $mod/ccm-early@.service /usr/lib/systemd/system/ccm-early@.service"
+	local g=$t/initdir/usr/lib/systemd/system-generators/dracut-ccm-generator
+	assertTrue "the generator, executable" "[ -x '$g' ]"
+	assertContains "pointing at the template" "$(cat "$g")" '"/usr/lib/systemd/system/ccm-early@.service"'
+	assertNotContains "filled in" "$(cat "$g")" "@UNIT_DIR@"
+}
+
 test_unit_survives_switch_root() {
 	u=$mod/ccm-early.service
 	for line in DefaultDependencies=no KillMode=none Type=forking RemainAfterExit=yes \
@@ -1379,6 +1716,16 @@ test_unit_survives_switch_root() {
 		assertTrue "$line" "grep -qxF '$line' '$u'"
 	done
 	assertFalse "no Conflicts= at all" "grep -q '^Conflicts=' '$u'"
+	# The template: the same, for instance %i.
+	u=$mod/ccm-early@.service
+	for line in DefaultDependencies=no KillMode=none Type=forking RemainAfterExit=yes \
+		"ExecStart=/sbin/ccm-connect --instance %i" ConditionPathExists=/run/ccm/%i/cmdline.conf \
+		Before=initrd.target IgnoreOnIsolate=yes Wants=network-online.target \
+		"After=dracut-cmdline.service dracut-initqueue.service network-online.target"; do
+		assertTrue "template: $line" "grep -qxF '$line' '$u'"
+	done
+	assertFalse "template: no Conflicts=" "grep -q '^Conflicts=' '$u'"
+	assertFalse "template: not enabled by itself (the generator wants each)" "grep -q '^WantedBy=' '$u'"
 	for f in ccm-fmon ccm-nvmirror; do
 		assertTrue "$f: needs the keeper's socket" \
 			"grep -qxF 'ConditionPathExists=/run/ccm/ccm.sock' '$top/handoff/$f.service'"
