@@ -3,7 +3,8 @@
  * turn, turns signals into session_signal (SIGHUP: session_reload_keys),
  * and carries out what the session asks of the process (session_notice):
  * telling the parent or systemd that the boot may go on, and becoming a
- * keeper that survives switch_root.  Everything it drives is in session.c and serve.c. */
+ * keeper that survives switch_root.  Everything it drives is in session.c
+ * and the files it calls. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>

@@ -34,7 +34,7 @@ struct port {
 	uint16_t slot;            /* our PORTS entry: where our ack for it is */
 	uint16_t peer_slot;       /* the partner's: where its ack for it is */
 
-	/* Traffic (the keeper's, serve.c) */
+	/* Traffic (the keeper's: keeper.c, channel.c) */
 	int link;                 /* the link that carries it; -1 none yet */
 	uint64_t load;            /* bytes asked lately (decays), to balance */
 	uint64_t tx_seq;          /* last message seq we sent on it */

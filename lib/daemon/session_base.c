@@ -1,10 +1,10 @@
-/* session_base: the ground that session.c (the handshake and the
- * exchange) and serve.c (the keeper's duties) both stand on -- the phases
- * and their moves, the handoff and our status block, the session's own
- * frames, a link's connect and failure, the end.  It calls neither of them:
- * session.c calls serve.c and this file, serve.c only this file, and what
- * serve.c finds that only session.c can act on (the partner lost) it
- * returns (serve_heartbeat_done). */
+/* session_base: the ground every daemon file stands on -- the phases and
+ * their moves, the handoff and our status block, the session's own frames,
+ * a link's connect and failure, the end.  It calls none of them: session.c
+ * calls peer.c, which calls the keeper's files (keeper.c on channel.c,
+ * linkset.c and notes.c; channel.c on linkset.c), and what the keeper finds that
+ * only the peer can act on (the partner lost) it returns
+ * (serve_heartbeat_done). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>

@@ -1,6 +1,7 @@
-/* session_int: what session.c (the handshake and the exchange) and
- * serve.c (the keeper's duties once handed off) share.  Not for anyone
- * else: the rest of the program sees session.h. */
+/* session_int: what the daemon's files share -- session.c (the handshake
+ * and the exchange) and the keeper's (keeper.c, channel.c, linkset.c,
+ * notes.c), on session_base.c.  Not for anyone else: the rest of the
+ * program sees session.h. */
 #ifndef CCM_SESSION_INT_H
 #define CCM_SESSION_INT_H
 
@@ -217,7 +218,8 @@ struct session {
 	bool handoff_unwritten;    /* the last write failed: the file lags, and
 	                              the keeper writes it again, whole (T_HANDOFF) */
 
-	/* The keeper (serve.c): everything after the first handoff. */
+	/* The keeper (keeper.c and the files it calls): everything after the
+	 * first handoff. */
 	struct control *control;    /* the control socket; NULL with --once */
 	bool handed_off;           /* connected once, or timed out: detached
 	                              (still true when stopping afterwards) */
@@ -229,7 +231,7 @@ struct session {
 	uint64_t partner_epoch_seen;         /* of the last partner connected */
 	uint64_t partner_epoch_changes;      /* it came back as a new one */
 	bool metrics_failing;                /* the last metrics write failed */
-	/* What `events` watchers were last told (serve_note_changes) */
+	/* What `events` watchers were last told (notes_tell_changes) */
 	int noted_state, noted_hs, noted_link[CCM_LINKS_MAX];
 	uint64_t op_order;
 	struct reliable rel;       /* client messages until acknowledged */
@@ -243,7 +245,8 @@ struct session {
 };
 
 
-/* session_base.c: what session.c and serve.c both use; it calls neither. */
+/* session_base.c: what session.c and the keeper's files all use; it calls
+ * none of them. */
 int sess_random(struct session *s, void *buf, size_t len);
 void sess_peer_enter(struct session *s, enum peer_phase to);
 void sess_daemon_enter(struct session *s, enum daemon_phase to);
@@ -298,20 +301,90 @@ int sess_load_keys(const struct ccm_config *cfg, struct auth_keyring *r, struct 
 /* Our status block's own part, as the session stands. */
 void sess_publish_own(struct session *s);
 
-/* serve.c: the keeper's side.  It calls session_base.c only. */
-int serve_open(struct session *s, struct errbuf *e);
-void serve_close(struct session *s);
-void serve_handed_off(struct session *s, bool connected);
-void serve_connected(struct session *s);
-void serve_lost(struct session *s);
+/* peer.c: the session with the partner up to both sides ready.  It calls
+ * the keeper's files and session_base.c; session.c calls it. */
+int peer_post_hs_op(struct session *s);
+/* The operation in flight failed (its link went, or it timed out). */
+void peer_fail_hs_op(struct session *s);
+bool peer_any_connecting(const struct session *s);
+void peer_op_slot_free(struct session *s);
+/* An event for the handshake machine, and what it decides, done. */
+void peer_hs_feed(struct session *s, const struct hs_event *ev);
+/* The partner is lost (why): the session starts again. */
+void peer_lose(struct session *s, const char *why);
+void peer_sync_mailbox(struct session *s);
+void peer_maybe_finish_once(struct session *s);
+void peer_check_ready(struct session *s);
+int peer_create_local_ports(struct session *s, struct errbuf *e);
+/* A frame that came over link: the exchange's, the keeper's or refused. */
+void peer_handle_message(struct session *s, int link, const uint8_t *buf, uint32_t len);
+/* A partner's message come before we were connected: kept till then. */
+void peer_queue_message(struct session *s, int link, const uint8_t *buf, uint32_t len);
+void peer_drop_queue(struct session *s, int link);
+
+/* notes.c: what the keeper tells watchers and clients.  It calls
+ * session_base.c only. */
+void notes_handed_off(struct session *s, bool connected);
+/* The handoff, handshake and link states that changed since the watchers
+ * (`ccm-early events`) were last told: tell them.  After every turn. */
+void notes_tell_changes(struct session *s);
+/* A new watcher (connection conn): everything as it stands now. */
+void notes_tell_now(struct session *s, uint64_t conn);
+/* A change of kind (CTL_NOTE_*) to every watcher. */
+void notes_change(struct session *s, uint16_t kind, int link, const char *state, const char *name);
+void notes_tell_clients(struct session *s, enum ctl_event_type type, int link);
+
+/* linkset.c: the links.  It calls session_base.c only. */
+/* The link that carries port p now (-1: none reaches its window). */
+int linkset_port_link(struct session *s, struct port *p);
+/* Spread the ports over the UP links again: a link came (back). */
+void linkset_rebalance(struct session *s);
+bool linkset_other_up(const struct session *s, int except);
+/* A link changed state: the handoff shows it. */
+void linkset_changed(struct session *s);
+void linkset_arm_late(struct session *s, int link);
+/* Link's transport connected: its heartbeat READ proves it. */
+void linkset_connected(struct session *s, int link);
+/* An operation on link completed: it is alive. */
+void linkset_progress(struct session *s, int link);
+void linkset_send_joins(struct session *s);
+uint32_t linkset_hb_read_len(const struct session *s);
+void linkset_post_heartbeat(struct session *s, int link, uint64_t now);
+bool linkset_late(const struct session *s, const struct peer_link *l, uint64_t now);
+/* The handoff's link counters, rewritten when they moved. */
+void linkset_refresh(struct session *s);
+
+/* channel.c: the clients' messages.  It calls linkset.c and
+ * session_base.c. */
+void channel_queue(struct session *s, struct sent_msg *m);
+/* The clients' messages that wait for room on their links, in order, as
+ * far as the links take them: at the end of every turn. */
+void channel_send_queued(struct session *s);
+struct port *channel_port_of(struct session *s, const char *client, uint16_t port);
+/* A client message (PORT_MSG or PORT_NOTIFY in m) kept until acknowledged
+ * and sent: 0, or -errno. */
+int channel_send(struct session *s, struct port *p, struct wire_msg *m, uint64_t conn,
+		 uint32_t tag);
+void channel_hold_from(struct session *s, uint64_t at);
+void channel_give_up_due(struct session *s);
+void channel_offer_pending(struct session *s);
+void channel_partner_msg(struct session *s, const struct wire_msg *m, const uint8_t *frame,
+			 uint32_t len);
+void channel_msg_acked(void *ctx, const struct sent_msg *m, int status);
 /* The session with the partner (this round of it) is over: its windows
  * are forgotten, and our clients' messages it has not confirmed complete
  * with status. */
-void serve_forget_partner(struct session *s, int status);
+void channel_forget_partner(struct session *s, int status);
+void channel_take_acks(struct session *s, const uint8_t *buf, uint32_t len);
+void channel_resend_old(struct session *s, uint64_t now);
+
+/* keeper.c: the keeper proper.  It calls channel.c, linkset.c, notes.c and
+ * session_base.c. */
+int serve_open(struct session *s, struct errbuf *e);
+void serve_close(struct session *s);
+void serve_connected(struct session *s);
+void serve_lost(struct session *s);
 void serve_requests(struct session *s);
-/* The clients' messages that wait for room on their links, in order, as
- * far as the links take them: at the end of every turn. */
-void serve_send_queued(struct session *s);
 /* This process was not scheduled for gap_ms (a stall of its own, seen by
  * the gap between turns): the partner's and the links' silence during it
  * is not counted against them; their clocks start again now. */
@@ -321,19 +394,11 @@ void serve_op_done(struct session *s, int link, uint32_t slot, int status);
  * partner is lost (rebooted, or its handshake left the session): lost_why
  * says why, and the caller, which drives the handshake, acts on it. */
 bool serve_heartbeat_done(struct session *s, int link, int status, char *lost_why, size_t len);
-void serve_partner_msg(struct session *s, const struct wire_msg *m, const uint8_t *frame,
-		       uint32_t len);
 void serve_link_join(struct session *s, int link, const struct wire_msg *m, const uint8_t *frame,
 		     uint32_t len);
-void serve_link_connected(struct session *s, int link);
 void serve_link_failed(struct session *s, int link, const char *why);
 /* A deadline of the keeper's (T_PARTNER_HB and on) is due. */
 void serve_on_timer(struct session *s, int id);
-/* The handoff, handshake and link states that changed since the watchers
- * (`ccm-early events`) were last told: tell them.  After every turn. */
-void serve_note_changes(struct session *s);
-/* An operation on link completed: it is alive. */
-void serve_link_progress(struct session *s, int link);
 void serve_stop(struct session *s, uint64_t conn, bool restart, uint32_t grace_ms);
 
 #endif

@@ -3,7 +3,7 @@
  * hs_step() maps (machine, event) to (machine', actions).  It performs no
  * I/O, reads no clock and has no hidden state, so every (state, event) pair
  * can be tested and the interleavings of two machines explored exhaustively
- * (tests/unit/test_hs.c).  The driver (session.c) carries the actions out
+ * (tests/unit/test_hs.c).  The driver (daemon/peer.c) carries the actions out
  * over a transport and feeds the results back as events.
  *
  * Each node exports a status block (status.h) holding its own section,
