@@ -4,6 +4,11 @@
  *                 --ready CMD [--size B] [-v]
  *   failover tput --state-dir DIR [--client NAME] --seconds S [--size B] [--depth N]
  *
+ * Both take --others K (clients o1 .. oK attached too, and kept attached
+ * to the end: the keeper serves all of them while it fails over) and
+ * --attached CMD (a shell command run once they all are, before anything
+ * else: what the keeper holds then).
+ *
  * cut: back-to-back writes of --size bytes (one in flight) into port 0 of
  * the partner's window.  N times: wait until the shell command --ready
  * succeeds (the ports are on the link to cut), write for 200 ms, start
@@ -32,6 +37,7 @@
 #include "client/ccm.h"
 
 #define CUTS_MAX 1000
+#define OTHERS_MAX 63    /* and the client itself: CCM_CLIENTS_MAX is lower */
 #define READY_MS 30000   /* for --ready to succeed */
 #define STUCK_MS 10000   /* a write not done by then: something broke */
 
@@ -258,12 +264,15 @@ int main(int argc, char **argv)
 		{ "size", required_argument, NULL, 's' },
 		{ "seconds", required_argument, NULL, 't' },
 		{ "depth", required_argument, NULL, 'q' },
+		{ "others", required_argument, NULL, 'o' },
+		{ "attached", required_argument, NULL, 'a' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *dir = NULL, *client = "bench", *cut = NULL, *restore = NULL, *ready = NULL;
-	int n = 20, seconds = 3, depth = 4, verbose = 0, opt, r;
+	const char *attached = NULL;
+	int n = 20, seconds = 3, depth = 4, verbose = 0, nothers = 0, opt, r;
 	long size = -1;
-	struct ccm_client *c;
+	struct ccm_client *c, *others[OTHERS_MAX];
 
 	while ((opt = getopt_long(argc, argv, "v", opts, NULL)) != -1) {
 		switch (opt) {
@@ -276,12 +285,14 @@ int main(int argc, char **argv)
 		case 's': size = atol(optarg); break;
 		case 't': seconds = atoi(optarg); break;
 		case 'q': depth = atoi(optarg); break;
+		case 'o': nothers = atoi(optarg); break;
+		case 'a': attached = optarg; break;
 		case 'v': verbose = 1; break;
 		default: return 2;
 		}
 	}
 	if (optind != argc - 1 || !dir || n < 1 || n > CUTS_MAX || seconds < 1 || depth < 1 ||
-	    depth > 64 || size == 0 || size > 65536)
+	    depth > 64 || size == 0 || size > 65536 || nothers < 0 || nothers > OTHERS_MAX)
 		return 2;
 	if (!strcmp(argv[optind], "cut") && !(cut && restore && ready))
 		return 2;
@@ -290,12 +301,30 @@ int main(int argc, char **argv)
 		fail("attach", r);
 		return 1;
 	}
-	if (!strcmp(argv[optind], "cut"))
+	for (int i = 0; i < nothers; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "o%d", i + 1);
+		r = ccm_attach(name, dir, &others[i]);
+		if (r < 0) {
+			fail(name, r);
+			while (i--)
+				ccm_detach(others[i]);
+			ccm_detach(c);
+			return 1;
+		}
+	}
+	if (attached && run_sh(attached) != 0) {
+		fprintf(stderr, "failover: --attached failed: %s\n", attached);
+		r = -1;
+	} else if (!strcmp(argv[optind], "cut"))
 		r = cuts(c, n, size < 0 ? 64 : (uint32_t)size, cut, restore, ready, verbose);
 	else if (!strcmp(argv[optind], "tput"))
 		r = tput(c, seconds, size < 0 ? 65536 : (uint32_t)size, depth);
 	else
 		r = -2;
+	for (int i = 0; i < nothers; i++)
+		ccm_detach(others[i]);
 	ccm_detach(c);
 	return r == -2 ? 2 : r < 0;
 }

@@ -13,6 +13,12 @@
 #   throughput  64 KiB writes, 4 in flight on each of 8 ports, two links
 #               (balance) against one link, rounds interleaved;
 #               goal: ratio >= 1.7 where the links are independent
+#   scale       the failover cut again (defaults, SCALE_CUTS cuts) with 1, 8
+#               and 16 clients of 16 ports of 4 KiB each on both nodes, all
+#               attached (16 x 16 = 256 ports, the most a node takes); node
+#               A's keeper's fds and RSS idle and with every client
+#               attached; goal: failover with 256 ports within 2 x the
+#               time with 16
 # BENCH_PSK=FILE gives both keepers that pre-shared key (its cost).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,7 +27,8 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 CCM=$(readlink -f -- "${CCM:-$top/ccm-early}")
 FO=$top/build/bench/failover
 CUTS=${CUTS:-20} MISSES=${MISSES:-3} DAMP_MS=${DAMP_MS:-300}
-TPUT_SECS=${TPUT_SECS:-3} ROUNDS=${ROUNDS:-3} PARTS=${PARTS:-failover throughput}
+TPUT_SECS=${TPUT_SECS:-3} ROUNDS=${ROUNDS:-3} PARTS=${PARTS:-failover throughput scale}
+SCALE_CUTS=${SCALE_CUTS:-10}
 if ! [ -x "$CCM" ] || ! [ -x "$FO" ]; then
 	echo "bench/failover.sh: make ccm-early bench first" >&2
 	exit 1
@@ -45,14 +52,18 @@ nftcut_create "$table" || { echo "bench/failover.sh: cannot set up nftables (roo
 
 # pair NAME CLIENT-PORTS CLIENT-SIZE LINK-PORT... -- KEEPER-ARGS: two
 # keepers, $tmp/NAME/{a,b}, with one link per LINK-PORT (link 0 given
-# priority 1, so that standby prefers it), one client "bench".
+# priority 1, so that standby prefers it), one client "bench" (and
+# $pair_others more, o1 .. oN, described alike).
+pair_others=0
 pair() {
-	local name=$1 nports=$2 size=$3 n id me peer lp i prio
+	local name=$1 nports=$2 size=$3 n id me peer lp i prio c
 	local -a links
 	shift 3
 	for n in a b; do
 		mkdir -p "$tmp/$name/$n/clients"
-		printf 'ports = %s\nport-size = %s\n' "$nports" "$size" >"$tmp/$name/$n/clients/bench.conf"
+		for c in bench $(seq -f 'o%g' 1 "$pair_others"); do
+			printf 'ports = %s\nport-size = %s\n' "$nports" "$size" >"$tmp/$name/$n/clients/$c.conf"
+		done
 	done
 	for n in a b; do
 		if [ $n = a ]; then id=1 me=127.0.0.2 peer=127.0.0.3; else id=2 me=127.0.0.3 peer=127.0.0.2; fi
@@ -114,7 +125,7 @@ for hb in 10 5 20; do
 done
 
 # --- throughput -------------------------------------------------------------------
-case " $PARTS " in *" throughput "*) ;; *) exit 0 ;; esac
+throughput() {
 port=$((port + 2))
 pair two 8 1M $port $((port + 1)) -- --link-policy balance
 pair one 8 1M $((port + 2)) --
@@ -134,3 +145,48 @@ grep -h . "$tmp"/two.tput.1 "$tmp"/one.tput.1 | sed 's/^/  /'
 awk -v a="$two" -v b="$one" -v cpus="$(nproc)" 'BEGIN {
 	printf "throughput: two links (balance) %.0f MB/s, one link %.0f MB/s, ratio %.2f (goal >= 1.7 where the links are independent)\n", a, b, a / b
 	printf "  here both links are TCP over loopback: the same %d CPU(s) carry both, so the ratio\n  shows what two links cost or gain in the keepers, not two links'\''s capacity\n", cpus }'
+	unpair
+	unpair
+}
+case " $PARTS " in *" throughput "*) throughput ;; esac
+
+# --- scale --------------------------------------------------------------------------
+# held PID: "FDS RSS_KIB" of process PID.
+held() {
+	local n
+	n=$(find "/proc/$1/fd" -mindepth 1 -maxdepth 1 | wc -l)
+	echo "$n $(awk '/^VmRSS:/ { print $2 }' "/proc/$1/status")"
+}
+scale() {
+	local k name d total keeper idle base="" fo
+	for k in 1 8 16; do
+		port=$((port + 2))
+		name=sc$k total=$((16 * k)) pair_others=$((k - 1))
+		pair $name 16 4K $port $((port + 1)) -- --link-policy standby \
+			--link-misses "$MISSES" --link-damp-ms "$DAMP_MS"
+		pair_others=0
+		d=$tmp/$name keeper=${pids[-2]}
+		idle=$(held "$keeper")
+		ready="grep -qx \"CCM_LINK_0_PORTS='$total'\" $d/a/run/state && grep -qx \"CCM_LINK_0_PORTS='$total'\" $d/b/run/state"
+		ready="$ready && grep -qx \"CCM_LINK_0_STATE='up'\" $d/a/run/state && grep -qx \"CCM_LINK_0_STATE='up'\" $d/b/run/state"
+		if ! "$FO" cut --state-dir "$d/a/run" --others $((k - 1)) --cuts "$SCALE_CUTS" \
+			--attached "$(declare -f held); held $keeper >$d/attached" \
+			--cut "nft add element inet $table cut '{ $port }'" \
+			--restore "nft delete element inet $table cut '{ $port }'" --ready "$ready" >"$d/out"; then
+			echo "bench/failover.sh: the cuts failed with $k clients x 16 ports" >&2
+			tail -n 20 "$d/a.log" "$d/b.log" >&2
+			exit 1
+		fi
+		unpair
+		fo=$(awk '/^failover:/ { print $5 }' "$d/out")
+		[ -n "$base" ] || base=$fo
+		read -r afds arss <"$d/attached"
+		awk -v k="$k" -v p="$total" -v n="$SCALE_CUTS" -v fo="$fo" -v base="$base" \
+			-v w="$(awk '/^failover:/ { print $8 }' "$d/out")" -v idle="$idle" -v afds="$afds" -v arss="$arss" \
+			'BEGIN { split(idle, i, " ")
+			printf "scale: %2d clients x 16 ports (%3d ports): failover median %.1f ms, worst %.1f ms of %d cuts, %.2f x the 16-port median; keeper %d fds and %d KiB idle, %d fds and %d KiB with all attached\n",
+				k, p, fo, w, n, fo / base, i[1], i[2], afds, arss }'
+	done
+	echo "  (goal: failover with 256 ports within 2 x the 16-port median; 64 x 16 ports cannot be configured: a node takes at most 32 clients and 256 ports)"
+}
+case " $PARTS " in *" scale "*) scale ;; esac

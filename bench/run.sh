@@ -42,7 +42,7 @@ bench() {
 # shellcheck disable=SC2086 # BENCH_ARGS is a list of words
 bench "handshake over tcp on loopback ($CCM)" "$BENCH_DIR/handshake" $BENCH_ARGS "$CCM"
 bench "keeper: messages between clients, detection of a frozen partner" bench/keeper.sh
-bench "links: failover time of a cut link, two links against one (tcp, needs root)" bench/failover.sh
+bench "links: failover time of a cut link, two links against one, with 16 to 256 ports (tcp, needs root)" bench/failover.sh
 # The rdma figures come from a lab guest (tests/vm), which runs the tree's
 # static ./ccm-early.
 # The most ports a node may have (CCM_PORTS_TOTAL), against the run above.
@@ -55,7 +55,7 @@ trap 'rm -rf "$keydir"' EXIT
 # shellcheck disable=SC2086
 bench "handshake over tcp, with a pre-shared key" "$BENCH_DIR/handshake" $BENCH_ARGS -K "$CCM"
 bench "keeper, with a pre-shared key" env BENCH_PSK="$keydir/key" bench/keeper.sh
-bench "links, with a pre-shared key (needs root)" env BENCH_PSK="$keydir/key" bench/failover.sh
+bench "links, with a pre-shared key (needs root)" env BENCH_PSK="$keydir/key" PARTS="failover throughput" bench/failover.sh
 bench "rdma in a Soft-RoCE guest (handshake, port window write and read)" bench/rdma.sh
 sleep 1
 left=$(comm -13 <(printf '%s\n' "$before") <(our_pids) | sed '/^$/d')

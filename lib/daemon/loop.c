@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -128,6 +129,22 @@ static bool loop_once(struct session *s, int sigfd, const struct ccm_config *cfg
 	return !session_finished(s, NULL);
 }
 
+/* The soft fd limit up to the hard one.  A node's ports take three fds
+ * each (the window's memfd, the notify pipe's two ends): 256 ports and the
+ * clients' connections come near the soft limit of 1024 that systemd and
+ * most shells give, and the keeper polls, so no select(2) limit applies. */
+static void raise_fd_limit(const struct log *log)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		log_at(log, LOG_ERR, "cannot raise the fd limit to %llu: %s",
+		       (unsigned long long)rl.rlim_max, strerror(errno));
+}
+
 int session_run(const struct ccm_config *cfg, const struct session_opts *opts,
 		const struct log *log)
 {
@@ -136,6 +153,7 @@ int session_run(const struct ccm_config *cfg, const struct session_opts *opts,
 	sigset_t sigs;
 	int sigfd, code;
 
+	raise_fd_limit(log);
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);

@@ -800,6 +800,27 @@ test_state_dir_and_socket_modes() {
 	stop_pair
 }
 
+# A node's 256 ports take about 800 fds (a memfd and a pipe each, see
+# bench/failover.sh's scale part): the keeper raises its soft fd limit to
+# the hard one, past the 1024 most services start with.
+test_the_keeper_raises_its_soft_fd_limit() {
+	local soft hard got
+	soft=$(ulimit -Sn) hard=$(ulimit -Hn)
+	if [ "$hard" != unlimited ] && [ "$hard" -le 256 ]; then
+		fail "the hard fd limit here is $hard: nothing to raise to"
+		return
+	fi
+	ulimit -Sn 256
+	start_node a
+	ulimit -Sn "$soft"
+	wait_for 5 test -S "$t/a/run/ccm.sock" || { fail "a's keeper did not start"; return; }
+	got=$(awk '/^Max open files/ { print $4, $5 }' "/proc/$pid_a/limits")
+	assertEquals "soft raised to hard (started with 256)" "$(echo "$got" | awk '{ print $2, $2 }')" "$got"
+	assertNotEquals "not 256 any more" 256 "${got%% *}"
+	stop_node a
+	assert_no_sanitizer_report
+}
+
 # --- 11. truthful state ---------------------------------------------------------
 
 # run_status NODE [ccm-early status args...]: `ccm-early status` of that node,
