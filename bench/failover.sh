@@ -98,6 +98,24 @@ unpair() {
 	pids=("${pids[@]:0:${#pids[@]}-2}")
 }
 
+# cut_link0 NAME PORTS WHAT FAILOVER-ARGS...: build/bench/failover's cuts of
+# link 0 of pair NAME (each once its PORTS ports are on link 0 on both
+# nodes, and nothing on link 1), into $tmp/NAME/out; then the pair stops.
+cut_link0() {
+	local d=$tmp/$1 total=$2 what=$3 ready
+	shift 3
+	ready="grep -qx \"CCM_LINK_0_PORTS='$total'\" $d/a/run/state && grep -qx \"CCM_LINK_0_PORTS='$total'\" $d/b/run/state"
+	ready="$ready && grep -qx \"CCM_LINK_0_STATE='up'\" $d/a/run/state && grep -qx \"CCM_LINK_0_STATE='up'\" $d/b/run/state"
+	if ! "$FO" cut --state-dir "$d/a/run" "$@" \
+		--cut "nft add element inet $table cut '{ $port }'" \
+		--restore "nft delete element inet $table cut '{ $port }'" --ready "$ready" >"$d/out"; then
+		echo "bench/failover.sh: the cuts failed $what" >&2
+		tail -n 20 "$d/a.log" "$d/b.log" >&2
+		exit 1
+	fi
+	unpair
+}
+
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 # --- failover -------------------------------------------------------------------
@@ -108,17 +126,7 @@ for hb in 10 5 20; do
 	pair $name 1 4K $port $((port + 1)) -- --link-policy standby --link-heartbeat-ms $hb \
 		--link-misses "$MISSES" --link-damp-ms "$DAMP_MS"
 	d=$tmp/$name
-	# Ready: the port is on link 0 on both nodes, nothing on link 1.
-	ready="grep -qx \"CCM_LINK_0_PORTS='1'\" $d/a/run/state && grep -qx \"CCM_LINK_0_PORTS='1'\" $d/b/run/state"
-	ready="$ready && grep -qx \"CCM_LINK_0_STATE='up'\" $d/a/run/state && grep -qx \"CCM_LINK_0_STATE='up'\" $d/b/run/state"
-	if ! "$FO" cut --state-dir "$d/a/run" --cuts "$CUTS" \
-		--cut "nft add element inet $table cut '{ $port }'" \
-		--restore "nft delete element inet $table cut '{ $port }'" --ready "$ready" >"$d/out"; then
-		echo "bench/failover.sh: the cuts failed at link-heartbeat-ms $hb" >&2
-		tail -n 20 "$d/a.log" "$d/b.log" >&2
-		exit 1
-	fi
-	unpair
+	cut_link0 $name 1 "at link-heartbeat-ms $hb" --cuts "$CUTS"
 	awk -v hb="$hb" -v k="$MISSES" '/^failover:/ {
 		printf "failover: link-heartbeat-ms %d x link-misses %d = %d ms bound: %d cuts, median %.1f ms, worst %.1f ms, median/bound %.2f%s\n",
 			hb, k, hb * k, $2, $5, $8, $5 / (hb * k), hb == 10 ? " (goal: median <= 50 ms)" : "" }' "$d/out"
@@ -167,17 +175,8 @@ scale() {
 		pair_others=0
 		d=$tmp/$name keeper=${pids[-2]}
 		idle=$(held "$keeper")
-		ready="grep -qx \"CCM_LINK_0_PORTS='$total'\" $d/a/run/state && grep -qx \"CCM_LINK_0_PORTS='$total'\" $d/b/run/state"
-		ready="$ready && grep -qx \"CCM_LINK_0_STATE='up'\" $d/a/run/state && grep -qx \"CCM_LINK_0_STATE='up'\" $d/b/run/state"
-		if ! "$FO" cut --state-dir "$d/a/run" --others $((k - 1)) --cuts "$SCALE_CUTS" \
-			--attached "$(declare -f held); held $keeper >$d/attached" \
-			--cut "nft add element inet $table cut '{ $port }'" \
-			--restore "nft delete element inet $table cut '{ $port }'" --ready "$ready" >"$d/out"; then
-			echo "bench/failover.sh: the cuts failed with $k clients x 16 ports" >&2
-			tail -n 20 "$d/a.log" "$d/b.log" >&2
-			exit 1
-		fi
-		unpair
+		cut_link0 $name $total "with $k clients x 16 ports" --others $((k - 1)) \
+			--cuts "$SCALE_CUTS" --attached "$(declare -f held); held $keeper >$d/attached"
 		fo=$(awk '/^failover:/ { print $5 }' "$d/out")
 		[ -n "$base" ] || base=$fo
 		read -r afds arss <"$d/attached"
