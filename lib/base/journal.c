@@ -30,7 +30,7 @@ int journal_send(const struct journal *j, int priority, unsigned node, const cha
 {
 	/* By path each time, not connected: a journald that restarts, or the
 	 * real root's after switch_root, is found again by the next entry. */
-	static const struct sockaddr_un to = { AF_UNIX, "/run/systemd/journal/socket" };
+	static const struct sockaddr_un to = { AF_UNIX, JOURNAL_SOCKET };
 	char entry[1024];
 	int n;
 

@@ -9,6 +9,9 @@
 
 #include <stdbool.h>
 
+/* Where journald takes native entries. */
+#define JOURNAL_SOCKET "/run/systemd/journal/socket"
+
 struct journal {
 	int fd;  /* an unbound datagram socket, or -1: no journal */
 };

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "base/journal.h"
 #include "daemon/real_root.h"
 #include "daemon/sdnotify.h"
 #include "daemon/session.h"
@@ -67,8 +68,10 @@ static void handed_off(struct session *s, const struct ccm_config *cfg,
 
 /* A keeper from the initramfs looks once a second for switch_root having
  * happened; then it joins the real root (real_root.h) and logs to its
- * journal.  Before, its lines go to the console: the initramfs' journald
- * stops at switch_root and would take them with it. */
+ * journal, once the real root has one (a root without journald keeps the
+ * console, and the keeper keeps looking).  Before, its lines go to the
+ * console: the initramfs' journald stops at switch_root and would take
+ * them with it. */
 static void look_for_real_root(const struct session_opts *opts, const struct log *log,
 			       uint64_t now, uint64_t *next_look)
 {
@@ -77,7 +80,7 @@ static void look_for_real_root(const struct session_opts *opts, const struct log
 		return;
 	*next_look = now + 1000;
 	if (real_root_follow(opts->real_root, log) >= 0 && access("/etc/initrd-release", F_OK) != 0 &&
-	    journal_open(log->journal) == 0)
+	    access(JOURNAL_SOCKET, F_OK) == 0 && journal_open(log->journal) == 0)
 		log_at(log, LOG_NOTE, "logging to the journal from now on");
 }
 

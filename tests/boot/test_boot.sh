@@ -217,6 +217,8 @@ test_both_boot_together_connect_in_the_initramfs() {
 		assertContains "$n: rxe0 by rd.ccm.rxe" "$(serial "$n")" "ccm: Soft-RoCE device rxe0 on eth0"
 		assertContains "$n: fmon heard the partner (see $s/$n.fmon)" "$(cat "$s/$n.fmon" 2>/dev/null)" "unknown -> alive: first heartbeat"
 		assert_metrics_from_the_real_root "$n"
+		assertNotContains "$n: the busybox root has no journald: the keeper does not claim to log there" \
+			"$(serial "$n")" "logging to the journal from now on"
 	done
 	assertEquals "a knows b's epoch" "$(boot_val "$s/b.boot" CCM_EPOCH)" "$(boot_val "$s/a.boot" CCM_PARTNER_EPOCH)"
 	assertEquals "b knows a's epoch" "$(boot_val "$s/a.boot" CCM_EPOCH)" "$(boot_val "$s/b.boot" CCM_PARTNER_EPOCH)"
