@@ -282,7 +282,7 @@ static int cmd_connect(int argc, char **argv, char *argv0)
 
 	if (instance && !instance_name_valid(instance)) {
 		fprintf(stderr, "ccm-early connect: instance '%s': not a name (%s)\n", instance,
-			CLIENT_NAME_RULE);
+			INSTANCE_NAME_RULE);
 		return CCM_EXIT_USAGE;
 	}
 	if (instance_config_path(instance, default_config, sizeof(default_config)) < 0) {

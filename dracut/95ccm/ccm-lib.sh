@@ -23,8 +23,9 @@
 #   ccm_valid_netdevs LIST        NETDEV[,NETDEV...]: 1..CCM_LINKS_MAX
 #                                 distinct device names (rd.ccm.rxe)
 #   ccm_valid_instance NAME       an instance name as ccm-early takes it
-#                                 (lib/base/name.c): [a-z][a-z0-9_]*, at
-#                                 most 31 bytes
+#                                 (lib/base/instance.c): [a-z][a-z0-9_]*,
+#                                 at most 31 bytes, not ccm, state or
+#                                 metrics (the unnamed instance's files)
 #
 # Each returns 0 or 1; on 1, ccm_why holds a short reason for the message.
 #
@@ -340,6 +341,7 @@ ccm_valid_instance() {
     case $1 in
         '') ccm_why="empty value" ;;
         [!a-z]* | *[!a-z0-9_]*) ccm_why="'$1' is not an instance name ([a-z][a-z0-9_]*)" ;;
+        ccm | state | metrics) ccm_why="'$1' is the unnamed instance's (/etc/ccm/ccm.conf, /run/ccm/state, /run/ccm/metrics)" ;;
         *)
             [ ${#1} -le 31 ] && return 0
             ccm_why="'$1' is longer than 31 bytes"

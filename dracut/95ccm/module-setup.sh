@@ -146,7 +146,7 @@ install() {
     for _f in "${dracutsysrootdir-}"/etc/ccm/*.conf; do
         _name=${_f##*/}
         _name=${_name%.conf}
-        [[ -f $_f && $_name != ccm && $_name =~ ^[a-z][a-z0-9_]{0,30}$ ]] || continue
+        [[ -f $_f && $_name =~ ^[a-z][a-z0-9_]{0,30}$ && ! $_name =~ ^(ccm|state|metrics)$ ]] || continue
         ccm_install_conf "/etc/ccm/$_name.conf" "/etc/ccm/$_name.clients.d"
     done
 

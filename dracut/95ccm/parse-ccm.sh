@@ -46,7 +46,8 @@
 #                                   must give its node-id and its links or
 #                                   listen and partner; NAME as ccm-early
 #                                   takes it ([a-z][a-z0-9_]*, at most 31
-#                                   bytes), distinct, at most 16.  Its state
+#                                   bytes, not ccm, state or metrics),
+#                                   distinct, at most 16.  Its state
 #                                   directory is /run/ccm/NAME.  Of the other
 #                                   arguments only rd.ccm.timeout and
 #                                   rd.ccm.required apply to it: the others

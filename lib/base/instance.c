@@ -39,9 +39,20 @@ const char *instance_from_env(void)
 	return env_or(INSTANCE_ENV, NULL);
 }
 
+/* Names the unnamed instance's own files take where instance NAME's would
+ * go: /etc/ccm/ccm.conf, and the handoff file and the metrics directory in
+ * /run/ccm.  An instance so named would share the unnamed one's
+ * configuration, or find a file where its directory belongs. */
+static const char *const reserved[] = { "ccm", "state", "metrics" };
+
 bool instance_name_valid(const char *name)
 {
-	return name && client_name_valid(name, strlen(name));
+	if (!name || !client_name_valid(name, strlen(name)))
+		return false;
+	for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
+		if (!strcmp(name, reserved[i]))
+			return false;
+	return true;
 }
 
 /* dir, then "/" name and suffix for a named instance, or "/" plain for

@@ -24,6 +24,7 @@
 #include <stddef.h>
 
 #include "base/limits.h"
+#include "base/name.h"
 
 #define CCM_CONF_DIR_DEFAULT "/etc/ccm"
 #define INSTANCE_ENV "CCM_INSTANCE"
@@ -40,6 +41,9 @@ const char *instance_conf_dir(void);
 /* $CCM_INSTANCE, or NULL when it is unset or empty. */
 const char *instance_from_env(void);
 
+/* The client name rule, less the names the unnamed instance's own files
+ * take (ccm, state, metrics). */
+#define INSTANCE_NAME_RULE CLIENT_NAME_RULE ", not ccm, state or metrics"
 bool instance_name_valid(const char *name);
 
 /* The paths of instance name (NULL or "": the unnamed one) into buf:

@@ -76,7 +76,7 @@ int keeper_dir_settle(const char *prog, const char *state_dir, const char *insta
 	d->chosen = state_dir || instance;
 	if (instance && !instance_name_valid(instance)) {
 		fprintf(stderr, "%s: instance '%s'%s: not a name (%s)\n", prog, instance,
-			from_env ? " (from $" INSTANCE_ENV ")" : "", CLIENT_NAME_RULE);
+			from_env ? " (from $" INSTANCE_ENV ")" : "", INSTANCE_NAME_RULE);
 		return -1;
 	}
 	if (state_dir) {

@@ -77,7 +77,8 @@ int ccm_attach(const char *name, const char *state_dir, struct ccm_client **out)
  * bytes): /run/ccm/INSTANCE, or /run/ccm for the unnamed instance ("");
  * instance NULL is $CCM_INSTANCE's, or the unnamed one's when that is
  * unset.  ($CCM_RUN_DIR replaces /run/ccm.)  0, -EINVAL for a name that
- * is not one ([a-z][a-z0-9_]{0,30}), -ENAMETOOLONG. */
+ * is not one ([a-z][a-z0-9_]{0,30}, not ccm, state or metrics: the
+ * unnamed instance's own files), -ENAMETOOLONG. */
 int ccm_instance_dir(const char *instance, char *buf, size_t cap);
 
 /* Unmap, close, free.  NULL is fine. */

@@ -82,7 +82,7 @@ int client_connect(const char *state_dir, int *sock, struct errbuf *e)
 		r = ccm_instance_dir(NULL, dflt, sizeof(dflt));
 		if (r < 0)
 			return errbuf_set(e, r, "$%s: %s", INSTANCE_ENV, r == -EINVAL ?
-					  "not an instance name (" CLIENT_NAME_RULE ")" :
+					  "not an instance name (" INSTANCE_NAME_RULE ")" :
 					  strerror(-r));
 		dir = dflt;
 	}

@@ -1281,6 +1281,9 @@ link = 10.0.1.1=10.0.1.2
 		mirror,|rd.ccm.instance=mirror,: empty value
 		mirror;|rd.ccm.instance=: empty value
 		aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa|longer than 31 bytes
+		state|'state' is the unnamed instance's
+		mirror,ccm|'ccm' is the unnamed instance's
+		metrics|'metrics' is the unnamed instance's
 		mirror;mirror|instance 'mirror' is named twice
 		absent|no /etc/ccm/absent.conf in the image
 		nonode|instance 'nonode': no 'node-id' in /etc/ccm/nonode.conf
