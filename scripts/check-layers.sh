@@ -9,6 +9,9 @@
 # (conf reads addresses with tp's parser; the exchange in proto matches
 # clients in their wire form, so it needs nothing of conf.)
 #
+# The #include lines of SRCDIR's .c and .h files must point down the same
+# way: a header of a higher folder is a dependency before it is a call.
+#
 # OBJDIR is a tree of objects laid out as SRCDIR (default lib) is: only
 # objects whose source is still there count. Prints each violation; exits
 # 1 when there is one, 2 on a usage error.
@@ -50,6 +53,17 @@ while read -r from to sym; do
 		bad=1
 	fi
 done <"$edges"
+# Headers: an #include "FOLDER/..." goes down or stays in its folder.
+while IFS=: read -r file _ inc; do
+	a=${file#"$src"/}
+	a=${a%%/*}
+	b=$(printf '%s' "$inc" | sed -n 's/^#include "\([a-z]*\)\/.*/\1/p')
+	[ -n "$b" ] && [ "$a" != "$b" ] || continue
+	if [ "$(rank "$a")" -le "$(rank "$b")" ]; then
+		echo "check-layers: ${file#"$src"/} includes ${inc#\#include }: $a may not use $b"
+		bad=1
+	fi
+done < <(grep -n '^#include "[a-z]*/' "$src"/*/*.c "$src"/*/*.h 2>/dev/null)
 # Files: no cycle (tsort names the files on one).
 if ! cut -d' ' -f1,2 "$edges" | sort -u | tsort >/dev/null 2>"$defs.cyc"; then
 	echo "check-layers: the calls between files go round:"

@@ -93,6 +93,7 @@
 
 #include "base/errbuf.h"
 #include "base/limits.h"
+#include "proto/link_policy.h"
 #include "tp/transport.h"
 
 #define CONFIG_PATH_MAX   255
@@ -124,11 +125,6 @@ enum config_key {
 	CFG_PSK_ACCEPT_FILE = 1u << 19,
 	CFG_MSG_HOLD_MS = 1u << 20,
 	CFG_METRICS_DIR = 1u << 21,
-};
-
-enum link_policy {
-	LINK_POLICY_BALANCE = 0,
-	LINK_POLICY_STANDBY = 1,
 };
 
 /* One interconnect: where we listen on it, where the partner does. */

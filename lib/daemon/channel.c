@@ -79,7 +79,7 @@ static bool ack_soon(const struct sent_msg *m)
  * nothing later goes on it this turn). */
 static bool put_msg(struct session *s, struct sent_msg *m, unsigned *full)
 {
-	int li = linkset_port_link(s, m->port), r;
+	int li = linkset_port_link(s, port_of_rel(m->port)), r;
 
 	if (li < 0 || (*full & (1u << li)))
 		return false;
@@ -138,13 +138,13 @@ int channel_send(struct session *s, struct port *p, struct wire_msg *m, uint64_t
 	if (linkset_port_link(s, p) < 0 && !sess_connected(s))
 		return -EHOSTUNREACH;
 	if (m->type == WIRE_PORT_MSG)
-		m->u.port_msg.seq = ++p->tx_seq;
+		m->u.port_msg.seq = ++p->rel.tx_seq;
 	else
-		m->u.notify.seq = ++p->tx_seq;
+		m->u.notify.seq = ++p->rel.tx_seq;
 	n = sess_encode(s, m);
 	if (n < 0)
 		return n;
-	r = reliable_sent(&s->rel, p, p->tx_seq, -1, s->now, s->msgbuf, (uint32_t)n,
+	r = reliable_sent(&s->rel, &p->rel, p->rel.tx_seq, -1, s->now, s->msgbuf, (uint32_t)n,
 			  m->type == WIRE_PORT_MSG, conn, tag);
 	if (r < 0)
 		return r;
@@ -174,12 +174,13 @@ static bool take_msg(struct session *s, struct port *p, const struct wire_msg *m
 	return true;
 }
 
-static bool take_pending(void *ctx, struct port *p, const uint8_t *frame, uint32_t len)
+static bool take_pending(void *ctx, struct rel_port *r, const uint8_t *frame, uint32_t len)
 {
 	struct session *s = ctx;
+	struct port *p = port_of_rel(r);
 	struct errbuf e;
 
-	if (!reliable_ack_room(p))
+	if (!reliable_ack_room(r))
 		return false;
 	/* It was decoded once already: a frame that does not decode now is
 	 * dropped (taken) rather than left to block its port for good. */
@@ -223,12 +224,12 @@ void channel_give_up_due(struct session *s)
 			uint64_t next;
 			int n;
 
-			if (!p->rx_pending)
+			if (!p->rel.rx_pending)
 				continue;
-			n = reliable_give_up(&s->rel, p, s->now, s->cfg->msg_hold_ms,
+			n = reliable_give_up(&s->rel, &p->rel, s->now, s->cfg->msg_hold_ms,
 					     pc->detached_at, &next);
 			if (n > 0) {
-				reliable_publish_ack(s->win, p);
+				reliable_publish_ack(s->win, &p->rel);
 				p->rx_given_up += (uint64_t)n;
 				log_at(s->log, LOG_NOTE, "client %s port %d: %d message(s) of the "
 				       "partner's given up: no channel for %u ms", pc->name, i, n,
@@ -253,10 +254,10 @@ void channel_offer_pending(struct session *s)
 	reliable_offer_pending(&s->rel, take_pending, s);
 	for (int c = 0; c < s->ports->nclients; c++)
 		for (int i = 0; i < s->ports->c[c].nports; i++)
-			reliable_publish_ack(s->win, &s->ports->c[c].port[i]);
+			reliable_publish_ack(s->win, &s->ports->c[c].port[i].rel);
 }
 
-/* The message seq (in order: p->rx_seq is seq now) to our client, or into
+/* The message seq (in order: p->rel.rx_seq is seq now) to our client, or into
  * the pending queue behind the port's others.  With no room there it is
  * not taken in at all: rx_seq goes back, and the sender's resend brings
  * it again. */
@@ -265,18 +266,18 @@ static void take_in_order(struct session *s, struct port *p, const struct wire_m
 {
 	int r;
 
-	if (!p->rx_pending && reliable_ack_room(p) && take_msg(s, p, m)) {
-		p->rx_done = seq;
-		reliable_publish_ack(s->win, p);
+	if (!p->rel.rx_pending && reliable_ack_room(&p->rel) && take_msg(s, p, m)) {
+		p->rel.rx_done = seq;
+		reliable_publish_ack(s->win, &p->rel);
 		return;
 	}
-	r = reliable_pend(&s->rel, p, seq, frame, len, s->now);
+	r = reliable_pend(&s->rel, &p->rel, seq, frame, len, s->now);
 	if (r == 0)
 		channel_hold_from(s, s->now);
 	if (r < 0) {
-		p->rx_seq = seq - 1;
+		p->rel.rx_seq = seq - 1;
 		log_at(s->log, LOG_DEBUG, "message %llu for port %u refused: %s",
-		       (unsigned long long)seq, p->slot, strerror(-r));
+		       (unsigned long long)seq, p->rel.slot, strerror(-r));
 	}
 }
 
@@ -288,6 +289,7 @@ void channel_partner_msg(struct session *s, const struct wire_msg *m, const uint
 	uint64_t seq = m->type == WIRE_PORT_MSG ? m->u.port_msg.seq : m->u.notify.seq;
 	struct port *p = channel_port_of(s, client, port);
 	struct wire_msg *held = s->decoded;
+	struct rel_port *r;
 	struct errbuf e;
 	uint8_t *f;
 
@@ -296,14 +298,15 @@ void channel_partner_msg(struct session *s, const struct wire_msg *m, const uint
 		       wire_type_name(m->type), client, port);
 		return;
 	}
-	if (reliable_received(&s->rel, p, seq, frame, len) != RELIABLE_DELIVER)
+	if (reliable_received(&s->rel, &p->rel, seq, frame, len) != RELIABLE_DELIVER)
 		return;
 	take_in_order(s, p, m, seq, frame, len);
 	/* What came early for this port may be due now (m is s->decoded: done
 	 * with it). */
-	while ((f = reliable_next(&s->rel, &len, &p))) {
+	while ((f = reliable_next(&s->rel, &len, &r))) {
+		p = port_of_rel(r);
 		if (wire_decode(f, len, held, &e) == 0)
-			take_in_order(s, p, held, p->rx_seq, f, len);
+			take_in_order(s, p, held, p->rel.rx_seq, f, len);
 		free(f);
 	}
 }
@@ -336,11 +339,11 @@ void channel_take_acks(struct session *s, const uint8_t *buf, uint32_t len)
 
 			if (!p->have_remote)
 				continue;
-			got = reliable_peer_ack(p, buf, len);
+			got = reliable_peer_ack(&p->rel, buf, len);
 			if (got & RELIABLE_ECHO_NEW)
-				reliable_publish_echo(s->win, p);
+				reliable_publish_echo(s->win, &p->rel);
 			if (got & RELIABLE_RUN_RETIRED) {
-				reliable_publish_ack(s->win, p);
+				reliable_publish_ack(s->win, &p->rel);
 				retired = true;
 			}
 		}

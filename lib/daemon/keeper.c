@@ -514,7 +514,7 @@ static void send_msg(struct session *s, const struct control_req *r)
 	/* Flow control: the port's window is full (the partner's client has
 	 * not taken enough of them yet), or everything we keep for the
 	 * partner is.  libccm counts the same window and does not ask. */
-	if (reliable_port_full(&pc->port[r->send.port]) || reliable_full(&s->rel)) {
+	if (reliable_port_full(&pc->port[r->send.port].rel) || reliable_full(&s->rel)) {
 		control_done(s->control, r->conn, r->send.tag, -EAGAIN);
 		return;
 	}

@@ -147,7 +147,7 @@ uint32_t linkset_hb_read_len(const struct session *s)
 {
 	for (int c = 0; c < s->ports->nclients; c++)
 		for (int i = 0; i < s->ports->c[c].nports; i++)
-			if (s->ports->c[c].port[i].rx_run_len)
+			if (s->ports->c[c].port[i].rel.rx_run_len)
 				return ECHO_AREA_OFFSET + 4u * s->ex->peer_ports.count;
 	return ACK_AREA_OFFSET + 8u * s->ex->peer_ports.count;
 }

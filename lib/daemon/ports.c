@@ -125,7 +125,7 @@ void ports_to_wire(struct port_table *pt, const char *const *shared, int link,
 		for (int i = 0; i < pc->nports && out->count < CCM_PORTS_TOTAL; i++) {
 			struct wire_port *w = &out->p[out->count];
 
-			pc->port[i].slot = out->count++;
+			pc->port[i].rel.slot = out->count++;
 			memcpy(w->client, pc->name, sizeof(w->client));
 			w->index = (uint16_t)i;
 			w->addr = pc->port[i].local[link].addr;
@@ -151,10 +151,10 @@ void ports_forget_remote(struct port_table *pt)
 
 			p->have_remote = 0;
 			p->link = -1;
-			p->load = p->tx_seq = p->tx_acked = p->rx_seq = p->rx_done = 0;
-			p->tx_window = p->rx_pending = 0;
-			p->rx_run_end = p->rx_run_len = p->rx_echo = 0;
-			p->tx_run_from = p->tx_run_to = p->tx_echo = 0;
+			p->load = p->rel.tx_seq = p->rel.tx_acked = p->rel.rx_seq = p->rel.rx_done = 0;
+			p->rel.tx_window = p->rel.rx_pending = 0;
+			p->rel.rx_run_end = p->rel.rx_run_len = p->rel.rx_echo = 0;
+			p->rel.tx_run_from = p->rel.tx_run_to = p->rel.tx_echo = 0;
 		}
 }
 
@@ -203,7 +203,7 @@ int ports_set_remote(struct port_table *pt, const char *const *shared, const str
 
 		if (!p)
 			return -EBADMSG;
-		if (!first && (p->peer_slot != k || !p->have_remote))
+		if (!first && (p->rel.peer_slot != k || !p->have_remote))
 			return errbuf_set(e, -EBADMSG, "LINK_JOIN[%d]: %s port %u is not where PORTS "
 					  "had it", k, in->p[k].client, in->p[k].index);
 		for (int j = 0; j < k; j++)
@@ -220,7 +220,7 @@ int ports_set_remote(struct port_table *pt, const char *const *shared, const str
 
 		p->remote[in->link] = (struct tp_remote){ w->addr, w->rkey, w->len };
 		p->have_remote |= bit;
-		p->peer_slot = (uint16_t)k;
+		p->rel.peer_slot = (uint16_t)k;
 	}
 	return 0;
 }

@@ -11,11 +11,13 @@
 #ifndef CCM_PORTS_H
 #define CCM_PORTS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/errbuf.h"
 #include "base/limits.h"
 #include "tp/transport.h"
+#include "proto/reliable.h"
 #include "proto/wire.h"
 
 struct port {
@@ -31,28 +33,14 @@ struct port {
 	                                            window over each link */
 	struct tp_remote remote[CCM_LINKS_MAX];  /* the partner's matching window */
 	unsigned have_remote;     /* bit i: remote[i] is known */
-	uint16_t slot;            /* our PORTS entry: where our ack for it is */
-	uint16_t peer_slot;       /* the partner's: where its ack for it is */
 
 	/* Traffic (the keeper's: keeper.c, channel.c) */
 	int link;                 /* the link that carries it; -1 none yet */
 	uint64_t load;            /* bytes asked lately (decays), to balance */
-	uint64_t tx_seq;          /* last message seq we sent on it */
-	uint64_t tx_acked;        /* the partner's client has up to here */
-	uint32_t tx_window;       /* client messages sent, not yet acknowledged */
-	uint64_t rx_seq;          /* last seq we took in (delivered or pending) */
-	uint64_t rx_done;         /* last seq our client's channel took: our ack */
-	uint32_t rx_pending;      /* taken in, waiting for our client (reliable.h) */
-	/* Given up (msg-hold-ms: no client of ours took them): the latest
-	 * run of the partner's seqs, told in our ack word (reliable.h) */
-	uint64_t rx_run_end;      /* its last seq */
-	uint32_t rx_run_len;      /* 0: no run to tell */
-	uint32_t rx_echo;         /* the partner's echo: the low 32 bits of the
-	                             end of our latest run it has settled */
-	uint64_t rx_given_up;     /* counter: how many, for the status */
-	/* Ours the partner gave up: the run its last ack word told */
-	uint64_t tx_run_from, tx_run_to;  /* 0, 0: none */
-	uint32_t tx_echo;         /* our echo of it, in our echo area */
+	uint64_t rx_given_up;     /* counter: how many of the partner's messages
+	                             were given up (msg-hold-ms), for the status */
+	/* Its messages: sequence, acks, flow control (proto/reliable.h) */
+	struct rel_port rel;
 };
 
 struct port_client {
@@ -68,6 +56,12 @@ struct port_table {
 	int nclients;
 	struct port_client c[CCM_CLIENTS_MAX];
 };
+
+/* The port whose message channel r is. */
+static inline struct port *port_of_rel(struct rel_port *r)
+{
+	return (struct port *)(void *)((char *)r - offsetof(struct port, rel));
+}
 
 /* A zeroed port_table is empty (and most of its 100 KiB is never touched
  * until ports are made, so allocate it with calloc rather than clear it). */

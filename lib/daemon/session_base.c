@@ -61,8 +61,8 @@ void sess_fill_handoff(const struct session *s, struct handoff *h, enum handoff_
 			continue;
 		hc->attached = s->control && control_has_channel(s->control, hc->name);
 		for (int k = 0; k < pc->nports; k++) {
-			hc->queued += pc->port[k].rx_pending;
-			hc->in_flight += pc->port[k].tx_window;
+			hc->queued += pc->port[k].rel.rx_pending;
+			hc->in_flight += pc->port[k].rel.tx_window;
 			hc->given_up += pc->port[k].rx_given_up;
 		}
 	}

@@ -19,7 +19,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "conf/config.h"
+#include "base/limits.h"
+
+/* How ports spread over the links that are up (the link-policy key). */
+enum link_policy {
+	LINK_POLICY_BALANCE = 0,
+	LINK_POLICY_STANDBY = 1,
+};
 
 enum link_state {
 	LINK_DOWN = 0,

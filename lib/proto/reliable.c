@@ -22,7 +22,7 @@ static void *make_room(void *arr, int n, int *cap, size_t size)
 }
 
 /* h keeps its own copy of frame, for port p's seq: 0, or -ENOMEM. */
-static int keep_copy(struct held_msg *h, struct port *p, uint64_t seq, const uint8_t *frame,
+static int keep_copy(struct held_msg *h, struct rel_port *p, uint64_t seq, const uint8_t *frame,
 		     uint32_t len)
 {
 	h->frame = malloc(len);
@@ -35,7 +35,7 @@ static int keep_copy(struct held_msg *h, struct port *p, uint64_t seq, const uin
 	return 0;
 }
 
-int reliable_sent(struct reliable *r, struct port *p, uint64_t seq, int link, uint64_t now,
+int reliable_sent(struct reliable *r, struct rel_port *p, uint64_t seq, int link, uint64_t now,
 		  const uint8_t *frame, uint32_t len, bool in_window, uint64_t conn, uint32_t tag)
 {
 	struct sent_msg *sent, *m;
@@ -84,7 +84,7 @@ void reliable_acked(struct reliable *r, reliable_done_fn *done, void *ctx)
 		struct sent_msg *m = &r->sent[i];
 
 		if (m->seq <= m->port->tx_acked) {
-			const struct port *p = m->port;
+			const struct rel_port *p = m->port;
 			bool given_up = p->tx_run_to && m->seq >= p->tx_run_from && m->seq <= p->tx_run_to;
 
 			forget_sent(r, m, done, ctx, given_up ? -ETIMEDOUT : 0);
@@ -100,12 +100,12 @@ bool reliable_full(const struct reliable *r)
 	return r->sent_bytes >= RELIABLE_BYTES_MAX || r->nsent >= RELIABLE_MSGS_MAX;
 }
 
-bool reliable_port_full(const struct port *p)
+bool reliable_port_full(const struct rel_port *p)
 {
 	return p->tx_window >= PORT_MSG_WINDOW;
 }
 
-enum reliable_verdict reliable_received(struct reliable *r, struct port *p, uint64_t seq,
+enum reliable_verdict reliable_received(struct reliable *r, struct rel_port *p, uint64_t seq,
 					const uint8_t *frame, uint32_t len)
 {
 	if (seq <= p->rx_seq) {
@@ -130,7 +130,7 @@ enum reliable_verdict reliable_received(struct reliable *r, struct port *p, uint
 	return RELIABLE_HELD;
 }
 
-uint8_t *reliable_next(struct reliable *r, uint32_t *len, struct port **p)
+uint8_t *reliable_next(struct reliable *r, uint32_t *len, struct rel_port **p)
 {
 	for (int i = 0; i < r->nheld; i++) {
 		struct held_msg h = r->held[i];
@@ -151,7 +151,7 @@ uint8_t *reliable_next(struct reliable *r, uint32_t *len, struct port **p)
 	return NULL;
 }
 
-int reliable_pend(struct reliable *r, struct port *p, uint64_t seq, const uint8_t *frame,
+int reliable_pend(struct reliable *r, struct rel_port *p, uint64_t seq, const uint8_t *frame,
 		  uint32_t len, uint64_t now)
 {
 	struct held_msg *pend;
@@ -192,13 +192,13 @@ void reliable_offer_pending(struct reliable *r, reliable_take_fn *take, void *ct
 	r->npend = keep;
 }
 
-bool reliable_ack_room(const struct port *p)
+bool reliable_ack_room(const struct rel_port *p)
 {
 	return !p->rx_run_len || p->rx_done + 1 - p->rx_run_end <= ACK_BACK_MAX;
 }
 
 /* Give up p's next seq (p->rx_done + 1) if the ack word can tell it. */
-static bool give_up_next(struct port *p)
+static bool give_up_next(struct rel_port *p)
 {
 	if (p->rx_run_len && p->rx_run_end == p->rx_done && p->rx_run_len < ACK_RUN_MAX)
 		p->rx_run_len++;        /* the last run goes on */
@@ -210,7 +210,7 @@ static bool give_up_next(struct port *p)
 	return true;
 }
 
-int reliable_give_up(struct reliable *r, struct port *p, uint64_t now, uint32_t hold_ms,
+int reliable_give_up(struct reliable *r, struct rel_port *p, uint64_t now, uint32_t hold_ms,
 		     uint64_t detached_at, uint64_t *next)
 {
 	bool stuck = false;  /* one of p's stays: so do all behind it */
@@ -237,7 +237,7 @@ int reliable_give_up(struct reliable *r, struct port *p, uint64_t now, uint32_t 
 	return n;
 }
 
-void reliable_publish_ack(uint8_t *status_window, const struct port *p)
+void reliable_publish_ack(uint8_t *status_window, const struct rel_port *p)
 {
 	/* reliable_ack_room keeps back within its 16 bits. */
 	uint64_t back = p->rx_run_len ? p->rx_done - p->rx_run_end : 0;
@@ -253,7 +253,7 @@ void reliable_publish_ack(uint8_t *status_window, const struct port *p)
 			 word, __ATOMIC_RELEASE);
 }
 
-void reliable_publish_echo(uint8_t *status_window, const struct port *p)
+void reliable_publish_echo(uint8_t *status_window, const struct rel_port *p)
 {
 	uint8_t be[4];
 	uint32_t word;
@@ -264,7 +264,7 @@ void reliable_publish_echo(uint8_t *status_window, const struct port *p)
 			 word, __ATOMIC_RELEASE);
 }
 
-unsigned reliable_peer_ack(struct port *p, const uint8_t *buf, size_t len)
+unsigned reliable_peer_ack(struct rel_port *p, const uint8_t *buf, size_t len)
 {
 	size_t off = ACK_AREA_OFFSET + 8 * (size_t)p->peer_slot;
 	size_t eoff = ECHO_AREA_OFFSET + 4 * (size_t)p->peer_slot;

@@ -34,7 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "daemon/ports.h"
+#include "base/limits.h"
 #include "proto/status.h"
 
 /* The ack area: one u64 (big-endian) per PORTS slot, after the status
@@ -78,8 +78,30 @@ _Static_assert(ECHO_AREA_OFFSET + ECHO_AREA_SIZE <= STATUS_KMBOX_OFFSET,
  * brings them again). */
 #define PORT_PEND_MAX      (2 * PORT_MSG_WINDOW)
 
+/* One port's message channel, as the store keeps it: the daemon's port
+ * (daemon/ports.h) embeds one, and the store knows nothing else of ports. */
+struct rel_port {
+	uint16_t slot;            /* our PORTS entry: where our ack for it is */
+	uint16_t peer_slot;       /* the partner's: where its ack for it is */
+	uint64_t tx_seq;          /* last message seq we sent on it */
+	uint64_t tx_acked;        /* the partner's client has up to here */
+	uint32_t tx_window;       /* client messages sent, not yet acknowledged */
+	uint64_t rx_seq;          /* last seq we took in (delivered or pending) */
+	uint64_t rx_done;         /* last seq our client's channel took: our ack */
+	uint32_t rx_pending;      /* taken in, waiting for our client */
+	/* Given up (msg-hold-ms: no client of ours took them): the latest
+	 * run of the partner's seqs, told in our ack word */
+	uint64_t rx_run_end;      /* its last seq */
+	uint32_t rx_run_len;      /* 0: no run to tell */
+	uint32_t rx_echo;         /* the partner's echo: the low 32 bits of the
+	                             end of our latest run it has settled */
+	/* Ours the partner gave up: the run its last ack word told */
+	uint64_t tx_run_from, tx_run_to;  /* 0, 0: none */
+	uint32_t tx_echo;         /* our echo of it, in our echo area */
+};
+
 struct sent_msg {
-	struct port *port;
+	struct rel_port *port;
 	uint64_t seq;
 	int link;                /* where it went last */
 	uint64_t sent_at;        /* ms, when it went last */
@@ -93,7 +115,7 @@ struct sent_msg {
 };
 
 struct held_msg {
-	struct port *port;
+	struct rel_port *port;
 	uint64_t seq;
 	uint64_t at;             /* ms: when it came (pending ones) */
 	uint32_t len;
@@ -115,7 +137,7 @@ struct reliable {
 /* Keep a message we sent; its completion is owed to (conn, tag) when conn
  * is not 0, and in_window counts it in p's window (p->tx_window).
  * -ENOMEM. */
-int reliable_sent(struct reliable *r, struct port *p, uint64_t seq, int link, uint64_t now,
+int reliable_sent(struct reliable *r, struct rel_port *p, uint64_t seq, int link, uint64_t now,
 		  const uint8_t *frame, uint32_t len, bool in_window, uint64_t conn, uint32_t tag);
 
 /* A sent message's completion: status 0 when acknowledged. */
@@ -128,7 +150,7 @@ void reliable_acked(struct reliable *r, reliable_done_fn *done, void *ctx);
 /* Too much unacknowledged: take no more messages for now. */
 bool reliable_full(const struct reliable *r);
 /* p's window is used up: its client waits for an ack. */
-bool reliable_port_full(const struct port *p);
+bool reliable_port_full(const struct rel_port *p);
 
 enum reliable_verdict {
 	RELIABLE_DELIVER,        /* the next one: deliver it (then reliable_next) */
@@ -138,28 +160,28 @@ enum reliable_verdict {
 };
 /* A message seq for port p arrived (frame/len: its bytes, copied if held).
  * DELIVER advances p->rx_seq. */
-enum reliable_verdict reliable_received(struct reliable *r, struct port *p, uint64_t seq,
+enum reliable_verdict reliable_received(struct reliable *r, struct rel_port *p, uint64_t seq,
 					const uint8_t *frame, uint32_t len);
 /* A held message that is now due for some port (p->rx_seq advanced, the
  * frame handed to the caller, to free()); NULL when none is. */
-uint8_t *reliable_next(struct reliable *r, uint32_t *len, struct port **p);
+uint8_t *reliable_next(struct reliable *r, uint32_t *len, struct rel_port **p);
 
 /* An in-order message for port p that its client cannot take now: kept
  * (copied) until it can, behind the others.  -ENOBUFS when p already has
  * PORT_PEND_MAX waiting, -ENOMEM. */
-int reliable_pend(struct reliable *r, struct port *p, uint64_t seq, const uint8_t *frame,
+int reliable_pend(struct reliable *r, struct rel_port *p, uint64_t seq, const uint8_t *frame,
 		  uint32_t len, uint64_t now);
 /* Offer the pending messages, oldest first, to take (which returns true
  * when the client took it; a port whose message was not taken is offered
  * nothing more this time, so each port's stay in order).  Taken ones are
  * freed and advance their port's rx_done. */
-typedef bool reliable_take_fn(void *ctx, struct port *p, const uint8_t *frame, uint32_t len);
+typedef bool reliable_take_fn(void *ctx, struct rel_port *p, const uint8_t *frame, uint32_t len);
 void reliable_offer_pending(struct reliable *r, reliable_take_fn *take, void *ctx);
 
 /* May our client take p's next message now?  Not while settling one more
  * would put the last run out of the ack word's reach (back) before the
  * sender echoed it. */
-bool reliable_ack_room(const struct port *p);
+bool reliable_ack_room(const struct rel_port *p);
 
 /* Give up p's pending messages that waited hold_ms: since they came or
  * since detached_at (its client's last channel went), whichever is later;
@@ -169,13 +191,13 @@ bool reliable_ack_room(const struct port *p);
  * moved: publish the ack), and *next the time the next one is due (or
  * UINT64_MAX: none, or one is waiting for the partner's echo, then
  * next is 0 -- look again when the echo comes). */
-int reliable_give_up(struct reliable *r, struct port *p, uint64_t now, uint32_t hold_ms,
+int reliable_give_up(struct reliable *r, struct rel_port *p, uint64_t now, uint32_t hold_ms,
 		     uint64_t detached_at, uint64_t *next);
 
 /* Our port p's ack word into the ack area of our status window, and our
  * echo into its echo area. */
-void reliable_publish_ack(uint8_t *status_window, const struct port *p);
-void reliable_publish_echo(uint8_t *status_window, const struct port *p);
+void reliable_publish_ack(uint8_t *status_window, const struct rel_port *p);
+void reliable_publish_echo(uint8_t *status_window, const struct rel_port *p);
 
 /* What a READ of the partner's status window (buf: `len` bytes from offset
  * 0) says about port p: its ack word moves p->tx_acked and p->tx_run (then
@@ -183,7 +205,7 @@ void reliable_publish_echo(uint8_t *status_window, const struct port *p);
  * RELIABLE_ECHO_NEW (publish our echo), RELIABLE_RUN_RETIRED (publish our
  * ack; what waited for the echo may go), or 0. */
 enum { RELIABLE_ECHO_NEW = 1, RELIABLE_RUN_RETIRED = 2 };
-unsigned reliable_peer_ack(struct port *p, const uint8_t *buf, size_t len);
+unsigned reliable_peer_ack(struct rel_port *p, const uint8_t *buf, size_t len);
 
 /* Drop everything (the session with the partner ended), reporting each
  * owed completion to done (may be NULL) with status. */

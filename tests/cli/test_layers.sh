@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The house's shape (scripts/check-layers.sh): calls between lib/'s files
 # point down the layers (cli -> daemon -> state -> conf -> tp -> proto,
-# client -> base) and never go round, read from the dev build's objects.
-# A tree planted with an upward call and with a cycle proves the check
-# can fail.
+# client -> base) and never go round, read from the dev build's objects,
+# and so do their #include lines.  A tree planted with an upward call, an
+# upward include and a cycle proves the check can fail.
 set -u
 # shellcheck disable=SC2154  # t comes from common.sh
 # shellcheck source=tests/lib/common.sh
@@ -47,6 +47,21 @@ test_an_upward_call_is_caught() {
 	rc=$?
 	assertEquals "an upward call fails the check" 1 $rc
 	assertContains "and is named" "$out" "base/log.o calls loop_run in daemon/loop.o"
+}
+
+test_an_upward_include_is_caught() {
+	local d=$t/tree out rc
+	plant "$d" base/log 'void log_line(void) {}'
+	printf '#include "base/log.h"\n' >"$d/src/base/clock.h"
+	mkdir -p "$d/src/daemon"
+	printf '#include "base/log.h"\n' >"$d/src/daemon/loop.h"
+	out=$("$check" "$d/obj" "$d/src" 2>&1)
+	assertEquals "includes down or within a folder: passes ($out)" 0 $?
+	printf '#include "daemon/loop.h"\n' >"$d/src/base/log.h"
+	out=$("$check" "$d/obj" "$d/src" 2>&1)
+	rc=$?
+	assertEquals "an upward include fails the check" 1 $rc
+	assertContains "and is named" "$out" 'base/log.h includes "daemon/loop.h": base may not use daemon'
 }
 
 test_a_cycle_between_files_is_caught() {

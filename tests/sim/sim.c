@@ -719,7 +719,7 @@ static void client_attach(struct sim_node *n)
 	for (int p = 0; p < PORTS; p++) {
 		struct port_client *pc = ports_find(n->s->ports, "probe");
 
-		c->orphans[p] = pc && p < pc->nports ? pc->port[p].tx_window : 0;
+		c->orphans[p] = pc && p < pc->nports ? pc->port[p].rel.tx_window : 0;
 	}
 	memset(c->tx_counter, 0, sizeof(c->tx_counter));
 	n->sim->c.attaches++;
@@ -1309,11 +1309,11 @@ static void faults(struct sim *sim, uint64_t dt_ms)
 			struct port_client *pc = n->s ? ports_find(n->s->ports, "probe") : NULL;
 			int p = (int)rng_below(r, PORTS);
 
-			if (pc && sess_connected(n->s) && pc->port[p].rx_seq > 0) {
-				pc->port[p].rx_seq--;
+			if (pc && sess_connected(n->s) && pc->port[p].rel.rx_seq > 0) {
+				pc->port[p].rel.rx_seq--;
 				sim->c.plants++;
 				trace(sim, n->idx, "PLANTED: port %d forgets it delivered seq %llu", p,
-				      (unsigned long long)pc->port[p].rx_seq + 1);
+				      (unsigned long long)pc->port[p].rel.rx_seq + 1);
 			}
 		}
 		if (rng_chance(r, sim->mix.jitter)) {
@@ -1802,9 +1802,9 @@ static void run_seed(struct sim *sim)
 				for (int p = 0; pc && p < PORTS; p++)
 					trace(sim, i, "port %d: tx_seq %llu acked %llu rx_seq %llu link %d; "
 					      "%d unacknowledged kept, %d held early, %llu dups", p,
-					      (unsigned long long)pc->port[p].tx_seq,
-					      (unsigned long long)pc->port[p].tx_acked,
-					      (unsigned long long)pc->port[p].rx_seq, pc->port[p].link,
+					      (unsigned long long)pc->port[p].rel.tx_seq,
+					      (unsigned long long)pc->port[p].rel.tx_acked,
+					      (unsigned long long)pc->port[p].rel.rx_seq, pc->port[p].link,
 					      ns->rel.nsent, ns->rel.nheld,
 					      (unsigned long long)ns->rel.dups);
 			}

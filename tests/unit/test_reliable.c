@@ -11,7 +11,7 @@
 static void test_sender(void)
 {
 	struct reliable r = { 0 };
-	struct port a = { .link = 0 }, b = { .link = 1 };
+	struct rel_port a = { .slot = 0 }, b = { .slot = 1 };
 	uint8_t frame[3000];
 
 	memset(frame, 7, sizeof(frame));
@@ -46,7 +46,7 @@ static void test_sender(void)
 static void test_receiver(void)
 {
 	struct reliable r = { 0 };
-	struct port p = { 0 }, q = { 0 }, *who;
+	struct rel_port p = { 0 }, q = { 0 }, *who;
 	uint8_t f3[] = "three", f4[] = "four";
 	uint32_t len;
 	uint8_t *f;
@@ -96,7 +96,7 @@ static void note_done(void *ctx, const struct sent_msg *m, int status)
 static void test_completions_and_window(void)
 {
 	struct reliable r = { 0 };
-	struct port a = { .slot = 0 }, b = { .slot = 1 };
+	struct rel_port a = { .slot = 0 }, b = { .slot = 1 };
 	struct dones d = { 0 };
 	uint8_t frame[64] = { 0 };
 	uint64_t seq = 0;
@@ -130,12 +130,12 @@ static void test_completions_and_window(void)
 /* Offer the pending ones to a client that takes `room` messages of port
  * 'take_port' (and all of others). */
 struct taker {
-	struct port *slow;
+	struct rel_port *slow;
 	int room, took;
 	uint64_t last_seq[2];
 };
 
-static bool take(void *ctx, struct port *p, const uint8_t *frame, uint32_t len)
+static bool take(void *ctx, struct rel_port *p, const uint8_t *frame, uint32_t len)
 {
 	struct taker *t = ctx;
 	uint64_t seq;
@@ -156,7 +156,7 @@ static bool take(void *ctx, struct port *p, const uint8_t *frame, uint32_t len)
 static void test_pending(void)
 {
 	struct reliable r = { 0 };
-	struct port a = { .slot = 0 }, b = { .slot = 1 };
+	struct rel_port a = { .slot = 0 }, b = { .slot = 1 };
 	struct taker t = { .slow = &a, .room = 3 };
 	uint8_t frame[8];
 	int n;
@@ -192,8 +192,8 @@ static void test_ack_area(void)
 {
 	static uint8_t win[ECHO_AREA_OFFSET + ECHO_AREA_SIZE];
 	/* The receiver's port is slot 3; the sender reads it as its peer_slot. */
-	struct port rx = { .slot = 3, .rx_seq = 0x100000007ull, .rx_done = 0x100000005ull };
-	struct port tx = { .peer_slot = 3, .tx_acked = 0xfffffff0ull, .tx_seq = 0x100000007ull };
+	struct rel_port rx = { .slot = 3, .rx_seq = 0x100000007ull, .rx_done = 0x100000005ull };
+	struct rel_port tx = { .peer_slot = 3, .tx_acked = 0xfffffff0ull, .tx_seq = 0x100000007ull };
 
 	reliable_publish_ack(win, &rx);
 	CHECK(win[ACK_AREA_OFFSET + 24 + 7] == 5 && win[ACK_AREA_OFFSET + 24 + 3] == 0,
@@ -236,7 +236,7 @@ static void test_give_up(void)
 {
 	static uint8_t rxwin[ECHO_AREA_OFFSET + ECHO_AREA_SIZE], txwin[sizeof(rxwin)];
 	struct reliable rr = { 0 }, tr = { 0 };
-	struct port rx = { .slot = 0, .peer_slot = 0 }, tx = { .slot = 0, .peer_slot = 0 };
+	struct rel_port rx = { .slot = 0, .peer_slot = 0 }, tx = { .slot = 0, .peer_slot = 0 };
 	struct completions c = { 0 };
 	uint8_t frame[8];
 	uint64_t next;
