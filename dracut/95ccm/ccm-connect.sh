@@ -326,7 +326,6 @@ ccm_gave_up() {
 # paths are the instance's), side by side, and back when all are: one
 # partner that takes its time delays no other.  Status 1 when one died.
 ccm_every_instance() {
-    _ccm_pids=''
     ccm_instance_step "$1" "" &
     _ccm_pids=$!
     if [ -r "$CCM_INSTANCES" ]; then

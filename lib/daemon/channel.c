@@ -4,7 +4,6 @@
  * that is away, msg-hold-ms), and the acknowledgements that carry the flow
  * control.  It calls linkset.c and session_base.c. */
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>

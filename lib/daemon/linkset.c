@@ -2,9 +2,6 @@
  * port (spread again when a link comes back), each link's heartbeat READ
  * and when it is late, our windows over each link told (LINK_JOIN), and
  * the handoff's view of them.  It calls session_base.c only. */
-#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "base/log.h"

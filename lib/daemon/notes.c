@@ -2,7 +2,6 @@
  * watchers every change of the handoff, the handshake and the links (and
  * the journal, when the keeper logs there), and its clients what happens to
  * the partner and the links.  It calls session_base.c only. */
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 

@@ -6,13 +6,10 @@
  * transport's events and the timers; it calls the keeper's files and
  * session_base.c. */
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "base/log.h"
 #include "proto/auth.h"

@@ -25,8 +25,8 @@
  * tells the sender which seqs were, so that their completions say
  * -ETIMEDOUT, never 0 (see the ack word below).
  *
- * The structures here only keep bytes; the keeper (daemon/channel.c) decides when to
- * send.  Pure: no I/O. */
+ * The structures here only keep bytes; the keeper (daemon/channel.c)
+ * decides when to send.  Pure: no I/O. */
 #ifndef CCM_RELIABLE_H
 #define CCM_RELIABLE_H
 

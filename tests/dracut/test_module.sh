@@ -1616,14 +1616,23 @@ test_module_cmdline() {
 		"$(cat "$t/out")"
 }
 
-test_module_install() {
+# run_install [SETUP...]: module-setup.sh's install() against the host of
+# sysroot_files, after the command SETUP (in the same subshell: it may set
+# dracut's variables); its output and status in $t/out, its calls in
+# $calls.
+run_install() {
 	(
 		load_module_setup
 		sysroot_files
+		"$@"
 		install
 		echo "rc=$?"
 	) > "$t/out" 2>&1
 	calls=$(cat "$t/calls")
+}
+
+test_module_install() {
+	run_install
 	assertContains "status; $(cat "$t/out")" "$(cat "$t/out")" "rc=0"
 	assertContains "the binary" "$calls" "inst_simple /usr/sbin/ccm-early /usr/sbin/ccm-early"
 	assertContains "ip" "$calls" "inst_multiple -o ip"
@@ -1643,15 +1652,13 @@ test_module_install() {
 	assertFalse "no host cmdline unless hostonly_cmdline" "[ -e '$t/initdir/etc/cmdline.d/95ccm.conf' ]"
 }
 
+# shellcheck disable=SC2034 # read by module-setup.sh
+with_systemd() { included="systemd network"; }
+# shellcheck disable=SC2034
+with_systemd_and_hostonly_cmdline() { included="systemd network" hostonly_cmdline=yes; }
+
 test_module_install_systemd_and_hostonly_cmdline() {
-	(
-		load_module_setup
-		sysroot_files
-		# shellcheck disable=SC2034 # read by module-setup.sh
-		included="systemd network" hostonly_cmdline=yes
-		install
-	) > "$t/out" 2>&1
-	calls=$(cat "$t/calls")
+	run_install with_systemd_and_hostonly_cmdline
 	assertContains "the unit; $calls" "$calls" \
 		"inst_simple $mod/ccm-early.service /usr/lib/systemd/system/ccm-early.service"
 	assertContains "enabled in the image" "$calls" "systemctl -q --root $t/initdir enable ccm-early.service"
@@ -1661,37 +1668,30 @@ test_module_install_systemd_and_hostonly_cmdline() {
 }
 
 test_module_install_missing_key_warns() {
-	(
-		load_module_setup
-		sysroot_files
-		rm "$dracutsysrootdir/etc/ccm/psk"
-		install
-	) > "$t/out" 2>&1
-	assertContains "dwarn; $(cat "$t/calls")" "$(cat "$t/calls")" \
+	run_install rm "$t/sysroot/etc/ccm/psk"
+	assertContains "dwarn; $calls" "$calls" \
 		"dwarn ccm: psk-file /etc/ccm/psk (in /etc/ccm/ccm.conf) does not exist"
 }
 
 # Every named instance of the host goes into the image with its clients
 # and key; the systemd parts when the image has systemd.
+# instances_on_the_host: two named instances' files on the host of
+# sysroot_files, a file that is not a name and one that is not a config.
+instances_on_the_host() {
+	local e=$dracutsysrootdir/etc/ccm
+	printf 'node-id = 1\nlisten = 10.0.0.1:7472\npartner = 10.0.0.2:7472\npsk-file = /etc/ccm/mirror.key\n' > "$e/mirror.conf"
+	mkdir -p "$e/mirror.clients.d" "$e/other"
+	printf 'ports = 1\nport-size = 4K\n' > "$e/mirror.clients.d/nvmirror.conf"
+	echo k > "$e/mirror.key" && chmod 644 "$e/mirror.key"
+	printf 'node-id = 1\nclients = /etc/ccm/other\n' > "$e/ctrl_b.conf"
+	printf 'ports = 1\n' > "$e/other/fmon.conf"
+	echo x > "$e/Bad.conf"
+	echo x > "$e/notes.txt"
+	with_systemd
+}
+
 test_module_install_instances() {
-	(
-		load_module_setup
-		sysroot_files
-		local e=$dracutsysrootdir/etc/ccm
-		printf 'node-id = 1\nlisten = 10.0.0.1:7472\npartner = 10.0.0.2:7472\npsk-file = /etc/ccm/mirror.key\n' > "$e/mirror.conf"
-		mkdir -p "$e/mirror.clients.d" "$e/other"
-		printf 'ports = 1\nport-size = 4K\n' > "$e/mirror.clients.d/nvmirror.conf"
-		echo k > "$e/mirror.key" && chmod 644 "$e/mirror.key"
-		printf 'node-id = 1\nclients = /etc/ccm/other\n' > "$e/ctrl_b.conf"
-		printf 'ports = 1\n' > "$e/other/fmon.conf"
-		echo x > "$e/Bad.conf"
-		echo x > "$e/notes.txt"
-		# shellcheck disable=SC2034 # read by module-setup.sh
-		included="systemd network"
-		install
-		echo "rc=$?"
-	) > "$t/out" 2>&1
-	calls=$(cat "$t/calls")
+	run_install instances_on_the_host
 	assertContains "status; $(cat "$t/out")" "$(cat "$t/out")" "rc=0"
 	assertContains "mirror.conf" "$calls" "inst_simple /etc/ccm/mirror.conf"
 	assertContains "its clients" "$calls" "inst_simple /etc/ccm/mirror.clients.d/nvmirror.conf"
