@@ -118,7 +118,7 @@ int kv_read_file(int dirfd, const char *path, char **text, size_t *len,
 {
 	struct stat st;
 	char *buf = NULL;
-	size_t n = 0;
+	size_t n = 0, cap;
 	ssize_t r;
 	int fd, rc;
 
@@ -135,15 +135,28 @@ int kv_read_file(int dirfd, const char *path, char **text, size_t *len,
 		rc = errbuf_set(e, -EINVAL, "%s: not a regular file", path);
 		goto out;
 	}
-	buf = malloc(KV_TEXT_MAX + 1);
+	/* Sized by the fstat (a fixed 64 KiB buffer is an mmap and a munmap
+	 * per file), grown to the cap if the file turns out longer: one
+	 * byte past the cap notices a file that is too large, even one that
+	 * grew after the fstat. */
+	cap = (size_t)st.st_size < KV_TEXT_MAX ? (size_t)st.st_size + 1 : KV_TEXT_MAX + 1;
+	buf = malloc(cap);
 	if (!buf) {
 		rc = errbuf_set(e, -ENOMEM, "%s: out of memory", path);
 		goto out;
 	}
-	/* Read one byte past the cap to notice a file that is too large, even
-	 * one that grew after the fstat. */
 	while (n <= KV_TEXT_MAX) {
-		r = read(fd, buf + n, KV_TEXT_MAX + 1 - n);
+		if (n == cap) {
+			char *more = realloc(buf, KV_TEXT_MAX + 1);
+
+			if (!more) {
+				rc = errbuf_set(e, -ENOMEM, "%s: out of memory", path);
+				goto out;
+			}
+			buf = more;
+			cap = KV_TEXT_MAX + 1;
+		}
+		r = read(fd, buf + n, cap - n);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {

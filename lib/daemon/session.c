@@ -429,6 +429,26 @@ static void *map_page(size_t len)
 	return p == MAP_FAILED ? NULL : p;
 }
 
+/* A session and its large buffers, allocated as one: each allocation of
+ * their sizes is an mmap of its own, and its munmap at the end costs a
+ * TLB shootdown -- on virtual machines the largest part of a short
+ * connect step.  Pages never touched are never faulted in. */
+struct session_mem {
+	struct session s;  /* first: the session is the allocation */
+	struct exchange ex;
+	struct client_set clients;
+	struct port_table ports;
+	struct wire_msg decoded;
+	struct handoff handoff;
+	uint8_t msgbuf[CCM_MSG_MAX];
+	char text[TEXT_BUF_MAX];
+};
+
+static struct session_mem *container_of_session(struct session *s)
+{
+	return (struct session_mem *)(void *)s;
+}
+
 void session_close(struct session *s)
 {
 	struct tp *tps[CCM_LINKS_MAX];
@@ -455,12 +475,7 @@ void session_close(struct session *s)
 		close(s->state_dirfd);
 	for (int i = 0; i < AUTH_SLOTS; i++)
 		auth_wipe_key(&s->keys.slot[i]);
-	free(s->ex);
-	free(s->clients);
-	free(s->ports);
-	free(s->msgbuf);
-	free(s->decoded);
-	free(s);
+	free(container_of_session(s));
 }
 
 static int crash_point(void)
@@ -482,14 +497,9 @@ static int session_setup(struct session *s, struct errbuf *e)
 	const struct tp_ops *ops = s->opts->tp ? s->opts->tp : tp_lookup(s->cfg->transport);
 	int r;
 
-	s->ex = calloc(1, sizeof(*s->ex));
-	s->clients = calloc(1, sizeof(*s->clients));
-	s->ports = calloc(1, sizeof(*s->ports));
-	s->msgbuf = malloc(CCM_MSG_MAX);
-	s->decoded = malloc(sizeof(*s->decoded));
 	s->win = map_page(STATUS_WINDOW_SIZE);
 	s->scratch = map_page(SCRATCH_SIZE);
-	if (!s->ex || !s->clients || !s->ports || !s->msgbuf || !s->decoded || !s->win || !s->scratch)
+	if (!s->win || !s->scratch)
 		return errbuf_set(e, -ENOMEM, "out of memory");
 	s->crash_at = crash_point();
 	/* A restart after switch_root opens everything below in the real
@@ -573,7 +583,8 @@ static int session_setup(struct session *s, struct errbuf *e)
 int session_open(const struct ccm_config *cfg, const struct session_opts *opts,
 		 const struct log *log, uint64_t now, int64_t wall, struct session **out)
 {
-	struct session *s = calloc(1, sizeof(*s));
+	struct session_mem *mem = calloc(1, sizeof(*mem));
+	struct session *s = mem ? &mem->s : NULL;
 	struct hs_event start = { .type = HS_EV_START };
 	struct errbuf e;
 	int r;
@@ -583,6 +594,13 @@ int session_open(const struct ccm_config *cfg, const struct session_opts *opts,
 		log_at(log, LOG_ERR, "out of memory");
 		return CCM_EXIT_FAILURE;
 	}
+	s->ex = &mem->ex;
+	s->clients = &mem->clients;
+	s->ports = &mem->ports;
+	s->msgbuf = mem->msgbuf;
+	s->decoded = &mem->decoded;
+	s->handoff_buf = &mem->handoff;
+	s->text_buf = mem->text;
 	s->cfg = cfg;
 	s->opts = opts;
 	s->log = log;

@@ -105,13 +105,11 @@ void sess_fill_handoff(const struct session *s, struct handoff *h, enum handoff_
 static void write_metrics(struct session *s, const struct handoff *h)
 {
 	const char *instance = s->cfg->instance;
-	char *buf = malloc(METRICS_TEXT_MAX);
+	char *buf = s->text_buf;
 	char prom[sizeof("ccm-early@.prom") + CCM_NAME_MAX];
 	struct errbuf e;
 	int n, r, dfd, err = 0;
 
-	if (!buf)
-		return;
 	/* Instances may share one metrics-dir: each its own file. */
 	if (instance[0])
 		snprintf(prom, sizeof(prom), "ccm-early@%s.prom", instance);
@@ -133,7 +131,6 @@ static void write_metrics(struct session *s, const struct handoff *h)
 				err = dfd < 0 ? errno : 0;
 			} else if (moved == 0 && s->opts->real_root && s->opts->real_root->proc_fd >= 0) {
 				/* Still in the initramfs: not an error yet. */
-				free(buf);
 				return;
 			}
 		}
@@ -152,20 +149,17 @@ static void write_metrics(struct session *s, const struct handoff *h)
 	else if (r == 0 && s->metrics_failing)
 		log_at(s->log, LOG_NOTE, "metrics written again");
 	s->metrics_failing = r < 0;
-	free(buf);
 }
 
 static int write_handoff(struct session *s, enum handoff_state state, const char *error,
 			 bool durable)
 {
-	struct handoff *h = malloc(sizeof(*h));
+	struct handoff *h = s->handoff_buf;
 	struct errbuf e;
 	int r;
 
-	if (!h) {
-		log_at(s->log, LOG_ERR, "handoff: out of memory");
-		return -ENOMEM;
-	}
+	if (!h || !s->text_buf)
+		return -ENOMEM;  /* only while session_setup failed early */
 	s->handoff_state = state;
 	snprintf(s->handoff_error, sizeof(s->handoff_error), "%s", error ? error : "");
 	sess_fill_handoff(s, h, state, error);
@@ -173,8 +167,8 @@ static int write_handoff(struct session *s, enum handoff_state state, const char
 	if (r < 0)
 		errbuf_set(&e, r, "%s: %s", s->state_dir, strerror(-r));
 	else
-		r = durable ? handoff_write_at(s->state_dirfd, s->state_dir, h, &e)
-			    : handoff_refresh_at(s->state_dirfd, s->state_dir, h, &e);
+		r = handoff_store_at(s->state_dirfd, s->state_dir, h, durable, s->text_buf,
+				     TEXT_BUF_MAX, &e);
 	write_metrics(s, h);
 	/* Every write is the whole state, so the first one that succeeds
 	 * after failures makes the file true again; until then the file
@@ -194,7 +188,6 @@ static int write_handoff(struct session *s, enum handoff_state state, const char
 		s->handoff_unwritten = false;
 		timer_stop(&s->timers, T_HANDOFF);
 	}
-	free(h);
 	return r;
 }
 

@@ -12,6 +12,7 @@
 #include "conf/client_desc.h"
 #include "proto/exchange.h"
 #include "state/handoff.h"
+#include "state/metrics.h"
 #include "proto/hs.h"
 #include "daemon/control.h"
 #include "proto/link_policy.h"
@@ -35,6 +36,7 @@
 #define RESEND_AFTER_MS      200    /* a message not acknowledged by then (and two
                                        link heartbeats, which bring the acks) goes again */
 #define LINKS_REFRESH_MS     1000   /* the handoff's link counters: this fresh */
+#define TEXT_BUF_MAX (HANDOFF_TEXT_MAX > METRICS_TEXT_MAX ? HANDOFF_TEXT_MAX : METRICS_TEXT_MAX)
 #define HANDOFF_RETRY_MS     5000   /* a handoff that could not be written: again */
 
 /* What a posted operation was for; the high half of its wr_id. */
@@ -203,6 +205,11 @@ struct session {
 
 	uint8_t *msgbuf;           /* encoding buffer, CCM_MSG_MAX */
 	struct wire_msg *decoded;  /* decoding buffer */
+	/* The handoff and metrics writes' buffers, kept for the session's
+	 * life: a 64 KiB buffer allocated per write is an mmap and a munmap
+	 * each time, which on virtual machines cost more than the write. */
+	struct handoff *handoff_buf;
+	char *text_buf;            /* TEXT_BUF_MAX */
 
 	/* Fault injection for the two-process tests: die by SIGKILL on
 	 * entering this handshake state (CCM_EARLY_TEST_CRASH_AT=write2, ...;

@@ -954,51 +954,44 @@ int handoff_replace_at(int dfd, const char *dir, const char *name, const char *b
 	return 0;
 }
 
-static int write_both(int dfd, const char *dir, const struct handoff *h, bool durable,
-		      struct errbuf *e)
+int handoff_store_at(int dfd, const char *dir, const struct handoff *h, bool durable,
+		     char *buf, size_t cap, struct errbuf *e)
 {
-	char *buf = malloc(HANDOFF_TEXT_MAX);
 	int n, rc = 0;
 
-	if (!buf)
-		return errbuf_set(e, -ENOMEM, "handoff: out of memory");
 	/* JSON first: a tool that polls `state` for changes then finds
 	 * state.json at least as new. */
-	n = handoff_format_json(h, buf, HANDOFF_TEXT_MAX);
+	n = handoff_format_json(h, buf, cap);
 	if (n >= 0)
 		rc = handoff_replace_at(dfd, dir, "state.json", buf, (size_t)n, durable, e);
 	if (n >= 0 && !rc)
-		n = handoff_format_shell(h, buf, HANDOFF_TEXT_MAX);
+		n = handoff_format_shell(h, buf, cap);
 	if (n >= 0 && !rc)
 		rc = handoff_replace_at(dfd, dir, "state", buf, (size_t)n, durable, e);
 	if (n < 0)
 		rc = errbuf_set(e, n, "handoff: cannot format the state (%s)",
 				n == -ENOSPC ? "too large" : "invalid contents");
-	free(buf);
 	return rc;
-}
-
-int handoff_write_at(int dfd, const char *dir, const struct handoff *h, struct errbuf *e)
-{
-	return write_both(dfd, dir, h, true, e);
-}
-
-int handoff_refresh_at(int dfd, const char *dir, const struct handoff *h, struct errbuf *e)
-{
-	return write_both(dfd, dir, h, false, e);
 }
 
 int handoff_write(const char *dir, const struct handoff *h, struct errbuf *e)
 {
+	char *buf;
 	int dfd, rc = handoff_mkdir(dir, e);
 
 	if (rc < 0)
 		return rc;
+	buf = malloc(HANDOFF_TEXT_MAX);
+	if (!buf)
+		return errbuf_set(e, -ENOMEM, "handoff: out of memory");
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
-		return errbuf_set(e, -errno, "%s: cannot open: %s", dir, strerror(errno));
-	rc = handoff_write_at(dfd, dir, h, e);
-	close(dfd);
+		rc = errbuf_set(e, -errno, "%s: cannot open: %s", dir, strerror(errno));
+	else
+		rc = handoff_store_at(dfd, dir, h, true, buf, HANDOFF_TEXT_MAX, e);
+	if (dfd >= 0)
+		close(dfd);
+	free(buf);
 	return rc;
 }
 

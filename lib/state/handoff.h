@@ -181,17 +181,19 @@ void handoff_set_clients(struct handoff *h, const struct client_match *m,
  * its parents, mode 0755) if missing. */
 int handoff_write(const char *dir, const struct handoff *h, struct errbuf *e);
 
-/* The same into an open directory (dir only names it in messages).  A
- * keeper writes through the fd it opened before switch_root: its own root
- * stays the initramfs', where the path /run/ccm no longer leads to the
- * /run that moved into the real root. */
-int handoff_write_at(int dfd, const char *dir, const struct handoff *h, struct errbuf *e);
-
-/* The same without the fsyncs, for what a keeper rewrites often (its links'
+/* The same into an open directory (dir only names it in messages),
+ * formatting in buf (cap bytes, HANDOFF_TEXT_MAX is always enough): a
+ * keeper writes often, and on these machines a buffer mapped and unmapped
+ * for every write costs more than the write.  It writes through the fd it
+ * opened before switch_root: its own root stays the initramfs', where the
+ * path /run/ccm no longer leads to the /run that moved into the real root.
+ *
+ * Without durable, no fsyncs, for what a keeper rewrites often (its links'
  * states and counters): still atomic for readers, and the keeper's next
  * durable write, or its next run, rewrites it anyway.  An fsync on a busy
  * disk can block the keeper's loop for a second. */
-int handoff_refresh_at(int dfd, const char *dir, const struct handoff *h, struct errbuf *e);
+int handoff_store_at(int dfd, const char *dir, const struct handoff *h, bool durable,
+		     char *buf, size_t cap, struct errbuf *e);
 
 /* dir/name replaced atomically by buf (n bytes): a temporary file, then a
  * rename; with durable, fsyncs of both.  Readers see the old file or the

@@ -299,6 +299,20 @@ static void test_file(void)
 	rc = config_load_file(&c, path, &e);
 	CHECK(rc == -EFBIG && strstr(e.msg, "64 KiB"), "oversized file (%s)", e.msg);
 
+	/* The buffer is sized by the fstat: a file longer than its fstat
+	 * said (one growing while read, or a /proc file, size 0) is still
+	 * read whole. */
+	{
+		char *text = NULL;
+		size_t len = 0;
+
+		rc = kv_read_file(AT_FDCWD, "/proc/self/status", &text, &len, &e);
+		CHECK(rc == 0 && len > 100 && strlen(text) == len && strstr(text, "\nVmRSS:"),
+		      "a file longer than its fstat size is read whole (%s, %zu bytes)",
+		      rc ? e.msg : "ok", len);
+		free(text);
+	}
+
 	snprintf(path, sizeof(path), "%s/missing.conf", dir);
 	rc = config_load_file(&c, path, &e);
 	CHECK(rc == -ENOENT && strstr(e.msg, "missing.conf"), "missing file (%s)", e.msg);
